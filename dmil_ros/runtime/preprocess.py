@@ -1,0 +1,151 @@
+"""Sensor preprocessing shared by the trainer and the runtime: one code path for both.
+
+The model sees
+
+* ``image``: ``(3, H, W)`` float32, RGB resized with ``cv2.INTER_AREA`` to the spec's size, scaled
+  to [0, 1] then standardised per channel;
+* ``lidar``: ``(2, beams, azimuth_bins)`` float32 range image (spherical projection, the usual
+  input of range-image LiDAR networks such as RangeNet++ / SqueezeSeg): channel 0 is
+  ``range / max_range`` of the nearest return in the cell (0 where none), channel 1 the intensity
+  of that return scaled by ``intensity_scale``. The row is the ``ring`` field when the cloud has
+  one, otherwise the elevation angle binned over the spec's vertical field of view.
+
+The spec travels inside every exported ONNX model (``metadata_props['preprocess']``) so the node
+preprocesses exactly as the model was trained.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from dmil_ros.errors import ConfigError
+
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Points:
+    """A decoded point cloud: finite points only, in the sensor frame."""
+
+    xyz: F32  # (N, 3)
+    intensity: F32 | None = None  # (N,)
+    ring: npt.NDArray[np.int32] | None = None  # (N,)
+
+    def __len__(self) -> int:
+        return int(self.xyz.shape[0])
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How raw sensor data becomes model input (validated on construction)."""
+
+    image_width: int = 64
+    image_height: int = 48
+    image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    image_std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    beams: int = 16
+    azimuth_bins: int = 180
+    max_range: float = 20.0
+    vertical_fov_deg: tuple[float, float] = (-15.0, 15.0)
+    intensity_scale: float = 1.0 / 255.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks = {
+            'image_width': self.image_width > 0,
+            'image_height': self.image_height > 0,
+            'beams': self.beams > 0,
+            'azimuth_bins': self.azimuth_bins > 0,
+            'max_range': self.max_range > 0,
+            'vertical_fov_deg': self.vertical_fov_deg[0] < self.vertical_fov_deg[1],
+            'image_std': all(s > 0 for s in self.image_std),
+        }
+        for name, ok in checks.items():
+            if not ok:
+                msg = f'preprocess spec: {name}={getattr(self, name)!r} is not valid'
+                raise ConfigError(msg)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (3, self.image_height, self.image_width)
+
+    @property
+    def lidar_shape(self) -> tuple[int, int, int]:
+        return (2, self.beams, self.azimuth_bins)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PreprocessSpec:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            msg = f'preprocess spec: not JSON ({exc})'
+            raise ConfigError(msg) from exc
+        if not isinstance(raw, dict):
+            msg = f'preprocess spec: expected an object, got {type(raw).__name__}'
+            raise ConfigError(msg)
+        known = set(cls.__dataclass_fields__)
+        unknown = set(raw) - known
+        if unknown:
+            msg = f'preprocess spec: unknown keys {sorted(unknown)}'
+            raise ConfigError(msg)
+        for key in ('image_mean', 'image_std', 'vertical_fov_deg'):
+            if key in raw:
+                raw[key] = tuple(raw[key])
+        return cls(**raw)
+
+
+def prepare_image(rgb: npt.NDArray[np.uint8], spec: PreprocessSpec) -> F32:
+    """``(H, W, 3)`` uint8 RGB -> ``(3, h, w)`` float32 standardised model input."""
+    # 1. resize (area averaging: the right filter for downscaling)
+    if rgb.shape[:2] != (spec.image_height, spec.image_width):
+        rgb = cv2.resize(rgb, (spec.image_width, spec.image_height), interpolation=cv2.INTER_AREA)
+    # 2. scale to [0, 1] and standardise per channel
+    mean = np.asarray(spec.image_mean, np.float32)
+    inv_std = 1.0 / np.asarray(spec.image_std, np.float32)
+    out = (rgb.astype(np.float32) * np.float32(1.0 / 255.0) - mean) * inv_std  # (h, w, 3)
+    # 3. channels first
+    return np.ascontiguousarray(out.transpose(2, 0, 1))  # (3, h, w)
+
+
+def prepare_points(points: Points, spec: PreprocessSpec) -> F32:
+    """A point cloud -> ``(2, beams, azimuth_bins)`` float32 range image (nearest return)."""
+    out = np.zeros(spec.lidar_shape, np.float32)
+    if len(points) == 0:
+        return out
+    xyz = points.xyz
+    # 1. spherical coordinates
+    rng = np.sqrt(np.einsum('ij,ij->i', xyz, xyz))  # (N,)
+    azimuth = np.arctan2(xyz[:, 1], xyz[:, 0])  # (N,) in [-pi, pi], 0 = straight ahead
+    col = ((azimuth + np.pi) * (spec.azimuth_bins / (2 * np.pi))).astype(np.int64)
+    np.clip(col, 0, spec.azimuth_bins - 1, out=col)
+    # 2. rows: the ring when the driver gives one, else the binned elevation
+    if points.ring is not None:
+        row = points.ring.astype(np.int64)
+    else:
+        lo, hi = np.deg2rad(spec.vertical_fov_deg)
+        elevation = np.arcsin(np.clip(xyz[:, 2] / np.maximum(rng, 1e-9), -1.0, 1.0))
+        row = np.rint((elevation - lo) / (hi - lo) * (spec.beams - 1)).astype(np.int64)
+    keep = (row >= 0) & (row < spec.beams) & (rng > 0) & (rng <= spec.max_range)
+    row, col, rng = row[keep], col[keep], rng[keep]
+    if rng.size == 0:
+        return out
+    # 3. keep the nearest return per cell: sort by (cell, range), take each cell's first
+    flat = row * spec.azimuth_bins + col
+    order = np.lexsort((rng, flat))
+    flat_sorted = flat[order]
+    first = np.ones(flat_sorted.size, bool)
+    first[1:] = flat_sorted[1:] != flat_sorted[:-1]
+    pick = order[first]
+    out[0].reshape(-1)[flat[pick]] = rng[pick] / spec.max_range
+    if points.intensity is not None:
+        out[1].reshape(-1)[flat[pick]] = points.intensity[keep][pick] * spec.intensity_scale
+    return out

@@ -1,0 +1,1 @@
+"""dmil_ros.sim."""

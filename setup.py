@@ -1,0 +1,92 @@
+"""ament_python package ``dmil_ros``; also a plain pip-installable distribution.
+
+``colcon build`` and ``pip install .`` both run this file. The shared files (launch, config,
+models, sample bags, package.xml and the ament index marker) go to ``share/dmil_ros`` so that
+``ros2 launch dmil_ros fusion.launch.py`` finds them through ``get_package_share_directory``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'dmil_ros'
+HERE = Path(__file__).resolve().parent
+
+
+def _tree(folder: str) -> list[tuple[str, list[str]]]:
+    """``data_files`` entries that mirror ``folder`` (recursively) under ``share/dmil_ros``."""
+    entries: dict[str, list[str]] = {}
+    root = HERE / folder
+    if not root.is_dir():
+        return []
+    for path in sorted(root.rglob('*')):
+        if path.is_file() and '__pycache__' not in path.parts:
+            rel = path.relative_to(HERE)
+            entries.setdefault(str(Path('share', PACKAGE, rel.parent)), []).append(str(rel))
+    return sorted(entries.items())
+
+
+def _version() -> str:
+    for line in (HERE / PACKAGE / '__init__.py').read_text(encoding='utf-8').splitlines():
+        if line.startswith('__version__'):
+            return line.split('=', 1)[1].strip().strip('\'"')
+    msg = 'dmil_ros/__init__.py: __version__ not found'
+    raise RuntimeError(msg)
+
+
+RUNTIME = [
+    'numpy>=1.26,<3',
+    'opencv-python-headless>=4.9',
+    'rosbags>=0.11,<0.12',
+    'open3d>=0.18',
+    'scipy>=1.11',
+    'scikit-learn>=1.4',
+    'tqdm>=4.66',
+    'pyarrow>=15',
+    # One ONNX Runtime, never both (they install the same module): the GPU build on Linux x86-64
+    # (CUDA when a GPU and its libraries are present, CPU otherwise), the CPU build elsewhere.
+    "onnxruntime-gpu>=1.20; sys_platform == 'linux' and platform_machine == 'x86_64'",
+    "onnxruntime>=1.20; sys_platform != 'linux' or platform_machine != 'x86_64'",
+]
+TRAIN = ['torch==2.13.0', 'onnx>=1.17', 'onnxscript>=0.2', 'tensorboard>=2.16']
+DEV = [
+    *TRAIN,
+    'pytest>=8',
+    'hypothesis>=6.100',
+    'ruff>=0.6',
+    'mypy>=1.11',
+    'dit>=1.5',
+    'ecos>=2.0.14',
+]
+
+setup(
+    name=PACKAGE,
+    version=_version(),
+    packages=find_packages(exclude=['tests', 'tests.*', 'benchmarks']),
+    package_data={PACKAGE: ['py.typed', 'msg/*.msg']},
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
+        ('share/' + PACKAGE, ['package.xml']),
+        *_tree('launch'),
+        *_tree('config'),
+        *_tree('models'),
+        *_tree('bags'),
+    ],
+    install_requires=RUNTIME,
+    extras_require={'train': TRAIN, 'dev': DEV, 'ray': ['ray>=2.9']},
+    python_requires='>=3.10',
+    zip_safe=False,
+    maintainer='dmil_ros developers',
+    maintainer_email='dmil-ros@example.com',
+    description='Interaction-aware camera + LiDAR fusion (DMIL, LSMI, PID) for ROS 2',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'dmil-ros = dmil_ros.cli:main',
+            'fusion_node = dmil_ros.ros.fusion_node:main',
+        ],
+    },
+)
