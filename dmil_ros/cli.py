@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ class Command(Protocol):
 COMMANDS: dict[str, tuple[str, str]] = {
     'simulate': (
         'dmil_ros.sim.cli',
-        'record a simulated camera + LiDAR rosbag2 with ground truth',
+        'record a simulated camera + LiDAR bag with ground truth',
     ),
     'replay': ('dmil_ros.runtime.cli', 'run the fusion pipeline over a bag, write its outputs'),
     'train': ('dmil_ros.train.cli', 'train DMIL (or a baseline) from rosbag2 recordings'),

@@ -107,7 +107,8 @@ def prepare_image(rgb: npt.NDArray[np.uint8], spec: PreprocessSpec) -> F32:
     """``(H, W, 3)`` uint8 RGB -> ``(3, h, w)`` float32 standardised model input."""
     # 1. resize (area averaging: the right filter for downscaling)
     if rgb.shape[:2] != (spec.image_height, spec.image_width):
-        rgb = cv2.resize(rgb, (spec.image_width, spec.image_height), interpolation=cv2.INTER_AREA)
+        size = (spec.image_width, spec.image_height)
+        rgb = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), np.uint8)
     # 2. scale to [0, 1] and standardise per channel
     mean = np.asarray(spec.image_mean, np.float32)
     inv_std = 1.0 / np.asarray(spec.image_std, np.float32)
