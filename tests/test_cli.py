@@ -1,0 +1,67 @@
+"""The ``dmil-ros`` command line: help, version, log level, errors, and light start-up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from dmil_ros import __version__
+from dmil_ros.cli import COMMANDS, main
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, '-m', 'dmil_ros', *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_version() -> None:
+    result = run('--version')
+    assert result.returncode == 0
+    assert result.stdout.strip() == f'dmil-ros {__version__}'
+
+
+def test_help_lists_every_available_subcommand() -> None:
+    result = run('--help')
+    assert result.returncode == 0
+    assert '--log-level' in result.stdout
+    for name in COMMANDS:
+        module = COMMANDS[name][0]
+        try:
+            __import__(module)
+        except ModuleNotFoundError:
+            continue  # not delivered yet: not listed
+        assert name in result.stdout
+
+
+def test_no_command_prints_usage_and_fails() -> None:
+    result = run()
+    assert result.returncode == 2
+    assert 'usage: dmil-ros' in result.stderr
+
+
+def test_unknown_log_level_is_rejected() -> None:
+    result = run('--log-level', 'loud', '--version')
+    assert result.returncode == 2
+    assert 'loud' in result.stderr
+
+
+def test_help_does_not_import_torch_or_onnxruntime() -> None:
+    code = (
+        'import sys\n'
+        'from dmil_ros.cli import build_parser\n'
+        'build_parser()\n'
+        "print(sorted(m for m in ('torch', 'onnxruntime') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, '-c', code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == '[]'
+
+
+def test_main_reports_usage_errors_through_argparse() -> None:
+    with pytest.raises(SystemExit) as info:
+        main(['no-such-command'])
+    assert info.value.code == 2
