@@ -8,7 +8,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from xml.etree import ElementTree
+from xml.etree import ElementTree as ET
 
 import pytest
 
@@ -67,7 +67,7 @@ def test_wheel_ships_package_and_message_definitions(wheel: zipfile.ZipFile) -> 
     names = set(wheel.namelist())
     assert 'dmil_ros/cli.py' in names
     assert 'dmil_ros/py.typed' in names
-    msgs = [p for p in (ROOT / 'dmil_ros' / 'msg').glob('*.msg')]
+    msgs = list((ROOT / 'dmil_ros' / 'msg').glob('*.msg'))
     for msg in msgs:
         assert f'dmil_ros/msg/{msg.name}' in names
     assert not any(n.startswith('tests/') for n in names)
@@ -81,7 +81,7 @@ def test_wheel_entry_points(wheel: zipfile.ZipFile) -> None:
 
 
 def test_package_xml_is_format_3_with_real_dependencies() -> None:
-    root = ElementTree.parse(ROOT / 'package.xml').getroot()
+    root = ET.parse(ROOT / 'package.xml').getroot()
     assert root.tag == 'package'
     assert root.get('format') == '3'
     assert root.findtext('name') == 'dmil_ros'
@@ -106,7 +106,7 @@ def test_package_xml_is_format_3_with_real_dependencies() -> None:
 
 def test_ros_dependencies_cover_the_adapter_imports() -> None:
     """Every ROS package the rclpy adapter and launch file import is declared in package.xml."""
-    root = ElementTree.parse(ROOT / 'package.xml').getroot()
+    root = ET.parse(ROOT / 'package.xml').getroot()
     declared = {e.text for e in root.findall('exec_depend')}
     files = [*(ROOT / 'dmil_ros' / 'ros').glob('*.py'), *(ROOT / 'launch').glob('*.py')]
     ros_pkgs = {
