@@ -1,0 +1,34 @@
+"""Errors of the runtime: bad sensor messages, bad models, bad runtime configuration."""
+
+from __future__ import annotations
+
+from dmil_ros.errors import DmilError
+
+
+class RuntimeDmilError(DmilError):
+    """Base class of the runtime's deliberate errors."""
+
+
+class DecodeError(RuntimeDmilError, ValueError):
+    """A sensor message cannot be decoded.
+
+    ``reason`` is a short stable key (``'encoding'``, ``'size'``, ``'fields'`` ...) under which the
+    pipeline counts the message in its diagnostics; the text names the topic and the field.
+    """
+
+    def __init__(
+        self, message: str, *, topic: str = '', field: str = '', reason: str = ''
+    ) -> None:
+        where = f'topic {topic!r}: ' if topic else ''
+        super().__init__(f'{where}{message}')
+        self.topic = topic
+        self.field = field
+        self.reason = reason or (field or 'invalid')
+
+
+class ModelError(RuntimeDmilError):
+    """An ONNX model is missing, unreadable or does not follow the model contract."""
+
+
+class RuntimeConfigError(RuntimeDmilError, ValueError):
+    """A runtime parameter (slop, queue size, thresholds, provider) is invalid."""
