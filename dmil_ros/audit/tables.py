@@ -1,0 +1,132 @@
+"""The per-frame audit table: its columns, and writers for Parquet (pyarrow) and CSV.
+
+One row per fused frame (camera image + paired cloud), in bag order then time order. Columns:
+
+=====================  ==================================================================
+``bag``, ``index``     bag name, frame index within the bag
+``stamp``              camera header stamp, ns since the epoch (int64)
+``action``             the model's action (argmax of ``probs``)
+``prob_<action>``      the model's action probabilities
+``gate_<component>``   DMIL gates (NaN when the model has none)
+``model_<component>``  LSMI terms (bits) with the model's prediction as target
+``data_<component>``   LSMI terms (bits) with the recorded action as target (NaN: no label)
+``label``              recorded (expert) action, '' when the bag has none
+``alert``              the runtime spike monitor's alert flag
+``spike``              inside an offline synergy spike (see :mod:`dmil_ros.audit.spikes`)
+``family``             simulator scene family ('' without ground truth), ``segment`` its id
+``synergy_ratio``,     GapScore ingredients (methods §5) and ``gapscore`` itself
+``shortcut_score``,
+``fusion_potential``
+=====================  ==================================================================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from dmil_ros.actions import ACTIONS, COMPONENTS
+from dmil_ros.audit.errors import AuditInputError
+
+PROB_COLUMNS = tuple(f'prob_{a}' for a in ACTIONS)
+GATE_COLUMNS = tuple(f'gate_{c}' for c in COMPONENTS)
+MODEL_COLUMNS = tuple(f'model_{c}' for c in COMPONENTS)
+DATA_COLUMNS = tuple(f'data_{c}' for c in COMPONENTS)
+GAP_COLUMNS = ('synergy_ratio', 'shortcut_score', 'fusion_potential', 'gapscore')
+
+SCHEMA = pa.schema(
+    [
+        ('bag', pa.string()),
+        ('index', pa.int32()),
+        ('stamp', pa.int64()),
+        ('action', pa.string()),
+        *[(c, pa.float32()) for c in PROB_COLUMNS],
+        *[(c, pa.float32()) for c in GATE_COLUMNS],
+        *[(c, pa.float32()) for c in MODEL_COLUMNS],
+        *[(c, pa.float32()) for c in DATA_COLUMNS],
+        ('label', pa.string()),
+        ('alert', pa.bool_()),
+        ('spike', pa.bool_()),
+        ('family', pa.string()),
+        ('segment', pa.int32()),
+        *[(c, pa.float32()) for c in GAP_COLUMNS],
+    ]
+)
+COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
+
+
+def build_table(columns: dict[str, Any]) -> pa.Table:
+    """A table with exactly :data:`SCHEMA`; every column must be given, all the same length."""
+    missing = [c for c in COLUMNS if c not in columns]
+    extra = [c for c in columns if c not in COLUMNS]
+    if missing or extra:
+        msg = f'frame table: missing columns {missing}, unknown columns {extra}'
+        raise AuditInputError(msg)
+    lengths = {c: len(columns[c]) for c in COLUMNS}
+    if len(set(lengths.values())) > 1:
+        msg = f'frame table: columns differ in length {lengths}'
+        raise AuditInputError(msg)
+    arrays = [pa.array(columns[f.name], type=f.type, from_pandas=True) for f in SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+def empty_table() -> pa.Table:
+    return SCHEMA.empty_table()
+
+
+def write_table(table: pa.Table, out_dir: Path, stem: str = 'frames') -> tuple[Path, Path]:
+    """Write ``<stem>.parquet`` and ``<stem>.csv`` atomically (temp file then rename)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parquet = out_dir / f'{stem}.parquet'
+    csv = out_dir / f'{stem}.csv'
+    tmp_p = parquet.with_suffix('.parquet.tmp')
+    tmp_c = csv.with_suffix('.csv.tmp')
+    pq.write_table(table, tmp_p, compression='zstd')
+    pacsv.write_csv(table, tmp_c)
+    tmp_p.replace(parquet)
+    tmp_c.replace(csv)
+    return parquet, csv
+
+
+def read_table(path: Path) -> pa.Table:
+    """Read a frame table written by :func:`write_table` (schema checked)."""
+    table = pq.read_table(path)
+    if table.schema.names != list(COLUMNS):
+        msg = f'{path}: not an audit frame table (columns {table.schema.names})'
+        raise AuditInputError(msg)
+    return table
+
+
+def column(table: pa.Table, name: str) -> npt.NDArray[Any]:
+    """A column as numpy (nulls become NaN for floats)."""
+    return np.asarray(table.column(name).to_numpy(zero_copy_only=False))
+
+
+def matrix(table: pa.Table, names: tuple[str, ...]) -> npt.NDArray[np.float64]:
+    """Several float columns stacked: ``(N, len(names))`` float64."""
+    if table.num_rows == 0:
+        return np.zeros((0, len(names)), np.float64)
+    return np.stack([column(table, n).astype(np.float64) for n in names], axis=1)
+
+
+__all__ = [
+    'COLUMNS',
+    'DATA_COLUMNS',
+    'GAP_COLUMNS',
+    'GATE_COLUMNS',
+    'MODEL_COLUMNS',
+    'PROB_COLUMNS',
+    'SCHEMA',
+    'build_table',
+    'column',
+    'empty_table',
+    'matrix',
+    'read_table',
+    'write_table',
+]

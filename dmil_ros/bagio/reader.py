@@ -1,0 +1,371 @@
+"""Robust rosbag2 reading: everything that can be read, plus a record of what could not.
+
+A bag that was recorded to the end is read with ``rosbags`` (indexed, time ordered). A bag whose
+recorder died (no ``metadata.yaml``, an MCAP file without summary or footer), or whose storage is
+damaged (a chunk whose CRC fails, a record cut short, a malformed sqlite page) is *salvaged*:
+
+* MCAP: the records are scanned front to back (format: magic, then ``opcode u8, length u64,
+  body`` records; https://mcap.dev/spec); each chunk is decompressed and CRC-checked on its own, so
+  a bad chunk costs only its own messages; the scan stops at the first record cut short.
+* sqlite3: the ``messages`` table is read in time order until the database reports damage.
+
+Each problem becomes a :class:`ReadIssue` in :attr:`RobustReader.issues`; nothing is raised for
+damage once the bag has been found. A message whose CDR bytes do not deserialize is counted per
+topic in :attr:`RobustReader.skipped` and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import struct
+from binascii import crc32
+from collections import Counter
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from rosbags.rosbag2 import Reader
+from rosbags.rosbag2.errors import ReaderError
+from rosbags.typesys.store import Typestore
+
+from dmil_ros.bagio.typestore import typestore as default_typestore
+from dmil_ros.errors import DmilError
+
+logger = logging.getLogger(__name__)
+
+MCAP_MAGIC = b'\x89MCAP0\r\n'
+_OP_HEADER, _OP_FOOTER, _OP_SCHEMA, _OP_CHANNEL, _OP_MESSAGE, _OP_CHUNK = 1, 2, 3, 4, 5, 6
+_OP_PARTIAL_CHUNK = 0x100  # internal: the readable head of a chunk cut short
+_U16 = struct.Struct('<H')
+_U32 = struct.Struct('<I')
+_U64 = struct.Struct('<Q')
+_MSG_HEAD = struct.Struct('<HIQQ')  # channel id, sequence, log time, publish time
+_CHUNK_HEAD = struct.Struct('<QQQI')  # start, end, uncompressed size, crc
+
+
+class BagReadError(DmilError):
+    """The path is not a bag at all (nothing could be read from it)."""
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """One message as stored: CDR bytes, not yet deserialized."""
+
+    topic: str
+    msgtype: str
+    timestamp: int  # log time, ns
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ReadIssue:
+    """Something in the bag that could not be read."""
+
+    file: str
+    offset: int | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {'file': self.file, 'offset': self.offset, 'message': self.message}
+
+
+class _TruncatedError(Exception):
+    """A record runs past the end of the data (internal to the MCAP scanner)."""
+
+
+def _take(buf: memoryview, pos: int, size: int) -> tuple[memoryview, int]:
+    if pos + size > len(buf):
+        raise _TruncatedError
+    return buf[pos : pos + size], pos + size
+
+
+def _string(buf: memoryview, pos: int) -> tuple[str, int]:
+    raw, pos = _take(buf, pos, 4)
+    (size,) = _U32.unpack(raw)
+    raw, pos = _take(buf, pos, size)
+    return bytes(raw).decode('utf-8', 'replace'), pos
+
+
+def _decompress(data: bytes, compression: str, size: int) -> bytes:
+    if compression == '':
+        return data
+    if compression == 'zstd':
+        from backports import zstd
+
+        out: bytes = zstd.decompress(data)
+        return out
+    if compression == 'lz4':
+        from lz4.frame import decompress  # type: ignore[import-untyped]
+
+        return bytes(decompress(data))
+    msg = f'compression {compression!r} not supported'
+    raise ValueError(msg)
+
+
+class _McapSalvager:
+    """Front-to-back scan of one (possibly damaged) MCAP file."""
+
+    def __init__(self, path: Path, topics: Collection[str] | None, issues: list[ReadIssue]):
+        self.path = path
+        self.topics = set(topics) if topics else None
+        self.issues = issues
+        self.schemas: dict[int, str] = {}
+        self.channels: dict[int, tuple[str, str]] = {}  # id -> (topic, msgtype)
+
+    def _issue(self, offset: int | None, message: str) -> None:
+        self.issues.append(ReadIssue(str(self.path), offset, message))
+
+    def _records(
+        self, buf: memoryview, pos: int, base: int, in_chunk: bool
+    ) -> Iterator[tuple[int, memoryview, int]]:
+        """Yield ``(opcode, body, file_offset)`` until the data ends or is cut short."""
+        end = len(buf)
+        while pos < end:
+            start = pos
+            if end - pos < 9:
+                self._issue(base + start, f'record header cut short ({end - pos} bytes left)')
+                return
+            op = buf[pos]
+            (size,) = _U64.unpack(buf[pos + 1 : pos + 9])
+            pos += 9
+            if size > end - pos:
+                where = 'chunk' if in_chunk else 'file'
+                self._issue(
+                    base + start,
+                    f'record opcode 0x{op:02x} of {size} bytes runs past the end of the {where}'
+                    f' ({end - pos} bytes left): truncated',
+                )
+                if op == _OP_CHUNK and not in_chunk:
+                    yield _OP_PARTIAL_CHUNK, buf[pos:end], base + start
+                return
+            yield op, buf[pos : pos + size], base + start
+            pos += size
+
+    def _message(self, body: memoryview) -> RawMessage | None:
+        if len(body) < _MSG_HEAD.size:
+            raise _TruncatedError
+        channel, _, log_time, _ = _MSG_HEAD.unpack(body[: _MSG_HEAD.size])
+        entry = self.channels.get(channel)
+        if entry is None:
+            return None
+        topic, msgtype = entry
+        if self.topics is not None and topic not in self.topics:
+            return None
+        return RawMessage(topic, msgtype, log_time, bytes(body[_MSG_HEAD.size :]))
+
+    def _meta(self, op: int, body: memoryview) -> None:
+        if op == _OP_SCHEMA:
+            (sid,) = _U16.unpack(body[:2])
+            name, _ = _string(body, 2)
+            self.schemas[sid] = name
+        elif op == _OP_CHANNEL:
+            cid, sid = struct.unpack('<HH', body[:4])
+            topic, _ = _string(body, 4)
+            self.channels[cid] = (topic, self.schemas.get(sid, ''))
+
+    def _chunk(self, body: memoryview, offset: int) -> list[RawMessage]:
+        _, _, usize, crc = _CHUNK_HEAD.unpack(body[: _CHUNK_HEAD.size])
+        compression, pos = _string(body, _CHUNK_HEAD.size)
+        raw, pos = _take(body, pos, 8)
+        (csize,) = _U64.unpack(raw)
+        data, _ = _take(body, pos, csize)
+        inner = _decompress(bytes(data), compression, usize)
+        if len(inner) != usize:
+            msg = f'chunk decompressed to {len(inner)} bytes, header says {usize}'
+            raise ValueError(msg)
+        if crc and crc32(inner) != crc:
+            msg = 'chunk CRC mismatch'
+            raise ValueError(msg)
+        out = []
+        for op, rec, _ in self._records(memoryview(inner), 0, offset, in_chunk=True):
+            if op == _OP_MESSAGE:
+                message = self._message(rec)
+                if message is not None:
+                    out.append(message)
+            else:
+                self._meta(op, rec)
+        out.sort(key=lambda m: m.timestamp)
+        return out
+
+    def _partial_chunk(self, body: memoryview, offset: int) -> list[RawMessage]:
+        """Messages from the head of an uncompressed chunk cut short (a recorder killed)."""
+        compression, pos = _string(body, _CHUNK_HEAD.size)
+        if compression:
+            return []  # a compressed stream cut short cannot be decoded
+        pos += 8
+        out = []
+        for op, rec, _ in self._records(body[pos:], 0, offset, in_chunk=True):
+            if op == _OP_MESSAGE:
+                message = self._message(rec)
+                if message is not None:
+                    out.append(message)
+            else:
+                self._meta(op, rec)
+        out.sort(key=lambda m: m.timestamp)
+        return out
+
+    def messages(self) -> Iterator[RawMessage]:
+        data = self.path.read_bytes()
+        if not data.startswith(MCAP_MAGIC):
+            self._issue(0, 'not an MCAP file (bad magic)')
+            return
+        buf = memoryview(data)
+        for op, body, offset in self._records(buf, len(MCAP_MAGIC), 0, in_chunk=False):
+            try:
+                if op == _OP_CHUNK:
+                    yield from self._chunk(body, offset)
+                elif op == _OP_PARTIAL_CHUNK:
+                    yield from self._partial_chunk(body, offset)
+                elif op == _OP_MESSAGE:
+                    message = self._message(body)
+                    if message is not None:
+                        yield message
+                elif op == _OP_FOOTER:
+                    return
+                else:
+                    self._meta(op, body)
+            except (_TruncatedError, ValueError, struct.error, OSError) as exc:  # noqa: PERF203
+                text = str(exc) or 'record cut short'
+                self._issue(offset, f'record opcode 0x{op:02x} skipped: {text}')
+
+
+def _salvage_sqlite(
+    path: Path, topics: Collection[str] | None, issues: list[ReadIssue]
+) -> Iterator[RawMessage]:
+    wanted = set(topics) if topics else None
+    try:
+        con = sqlite3.connect(f'file:{path}?mode=ro', uri=True)
+    except sqlite3.Error as exc:
+        issues.append(ReadIssue(str(path), None, f'sqlite: {exc}'))
+        return
+    try:
+        names = {
+            tid: (name, msgtype)
+            for tid, name, msgtype in con.execute('SELECT id, name, type FROM topics')
+        }
+        cursor = con.execute('SELECT topic_id, timestamp, data FROM messages ORDER BY timestamp')
+        for tid, stamp, blob in cursor:
+            entry = names.get(tid)
+            if entry is None or (wanted is not None and entry[0] not in wanted):
+                continue
+            yield RawMessage(entry[0], entry[1], int(stamp), bytes(blob))
+    except sqlite3.Error as exc:
+        issues.append(ReadIssue(str(path), None, f'sqlite: {exc}'))
+    finally:
+        con.close()
+
+
+class RobustReader:
+    """Iterate a bag's messages; damage becomes :attr:`issues` instead of an exception.
+
+    ``path`` is a rosbag2 directory, or a single ``.mcap`` / ``.db3`` file. ``topics`` limits the
+    topics read (``None``: all). Messages come in time order in indexed mode; in salvage mode in
+    storage order (time order within each chunk, which is time order for bags recorded live).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        topics: Collection[str] | None = None,
+        store: Typestore | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            msg = f'bag {str(self.path)!r} does not exist'
+            raise BagReadError(msg)
+        self.topics = list(topics) if topics is not None else None
+        self.store = store if store is not None else default_typestore()
+        self.issues: list[ReadIssue] = []
+        self.skipped: Counter[str] = Counter()
+        self.mode: Literal['indexed', 'salvage'] = 'indexed'
+        self.count = 0
+
+    @property
+    def complete(self) -> bool:
+        """True when the whole bag was read without any problem."""
+        return not self.issues and not self.skipped
+
+    def _storage_files(self) -> list[Path]:
+        if self.path.is_file():
+            return [self.path]
+        files = sorted(self.path.glob('*.mcap')) + sorted(self.path.glob('*.db3'))
+        if not files:
+            msg = f'bag {str(self.path)!r}: no .mcap or .db3 storage file found'
+            raise BagReadError(msg)
+        return files
+
+    def _indexed(self) -> Iterator[RawMessage]:
+        with Reader(self.path) as reader:
+            conns = [
+                c for c in reader.connections if self.topics is None or c.topic in self.topics
+            ]
+            for conn, stamp, data in reader.messages(connections=conns):
+                yield RawMessage(conn.topic, conn.msgtype, stamp, bytes(data))
+
+    def _salvage(self, after: int | None) -> Iterator[RawMessage]:
+        self.mode = 'salvage'
+        for file in self._storage_files():
+            if file.suffix == '.db3':
+                source = _salvage_sqlite(file, self.topics, self.issues)
+            else:
+                source = _McapSalvager(file, self.topics, self.issues).messages()
+            for message in source:
+                if after is not None and message.timestamp <= after:
+                    continue
+                yield message
+
+    def __iter__(self) -> Iterator[RawMessage]:
+        """Raw messages; falls back to salvage when the indexed reader fails."""
+        last: int | None = None
+        try:
+            for message in self._indexed():
+                last = message.timestamp
+                self.count += 1
+                yield message
+            return
+        except (
+            ReaderError,
+            OSError,
+            ValueError,
+            KeyError,
+            struct.error,
+            FileNotFoundError,
+        ) as exc:
+            where = 'while reading' if last is not None else 'on open'
+            self.issues.append(
+                ReadIssue(str(self.path), None, f'indexed reader failed {where}: {exc}')
+            )
+            logger.warning('bag %s: %s; salvaging what is readable', self.path, exc)
+        for message in self._salvage(last):
+            self.count += 1
+            yield message
+
+    def decoded(self) -> Iterator[tuple[RawMessage, Any]]:
+        """``(raw, message object)``; a message whose CDR fails is counted and skipped."""
+        for raw in self:
+            try:
+                obj = self.store.deserialize_cdr(raw.data, raw.msgtype)
+            except Exception as exc:  # any CDR failure means one bad message
+                if not self.skipped[raw.topic]:
+                    logger.warning(
+                        'topic %r: message at %d not decodable: %s', raw.topic, raw.timestamp, exc
+                    )
+                self.skipped[raw.topic] += 1
+                continue
+            yield raw, obj
+
+    def report(self) -> dict[str, Any]:
+        """JSON-ready account of the read: mode, counts, issues, skipped messages per topic."""
+        return {
+            'path': str(self.path),
+            'mode': self.mode,
+            'messages': self.count,
+            'complete': self.complete,
+            'issues': [i.as_dict() for i in self.issues],
+            'skipped': dict(self.skipped),
+        }
+
+
+__all__ = ['BagReadError', 'RawMessage', 'ReadIssue', 'RobustReader']
