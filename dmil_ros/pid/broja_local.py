@@ -1,0 +1,358 @@
+"""Sample-level terms whose means are exactly the BROJA atoms (a BROJA-consistent LSMI variant).
+
+Derivation (bits; p the data distribution, q* = argmin_{q ∈ Δp} I_q(X1,X2;Y), Bertschinger et al.
+2014; Δp keeps q(x1,y) = p(x1,y) and q(x2,y) = p(x2,y)).
+
+1. The objective f(q) = Σ q log q(y|x1,x2) has gradient log q(y|x1,x2). On the face of the
+   polytope where q* lives (support S = {q* > 0}) the optimality condition says the gradient is
+   orthogonal to every direction that keeps both pairwise marginals, i.e. lies in the span of the
+   constraint functions: log q*(y|x1,x2) = a(x1,y) + b(x2,y) on S.
+2. Let ℓ(x1,x2,y) = a(x1,y) + b(x2,y) be the q*-weighted least-squares fit of log2 q*(y|x1,x2)
+   over S (exact on S at the optimum). Any function of (x1,y) plus one of (x2,y) has the same mean
+   under p and q*, because they share those marginals; and the weighted LS residual is
+   q*-orthogonal to constants, so E_q*[ℓ] = E_q*[log2 q*(y|x1,x2)] even for an inexact q*. Hence
+   E_p[ℓ] = -H_q*(Y|X1,X2).
+3. With BROJA U1 = I_q*(X1;Y|X2), U2 = I_q*(X2;Y|X1), R = I(X1;Y) - U1, S = I_p - I_q* and
+   q*(y|x2) = p(y|x2), the per-sample terms
+
+       s  = log2 p(y|x1,x2) - ℓ
+       u1 = ℓ - log2 p(y|x2)
+       u2 = ℓ - log2 p(y|x1)
+       r  = log2 p(y|x1) + log2 p(y|x2) - log2 p(y) - ℓ
+
+   have E_p[s] = S, E_p[u1] = U1, E_p[u2] = U2, E_p[r] = R exactly, and per sample
+   r + u1 = i(x1;y), r + u2 = i(x2;y), r + u1 + u2 + s = i(x1,x2;y) (as LSMI's terms).
+
+Where p(y|.) are the histogram conditionals of the discrete (clustered) variables the identity is
+exact. For continuous features we cluster each modality (standardise, optional PCA, k-means; the
+CVX recipe of Liang et al. 2023), solve ``exact_pid`` on the cluster histogram and look ℓ up by the
+nearest-centroid cells; p(y|.) then come either from the histogram (``source='clusters'``) or from
+discriminators (``source='discriminators'``, e.g. the DMIL heads; then E[s] also counts the
+information the clustering loses). On a sample with a one-sensor decision (x1 alone fixes y)
+q*(y|x1,x2) = p(y|x1) = 1, so s = 0: no synergy alarm from a redundant or unique frame.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+from torch import nn
+
+from dmil_ros.pid.errors import PIDInputError
+from dmil_ros.pid.measures import normalise
+
+__all__ = [
+    'BROJALocal',
+    'BROJALocalModule',
+    'LocalTable',
+    'local_table',
+]
+
+FloatArray = NDArray[np.float64]
+_LN2 = math.log(2.0)
+_FLOOR = -60.0  # log2 floor for empty conditionals (bits)
+
+
+@dataclass(frozen=True)
+class LocalTable:
+    """Per-cell BROJA-local terms of a discrete p[x1, x2, y] (arrays like p; bits).
+
+    ``ell`` = ℓ, ``log_p1`` = log2 p(y|x1) broadcast, etc. Terms are defined on every cell (also
+    outside the support of p); ``mean_*`` are their expectations under p (= the exact atoms).
+    """
+
+    joint: FloatArray
+    q: FloatArray
+    ell: FloatArray
+    log_p1: FloatArray  # (n1, ny)
+    log_p2: FloatArray  # (n2, ny)
+    log_p12: FloatArray  # (n1, n2, ny)
+    log_prior: FloatArray  # (ny,)
+    redundancy: FloatArray
+    unique_1: FloatArray
+    unique_2: FloatArray
+    synergy: FloatArray
+
+    def means(self) -> tuple[float, float, float, float]:
+        p = self.joint
+        return tuple(  # type: ignore[return-value]
+            float(np.sum(p * a))
+            for a in (self.redundancy, self.unique_1, self.unique_2, self.synergy)
+        )
+
+
+def _safe_log2(a: FloatArray) -> FloatArray:
+    with np.errstate(divide='ignore', invalid='ignore'):
+        out = np.log2(a)
+    return np.where(np.isfinite(out), out, _FLOOR)
+
+
+def _fit_ell(q: FloatArray) -> FloatArray:
+    """Step 2: q*-weighted LS fit a(x1,y) + b(x2,y) of log2 q*(y|x1,x2) over q* > 0."""
+    n1, n2, ny = q.shape
+    q12 = q.sum(2, keepdims=True)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        target = np.log2(q / q12)  # (n1, n2, ny)
+    i1, i2, y = np.nonzero(q > 0)
+    w = np.sqrt(q[i1, i2, y])
+    rows = np.arange(len(y))
+    design = np.zeros((len(y), (n1 + n2) * ny))  # columns: a(x1,y) then b(x2,y)
+    design[rows, i1 * ny + y] = 1.0
+    design[rows, n1 * ny + i2 * ny + y] = 1.0
+    coef, *_ = np.linalg.lstsq(design * w[:, None], target[i1, i2, y] * w, rcond=None)
+    a = coef[: n1 * ny].reshape(n1, 1, ny)
+    b = coef[n1 * ny :].reshape(1, n2, ny)
+    return np.asarray(a + b, dtype=np.float64)  # (n1, n2, ny)
+
+
+def local_table(joint: ArrayLike, q: ArrayLike | None = None) -> LocalTable:
+    """BROJA-local terms of a discrete joint; ``q`` = q* (``exact_pid`` is called if omitted)."""
+    p = normalise(joint, ndim=3, name='joint')
+    if q is None:
+        from dmil_ros.pid.exact import exact_pid
+
+        q = exact_pid(p).q
+    qs = normalise(q, ndim=3, name='q')
+    if qs.shape != p.shape:
+        raise PIDInputError(f'q: shape {qs.shape} differs from joint {p.shape}')
+    ell = _fit_ell(qs)
+    py = p.sum((0, 1))  # (ny,)
+    p1y = p.sum(1)  # (n1, ny)
+    p2y = p.sum(0)  # (n2, ny)
+    p12 = p.sum(2, keepdims=True)
+    lp1 = _safe_log2(p1y / p1y.sum(1, keepdims=True))  # log2 p(y|x1)
+    lp2 = _safe_log2(p2y / p2y.sum(1, keepdims=True))
+    with np.errstate(divide='ignore', invalid='ignore'):
+        cond12 = np.where(p12 > 0, p / p12, 0.0)
+    # unseen (x1, x2): fall back to the normalised exp(ℓ), which gives s = 0 there
+    fallback = np.exp2(ell - ell.max(2, keepdims=True))
+    fallback /= fallback.sum(2, keepdims=True)
+    lp12 = np.where(p12 > 0, _safe_log2(cond12), np.log2(fallback))
+    lpy = _safe_log2(py)
+    b1 = lp1[:, None, :]
+    b2 = lp2[None, :, :]
+    r = b1 + b2 - lpy - ell
+    return LocalTable(
+        joint=p,
+        q=qs,
+        ell=ell,
+        log_p1=lp1,
+        log_p2=lp2,
+        log_p12=lp12,
+        log_prior=lpy,
+        redundancy=r,
+        unique_1=ell - b2,
+        unique_2=ell - b1,
+        synergy=lp12 - ell,
+    )
+
+
+def broja_local_terms(
+    ell: torch.Tensor,
+    log2_prior: torch.Tensor,
+    lp1: torch.Tensor,
+    lp2: torch.Tensor,
+    lp12: torch.Tensor,
+) -> torch.Tensor:
+    """(B, 4) = r, u1, u2, s in bits from per-sample ℓ, log2 p(y), log2 p(y|x1), ... (all (B,))."""
+    r = lp1 + lp2 - log2_prior - ell
+    return torch.stack([r, ell - lp2, ell - lp1, lp12 - ell], dim=1)
+
+
+class BROJALocalModule(nn.Module):
+    """Exportable per-sample BROJA-local terms.
+
+    Buffers: per modality an affine map (standardise + PCA) ``w_m`` (D_m, P_m), ``b_m`` (P_m,) and
+    centroids (K_m, P_m); the table ℓ (K1, K2, C) and histogram tables log2 p(y|c1) (K1, C),
+    log2 p(y|c2) (K2, C), log2 p(y|c1,c2) (K1, K2, C), log2 p(y) (C,), all bits.
+
+    ``forward(f1, f2, labels)`` -> (B, 4) r, u1, u2, s (histogram conditionals), or with
+    ``forward(f1, f2, labels, log_p1, log_p2, log_p12)`` (natural-log class probabilities (B, C) of
+    the discriminators) the discriminators replace the histogram conditionals.
+    """
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        for k, v in tensors.items():
+            self.register_buffer(k, v.float())
+
+    def _buf(self, name: str) -> torch.Tensor:
+        t = getattr(self, name)
+        assert isinstance(t, torch.Tensor)
+        return t
+
+    def assign(self, f: torch.Tensor, m: int) -> torch.Tensor:
+        """Nearest-centroid cluster index (B,) of modality m's features f (B, D_m)."""
+        z = f @ self._buf(f'w{m}') + self._buf(f'b{m}')  # (B, P)
+        c = self._buf(f'centroids{m}')  # (K, P)
+        d = (c * c).sum(1).unsqueeze(0) - 2.0 * (z @ c.T)  # (B, K), |z|² dropped
+        return torch.argmin(d, dim=1)
+
+    def forward(  # noqa: PLR0917  (positional inputs of an exported graph)
+        self,
+        f1: torch.Tensor,
+        f2: torch.Tensor,
+        labels: torch.Tensor,
+        log_p1: torch.Tensor | None = None,
+        log_p2: torch.Tensor | None = None,
+        log_p12: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        c1 = self.assign(f1, 1)  # (B,)
+        c2 = self.assign(f2, 2)
+        y = labels.long()
+        ell_t = self._buf('ell')
+        k2, nc = ell_t.shape[1], ell_t.shape[2]
+        flat = (c1 * k2 + c2) * nc + y  # (B,)
+        ell = ell_t.reshape(-1).gather(0, flat)  # (B,)
+        lpy = self._buf('log2_prior').gather(0, y)
+        if log_p1 is None or log_p2 is None or log_p12 is None:
+            lp1 = self._buf('lp1').reshape(-1).gather(0, c1 * nc + y)
+            lp2 = self._buf('lp2').reshape(-1).gather(0, c2 * nc + y)
+            lp12 = self._buf('lp12').reshape(-1).gather(0, flat)
+        else:
+            idx = y.unsqueeze(1)
+            lp1 = log_p1.gather(1, idx).squeeze(1) / _LN2
+            lp2 = log_p2.gather(1, idx).squeeze(1) / _LN2
+            lp12 = log_p12.gather(1, idx).squeeze(1) / _LN2
+        return broja_local_terms(ell, lpy, lp1, lp2, lp12)
+
+
+@dataclass(frozen=True)
+class BROJALocalPointwise:
+    """Per-sample terms (N,) in bits and the cluster ids."""
+
+    redundancy: FloatArray
+    unique_1: FloatArray
+    unique_2: FloatArray
+    synergy: FloatArray
+    cluster_1: NDArray[np.int64]
+    cluster_2: NDArray[np.int64]
+
+
+class BROJALocal:
+    """Cluster both modalities, solve ``exact_pid`` on the histogram, give per-sample terms.
+
+    ``n_clusters`` per modality (default 30, the CVX recipe), ``pca_dim`` (None: no PCA; the recipe
+    uses 5), k-means on standardised features.
+    """
+
+    def __init__(
+        self, n_clusters: int = 30, pca_dim: int | None = None, seed: int = 0, n_init: int = 3
+    ) -> None:
+        if n_clusters < 1 or (pca_dim is not None and pca_dim < 1):
+            raise PIDInputError(f'n_clusters {n_clusters!r} / pca_dim {pca_dim!r} must be >= 1')
+        self.n_clusters = n_clusters
+        self.pca_dim = pca_dim
+        self.seed = seed
+        self.n_init = n_init
+        self.module: BROJALocalModule | None = None
+        self.table: LocalTable | None = None
+        self.pid: object = None
+
+    def _cluster(self, f: FloatArray, name: str) -> tuple[FloatArray, FloatArray, FloatArray]:
+        from sklearn.cluster import KMeans
+
+        mean = f.mean(0)
+        std = f.std(0) + 1e-9
+        w = np.diag(1.0 / std)
+        z = (f - mean) / std
+        if self.pca_dim is not None and self.pca_dim < f.shape[1]:
+            _, _, vt = np.linalg.svd(z - z.mean(0), full_matrices=False)
+            proj = vt[: self.pca_dim].T  # (D, P)
+            w = w @ proj
+            z = z @ proj
+        k = min(self.n_clusters, len(np.unique(z, axis=0)))
+        if k < 1:
+            raise PIDInputError(f'{name}: no samples to cluster')
+        km = KMeans(k, n_init=self.n_init, random_state=self.seed).fit(z)
+        b = -mean @ w
+        return w, b, np.asarray(km.cluster_centers_, dtype=np.float64)
+
+    def fit(
+        self,
+        features_1: NDArray[np.floating],
+        features_2: NDArray[np.floating],
+        labels: NDArray[np.integer],
+        n_classes: int | None = None,
+    ) -> BROJALocal:
+        from dmil_ros.pid.exact import exact_pid
+
+        f1 = np.asarray(features_1, dtype=np.float64)
+        f2 = np.asarray(features_2, dtype=np.float64)
+        y = np.asarray(labels)
+        if f1.ndim != 2 or f2.ndim != 2 or len(f1) != len(f2) or y.shape != (len(f1),):
+            msg = f'features/labels: shapes {f1.shape}, {f2.shape}, {y.shape} do not match'
+            raise PIDInputError(msg)
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+            raise PIDInputError(f'labels: need non-negative integers, got dtype {y.dtype}')
+        nc = int(n_classes if n_classes is not None else y.max() + 1)
+        w1, b1, c1 = self._cluster(f1, 'features_1')
+        w2, b2, c2 = self._cluster(f2, 'features_2')
+        bufs = {
+            'w1': torch.as_tensor(w1),
+            'b1': torch.as_tensor(b1),
+            'centroids1': torch.as_tensor(c1),
+            'w2': torch.as_tensor(w2),
+            'b2': torch.as_tensor(b2),
+            'centroids2': torch.as_tensor(c2),
+        }
+        tmp = BROJALocalModule(bufs)
+        with torch.inference_mode():
+            a1 = tmp.assign(torch.as_tensor(f1, dtype=torch.float32), 1).numpy()
+            a2 = tmp.assign(torch.as_tensor(f2, dtype=torch.float32), 2).numpy()
+        hist = np.zeros((len(c1), len(c2), nc))
+        np.add.at(hist, (a1, a2, y), 1.0)
+        res = exact_pid(hist)
+        self.pid = res
+        tab = local_table(hist, res.q)
+        self.table = tab
+        bufs.update(
+            ell=torch.as_tensor(tab.ell),
+            lp1=torch.as_tensor(tab.log_p1),
+            lp2=torch.as_tensor(tab.log_p2),
+            lp12=torch.as_tensor(tab.log_p12),
+            log2_prior=torch.as_tensor(tab.log_prior),
+        )
+        self.module = BROJALocalModule(bufs).eval()
+        return self
+
+    def pointwise(
+        self,
+        features_1: NDArray[np.floating],
+        features_2: NDArray[np.floating],
+        labels: NDArray[np.integer],
+        *,
+        probs_1: NDArray[np.floating] | None = None,
+        probs_2: NDArray[np.floating] | None = None,
+        probs_12: NDArray[np.floating] | None = None,
+    ) -> BROJALocalPointwise:
+        """Per-sample terms; pass all three ``probs_*`` (N, C) to use discriminators."""
+        if self.module is None:
+            raise PIDInputError('BROJALocal: call fit() before pointwise()')
+        mod = self.module
+        f1 = torch.as_tensor(np.asarray(features_1), dtype=torch.float32)
+        f2 = torch.as_tensor(np.asarray(features_2), dtype=torch.float32)
+        y = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        nc = mod._buf('ell').shape[2]
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= nc):
+            raise PIDInputError(f'labels: values must lie in [0, {nc})')
+        probs = [probs_1, probs_2, probs_12]
+        with torch.inference_mode():
+            if all(p is not None for p in probs):
+                lps = [
+                    torch.log(torch.as_tensor(np.asarray(p), dtype=torch.float32).clamp_min(1e-12))
+                    for p in probs
+                ]
+                out = mod(f1, f2, y, *lps)
+            elif any(p is not None for p in probs):
+                raise PIDInputError('probs_1, probs_2, probs_12: give all three or none')
+            else:
+                out = mod(f1, f2, y)
+            c1 = mod.assign(f1, 1).numpy()
+            c2 = mod.assign(f2, 2).numpy()
+        o = out.double().numpy()
+        return BROJALocalPointwise(o[:, 0], o[:, 1], o[:, 2], o[:, 3], c1, c2)

@@ -1,0 +1,479 @@
+"""LSMI: lightweight sample-wise multimodal interactions.
+
+Yang, Wang, Hu, "Efficient Quantification of Multimodal Interaction at Sample Level", ICML 2025
+(arXiv 2506.17248).
+
+For a sample (x1, x2, y), in bits, with discriminators p(y|x1), p(y|x2), p(y|x1,x2), the empirical
+label prior p(y) and KNIFE densities (methods.md §3; Finn & Lizier 2018 for I±_min):
+
+1. i(x1;y) = log p(y|x1) - log p(y);  likewise i(x2;y), i(x1,x2;y)
+2. r  = min(h(x1), h(x2)) - min(h(x1|y), h(x2|y))          (pointwise I±_min redundancy)
+3. u1 = i(x1;y) - r,   u2 = i(x2;y) - r,   s = i(x1,x2;y) - r - u1 - u2
+4. shifted: r+δ, u1-δ, u2-δ, s+δ with one dataset-level δ (LSMI reference code, main_lsmi.py),
+   the δ of least magnitude making the mean atoms non-negative (:func:`pointwise.shift_delta`).
+
+Densities are differential: h = -log2 p_KNIFE(x) in each feature space, so the min in step 2
+compares quantities of different spaces: scale, dimension and the per-sample noise density decide
+which modality wins. The mean then converges to the I±_min of the *continuous* features (checked
+against exact mixture densities in the tests), which on AND/OR differs from the I±_min of the
+discrete latent variables even at vanishing noise (AND, 4-d features: R 0.36 vs 0.56); on XOR
+and RDN, and after the shift on AND/OR/UNQ, the two agree.
+
+Deviation from the reference code (documented): the prior p(y) is the empirical label frequency,
+not uniform 1/C. Discriminators: MLP(hidden) trained by Adam on cross-entropy, or class
+probabilities supplied by the caller (the DMIL unimodal and joint heads).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from dmil_ros.pid.errors import PIDInputError
+from dmil_ros.pid.knife import KNIFE, evaluate_chunked, fit_knife
+from dmil_ros.pid.pointwise import shift_delta
+
+__all__ = [
+    'LSMI',
+    'LSMIConfig',
+    'LSMIDataset',
+    'LSMIDensities',
+    'LSMIPointwise',
+    'LSMITerms',
+    'lsmi_terms',
+    'train_classifier',
+]
+
+FloatArray = NDArray[np.float64]
+_LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class LSMIConfig:
+    """LSMI settings (defaults follow the reference code: K = 5 kernels, hidden 64)."""
+
+    n_components: int = 5
+    hidden: int = 64
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    reg_covar: float = 1e-6
+    seed: int = 0
+    num_threads: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ('n_components', 'hidden', 'epochs', 'batch_size', 'num_threads'):
+            if getattr(self, name) < 1:
+                raise PIDInputError(f'LSMIConfig.{name}: {getattr(self, name)!r} must be >= 1')
+        if not self.lr > 0 or self.reg_covar < 0 or self.weight_decay < 0:
+            msg = f'LSMIConfig: lr {self.lr!r}, reg_covar {self.reg_covar!r} out of range'
+            raise PIDInputError(msg)
+
+
+@dataclass(frozen=True)
+class LSMIPointwise:
+    """Per-sample terms in bits, each (N,): raw I±_min and shifted by ``delta``."""
+
+    redundancy: FloatArray
+    unique_1: FloatArray
+    unique_2: FloatArray
+    synergy: FloatArray
+    redundancy_shifted: FloatArray
+    unique_1_shifted: FloatArray
+    unique_2_shifted: FloatArray
+    synergy_shifted: FloatArray
+    pmi_1: FloatArray
+    pmi_2: FloatArray
+    pmi_12: FloatArray
+    delta: float
+
+
+@dataclass(frozen=True)
+class LSMIDataset:
+    """Dataset means in bits: raw, and shifted by the ``delta`` computed on these means."""
+
+    redundancy: float
+    unique_1: float
+    unique_2: float
+    synergy: float
+    delta: float
+
+    @property
+    def raw(self) -> tuple[float, float, float, float]:
+        return self.redundancy, self.unique_1, self.unique_2, self.synergy
+
+    @property
+    def shifted(self) -> tuple[float, float, float, float]:
+        d = self.delta
+        return self.redundancy + d, self.unique_1 - d, self.unique_2 - d, self.synergy + d
+
+
+def lsmi_terms(  # noqa: PLR0917  (positional inputs of an exported graph)
+    log_prior: torch.Tensor,
+    log_p1: torch.Tensor,
+    log_p2: torch.Tensor,
+    log_p12: torch.Tensor,
+    h1: torch.Tensor,
+    h2: torch.Tensor,
+    h1y: torch.Tensor,
+    h2y: torch.Tensor,
+    labels: torch.Tensor,
+    delta: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """LSMI terms for the class ``labels`` of each sample; pure torch ops (ONNX-exportable).
+
+    Inputs: natural-log probabilities ``log_prior`` (C,), ``log_p1``, ``log_p2``, ``log_p12``
+    (B, C); densities in bits ``h1``, ``h2`` (B,), ``h1y``, ``h2y`` (B, C); ``labels`` (B,) int64;
+    ``delta`` () bits. Returns ``raw`` and ``shifted``, each (B, 4) = r, u1, u2, s in bits.
+    """
+    idx = labels.long().unsqueeze(1)  # (B, 1)
+    lp = log_prior.gather(0, labels.long())  # (B,)
+    # 1. pointwise mutual informations, bits
+    i1 = (log_p1.gather(1, idx).squeeze(1) - lp) / _LN2  # (B,)
+    i2 = (log_p2.gather(1, idx).squeeze(1) - lp) / _LN2
+    i12 = (log_p12.gather(1, idx).squeeze(1) - lp) / _LN2
+    # 2. I±_min redundancy
+    a1 = h1y.gather(1, idx).squeeze(1)  # (B,)
+    a2 = h2y.gather(1, idx).squeeze(1)
+    r = torch.minimum(h1, h2) - torch.minimum(a1, a2)
+    # 3. the rest
+    u1 = i1 - r
+    u2 = i2 - r
+    s = i12 - r - u1 - u2
+    raw = torch.stack([r, u1, u2, s], dim=1)  # (B, 4)
+    sign = torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=raw.dtype)
+    return raw, raw + sign * delta.to(raw.dtype)
+
+
+class LSMIDensities(nn.Module):
+    """KNIFE densities of both modalities.
+
+    ``forward(f1, f2)`` -> h1 (B,), h2 (B,), h1y (B, C), h2y (B, C).
+
+    h(x_m) = -log2 p(x_m) and h(x_m|y) = -log2 p(x_m|y) for every class y, in bits.
+    """
+
+    def __init__(self, m1: KNIFE, c1: KNIFE, m2: KNIFE, c2: KNIFE) -> None:
+        super().__init__()
+        self.m1, self.c1, self.m2, self.c2 = m1, c1, m2, c2
+
+    def forward(
+        self, f1: torch.Tensor, f2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        h1 = self.m1(f1).squeeze(1)  # (B,)
+        h2 = self.m2(f2).squeeze(1)
+        return h1, h2, self.c1(f1), self.c2(f2)  # ..., (B, C), (B, C)
+
+
+class LSMITerms(nn.Module):
+    """:func:`lsmi_terms` with the prior (natural log) and δ stored as buffers.
+
+    ``forward(log_p1, log_p2, log_p12, h1, h2, h1y, h2y, labels)`` -> (raw, shifted), (B, 4) bits.
+    """
+
+    def __init__(self, log_prior: torch.Tensor, delta: float) -> None:
+        super().__init__()
+        self.register_buffer('log_prior', log_prior.float())  # (C,)
+        self.register_buffer('delta', torch.tensor(float(delta)))
+
+    def forward(  # noqa: PLR0917  (positional inputs of an exported graph)
+        self,
+        log_p1: torch.Tensor,
+        log_p2: torch.Tensor,
+        log_p12: torch.Tensor,
+        h1: torch.Tensor,
+        h2: torch.Tensor,
+        h1y: torch.Tensor,
+        h2y: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        lp: torch.Tensor = self.log_prior  # type: ignore[assignment]
+        dl: torch.Tensor = self.delta  # type: ignore[assignment]
+        return lsmi_terms(lp, log_p1, log_p2, log_p12, h1, h2, h1y, h2y, labels, dl)
+
+
+def train_classifier(
+    x: NDArray[np.floating],
+    labels: NDArray[np.integer],
+    n_classes: int,
+    *,
+    hidden: int = 64,
+    epochs: int = 30,
+    batch_size: int = 256,
+    lr: float = 3e-3,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+) -> nn.Sequential:
+    """Standardise-then-MLP classifier (D -> hidden -> hidden -> C logits), Adam on cross-entropy.
+
+    The standardisation is the first (fixed) layer, so the module takes raw features.
+    """
+    xs = np.asarray(x, dtype=np.float32)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    mean = xs.mean(0)
+    std = xs.std(0) + 1e-6
+    norm = nn.Linear(xs.shape[1], xs.shape[1])
+    with torch.no_grad():
+        norm.weight.copy_(torch.diag(torch.as_tensor(1.0 / std)))
+        norm.bias.copy_(torch.as_tensor(-mean / std))
+    norm.requires_grad_(False)
+    net = nn.Sequential(
+        norm,
+        nn.Linear(xs.shape[1], hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, n_classes),
+    )
+    xt = torch.as_tensor(xs)
+    yt = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    n = len(xt)
+    steps = epochs * max(1, math.ceil(n / batch_size))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        for start in range(0, n, batch_size):
+            b = perm[start : start + batch_size]
+            opt.zero_grad()
+            loss = loss_fn(net(xt[b]), yt[b])
+            loss.backward()
+            opt.step()
+            sched.step()
+    net.eval()
+    return net
+
+
+def _check_inputs(
+    f1: NDArray[np.floating], f2: NDArray[np.floating], labels: NDArray[np.integer] | None
+) -> tuple[FloatArray, FloatArray, NDArray[np.int64] | None]:
+    a1 = np.asarray(f1, dtype=np.float64)
+    a2 = np.asarray(f2, dtype=np.float64)
+    for name, a in (('features_1', a1), ('features_2', a2)):
+        if a.ndim != 2 or not np.all(np.isfinite(a)):
+            raise PIDInputError(f'{name}: expected a finite (N, D) array, got shape {a.shape}')
+    if len(a1) != len(a2):
+        raise PIDInputError(f'features_2: {len(a2)} samples, features_1 has {len(a1)}')
+    if labels is None:
+        return a1, a2, None
+    y = np.asarray(labels)
+    if y.shape != (len(a1),) or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
+        msg = f'labels: expected {len(a1)} non-negative integers, got shape {y.shape} {y.dtype}'
+        raise PIDInputError(msg)
+    return a1, a2, y.astype(np.int64)
+
+
+def _log_probs(probs: NDArray[np.floating], n: int, c: int, name: str) -> FloatArray:
+    p = np.asarray(probs, dtype=np.float64)
+    if p.shape != (n, c) or not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise PIDInputError(f'{name}: expected finite non-negative ({n}, {c}), got {p.shape}')
+    p = p / p.sum(1, keepdims=True)
+    return np.asarray(np.log(np.maximum(p, 1e-12)), dtype=np.float64)
+
+
+class LSMI:
+    """LSMI estimator. ``fit(f1, f2, labels)`` then ``pointwise(...)`` / ``dataset(...)``.
+
+    Pass ``probs_1``, ``probs_2``, ``probs_12`` ((N, C) class probabilities of the unimodal and
+    joint discriminators) to :meth:`fit` *and* the evaluation calls to use external heads;
+    otherwise three MLP discriminators are trained on the features.
+    """
+
+    def __init__(self, config: LSMIConfig | None = None, **kwargs: object) -> None:
+        base = config or LSMIConfig()
+        self.config = LSMIConfig(**{**base.__dict__, **kwargs})
+        self.n_classes = 0
+        self.log_prior = np.zeros(0)
+        self.delta = 0.0
+        self.discriminators: tuple[nn.Module, nn.Module, nn.Module] | None = None
+        self.densities: LSMIDensities | None = None
+
+    # -- fitting --------------------------------------------------------------------------------
+    def fit(
+        self,
+        features_1: NDArray[np.floating],
+        features_2: NDArray[np.floating],
+        labels: NDArray[np.integer],
+        *,
+        probs_1: NDArray[np.floating] | None = None,
+        probs_2: NDArray[np.floating] | None = None,
+        probs_12: NDArray[np.floating] | None = None,
+        n_classes: int | None = None,
+    ) -> LSMI:
+        cfg = self.config
+        f1, f2, y = _check_inputs(features_1, features_2, labels)
+        assert y is not None
+        c = int(n_classes if n_classes is not None else y.max() + 1)
+        if y.max() >= c:
+            raise PIDInputError(f'labels: value {int(y.max())} >= n_classes {c}')
+        counts = np.bincount(y, minlength=c).astype(np.float64)
+        if np.any(counts < 2):
+            raise PIDInputError(f'labels: every class needs >= 2 samples, counts {counts}')
+        self.n_classes = c
+        self.log_prior = np.log(counts / counts.sum())
+        prev_threads = torch.get_num_threads()
+        torch.set_num_threads(cfg.num_threads)
+        try:
+            external = [p is not None for p in (probs_1, probs_2, probs_12)]
+            if any(external) and not all(external):
+                raise PIDInputError('probs_1, probs_2, probs_12: give all three or none')
+            if not all(external):
+                kw = {
+                    'hidden': cfg.hidden,
+                    'epochs': cfg.epochs,
+                    'batch_size': cfg.batch_size,
+                    'lr': cfg.lr,
+                    'weight_decay': cfg.weight_decay,
+                }
+                d1 = train_classifier(f1, y, c, seed=cfg.seed, **kw)  # type: ignore[arg-type]
+                d2 = train_classifier(f2, y, c, seed=cfg.seed + 1, **kw)  # type: ignore[arg-type]
+                f12 = np.concatenate([f1, f2], axis=1)
+                d12 = train_classifier(f12, y, c, seed=cfg.seed + 2, **kw)  # type: ignore[arg-type]
+                self.discriminators = (d1, d2, d12)
+            else:
+                self.discriminators = None
+            kn = {'n_components': cfg.n_components, 'seed': cfg.seed, 'reg_covar': cfg.reg_covar}
+            self.densities = LSMIDensities(
+                fit_knife(f1, name='features_1', **kn),  # type: ignore[arg-type]
+                fit_knife(f1, y, c, name='features_1', **kn),  # type: ignore[arg-type]
+                fit_knife(f2, name='features_2', **kn),  # type: ignore[arg-type]
+                fit_knife(f2, y, c, name='features_2', **kn),  # type: ignore[arg-type]
+            ).eval()
+            self.delta = 0.0
+            pw = self._raw(f1, f2, y, probs_1=probs_1, probs_2=probs_2, probs_12=probs_12)
+            self.delta = shift_delta(*(float(a.mean()) for a in pw[:4]))
+        finally:
+            torch.set_num_threads(prev_threads)
+        return self
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def log_probs(
+        self,
+        features_1: NDArray[np.floating],
+        features_2: NDArray[np.floating],
+        *,
+        probs_1: NDArray[np.floating] | None = None,
+        probs_2: NDArray[np.floating] | None = None,
+        probs_12: NDArray[np.floating] | None = None,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Natural-log class probabilities (N, C) of the three discriminators."""
+        f1, f2, _ = _check_inputs(features_1, features_2, None)
+        n, c = len(f1), self.n_classes
+        if probs_1 is not None and probs_2 is not None and probs_12 is not None:
+            return (
+                _log_probs(probs_1, n, c, 'probs_1'),
+                _log_probs(probs_2, n, c, 'probs_2'),
+                _log_probs(probs_12, n, c, 'probs_12'),
+            )
+        if self.discriminators is None:
+            raise PIDInputError('probs_1/2/12: LSMI was fitted with external probabilities')
+        d1, d2, d12 = self.discriminators
+        out = evaluate_chunked(
+            _Heads(d1, d2, d12), [f1, f2, np.concatenate([f1, f2], axis=1)], chunk=16384
+        )
+        return out[0], out[1], out[2]
+
+    def _raw(
+        self,
+        f1: FloatArray,
+        f2: FloatArray,
+        y: NDArray[np.int64],
+        *,
+        probs_1: NDArray[np.floating] | None,
+        probs_2: NDArray[np.floating] | None,
+        probs_12: NDArray[np.floating] | None,
+    ) -> tuple[FloatArray, ...]:
+        if self.densities is None:
+            raise PIDInputError('LSMI: call fit() before evaluating')
+        if y.size and y.max() >= self.n_classes:
+            raise PIDInputError(f'labels: value {int(y.max())} >= n_classes {self.n_classes}')
+        lp1, lp2, lp12 = self.log_probs(
+            f1, f2, probs_1=probs_1, probs_2=probs_2, probs_12=probs_12
+        )
+        h1, h2, h1y, h2y = evaluate_chunked(self.densities, [f1, f2], chunk=16384)
+        terms = LSMITerms(torch.as_tensor(self.log_prior), self.delta)
+        with torch.inference_mode():
+            t = [torch.as_tensor(a) for a in (lp1, lp2, lp12, h1, h2, h1y, h2y)]
+            raw, shifted = terms(*t, torch.as_tensor(y))
+            lpr = torch.as_tensor(self.log_prior).gather(0, torch.as_tensor(y))
+            pmi = [
+                ((lp.gather(1, torch.as_tensor(y)[:, None]).squeeze(1) - lpr) / _LN2).numpy()
+                for lp in t[:3]
+            ]
+        return (*(raw.double().numpy().T), *(shifted.double().numpy().T), *pmi)
+
+    def pointwise(
+        self,
+        features_1: NDArray[np.floating],
+        features_2: NDArray[np.floating],
+        labels: NDArray[np.integer],
+        *,
+        probs_1: NDArray[np.floating] | None = None,
+        probs_2: NDArray[np.floating] | None = None,
+        probs_12: NDArray[np.floating] | None = None,
+    ) -> LSMIPointwise:
+        """Per-sample terms (bits); shifted values use the δ fixed at :meth:`fit`."""
+        f1, f2, y = _check_inputs(features_1, features_2, labels)
+        assert y is not None
+        a = self._raw(f1, f2, y, probs_1=probs_1, probs_2=probs_2, probs_12=probs_12)
+        v = [np.asarray(x, dtype=np.float64) for x in a]
+        return LSMIPointwise(
+            redundancy=v[0],
+            unique_1=v[1],
+            unique_2=v[2],
+            synergy=v[3],
+            redundancy_shifted=v[4],
+            unique_1_shifted=v[5],
+            unique_2_shifted=v[6],
+            synergy_shifted=v[7],
+            pmi_1=v[8],
+            pmi_2=v[9],
+            pmi_12=v[10],
+            delta=self.delta,
+        )
+
+    def dataset(
+        self,
+        features_1: NDArray[np.floating],
+        features_2: NDArray[np.floating],
+        labels: NDArray[np.integer],
+        *,
+        probs_1: NDArray[np.floating] | None = None,
+        probs_2: NDArray[np.floating] | None = None,
+        probs_12: NDArray[np.floating] | None = None,
+    ) -> LSMIDataset:
+        """Means of the raw terms, and the δ computed from them (as the reference code does)."""
+        pw = self.pointwise(
+            features_1, features_2, labels, probs_1=probs_1, probs_2=probs_2, probs_12=probs_12
+        )
+        m = [float(np.mean(a)) for a in (pw.redundancy, pw.unique_1, pw.unique_2, pw.synergy)]
+        return LSMIDataset(m[0], m[1], m[2], m[3], delta=shift_delta(*m))
+
+    # -- export ---------------------------------------------------------------------------------
+    def terms_module(self) -> LSMITerms:
+        """The exportable terms module with this fit's prior and δ."""
+        return LSMITerms(torch.as_tensor(self.log_prior), self.delta).eval()
+
+
+class _Heads(nn.Module):
+    def __init__(self, d1: nn.Module, d2: nn.Module, d12: nn.Module) -> None:
+        super().__init__()
+        self.d1, self.d2, self.d12 = d1, d2, d12
+
+    def forward(
+        self, f1: torch.Tensor, f2: torch.Tensor, f12: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (
+            torch.log_softmax(self.d1(f1), -1),
+            torch.log_softmax(self.d2(f2), -1),
+            torch.log_softmax(self.d12(f12), -1),
+        )
