@@ -1,0 +1,118 @@
+"""Diagnostics of the running pipeline: input rates, latency, drops, provider, alert, degraded.
+
+:class:`DiagnosticsTracker` turns the pipeline's counters into a list of
+:class:`Status` records (``diagnostic_msgs/DiagnosticStatus`` without ROS), published about once
+a second by the node and written to the replay bag at the same cadence of bag time. Levels:
+
+* ``ERROR``: degraded mode (one sensor silent), or both sensors silent for ``silence_timeout``;
+* ``WARN``: messages were dropped or malformed since the previous report, or a synergy alert is on;
+* ``OK`` otherwise.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from dmil_ros.runtime.pipeline import CAMERA_SILENT, LIDAR_SILENT, FusionPipeline
+
+OK: Final = 0
+WARN: Final = 1
+ERROR: Final = 2
+STALE: Final = 3
+NAME: Final = 'dmil_ros: fusion'
+
+
+@dataclass(frozen=True)
+class Status:
+    """One ``diagnostic_msgs/DiagnosticStatus``: level, name, message, key/value pairs."""
+
+    level: int
+    name: str
+    message: str
+    hardware_id: str
+    values: tuple[tuple[str, str], ...]
+
+
+class DiagnosticsTracker:
+    """Records message arrival times per input and reports the pipeline's state.
+
+    Times are seconds on any monotonic clock: receive wall time in the node, bag time in the
+    replay. ``window`` is the span over which input rates are measured.
+    """
+
+    def __init__(self, pipeline: FusionPipeline, window: float = 5.0) -> None:
+        self.pipeline = pipeline
+        self.window = window
+        self.topics = (pipeline.config.camera_topic, pipeline.config.lidar_topic)
+        self._arrivals: dict[str, deque[float]] = {t: deque(maxlen=2000) for t in self.topics}
+        self._last_drops: Counter[str] = Counter()
+        self._last_alerts = 0
+
+    def arrived(self, topic: str, now: float) -> None:
+        self._arrivals[topic].append(now)
+
+    def rate(self, topic: str, now: float) -> float:
+        times = [t for t in self._arrivals[topic] if now - t <= self.window]
+        if len(times) < 2:
+            return 0.0
+        span = max(times[-1] - times[0], 1e-9)
+        return (len(times) - 1) / span
+
+    def silent_for(self, topic: str, now: float) -> float | None:
+        arrivals = self._arrivals[topic]
+        return now - arrivals[-1] if arrivals else None
+
+    def report(self, now: float) -> list[Status]:
+        p = self.pipeline
+        timeout = p.config.silence_timeout
+        cam, lid = self.topics
+        values: list[tuple[str, str]] = []
+        for topic in self.topics:
+            silent = self.silent_for(topic, now)
+            values.append((f'{topic} rate (Hz)', f'{self.rate(topic, now):.2f}'))
+            values.append((f'{topic} received', str(p.received[topic])))
+            values.append(
+                (f'{topic} silent (s)', 'never received' if silent is None else f'{silent:.2f}')
+            )
+        lat = np.asarray(p.latency, np.float64) * 1e3
+        if lat.size:
+            values.append(('latency p50 (ms)', f'{np.percentile(lat, 50):.3f}'))
+            values.append(('latency p99 (ms)', f'{np.percentile(lat, 99):.3f}'))
+        values.append(('frames', str(p.frames)))
+        drops = p.drops
+        values.append(('drops total', str(sum(drops.values()))))
+        values.extend((f'drop: {k}', str(n)) for k, n in sorted(drops.items()))
+        if p.last_error:
+            values.append(('last error', p.last_error))
+        values.append(('provider', p.model.provider))
+        values.append(('model', p.model.path))
+        values.append(('synergy source', p.pid_source or 'unavailable'))
+        values.append(('gates', 'available' if p.model.has('gates') else 'unavailable'))
+        values.append(('synergy alert', 'on' if p.alert else 'off'))
+        values.append(('synergy alerts raised', str(p.monitor.alerts)))
+        values.append(('degraded', p.degraded or 'no'))
+        values.append(('degraded frames', str(p.degraded_frames)))
+        # level and one-line message
+        new_drops = sum((drops - self._last_drops).values())
+        self._last_drops = drops
+        silent_cam = (self.silent_for(cam, now) or 0.0) > timeout
+        silent_lid = (self.silent_for(lid, now) or 0.0) > timeout
+        if silent_cam and silent_lid:
+            level, message = ERROR, 'no input: both sensors silent'
+        elif p.degraded == LIDAR_SILENT or silent_lid:
+            level, message = ERROR, f'degraded: LiDAR {lid!r} silent, camera only'
+        elif p.degraded == CAMERA_SILENT or silent_cam:
+            level, message = ERROR, f'degraded: camera {cam!r} silent, LiDAR only'
+        elif p.alert:
+            level, message = WARN, 'synergy alert: decision rests on both sensors'
+        elif new_drops:
+            level, message = WARN, f'{new_drops} messages dropped or malformed'
+        elif p.frames == 0:
+            level, message = OK, 'waiting for input'
+        else:
+            level, message = OK, 'running'
+        return [Status(level, NAME, message, p.model.path, tuple(values))]

@@ -1,0 +1,286 @@
+"""The ONNX model behind the node: load, check against the model contract, run.
+
+Contract (docs: notes/contracts.md, "ONNX model contract"): inputs ``image`` float32
+``(B, 3, H, W)`` and ``lidar`` float32 ``(B, 2, beams, bins)`` as
+:mod:`dmil_ros.runtime.preprocess` makes them; output ``probs`` ``(B, 4)`` always, and optionally
+``gates`` ``(B, 4)``, ``sub_probs`` ``(B, 4, 4)``, ``probs_camera`` / ``probs_lidar`` /
+``probs_joint`` ``(B, 4)``, ``pid_lsmi`` / ``pid_broja`` ``(B, 4)`` (r, u_camera, u_lidar, s in
+bits), ``feat_camera`` / ``feat_lidar`` ``(B, D)``. Metadata ``dmil_ros.labels`` /
+``dmil_ros.components`` (JSON lists that must equal ACTIONS / COMPONENTS when present),
+``dmil_ros.preprocess`` (the PreprocessSpec the model was trained with; defaults are assumed for a
+foreign model without it, provided the input shapes agree), ``dmil_ros.kind``,
+``dmil_ros.version``. Outputs a model lacks are reported as unavailable, never invented.
+
+Providers: ``auto`` takes CUDA when the installed ONNX Runtime offers it and a session can be
+created on it, else CPU; ``cpu``, ``cuda`` and ``tensorrt`` (TensorRT, then CUDA, then CPU for the
+nodes TensorRT cannot take) force one. The provider actually in use is
+:attr:`FusionModel.provider`. On CUDA the inputs and outputs go through an I/O binding (one copy
+in, one out, no per-call allocation of output buffers by the session).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from dmil_ros.actions import ACTIONS, COMPONENTS
+from dmil_ros.errors import ConfigError
+from dmil_ros.runtime.errors import ModelError, RuntimeConfigError
+from dmil_ros.runtime.preprocess import PreprocessSpec
+
+logger = logging.getLogger(__name__)
+
+F32 = npt.NDArray[np.float32]
+
+PROVIDERS: Final = ('auto', 'cpu', 'cuda', 'tensorrt')
+PID_SOURCES: Final = ('auto', 'pid_broja', 'pid_lsmi')
+_ORT_NAMES: Final = {
+    'cpu': ['CPUExecutionProvider'],
+    'cuda': ['CUDAExecutionProvider', 'CPUExecutionProvider'],
+    'tensorrt': ['TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider'],
+}
+_SHORT: Final = {
+    'CPUExecutionProvider': 'cpu',
+    'CUDAExecutionProvider': 'cuda',
+    'TensorrtExecutionProvider': 'tensorrt',
+}
+N = len(ACTIONS)
+# output name -> expected shape after the batch axis (None = any size)
+KNOWN_OUTPUTS: Final[dict[str, tuple[int | None, ...]]] = {
+    'probs': (N,),
+    'gates': (len(COMPONENTS),),
+    'sub_probs': (len(COMPONENTS), N),
+    'probs_camera': (N,),
+    'probs_lidar': (N,),
+    'probs_joint': (N,),
+    'pid_lsmi': (4,),
+    'pid_broja': (4,),
+    'feat_camera': (None,),
+    'feat_lidar': (None,),
+}
+RUNTIME_OUTPUTS: Final = ('probs', 'gates', 'pid_lsmi', 'pid_broja')
+"""Outputs the node needs per frame (features and heads are for audits)."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a checked model offers."""
+
+    path: str
+    spec: PreprocessSpec
+    outputs: tuple[str, ...]
+    kind: str
+    version: str
+    metadata: dict[str, str]
+
+
+def _onnxruntime() -> Any:
+    import onnxruntime as ort  # heavy: imported when a model is loaded
+
+    ort.set_default_logger_severity(3)  # the GPU build's CPU-fallback warnings
+    return ort
+
+
+def _dims(shape: Any) -> tuple[int | None, ...]:
+    return tuple(d if isinstance(d, int) else None for d in shape)
+
+
+def _check_list(path: str, meta: dict[str, str], key: str, want: tuple[str, ...]) -> None:
+    if key not in meta:
+        return
+    try:
+        got = json.loads(meta[key])
+    except json.JSONDecodeError as exc:
+        msg = f'model {path!r}: metadata {key!r} is not JSON ({exc})'
+        raise ModelError(msg) from exc
+    if list(got) != list(want):
+        msg = f'model {path!r}: metadata {key!r} is {got}, this package expects {list(want)}'
+        raise ModelError(msg)
+
+
+def check_contract(path: str, inputs: Any, outputs: Any, meta: dict[str, str]) -> ModelInfo:
+    """Validate a session's inputs, outputs and metadata; return what the model offers.
+
+    ``inputs`` / ``outputs`` are ONNX Runtime ``NodeArg`` lists (``.name``, ``.type``,
+    ``.shape``). Raises :class:`ModelError` naming the file and the mismatch.
+    """
+    # 1. the preprocessing the model was trained with
+    if 'dmil_ros.preprocess' in meta:
+        try:
+            spec = PreprocessSpec.from_json(meta['dmil_ros.preprocess'])
+        except ConfigError as exc:
+            msg = f'model {path!r}: metadata dmil_ros.preprocess: {exc}'
+            raise ModelError(msg) from exc
+    else:
+        spec = PreprocessSpec()
+        logger.warning('model %r has no dmil_ros.preprocess metadata: assuming defaults', path)
+    _check_list(path, meta, 'dmil_ros.labels', ACTIONS)
+    _check_list(path, meta, 'dmil_ros.components', COMPONENTS)
+    # 2. inputs: names, element type, per-sample shape
+    by_name = {i.name: i for i in inputs}
+    expect = {'image': spec.image_shape, 'lidar': spec.lidar_shape}
+    if set(by_name) != set(expect):
+        msg = f'model {path!r}: inputs are {sorted(by_name)}, the contract needs image and lidar'
+        raise ModelError(msg)
+    for name, want in expect.items():
+        arg = by_name[name]
+        if arg.type != 'tensor(float)':
+            msg = f'model {path!r}: input {name!r} is {arg.type}, expected tensor(float)'
+            raise ModelError(msg)
+        dims = _dims(arg.shape)
+        if len(dims) != 4 or any(
+            d is not None and d != w for d, w in zip(dims[1:], want, strict=True)
+        ):
+            msg = (
+                f'model {path!r}: input {name!r} has shape {list(arg.shape)}, the preprocessing '
+                f'spec makes (B, {", ".join(map(str, want))})'
+            )
+            raise ModelError(msg)
+    # 3. outputs: probs is required; known outputs must have their contract shape
+    names = []
+    for arg in outputs:
+        names.append(arg.name)
+        if arg.name not in KNOWN_OUTPUTS:
+            continue
+        if arg.type != 'tensor(float)':
+            msg = f'model {path!r}: output {arg.name!r} is {arg.type}, expected tensor(float)'
+            raise ModelError(msg)
+        want_tail = KNOWN_OUTPUTS[arg.name]
+        dims = _dims(arg.shape)
+        tail_ok = len(dims) == 1 + len(want_tail) and all(
+            d is None or w is None or d == w for d, w in zip(dims[1:], want_tail, strict=True)
+        )
+        if not tail_ok:
+            want_txt = ', '.join('D' if w is None else str(w) for w in want_tail)
+            msg = (
+                f'model {path!r}: output {arg.name!r} has shape {list(arg.shape)}, '
+                f'the contract says (B, {want_txt})'
+            )
+            raise ModelError(msg)
+    if 'probs' not in names:
+        msg = f'model {path!r}: no output named probs (outputs: {names})'
+        raise ModelError(msg)
+    return ModelInfo(
+        path=path,
+        spec=spec,
+        outputs=tuple(names),
+        kind=meta.get('dmil_ros.kind', 'foreign'),
+        version=meta.get('dmil_ros.version', ''),
+        metadata=dict(meta),
+    )
+
+
+class FusionModel:
+    """An ONNX Runtime session for one contract model.
+
+    Parameters: ``path`` of the ``.onnx`` file; ``provider`` in :data:`PROVIDERS`; ``threads``
+    for intra-op parallelism (0 = ONNX Runtime's default); ``io_binding`` ``None`` = on for CUDA
+    / TensorRT, off for CPU (where plain ``run`` is as fast); ``outputs`` to fetch (default: the
+    runtime outputs the model has).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        provider: str = 'auto',
+        threads: int = 0,
+        io_binding: bool | None = None,
+        outputs: tuple[str, ...] | None = None,
+    ) -> None:
+        self.path = str(path)
+        if provider not in PROVIDERS:
+            msg = f'provider {provider!r} not one of {list(PROVIDERS)}'
+            raise RuntimeConfigError(msg)
+        if threads < 0:
+            msg = f'threads {threads!r} must be >= 0'
+            raise RuntimeConfigError(msg)
+        if not Path(self.path).is_file():
+            msg = f'model {self.path!r}: no such file'
+            raise ModelError(msg)
+        ort = _onnxruntime()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.requested = provider
+        self.session = self._session(ort, options, provider)
+        first = self.session.get_providers()[0]
+        self.provider = _SHORT.get(first, first)
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.info = check_contract(
+            self.path, self.session.get_inputs(), self.session.get_outputs(), meta
+        )
+        wanted = outputs or tuple(n for n in RUNTIME_OUTPUTS if n in self.info.outputs)
+        missing = [n for n in wanted if n not in self.info.outputs]
+        if missing:
+            msg = f'model {self.path!r}: outputs {missing} are not in {self.info.outputs}'
+            raise ModelError(msg)
+        self.outputs: tuple[str, ...] = tuple(wanted)
+        self.io_binding = self.provider != 'cpu' if io_binding is None else io_binding
+
+    def _session(self, ort: Any, options: Any, provider: str) -> Any:
+        available = set(ort.get_available_providers())
+        if provider == 'auto':
+            chain = ['cuda', 'cpu'] if 'CUDAExecutionProvider' in available else ['cpu']
+        else:
+            chain = [provider]
+        last: Exception | None = None
+        for name in chain:
+            providers = [p for p in _ORT_NAMES[name] if p in available]
+            if name != 'cpu' and _ORT_NAMES[name][0] not in providers:
+                msg = f'provider {name!r} is not in this ONNX Runtime ({sorted(available)})'
+                raise RuntimeConfigError(msg)
+            try:
+                session = ort.InferenceSession(self.path, options, providers=providers)
+            except Exception as exc:  # ORT raises its own untyped errors
+                last = exc
+                continue
+            if (
+                provider == 'auto'
+                and name == 'cuda'
+                and (session.get_providers()[0] != 'CUDAExecutionProvider')
+            ):
+                continue  # the GPU build fell back to CPU: say so by taking the CPU chain
+            return session
+        msg = f'model {self.path!r}: ONNX Runtime cannot load it ({last})'
+        raise ModelError(msg)
+
+    @property
+    def spec(self) -> PreprocessSpec:
+        return self.info.spec
+
+    def has(self, output: str) -> bool:
+        return output in self.outputs
+
+    def run(self, image: F32, lidar: F32) -> dict[str, F32]:
+        """One batch: ``image`` ``(B, 3, H, W)``, ``lidar`` ``(B, 2, beams, bins)`` -> outputs."""
+        feeds = {'image': image, 'lidar': lidar}
+        if not self.io_binding:
+            values = self.session.run(list(self.outputs), feeds)
+            return dict(zip(self.outputs, values, strict=True))
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, value)
+        for name in self.outputs:
+            binding.bind_output(name, 'cpu')
+        self.session.run_with_iobinding(binding)
+        return dict(zip(self.outputs, binding.copy_outputs_to_cpu(), strict=True))
+
+    def pid_source(self, requested: str = 'auto') -> str | None:
+        """The per-frame S estimate the synergy monitor uses (None when the model has none)."""
+        if requested not in PID_SOURCES:
+            msg = f'pid_source {requested!r} not one of {list(PID_SOURCES)}'
+            raise RuntimeConfigError(msg)
+        if requested == 'auto':
+            return next((n for n in ('pid_broja', 'pid_lsmi') if self.has(n)), None)
+        if not self.has(requested):
+            msg = f'model {self.path!r}: pid_source {requested!r} is not among its outputs'
+            raise ModelError(msg)
+        return requested

@@ -1,0 +1,135 @@
+"""Synergy spike monitor: rolling robust baseline, threshold, hysteresis.
+
+Why (methods §6): a frame whose decision rests on the *combination* of camera and LiDAR is the
+frame where losing or miscalibrating either sensor is most dangerous; a spike of the per-frame
+synergy estimate s (bits) above its recent level is the safety signal.
+
+Per frame, with the last ``window`` non-alert values of s:
+
+1. baseline ``m = median(s_window)``, scale ``σ = max(1.4826 · MAD(s_window), min_scale)``
+   (the MAD-based σ is a robust standard deviation: one spike does not inflate it);
+2. score ``z = (s - m) / σ``;
+3. hysteresis: the alert switches on after ``on_frames`` consecutive frames with
+   ``z >= on_z`` and ``s >= min_synergy`` (or ``s >= absolute_on`` when that is set, baseline or
+   not), and switches off after ``off_frames`` consecutive frames with ``z < off_z`` (and
+   ``s < absolute_on``);
+4. frames scored while the alert is on do not enter the baseline, so a long synergy segment keeps
+   the alert on instead of becoming the new normal; no alert is raised before ``warmup`` values
+   are in the baseline (unless ``absolute_on`` fires).
+
+Parameters (defaults tuned for ~20 Hz camera frames): ``window`` 100 frames (5 s), ``warmup`` 20,
+``on_z`` 3.0, ``off_z`` 1.5, ``on_frames`` 2, ``off_frames`` 5, ``min_synergy`` 0.05 bits,
+``min_scale`` 0.02 bits, ``absolute_on`` 0 (off).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from dmil_ros.runtime.errors import RuntimeConfigError
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Synergy monitor parameters (validated on construction; see the module docstring)."""
+
+    window: int = 100
+    warmup: int = 20
+    on_z: float = 3.0
+    off_z: float = 1.5
+    on_frames: int = 2
+    off_frames: int = 5
+    min_synergy: float = 0.05
+    min_scale: float = 0.02
+    absolute_on: float = 0.0
+
+    def __post_init__(self) -> None:
+        checks = {
+            'window': self.window >= 2,
+            'warmup': 1 <= self.warmup <= self.window,
+            'on_z': math.isfinite(self.on_z),
+            'off_z': math.isfinite(self.off_z) and self.off_z <= self.on_z,
+            'on_frames': self.on_frames >= 1,
+            'off_frames': self.off_frames >= 1,
+            'min_synergy': math.isfinite(self.min_synergy),
+            'min_scale': self.min_scale > 0,
+            'absolute_on': self.absolute_on >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                msg = f'synergy monitor: {name}={getattr(self, name)!r} is not valid'
+                raise RuntimeConfigError(msg)
+
+
+@dataclass(frozen=True)
+class MonitorState:
+    """The monitor's verdict on one frame."""
+
+    synergy: float  # s of this frame (bits)
+    baseline: float  # median of the window (nan during an empty baseline)
+    scale: float  # robust sigma of the window
+    z: float  # (s - baseline) / scale (nan before warm-up)
+    alert: bool  # alert state after this frame
+    started: bool  # True on the frame the alert switched on
+    ended: bool  # True on the frame the alert switched off
+
+
+class SynergyMonitor:
+    """Feed one synergy value per frame with :meth:`update`; read the alert state back."""
+
+    def __init__(self, config: MonitorConfig | None = None) -> None:
+        self.config = config or MonitorConfig()
+        self._window: deque[float] = deque(maxlen=self.config.window)
+        self.alert = False
+        self._above = 0
+        self._below = 0
+        self.alerts = 0  # number of times the alert switched on
+        self.frames = 0
+        self.alert_frames = 0
+
+    def update(self, synergy: float) -> MonitorState:
+        cfg = self.config
+        s = float(synergy)
+        self.frames += 1
+        if not math.isfinite(s):
+            # a non-finite estimate says nothing: keep the state, count nothing
+            return MonitorState(s, math.nan, math.nan, math.nan, self.alert, False, False)
+        # 1. baseline and robust scale from the window
+        if self._window:
+            values = np.fromiter(self._window, np.float64, len(self._window))
+            baseline = float(np.median(values))
+            scale = max(1.4826 * float(np.median(np.abs(values - baseline))), cfg.min_scale)
+        else:
+            baseline, scale = math.nan, cfg.min_scale
+        warm = len(self._window) >= cfg.warmup
+        # 2. score
+        z = (s - baseline) / scale if warm else math.nan
+        absolute = cfg.absolute_on > 0 and s >= cfg.absolute_on
+        high = absolute or (warm and z >= cfg.on_z and s >= cfg.min_synergy)
+        low = not absolute and (not warm or z < cfg.off_z)
+        # 3. hysteresis
+        started = ended = False
+        if not self.alert:
+            self._above = self._above + 1 if high else 0
+            if self._above >= cfg.on_frames:
+                self.alert, started, self._below = True, True, 0
+                self.alerts += 1
+        else:
+            self._below = self._below + 1 if low else 0
+            if self._below >= cfg.off_frames:
+                self.alert, ended, self._above = False, True, 0
+        # 4. only calm frames teach the baseline
+        if not self.alert and not high:
+            self._window.append(s)
+        if self.alert:
+            self.alert_frames += 1
+        return MonitorState(s, baseline, scale, z, self.alert, started, ended)
+
+    def reset(self) -> None:
+        self._window.clear()
+        self.alert = False
+        self._above = self._below = 0

@@ -1,0 +1,160 @@
+"""Output messages, built as ``rosbags`` message objects (the node copies them into rclpy ones).
+
+Only standard message types, so rviz / Foxglove / PlotJuggler / ``ros2 topic echo`` read them
+without this package; every per-frame message carries the camera frame's header (stamp and
+frame_id copied from the input). Topic names are relative to the node (``~/``), so they land under
+its namespace: ``/<namespace>/fusion_node/<name>``.
+
+=====================  ==========================  ==========================================
+topic                  type                        content
+=====================  ==========================  ==========================================
+``~/action``           sensor_msgs/JointState      name = [chosen action], position = [its p]
+``~/action_probs``     sensor_msgs/JointState      name = ACTIONS, position = probabilities
+``~/gates``            sensor_msgs/JointState      name = COMPONENTS, position = gates
+``~/interactions``     sensor_msgs/JointState      name = R, U_camera, U_lidar, S (bits), from
+                                                   the model's ``pid_broja`` or ``pid_lsmi``
+``~/synergy_alert``    sensor_msgs/JointState      name = alert (1/0), synergy, baseline, z
+``diagnostics``        diagnostic_msgs/            one DiagnosticStatus ``dmil_ros: fusion``
+                       DiagnosticArray             (about 1 Hz; relative, so ``/diagnostics``
+                                                   without a namespace)
+``~/cmd_vel``          geometry_msgs/Twist         optional (off by default): the action as a
+                                                   velocity command; zero in degraded mode
+=====================  ==========================  ==========================================
+
+Why JointState: it is the one standard, stamped message with *named* float arrays; PlotJuggler
+and Foxglove plot each name as its own series (``/ns/fusion_node/gates/synergy``), ``ros2 topic
+echo`` prints the names beside the values. Outputs the model lacks (gates, PID terms) are not
+published and the diagnostics say ``unavailable``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+from dmil_ros.actions import ACTIONS, COMPONENTS, FAMILIES
+from dmil_ros.bagio import typestore
+from dmil_ros.runtime.diagnostics import Status
+from dmil_ros.runtime.pipeline import FrameResult, Header
+
+NODE_NAME: Final = 'fusion_node'
+JOINT_STATE: Final = 'sensor_msgs/msg/JointState'
+DIAGNOSTIC_ARRAY: Final = 'diagnostic_msgs/msg/DiagnosticArray'
+TWIST: Final = 'geometry_msgs/msg/Twist'
+ALERT_NAMES: Final = ('alert', 'synergy', 'baseline', 'z')
+
+# relative name -> message type, in publication order
+TOPICS: Final[dict[str, str]] = {
+    '~/action': JOINT_STATE,
+    '~/action_probs': JOINT_STATE,
+    '~/gates': JOINT_STATE,
+    '~/interactions': JOINT_STATE,
+    '~/synergy_alert': JOINT_STATE,
+    'diagnostics': DIAGNOSTIC_ARRAY,
+    '~/cmd_vel': TWIST,
+}
+
+
+def resolve(name: str, namespace: str = '', node: str = NODE_NAME) -> str:
+    """ROS 2 name resolution for this node's relative (``x``) and private (``~/x``) names."""
+    ns = '/' + namespace.strip('/') if namespace.strip('/') else ''
+    if name.startswith('/'):
+        return name
+    if name.startswith('~/'):
+        return f'{ns}/{node}/{name[2:]}'
+    return f'{ns}/{name}'
+
+
+@dataclass(frozen=True)
+class Twists:
+    """Velocity per action for the optional ``~/cmd_vel`` output."""
+
+    linear: float = 0.3  # m/s for 'forward'
+    angular: float = 0.6  # rad/s for 'left' (positive) and 'right' (negative)
+
+    def of(self, action: str) -> tuple[float, float]:
+        return {
+            'forward': (self.linear, 0.0),
+            'left': (0.0, self.angular),
+            'right': (0.0, -self.angular),
+        }.get(action, (0.0, 0.0))
+
+
+class OutputBuilder:
+    """Builds the output messages of a frame (rosbags objects, Humble typestore)."""
+
+    def __init__(self, twists: Twists | None = None) -> None:
+        self.store = typestore()
+        t = self.store.types
+        self._header = t['std_msgs/msg/Header']
+        self._time = t['builtin_interfaces/msg/Time']
+        self._joint = t[JOINT_STATE]
+        self._array = t[DIAGNOSTIC_ARRAY]
+        self._status = t['diagnostic_msgs/msg/DiagnosticStatus']
+        self._kv = t['diagnostic_msgs/msg/KeyValue']
+        self._twist = t[TWIST]
+        self._vector = t['geometry_msgs/msg/Vector3']
+        self._empty = np.zeros(0, np.float64)
+        self.twists = twists
+
+    def header(self, h: Header) -> Any:
+        return self._header(stamp=self._time(sec=h.sec, nanosec=h.nanosec), frame_id=h.frame_id)
+
+    def joint_state(self, h: Header, names: list[str], values: Any) -> Any:
+        return self._joint(
+            header=self.header(h),
+            name=names,
+            position=np.asarray(values, np.float64).reshape(-1),
+            velocity=self._empty,
+            effort=self._empty,
+        )
+
+    def frame(self, r: FrameResult) -> list[tuple[str, Any]]:
+        """``[(relative topic, message), ...]`` for one frame, in :data:`TOPICS` order."""
+        out = [
+            ('~/action', self.joint_state(r.header, [r.action_label], [r.probs[r.action]])),
+            ('~/action_probs', self.joint_state(r.header, list(ACTIONS), r.probs)),
+        ]
+        if r.gates is not None:
+            out.append(('~/gates', self.joint_state(r.header, list(COMPONENTS), r.gates)))
+        pid = r.interactions
+        if pid is not None:
+            out.append(('~/interactions', self.joint_state(r.header, list(FAMILIES), pid)))
+            m = r.monitor
+            if m is None:  # degraded: the alert keeps its state, no new estimate
+                values = [float(r.alert), math.nan, math.nan, math.nan]
+            else:
+                values = [float(m.alert), m.synergy, m.baseline, m.z]
+            out.append(('~/synergy_alert', self.joint_state(r.header, list(ALERT_NAMES), values)))
+        if self.twists is not None:
+            linear, angular = (0.0, 0.0) if r.degraded else self.twists.of(r.action_label)
+            out.append(('~/cmd_vel', self.twist(linear, angular)))
+        return out
+
+    def twist(self, linear: float, angular: float) -> Any:
+        return self._twist(
+            linear=self._vector(x=linear, y=0.0, z=0.0),
+            angular=self._vector(x=0.0, y=0.0, z=angular),
+        )
+
+    def diagnostics(self, h: Header, statuses: list[Status]) -> Any:
+        return self._array(
+            header=self.header(h),
+            status=[
+                self._status(
+                    level=s.level,
+                    name=s.name,
+                    message=s.message,
+                    hardware_id=s.hardware_id,
+                    values=[self._kv(key=k, value=v) for k, v in s.values],
+                )
+                for s in statuses
+            ],
+        )
+
+    def serialize(self, topic: str, msg: Any) -> bytes:
+        """CDR bytes, exactly as ROS 2 would put them on the wire / in a bag."""
+        return bytes(self.store.serialize_cdr(msg, TOPICS[topic]))

@@ -1,0 +1,322 @@
+"""The fusion pipeline: raw sensor messages in, one output record per camera/LiDAR pair out.
+
+Shared by the rclpy node and the ROS-less replay; ROS-free. Stages, each timed per frame pair:
+
+1. ``decode`` + ``preprocess`` as each message arrives (so a malformed message never enters
+   pairing: it is counted under ``(topic, reason)`` and skipped);
+2. approximate-time pairing (:mod:`dmil_ros.runtime.pairing`);
+3. ``inference``: one ONNX Runtime call per batch of pairs (batch 1 in the node, larger in the
+   replay; results are the same);
+4. ``monitor``: the synergy spike monitor on the chosen per-frame S estimate.
+
+Degraded mode. When one sensor's stamps fall ``silence_timeout`` seconds behind the other's, the
+pipeline keeps going on the live sensor alone and feeds the model the silent modality's *absent*
+input: an all-zero range image ("no returns") for a silent LiDAR, an all-zero standardised
+image (the training mean) for a silent camera. Those records carry ``degraded = 'lidar_silent'``
+or ``'camera_silent'``, are stamped with the live sensor's header, do not enter the synergy
+baseline (their S estimate is not meaningful) and make the diagnostics report ERROR. The first
+message of the silent sensor ends the degraded mode.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from dmil_ros.actions import ACTIONS
+from dmil_ros.runtime.decode import decode_image, decode_laserscan, decode_pointcloud2
+from dmil_ros.runtime.errors import DecodeError, RuntimeConfigError
+from dmil_ros.runtime.model import FusionModel
+from dmil_ros.runtime.monitor import MonitorConfig, MonitorState, SynergyMonitor
+from dmil_ros.runtime.pairing import ApproxTimePairer
+from dmil_ros.runtime.preprocess import prepare_image, prepare_points
+
+F32 = npt.NDArray[np.float32]
+STAGES: Final = ('decode', 'preprocess', 'inference', 'monitor')
+LIDAR_SILENT: Final = 'lidar_silent'
+PID_OUTPUTS: Final[tuple[str, ...]] = ('pid_lsmi', 'pid_broja')
+CAMERA_SILENT: Final = 'camera_silent'
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Pipeline parameters (validated on construction)."""
+
+    camera_topic: str = '/camera/image_raw'
+    lidar_topic: str = '/lidar/points'
+    slop: float = 0.05  # s: max |t_camera - t_lidar| of a pair
+    queue_size: int = 10  # per sensor, before pairing
+    silence_timeout: float = 0.5  # s of stamp time before degraded mode
+    pid_source: str = 'auto'  # 'auto' (pid_broja, else pid_lsmi), 'pid_broja', 'pid_lsmi'
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+
+    def __post_init__(self) -> None:
+        if not self.silence_timeout > self.slop:
+            msg = f'silence_timeout {self.silence_timeout!r} must exceed slop {self.slop!r}'
+            raise RuntimeConfigError(msg)
+
+
+@dataclass(frozen=True)
+class Header:
+    """A message header: ``stamp`` (sec, nanosec) and ``frame_id``, copied from the input."""
+
+    sec: int
+    nanosec: int
+    frame_id: str
+
+    @property
+    def ns(self) -> int:
+        return self.sec * 1_000_000_000 + self.nanosec
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One preprocessed message: model input, header, stage times (s)."""
+
+    header: Header
+    tensor: F32
+    decode: float
+    preprocess: float
+
+
+@dataclass(frozen=True)
+class Job:
+    """One model input ready for inference: a pair, or one sensor in degraded mode."""
+
+    header: Header  # the output's header (camera's; the LiDAR's when the camera is silent)
+    image: F32
+    lidar: F32
+    lidar_stamp_ns: int | None
+    camera_stamp_ns: int | None
+    decode: float
+    preprocess: float
+    degraded: str = ''
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Everything the node publishes for one frame pair."""
+
+    header: Header
+    lidar_stamp_ns: int | None
+    probs: F32  # (4,) over ACTIONS
+    action: int
+    gates: F32 | None  # (4,) over COMPONENTS, None when the model has no gates
+    pid: dict[str, F32]  # 'pid_lsmi' / 'pid_broja' -> (4,) r, u_camera, u_lidar, s (bits)
+    pid_source: str | None  # which of ``pid`` drives the monitor
+    monitor: MonitorState | None  # None without a pid output, or in degraded mode
+    alert: bool  # the synergy alert state after this frame
+    degraded: str
+    timings: dict[str, float]  # stage -> seconds for this frame
+
+    @property
+    def action_label(self) -> str:
+        return ACTIONS[self.action]
+
+    @property
+    def interactions(self) -> F32 | None:
+        return self.pid.get(self.pid_source) if self.pid_source else None
+
+
+def header_of(msg: Any, topic: str) -> Header:
+    """The header of any ROS-like message (rosbags or rclpy), checked."""
+    try:
+        stamp = msg.header.stamp
+        sec, nanosec, frame_id = int(stamp.sec), int(stamp.nanosec), str(msg.header.frame_id)
+    except (AttributeError, TypeError, ValueError) as exc:
+        text = f'header unreadable ({exc})'
+        raise DecodeError(text, topic=topic, field='header', reason='header') from exc
+    if not 0 <= nanosec < 1_000_000_000:
+        text = f'header.stamp.nanosec {nanosec} out of range'
+        raise DecodeError(text, topic=topic, field='header.stamp', reason='header')
+    return Header(sec, nanosec, frame_id)
+
+
+class FusionPipeline:
+    """Feed raw messages with :meth:`push_camera` / :meth:`push_lidar`; get frame results.
+
+    For throughput, :meth:`feed_camera` / :meth:`feed_lidar` return the ready jobs without
+    running the model, and :meth:`infer` runs any number of them as one batch.
+    """
+
+    def __init__(self, model: FusionModel, config: PipelineConfig | None = None) -> None:
+        self.model = model
+        self.config = config or PipelineConfig()
+        self.spec = model.spec
+        self.pid_source = model.pid_source(self.config.pid_source)
+        self.pairer: ApproxTimePairer[Prepared, Prepared] = ApproxTimePairer(
+            self.config.slop, self.config.queue_size
+        )
+        self.monitor = SynergyMonitor(self.config.monitor)
+        self._empty_image = np.zeros(self.spec.image_shape, np.float32)
+        self._empty_lidar = np.zeros(self.spec.lidar_shape, np.float32)
+        self.received: Counter[str] = Counter()
+        self.errors: Counter[tuple[str, str]] = Counter()
+        self.last_error = ''
+        self.frames = 0
+        self.degraded_frames = 0
+        self.degraded = ''
+        self.last_camera_ns: int | None = None
+        self.last_lidar_ns: int | None = None
+        self._first_ns: int | None = None
+        self.latency: deque[float] = deque(maxlen=500)  # end-to-end seconds, recent frames
+
+    # ---- stage 1: decode + preprocess -------------------------------------------------------
+
+    def _prepare(self, msg: Any, camera: bool) -> Prepared | None:
+        topic = self.config.camera_topic if camera else self.config.lidar_topic
+        self.received[topic] += 1
+        try:
+            header = header_of(msg, topic)
+            t0 = time.perf_counter()
+            if camera:
+                rgb = decode_image(msg, topic)
+                t1 = time.perf_counter()
+                tensor = prepare_image(rgb, self.spec)
+            else:
+                if hasattr(msg, 'ranges'):
+                    points = decode_laserscan(msg, topic)
+                else:
+                    points = decode_pointcloud2(msg, topic)
+                t1 = time.perf_counter()
+                tensor = prepare_points(points, self.spec)
+            t2 = time.perf_counter()
+        except DecodeError as exc:
+            self.errors[(topic, exc.reason)] += 1
+            self.last_error = str(exc)
+            return None
+        except (AttributeError, TypeError) as exc:  # not the message type the topic should carry
+            self.errors[(topic, 'type')] += 1
+            self.last_error = f'topic {topic!r}: {type(msg).__name__} is not usable ({exc})'
+            return None
+        return Prepared(header, tensor, t1 - t0, t2 - t1)
+
+    def feed_camera(self, msg: Any) -> list[Job]:
+        """Decode a camera message; return the jobs it makes ready (pairs or degraded frames)."""
+        prep = self._prepare(msg, camera=True)
+        if prep is None:
+            return []
+        t = prep.header.ns
+        self._first_ns = t if self._first_ns is None else self._first_ns
+        self.last_camera_ns = t
+        if self.degraded == CAMERA_SILENT:
+            self.degraded = ''
+        ref = self.last_lidar_ns if self.last_lidar_ns is not None else self._first_ns
+        if t - ref > self.config.silence_timeout * 1e9:
+            self.degraded = LIDAR_SILENT
+            waiting = [item for _, item in self.pairer.take_cameras()]
+            return [self._alone(p, camera=True) for p in [*waiting, prep]]
+        return [self._pair_job(p.camera, p.lidar) for p in self.pairer.push_camera(t, prep)]
+
+    def feed_lidar(self, msg: Any) -> list[Job]:
+        """Decode a LiDAR message (PointCloud2 or LaserScan); return the jobs it makes ready."""
+        prep = self._prepare(msg, camera=False)
+        if prep is None:
+            return []
+        t = prep.header.ns
+        self._first_ns = t if self._first_ns is None else self._first_ns
+        self.last_lidar_ns = t
+        if self.degraded == LIDAR_SILENT:
+            self.degraded = ''
+        ref = self.last_camera_ns if self.last_camera_ns is not None else self._first_ns
+        if t - ref > self.config.silence_timeout * 1e9:
+            self.degraded = CAMERA_SILENT
+            return [self._alone(prep, camera=False)]
+        return [self._pair_job(p.camera, p.lidar) for p in self.pairer.push_lidar(t, prep)]
+
+    def _pair_job(self, cam: Prepared, lid: Prepared) -> Job:
+        return Job(
+            header=cam.header,
+            image=cam.tensor,
+            lidar=lid.tensor,
+            lidar_stamp_ns=lid.header.ns,
+            camera_stamp_ns=cam.header.ns,
+            decode=cam.decode + lid.decode,
+            preprocess=cam.preprocess + lid.preprocess,
+        )
+
+    def _alone(self, prep: Prepared, camera: bool) -> Job:
+        return Job(
+            header=prep.header,
+            image=prep.tensor if camera else self._empty_image,
+            lidar=self._empty_lidar if camera else prep.tensor,
+            lidar_stamp_ns=None if camera else prep.header.ns,
+            camera_stamp_ns=prep.header.ns if camera else None,
+            decode=prep.decode,
+            preprocess=prep.preprocess,
+            degraded=LIDAR_SILENT if camera else CAMERA_SILENT,
+        )
+
+    # ---- stages 3-4: inference + monitor ----------------------------------------------------
+
+    def infer(self, jobs: list[Job]) -> list[FrameResult]:
+        """Run the model once over ``jobs`` (one batch), then the monitor frame by frame."""
+        if not jobs:
+            return []
+        t0 = time.perf_counter()
+        image = np.stack([j.image for j in jobs])  # (B, 3, H, W)
+        lidar = np.stack([j.lidar for j in jobs])  # (B, 2, beams, bins)
+        out = self.model.run(image, lidar)
+        inference = (time.perf_counter() - t0) / len(jobs)
+        results = []
+        for k, job in enumerate(jobs):
+            t1 = time.perf_counter()
+            probs = np.asarray(out['probs'][k], np.float32)
+            pid: dict[str, F32] = {
+                n: np.asarray(out[n][k], np.float32) for n in PID_OUTPUTS if n in out
+            }
+            state = None
+            if self.pid_source is not None and not job.degraded:
+                state = self.monitor.update(float(pid[self.pid_source][3]))
+            t2 = time.perf_counter()
+            timings = {
+                'decode': job.decode,
+                'preprocess': job.preprocess,
+                'inference': inference,
+                'monitor': t2 - t1,
+            }
+            timings['total'] = sum(timings.values())
+            self.latency.append(timings['total'])
+            self.frames += 1
+            self.degraded_frames += bool(job.degraded)
+            results.append(
+                FrameResult(
+                    header=job.header,
+                    lidar_stamp_ns=job.lidar_stamp_ns,
+                    probs=probs,
+                    action=int(np.argmax(probs)),
+                    gates=np.asarray(out['gates'][k], np.float32) if 'gates' in out else None,
+                    pid=pid,
+                    pid_source=self.pid_source,
+                    monitor=state,
+                    alert=self.monitor.alert,
+                    degraded=job.degraded,
+                    timings=timings,
+                )
+            )
+        return results
+
+    def push_camera(self, msg: Any) -> list[FrameResult]:
+        return self.infer(self.feed_camera(msg))
+
+    def push_lidar(self, msg: Any) -> list[FrameResult]:
+        return self.infer(self.feed_lidar(msg))
+
+    # ---- counters ---------------------------------------------------------------------------
+
+    @property
+    def drops(self) -> Counter[str]:
+        """Pairing drops by reason plus decode errors as ``'<topic>: <reason>'``."""
+        out: Counter[str] = Counter(self.pairer.drops)
+        for (topic, reason), n in self.errors.items():
+            out[f'{topic}: {reason}'] += n
+        return out
+
+    @property
+    def alert(self) -> bool:
+        return self.monitor.alert

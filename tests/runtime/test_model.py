@@ -1,0 +1,114 @@
+"""The ONNX session wrapper: contract checks, providers, outputs, I/O binding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dmil_ros.runtime.errors import ModelError, RuntimeConfigError
+from dmil_ros.runtime.model import FusionModel
+from dmil_ros.runtime.preprocess import PreprocessSpec
+from tests.runtime.contract_models import build_model, reference
+
+
+@pytest.fixture(scope='module')
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_model(tmp_path_factory.mktemp('m') / 'full.onnx')
+
+
+def inputs(batch: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    spec = PreprocessSpec()
+    image = rng.normal(size=(batch, *spec.image_shape)).astype(np.float32)
+    lidar = rng.random((batch, *spec.lidar_shape), dtype=np.float32)
+    return image, lidar
+
+
+@pytest.mark.parametrize('io_binding', [False, True])
+def test_outputs_match_reference(model_path: Path, io_binding: bool) -> None:
+    model = FusionModel(model_path, provider='cpu', io_binding=io_binding)
+    assert model.provider == 'cpu'
+    assert model.outputs == ('probs', 'gates', 'pid_lsmi', 'pid_broja')
+    image, lidar = inputs()
+    got = model.run(image, lidar)
+    ref = reference(image, lidar)
+    for name in model.outputs:
+        np.testing.assert_allclose(got[name], ref[name], rtol=1e-5, atol=1e-6)
+    assert model.pid_source() == 'pid_broja'
+    assert model.pid_source('pid_lsmi') == 'pid_lsmi'
+
+
+def test_auto_provider_runs_somewhere(model_path: Path) -> None:
+    model = FusionModel(model_path, provider='auto')
+    assert model.provider in ('cpu', 'cuda')
+    image, lidar = inputs(1)
+    np.testing.assert_allclose(
+        model.run(image, lidar)['probs'], reference(image, lidar)['probs'], rtol=1e-4
+    )
+
+
+def test_foreign_model_with_only_probs(tmp_path: Path) -> None:
+    path = build_model(
+        tmp_path / 'foreign.onnx',
+        outputs=('probs',),
+        metadata={
+            'dmil_ros.labels': None,
+            'dmil_ros.components': None,
+            'dmil_ros.preprocess': None,
+            'dmil_ros.kind': None,
+        },
+    )
+    model = FusionModel(path, provider='cpu')
+    assert model.outputs == ('probs',)
+    assert model.info.kind == 'foreign'
+    assert model.pid_source() is None
+    assert not model.has('gates')
+    with pytest.raises(ModelError, match='pid_source'):
+        model.pid_source('pid_lsmi')
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r'nope\.onnx.*no such file'):
+        FusionModel(tmp_path / 'nope.onnx')
+
+
+def test_not_onnx(tmp_path: Path) -> None:
+    bad = tmp_path / 'bad.onnx'
+    bad.write_bytes(b'not a model')
+    with pytest.raises(ModelError, match=r'bad\.onnx.*cannot load'):
+        FusionModel(bad, provider='cpu')
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'text'),
+    [
+        ({'metadata': {'dmil_ros.labels': json.dumps(['a', 'b', 'c', 'd'])}}, 'labels'),
+        ({'metadata': {'dmil_ros.components': json.dumps(['x'])}}, 'components'),
+        ({'metadata': {'dmil_ros.preprocess': '{"beams": 0}'}}, 'beams'),
+        ({'input_shapes': {'image': ['B', 3, 32, 32]}}, "input 'image' has shape"),
+        ({'input_shapes': {'lidar': ['B', 2, 32, 180]}}, "input 'lidar' has shape"),
+        ({'outputs': ('gates',)}, 'no output named probs'),
+        ({'probs_width': 3}, "output 'probs' has shape"),
+        (
+            {'spec': PreprocessSpec(beams=32), 'input_shapes': {'lidar': ['B', 2, 16, 180]}},
+            "input 'lidar'",
+        ),
+    ],
+)
+def test_mismatched_model_refused(tmp_path: Path, kwargs: dict[str, object], text: str) -> None:
+    path = build_model(tmp_path / 'mismatch.onnx', **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ModelError, match=text) as info:
+        FusionModel(path, provider='cpu')
+    assert 'mismatch.onnx' in str(info.value)
+
+
+def test_bad_parameters(model_path: Path) -> None:
+    with pytest.raises(RuntimeConfigError, match='provider'):
+        FusionModel(model_path, provider='gpu')
+    with pytest.raises(RuntimeConfigError, match='threads'):
+        FusionModel(model_path, threads=-1)
+    with pytest.raises(ModelError, match=r'outputs .*sub_probs.* are not in'):
+        FusionModel(model_path, provider='cpu', outputs=('probs', 'sub_probs'))

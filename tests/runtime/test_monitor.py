@@ -1,0 +1,97 @@
+"""Synergy monitor: baseline, threshold, hysteresis, warm-up, parameter checks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dmil_ros.runtime.errors import RuntimeConfigError
+from dmil_ros.runtime.monitor import MonitorConfig, SynergyMonitor
+
+
+def feed(m: SynergyMonitor, values: np.ndarray) -> np.ndarray:
+    return np.array([m.update(float(v)).alert for v in values])
+
+
+def test_step_switches_on_and_off_with_hysteresis() -> None:
+    rng = np.random.default_rng(0)
+    base = 0.1 + 0.01 * rng.standard_normal(300)
+    s = base.copy()
+    s[150:190] += 1.0  # a synergy segment of 40 frames
+    cfg = MonitorConfig(on_frames=2, off_frames=5)
+    alert = feed(SynergyMonitor(cfg), s)
+    # on after exactly on_frames high frames, off after off_frames calm frames
+    assert not alert[:151].any()
+    assert alert[151:190].all()
+    assert alert[190:194].all()
+    assert not alert[194:].any()
+
+
+def test_single_frame_spike_ignored() -> None:
+    s = np.full(100, 0.1)
+    s[60] = 5.0
+    m = SynergyMonitor(MonitorConfig(on_frames=2))
+    assert not feed(m, s).any()
+    assert m.alerts == 0
+
+
+def test_z_score_is_robust_standardisation() -> None:
+    m = SynergyMonitor(MonitorConfig(window=50, warmup=50, min_scale=1e-6))
+    values = [0.0, 1.0] * 25  # median 0.5, MAD 0.5 -> sigma 0.7413
+    for v in values:
+        m.update(v)
+    state = m.update(2.0)
+    assert state.baseline == pytest.approx(0.5)
+    assert state.scale == pytest.approx(1.4826 * 0.5)
+    assert state.z == pytest.approx(1.5 / (1.4826 * 0.5))
+
+
+def test_no_alert_before_warmup_unless_absolute() -> None:
+    m = SynergyMonitor(MonitorConfig(warmup=20))
+    assert not feed(m, np.array([0.0] * 5 + [10.0] * 5)).any()
+    m = SynergyMonitor(MonitorConfig(warmup=20, absolute_on=1.0, on_frames=1))
+    assert feed(m, np.array([0.0] * 5 + [10.0] * 5))[5:].all()
+
+
+def test_nan_keeps_state() -> None:
+    m = SynergyMonitor()
+    st_ = m.update(math.nan)
+    assert not st_.alert
+    assert math.isnan(st_.z)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-5, 5), min_size=1, max_size=300))
+def test_alert_needs_on_frames_consecutive_highs(values: list[float]) -> None:
+    cfg = MonitorConfig(on_frames=3, warmup=5, window=20)
+    m = SynergyMonitor(cfg)
+    highs = 0
+    for v in values:
+        before = m.alert
+        state = m.update(v)
+        high = not math.isnan(state.z) and state.z >= cfg.on_z and v >= cfg.min_synergy
+        highs = highs + 1 if high else 0
+        if state.started:
+            assert not before
+            assert highs >= cfg.on_frames
+
+
+@pytest.mark.parametrize(
+    'kwargs',
+    [
+        {'window': 1},
+        {'warmup': 0},
+        {'warmup': 500},
+        {'on_z': 1.0, 'off_z': 2.0},
+        {'on_frames': 0},
+        {'min_scale': 0.0},
+        {'absolute_on': -1.0},
+    ],
+)
+def test_bad_config(kwargs: dict[str, float]) -> None:
+    with pytest.raises(RuntimeConfigError):
+        MonitorConfig(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,206 @@
+"""The shared pipeline: pairing, stamps, inference, malformed input, degraded mode, alerts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dmil_ros.runtime.decode import decode_image, decode_pointcloud2
+from dmil_ros.runtime.errors import RuntimeConfigError
+from dmil_ros.runtime.model import FusionModel
+from dmil_ros.runtime.pipeline import (
+    CAMERA_SILENT,
+    LIDAR_SILENT,
+    FrameResult,
+    FusionPipeline,
+    PipelineConfig,
+)
+from dmil_ros.runtime.preprocess import prepare_image, prepare_points
+from tests.runtime.contract_models import build_model, reference
+from tests.runtime.messages import flat_image, vlp16
+
+MS = 1_000_000
+
+
+@pytest.fixture(scope='module')
+def model(tmp_path_factory: pytest.TempPathFactory) -> FusionModel:
+    return FusionModel(build_model(tmp_path_factory.mktemp('m') / 'm.onnx'), provider='cpu')
+
+
+@pytest.fixture(scope='module')
+def clouds() -> list[Any]:
+    return [vlp16(0, seed=k) for k in range(3)]
+
+
+def cloud_at(clouds: list[Any], stamp_ns: int, k: int) -> Any:
+    msg = clouds[k % len(clouds)]
+    sec, nanosec = divmod(stamp_ns, 1_000_000_000)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
+    return msg
+
+
+def run_stream(
+    pipe: FusionPipeline,
+    clouds: list[Any],
+    seconds: float,
+    reds: Any = lambda k: 100,
+    lidar_until: float = 1e9,
+    camera_until: float = 1e9,
+    start: float = 0.0,
+) -> list[FrameResult]:
+    """Camera at 20 Hz, LiDAR at 10 Hz (+7 ms), delivered in stamp order."""
+    events: list[tuple[int, str, int]] = []
+    for k in range(int(seconds * 20)):
+        t = int((start + k * 0.05) * 1e9)
+        if t < camera_until * 1e9:
+            events.append((t, 'c', k))
+    for k in range(int(seconds * 10)):
+        t = int((start + k * 0.1 + 0.007) * 1e9)
+        if t < lidar_until * 1e9:
+            events.append((t, 'l', k))
+    out = []
+    for t, kind, k in sorted(events):
+        if kind == 'c':
+            out += pipe.push_camera(flat_image(t, int(reds(k))))
+        else:
+            out += pipe.push_lidar(cloud_at(clouds, t, k))
+    return out
+
+
+def test_pairs_stamps_and_values(model: FusionModel, clouds: list[Any]) -> None:
+    pipe = FusionPipeline(model, PipelineConfig(slop=0.06))
+    results = run_stream(pipe, clouds, 2.0, reds=lambda k: 6 * k)
+    assert len(results) == 39  # 40 frames; the last waits for a LiDAR that never comes
+    for r in results:
+        assert r.header.frame_id == 'camera_optical_frame'
+        k = round(r.header.ns / (50 * MS))
+        assert r.header.ns == int(k * 0.05 * 1e9)  # the output stamp is the camera's stamp
+        assert r.lidar_stamp_ns is not None
+        assert abs(r.lidar_stamp_ns - r.header.ns) <= 60 * MS
+        assert not r.degraded
+        # independent recomputation: decode + preprocess + numpy reference of the model
+        image = prepare_image(decode_image(flat_image(r.header.ns, 6 * k)), model.spec)
+        j = round((r.lidar_stamp_ns - 7 * MS) / (100 * MS))
+        lidar = prepare_points(
+            decode_pointcloud2(cloud_at(clouds, r.lidar_stamp_ns, j)), model.spec
+        )
+        ref = reference(image[None], lidar[None])
+        np.testing.assert_allclose(r.probs, ref['probs'][0], rtol=1e-4, atol=1e-6)
+        assert r.gates is not None
+        np.testing.assert_allclose(r.gates, ref['gates'][0], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(r.pid['pid_broja'], ref['pid_broja'][0], rtol=1e-4, atol=1e-5)
+        assert r.pid_source == 'pid_broja'
+        assert r.action == int(np.argmax(ref['probs'][0]))
+        assert set(r.timings) == {'decode', 'preprocess', 'inference', 'monitor', 'total'}
+        assert r.timings['total'] == pytest.approx(
+            sum(v for k_, v in r.timings.items() if k_ != 'total')
+        )
+    assert pipe.frames == 39
+    assert sum(pipe.drops.values()) == 0
+
+
+def test_batched_inference_equals_single(model: FusionModel, clouds: list[Any]) -> None:
+    single = FusionPipeline(model)
+    batched = FusionPipeline(model)
+    a = run_stream(single, clouds, 1.0, reds=lambda k: 7 * k)
+    jobs = []
+    for k in range(20):
+        t = int(k * 0.05 * 1e9)
+        jobs += batched.feed_camera(flat_image(t, 7 * k))
+        if k % 2 == 0:
+            jobs += batched.feed_lidar(cloud_at(clouds, t + 7 * MS, k // 2))
+    b = batched.infer(jobs)
+    assert [r.header for r in a] == [r.header for r in b]
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x.probs, y.probs, rtol=1e-5, atol=1e-6)
+
+
+def test_malformed_messages_counted_and_skipped(model: FusionModel, clouds: list[Any]) -> None:
+    pipe = FusionPipeline(model)
+    bad_image = flat_image(0, 100)
+    bad_image.encoding = '32FC1'
+    assert pipe.push_camera(bad_image) == []
+    bad_cloud = cloud_at(clouds, 7 * MS, 0)
+    short = bad_cloud.data
+    bad_cloud.data = short[:100]
+    assert pipe.push_lidar(bad_cloud) == []
+    bad_cloud.data = short
+    assert pipe.push_camera(object()) == []
+    assert pipe.drops == {
+        '/camera/image_raw: encoding': 1,
+        '/lidar/points: size': 1,
+        '/camera/image_raw: header': 1,
+    }
+    assert 'encoding' in pipe.last_error or 'header' in pipe.last_error
+    # the stream goes on
+    assert len(run_stream(pipe, clouds, 1.0, start=1.0)) == 19
+
+
+def test_lidar_silent_degraded_mode(model: FusionModel, clouds: list[Any]) -> None:
+    pipe = FusionPipeline(model, PipelineConfig(silence_timeout=0.5))
+    results = run_stream(pipe, clouds, 3.0, lidar_until=1.0)
+    normal = [r for r in results if not r.degraded]
+    degraded = [r for r in results if r.degraded]
+    assert all(r.degraded == LIDAR_SILENT for r in degraded)
+    # last LiDAR at 0.907 s: frames up to ~0.9 s pair, frames after 1.407 s are degraded
+    assert max(r.header.ns for r in normal) <= 950 * MS
+    assert min(r.header.ns for r in degraded) <= 1450 * MS
+    assert max(r.header.ns for r in degraded) == int(2.95 * 1e9)
+    assert all(r.monitor is None and r.lidar_stamp_ns is None for r in degraded)
+    assert pipe.degraded == LIDAR_SILENT
+    # degraded frames see the 'no returns' range image
+    image = prepare_image(decode_image(flat_image(0, 100)), model.spec)
+    ref = reference(image[None], np.zeros((1, *model.spec.lidar_shape), np.float32))
+    np.testing.assert_allclose(degraded[0].probs, ref['probs'][0], rtol=1e-4)
+    # the LiDAR comes back: pairing resumes
+    pipe.push_lidar(cloud_at(clouds, int(3.007 * 1e9), 0))
+    assert pipe.degraded == ''
+    more = pipe.push_camera(flat_image(int(3.05 * 1e9), 100))
+    more += pipe.push_lidar(cloud_at(clouds, int(3.107 * 1e9), 1))
+    assert more
+    assert not any(r.degraded for r in more)
+
+
+def test_camera_silent_degraded_mode(model: FusionModel, clouds: list[Any]) -> None:
+    pipe = FusionPipeline(model)
+    results = run_stream(pipe, clouds, 3.0, camera_until=1.0)
+    degraded = [r for r in results if r.degraded]
+    assert degraded
+    assert all(r.degraded == CAMERA_SILENT for r in degraded)
+    assert all(r.header.frame_id == 'lidar_link' for r in degraded)  # stamped by the LiDAR
+    assert all(r.lidar_stamp_ns == r.header.ns for r in degraded)
+
+
+def test_foreign_model_publishes_probs_only(tmp_path: Path, clouds: list[Any]) -> None:
+    model = FusionModel(build_model(tmp_path / 'f.onnx', outputs=('probs',)), provider='cpu')
+    pipe = FusionPipeline(model)
+    results = run_stream(pipe, clouds, 1.0)
+    assert results
+    assert all(r.gates is None and r.pid == {} and r.monitor is None for r in results)
+    assert pipe.pid_source is None
+
+
+def test_synergy_segment_raises_alert(model: FusionModel, clouds: list[Any]) -> None:
+    """Model's S = mean standardised red: a red segment is a synergy spike."""
+    rng = np.random.default_rng(1)
+    noise = rng.integers(0, 20, 400)
+
+    def red(k: int) -> int:
+        return 250 if 200 <= k < 240 else 60 + int(noise[k])
+
+    pipe = FusionPipeline(model)
+    results = run_stream(pipe, clouds, 20.0, reds=red)
+    k = np.array([round(r.header.ns / (50 * MS)) for r in results])
+    alert = np.array([r.alert for r in results])
+    inside = (k >= 200) & (k < 240)
+    assert alert[inside].mean() > 0.9
+    assert alert[~inside].mean() < 0.05
+    assert pipe.monitor.alerts == 1
+
+
+def test_bad_config() -> None:
+    with pytest.raises(RuntimeConfigError, match='silence_timeout'):
+        PipelineConfig(slop=0.5, silence_timeout=0.2)
