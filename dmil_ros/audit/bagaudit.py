@@ -1,0 +1,360 @@
+"""The per-bag stage of an audit: one bag through the node's own fusion pipeline.
+
+The bag is read with :class:`dmil_ros.bagio.reader.RobustReader` (a damaged bag gives what could
+be read plus issues) and its camera and LiDAR messages are fed, in log-time order, to
+:class:`dmil_ros.runtime.pipeline.FusionPipeline`: the same decoding, preprocessing, pairing,
+inference and synergy monitor as the ROS node. The audit only adds what the node does not need:
+
+* every model output (unimodal heads, features) is kept: the model is a
+  :class:`~dmil_ros.runtime.model.FusionModel` asked for all its outputs, whose ``run`` records the
+  last batch, so the pipeline's single inference call serves both;
+* calibrated masking (:mod:`dmil_ros.audit.masking`) when the model has no unimodal heads,
+  profiled on the bag's first ``profile_frames`` pairs;
+* labels (``/sim/ground_truth`` when present, else ``/expert/action``) and ground truth.
+
+Frames in degraded mode (one sensor silent) are counted but not audited: their inputs are the
+pipeline's placeholders, not sensor data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from dmil_ros.actions import ACTION_INDEX, ACTIONS, FAMILIES
+from dmil_ros.audit.bagresult import BagResult
+from dmil_ros.audit.masking import MaskStats, Profile, masked_inputs
+from dmil_ros.runtime.model import FusionModel
+from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Job, PipelineConfig
+
+logger = logging.getLogger(__name__)
+
+F32 = npt.NDArray[np.float32]
+GROUND_TRUTH_TOPIC = '/sim/ground_truth'
+ACTION_TOPIC = '/expert/action'
+SIDE_CAR = 'ground_truth.json'
+LABEL_SLOP_NS = 25_000_000
+
+
+@dataclass(frozen=True)
+class BagOptions:
+    """Per-bag settings (part of the resume key)."""
+
+    model: str
+    camera_topic: str = '/camera/image_raw'
+    lidar_topic: str = '/lidar/points'
+    batch: int = 64
+    profile_frames: int = 256
+    mask_samples: int = 1
+    seed: int = 0
+    threads: int = 1
+    max_frames: int = 0  # 0: all
+
+    def key(self) -> str:
+        model = Path(self.model)
+        stat = model.stat() if model.is_file() else None
+        fields = asdict(self)
+        fields.pop('threads')  # results do not depend on it
+        fields['model_size'] = stat.st_size if stat else None
+        fields['model_mtime'] = stat.st_mtime_ns if stat else None
+        return json.dumps(fields, sort_keys=True)
+
+
+class _RecordingModel(FusionModel):
+    """A FusionModel fetching every output and remembering the last batch's outputs."""
+
+    last: dict[str, F32]
+
+    def run(self, image: F32, lidar: F32) -> dict[str, F32]:
+        out = super().run(image, lidar)
+        self.last = out
+        return out
+
+
+def load_model(options: BagOptions) -> _RecordingModel:
+    probe = FusionModel(options.model, provider='cpu', threads=options.threads)
+    model = _RecordingModel(
+        options.model, provider='cpu', threads=options.threads, outputs=probe.info.outputs
+    )
+    model.last = {}
+    return model
+
+
+class _Collector:
+    """Accumulates per-frame arrays from pipeline results and the recorded model outputs."""
+
+    def __init__(self, model: _RecordingModel, options: BagOptions) -> None:
+        self.model = model
+        self.options = options
+        self.heads = model.has('probs_camera') and model.has('probs_lidar')
+        self.rows: dict[str, list[npt.NDArray[Any]]] = {
+            k: []
+            for k in (
+                'stamp',
+                'probs',
+                'gates',
+                'p_camera',
+                'p_lidar',
+                'p_joint',
+                'feat_camera',
+                'feat_lidar',
+                'self_lsmi',
+                'alert',
+            )
+        }
+        self.pending: list[Job] = []
+        self.profile_jobs: list[Job] = []
+        self.stats: MaskStats | None = None
+        self.degraded = 0
+        self.inference_s = 0.0
+        self.pipeline: FusionPipeline | None = None
+
+    def add(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            if job.degraded:
+                self.degraded += 1
+            self.pending.append(job)
+        if len(self.pending) >= self.options.batch:
+            self.flush()
+
+    def flush(self, final: bool = False) -> None:
+        if not self.pending:
+            return
+        if not self.heads and self.stats is None:
+            self.profile_jobs.extend(j for j in self.pending if not j.degraded)
+            if len(self.profile_jobs) < self.options.profile_frames and not final:
+                self._run(self.pending, masked=False)
+                return
+            self._make_stats()
+        self._run(self.pending, masked=not self.heads and self.stats is not None)
+
+    def _make_stats(self) -> None:
+        image, lidar = Profile(), Profile()
+        jobs = self.profile_jobs[: self.options.profile_frames]
+        if len(jobs) < 2:
+            return
+        image.add(np.stack([j.image for j in jobs]))
+        lidar.add(np.stack([j.lidar for j in jobs]))
+        self.stats = MaskStats.from_profiles(image, lidar)
+        # frames inferred before the profile was complete get their masked predictions now
+        self._mask_backfill()
+
+    def _run(self, jobs: list[Job], masked: bool) -> None:
+        assert self.pipeline is not None
+        self.pending = []
+        t0 = time.perf_counter()
+        results = self.pipeline.infer(jobs)
+        out = self.model.last
+        self.inference_s += time.perf_counter() - t0
+        keep = [k for k, j in enumerate(jobs) if not j.degraded]
+        if not keep:
+            return
+        self._append([results[k] for k in keep], {n: v[keep] for n, v in out.items()})
+        if masked:
+            self._append_masked([jobs[k] for k in keep])
+
+    def _append(self, results: list[FrameResult], out: dict[str, F32]) -> None:
+        n = len(results)
+        nan4 = np.full((n, 4), np.nan, np.float32)
+        probs = np.asarray(out['probs'], np.float32)
+        self.rows['stamp'].append(np.array([r.header.ns for r in results], np.int64))
+        self.rows['probs'].append(probs)
+        self.rows['gates'].append(out.get('gates', nan4))
+        self.rows['p_joint'].append(out.get('probs_joint', probs))
+        self.rows['self_lsmi'].append(out.get('pid_lsmi', nan4))
+        self.rows['alert'].append(np.array([r.alert for r in results], bool))
+        if self.heads:
+            self.rows['p_camera'].append(out['probs_camera'])
+            self.rows['p_lidar'].append(out['probs_lidar'])
+        self._features(out, n)
+
+    def _features(self, out: dict[str, F32], n: int) -> None:
+        if 'feat_camera' in out and 'feat_lidar' in out:
+            self.rows['feat_camera'].append(np.asarray(out['feat_camera'], np.float32))
+            self.rows['feat_lidar'].append(np.asarray(out['feat_lidar'], np.float32))
+        elif self.heads:
+            self.rows['feat_camera'].append(np.log(np.clip(out['probs_camera'], 1e-6, 1.0)))
+            self.rows['feat_lidar'].append(np.log(np.clip(out['probs_lidar'], 1e-6, 1.0)))
+        # masked models: features are appended with the masked predictions
+
+    def _masked_probs(self, jobs: list[Job]) -> tuple[F32, F32]:
+        assert self.stats is not None
+        image = np.stack([j.image for j in jobs])
+        lidar = np.stack([j.lidar for j in jobs])
+        stamps = np.array([j.header.ns for j in jobs], np.int64)
+        p_cam = np.zeros((len(jobs), len(ACTIONS)), np.float64)
+        p_lid = np.zeros_like(p_cam)
+        t0 = time.perf_counter()
+        for draw in range(self.options.mask_samples):
+            cam_only, lid_only = masked_inputs(
+                self.stats, image, lidar, stamps, seed=self.options.seed, draw=draw
+            )
+            p_cam += FusionModel.run(self.model, *cam_only)['probs']
+            p_lid += FusionModel.run(self.model, *lid_only)['probs']
+        self.inference_s += time.perf_counter() - t0
+        k = float(self.options.mask_samples)
+        return (p_cam / k).astype(np.float32), (p_lid / k).astype(np.float32)
+
+    def _append_masked(self, jobs: list[Job]) -> None:
+        p_cam, p_lid = self._masked_probs(jobs)
+        self.rows['p_camera'].append(p_cam)
+        self.rows['p_lidar'].append(p_lid)
+        if 'feat_camera' not in self.model.outputs:
+            self.rows['feat_camera'].append(np.log(np.clip(p_cam, 1e-6, 1.0)))
+            self.rows['feat_lidar'].append(np.log(np.clip(p_lid, 1e-6, 1.0)))
+
+    def _mask_backfill(self) -> None:
+        done = sum(len(a) for a in self.rows['stamp'])
+        if done == 0:
+            return
+        jobs = [j for j in self.profile_jobs if not j.degraded][:done]
+        for start in range(0, len(jobs), self.options.batch):
+            self._append_masked(jobs[start : start + self.options.batch])
+        self.profile_jobs = []
+
+    def arrays(self) -> dict[str, npt.NDArray[Any]]:
+        out: dict[str, npt.NDArray[Any]] = {}
+        for key, parts in self.rows.items():
+            if parts:
+                out[key] = np.concatenate(parts)
+        if 'stamp' not in out:
+            return {}
+        n = len(out['stamp'])
+        for key in ('p_camera', 'p_lidar', 'feat_camera', 'feat_lidar'):
+            if len(out.get(key, ())) != n:  # too few frames to profile a mask
+                out[key] = np.full((n, len(ACTIONS)), np.nan, np.float32)
+        return out
+
+
+def _labels(
+    stamps: npt.NDArray[np.int64],
+    truth: dict[int, Any],
+    actions: dict[int, int],
+    camera_log: dict[int, int],
+) -> dict[str, npt.NDArray[np.int64]]:
+    n = len(stamps)
+    out = {
+        k: np.full(n, -1, np.int64)
+        for k in ('label', 'family', 'segment', 'camera_latent', 'lidar_latent')
+    }
+    log_times = np.array(sorted(actions), np.int64)
+    for i, stamp in enumerate(stamps.tolist()):
+        gt = truth.get(stamp)
+        if gt is not None:
+            out['label'][i] = int(gt.action)
+            out['family'][i] = FAMILIES.index(gt.family) if gt.family in FAMILIES else -1
+            out['segment'][i] = int(gt.segment)
+            out['camera_latent'][i] = int(gt.camera_latent)
+            out['lidar_latent'][i] = int(gt.lidar_latent)
+            continue
+        if log_times.size:
+            t = camera_log.get(stamp, stamp)
+            j = int(np.searchsorted(log_times, t))
+            near = [k for k in (j - 1, j) if 0 <= k < log_times.size]
+            best = min(near, key=lambda k: abs(int(log_times[k]) - t))
+            if abs(int(log_times[best]) - t) <= LABEL_SLOP_NS:
+                out['label'][i] = actions[int(log_times[best])]
+    return out
+
+
+def read_sidecar(bag: Path) -> dict[str, Any] | None:
+    """The simulator's ``ground_truth.json`` next to the bag, if any (not an error when absent)."""
+    path = (bag if bag.is_dir() else bag.parent) / SIDE_CAR
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        logger.warning('%s: unreadable ground truth sidecar (%s)', path, exc)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
+    """Run one bag through the pipeline; never raises for a damaged bag (see ``info``)."""
+    from dmil_ros.bagio.reader import BagReadError, RobustReader
+
+    t0 = time.perf_counter()
+    info: dict[str, Any] = {'path': str(path), 'status': 'ok', 'errors': []}
+    model = load_model(options)
+    info['unimodal'] = (
+        'heads' if model.has('probs_camera') and model.has('probs_lidar') else ('masking')
+    )
+    config = PipelineConfig(camera_topic=options.camera_topic, lidar_topic=options.lidar_topic)
+    pipeline = FusionPipeline(model, config)
+    collector = _Collector(model, options)
+    collector.pipeline = pipeline
+    truth: dict[int, Any] = {}
+    actions: dict[int, int] = {}
+    camera_log: dict[int, int] = {}
+    topics = [options.camera_topic, options.lidar_topic, GROUND_TRUTH_TOPIC, ACTION_TOPIC]
+    reader = None
+    cameras = 0
+    try:
+        reader = RobustReader(path, topics=topics)
+        for raw, msg in reader.decoded():
+            if raw.topic == options.camera_topic:
+                if options.max_frames and cameras >= options.max_frames:
+                    break
+                cameras += 1
+                stamp = getattr(getattr(msg, 'header', None), 'stamp', None)
+                if stamp is not None:
+                    camera_log[int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)] = raw.timestamp
+                collector.add(pipeline.feed_camera(msg))
+            elif raw.topic == options.lidar_topic:
+                collector.add(pipeline.feed_lidar(msg))
+            elif raw.topic == GROUND_TRUTH_TOPIC:
+                truth[
+                    int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+                ] = msg
+            elif raw.topic == ACTION_TOPIC and msg.data in ACTION_INDEX:
+                actions[raw.timestamp] = ACTION_INDEX[msg.data]
+        collector.flush(final=True)
+    except BagReadError as exc:
+        info['status'] = 'failed'
+        info['errors'].append({'message': str(exc)})
+    if reader is not None:
+        info['read'] = reader.report()
+        if reader.issues or reader.skipped:
+            info['status'] = 'partial' if info['status'] == 'ok' else info['status']
+            info['errors'].extend(i.as_dict() for i in reader.issues)
+            for topic, count in reader.skipped.items():
+                info['errors'].append(
+                    {'message': f'topic {topic!r}: {count} undecodable messages'}
+                )
+    arrays = collector.arrays()
+    if not arrays:
+        result = BagResult.empty(name, info)
+    else:
+        arrays.update(_labels(arrays['stamp'], truth, actions, camera_log))
+        result = BagResult(name, arrays, info)
+    info.update(
+        frames=result.frames,
+        degraded_frames=collector.degraded,
+        pipeline={
+            'received': dict(pipeline.received),
+            'drops': dict(pipeline.drops),
+            'last_error': pipeline.last_error,
+        },
+        labelled=int((result.arrays['label'] >= 0).sum()),
+        ground_truth_frames=int((result.arrays['family'] >= 0).sum()),
+        sidecar=read_sidecar(path),
+        seconds=time.perf_counter() - t0,
+        inference_seconds=collector.inference_s,
+        duration=(
+            float(result.arrays['stamp'][-1] - result.arrays['stamp'][0]) * 1e-9
+            if result.frames > 1
+            else 0.0
+        ),
+    )
+    return result
+
+
+__all__ = ['BagOptions', 'audit_bag', 'load_model', 'read_sidecar']

@@ -1,0 +1,117 @@
+"""What the per-bag stage of an audit produces, and how it is stored under ``DIR/bags/<name>/``.
+
+``frames.npz`` holds the per-frame arrays (numpy ``savez``, loaded with ``allow_pickle=False``);
+``bag.json`` the bag's account (status, counts, read problems, ground-truth sidecar) and the key
+of the options it was computed with. ``bag.json`` is written last, atomically: a bag directory
+with a ``bag.json`` whose key matches is finished, and a resumed audit skips it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from dmil_ros.audit.errors import AuditInputError
+
+F32 = npt.NDArray[np.float32]
+ARRAYS = (
+    'stamp',  # (N,) int64 camera stamp, ns
+    'probs',  # (N, 4) the model's action probabilities
+    'gates',  # (N, 4) NaN without gates
+    'p_camera',  # (N, 4) p(y|x_camera): head or calibrated masking
+    'p_lidar',  # (N, 4)
+    'p_joint',  # (N, 4) joint head, else probs
+    'feat_camera',  # (N, D1) features for densities and clustering
+    'feat_lidar',  # (N, D2)
+    'self_lsmi',  # (N, 4) the model's own pid_lsmi output, NaN without
+    'label',  # (N,) int64 recorded action index, -1 without
+    'family',  # (N,) int64 index into FAMILIES, -1 without ground truth
+    'segment',  # (N,) int64 ground-truth segment id, -1 without
+    'camera_latent',  # (N,) int64 ground-truth latent, -1 without
+    'lidar_latent',  # (N,) int64
+    'alert',  # (N,) bool runtime monitor alert
+)
+
+
+@dataclass
+class BagResult:
+    """Per-frame arrays of one bag plus its account (``info``)."""
+
+    name: str
+    arrays: dict[str, npt.NDArray[Any]]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        missing = [k for k in ARRAYS if k not in self.arrays]
+        if missing:
+            msg = f'bag {self.name!r}: result arrays missing {missing}'
+            raise AuditInputError(msg)
+        n = {k: len(v) for k, v in self.arrays.items()}
+        if len(set(n.values())) > 1:
+            msg = f'bag {self.name!r}: result arrays differ in length {n}'
+            raise AuditInputError(msg)
+
+    @property
+    def frames(self) -> int:
+        return len(self.arrays['stamp'])
+
+    @classmethod
+    def empty(
+        cls, name: str, info: dict[str, Any], feat_dims: tuple[int, int] = (4, 4)
+    ) -> BagResult:
+        four = np.zeros((0, 4), np.float32)
+        arrays: dict[str, npt.NDArray[Any]] = dict.fromkeys(ARRAYS, four)
+        arrays['feat_camera'] = np.zeros((0, feat_dims[0]), np.float32)
+        arrays['feat_lidar'] = np.zeros((0, feat_dims[1]), np.float32)
+        for k in ('stamp', 'label', 'family', 'segment', 'camera_latent', 'lidar_latent'):
+            arrays[k] = np.zeros(0, np.int64)
+        arrays['alert'] = np.zeros(0, bool)
+        return cls(name, arrays, info)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def save(result: BagResult, directory: Path, key: str) -> None:
+    """Write ``frames.npz`` then ``bag.json`` (the completion marker) atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / 'frames.tmp.npz'
+    np.savez(tmp, **{k: result.arrays[k] for k in ARRAYS})  # type: ignore[arg-type]
+    tmp.replace(directory / 'frames.npz')
+    info = dict(result.info, name=result.name, frames=result.frames, key=key)
+    _atomic_write(directory / 'bag.json', json.dumps(info, indent=1, default=str).encode())
+
+
+def is_done(directory: Path, key: str) -> bool:
+    """True when ``directory`` holds a finished result computed with options ``key``."""
+    marker = directory / 'bag.json'
+    if not marker.is_file() or not (directory / 'frames.npz').is_file():
+        return False
+    try:
+        info = json.loads(marker.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(info, dict) and info.get('key') == key
+
+
+def load(directory: Path) -> BagResult:
+    """Read a result written by :func:`save`."""
+    try:
+        info = json.loads((directory / 'bag.json').read_text())
+        with np.load(directory / 'frames.npz', allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in ARRAYS}
+    except (OSError, KeyError, ValueError) as exc:
+        msg = f'{directory}: unreadable bag result ({exc})'
+        raise AuditInputError(msg) from exc
+    return BagResult(str(info.get('name', directory.name)), arrays, info)
+
+
+__all__ = ['ARRAYS', 'BagResult', 'is_done', 'load', 'save']

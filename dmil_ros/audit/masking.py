@@ -1,0 +1,116 @@
+"""Calibrated masking: unimodal predictions from a model that has no unimodal heads.
+
+Decision-level PID of a model (methods.md §5; "Towards Understanding Modality Interaction in
+Multimodal Language Models via PID", ICML 2026) needs p(y|x_camera) and p(y|x_lidar) from the
+model itself. Without unimodal heads they are obtained by *calibrated masking*: the other
+modality's input is replaced by Gaussian noise with that modality's per-dimension mean and
+variance over a profiling set (not zeros, which push the network off its input distribution):
+
+1. profile: for each input tensor, the per-dimension mean μ and variance σ² over the profiling
+   frames (Welford / Chan et al. parallel update, numerically stable);
+2. mask modality m of a frame: x_m <- μ_m + σ_m ⊙ ε, ε ~ N(0, I), drawn from a generator seeded
+   by ``(seed, frame stamp)``, so the draw of a frame never depends on batching or on workers;
+3. p(y|x_camera) = model(image, masked lidar).probs, p(y|x_lidar) = model(masked image, lidar);
+   with ``samples`` > 1 the probabilities of that many draws are averaged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from dmil_ros.audit.errors import AuditInputError
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+
+class Profile:
+    """Running per-dimension mean and variance of one input tensor (shape fixed on first add)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean: F64 | None = None
+        self.m2: F64 | None = None
+
+    def add(self, batch: npt.NDArray[np.floating]) -> None:
+        """Add a batch ``(B, ...)`` of samples (Chan et al. 1979 parallel update)."""
+        x = np.asarray(batch, np.float64)
+        if x.shape[0] == 0:
+            return
+        b_mean = x.mean(axis=0)
+        b_m2 = ((x - b_mean) ** 2).sum(axis=0)
+        nb = x.shape[0]
+        if self.mean is None or self.m2 is None:
+            self.count, self.mean, self.m2 = nb, b_mean, b_m2
+            return
+        if b_mean.shape != self.mean.shape:
+            msg = f'profile: sample shape {b_mean.shape} differs from {self.mean.shape}'
+            raise AuditInputError(msg)
+        n = self.count + nb
+        delta = b_mean - self.mean
+        self.mean = self.mean + delta * (nb / n)
+        self.m2 = self.m2 + b_m2 + delta**2 * (self.count * nb / n)
+        self.count = n
+
+    def stats(self) -> tuple[F32, F32]:
+        """``(mean, std)`` as float32 arrays of the sample shape."""
+        if self.mean is None or self.m2 is None or self.count < 2:
+            msg = f'profile: needs at least 2 frames, has {self.count}'
+            raise AuditInputError(msg)
+        var = self.m2 / (self.count - 1)
+        return self.mean.astype(np.float32), np.sqrt(var).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class MaskStats:
+    """Per-dimension statistics of both inputs over the profiling frames."""
+
+    image_mean: F32
+    image_std: F32
+    lidar_mean: F32
+    lidar_std: F32
+    frames: int
+
+    @classmethod
+    def from_profiles(cls, image: Profile, lidar: Profile) -> MaskStats:
+        im, isd = image.stats()
+        lm, lsd = lidar.stats()
+        return cls(im, isd, lm, lsd, image.count)
+
+
+def _noise(shape: tuple[int, ...], stamps: npt.NDArray[np.int64], seed: int, salt: int) -> F32:
+    """Standard normal noise ``(B, *shape)``, row i drawn from a generator keyed by stamps[i]."""
+    out = np.empty((len(stamps), *shape), np.float32)
+    for i, stamp in enumerate(stamps.tolist()):
+        key = [seed, salt, stamp & 0xFFFFFFFF, (stamp >> 32) & 0xFFFFFFFF]
+        out[i] = np.random.default_rng(key).standard_normal(shape, dtype=np.float32)
+    return out
+
+
+def masked_inputs(
+    stats: MaskStats,
+    image: F32,
+    lidar: F32,
+    stamps: npt.NDArray[np.int64],
+    *,
+    seed: int = 0,
+    draw: int = 0,
+) -> tuple[tuple[F32, F32], tuple[F32, F32]]:
+    """``((image, masked lidar), (masked image, lidar))`` for one batch and one noise draw."""
+    if image.shape[1:] != stats.image_mean.shape or lidar.shape[1:] != stats.lidar_mean.shape:
+        msg = (
+            f'masking: inputs {image.shape[1:]} / {lidar.shape[1:]} do not match the profile '
+            f'{stats.image_mean.shape} / {stats.lidar_mean.shape}'
+        )
+        raise AuditInputError(msg)
+    noise_l = _noise(stats.lidar_mean.shape, stamps, seed, 2 * draw + 1)
+    noise_i = _noise(stats.image_mean.shape, stamps, seed, 2 * draw + 2)
+    masked_lidar = stats.lidar_mean + stats.lidar_std * noise_l  # (B, 2, beams, bins)
+    masked_image = stats.image_mean + stats.image_std * noise_i  # (B, 3, H, W)
+    return (image, masked_lidar), (masked_image, lidar)
+
+
+__all__ = ['MaskStats', 'Profile', 'masked_inputs']

@@ -1,0 +1,316 @@
+"""The merge stage of an audit: per-bag results in, frame table and ``summary.json`` out.
+
+Everything that needs the whole data set happens here, once, in bag order (so 1 worker and N
+workers give identical tables): the LSMI densities (data and model level), GapScore, the
+offline synergy spikes per bag, the dataset-level PID from the exact CVX estimator (Liang et al.
+2023: cluster each modality's features, histogram p(c1, c2, y), exact BROJA PID) with the
+recorded labels (``data_pid``) and with the model's predictions (``model_pid``), and, for
+simulator bags, the ground truth: the exact PID of the empirical joint of the latent variables
+over the audited frames (:func:`dmil_ros.sim.families.empirical_joint`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from dmil_ros.actions import ACTIONS, COMPONENTS, FAMILIES
+from dmil_ros.audit.bagresult import ARRAYS, BagResult
+from dmil_ros.audit.spikes import SpikeConfig, find_spikes, segment_coverage, spike_mask
+from dmil_ros.audit.tables import (
+    DATA_COLUMNS,
+    GAP_COLUMNS,
+    GATE_COLUMNS,
+    MODEL_COLUMNS,
+    PROB_COLUMNS,
+    build_table,
+)
+from dmil_ros.audit.terms import TermsConfig, gapscore, lsmi_frames
+
+logger = logging.getLogger(__name__)
+F64 = npt.NDArray[np.float64]
+SUMMARY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MergeOptions:
+    """Dataset-level settings."""
+
+    terms: TermsConfig = field(default_factory=TermsConfig)
+    spikes: SpikeConfig = field(default_factory=SpikeConfig)
+    n_clusters: int = 30
+    seed: int = 0
+
+
+def concat(results: Sequence[BagResult]) -> tuple[dict[str, npt.NDArray[Any]], list[str]]:
+    """All bags' arrays end to end, and the bag name of every frame."""
+    names: list[str] = []
+    parts: dict[str, list[npt.NDArray[Any]]] = {k: [] for k in ARRAYS}
+    dims = {'feat_camera': 0, 'feat_lidar': 0}
+    for r in results:
+        if r.frames:
+            for k, d in list(dims.items()):
+                dims[k] = max(d, r.arrays[k].shape[1])
+    for r in results:
+        if not r.frames:
+            continue
+        names.extend([r.name] * r.frames)
+        for k in ARRAYS:
+            a = r.arrays[k]
+            if k in dims and a.shape[1] != dims[k]:  # a bag whose mask could not be profiled
+                a = np.full((r.frames, dims[k]), np.nan, np.float32)
+            parts[k].append(a)
+    if not names:
+        empty = BagResult.empty('', {})
+        return dict(empty.arrays), []
+    return {k: np.concatenate(v) for k, v in parts.items()}, names
+
+
+def _atoms(values: Sequence[float]) -> dict[str, float]:
+    return {c: float(v) for c, v in zip(COMPONENTS, values, strict=True)}
+
+
+def _mean_terms(terms: F64, rows: npt.NDArray[np.bool_]) -> dict[str, float] | None:
+    sel = terms[rows]
+    sel = sel[np.isfinite(sel).all(axis=1)]
+    return _atoms(sel.mean(axis=0)) if len(sel) else None
+
+
+def dataset_pid(
+    f1: F64, f2: F64, target: npt.NDArray[np.int64], n_clusters: int, seed: int
+) -> tuple[dict[str, float] | None, dict[str, Any]]:
+    """CVX PID atoms (bits) of the rows with ``target >= 0`` and finite features, and how."""
+    rows = (target >= 0) & np.isfinite(f1).all(axis=1) & np.isfinite(f2).all(axis=1)
+    n = int(rows.sum())
+    if n < 2 * n_clusters or len(np.unique(target[rows])) < 2:
+        return None, {'error': f'{n} usable frames: too few for {n_clusters} clusters'}
+    try:
+        from dmil_ros.pid import cvx_pid  # type: ignore[attr-defined,unused-ignore]
+    except ImportError as exc:
+        return None, {'error': f'CVX estimator unavailable ({exc})', 'frames': n}
+    res = cvx_pid(f1[rows], f2[rows], target[rows], n_clusters=n_clusters, seed=seed)
+    pid = res.pid
+    atoms = _atoms([pid.redundancy, pid.unique_1, pid.unique_2, pid.synergy])
+    return atoms, {'frames': n, 'n_clusters': n_clusters, 'gap': float(pid.gap)}
+
+
+def ground_truth(arrays: dict[str, npt.NDArray[Any]]) -> dict[str, Any] | None:
+    """Exact PID of the empirical latent joint over the audited frames that carry ground truth."""
+    fam = arrays['family']
+    rows = np.flatnonzero(
+        (fam >= 0) & (arrays['camera_latent'] >= 0) & (arrays['lidar_latent'] >= 0)
+    )
+    if rows.size == 0:
+        return None
+    from dmil_ros.sim.families import empirical_joint, pid_dict
+
+    records = [
+        (
+            FAMILIES[int(fam[i])],
+            int(arrays['camera_latent'][i]),
+            int(arrays['lidar_latent'][i]),
+            int(arrays['label'][i]),
+        )
+        for i in rows
+    ]
+    return {
+        'pid': pid_dict(empirical_joint(records)),
+        'frames': int(rows.size),
+        'family_frames': {f: int((fam == k).sum()) for k, f in enumerate(FAMILIES)},
+        'source': 'exact PID of the empirical p(family+camera_latent, family+lidar_latent, '
+        'action) over the audited frames',
+    }
+
+
+def _spike_families(
+    spikes_mask: npt.NDArray[np.bool_],
+    fam: npt.NDArray[np.int64],
+    segment: npt.NDArray[np.int64],
+    bag_index: npt.NDArray[np.int64],
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, f in enumerate(FAMILIES):
+        rows = fam == k
+        out[f] = {
+            'frames': int(rows.sum()),
+            'flagged': int((spikes_mask & rows).sum()),
+            'flagged_fraction': float(spikes_mask[rows].mean()) if rows.any() else None,
+        }
+    s_rows = fam == FAMILIES.index('S')
+    # a segment is identified by (bag, segment id)
+    seg_ids = np.where(s_rows, bag_index * 1_000_000 + segment, -1)
+    covered, total = segment_coverage(spikes_mask, seg_ids)
+    out['S_segments'] = {
+        'covered': covered,
+        'total': total,
+        'fraction': covered / total if total else None,
+    }
+    return out
+
+
+def merge(
+    results: Sequence[BagResult], options: MergeOptions | None = None
+) -> tuple[pa.Table, dict[str, Any]]:
+    """The frame table and the summary (without model/timing info, which the runner adds)."""
+    opts = options or MergeOptions()
+    arrays, names = concat(results)
+    n = len(names)
+    bag_arr = np.array(names, dtype=object)
+    probs = arrays['probs'].astype(np.float64)
+    pred = probs.argmax(axis=1).astype(np.int64) if n else np.zeros(0, np.int64)
+    label = arrays['label'].astype(np.int64)
+    p_cam = arrays['p_camera'].astype(np.float64)
+    p_lid = arrays['p_lidar'].astype(np.float64)
+    p_joint = arrays['p_joint'].astype(np.float64)
+    f_cam = arrays['feat_camera'].astype(np.float64)
+    f_lid = arrays['feat_lidar'].astype(np.float64)
+    usable = (
+        np.isfinite(p_cam).all(1)
+        & np.isfinite(p_lid).all(1)
+        & np.isfinite(f_cam).all(1)
+        & np.isfinite(f_lid).all(1)
+    )
+    # 1. per-frame LSMI terms, model level (target: prediction) and data level (target: label)
+    model_terms = np.full((n, 4), np.nan)
+    data_terms = np.full((n, 4), np.nan)
+    deltas: dict[str, float] = {}
+    for which, target, joint, dest in (
+        ('model', pred, probs, model_terms),
+        ('data', label, p_joint, data_terms),
+    ):
+        rows = np.flatnonzero(usable & (target >= 0))
+        if rows.size:
+            res = lsmi_frames(
+                f_cam[rows],
+                f_lid[rows],
+                target[rows],
+                p_cam[rows],
+                p_lid[rows],
+                joint[rows],
+                opts.terms,
+            )
+            dest[rows] = res.terms
+            deltas[which] = res.delta
+    gap = (
+        gapscore(
+            model_terms, np.nan_to_num(p_cam, nan=0.25), np.nan_to_num(p_lid, nan=0.25), probs
+        )
+        if n
+        else np.zeros((0, 4))
+    )
+    # 2. offline spikes per bag on the model-level synergy
+    spikes: list[dict[str, Any]] = []
+    in_spike = np.zeros(n, bool)
+    bag_index = np.zeros(n, np.int64)
+    fam = arrays['family'].astype(np.int64)
+    for b, name in enumerate(dict.fromkeys(names)):
+        rows = np.flatnonzero(bag_arr == name)
+        bag_index[rows] = b
+        found = find_spikes(model_terms[rows, 3], arrays['stamp'][rows], opts.spikes)
+        in_spike[rows] = spike_mask(rows.size, found)
+        for sp in found:
+            d = sp.as_dict()
+            seg_fam = fam[rows[sp.first : sp.last + 1]]
+            present = [FAMILIES[int(k)] for k in np.unique(seg_fam[seg_fam >= 0])]
+            d.update(bag=name, families=','.join(present))
+            spikes.append(d)
+    # 3. the frame table
+    cols: dict[str, Any] = {
+        'bag': names,
+        'index': np.concatenate([np.arange(r.frames) for r in results if r.frames])
+        if n
+        else np.zeros(0, np.int32),
+        'stamp': arrays['stamp'],
+        'action': [ACTIONS[int(a)] for a in pred],
+        'label': [ACTIONS[int(a)] if a >= 0 else '' for a in label],
+        'alert': arrays['alert'].astype(bool),
+        'spike': in_spike,
+        'family': [FAMILIES[int(f)] if f >= 0 else '' for f in fam],
+        'segment': arrays['segment'],
+    }
+    for k, c in enumerate(PROB_COLUMNS):
+        cols[c] = probs[:, k]
+    gates = arrays['gates'].astype(np.float64)
+    for k, c in enumerate(GATE_COLUMNS):
+        cols[c] = gates[:, k]
+    for k, c in enumerate(MODEL_COLUMNS):
+        cols[c] = model_terms[:, k]
+    for k, c in enumerate(DATA_COLUMNS):
+        cols[c] = data_terms[:, k]
+    for k, c in enumerate(GAP_COLUMNS):
+        cols[c] = gap[:, k]
+    table = build_table(cols)
+    # 4. dataset level
+    has_labels = bool((label >= 0).any())
+    summary: dict[str, Any] = {
+        'version': SUMMARY_VERSION,
+        'units': 'bits',
+        'components': list(COMPONENTS),
+        'frames': {
+            'total': n,
+            'labelled': int((label >= 0).sum()),
+            'with_ground_truth': int((fam >= 0).sum()),
+            'alerts': int(arrays['alert'].sum()),
+            'in_spikes': int(in_spike.sum()),
+            'per_bag': {r.name: r.frames for r in results},
+        },
+        'data_pid': None,
+        'model_pid': None,
+        'pid_estimator': {
+            'method': 'cvx',
+            'n_clusters': opts.n_clusters,
+            'features': 'model features (feat_camera/feat_lidar), else log unimodal predictions',
+        },
+        'lsmi_mean': {
+            'model': _mean_terms(model_terms, np.ones(n, bool)),
+            'data': _mean_terms(data_terms, np.ones(n, bool)),
+            'delta': deltas,
+            'config': asdict(opts.terms),
+        },
+        'per_action': {},
+        'spikes': spikes,
+        'spike_config': asdict(opts.spikes),
+        'ground_truth': None,
+    }
+    if n:
+        atoms, meta = dataset_pid(f_cam, f_lid, pred, opts.n_clusters, opts.seed)
+        summary['model_pid'], summary['pid_estimator']['model'] = atoms, meta
+        if has_labels:
+            atoms, meta = dataset_pid(f_cam, f_lid, label, opts.n_clusters, opts.seed)
+            summary['data_pid'], summary['pid_estimator']['data'] = atoms, meta
+    for k, action in enumerate(ACTIONS):
+        rows = pred == k
+        labelled = rows & (label >= 0)
+        summary['per_action'][action] = {
+            'frames': int(rows.sum()),
+            'label_frames': int((label == k).sum()),
+            'agreement': float((label[labelled] == k).mean()) if labelled.any() else None,
+            'model_lsmi': _mean_terms(model_terms, rows),
+            'data_lsmi': _mean_terms(data_terms, label == k),
+            'gates': _mean_terms(gates, rows),
+            'alerts': int(arrays['alert'][rows].sum()),
+        }
+    gt = ground_truth(arrays)
+    sidecars = {r.name: r.info['sidecar'] for r in results if r.info.get('sidecar')}
+    if sidecars:
+        gt = gt or {}
+        gt['sidecars'] = {
+            name: {k: car.get(k) for k in ('mix', 'mix_pid', 'empirical') if k in car}
+            for name, car in sidecars.items()
+        }
+        gt.setdefault('pid', next(iter(sidecars.values())).get('mix_pid'))
+    if gt is not None:
+        gt['spikes'] = _spike_families(
+            in_spike, fam, arrays['segment'].astype(np.int64), bag_index
+        )
+        summary['ground_truth'] = gt
+    return table, summary
+
+
+__all__ = ['MergeOptions', 'concat', 'dataset_pid', 'ground_truth', 'merge']

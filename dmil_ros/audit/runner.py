@@ -1,0 +1,318 @@
+"""Running an audit over many bags: parallel per-bag work, resume, merge, outputs.
+
+Layout of ``DIR``::
+
+    DIR/bags/<name>/frames.npz, bag.json   per-bag results (written as each bag finishes)
+    DIR/frames.parquet, frames.csv         the merged frame table
+    DIR/summary.json, report.html
+
+Engines: ``process`` (default) runs the bags in a ``concurrent.futures`` process pool on this
+machine (one bag per task, ``workers`` processes); ``ray`` sends the same per-bag function to a
+Ray cluster (``ray.init(address='auto')`` when one is running, else a local one) for fleets.
+Each bag's result is saved by the worker as soon as it is done, so an interrupted audit keeps
+every finished bag and a rerun skips them (``resume``). The merge reads the saved results in bag
+order, so the tables do not depend on the engine or on the number of workers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from dmil_ros.audit import bagresult
+from dmil_ros.audit.bagaudit import BagOptions, audit_bag
+from dmil_ros.audit.errors import AuditError
+from dmil_ros.audit.merge import MergeOptions, merge
+
+logger = logging.getLogger(__name__)
+ENGINES = ('process', 'ray')
+STORAGE_SUFFIXES = ('.mcap', '.db3')
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """Everything an audit run needs besides the bags and the output directory."""
+
+    bag: BagOptions
+    merge: MergeOptions = field(default_factory=MergeOptions)
+    workers: int = 0  # 0: one per CPU core
+    engine: str = 'process'
+    resume: bool = True
+    report: bool = True
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            msg = f'engine {self.engine!r} not one of {list(ENGINES)}'
+            raise AuditError(msg)
+        if self.workers < 0:
+            msg = f'workers {self.workers!r} must be >= 0'
+            raise AuditError(msg)
+
+
+def _is_bag(path: Path) -> bool:
+    if path.is_file():
+        return path.suffix in STORAGE_SUFFIXES
+    if not path.is_dir():
+        return False
+    if (path / 'metadata.yaml').is_file():
+        return True
+    return any(p.suffix in STORAGE_SUFFIXES for p in path.iterdir() if p.is_file())
+
+
+def find_bags(paths: Sequence[str | Path]) -> list[Path]:
+    """Bags named directly, or found one level down in a directory of bags (sorted)."""
+    found: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        if not path.exists():
+            msg = f'bag {str(path)!r} does not exist'
+            raise AuditError(msg)
+        if _is_bag(path):
+            found.append(path)
+            continue
+        inner = sorted(p for p in path.iterdir() if _is_bag(p)) if path.is_dir() else []
+        if not inner:
+            msg = f'{str(path)!r} is neither a bag nor a directory of bags'
+            raise AuditError(msg)
+        found.extend(inner)
+    return found
+
+
+def bag_names(bags: Sequence[Path]) -> list[str]:
+    """Unique, filesystem-safe names (the bag's own name; ``-2``, ``-3``... on clashes)."""
+    names: list[str] = []
+    for bag in bags:
+        base = ''.join(c if c.isalnum() or c in '-_.' else '_' for c in bag.stem) or 'bag'
+        name, k = base, 2
+        while name in names:
+            name, k = f'{base}-{k}', k + 1
+        names.append(name)
+    return names
+
+
+def _work(path: str, name: str, options: dict[str, Any], out_dir: str, key: str) -> dict[str, Any]:
+    """One bag, end to end, in a worker: audit, save, return its account (picklable args)."""
+    result = audit_bag(Path(path), name, BagOptions(**options))
+    bagresult.save(result, Path(out_dir), key)
+    return dict(result.info, name=name, frames=result.frames)
+
+
+def _failed(name: str, path: Path, exc: BaseException) -> dict[str, Any]:
+    logger.error('bag %s: audit failed: %s', path, exc)
+    return {
+        'name': name,
+        'path': str(path),
+        'status': 'failed',
+        'frames': 0,
+        'errors': [{'message': f'{type(exc).__name__}: {exc}'}],
+    }
+
+
+def _run_process(
+    jobs: list[tuple[Path, str, Path]],
+    bag: BagOptions,
+    key: str,
+    workers: int,
+    progress: Callable[[str], None],
+) -> dict[str, dict[str, Any]]:
+    accounts: dict[str, dict[str, Any]] = {}
+    opts = asdict(bag)
+    if workers <= 1 or len(jobs) <= 1:
+        for path, name, out in jobs:
+            try:
+                accounts[name] = _work(str(path), name, opts, str(out), key)
+            except Exception as exc:
+                accounts[name] = _failed(name, path, exc)
+            progress(name)
+        return accounts
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context('spawn')  # no forked ONNX Runtime / torch thread pools
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {
+            pool.submit(_work, str(path), name, opts, str(out), key): (path, name)
+            for path, name, out in jobs
+        }
+        for fut in as_completed(futures):
+            path, name = futures[fut]
+            try:
+                accounts[name] = fut.result()
+            except Exception as exc:
+                accounts[name] = _failed(name, path, exc)
+            progress(name)
+    return accounts
+
+
+def _run_ray(
+    jobs: list[tuple[Path, str, Path]],
+    bag: BagOptions,
+    key: str,
+    workers: int,
+    progress: Callable[[str], None],
+) -> dict[str, dict[str, Any]]:
+    try:
+        import ray
+    except ImportError as exc:
+        msg = 'engine ray: the ray package is not installed (pip install "ray[default]")'
+        raise AuditError(msg) from exc
+    if not ray.is_initialized():
+        try:
+            ray.init(address='auto', ignore_reinit_error=True, log_to_driver=False)
+        except (ConnectionError, RuntimeError):
+            ray.init(num_cpus=workers or None, ignore_reinit_error=True, log_to_driver=False)
+    remote = ray.remote(num_cpus=bag.threads)(_work)
+    opts = asdict(bag)
+    refs = {remote.remote(str(p), n, opts, str(o), key): (p, n) for p, n, o in jobs}
+    accounts: dict[str, dict[str, Any]] = {}
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        path, name = refs[done[0]]
+        try:
+            accounts[name] = ray.get(done[0])
+        except Exception as exc:
+            accounts[name] = _failed(name, path, exc)
+        progress(name)
+    return accounts
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(json.dumps(data, indent=1, default=str, allow_nan=False))
+    tmp.replace(path)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: NaN / inf become None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> dict[str, Any]:
+    """Audit ``paths`` into ``out``; returns the summary (also written to summary.json)."""
+    from tqdm import tqdm
+
+    from dmil_ros.audit.tables import write_table
+
+    t_start = time.perf_counter()
+    bags = find_bags(paths)
+    names = bag_names(bags)
+    workers = options.workers or os.cpu_count() or 1
+    workers = min(workers, len(bags))
+    cores = os.cpu_count() or 1
+    bag_opts = replace(options.bag, threads=max(1, cores // max(workers, 1)))
+    key = bag_opts.key()
+    out.mkdir(parents=True, exist_ok=True)
+    jobs, skipped = [], []
+    for path, name in zip(bags, names, strict=True):
+        bag_dir = out / 'bags' / name
+        if options.resume and bagresult.is_done(bag_dir, key):
+            skipped.append(name)
+        else:
+            jobs.append((path, name, bag_dir))
+    logger.info(
+        'audit: %d bags (%d already done), %d workers, engine %s',
+        len(bags),
+        len(skipped),
+        workers,
+        options.engine,
+    )
+    bar = tqdm(total=len(jobs), desc='bags', unit='bag', disable=None)
+    runner = _run_ray if options.engine == 'ray' else _run_process
+    t_bags = time.perf_counter()
+    accounts = runner(jobs, bag_opts, key, workers, lambda _: bar.update(1))
+    bar.close()
+    t_bags = time.perf_counter() - t_bags
+    # merge, in bag order, from what is on disk
+    results = []
+    bag_entries: list[dict[str, Any]] = []
+    for path, name in zip(bags, names, strict=True):
+        bag_dir = out / 'bags' / name
+        if bagresult.is_done(bag_dir, key):
+            res = bagresult.load(bag_dir)
+            results.append(res)
+            entry = dict(res.info)
+        else:
+            entry = accounts.get(name) or {'name': name, 'status': 'failed', 'errors': []}
+        entry.update(name=name, path=str(path), resumed=name in skipped)
+        bag_entries.append(entry)
+    t_merge = time.perf_counter()
+    table, summary = merge(results, options.merge)
+    write_table(table, out)
+    t_merge = time.perf_counter() - t_merge
+    unimodal = {str(e['unimodal']) for e in bag_entries if e.get('unimodal')}
+    summary['model'] = {
+        'path': options.bag.model,
+        'unimodal': ','.join(sorted(unimodal)) or 'unknown',
+    }
+    summary['bags'] = [
+        {
+            k: e.get(k)
+            for k in (
+                'name',
+                'path',
+                'status',
+                'frames',
+                'errors',
+                'resumed',
+                'degraded_frames',
+                'labelled',
+                'duration',
+                'seconds',
+                'pipeline',
+            )
+        }
+        for e in bag_entries
+    ]
+    summary['errors'] = [
+        dict(err, bag=e['name']) for e in bag_entries for err in (e.get('errors') or [])
+    ]
+    summary['frames']['failed_bags'] = sum(e.get('status') == 'failed' for e in bag_entries)
+    summary['timing'] = {
+        'bags_seconds': t_bags,
+        'merge_seconds': t_merge,
+        'workers': workers,
+        'engine': options.engine,
+        'recorded_seconds': sum(float(e.get('duration') or 0.0) for e in bag_entries),
+    }
+    if options.report:
+        from dmil_ros.audit.media import fetch_media
+        from dmil_ros.audit.report import media_wanted, write_report
+
+        t_report = time.perf_counter()
+        wanted = media_wanted(summary, table)
+        media: dict[tuple[str, int], dict[str, str]] = {}
+        for path, name in zip(bags, names, strict=True):
+            stamps = [s for b, s in wanted if b == name]
+            if stamps:
+                got = fetch_media(path, stamps, options.bag.camera_topic, options.bag.lidar_topic)
+                media.update({(name, s): v for s, v in got.items()})
+        summary['timing']['report_seconds'] = time.perf_counter() - t_report
+        summary['timing']['total_seconds'] = time.perf_counter() - t_start
+        write_report(
+            out / 'report.html',
+            _clean(summary),
+            table,
+            media,
+            title=f'dmil-ros audit: {len(bags)} bag(s)',
+        )
+    summary['timing']['total_seconds'] = time.perf_counter() - t_start
+    summary = dict(_clean(summary))
+    _write_json(out / 'summary.json', summary)
+    return summary
+
+
+__all__ = ['ENGINES', 'AuditOptions', 'bag_names', 'find_bags', 'run_audit']

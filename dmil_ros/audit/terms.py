@@ -1,0 +1,171 @@
+"""Per-frame interaction terms of an audit: LSMI (data and model level) and GapScore.
+
+Inputs per frame (all bags of the audit, concatenated): the model's action probabilities, the
+unimodal conditionals p(y|x_camera), p(y|x_lidar) (unimodal heads, or calibrated masking), the
+joint conditional, and one feature vector per modality (the model's ``feat_camera`` /
+``feat_lidar`` when it has them, else the log of its unimodal conditionals).
+
+**LSMI** (arXiv 2506.17248, methods.md §3; :class:`dmil_ros.pid.lsmi.LSMI`) with the model as the
+discriminators and KNIFE densities fitted on the audit's own features:
+
+* model level: target = the model's action, discriminators p(y|x_cam), p(y|x_lid), ``probs``;
+* data level: target = the recorded action, discriminators p(y|x_cam), p(y|x_lid) and the joint
+  head ``probs_joint`` (``probs`` when the model has no joint head): these estimate the data's
+  conditionals, so the terms describe the data as the model sees it.
+
+Features go through standardisation and PCA to at most ``density_dims`` dimensions before the
+densities are fitted (full-covariance kernels in 64-D on a few thousand frames are ill-posed).
+Classes with fewer than two frames cannot get a class-conditional density: their frames get NaN.
+
+**GapScore** (methods.md §5, ICML 2026 decision-level PID), per frame from the model-level terms
+r, u_cam, u_lid, s (bits) and the entropies H(.) (bits) of the three predictions:
+
+1. I+ = [r]+ + [u_cam]+ + [u_lid]+ + [s]+
+2. SR = [s]+ / (I+ + ε)                          synergy ratio
+3. SC = max([u_cam]+, [u_lid]+) / (I+ + ε)        shortcut score: the unique information of the
+   modality the decision leans on (the paper's "u_other"; our reading, stated here)
+4. FP = [min(H(p_cam), H(p_lid)) - H(p_joint)]+  fusion potential
+5. GapScore = (1 - SR)(1 - SC) FP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from dmil_ros.actions import ACTIONS
+from dmil_ros.audit.errors import AuditInputError
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class TermsConfig:
+    """LSMI settings of the audit."""
+
+    n_components: int = 5
+    specificity: str = 'kernel'
+    density_dims: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_components < 1 or self.density_dims < 1:
+            msg = (
+                f'terms: n_components={self.n_components!r}, density_dims='
+                f'{self.density_dims!r} must be >= 1'
+            )
+            raise AuditInputError(msg)
+
+
+@dataclass(frozen=True)
+class LsmiResult:
+    """Per-frame shifted LSMI terms ``(N, 4)`` (NaN where not defined) and the fit's δ."""
+
+    terms: F64
+    delta: float
+    frames: int
+
+
+def reduce_features(x: F64, dims: int) -> F64:
+    """Standardise, then PCA to ``min(dims, D)`` dimensions (deterministic full SVD)."""
+    x = np.asarray(x, np.float64)
+    if x.shape[1] <= dims:
+        std = x.std(0)
+        return np.asarray((x - x.mean(0)) / np.where(std > 1e-9, std, 1.0), np.float64)
+    z = (x - x.mean(0)) / np.where(x.std(0) > 1e-9, x.std(0), 1.0)
+    # 1. principal axes by SVD of the standardised data; 2. sign fixed by the largest loading
+    _, _, vt = np.linalg.svd(z, full_matrices=False)
+    axes = vt[:dims]  # (dims, D)
+    signs = np.sign(axes[np.arange(dims), np.argmax(np.abs(axes), axis=1)])
+    return np.asarray(z @ (axes * signs[:, None]).T, np.float64)
+
+
+def _normalise(p: F64) -> F64:
+    p = np.clip(np.asarray(p, np.float64), 1e-9, None)
+    return np.asarray(p / p.sum(1, keepdims=True), np.float64)
+
+
+def lsmi_frames(  # noqa: PLR0917 - the six per-frame arrays, in the estimator's order
+    feat_camera: F64,
+    feat_lidar: F64,
+    target: I64,
+    p_camera: F64,
+    p_lidar: F64,
+    p_joint: F64,
+    config: TermsConfig | None = None,
+) -> LsmiResult:
+    """Shifted LSMI terms for each frame whose ``target`` >= 0 (others NaN)."""
+    from dmil_ros.pid.lsmi import LSMI, LSMIConfig  # torch: only when terms are computed
+
+    cfg = config or TermsConfig()
+    n = len(target)
+    for name, a in (
+        ('feat_camera', feat_camera),
+        ('feat_lidar', feat_lidar),
+        ('p_camera', p_camera),
+        ('p_lidar', p_lidar),
+        ('p_joint', p_joint),
+    ):
+        if a.shape[0] != n or not np.all(np.isfinite(a)):
+            msg = f'terms: {name} has shape {a.shape}, expected {n} finite rows'
+            raise AuditInputError(msg)
+    out = np.full((n, 4), np.nan)
+    counts = np.bincount(target[target >= 0], minlength=len(ACTIONS))
+    kept = np.flatnonzero(counts >= 2)  # classes that get a class-conditional density
+    rows = np.flatnonzero(np.isin(target, kept))
+    if kept.size < 2 or rows.size < 2 * cfg.n_components:
+        return LsmiResult(out, 0.0, 0)
+    remap = np.full(len(ACTIONS), -1, np.int64)
+    remap[kept] = np.arange(kept.size)
+    y = remap[target[rows]]
+    f1 = reduce_features(feat_camera[rows], cfg.density_dims)
+    f2 = reduce_features(feat_lidar[rows], cfg.density_dims)
+    probs = [_normalise(p[rows][:, kept]) for p in (p_camera, p_lidar, p_joint)]
+    options: dict[str, object] = {'n_components': cfg.n_components, 'seed': cfg.seed}
+    if 'specificity' in LSMIConfig.__dataclass_fields__:
+        options['specificity'] = cfg.specificity
+    est = LSMI(LSMIConfig(**options))  # type: ignore[arg-type]
+    heads = {'probs_1': probs[0], 'probs_2': probs[1], 'probs_12': probs[2]}
+    est.fit(f1, f2, y, n_classes=int(kept.size), **heads)
+    pw = est.pointwise(f1, f2, y, **heads)
+    out[rows] = np.column_stack(
+        [pw.redundancy_shifted, pw.unique_1_shifted, pw.unique_2_shifted, pw.synergy_shifted]
+    )
+    return LsmiResult(out, float(pw.delta), int(rows.size))
+
+
+def entropy_bits(p: F64) -> F64:
+    """Row entropies of ``(N, C)`` probabilities, bits."""
+    q = np.clip(np.asarray(p, np.float64), 1e-12, 1.0)
+    return np.asarray(-(q * np.log2(q)).sum(axis=1), np.float64)
+
+
+def gapscore(terms: F64, p_camera: F64, p_lidar: F64, p_joint: F64) -> F64:
+    """``(N, 4)``: synergy ratio, shortcut score, fusion potential, GapScore (see module doc)."""
+    pos = np.clip(np.nan_to_num(terms, nan=0.0), 0.0, None)  # (N, 4)
+    total = pos.sum(axis=1) + EPS  # 1. I+
+    sr = pos[:, 3] / total  # 2.
+    sc = np.maximum(pos[:, 1], pos[:, 2]) / total  # 3.
+    fp = np.clip(
+        np.minimum(entropy_bits(p_camera), entropy_bits(p_lidar)) - entropy_bits(p_joint),
+        0.0,
+        None,
+    )  # 4.
+    gs = (1.0 - sr) * (1.0 - sc) * fp  # 5.
+    out = np.column_stack([sr, sc, fp, gs])
+    out[~np.isfinite(terms).all(axis=1)] = np.nan
+    return np.asarray(out, np.float64)
+
+
+__all__ = [
+    'LsmiResult',
+    'TermsConfig',
+    'entropy_bits',
+    'gapscore',
+    'lsmi_frames',
+    'reduce_features',
+]

@@ -1,0 +1,80 @@
+"""Tiny ONNX models for audit tests (built with onnx.helper, no training).
+
+``foreign``: only ``probs`` (no metadata, no heads): logits = f @ W with
+f = [a, b, a*b], a = mean(image), b = mean(lidar), so masking must make the unimodal conditionals.
+``with_heads``: also ``probs_camera`` (from a), ``probs_lidar`` (from b), ``probs_joint``,
+``gates``, ``feat_camera`` = [a, a^2], ``feat_lidar`` = [b, b^2].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from dmil_ros.runtime.preprocess import PreprocessSpec
+
+W = np.array([[3.0, -3.0, 0.0, 0.0], [0.0, 0.0, 3.0, -3.0], [4.0, 4.0, -4.0, -4.0]], np.float32)
+
+
+def build(path: Path, heads: bool = False) -> Path:
+    spec = PreprocessSpec()
+    inputs = [
+        helper.make_tensor_value_info('image', TensorProto.FLOAT, ['B', *spec.image_shape]),
+        helper.make_tensor_value_info('lidar', TensorProto.FLOAT, ['B', *spec.lidar_shape]),
+    ]
+    inits = [
+        numpy_helper.from_array(W, 'W'),
+        numpy_helper.from_array(np.array([2.0], np.float32), 'K'),
+        numpy_helper.from_array(np.array([0.5], np.float32), 'OFF'),
+        numpy_helper.from_array(np.array([[2.0, -2.0, 0.0, 0.0]], np.float32), 'WA'),
+        numpy_helper.from_array(np.array([[0.0, 0.0, 2.0, -2.0]], np.float32), 'WB'),
+    ]
+    nodes = [
+        helper.make_node('ReduceMean', ['image'], ['a0'], axes=[1, 2, 3], keepdims=0),
+        helper.make_node('ReduceMean', ['lidar'], ['b0'], axes=[1, 2, 3], keepdims=0),
+        helper.make_node('Unsqueeze', ['a0', 'ax'], ['a1']),
+        helper.make_node('Unsqueeze', ['b0', 'ax'], ['b1']),
+        helper.make_node('Mul', ['a1', 'K'], ['a']),
+        helper.make_node('Sub', ['b1', 'OFF'], ['b2']),
+        helper.make_node('Mul', ['b2', 'K'], ['b']),
+        helper.make_node('Mul', ['a', 'b'], ['ab']),
+        helper.make_node('Concat', ['a', 'b', 'ab'], ['f'], axis=1),
+        helper.make_node('MatMul', ['f', 'W'], ['logits']),
+        helper.make_node('Softmax', ['logits'], ['probs'], axis=1),
+    ]
+    inits.append(numpy_helper.from_array(np.array([1], np.int64), 'ax'))
+    outs = ['probs']
+    if heads:
+        nodes += [
+            helper.make_node('MatMul', ['a', 'WA'], ['la']),
+            helper.make_node('Softmax', ['la'], ['probs_camera'], axis=1),
+            helper.make_node('MatMul', ['b', 'WB'], ['lb']),
+            helper.make_node('Softmax', ['lb'], ['probs_lidar'], axis=1),
+            helper.make_node('Identity', ['probs'], ['probs_joint']),
+            helper.make_node('Softmax', ['logits'], ['gates'], axis=1),
+            helper.make_node('Mul', ['a', 'a'], ['aa']),
+            helper.make_node('Mul', ['b', 'b'], ['bb']),
+            helper.make_node('Concat', ['a', 'aa'], ['feat_camera'], axis=1),
+            helper.make_node('Concat', ['b', 'bb'], ['feat_lidar'], axis=1),
+        ]
+        outs += [
+            'probs_camera',
+            'probs_lidar',
+            'probs_joint',
+            'gates',
+            'feat_camera',
+            'feat_lidar',
+        ]
+    dims = {'feat_camera': 2, 'feat_lidar': 2}
+    outputs = [
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, ['B', dims.get(n, 4)]) for n in outs
+    ]
+    graph = helper.make_graph(nodes, 'audit_test', inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
