@@ -235,7 +235,7 @@ def train_classifier(
     xt = torch.as_tensor(xs)
     yt = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
     params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     n = len(xt)
     steps = epochs * max(1, math.ceil(n / batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)

@@ -80,7 +80,7 @@ def family_joint(name: str) -> FloatArray:
         return _wide(copy_first=True)
     if key == 'UNQ2_WIDE':
         return _wide(copy_first=False)
-    from dmil_ros.pid import catalogue  # type: ignore[attr-defined]
+    from dmil_ros.pid import catalogue
 
     return np.asarray(catalogue.joint(key), dtype=np.float64)
 

@@ -1,0 +1,287 @@
+"""BATCH: dataset-level BROJA PID of continuous features by mini-batch Sinkhorn couplings.
+
+Liang, Cheng, Fan, Ling, Nie, Chen, Deng, Allen, Salakhutdinov, Morency, "Quantifying & Modeling
+Multimodal Interactions: An Information Decomposition Framework", NeurIPS 2023 (methods.md §2).
+
+For a mini-batch of m samples, with classifiers p(y|x1), p(y|x2), p(y|x1,x2) and encoders
+f1, f2: R^D -> R^{C x E} (numbered as computed):
+
+1. log A[i, j, y] = f1(x1_i)[y] · f2(x2_j)[y] / sqrt(E)
+2. Sinkhorn-Knopp (log domain), per class y: rescale rows to r_i^y = p(y|x1_i) / m and columns to
+   c_j^y = p(y|x2_j) / m (both rescaled to their common class mass); the result q̃(i, j, y) lies in
+   Δp of the batch (pairwise marginals of the batch's empirical measure with the classifiers).
+3. Train f1, f2 to minimise I_q̃(X1,X2;Y) (the BROJA objective) by Adam.
+4. Read off, averaged over evaluation batches:
+   U1 = I_q̃(X1;Y|X2),  U2 = I_q̃(X2;Y|X1),  R = I(X1;Y) - U1,
+   S = I_p(X1,X2;Y) - I_q̃(X1,X2;Y),
+   with I(X1;Y) = mean_i KL(p(.|x1_i) || p̄1) and I_p(X1,X2;Y) = mean_i KL(p(.|x_i) || p̄12).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from dmil_ros.pid.errors import PIDInputError
+from dmil_ros.pid.lsmi import train_classifier
+
+__all__ = ['BATCH', 'BATCHResult', 'batch_atoms', 'sinkhorn_coupling']
+
+_LN2 = math.log(2.0)
+_EPS = 1e-7
+
+
+@dataclass(frozen=True)
+class BATCHResult:
+    """Dataset-level atoms and informations in bits."""
+
+    redundancy: float
+    unique_1: float
+    unique_2: float
+    synergy: float
+    mi_1: float
+    mi_2: float
+    mi_12: float
+
+
+def sinkhorn_coupling(
+    log_a: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor, n_iter: int
+) -> torch.Tensor:
+    """Step 2: q̃ (m, m, C) from log A (m, m, C), p(y|x1_i) (m, C), p(y|x2_j) (m, C)."""
+    m = p1.shape[0]
+    r = p1.clamp_min(_EPS) / m  # (m, C)
+    c = p2.clamp_min(_EPS) / m
+    mass = 0.5 * (r.sum(0) + c.sum(0))  # (C,)
+    log_r = torch.log(r / r.sum(0) * mass)  # (m, C)
+    log_c = torch.log(c / c.sum(0) * mass)
+    la = log_a
+    for _ in range(n_iter):
+        la = la - (torch.logsumexp(la, dim=1) - log_r).unsqueeze(1)  # rows i
+        la = la - (torch.logsumexp(la, dim=0) - log_c).unsqueeze(0)  # columns j
+    return torch.exp(la)
+
+
+def batch_atoms(q: torch.Tensor, p1: torch.Tensor, p12: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Step 4 on one batch (nats): q̃ (m, m, C), classifiers p(y|x1) and p(y|x1,x2) (m, C)."""
+    q = q / q.sum()
+    q_ij = q.sum(2, keepdim=True)  # (m, m, 1)
+    q_y = q.sum((0, 1))  # (C,)
+    q_iy = q.sum(1)  # (m, C)
+    q_jy = q.sum(0)  # (m, C)
+    q_i = q_iy.sum(1)  # (m,)
+    q_j = q_jy.sum(1)
+    lq = torch.log(q.clamp_min(1e-30))
+    lq_ij = torch.log(q_ij.clamp_min(1e-30))
+    i12 = (q * (lq - lq_ij - torch.log(q_y.clamp_min(1e-30)))).sum()
+    u1 = (
+        q
+        * (
+            lq
+            + torch.log(q_j.clamp_min(1e-30))[None, :, None]
+            - lq_ij
+            - torch.log(q_jy.clamp_min(1e-30))[None]
+        )
+    ).sum()
+    u2 = (
+        q
+        * (
+            lq
+            + torch.log(q_i.clamp_min(1e-30))[:, None, None]
+            - lq_ij
+            - torch.log(q_iy.clamp_min(1e-30))[:, None]
+        )
+    ).sum()
+
+    def _mi(p: torch.Tensor) -> torch.Tensor:
+        p = p.clamp_min(1e-12)
+        pbar = p.mean(0, keepdim=True)
+        return (p * (torch.log(p) - torch.log(pbar))).sum(1).mean()
+
+    mi1 = _mi(p1)
+    mi12 = _mi(p12)
+    return {'i_q': i12, 'u1': u1, 'u2': u2, 'mi_1': mi1, 'mi_12': mi12}
+
+
+class _Encoder(nn.Module):
+    def __init__(self, dim: int, hidden: int, n_classes: int, embed: int) -> None:
+        super().__init__()
+        self.n_classes, self.embed = n_classes, embed
+        self.net = nn.Sequential(
+            nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, n_classes * embed)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.net(x)
+        return out.reshape(-1, self.n_classes, self.embed)  # (B, C, E)
+
+
+class BATCH:
+    """The BATCH estimator; ``fit(f1, f2, labels)`` then ``estimate(f1, f2)``."""
+
+    def __init__(
+        self,
+        *,
+        embed_dim: int = 16,
+        hidden: int = 64,
+        batch_size: int = 256,
+        epochs: int = 10,
+        lr: float = 1e-3,
+        sinkhorn_iters: int = 20,
+        classifier_epochs: int = 30,
+        seed: int = 0,
+        num_threads: int = 1,
+    ) -> None:
+        if min(embed_dim, hidden, batch_size, epochs, sinkhorn_iters, num_threads) < 1:
+            raise PIDInputError('BATCH: sizes, epochs and iterations must be >= 1')
+        self.embed_dim, self.hidden, self.batch_size = embed_dim, hidden, batch_size
+        self.epochs, self.lr, self.sinkhorn_iters = epochs, lr, sinkhorn_iters
+        self.classifier_epochs, self.seed, self.num_threads = classifier_epochs, seed, num_threads
+        self.encoders: tuple[_Encoder, _Encoder] | None = None
+        self.classifiers: tuple[nn.Module, nn.Module, nn.Module] | None = None
+        self.n_classes = 0
+        self.mean = (np.zeros(0), np.zeros(0))
+        self.std = (np.ones(0), np.ones(0))
+
+    def _probs(
+        self,
+        f1: NDArray[np.float64],
+        f2: NDArray[np.float64],
+        probs: tuple[NDArray[np.floating] | None, ...],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if all(p is not None for p in probs):
+            out = []
+            for name, p in zip(('probs_1', 'probs_2', 'probs_12'), probs, strict=True):
+                a = np.asarray(p, dtype=np.float32)
+                if a.shape != (len(f1), self.n_classes):
+                    raise PIDInputError(f'{name}: shape {a.shape}, expected {(len(f1), -1)}')
+                out.append(torch.as_tensor(a / a.sum(1, keepdims=True)))
+            return out[0], out[1], out[2]
+        if any(p is not None for p in probs):
+            raise PIDInputError('probs_1, probs_2, probs_12: give all three or none')
+        if self.classifiers is None:
+            raise PIDInputError('BATCH: fitted with external probabilities; pass probs_1/2/12')
+        c1, c2, c12 = self.classifiers
+        x1 = torch.as_tensor(f1, dtype=torch.float32)
+        x2 = torch.as_tensor(f2, dtype=torch.float32)
+        with torch.inference_mode():
+            return (
+                torch.softmax(c1(x1), -1),
+                torch.softmax(c2(x2), -1),
+                torch.softmax(c12(torch.cat([x1, x2], 1)), -1),
+            )
+
+    def _norm(self, f: NDArray[np.float64], m: int) -> torch.Tensor:
+        return torch.as_tensor((f - self.mean[m]) / self.std[m], dtype=torch.float32)
+
+    def fit(
+        self,
+        features_1: NDArray[np.floating],
+        features_2: NDArray[np.floating],
+        labels: NDArray[np.integer],
+        *,
+        probs_1: NDArray[np.floating] | None = None,
+        probs_2: NDArray[np.floating] | None = None,
+        probs_12: NDArray[np.floating] | None = None,
+        n_classes: int | None = None,
+    ) -> BATCH:
+        f1 = np.asarray(features_1, dtype=np.float64)
+        f2 = np.asarray(features_2, dtype=np.float64)
+        y = np.asarray(labels, dtype=np.int64)
+        if f1.ndim != 2 or f2.ndim != 2 or len(f1) != len(f2) or y.shape != (len(f1),):
+            msg = f'features/labels: shapes {f1.shape}, {f2.shape}, {y.shape} do not match'
+            raise PIDInputError(msg)
+        self.n_classes = c = int(n_classes if n_classes is not None else y.max() + 1)
+        prev = torch.get_num_threads()
+        torch.set_num_threads(self.num_threads)
+        try:
+            torch.manual_seed(self.seed)
+            if all(p is None for p in (probs_1, probs_2, probs_12)):
+                kw = {'epochs': self.classifier_epochs, 'hidden': self.hidden}
+                self.classifiers = (
+                    train_classifier(f1, y, c, seed=self.seed, **kw),
+                    train_classifier(f2, y, c, seed=self.seed + 1, **kw),
+                    train_classifier(np.concatenate([f1, f2], 1), y, c, seed=self.seed + 2, **kw),
+                )
+            p1, p2, _ = self._probs(f1, f2, (probs_1, probs_2, probs_12))
+            self.mean = (f1.mean(0), f2.mean(0))
+            self.std = (f1.std(0) + 1e-9, f2.std(0) + 1e-9)
+            x1, x2 = self._norm(f1, 0), self._norm(f2, 1)
+            enc = (
+                _Encoder(f1.shape[1], self.hidden, c, self.embed_dim),
+                _Encoder(f2.shape[1], self.hidden, c, self.embed_dim),
+            )
+            opt = torch.optim.Adam(
+                [*enc[0].parameters(), *enc[1].parameters()], lr=self.lr, fused=True
+            )
+            gen = torch.Generator().manual_seed(self.seed)
+            n, m = len(f1), min(self.batch_size, len(f1))
+            for _ in range(self.epochs):
+                perm = torch.randperm(n, generator=gen)
+                for start in range(0, n - m + 1, m):
+                    b = perm[start : start + m]
+                    q = self._coupling(enc, x1[b], x2[b], p1[b], p2[b])
+                    loss = batch_atoms(q, p1[b], p1[b])['i_q']
+                    opt.zero_grad()
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    opt.step()
+            self.encoders = enc
+        finally:
+            torch.set_num_threads(prev)
+        return self
+
+    def _coupling(
+        self,
+        enc: tuple[_Encoder, _Encoder],
+        x1: torch.Tensor,
+        x2: torch.Tensor,
+        p1: torch.Tensor,
+        p2: torch.Tensor,
+    ) -> torch.Tensor:
+        e1 = enc[0](x1)  # (m, C, E)
+        e2 = enc[1](x2)
+        log_a = torch.einsum('ice,jce->ijc', e1, e2) / math.sqrt(self.embed_dim)  # (m, m, C)
+        return sinkhorn_coupling(log_a, p1, p2, self.sinkhorn_iters)
+
+    def estimate(
+        self,
+        features_1: NDArray[np.floating],
+        features_2: NDArray[np.floating],
+        *,
+        probs_1: NDArray[np.floating] | None = None,
+        probs_2: NDArray[np.floating] | None = None,
+        probs_12: NDArray[np.floating] | None = None,
+    ) -> BATCHResult:
+        """Atoms averaged over consecutive batches of the given samples (bits)."""
+        if self.encoders is None:
+            raise PIDInputError('BATCH: call fit() before estimate()')
+        f1 = np.asarray(features_1, dtype=np.float64)
+        f2 = np.asarray(features_2, dtype=np.float64)
+        p1, p2, p12 = self._probs(f1, f2, (probs_1, probs_2, probs_12))
+        x1, x2 = self._norm(f1, 0), self._norm(f2, 1)
+        n, m = len(f1), min(self.batch_size, len(f1))
+        acc: dict[str, float] = {}
+        count = 0
+        with torch.inference_mode():
+            for start in range(0, n - m + 1, m):
+                b = slice(start, start + m)
+                q = self._coupling(self.encoders, x1[b], x2[b], p1[b], p2[b])
+                at = batch_atoms(q, p1[b], p12[b])
+                at['mi_2'] = batch_atoms(q.transpose(0, 1), p2[b], p12[b])['mi_1']
+                for k, v in at.items():
+                    acc[k] = acc.get(k, 0.0) + float(v) / _LN2
+                count += 1
+        a = {k: v / count for k, v in acc.items()}
+        return BATCHResult(
+            redundancy=a['mi_1'] - a['u1'],
+            unique_1=a['u1'],
+            unique_2=a['u2'],
+            synergy=a['mi_12'] - a['i_q'],
+            mi_1=a['mi_1'],
+            mi_2=a['mi_2'],
+            mi_12=a['mi_12'],
+        )

@@ -1,0 +1,49 @@
+"""Synergy indicator of a multimodal model (DMIL, methods.md §4).
+
+The share of samples where the joint (multimodal) prediction is right and both unimodal
+predictions are wrong: (1/N) Σ_i [ŷ12_i = y_i] [ŷ1_i ≠ y_i] [ŷ2_i ≠ y_i]. A late ensemble of the
+unimodal heads scores 0 by construction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dmil_ros.pid.errors import PIDInputError
+
+__all__ = ['synergy_indicator']
+
+
+def _predictions(a: NDArray[np.generic], n: int, name: str) -> NDArray[np.int64]:
+    """Class indices (N,) from indices (N,) or scores/probabilities (N, C) (argmax)."""
+    arr = np.asarray(a)
+    if arr.ndim == 2 and arr.shape[0] == n:
+        if not np.all(np.isfinite(arr)):
+            raise PIDInputError(f'{name}: non-finite scores')
+        return np.asarray(np.argmax(arr, axis=1), dtype=np.int64)
+    if arr.shape == (n,) and np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.int64)
+    raise PIDInputError(
+        f'{name}: expected ({n},) class indices or ({n}, C) scores, got {arr.shape}'
+    )
+
+
+def synergy_indicator(
+    labels: NDArray[np.integer],
+    pred_joint: NDArray[np.generic],
+    pred_1: NDArray[np.generic],
+    pred_2: NDArray[np.generic],
+) -> float:
+    """Share of samples with the joint prediction right and both unimodal ones wrong.
+
+    Predictions are class indices (N,) or scores / probabilities (N, C) (argmax taken).
+    """
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.size == 0 or not np.issubdtype(y.dtype, np.integer):
+        raise PIDInputError(f'labels: expected a non-empty (N,) integer array, got {y.shape}')
+    n = len(y)
+    j = _predictions(pred_joint, n, 'pred_joint')
+    a = _predictions(pred_1, n, 'pred_1')
+    b = _predictions(pred_2, n, 'pred_2')
+    return float(np.mean((j == y) & (a != y) & (b != y)))

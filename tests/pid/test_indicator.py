@@ -1,0 +1,43 @@
+"""synergy_indicator: hand-counted cases and the ensemble-is-zero property."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dmil_ros.pid.errors import PIDInputError
+from dmil_ros.pid.indicator import synergy_indicator
+
+
+def test_hand_counted() -> None:
+    y = np.array([0, 1, 2, 3])
+    joint = np.array([0, 1, 2, 0])  # right, right, right, wrong
+    p1 = np.array([1, 1, 0, 0])  # wrong, right, wrong, wrong
+    p2 = np.array([2, 0, 1, 3])  # wrong, wrong, wrong, right
+    # sample 0: joint right, both wrong; sample 2: joint right, both wrong
+    assert synergy_indicator(y, joint, p1, p2) == pytest.approx(0.5)
+
+
+def test_accepts_probabilities() -> None:
+    y = np.array([0, 1])
+    joint = np.array([[0.9, 0.1], [0.2, 0.8]])
+    uni = np.array([[0.1, 0.9], [0.7, 0.3]])
+    assert synergy_indicator(y, joint, uni, uni) == 1.0
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)), min_size=1))
+def test_ensemble_of_heads_scores_zero(rows: list[tuple[int, int, int]]) -> None:
+    # a prediction that always equals one of the unimodal ones can never beat both
+    arr = np.array(rows)
+    y, p1, p2 = arr[:, 0], arr[:, 1], arr[:, 2]
+    joint = np.where(np.arange(len(y)) % 2 == 0, p1, p2)
+    assert synergy_indicator(y, joint, p1, p2) == 0.0
+
+
+def test_bad_shapes() -> None:
+    with pytest.raises(PIDInputError, match='pred_1'):
+        synergy_indicator(np.array([0, 1]), np.array([0, 1]), np.array([0]), np.array([0, 1]))
+    with pytest.raises(PIDInputError, match='labels'):
+        synergy_indicator(np.array([]), np.array([]), np.array([]), np.array([]))

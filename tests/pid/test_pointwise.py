@@ -1,0 +1,96 @@
+"""pointwise_pid: analytic I±_min values, shift, and per-cell identities."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dmil_ros.pid import catalogue
+from dmil_ros.pid.errors import PIDInputError
+from dmil_ros.pid.measures import mutual_information
+from dmil_ros.pid.pointwise import pointwise_pid, shift_delta
+
+# AND / OR of two fair bits, by hand (Finn & Lizier 2018): the y = 1 cell of AND has r = 1,
+# the three y = 0 cells r = 1 - log2(3/2); I(Xi;Y) = h(1/4) - 1/2, I(X1,X2;Y) = h(1/4).
+_H14 = -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))
+_R_AND = 0.25 + 0.75 * (1 - math.log2(1.5))
+_AND = (_R_AND, _H14 - 0.5 - _R_AND, _H14 - 0.5 - _R_AND, _H14 - 2 * (_H14 - 0.5) + _R_AND)
+
+
+@pytest.mark.parametrize(
+    ('name', 'raw'),
+    [
+        ('AND', _AND),
+        ('OR', _AND),
+        ('XOR', (0.0, 0.0, 0.0, 1.0)),
+        ('RDN', (1.0, 0.0, 0.0, 0.0)),
+        ('UNQ1', (1.0, 0.0, -1.0, 1.0)),
+        ('UNQ2', (1.0, -1.0, 0.0, 1.0)),
+    ],
+)
+def test_raw_means_match_analytic_values(name: str, raw: tuple[float, ...]) -> None:
+    res = pointwise_pid(catalogue.joint(name))
+    np.testing.assert_allclose(res.means(), raw, atol=1e-12)
+
+
+def test_issue_figures_for_or() -> None:
+    res = pointwise_pid(catalogue.joint('OR'))
+    np.testing.assert_allclose(res.means(), (0.5613, -0.25, -0.25, 0.75), atol=1e-4)
+
+
+@pytest.mark.parametrize('name', ['AND', 'OR', 'XOR', 'RDN', 'UNQ1', 'UNQ2'])
+def test_shifted_means_match_broja_on_catalogue(name: str) -> None:
+    res = pointwise_pid(catalogue.joint(name))
+    np.testing.assert_allclose(res.means(shifted=True), catalogue.get(name).atoms, atol=1e-9)
+
+
+def test_and_cells() -> None:
+    res = pointwise_pid(catalogue.joint('AND'))
+    assert res.redundancy[1, 1, 1] == pytest.approx(1.0)
+    assert res.redundancy[0, 1, 0] == pytest.approx(1 - math.log2(1.5))
+    assert np.isnan(res.redundancy[1, 1, 0])  # impossible outcome
+
+
+def test_shift_delta_interval() -> None:
+    assert shift_delta(0.5613, -0.25, -0.25, 0.75) == pytest.approx(-0.25)
+    assert shift_delta(0.2, 0.1, 0.3, 0.0) == 0.0
+    assert shift_delta(-0.1, 0.3, 0.4, 0.2) == pytest.approx(0.1)
+
+
+def test_bad_joint() -> None:
+    with pytest.raises(PIDInputError, match='joint'):
+        pointwise_pid(np.ones((2, 2)))
+    with pytest.raises(PIDInputError, match='negative'):
+        pointwise_pid(-np.ones((2, 2, 2)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.tuples(st.integers(2, 4), st.integers(2, 4), st.integers(2, 3)).flatmap(
+        lambda s: st.lists(
+            st.floats(0.0, 1.0), min_size=s[0] * s[1] * s[2], max_size=s[0] * s[1] * s[2]
+        ).map(lambda v, s=s: np.reshape(np.asarray(v) + 1e-3, s))
+    )
+)
+def test_cell_identities(p: np.ndarray) -> None:
+    res = pointwise_pid(p)
+    q = res.joint
+    ok = q > 0
+    np.testing.assert_allclose((res.redundancy + res.unique_1)[ok], res.pmi_1[ok], atol=1e-9)
+    np.testing.assert_allclose((res.redundancy + res.unique_2)[ok], res.pmi_2[ok], atol=1e-9)
+    total = res.redundancy + res.unique_1 + res.unique_2 + res.synergy
+    np.testing.assert_allclose(total[ok], res.pmi_12[ok], atol=1e-9)
+    # means of the pointwise MIs are the mutual informations (independent computation)
+    assert np.sum(q * res.pmi_1) == pytest.approx(mutual_information(q, [0], [2]), abs=1e-9)
+    assert np.sum(q * res.pmi_12) == pytest.approx(mutual_information(q, [0, 1], [2]), abs=1e-9)
+    # I±_min redundancy is bounded by the smaller pointwise specificity gap; shift keeps sums
+    r, u1, u2, s = res.means()
+    rs, u1s, u2s, ss = res.means(shifted=True)
+    assert rs + u1s == pytest.approx(r + u1)
+    assert rs + u1s + u2s + ss == pytest.approx(r + u1 + u2 + s)
+    if max(-r, -s) <= min(u1, u2):
+        assert min(rs, u1s, u2s, ss) >= -1e-12
