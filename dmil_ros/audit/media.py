@@ -27,10 +27,33 @@ def _stamp(msg: Any) -> int:
     return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
+def _message(reader: Any, raw: Any) -> tuple[Any, int]:
+    """Deserialized message and its header stamp; ``(None, 0)`` when unreadable."""
+    try:
+        msg = reader.store.deserialize_cdr(raw.data, raw.msgtype)
+        return msg, _stamp(msg)
+    except Exception as exc:  # noqa: BLE001 - a bad message just has no picture
+        logger.debug('topic %r: message at %d unreadable (%s)', raw.topic, raw.timestamp, exc)
+        return None, 0
+
+
+def _camera(msg: Any, topic: str) -> str:
+    try:
+        return png_base64(thumbnail(decode_image(msg, topic)))
+    except DecodeError as exc:
+        logger.warning('no thumbnail: %s', exc)
+        return ''
+
+
 def _bev(msg: Any, topic: str) -> str:
-    points = (
-        decode_laserscan(msg, topic) if hasattr(msg, 'ranges') else decode_pointcloud2(msg, topic)
-    )
+    try:
+        if hasattr(msg, 'ranges'):
+            points = decode_laserscan(msg, topic)
+        else:
+            points = decode_pointcloud2(msg, topic)
+    except DecodeError as exc:
+        logger.warning("no bird's-eye view: %s", exc)
+        return ''
     return png_base64(birds_eye(points.xyz))
 
 
