@@ -1,0 +1,198 @@
+"""Record a simulated drive as a rosbag2 (mcap or sqlite3) with a ground-truth sidecar.
+
+Topics (the "Simulator bags" contract in notes/contracts.md): ``/camera/image_raw``,
+``/camera/camera_info``, ``/lidar/points``, ``/scan``, ``/cmd_vel``, ``/expert/action``,
+``/tf_static`` and ``/sim/ground_truth``. Every message's bag timestamp equals its header stamp
+(the expert topics use the camera frame's stamp). MCAP chunks are uncompressed by default or
+zstd-compressed (``compression='zstd'``, mcap only); either way the same config and seed give
+byte-identical files with the same library versions. ``<bag>/ground_truth.json`` holds the config,
+the mix and the ground-truth PID (see :func:`dmil_ros.sim.families.ground_truth_summary`); the
+same JSON is stored in the bag's ``metadata.yaml`` ``custom_data['dmil_ros.ground_truth']``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rosbags.interfaces import (
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
+from rosbags.rosbag2.errors import WriterError
+
+from dmil_ros.bagio import typestore
+from dmil_ros.sim import messages as m
+from dmil_ros.sim.config import SimConfig
+from dmil_ros.sim.errors import RecordError
+from dmil_ros.sim.families import ground_truth_summary
+from dmil_ros.sim.simulator import CameraFrame, Simulator
+
+logger = logging.getLogger(__name__)
+
+STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+SIDECAR = 'ground_truth.json'
+SIDECAR_FORMAT = 'dmil_ros.sim.ground_truth/1'
+
+TOPICS: dict[str, str] = {
+    '/tf_static': 'tf2_msgs/msg/TFMessage',
+    '/camera/image_raw': 'sensor_msgs/msg/Image',
+    '/camera/camera_info': 'sensor_msgs/msg/CameraInfo',
+    '/lidar/points': 'sensor_msgs/msg/PointCloud2',
+    '/scan': 'sensor_msgs/msg/LaserScan',
+    '/cmd_vel': 'geometry_msgs/msg/Twist',
+    '/expert/action': 'std_msgs/msg/String',
+    '/sim/ground_truth': 'dmil_ros/msg/GroundTruth',
+}
+
+_ZERO = QosTime(sec=0, nsec=0)
+LATCHED = Qos(
+    history=QosHistory.KEEP_LAST,
+    depth=1,
+    reliability=QosReliability.RELIABLE,
+    durability=QosDurability.TRANSIENT_LOCAL,
+    deadline=_ZERO,
+    lifespan=_ZERO,
+    liveliness=QosLiveliness.AUTOMATIC,
+    liveliness_lease_duration=_ZERO,
+    avoid_ros_namespace_conventions=False,
+)
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """What :func:`record_bag` wrote."""
+
+    path: Path
+    storage: str
+    compression: str
+    counts: dict[str, int]
+    ground_truth: dict[str, Any]
+
+
+def record_bag(
+    config: SimConfig,
+    out_dir: str | Path,
+    *,
+    storage: str = 'mcap',
+    compression: str = 'none',
+    progress: bool = False,
+) -> RecordResult:
+    """Simulate ``config`` and write it as a rosbag2 directory ``out_dir`` (must not exist).
+
+    ``compression``: ``'none'`` or ``'zstd'`` (MCAP chunk compression; mcap storage only).
+    """
+    if storage not in STORAGES:
+        msg = f'storage {storage!r} not supported (expected one of {", ".join(STORAGES)})'
+        raise RecordError(msg)
+    if compression not in ('none', 'zstd') or (compression == 'zstd' and storage != 'mcap'):
+        msg = f'compression {compression!r} not supported with storage {storage!r}'
+        raise RecordError(msg)
+    path = Path(out_dir)
+    if path.exists():
+        msg = f'output {str(path)!r} exists already; rosbag2 bags are never overwritten'
+        raise RecordError(msg)
+    if not path.parent.is_dir():
+        msg = f'output {str(path)!r}: parent directory does not exist'
+        raise RecordError(msg)
+    store = typestore()
+    sim = Simulator(config)
+    counts = dict.fromkeys(TOPICS, 0)
+    records: list[tuple[str, int, int, int]] = []
+    events = sim.events()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.frames, unit='frame', desc=f'simulate {path.name}')
+    try:
+        writer = Writer(path, version=9, storage_plugin=STORAGES[storage])
+        if compression == 'zstd':
+            writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+        with writer:
+            conns = {
+                topic: writer.add_connection(
+                    topic,
+                    msgtype,
+                    typestore=store,
+                    offered_qos_profiles=[LATCHED] if topic == '/tf_static' else [],
+                )
+                for topic, msgtype in TOPICS.items()
+            }
+
+            def put(topic: str, stamp_ns: int, msg: Any) -> None:
+                writer.write(conns[topic], stamp_ns, store.serialize_cdr(msg, TOPICS[topic]))
+                counts[topic] += 1
+
+            put('/tf_static', config.start_time_ns, m.tf_static_msg(config.start_time_ns, config))
+            for event in events:
+                if isinstance(event, CameraFrame):
+                    truth = event.truth
+                    stamp = event.stamp_ns
+                    put('/camera/image_raw', stamp, m.image_msg(event))
+                    put('/camera/camera_info', stamp, m.camera_info_msg(stamp, sim.camera))
+                    put('/cmd_vel', stamp, m.twist_msg(truth))
+                    put('/expert/action', stamp, m.action_msg(truth))
+                    put('/sim/ground_truth', stamp, m.ground_truth_msg(truth))
+                    records.append(
+                        (truth.family, truth.camera_latent, truth.lidar_latent, truth.action)
+                    )
+                    if bar is not None:
+                        bar.update(1)
+                else:
+                    put('/lidar/points', event.stamp_ns, m.pointcloud_msg(event))
+                    put('/scan', event.stamp_ns, m.laserscan_msg(event, sim.lidar))
+            summary = {
+                'format': SIDECAR_FORMAT,
+                'seed': config.seed,
+                'frames': config.frames,
+                'storage': storage,
+                'compression': compression,
+                'config': config.to_dict(),
+                'segments': len(sim.segments),
+                **ground_truth_summary(config.mix, records),
+            }
+            writer.set_custom_data(
+                'dmil_ros.ground_truth', json.dumps(summary, sort_keys=True, separators=(',', ':'))
+            )
+    except WriterError as exc:
+        msg = f'output {str(path)!r}: {exc}'
+        raise RecordError(msg) from exc
+    finally:
+        if bar is not None:
+            bar.close()
+    (path / SIDECAR).write_text(json.dumps(summary, indent=2, sort_keys=True) + '\n', 'utf-8')
+    logger.info(
+        'wrote %s (%s): %d camera frames, %d LiDAR sweeps, %d segments',
+        path,
+        storage,
+        counts['/camera/image_raw'],
+        counts['/lidar/points'],
+        len(sim.segments),
+    )
+    return RecordResult(path, storage, compression, counts, summary)
+
+
+def read_ground_truth(bag_dir: str | Path) -> dict[str, Any]:
+    """The sidecar ``ground_truth.json`` of a simulator bag."""
+    path = Path(bag_dir) / SIDECAR
+    try:
+        data = json.loads(path.read_text('utf-8'))
+    except FileNotFoundError:
+        msg = f'{str(path)!r}: no ground-truth sidecar (not a simulator bag?)'
+        raise RecordError(msg) from None
+    except json.JSONDecodeError as exc:
+        msg = f'{str(path)!r}: not JSON ({exc})'
+        raise RecordError(msg) from exc
+    if not isinstance(data, dict) or data.get('format') != SIDECAR_FORMAT:
+        msg = f'{str(path)!r}: not a {SIDECAR_FORMAT} sidecar'
+        raise RecordError(msg)
+    return data
