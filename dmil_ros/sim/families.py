@@ -117,7 +117,7 @@ DESIGNS: dict[str, FamilyDesign] = {
 
 def pid_dict(joint: npt.ArrayLike) -> dict[str, float]:
     """``exact_pid`` of p(camera, lidar, action) as ``{component: bits}`` (COMPONENTS keys)."""
-    from dmil_ros.pid.exact import exact_pid
+    from dmil_ros.pid import exact_pid
 
     res = exact_pid(joint)
     values = (res.redundancy, res.unique_1, res.unique_2, res.synergy)
