@@ -1,0 +1,70 @@
+"""``dmil-ros replay BAG --out OUT_BAG``: the fusion node's pipeline over a bag, without ROS."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+logger = logging.getLogger('dmil_ros.replay')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('bag', help='input rosbag2 (directory, .mcap or .db3)')
+    parser.add_argument('--out', required=True, help='output rosbag2 directory (must not exist)')
+    parser.add_argument('--model', help='ONNX model (default: the shipped dmil_hallway.onnx)')
+    parser.add_argument(
+        '--params', help="the node's parameters file (e.g. config/fusion.yaml) to replay with"
+    )
+    speed = parser.add_mutually_exclusive_group()
+    speed.add_argument('--rate', type=float, help='pace to RATE x real time, frame by frame')
+    speed.add_argument(
+        '--max-speed', action='store_true', help='as fast as possible, batched (default)'
+    )
+    parser.add_argument('--provider', choices=('auto', 'cpu', 'cuda', 'tensorrt'))
+    parser.add_argument('--namespace', default='', help='namespace of the output topics')
+    parser.add_argument('--image-topic', help='camera topic (default /camera/image_raw)')
+    parser.add_argument('--points-topic', help='LiDAR topic (default /lidar/points)')
+    parser.add_argument('--pid-source', choices=('auto', 'pid_broja', 'pid_lsmi'))
+    parser.add_argument('--batch', type=int, default=32, help='pairs per model call at max speed')
+    parser.add_argument('--cmd-vel', action='store_true', help='also write ~/cmd_vel')
+    parser.add_argument('--summary', help='write the summary as JSON to this file')
+    parser.add_argument('--no-progress', action='store_true', help='no live progress line')
+
+
+def run(args: argparse.Namespace) -> int:
+    from dmil_ros.runtime import params
+    from dmil_ros.runtime.model import FusionModel
+    from dmil_ros.runtime.pipeline import FusionPipeline
+    from dmil_ros.runtime.replay import replay
+
+    values = params.load_yaml(args.params) if args.params else {}
+    overrides = {
+        'model_path': args.model,
+        'provider': args.provider,
+        'image_topic': args.image_topic,
+        'points_topic': args.points_topic,
+        'pid_source': args.pid_source,
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if args.cmd_vel:
+        values['publish_cmd_vel'] = True
+    settings = params.build(values)
+    model = FusionModel(settings.model_path, settings.provider, settings.threads)
+    pipeline = FusionPipeline(model, settings.pipeline)
+    summary = replay(
+        pipeline,
+        args.bag,
+        args.out,
+        namespace=args.namespace,
+        rate=args.rate,
+        batch=args.batch,
+        twists=settings.twists,
+        progress=not args.no_progress,
+    )
+    for line in summary.lines():
+        logger.info('%s', line)
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(summary.as_dict(), indent=2), encoding='utf-8')
+    return 0

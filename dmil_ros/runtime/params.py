@@ -1,0 +1,199 @@
+"""The fusion node's parameters: one table for the node, its YAML file and the replay CLI.
+
+The rclpy node declares each :data:`PARAMS` entry with a ``ParameterDescriptor`` built from it;
+``dmil-ros replay --params config/fusion.yaml`` reads the same file, so a replay runs with the
+robot's settings. Values are checked by :func:`build`, which turns them into the pipeline's
+configuration objects.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from dmil_ros.runtime.errors import RuntimeConfigError
+from dmil_ros.runtime.model import PID_SOURCES, PROVIDERS
+from dmil_ros.runtime.monitor import MonitorConfig
+from dmil_ros.runtime.outputs import Twists
+from dmil_ros.runtime.pipeline import PipelineConfig
+
+MODEL_FILE: Final = 'dmil_hallway.onnx'
+NODE: Final = 'fusion_node'
+
+
+@dataclass(frozen=True)
+class Param:
+    """One node parameter: name, default (its type is the parameter's type), description."""
+
+    name: str
+    default: bool | int | float | str
+    description: str
+    choices: tuple[str, ...] = ()
+
+
+PARAMS: Final[tuple[Param, ...]] = (
+    Param(
+        'image_topic', '/camera/image_raw', 'camera topic (sensor_msgs/Image or CompressedImage)'
+    ),
+    Param(
+        'image_transport',
+        'raw',
+        'raw: subscribe to sensor_msgs/Image; compressed: sensor_msgs/CompressedImage',
+        ('raw', 'compressed'),
+    ),
+    Param('points_topic', '/lidar/points', 'LiDAR topic'),
+    Param(
+        'points_type',
+        'pointcloud2',
+        'message type on points_topic: sensor_msgs/PointCloud2 or sensor_msgs/LaserScan',
+        ('pointcloud2', 'laserscan'),
+    ),
+    Param('model_path', '', f'ONNX model; empty = the shipped models/{MODEL_FILE}'),
+    Param(
+        'provider', 'auto', 'ONNX Runtime provider (auto = CUDA if usable, else CPU)', PROVIDERS
+    ),
+    Param('threads', 0, 'ONNX Runtime intra-op threads (0 = its default)'),
+    Param('slop', 0.05, 'max |t_camera - t_lidar| of a pair, seconds'),
+    Param('queue_size', 10, 'per-sensor queue before pairing (oldest dropped when full)'),
+    Param('silence_timeout', 0.5, 'seconds without a sensor before degraded mode'),
+    Param(
+        'pid_source',
+        'auto',
+        'per-frame S estimate for the synergy monitor (auto: pid_broja, else pid_lsmi)',
+        PID_SOURCES,
+    ),
+    Param('monitor.window', 100, 'synergy baseline window, frames'),
+    Param('monitor.warmup', 20, 'frames in the baseline before alerts may fire'),
+    Param('monitor.on_z', 3.0, 'robust z-score that switches the alert on'),
+    Param('monitor.off_z', 1.5, 'z-score below which the alert may switch off'),
+    Param('monitor.on_frames', 2, 'consecutive high frames to switch on'),
+    Param('monitor.off_frames', 5, 'consecutive calm frames to switch off'),
+    Param('monitor.min_synergy', 0.05, 'minimum S (bits) for an alert'),
+    Param('monitor.min_scale', 0.02, 'floor of the baseline scale (bits)'),
+    Param('monitor.absolute_on', 0.0, 'S (bits) that alerts regardless of baseline; 0 = off'),
+    Param('diagnostics_period', 1.0, 'seconds between diagnostics messages'),
+    Param('publish_cmd_vel', False, 'publish ~/cmd_vel (geometry_msgs/Twist) from the action'),
+    Param('cmd_vel.linear', 0.3, "m/s for 'forward'"),
+    Param('cmd_vel.angular', 0.6, "rad/s for 'left' (+) / 'right' (-)"),
+)
+DEFAULTS: Final[dict[str, Any]] = {p.name: p.default for p in PARAMS}
+BY_NAME: Final[dict[str, Param]] = {p.name: p for p in PARAMS}
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Checked parameter values, as the pipeline's configuration objects."""
+
+    model_path: Path
+    provider: str
+    threads: int
+    image_transport: str
+    points_type: str
+    pipeline: PipelineConfig
+    diagnostics_period: float
+    twists: Twists | None
+
+
+def default_model_path() -> Path:
+    """The shipped model: ``$DMIL_ROS_MODEL``, the ament share directory, or the checkout."""
+    env = os.environ.get('DMIL_ROS_MODEL')
+    if env:
+        return Path(env)
+    candidates = [
+        Path(sys.prefix) / 'share' / 'dmil_ros' / 'models' / MODEL_FILE,
+        Path(__file__).resolve().parents[2] / 'models' / MODEL_FILE,
+    ]
+    for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
+        if prefix:
+            candidates.insert(0, Path(prefix) / 'share' / 'dmil_ros' / 'models' / MODEL_FILE)
+    return next((c for c in candidates if c.is_file()), candidates[-1])
+
+
+def check(values: dict[str, Any]) -> dict[str, Any]:
+    """Defaults filled in, unknown names and wrong types refused."""
+    out = dict(DEFAULTS)
+    for name, value in values.items():
+        if name not in BY_NAME:
+            msg = f'parameter {name!r} unknown (known: {", ".join(BY_NAME)})'
+            raise RuntimeConfigError(msg)
+        p = BY_NAME[name]
+        kind = type(p.default)
+        given = value
+        ok = isinstance(given, kind) and not (kind is not bool and isinstance(given, bool))
+        if kind is float and isinstance(given, int) and not isinstance(given, bool):
+            given, ok = float(given), True
+        if not ok:
+            msg = f'parameter {name!r}: {value!r} is not a {kind.__name__}'
+            raise RuntimeConfigError(msg)
+        if p.choices and given not in p.choices:
+            msg = f'parameter {name!r}: {value!r} not one of {list(p.choices)}'
+            raise RuntimeConfigError(msg)
+        out[name] = given
+    return out
+
+
+def build(values: dict[str, Any]) -> NodeSettings:
+    """Parameter values (name -> value) -> :class:`NodeSettings` (checked)."""
+    v = check(values)
+    monitor = MonitorConfig(
+        **{p.name.split('.', 1)[1]: v[p.name] for p in PARAMS if p.name.startswith('monitor.')}
+    )
+    pipeline = PipelineConfig(
+        camera_topic=v['image_topic'],
+        lidar_topic=v['points_topic'],
+        slop=v['slop'],
+        queue_size=v['queue_size'],
+        silence_timeout=v['silence_timeout'],
+        pid_source=v['pid_source'],
+        monitor=monitor,
+    )
+    if not v['diagnostics_period'] > 0:
+        msg = f'parameter diagnostics_period: {v["diagnostics_period"]!r} must be positive'
+        raise RuntimeConfigError(msg)
+    twists = Twists(v['cmd_vel.linear'], v['cmd_vel.angular']) if v['publish_cmd_vel'] else None
+    return NodeSettings(
+        model_path=Path(v['model_path']) if v['model_path'] else default_model_path(),
+        provider=v['provider'],
+        threads=v['threads'],
+        image_transport=v['image_transport'],
+        points_type=v['points_type'],
+        pipeline=pipeline,
+        diagnostics_period=v['diagnostics_period'],
+        twists=twists,
+    )
+
+
+def load_yaml(path: str | Path, node: str = NODE) -> dict[str, Any]:
+    """A ROS 2 parameters file's values for ``node`` (``/**`` entries too), nested keys dotted."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    p = Path(path)
+    try:
+        data = YAML(typ='safe').load(p.read_text(encoding='utf-8'))
+    except (OSError, YAMLError) as exc:
+        msg = f'parameters file {str(p)!r}: {exc}'
+        raise RuntimeConfigError(msg) from exc
+    if not isinstance(data, dict):
+        msg = f'parameters file {str(p)!r}: expected a mapping of node names'
+        raise RuntimeConfigError(msg)
+    out: dict[str, Any] = {}
+    for key in ('/**', node, f'/{node}', f'**/{node}'):
+        section = data.get(key)
+        if isinstance(section, dict) and isinstance(section.get('ros__parameters'), dict):
+            out.update(_flatten(section['ros__parameters']))
+    return out
+
+
+def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        name = f'{prefix}{k}'
+        if isinstance(v, dict):
+            out.update(_flatten(v, name + '.'))
+        else:
+            out[name] = v
+    return out

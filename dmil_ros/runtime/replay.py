@@ -1,0 +1,289 @@
+"""ROS-less replay: the node's pipeline fed from a rosbag2, its outputs written to another one.
+
+Every output topic is written with the type and the CDR bytes the node would publish (the same
+:class:`~dmil_ros.runtime.outputs.OutputBuilder`), under the same resolved names
+(``/<namespace>/fusion_node/...``). An output's log time is the log time of the input message that
+completed its frame pair (when the node would have had it); its header is the camera frame's.
+Diagnostics are written once per second of bag time. A damaged input bag is read as far as it can
+be (:class:`~dmil_ros.bagio.reader.RobustReader`); what could not be read is in the summary.
+
+With ``rate`` the replay is paced to ``rate`` x real time and runs the model frame by frame, as
+the node does; without it (``max speed``) it batches ``batch`` pairs per model call.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dmil_ros.actions import ACTIONS
+from dmil_ros.bagio.reader import RobustReader
+from dmil_ros.runtime.diagnostics import DiagnosticsTracker
+from dmil_ros.runtime.errors import RuntimeConfigError
+from dmil_ros.runtime.outputs import TOPICS, OutputBuilder, Twists, resolve
+from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Header, Job
+
+logger = logging.getLogger(__name__)
+
+STAGE_ORDER = ('decode', 'preprocess', 'inference', 'monitor', 'serialise', 'total')
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay did (JSON-ready through :meth:`as_dict`)."""
+
+    bag: str
+    out: str
+    model: str
+    provider: str
+    frames: int = 0
+    bag_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    alerts: int = 0
+    alert_frames: int = 0
+    degraded_frames: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+    written: Counter[str] = field(default_factory=Counter)
+    drops: Counter[str] = field(default_factory=Counter)
+    stages: dict[str, tuple[float, float]] = field(default_factory=dict)  # p50, p99 in ms
+    mean_interactions: tuple[float, float, float, float] | None = None
+    read: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.bag_seconds / self.wall_seconds if self.wall_seconds > 0 else math.inf
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            'bag': self.bag,
+            'out': self.out,
+            'model': self.model,
+            'provider': self.provider,
+            'frames': self.frames,
+            'bag_seconds': self.bag_seconds,
+            'wall_seconds': self.wall_seconds,
+            'realtime_factor': self.realtime_factor,
+            'alerts': self.alerts,
+            'alert_frames': self.alert_frames,
+            'degraded_frames': self.degraded_frames,
+            'actions': dict(self.actions),
+            'written': dict(self.written),
+            'drops': dict(self.drops),
+            'stages_ms_p50_p99': self.stages,
+            'mean_interactions': self.mean_interactions,
+            'read': self.read,
+        }
+
+    def lines(self) -> list[str]:
+        """A human-readable account, one line per fact."""
+        out = [
+            f'replayed {self.bag} -> {self.out}',
+            f'model {self.model} on {self.provider}',
+            (
+                f'{self.frames} frame pairs from {self.bag_seconds:.1f} s of bag in '
+                f'{self.wall_seconds:.2f} s: {self.realtime_factor:.1f}x real time, '
+                f'{self.frames / max(self.wall_seconds, 1e-9):.0f} frames/s'
+            ),
+        ]
+        for stage in STAGE_ORDER:
+            if stage in self.stages:
+                p50, p99 = self.stages[stage]
+                out.append(f'  {stage:<10} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms')
+        acts = ', '.join(f'{a} {self.actions.get(a, 0)}' for a in ACTIONS)
+        out.append(f'actions: {acts}')
+        if self.mean_interactions is not None:
+            r, uc, ul, s = self.mean_interactions
+            out.append(
+                f'mean per-frame interactions (bits): R {r:.3f}  U_camera {uc:.3f}  '
+                f'U_lidar {ul:.3f}  S {s:.3f}'
+            )
+        out.append(
+            f'synergy alerts: {self.alerts} raised, {self.alert_frames} frames in alert '
+            f'({self.alert_frames / max(self.frames, 1):.1%})'
+        )
+        if self.degraded_frames:
+            out.append(f'degraded frames (one sensor silent): {self.degraded_frames}')
+        drops = ', '.join(f'{k} {n}' for k, n in sorted(self.drops.items())) or 'none'
+        out.append(f'dropped / malformed: {drops}')
+        if not self.read.get('complete', True):
+            out.append(f'input bag damaged: {self.read}')
+        out.append('written: ' + ', '.join(f'{t} {n}' for t, n in sorted(self.written.items())))
+        return out
+
+
+def _header_of_ns(ns: int) -> Header:
+    sec, nanosec = divmod(ns, 1_000_000_000)
+    return Header(sec, nanosec, '')
+
+
+class _Writer:
+    """Output bag with one connection per output topic, created on first use."""
+
+    def __init__(self, out: Path, namespace: str, builder: OutputBuilder) -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        if out.exists():
+            msg = f'output bag {str(out)!r} already exists'
+            raise RuntimeConfigError(msg)
+        self.writer = Writer(out, version=8, storage_plugin=StoragePlugin.MCAP)
+        self.writer.open()
+        self.builder = builder
+        self.namespace = namespace
+        self.conns: dict[str, Any] = {}
+        self.written: Counter[str] = Counter()
+
+    def write(self, topic: str, msg: Any, log_ns: int) -> None:
+        name = resolve(topic, self.namespace)
+        conn = self.conns.get(name)
+        if conn is None:
+            conn = self.writer.add_connection(name, TOPICS[topic], typestore=self.builder.store)
+            self.conns[name] = conn
+        self.writer.write(conn, log_ns, self.builder.serialize(topic, msg))
+        self.written[name] += 1
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    a = np.asarray(values, np.float64) * 1e3
+    return float(np.percentile(a, 50)), float(np.percentile(a, 99))
+
+
+def replay(
+    pipeline: FusionPipeline,
+    bag: str | Path,
+    out: str | Path,
+    *,
+    namespace: str = '',
+    rate: float | None = None,
+    batch: int = 32,
+    twists: Twists | None = None,
+    progress: bool = True,
+) -> ReplaySummary:
+    """Run ``pipeline`` over ``bag`` and write every output topic to ``out`` (MCAP)."""
+    if rate is not None and not rate > 0:
+        msg = f'rate {rate!r} must be positive'
+        raise RuntimeConfigError(msg)
+    if batch < 1:
+        msg = f'batch {batch!r} must be >= 1'
+        raise RuntimeConfigError(msg)
+    cfg = pipeline.config
+    cam_topic, lid_topic = cfg.camera_topic, cfg.lidar_topic
+    reader = RobustReader(bag, topics=[cam_topic, lid_topic])
+    builder = OutputBuilder(twists)
+    tracker = DiagnosticsTracker(pipeline)
+    writer = _Writer(Path(out), namespace, builder)
+    summary = ReplaySummary(str(bag), str(out), pipeline.model.path, pipeline.model.provider)
+    stage_times: dict[str, list[float]] = {s: [] for s in STAGE_ORDER}
+    pid_sum = np.zeros(4, np.float64)
+    pid_n = 0
+    pending: list[tuple[Job, int]] = []  # job, log time of the message that completed it
+    first_log: int | None = None
+    last_log = 0
+    next_diag: int | None = None
+    wall0 = time.perf_counter()
+    bar = _progress(progress)
+    last_shown = 0.0
+    last: FrameResult | None = None
+
+    def emit(items: list[tuple[Job, int]]) -> None:
+        nonlocal pid_n, last
+        results = pipeline.infer([j for j, _ in items])
+        for (_, log_ns), r in zip(items, results, strict=True):
+            t0 = time.perf_counter()
+            for topic, msg in builder.frame(r):
+                writer.write(topic, msg, log_ns)
+            serialise = time.perf_counter() - t0
+            for stage in STAGE_ORDER[:4]:
+                stage_times[stage].append(r.timings[stage])
+            stage_times['serialise'].append(serialise)
+            stage_times['total'].append(r.timings['total'] + serialise)
+            summary.actions[r.action_label] += 1
+            pid = r.interactions
+            if pid is not None and not r.degraded:
+                pid_sum[:] += pid
+                pid_n += 1
+            last = r
+
+    try:
+        for raw, msg in reader.decoded():
+            log_ns = raw.timestamp
+            first_log = log_ns if first_log is None else first_log
+            last_log = max(last_log, log_ns)
+            if rate is not None:  # pace bag time to wall time
+                ahead = (log_ns - first_log) / 1e9 / rate - (time.perf_counter() - wall0)
+                if ahead > 0:
+                    time.sleep(ahead)
+            now_s = log_ns / 1e9
+            tracker.arrived(raw.topic, now_s)
+            jobs = (
+                pipeline.feed_camera(msg) if raw.topic == cam_topic else pipeline.feed_lidar(msg)
+            )
+            pending.extend((j, log_ns) for j in jobs)
+            if pending and (rate is not None or len(pending) >= batch):
+                emit(pending)
+                pending = []
+            if next_diag is None:
+                next_diag = log_ns + 1_000_000_000
+            elif log_ns >= next_diag:
+                emit(pending)
+                pending = []
+                diag = builder.diagnostics(_header_of_ns(log_ns), tracker.report(now_s))
+                writer.write('diagnostics', diag, log_ns)
+                next_diag += 1_000_000_000
+            if bar is not None and time.perf_counter() - last_shown > 0.2 and last is not None:
+                last_shown = time.perf_counter()
+                bar.set_postfix_str(_progress_text(pipeline, last, wall0), refresh=False)
+            if bar is not None:
+                bar.update(1)
+        emit(pending)
+        final = builder.diagnostics(_header_of_ns(last_log), tracker.report(last_log / 1e9))
+        writer.write('diagnostics', final, last_log)
+    finally:
+        writer.close()
+        if bar is not None:
+            bar.close()
+    summary.wall_seconds = time.perf_counter() - wall0
+    summary.frames = pipeline.frames
+    summary.bag_seconds = (last_log - first_log) / 1e9 if first_log is not None else 0.0
+    summary.alerts = pipeline.monitor.alerts
+    summary.alert_frames = pipeline.monitor.alert_frames
+    summary.degraded_frames = pipeline.degraded_frames
+    summary.written = writer.written
+    summary.drops = pipeline.drops
+    summary.stages = {s: _stats(v) for s, v in stage_times.items() if v}
+    if pid_n:
+        m = pid_sum / pid_n
+        summary.mean_interactions = (float(m[0]), float(m[1]), float(m[2]), float(m[3]))
+    summary.read = reader.report()
+    return summary
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(unit='msg', desc='replay', dynamic_ncols=True, leave=True)
+
+
+def _progress_text(pipeline: FusionPipeline, r: FrameResult, wall0: float) -> str:
+    fps = pipeline.frames / max(time.perf_counter() - wall0, 1e-9)
+    lat = np.asarray(pipeline.latency, np.float64)
+    text = f'{fps:.0f} fps, latency p50 {np.median(lat) * 1e3:.2f} ms'
+    pid = r.interactions
+    if pid is not None:
+        text += f', R {pid[0]:.2f} U_cam {pid[1]:.2f} U_lid {pid[2]:.2f} S {pid[3]:.2f}'
+    if r.alert:
+        text += ' SYNERGY ALERT'
+    if r.degraded:
+        text += f' DEGRADED ({r.degraded})'
+    return text
