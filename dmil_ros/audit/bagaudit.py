@@ -79,10 +79,8 @@ class _RecordingModel(FusionModel):
 
 
 def load_model(options: BagOptions) -> _RecordingModel:
-    probe = FusionModel(options.model, provider='cpu', threads=options.threads)
-    model = _RecordingModel(
-        options.model, provider='cpu', threads=options.threads, outputs=probe.info.outputs
-    )
+    model = _RecordingModel(options.model, provider='cpu', threads=options.threads)
+    model.outputs = model.info.outputs  # every output, not only the node's
     model.last = {}
     return model
 

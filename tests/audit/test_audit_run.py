@@ -1,0 +1,175 @@
+"""End to end: simulator bags through ``dmil-ros audit`` (process pool, resume, damage, report)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from models import build
+
+from dmil_ros.actions import COMPONENTS
+from dmil_ros.audit.tables import COLUMNS
+from dmil_ros.cli import main
+from dmil_ros.sim import SimConfig, record_bag
+
+CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
+
+
+@pytest.fixture(scope='module')
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp('fleet')
+    bags = root / 'bags'
+    bags.mkdir()
+    for seed in (1, 2):
+        record_bag(
+            SimConfig(frames=160, seed=seed, segment_frames=(20, 40)), bags / f'drive{seed}'
+        )
+    # a recorder killed mid-drive: no metadata.yaml, the MCAP cut short
+    cut = bags / 'drive3_cut'
+    shutil.copytree(bags / 'drive1', cut)
+    (cut / 'metadata.yaml').unlink()
+    storage = next(cut.glob('*.mcap'))
+    storage.rename(cut / 'drive3_cut.mcap')
+    data = (cut / 'drive3_cut.mcap').read_bytes()
+    (cut / 'drive3_cut.mcap').write_bytes(data[: len(data) // 2])
+    build(root / 'foreign.onnx')
+    build(root / 'heads.onnx', heads=True)
+    return root
+
+
+def _audit(fleet: Path, out: Path, model: str, *extra: str) -> dict:
+    args = ['audit', str(fleet / 'bags'), '--out', str(out), '--model', str(fleet / model)]
+    assert main([*args, '--clusters', '4', *extra]) == 0
+    return json.loads((out / 'summary.json').read_text())
+
+
+@pytest.fixture(scope='module')
+def audited(fleet: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp('out') / 'audit'
+    return out, _audit(fleet, out, 'foreign.onnx', '--workers', '1')
+
+
+def test_outputs_and_schema(audited: tuple[Path, dict]) -> None:
+    out, summary = audited
+    for name in ('frames.parquet', 'frames.csv', 'summary.json', 'report.html'):
+        assert (out / name).is_file(), name
+    table = pq.read_table(out / 'frames.parquet')
+    assert table.column_names == list(COLUMNS)
+    assert summary['model']['unimodal'] == 'masking'
+    by_bag = {b['name']: b for b in summary['bags']}
+    assert by_bag['drive1']['status'] == 'ok'
+    assert by_bag['drive1']['frames'] > 140
+    assert summary['frames']['total'] == table.num_rows
+    assert summary['frames']['labelled'] == table.num_rows  # every frame has ground truth
+    for key in ('data_pid', 'model_pid'):
+        value = summary[key]
+        assert value is None or set(value) == set(COMPONENTS)
+    assert set(summary['per_action']) == {'forward', 'left', 'right', 'stop'}
+    gt = summary['ground_truth']
+    assert gt is not None and set(gt['pid']) == set(COMPONENTS)
+    assert {'drive1', 'drive2'} <= set(gt['sidecars'])
+    for sp in summary['spikes']:
+        assert sp['start'] <= sp['peak_stamp'] <= sp['end']
+
+
+def test_truncated_bag_reports_readable_part_and_error(audited: tuple[Path, dict]) -> None:
+    _, summary = audited
+    by_bag = {b['name']: b for b in summary['bags']}
+    cut = by_bag['drive3_cut']
+    assert cut['status'] == 'partial'
+    assert 0 < cut['frames'] < by_bag['drive1']['frames']
+    assert any('truncated' in e['message'] for e in cut['errors'])
+    assert any(e['bag'] == 'drive3_cut' for e in summary['errors'])
+
+
+def test_workers_give_identical_tables(
+    fleet: Path, audited: tuple[Path, dict], tmp_path: Path
+) -> None:
+    out1, _ = audited
+    out2 = tmp_path / 'two'
+    _audit(fleet, out2, 'foreign.onnx', '--workers', '2', '--no-report')
+    one = pq.read_table(out1 / 'frames.parquet')
+    two = pq.read_table(out2 / 'frames.parquet')
+    assert one.equals(two)
+
+
+def test_resume_skips_finished_bags(fleet: Path, tmp_path: Path) -> None:
+    out = tmp_path / 'resume'
+    first = _audit(fleet, out, 'heads.onnx', '--workers', '1', '--no-report')
+    assert first['model']['unimodal'] == 'heads'
+    marker = out / 'bags' / 'drive2' / 'bag.json'
+    before = marker.stat().st_mtime_ns
+    # an interrupted run: one bag's result lost, the others kept
+    shutil.rmtree(out / 'bags' / 'drive1')
+    again = _audit(fleet, out, 'heads.onnx', '--workers', '1', '--no-report')
+    assert marker.stat().st_mtime_ns == before
+    resumed = {b['name']: b['resumed'] for b in again['bags']}
+    assert resumed == {'drive1': False, 'drive2': True, 'drive3_cut': True}
+    a = pq.read_table(out / 'frames.parquet')
+    assert a.num_rows == first['frames']['total']
+    gates = np.stack([a.column(f'gate_{c}').to_numpy() for c in COMPONENTS], 1)
+    assert np.allclose(gates.sum(1), 1.0, atol=1e-5)
+
+
+def test_bad_arguments(fleet: Path, tmp_path: Path) -> None:
+    args = ['audit', str(fleet / 'bags'), '--out', str(tmp_path / 'x')]
+    assert main([*args, '--model', str(tmp_path / 'none.onnx')]) == 2
+    assert (
+        main(
+            [
+                'audit',
+                str(tmp_path / 'nobag'),
+                '--out',
+                str(tmp_path / 'x'),
+                '--model',
+                str(fleet / 'foreign.onnx'),
+            ]
+        )
+        == 2
+    )
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason='Debian chromium not installed')
+def test_report_renders_in_headless_chromium(audited: tuple[Path, dict], tmp_path: Path) -> None:
+    out, summary = audited
+    page = (out / 'report.html').resolve().as_uri()
+    text = (out / 'report.html').read_text()
+    assert 'http://' not in text.replace('http://www.w3.org/2000/svg', '')
+    assert 'https://' not in text
+    common = [
+        CHROMIUM,
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        f'--user-data-dir={tmp_path / "profile"}',
+        '--virtual-time-budget=5000',
+    ]
+    dom = subprocess.run(
+        [*common, '--dump-dom', page], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert 'data-status="ok"' in dom, dom[dom.find('report-status') :][:400]
+    assert 'plots drawn' in dom
+    shot = tmp_path / 'report.png'
+    subprocess.run(
+        [*common, '--window-size=1250,1800', f'--screenshot={shot}', page],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    import cv2
+
+    img = cv2.imread(str(shot))
+    assert img is not None and img.shape[:2] == (1800, 1250)
+    # the plots put colour on the page (a blank page is a single grey level)
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50
+    assert summary['frames']['total'] > 0

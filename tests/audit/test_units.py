@@ -1,0 +1,156 @@
+"""Spike segmentation, frame table writers, masking statistics, GapScore, PID bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.csv as pacsv
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dmil_ros.audit.errors import AuditInputError
+from dmil_ros.audit.masking import MaskStats, Profile, masked_inputs
+from dmil_ros.audit.spikes import SpikeConfig, find_spikes, segment_coverage, spike_mask
+from dmil_ros.audit.tables import COLUMNS, build_table, read_table, write_table
+from dmil_ros.audit.terms import entropy_bits, gapscore, reduce_features
+
+
+def test_spikes_find_planted_segments() -> None:
+    rng = np.random.default_rng(0)
+    s = rng.normal(0.0, 0.05, 600)
+    truth = [(100, 140), (300, 330), (500, 560)]
+    for a, b in truth:
+        s[a:b] += 1.0
+    s[250] = 3.0  # a single-frame outlier is not a spike
+    stamps = np.arange(600) * 50_000_000
+    spikes = find_spikes(s, stamps)
+    assert [(sp.first, sp.last) for sp in spikes] == [(a, b - 1) for a, b in truth]
+    assert all(sp.peak >= 0.9 for sp in spikes)
+    assert spikes[0].start == stamps[100] and spikes[0].end == stamps[139]
+    mask = spike_mask(600, spikes)
+    seg = np.full(600, -1)
+    for k, (a, b) in enumerate(truth):
+        seg[a:b] = k
+    assert segment_coverage(mask, seg) == (3, 3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-2, 2), min_size=0, max_size=200))
+def test_spikes_invariants(values: list[float]) -> None:
+    s = np.array(values)
+    spikes = find_spikes(s, np.arange(len(s)))
+    cfg = SpikeConfig()
+    last = -10
+    for sp in spikes:
+        assert sp.first <= sp.peak_index <= sp.last
+        assert sp.frames >= cfg.min_frames
+        assert sp.first - last - 1 > cfg.max_gap  # merged when closer
+        last = sp.last
+    # nothing is flagged when the series never reaches the low threshold
+    if len(s) and s.max() < cfg.low:
+        assert spikes == []
+
+
+def test_spike_config_validated() -> None:
+    with pytest.raises(AuditInputError, match='window'):
+        SpikeConfig(window=4)
+    with pytest.raises(AuditInputError, match='low'):
+        SpikeConfig(high=0.1, low=0.2)
+
+
+def _columns(n: int) -> dict[str, object]:
+    rng = np.random.default_rng(1)
+    cols: dict[str, object] = {c: rng.random(n) for c in COLUMNS}
+    cols.update(
+        bag=['a'] * n,
+        index=np.arange(n),
+        stamp=np.arange(n) * 7,
+        action=['left'] * n,
+        label=[''] * n,
+        alert=np.zeros(n, bool),
+        spike=np.ones(n, bool),
+        family=['S'] * n,
+        segment=np.zeros(n, int),
+    )
+    cols['model_synergy'] = np.where(np.arange(n) % 2, np.nan, 1.0)
+    return cols
+
+
+def test_table_round_trip(tmp_path: Path) -> None:
+    table = build_table(_columns(50))
+    parquet, csv = write_table(table, tmp_path)
+    back = read_table(parquet)
+    assert back.equals(table)
+    from_csv = pacsv.read_csv(csv)
+    assert from_csv.column_names == list(COLUMNS)
+    assert from_csv.num_rows == 50
+    assert np.allclose(
+        from_csv.column('prob_left').to_numpy(), table.column('prob_left').to_numpy()
+    )
+
+
+def test_table_rejects_bad_columns() -> None:
+    cols = _columns(3)
+    del cols['gapscore']
+    with pytest.raises(AuditInputError, match='gapscore'):
+        build_table(cols)
+    cols = _columns(3)
+    cols['stamp'] = np.arange(4)
+    with pytest.raises(AuditInputError, match='length'):
+        build_table(cols)
+
+
+def test_profile_matches_numpy() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(3.0, 2.0, (300, 2, 3)).astype(np.float32)
+    prof = Profile()
+    for part in np.array_split(x, 7):
+        prof.add(part)
+    mean, std = prof.stats()
+    assert np.allclose(mean, x.mean(0), atol=1e-5)
+    assert np.allclose(std, x.std(0, ddof=1), atol=1e-5)
+
+
+def test_masked_inputs_are_calibrated_and_deterministic() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.normal(1.0, 0.5, (400, 3, 4, 5)).astype(np.float32)
+    lidar = rng.normal(-2.0, 3.0, (400, 2, 3, 4)).astype(np.float32)
+    pi, pl = Profile(), Profile()
+    pi.add(image)
+    pl.add(lidar)
+    stats = MaskStats.from_profiles(pi, pl)
+    stamps = np.arange(400, dtype=np.int64) * 1000
+    (img_kept, lid_masked), (img_masked, lid_kept) = masked_inputs(stats, image, lidar, stamps)
+    assert img_kept is image and lid_kept is lidar
+    # the noise has the profile's per-dimension mean and spread, not zeros
+    assert np.allclose(lid_masked.mean(0), lidar.mean(0), atol=0.5)
+    assert np.allclose(lid_masked.std(0), lidar.std(0), rtol=0.2)
+    assert np.allclose(img_masked.std(0), image.std(0), rtol=0.2)
+    # a frame's draw depends on its stamp only, not on the batch it is in
+    (_, again), _ = masked_inputs(stats, image[10:20], lidar[10:20], stamps[10:20])
+    assert np.array_equal(again, lid_masked[10:20])
+
+
+def test_gapscore_formula() -> None:
+    # pure synergy frame: SR = 1 -> GapScore 0; shortcut frame: SC = 1 -> 0
+    terms = np.array([[0.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0], [0.5, 0.0, 0.0, 0.0]])
+    uniform = np.full((3, 4), 0.25)
+    sure = np.array([[1.0, 0.0, 0.0, 0.0]] * 3)
+    out = gapscore(terms, uniform, uniform, sure)
+    assert np.allclose(out[:, 0], [1.0, 0.0, 0.0], atol=1e-5)
+    assert np.allclose(out[:, 1], [0.0, 1.0, 0.0], atol=1e-5)
+    assert np.allclose(out[:, 2], 2.0, atol=1e-6)  # FP = 2 bits - 0
+    assert np.allclose(out[:, 3], [0.0, 0.0, 2.0], atol=1e-4)
+    assert np.allclose(entropy_bits(uniform), 2.0)
+
+
+def test_reduce_features_deterministic_and_standardised() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(200, 20)) @ rng.normal(size=(20, 20))
+    a, b = reduce_features(x, 5), reduce_features(x.copy(), 5)
+    assert a.shape == (200, 5)
+    assert np.array_equal(a, b)
+    small = reduce_features(x[:, :3], 5)
+    assert np.allclose(small.std(0), 1.0)
