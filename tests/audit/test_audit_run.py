@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from models import build
 
 from dmil_ros.actions import COMPONENTS
 from dmil_ros.audit.tables import COLUMNS
 from dmil_ros.cli import main
 from dmil_ros.sim import SimConfig, record_bag
+from models import build
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 
@@ -71,7 +71,8 @@ def test_outputs_and_schema(audited: tuple[Path, dict]) -> None:
         assert value is None or set(value) == set(COMPONENTS)
     assert set(summary['per_action']) == {'forward', 'left', 'right', 'stop'}
     gt = summary['ground_truth']
-    assert gt is not None and set(gt['pid']) == set(COMPONENTS)
+    assert gt is not None
+    assert set(gt['pid']) == set(COMPONENTS)
     assert {'drive1', 'drive2'} <= set(gt['sidecars'])
     for sp in summary['spikes']:
         assert sp['start'] <= sp['peak_stamp'] <= sp['end']
@@ -169,7 +170,8 @@ def test_report_renders_in_headless_chromium(audited: tuple[Path, dict], tmp_pat
     import cv2
 
     img = cv2.imread(str(shot))
-    assert img is not None and img.shape[:2] == (1800, 1250)
+    assert img is not None
+    assert img.shape[:2] == (1800, 1250)
     # the plots put colour on the page (a blank page is a single grey level)
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50
     assert summary['frames']['total'] > 0

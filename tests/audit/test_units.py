@@ -28,7 +28,8 @@ def test_spikes_find_planted_segments() -> None:
     spikes = find_spikes(s, stamps)
     assert [(sp.first, sp.last) for sp in spikes] == [(a, b - 1) for a, b in truth]
     assert all(sp.peak >= 0.9 for sp in spikes)
-    assert spikes[0].start == stamps[100] and spikes[0].end == stamps[139]
+    assert spikes[0].start == stamps[100]
+    assert spikes[0].end == stamps[139]
     mask = spike_mask(600, spikes)
     seg = np.full(600, -1)
     for k, (a, b) in enumerate(truth):
@@ -123,7 +124,8 @@ def test_masked_inputs_are_calibrated_and_deterministic() -> None:
     stats = MaskStats.from_profiles(pi, pl)
     stamps = np.arange(400, dtype=np.int64) * 1000
     (img_kept, lid_masked), (img_masked, lid_kept) = masked_inputs(stats, image, lidar, stamps)
-    assert img_kept is image and lid_kept is lidar
+    assert img_kept is image
+    assert lid_kept is lidar
     # the noise has the profile's per-dimension mean and spread, not zeros
     assert np.allclose(lid_masked.mean(0), lidar.mean(0), atol=0.5)
     assert np.allclose(lid_masked.std(0), lidar.std(0), rtol=0.2)
