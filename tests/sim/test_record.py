@@ -1,0 +1,249 @@
+"""Bags written by the simulator, read back with plain rosbags (standard typestore + .msg)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from rosbags.rosbag2 import Reader
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from ruamel.yaml import YAML
+
+from dmil_ros.actions import ACTIONS, COMPONENTS, FAMILIES
+from dmil_ros.cli import main
+from dmil_ros.sim import TOPICS, RecordError, SimConfig, Simulator, read_ground_truth, record_bag
+
+CFG = SimConfig(frames=40, seed=11, segment_frames=(10, 20))
+GT_TYPE = 'dmil_ros/msg/GroundTruth'
+
+
+def plain_store(bag: Path) -> Any:
+    """Humble's standard store plus the custom type rebuilt from the bag's own definition."""
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    with Reader(bag) as reader:
+        for conn in reader.connections:
+            if conn.msgtype == GT_TYPE:
+                store.register(get_types_from_msg(conn.msgdef.data, GT_TYPE))
+    return store
+
+
+def read_all(bag: Path) -> dict[str, list[tuple[int, Any]]]:
+    store = plain_store(bag)
+    out: dict[str, list[tuple[int, Any]]] = {}
+    with Reader(bag) as reader:
+        for conn, ts, raw in reader.messages():
+            out.setdefault(conn.topic, []).append((ts, store.deserialize_cdr(raw, conn.msgtype)))
+    return out
+
+
+@pytest.fixture(scope='module')
+def bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp('sim') / 'drive'
+    record_bag(CFG, path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def msgs(bag: Path) -> dict[str, list[tuple[int, Any]]]:
+    return read_all(bag)
+
+
+def stamp(msg: Any) -> int:
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
+def test_every_topic_is_present_with_the_expected_counts(msgs: dict[str, list[Any]]) -> None:
+    assert set(msgs) == set(TOPICS)
+    n = CFG.frames
+    for topic in ('/camera/image_raw', '/camera/camera_info', '/cmd_vel', '/expert/action'):
+        assert len(msgs[topic]) == n
+    assert len(msgs['/sim/ground_truth']) == n
+    assert len(msgs['/lidar/points']) == len(msgs['/scan']) == n // 2
+    assert len(msgs['/tf_static']) == 1
+
+
+def test_images_are_well_formed(msgs: dict[str, list[Any]]) -> None:
+    for ts, img in msgs['/camera/image_raw']:
+        assert img.encoding == 'rgb8'
+        assert (img.width, img.height) == (CFG.width, CFG.height)
+        assert img.step == 3 * img.width
+        assert len(img.data) == img.step * img.height
+        assert img.header.frame_id == 'camera_optical_frame'
+        assert ts == stamp(img)
+    for (_, info), (_, img) in zip(
+        msgs['/camera/camera_info'], msgs['/camera/image_raw'], strict=True
+    ):
+        assert stamp(info) == stamp(img)
+        assert (info.width, info.height) == (img.width, img.height)
+        assert info.k[8] == 1.0
+        assert info.k[0] > 0
+
+
+def test_pointclouds_are_well_formed(msgs: dict[str, list[Any]]) -> None:
+    want = [
+        ('x', 0, 7),
+        ('y', 4, 7),
+        ('z', 8, 7),
+        ('intensity', 12, 7),
+        ('ring', 16, 4),
+        ('time', 18, 7),
+    ]
+    for ts, pc in msgs['/lidar/points']:
+        assert [(f.name, f.offset, f.datatype) for f in pc.fields] == want
+        assert all(f.count == 1 for f in pc.fields)
+        assert pc.height == 1
+        assert pc.point_step == 22
+        assert pc.row_step == pc.point_step * pc.width
+        assert len(pc.data) == pc.row_step * pc.height
+        assert pc.is_dense
+        assert not pc.is_bigendian
+        assert pc.header.frame_id == 'lidar_link'
+        assert ts == stamp(pc)
+        rec = np.frombuffer(
+            pc.data.tobytes(),
+            np.dtype(
+                {
+                    'names': ['x', 'y', 'z', 'intensity', 'ring', 'time'],
+                    'formats': ['<f4', '<f4', '<f4', '<f4', '<u2', '<f4'],
+                    'offsets': [0, 4, 8, 12, 16, 18],
+                    'itemsize': 22,
+                }
+            ),
+        )
+        assert np.all(np.isfinite(rec['x']))
+        assert set(np.unique(rec['ring'])) <= set(range(16))
+        assert rec['time'].min() >= 0.0
+        assert rec['time'].max() < 0.1
+        r = np.sqrt(rec['x'] ** 2 + rec['y'] ** 2 + rec['z'] ** 2)
+        assert r.min() > 0.29
+        assert r.max() <= CFG.max_range_m
+        elev = np.degrees(np.arcsin(rec['z'] / r))
+        assert np.all(np.abs(elev - (-15 + 2 * rec['ring'].astype(float))) < 0.5)
+
+
+def test_scans_are_well_formed(msgs: dict[str, list[Any]]) -> None:
+    for (_, scan), (_, pc) in zip(msgs['/scan'], msgs['/lidar/points'], strict=True):
+        n = len(scan.ranges)
+        assert n == 360
+        assert len(scan.intensities) == n
+        assert scan.angle_min + (n - 1) * scan.angle_increment == pytest.approx(
+            scan.angle_max, abs=1e-5
+        )
+        assert stamp(scan) == stamp(pc)
+        finite = np.isfinite(scan.ranges)
+        assert finite.mean() > 0.9
+        assert np.all(scan.ranges[finite] >= scan.range_min)
+
+
+def test_ground_truth_one_per_image_with_the_image_stamp(msgs: dict[str, list[Any]]) -> None:
+    images = [stamp(m) for _, m in msgs['/camera/image_raw']]
+    truths = [m for _, m in msgs['/sim/ground_truth']]
+    actions = [m.data for _, m in msgs['/expert/action']]
+    assert [stamp(m) for m in truths] == images
+    sim = Simulator(CFG)
+    for k, (gt, action) in enumerate(zip(truths, actions, strict=True)):
+        assert gt.frame == k
+        assert gt.family in FAMILIES
+        assert ACTIONS[gt.action] == action
+        seg = sim.segments[gt.segment]
+        assert (gt.family, gt.camera_latent, gt.lidar_latent) == (
+            seg.family,
+            seg.camera_latent,
+            seg.lidar_latent,
+        )
+
+
+def test_cmd_vel_follows_the_expert_action(msgs: dict[str, list[Any]]) -> None:
+    for (_, twist), (_, action) in zip(msgs['/cmd_vel'], msgs['/expert/action'], strict=True):
+        w = twist.angular.z
+        if action.data == 'left':
+            assert w > 0.5
+        elif action.data == 'right':
+            assert w < -0.5
+        elif action.data == 'stop':
+            assert (twist.linear.x, w) == (0.0, 0.0)
+        else:
+            assert abs(w) < 0.2
+            assert twist.linear.x > 0.3
+
+
+def test_tf_static_names_the_sensor_frames(msgs: dict[str, list[Any]]) -> None:
+    ((_, tf),) = msgs['/tf_static']
+    children = {t.child_frame_id: t.header.frame_id for t in tf.transforms}
+    assert children == {
+        'lidar_link': 'base_link',
+        'camera_link': 'base_link',
+        'camera_optical_frame': 'camera_link',
+    }
+
+
+def test_sidecar_and_metadata_hold_the_ground_truth(bag: Path) -> None:
+    gt = read_ground_truth(bag)
+    assert gt['seed'] == CFG.seed
+    assert gt['frames'] == CFG.frames
+    for fam in FAMILIES:
+        assert set(gt['families'][fam]['pid']) == set(COMPONENTS)
+    assert set(gt['mix_pid']) == set(COMPONENTS)
+    assert sum(gt['empirical']['family_frames'].values()) == CFG.frames
+    meta = YAML(typ='safe').load((bag / 'metadata.yaml').read_text('utf-8'))
+    custom = meta['rosbag2_bagfile_information']['custom_data']
+    assert json.loads(custom['dmil_ros.ground_truth']) == gt
+
+
+def test_same_seed_gives_byte_identical_bags(tmp_path: Path) -> None:
+    cfg = SimConfig(frames=12, seed=3)
+    for d in ('a', 'b'):
+        (tmp_path / d).mkdir()
+        record_bag(cfg, tmp_path / d / 'bag')
+    a, b = (tmp_path / d / 'bag' / 'bag.mcap' for d in ('a', 'b'))
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_sqlite3_and_zstd_storages_read_back(tmp_path: Path) -> None:
+    cfg = SimConfig(frames=6, seed=1)
+    record_bag(cfg, tmp_path / 'sq', storage='sqlite3')
+    record_bag(cfg, tmp_path / 'zs', compression='zstd')
+    sq, zs = read_all(tmp_path / 'sq'), read_all(tmp_path / 'zs')
+    for topic in TOPICS:
+        assert len(sq[topic]) == len(zs[topic])
+    for (_, a), (_, b) in zip(sq['/camera/image_raw'], zs['/camera/image_raw'], strict=True):
+        assert np.array_equal(a.data, b.data)
+
+
+def test_existing_output_and_bad_storage_are_refused(tmp_path: Path) -> None:
+    (tmp_path / 'exists').mkdir()
+    with pytest.raises(RecordError, match='exists'):
+        record_bag(SimConfig(frames=2), tmp_path / 'exists')
+    with pytest.raises(RecordError, match="'lz4'"):
+        record_bag(SimConfig(frames=2), tmp_path / 'x', storage='lz4')
+    with pytest.raises(RecordError, match='parent'):
+        record_bag(SimConfig(frames=2), tmp_path / 'no' / 'such')
+    with pytest.raises(RecordError, match='sidecar'):
+        read_ground_truth(tmp_path / 'exists')
+
+
+def test_cli_simulate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / 'cli'
+    rc = main(
+        [
+            'simulate',
+            '--out',
+            str(out),
+            '--frames',
+            '8',
+            '--seed',
+            '2',
+            '--mix',
+            'S=1',
+            '--no-progress',
+        ]
+    )
+    assert rc == 0
+    gt = read_ground_truth(out)
+    assert gt['mix'] == {'R': 0.0, 'U_camera': 0.0, 'U_lidar': 0.0, 'S': 1.0}
+    assert gt['mix_pid']['synergy'] == pytest.approx(1.0, abs=1e-6)
+    assert main(['simulate', '--out', str(tmp_path / 'bad'), '--mix', 'Q=1']) == 2
+    assert "'Q'" in capsys.readouterr().err
