@@ -1,0 +1,64 @@
+"""rosbags output messages -> rclpy messages, by attribute copying (ROS imports inside).
+
+The core builds every output as a ``rosbags`` message object (:mod:`dmil_ros.runtime.outputs`);
+the node copies the attributes into the rclpy class of the same type, so the two paths publish
+the same fields (the replay test checks the CDR bytes of the rosbags side). Inputs need no
+conversion: the decoders read rclpy messages directly (same attribute names).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from builtin_interfaces.msg import Time  # type: ignore[import-not-found,unused-ignore]
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Twist, Vector3
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Header
+
+
+def header(src: Any) -> Header:
+    return Header(
+        stamp=Time(sec=int(src.stamp.sec), nanosec=int(src.stamp.nanosec)),
+        frame_id=str(src.frame_id),
+    )
+
+
+def joint_state(src: Any) -> JointState:
+    return JointState(
+        header=header(src.header),
+        name=[str(n) for n in src.name],
+        position=[float(v) for v in src.position],
+        velocity=[float(v) for v in src.velocity],
+        effort=[float(v) for v in src.effort],
+    )
+
+
+def diagnostic_array(src: Any) -> DiagnosticArray:
+    return DiagnosticArray(
+        header=header(src.header),
+        status=[
+            DiagnosticStatus(
+                level=bytes([int(s.level)]),  # 'byte' is bytes of length 1 in rclpy
+                name=str(s.name),
+                message=str(s.message),
+                hardware_id=str(s.hardware_id),
+                values=[KeyValue(key=str(kv.key), value=str(kv.value)) for kv in s.values],
+            )
+            for s in src.status
+        ],
+    )
+
+
+def twist(src: Any) -> Twist:
+    return Twist(
+        linear=Vector3(x=float(src.linear.x), y=float(src.linear.y), z=float(src.linear.z)),
+        angular=Vector3(x=float(src.angular.x), y=float(src.angular.y), z=float(src.angular.z)),
+    )
+
+
+CONVERTERS: dict[str, tuple[type, Any]] = {
+    'sensor_msgs/msg/JointState': (JointState, joint_state),
+    'diagnostic_msgs/msg/DiagnosticArray': (DiagnosticArray, diagnostic_array),
+    'geometry_msgs/msg/Twist': (Twist, twist),
+}
