@@ -11,7 +11,7 @@ import importlib
 import sys
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -36,7 +36,7 @@ class FakePub:
 
 
 class FakeNode:
-    overrides: dict[str, Any] = {}
+    overrides: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, name: str, **_: Any) -> None:
         self.name = name
@@ -164,8 +164,8 @@ def test_node_pipeline_and_publishing(node_module: Any, tmp_path: Path) -> None:
         'diagnostics',
         '~/cmd_vel',
     }
-    cam_cls, cam_cb, qos, intake = node.subs['/camera/image_raw']
-    lid_cls, lid_cb, _, intake2 = node.subs['/lidar/points']
+    _, cam_cb, qos, intake = node.subs['/camera/image_raw']
+    _, lid_cb, _, intake2 = node.subs['/lidar/points']
     assert qos == 'sensor_data'
     assert intake is intake2
     guard = node.guards[0]
@@ -213,7 +213,8 @@ def test_node_inbox_bounded(node_module: Any, tmp_path: Path) -> None:
         cam_cb(flat_image(k * 50_000_000, 100))
     assert node.inbox_drops == 12  # inbox holds 4 x queue_size
     node.timers[0].cb()
-    values = dict((kv.key, kv.value) for kv in node.pubs['diagnostics'].sent[-1].status[0].values)
+    status = node.pubs['diagnostics'].sent[-1].status[0]
+    values = {kv.key: kv.value for kv in status.values}
     assert values['drop: inbox_full'] == '12'
 
 
