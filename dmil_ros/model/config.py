@@ -1,0 +1,108 @@
+"""Model configuration: a frozen, validated dataclass that travels with every checkpoint.
+
+Pure Python (no torch) so command-line modules can read and validate it cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Final
+
+from dmil_ros.model.errors import ModelConfigError
+
+KINDS: Final[tuple[str, ...]] = ('dmil', 'joint', 'ensemble')
+LIDAR_ENCODERS: Final[tuple[str, ...]] = ('range', 'point')
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the networks (defaults: the shipped hallway models).
+
+    ``feature_dim`` is D, the encoder output; ``latent_dim`` is E, the size of every variational
+    latent (M, N, R, U, S); ``hidden`` the width of the small MLPs (joint head, synergy, gate).
+    """
+
+    kind: str = 'dmil'
+    lidar_encoder: str = 'range'
+    feature_dim: int = 64
+    latent_dim: int = 16
+    hidden: int = 64
+    camera_channels: tuple[int, int, int] = (16, 32, 32)
+    lidar_channels: tuple[int, int, int] = (16, 32, 32)
+    image_shape: tuple[int, int, int] = (3, 48, 64)
+    lidar_shape: tuple[int, int, int] = (2, 16, 180)
+    num_actions: int = 4
+    vertical_fov_deg: tuple[float, float] = (-15.0, 15.0)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            msg = f'model config: kind={self.kind!r} is not one of {list(KINDS)}'
+            raise ModelConfigError(msg)
+        if self.lidar_encoder not in LIDAR_ENCODERS:
+            msg = (
+                f'model config: lidar_encoder={self.lidar_encoder!r} is not one of '
+                f'{list(LIDAR_ENCODERS)}'
+            )
+            raise ModelConfigError(msg)
+        positive = {
+            'feature_dim': self.feature_dim,
+            'latent_dim': self.latent_dim,
+            'hidden': self.hidden,
+            'num_actions': self.num_actions,
+        }
+        for name, value in positive.items():
+            if not isinstance(value, int) or value <= 0:
+                msg = f'model config: {name}={value!r} must be a positive integer'
+                raise ModelConfigError(msg)
+        for name in ('camera_channels', 'lidar_channels', 'image_shape', 'lidar_shape'):
+            value = getattr(self, name)
+            if len(value) != 3 or any(not isinstance(v, int) or v <= 0 for v in value):
+                msg = f'model config: {name}={value!r} must be three positive integers'
+                raise ModelConfigError(msg)
+        if self.image_shape[0] != 3 or self.lidar_shape[0] != 2:
+            msg = (
+                f'model config: image_shape={self.image_shape!r} / lidar_shape='
+                f'{self.lidar_shape!r}: expected 3 image channels and 2 range-image channels'
+            )
+            raise ModelConfigError(msg)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            msg = f'model config: unknown keys {sorted(unknown)}'
+            raise ModelConfigError(msg)
+        values = dict(raw)
+        for key in (
+            'camera_channels',
+            'lidar_channels',
+            'image_shape',
+            'lidar_shape',
+            'vertical_fov_deg',
+        ):
+            if key in values:
+                values[key] = tuple(values[key])
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            msg = f'model config: {exc}'
+            raise ModelConfigError(msg) from exc
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    alpha: float = 0.01  # variational KL (I(Z; M), I(Z; N), R, U)
+    beta: float = 0.5  # CD alignment of the R posteriors
+    gamma: float = 0.1  # decoupling I(U_m; R)
+    recon: float = 0.1
+    sub: float = 1.0
+    complexity: float = 0.05
+    gate_family: float = 0.0

@@ -1,0 +1,168 @@
+"""DMIL: explicit redundancy / unique / synergy components with per-frame gates.
+
+Methods.md §4 (CVPR 2026, "Information-Theoretic Decomposition for Multimodal Interaction
+Learning"; authors' code bjlfzs/DMIL). With camera = modality 1 and LiDAR = modality 2:
+
+1. encoders: Z1 = f1(image), Z2 = f2(lidar)                                     # (B, D)
+2. intra-modality decomposition (ID): variational bottlenecks Z_m -> M_m (task-relevant: the
+   unimodal head predicts Y from it) and Z_m -> N_m (residual, kept for synergy); a decoder
+   reconstructs Z_m from [M_m, N_m] so N_m keeps what M_m drops; KL terms bound I(Z_m; M_m) and
+   I(Z_m; N_m). A joint head on [Z1, Z2] is the p(y|x1, x2) discriminator (LSMI) and gives the
+   encoders a multimodal signal in stage 1.
+3. consistency decomposition (CD): R from a bottleneck on [mu(M1), mu(M2)], aligned with the R
+   posteriors computed from each modality alone (KL(q(R|M1,M2) || q(R|M_m)), the authors'
+   alignment); U_m from a bottleneck on M_m, decoupled from R by a cross-correlation penalty
+   (see :func:`~dmil_ros.model.layers.cross_correlation_penalty`).
+4. synergy: S = MLP([N1, N2, N1 * N2]) (the product makes XOR linear for +-1 codes).
+5. gate: g = softmax(MLP([R, U1, U2, S])), y_hat = sum_c g_c softmax(head_c(c)).
+
+Components and gates are in ``dmil_ros.actions.COMPONENTS`` order: redundancy, unique_camera,
+unique_lidar, synergy.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from dmil_ros.model.config import ModelConfig
+from dmil_ros.model.encoders import CameraEncoder, lidar_encoder
+from dmil_ros.model.layers import (
+    Gaussian,
+    VariationalBottleneck,
+    cross_correlation_penalty,
+    gaussian_kl,
+    mlp,
+)
+
+Outputs = dict[str, Tensor]
+
+STAGE1_MODULES = (
+    'camera_encoder',
+    'lidar_encoder',
+    'id_m_camera',
+    'id_n_camera',
+    'id_m_lidar',
+    'id_n_lidar',
+    'decoder_camera',
+    'decoder_lidar',
+    'head_camera',
+    'head_lidar',
+    'head_joint',
+)
+STAGE2_MODULES = (
+    'cd_r',
+    'cd_r_camera',
+    'cd_r_lidar',
+    'cd_u_camera',
+    'cd_u_lidar',
+    'synergy',
+    'sub_heads',
+    'gate',
+)
+
+
+class DMIL(nn.Module):
+    """The DMIL network; :meth:`forward` returns every output and auxiliary loss term."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d, e, h, k = cfg.feature_dim, cfg.latent_dim, cfg.hidden, cfg.num_actions
+        # 1. encoders
+        self.camera_encoder = CameraEncoder(cfg)
+        self.lidar_encoder = lidar_encoder(cfg)
+        # 2. intra-modality decomposition
+        self.id_m_camera = VariationalBottleneck(d, e)
+        self.id_n_camera = VariationalBottleneck(d, e)
+        self.id_m_lidar = VariationalBottleneck(d, e)
+        self.id_n_lidar = VariationalBottleneck(d, e)
+        self.decoder_camera = mlp(2 * e, h, d)
+        self.decoder_lidar = mlp(2 * e, h, d)
+        self.head_camera = nn.Linear(e, k)
+        self.head_lidar = nn.Linear(e, k)
+        self.head_joint = mlp(2 * d, h, k)
+        # 3. consistency decomposition
+        self.cd_r = VariationalBottleneck(2 * e, e)
+        self.cd_r_camera = VariationalBottleneck(e, e)
+        self.cd_r_lidar = VariationalBottleneck(e, e)
+        self.cd_u_camera = VariationalBottleneck(e, e)
+        self.cd_u_lidar = VariationalBottleneck(e, e)
+        # 4. synergy fusion from the N's
+        self.synergy = mlp(3 * e, h, e)
+        # 5. sub-prediction heads and gate
+        self.sub_heads = nn.ModuleList([nn.Linear(e, k) for _ in range(4)])
+        self.gate = mlp(4 * e, h // 2, 4)
+        self.stage = 3
+
+    # -- stages -------------------------------------------------------------------------------
+    def set_stage(self, stage: int) -> None:
+        """Stage 1: only ID trains; 2: stage-1 modules frozen (eval mode); 3: everything."""
+        self.stage = stage
+        self.train()
+        for name in STAGE1_MODULES:
+            module: nn.Module = getattr(self, name)
+            module.requires_grad_(stage != 2)
+            if stage == 2:
+                module.eval()
+        for name in STAGE2_MODULES:
+            getattr(self, name).requires_grad_(stage != 1)
+
+    # -- forward ------------------------------------------------------------------------------
+    def encode(self, image: Tensor, lidar: Tensor) -> tuple[Tensor, Tensor]:
+        return self.camera_encoder(image), self.lidar_encoder(lidar)  # (B, D) each
+
+    def forward(self, image: Tensor, lidar: Tensor) -> Outputs:
+        z1, z2 = self.encode(image, lidar)
+        return self.forward_features(z1, z2)
+
+    def forward_features(self, z1: Tensor, z2: Tensor) -> Outputs:
+        """Everything after the encoders (stage 2 runs this on cached Z's)."""
+        out: Outputs = {'feat_camera': z1, 'feat_lidar': z2}
+        # 2. ID
+        m1, n1 = self.id_m_camera(z1), self.id_n_camera(z1)
+        m2, n2 = self.id_m_lidar(z2), self.id_n_lidar(z2)
+        out['logits_camera'] = self.head_camera(m1.sample)  # (B, K)
+        out['logits_lidar'] = self.head_lidar(m2.sample)  # (B, K)
+        out['logits_joint'] = self.head_joint(torch.cat([z1, z2], dim=1))  # (B, K)
+        rec1 = self.decoder_camera(torch.cat([m1.sample, n1.sample], dim=1))  # (B, D)
+        rec2 = self.decoder_lidar(torch.cat([m2.sample, n2.sample], dim=1))  # (B, D)
+        out['aux_id_kl'] = (
+            m1.kl_to_prior() + n1.kl_to_prior() + m2.kl_to_prior() + n2.kl_to_prior()
+        ) / 4
+        err1 = (rec1 - z1.detach()).square().mean()
+        err2 = (rec2 - z2.detach()).square().mean()
+        out['aux_recon'] = (err1 + err2) / 2
+        if self.stage == 1 and self.training:
+            return out
+        # 3. CD: R from both task-relevant means, aligned with each modality's own R posterior
+        r: Gaussian = self.cd_r(torch.cat([m1.mu, m2.mu], dim=1))
+        r1: Gaussian = self.cd_r_camera(m1.mu)
+        r2: Gaussian = self.cd_r_lidar(m2.mu)
+        u1: Gaussian = self.cd_u_camera(m1.sample)
+        u2: Gaussian = self.cd_u_lidar(m2.sample)
+        out['aux_cd_kl'] = (r.kl_to_prior() + u1.kl_to_prior() + u2.kl_to_prior()) / 3
+        out['aux_align'] = (gaussian_kl(r, r1) + gaussian_kl(r, r2)) / 2
+        out['aux_decouple'] = (
+            cross_correlation_penalty(u1.sample, r.sample)
+            + cross_correlation_penalty(u2.sample, r.sample)
+        ) / 2
+        # 4. synergy fusion
+        s = self.synergy(torch.cat([n1.sample, n2.sample, n1.sample * n2.sample], dim=1))
+        # 5. sub-predictions and gate
+        comps = [r.sample, u1.sample, u2.sample, s]  # 4 x (B, E)
+        sub_logits = torch.stack(
+            [head(c) for head, c in zip(self.sub_heads, comps, strict=True)], dim=1
+        )  # (B, 4, K)
+        gate_logits = self.gate(torch.cat(comps, dim=1).detach())  # (B, 4)
+        gates = torch.softmax(gate_logits, dim=1)  # (B, 4)
+        sub_probs = torch.softmax(sub_logits, dim=2)  # (B, 4, K)
+        out['sub_logits'] = sub_logits
+        out['sub_probs'] = sub_probs
+        out['gate_logits'] = gate_logits
+        out['gates'] = gates
+        out['probs'] = (gates.unsqueeze(2) * sub_probs).sum(dim=1)  # (B, K)
+        out['probs_camera'] = torch.softmax(out['logits_camera'], dim=1)
+        out['probs_lidar'] = torch.softmax(out['logits_lidar'], dim=1)
+        out['probs_joint'] = torch.softmax(out['logits_joint'], dim=1)
+        return out

@@ -1,0 +1,92 @@
+"""Training losses of DMIL and its baselines (one function per model kind).
+
+DMIL (methods.md §4, weights from the training config):
+
+* stage 1 (encoders + ID):
+  L1 = CE(head_cam(M1), y) + CE(head_lid(M2), y) + CE(head_joint(Z1, Z2), y)
+       + alpha * mean_m [KL(q(M_m|Z_m) || N(0,I)) + KL(q(N_m|Z_m) || N(0,I))]
+       + recon * mean_m ||dec_m(M_m, N_m) - Z_m||^2
+* stage 2 (CD + synergy + gate, stage 1 frozen):
+  L2 = -log sum_c g_c p_c(y)                                  (gated prediction)
+       + sub * mean_c CE(head_c(c), y)                          (each component predicts alone)
+       + alpha * mean KL(R, U1, U2 || N(0,I))
+       + beta * alignment (KL between the joint and unimodal R posteriors)
+       + gamma * decoupling of U_m from R
+       + complexity * sum_c g_c kappa_c, kappa = (0, 1/2, 1/2, 1)
+       [+ gate_family * CE(gate_logits, family) where a family label exists]
+* stage 3: L1 + L2, everything trainable.
+
+The complexity term is ours (methods.md is silent on how gates should break ties): when several
+components predict equally well, prefer the simplest explanation (R, then U, then S), so the
+argmax gate names the interaction a frame actually needs. ``gate_family`` (default 0) supervises
+the gate with the simulator's scene family; it is off for the shipped models unless their model
+card says otherwise.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor
+
+from dmil_ros.model.config import LossWeights
+
+Outputs = dict[str, Tensor]
+KAPPA = (0.0, 0.5, 0.5, 1.0)
+
+
+def _masked_ce(logits: Tensor, target: Tensor) -> Tensor:
+    """Cross-entropy over the rows whose target is >= 0 (0 when none)."""
+    keep = target >= 0
+    if not bool(keep.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[keep], target[keep])
+
+
+def dmil_loss(
+    out: Outputs, y: Tensor, family: Tensor, stage: int, w: LossWeights
+) -> tuple[Tensor, dict[str, float]]:
+    """Total loss of one DMIL batch and its parts (floats, for logging)."""
+    parts: dict[str, Tensor] = {}
+    if stage in (1, 3):
+        parts['ce_camera'] = F.cross_entropy(out['logits_camera'], y)
+        parts['ce_lidar'] = F.cross_entropy(out['logits_lidar'], y)
+        parts['ce_joint'] = F.cross_entropy(out['logits_joint'], y)
+        parts['id_kl'] = w.alpha * out['aux_id_kl']
+        parts['recon'] = w.recon * out['aux_recon']
+    if stage in (2, 3):
+        probs = out['probs']  # (B, K)
+        parts['nll'] = F.nll_loss(torch.log(probs.clamp_min(1e-8)), y)
+        sub_logits = out['sub_logits']  # (B, 4, K)
+        b, c, k = sub_logits.shape
+        parts['sub'] = w.sub * F.cross_entropy(
+            sub_logits.reshape(b * c, k), y.repeat_interleave(c)
+        )
+        parts['cd_kl'] = w.alpha * out['aux_cd_kl']
+        parts['align'] = w.beta * out['aux_align']
+        parts['decouple'] = w.gamma * out['aux_decouple']
+        kappa = torch.tensor(KAPPA, dtype=probs.dtype)
+        parts['complexity'] = w.complexity * (out['gates'] * kappa).sum(dim=1).mean()
+        if w.gate_family > 0:
+            parts['gate_family'] = w.gate_family * _masked_ce(out['gate_logits'], family)
+    total = torch.stack(list(parts.values())).sum()
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def joint_loss(out: Outputs, y: Tensor) -> tuple[Tensor, dict[str, float]]:
+    parts = {
+        'ce_joint': F.cross_entropy(out['logits_joint'], y),
+        'probes': F.cross_entropy(out['logits_camera'], y)
+        + F.cross_entropy(out['logits_lidar'], y),
+    }
+    total = parts['ce_joint'] + parts['probes']
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def ensemble_loss(out: Outputs, y: Tensor) -> tuple[Tensor, dict[str, float]]:
+    parts = {
+        'ce_camera': F.cross_entropy(out['logits_camera'], y),
+        'ce_lidar': F.cross_entropy(out['logits_lidar'], y),
+    }
+    total = parts['ce_camera'] + parts['ce_lidar']
+    return total, {k: float(v.detach()) for k, v in parts.items()}

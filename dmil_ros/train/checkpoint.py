@@ -1,0 +1,81 @@
+"""Checkpoints: tensors only plus a JSON string, loaded with ``torch.load(weights_only=True)``.
+
+A checkpoint file holds ``{'state_dict': {name: Tensor}, 'optimizer': optimizer.state_dict()
+(tensors and numbers) or absent, 'rng': Tensor, 'meta': str}`` where ``meta`` is JSON:
+``{'format': 1, 'config': TrainConfig, 'stage': int, 'epoch': int, 'metrics': {...}, ...}``.
+No arbitrary object is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dmil_ros.train.config import TrainConfig
+from dmil_ros.train.errors import CheckpointError
+
+FORMAT = 1
+
+
+def save_checkpoint(
+    path: Path,
+    model: nn.Module,
+    config: TrainConfig,
+    meta: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+) -> None:
+    """Write atomically (temporary file, then rename)."""
+    blob: dict[str, Any] = {
+        'state_dict': {k: v.detach().clone() for k, v in model.state_dict().items()},
+        'rng': torch.get_rng_state(),
+        'meta': json.dumps({'format': FORMAT, 'config': config.to_dict(), **meta}),
+    }
+    if optimizer is not None:
+        blob['optimizer'] = optimizer.state_dict()
+    tmp = path.with_suffix(path.suffix + '.tmp')
+    torch.save(blob, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, Any], TrainConfig, dict[str, Any]]:
+    """``(blob, config, meta)``; raises :class:`CheckpointError` naming the file."""
+    if not path.is_file():
+        msg = f'checkpoint {str(path)!r}: no such file'
+        raise CheckpointError(msg)
+    try:
+        blob = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged or foreign files
+        msg = f'checkpoint {str(path)!r}: cannot be loaded safely ({exc})'
+        raise CheckpointError(msg) from exc
+    if not isinstance(blob, dict) or 'state_dict' not in blob or 'meta' not in blob:
+        msg = f'checkpoint {str(path)!r}: not a dmil_ros checkpoint (missing state_dict/meta)'
+        raise CheckpointError(msg)
+    try:
+        meta = json.loads(blob['meta'])
+        config = TrainConfig.from_dict(meta['config'])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        msg = f'checkpoint {str(path)!r}: bad meta ({exc})'
+        raise CheckpointError(msg) from exc
+    if meta.get('format') != FORMAT:
+        msg = f'checkpoint {str(path)!r}: format {meta.get("format")!r} is not {FORMAT}'
+        raise CheckpointError(msg)
+    return blob, config, meta
+
+
+def load_model(path: Path) -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
+    """Rebuild the network a checkpoint describes, weights loaded, in eval mode."""
+    from dmil_ros.model import build_model
+
+    blob, config, meta = load_checkpoint(path)
+    model = build_model(config.model)
+    try:
+        model.load_state_dict(blob['state_dict'])
+    except RuntimeError as exc:
+        msg = f'checkpoint {str(path)!r}: weights do not match its config ({exc})'
+        raise CheckpointError(msg) from exc
+    model.eval()
+    return model, config, meta

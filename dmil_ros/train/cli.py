@@ -1,0 +1,100 @@
+"""``dmil-ros train``: train DMIL (or a baseline) from rosbag2 recordings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+from dmil_ros.model.config import KINDS
+
+logger = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get('XDG_CACHE_HOME') or str(Path.home() / '.cache')
+    return Path(base) / 'dmil_ros' / 'train'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        '--bags',
+        type=Path,
+        nargs='+',
+        required=True,
+        metavar='DIR',
+        help='training bags (rosbag2 directories)',
+    )
+    parser.add_argument(
+        '--val-bags',
+        type=Path,
+        nargs='*',
+        default=None,
+        metavar='DIR',
+        help='validation bags (default: time blocks of the training bags)',
+    )
+    parser.add_argument('--out', type=Path, required=True, help='run directory')
+    parser.add_argument('--config', type=Path, default=None, help='training config (JSON)')
+    parser.add_argument(
+        '--model',
+        choices=KINDS,
+        default=None,
+        help='model kind (overrides the config; default dmil)',
+    )
+    parser.add_argument(
+        '--cache',
+        type=Path,
+        default=None,
+        help=f'decoded-tensor cache (default {default_cache_dir()})',
+    )
+    parser.add_argument('--no-cache', action='store_true', help='do not read or write the cache')
+    parser.add_argument('--resume', action='store_true', help='continue from RUN/last.pt')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bars')  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from dmil_ros.train.config import TrainConfig
+    from dmil_ros.train.data import load_bags
+    from dmil_ros.train.dataset import time_block_split
+    from dmil_ros.train.trainer import train
+
+    config = TrainConfig.load(args.config) if args.config else TrainConfig()
+    if args.model:
+        config = config.with_kind(args.model)
+    cache = None if args.no_cache else (args.cache or default_cache_dir())
+    data, stats = load_bags(list(args.bags), config.data, config.preprocess, cache)
+    if args.val_bags:
+        train_set = data
+        val_set, vstats = load_bags(list(args.val_bags), config.data, config.preprocess, cache)
+        stats += vstats
+    else:
+        tr, va = time_block_split(data, config.data.val_fraction, config.data.block_seconds)
+        train_set, val_set = data.subset(tr), data.subset(va)
+    logger.info('%d training / %d validation pairs', len(train_set), len(val_set))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / 'config.json').write_text(config.to_json(), encoding='utf-8')
+    (args.out / 'data.json').write_text(
+        json.dumps(
+            {
+                'bags': [str(b) for b in args.bags],
+                'val_bags': [str(b) for b in args.val_bags or []],
+                'stats': [s.to_dict() for s in stats],
+            },
+            indent=1,
+        ),
+        encoding='utf-8',
+    )
+    summary = train(
+        config, train_set, val_set, args.out, resume=args.resume, progress=not args.no_progress
+    )
+    summary['bags'] = [Path(b).name for b in args.bags]
+    (args.out / 'summary.json').write_text(json.dumps(summary, indent=1), encoding='utf-8')
+    val = summary['val']
+    logger.info(
+        '%s: %.1f s, validation accuracy %s, per family %s, synergy indicator %s, gate/family %s',
+        config.model.kind, summary['train_seconds'], val['accuracy'], val['per_family'],
+        val['synergy_indicator'], val['gate_family_agreement'],
+    )  # fmt: skip
+    return 0

@@ -1,0 +1,233 @@
+"""Training data from rosbag2: decode, pair, label, preprocess (runtime code), cache.
+
+For each bag:
+
+1. read the camera, LiDAR, label and ground-truth topics in log-time order with ``rosbags``
+   (typestore :func:`dmil_ros.bagio.typestore`);
+2. decode with :mod:`dmil_ros.runtime.decode` and preprocess with
+   :mod:`dmil_ros.runtime.preprocess` (the node's own code, so training input == runtime input);
+   a message that fails to decode is counted and skipped;
+3. pair each camera frame with the nearest LiDAR sweep within ``slop``
+   (:class:`dmil_ros.runtime.pairing.ApproxTimePairer`, the node's pairer);
+4. label each pair (``data.label_source``): the nearest action / cmd_vel message by receive time
+   within ``slop`` of the camera message's receive time (see :mod:`dmil_ros.train.config` for the
+   cmd_vel thresholds); frames without a label are dropped and counted;
+5. attach the scene family from ``/sim/ground_truth`` (matched on the exact camera stamp), -1
+   when the bag has none.
+
+Decoded tensors are cached per bag as ``.npz`` (loaded with ``allow_pickle=False``) under a key
+that hashes the bag's files (names, sizes, mtimes), the data config and the preprocess spec.
+A bag that breaks mid-way yields the pairs read so far, and the error is logged and returned.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from dmil_ros.actions import ACTION_INDEX, FAMILIES
+from dmil_ros.runtime.preprocess import PreprocessSpec, prepare_image, prepare_points
+from dmil_ros.train.config import DataConfig
+from dmil_ros.train.dataset import Arrays
+from dmil_ros.train.errors import DataError
+
+logger = logging.getLogger(__name__)
+CACHE_VERSION = 1
+_FAMILY_INDEX = {name: i for i, name in enumerate(FAMILIES)}
+
+
+@dataclass
+class BagStats:
+    bag: str
+    pairs: int = 0
+    cached: bool = False
+    skipped: Counter[str] = field(default_factory=Counter)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out['skipped'] = dict(self.skipped)
+        return out
+
+
+def discretise_twist(linear_x: float, angular_z: float, cfg: DataConfig) -> int:
+    """cmd_vel -> action index (thresholds documented in :mod:`dmil_ros.train.config`)."""
+    if abs(angular_z) >= cfg.turn_rate:
+        return ACTION_INDEX['left'] if angular_z > 0 else ACTION_INDEX['right']
+    if linear_x >= cfg.forward_speed:
+        return ACTION_INDEX['forward']
+    return ACTION_INDEX['stop']
+
+
+def _stamp_ns(msg: Any) -> int:
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
+def cache_key(bag: Path, cfg: DataConfig, spec: PreprocessSpec) -> str:
+    h = hashlib.sha256()
+    h.update(f'v{CACHE_VERSION}'.encode())
+    files = sorted(bag.rglob('*')) if bag.is_dir() else [bag]
+    for f in files:
+        if f.is_file():
+            st = f.stat()
+            h.update(f'{f.relative_to(bag.parent)}:{st.st_size}:{st.st_mtime_ns}'.encode())
+    h.update(json.dumps(asdict(cfg), sort_keys=True).encode())
+    h.update(spec.to_json().encode())
+    return h.hexdigest()[:24]
+
+
+def _nearest(times: list[int], values: list[int], t: int, slop_ns: int) -> int | None:
+    i = bisect.bisect_left(times, t)
+    best: int | None = None
+    best_dt = slop_ns + 1
+    for j in (i - 1, i):
+        if 0 <= j < len(times) and abs(times[j] - t) < best_dt:
+            best, best_dt = values[j], abs(times[j] - t)
+    return best
+
+
+def read_bag(
+    bag: Path, cfg: DataConfig, spec: PreprocessSpec, segment: int = 0
+) -> tuple[Arrays, BagStats]:
+    """Decode, pair and label one bag (no cache)."""
+    from rosbags.highlevel import AnyReader
+
+    from dmil_ros.bagio import typestore
+    from dmil_ros.runtime.decode import decode_image, decode_pointcloud2
+    from dmil_ros.runtime.errors import DecodeError
+    from dmil_ros.runtime.pairing import ApproxTimePairer
+
+    stats = BagStats(str(bag))
+    label_topic = cfg.action_topic if cfg.label_source == 'action' else cfg.cmd_vel_topic
+    wanted = {cfg.camera_topic, cfg.lidar_topic, label_topic, cfg.ground_truth_topic}
+    pairer: ApproxTimePairer[tuple[int, np.ndarray[Any, Any]], np.ndarray[Any, Any]]
+    pairer = ApproxTimePairer(slop=cfg.slop, queue_size=256)
+    pairs: list[Any] = []
+    label_t: list[int] = []
+    label_v: list[int] = []
+    family_by_stamp: dict[int, int] = {}
+    try:
+        reader = AnyReader([bag], default_typestore=typestore())
+        reader.open()
+    except Exception as exc:  # rosbags raises several types for unreadable bags
+        msg = f'bag {str(bag)!r}: cannot be opened ({exc})'
+        raise DataError(msg) from exc
+    try:
+        present = {c.topic for c in reader.connections}
+        for topic in (cfg.camera_topic, cfg.lidar_topic, label_topic):
+            if topic not in present:
+                msg = f'bag {str(bag)!r}: topic {topic!r} not found (has {sorted(present)})'
+                raise DataError(msg)
+        conns = [c for c in reader.connections if c.topic in wanted]
+        total = sum(c.msgcount for c in conns)
+        try:
+            for conn, log_t, raw in tqdm(
+                reader.messages(connections=conns), total=total, leave=False,
+                desc=f'reading {bag.name}', disable=total < 2000,
+            ):  # fmt: skip
+                topic = conn.topic
+                try:
+                    m: Any = reader.deserialize(raw, conn.msgtype)
+                    if topic == cfg.camera_topic:
+                        image = prepare_image(decode_image(m, topic), spec)
+                        pairs += pairer.push_camera(_stamp_ns(m), (int(log_t), image))
+                    elif topic == cfg.lidar_topic:
+                        lidar = prepare_points(decode_pointcloud2(m, topic), spec)
+                        pairs += pairer.push_lidar(_stamp_ns(m), lidar)
+                    elif topic == label_topic:
+                        if cfg.label_source == 'action':
+                            if m.data not in ACTION_INDEX:
+                                stats.skipped[f'{topic}:unknown_action'] += 1
+                                continue
+                            value = ACTION_INDEX[m.data]
+                        else:
+                            value = discretise_twist(m.linear.x, m.angular.z, cfg)
+                        label_t.append(int(log_t))
+                        label_v.append(value)
+                    else:
+                        fam = _FAMILY_INDEX.get(m.family, -1)
+                        family_by_stamp[_stamp_ns(m)] = fam
+                except (DecodeError, AttributeError, ValueError, KeyError) as exc:
+                    stats.skipped[f'{topic}:{type(exc).__name__}'] += 1
+        except Exception as exc:  # a truncated or corrupt bag: keep what was read
+            stats.error = f'bag {str(bag)!r}: read stopped early ({exc})'
+            logger.error('%s', stats.error)
+    finally:
+        reader.close()
+    for reason, count in pairer.drops.items():
+        stats.skipped[f'pairing:{reason}'] += count
+    # label and assemble
+    order = np.argsort(label_t, kind='stable')
+    lt = [label_t[i] for i in order]
+    lv = [label_v[i] for i in order]
+    slop_ns = round(cfg.slop * 1e9)
+    rows: list[tuple[Any, Any, int, int, int]] = []
+    for p in pairs:
+        log_t, image = p.camera
+        y = _nearest(lt, lv, log_t, slop_ns)
+        if y is None:
+            stats.skipped['label:no_match'] += 1
+            continue
+        rows.append((image, p.lidar, y, family_by_stamp.get(p.camera_stamp, -1), p.camera_stamp))
+    stats.pairs = len(rows)
+    if not rows:
+        return _empty(spec), stats
+    arrays = Arrays(
+        image=np.stack([r[0] for r in rows]).astype(np.float32),
+        lidar=np.stack([r[1] for r in rows]).astype(np.float32),
+        action=np.asarray([r[2] for r in rows], np.int64),
+        family=np.asarray([r[3] for r in rows], np.int64),
+        stamp=np.asarray([r[4] for r in rows], np.float64) * 1e-9,
+        segment=np.full(len(rows), segment, np.int64),
+    )
+    return arrays, stats
+
+
+def _empty(spec: PreprocessSpec) -> Arrays:
+    return Arrays(
+        image=np.zeros((0, *spec.image_shape), np.float32),
+        lidar=np.zeros((0, *spec.lidar_shape), np.float32),
+        action=np.zeros(0, np.int64), family=np.zeros(0, np.int64),
+        stamp=np.zeros(0, np.float64), segment=np.zeros(0, np.int64),
+    )  # fmt: skip
+
+
+def load_bags(
+    bags: list[Path], cfg: DataConfig, spec: PreprocessSpec, cache_dir: Path | None = None
+) -> tuple[Arrays, list[BagStats]]:
+    """Every bag's pairs (cached), concatenated; ``segment`` = the bag's index in ``bags``."""
+    parts: list[Arrays] = []
+    all_stats: list[BagStats] = []
+    for i, bag in enumerate(bags):
+        if not bag.exists():
+            msg = f'bag {str(bag)!r}: no such file or directory'
+            raise DataError(msg)
+        cache = cache_dir / f'{bag.name}-{cache_key(bag, cfg, spec)}.npz' if cache_dir else None
+        if cache is not None and cache.exists():
+            arrays = Arrays.load(cache)
+            arrays = Arrays(**{**arrays.__dict__, 'segment': np.full(len(arrays), i, np.int64)})
+            stats = BagStats(str(bag), pairs=len(arrays), cached=True)
+        else:
+            arrays, stats = read_bag(bag, cfg, spec, segment=i)
+            if cache is not None and stats.error is None and len(arrays):
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                arrays.save(cache)
+        logger.info('%s: %d pairs%s', bag, stats.pairs, ' (cache)' if stats.cached else '')
+        if stats.skipped:
+            logger.info('%s: skipped %s', bag, dict(stats.skipped))
+        parts.append(arrays)
+        all_stats.append(stats)
+    arrays = Arrays.concat(parts)
+    if not len(arrays):
+        msg = f'bags {[str(b) for b in bags]}: no labelled camera + LiDAR pair found'
+        raise DataError(msg)
+    return arrays, all_stats

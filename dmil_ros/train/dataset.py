@@ -1,0 +1,100 @@
+"""Training arrays in memory and their on-disk cache (``.npz`` without pickle).
+
+``Arrays`` holds model-ready tensors exactly as :mod:`dmil_ros.runtime.preprocess` made them,
+plus labels, scene families (-1 where the bag has no ground truth) and camera stamps (seconds).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from dmil_ros.train.errors import DataError
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+FIELDS = ('image', 'lidar', 'action', 'family', 'stamp', 'segment')
+
+
+@dataclass(frozen=True)
+class Arrays:
+    image: F32  # (N, 3, H, W)
+    lidar: F32  # (N, 2, beams, bins)
+    action: I64  # (N,)
+    family: I64  # (N,) index into FAMILIES, -1 unknown
+    stamp: F64  # (N,) camera stamp, seconds
+    segment: I64  # (N,) recording id (bag index), for the time-block split
+
+    def __post_init__(self) -> None:
+        n = self.action.shape[0]
+        for name in FIELDS:
+            if getattr(self, name).shape[0] != n:
+                msg = f'arrays: field {name!r} has {getattr(self, name).shape[0]} rows, not {n}'
+                raise DataError(msg)
+
+    def __len__(self) -> int:
+        return int(self.action.shape[0])
+
+    def subset(self, index: npt.NDArray[np.int64] | npt.NDArray[np.bool_]) -> Arrays:
+        return Arrays(**{name: getattr(self, name)[index] for name in FIELDS})
+
+    @staticmethod
+    def concat(parts: list[Arrays]) -> Arrays:
+        if not parts:
+            msg = 'arrays: nothing to concatenate (no bag gave any pair)'
+            raise DataError(msg)
+        return Arrays(
+            **{name: np.concatenate([getattr(p, name) for p in parts]) for name in FIELDS}
+        )
+
+    def save(self, path: Path) -> None:
+        """Write an uncompressed ``.npz`` atomically."""
+        tmp = path.with_name(path.name + '.tmp.npz')
+        np.savez(tmp, **{name: getattr(self, name) for name in FIELDS})
+        tmp.replace(path)
+
+    @staticmethod
+    def load(path: Path) -> Arrays:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                raw = {name: data[name] for name in FIELDS}
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            msg = f'cache {str(path)!r}: cannot be read ({exc})'
+            raise DataError(msg) from exc
+        return Arrays(
+            image=raw['image'].astype(np.float32, copy=False),
+            lidar=raw['lidar'].astype(np.float32, copy=False),
+            action=raw['action'].astype(np.int64, copy=False),
+            family=raw['family'].astype(np.int64, copy=False),
+            stamp=raw['stamp'].astype(np.float64, copy=False),
+            segment=raw['segment'].astype(np.int64, copy=False),
+        )
+
+
+def time_block_split(
+    arrays: Arrays, val_fraction: float, block_seconds: float
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Train / validation indices by contiguous time blocks, never by random frames.
+
+    1. within each recording (``segment``), frame i falls in block floor((t_i - t_0) / T);
+    2. blocks are numbered across recordings in time order;
+    3. every block whose running index hits the validation stride goes to validation:
+       block b is validation iff floor((b + 1) f) > floor(b f), which spreads a fraction f of
+       the blocks evenly over the recordings (deterministic, no RNG).
+    """
+    block = np.zeros(len(arrays), np.int64)
+    offset = 0
+    for seg in np.unique(arrays.segment):
+        rows = np.flatnonzero(arrays.segment == seg)
+        t = arrays.stamp[rows]
+        local = np.floor((t - t.min()) / block_seconds).astype(np.int64)
+        block[rows] = local + offset
+        offset += int(local.max()) + 1
+    is_val = np.floor((block + 1) * val_fraction) > np.floor(block * val_fraction)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)

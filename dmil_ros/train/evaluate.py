@@ -1,0 +1,77 @@
+"""Evaluate ONNX models (the runtime's artefact, not the checkpoint) on labelled arrays."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dmil_ros.actions import FAMILIES
+from dmil_ros.runtime.preprocess import PreprocessSpec
+from dmil_ros.train.config import DataConfig, TrainConfig
+from dmil_ros.train.dataset import Arrays
+from dmil_ros.train.errors import TrainError
+from dmil_ros.train.metrics import evaluate_predictions
+
+
+def model_settings(path: Path) -> tuple[DataConfig, PreprocessSpec, dict[str, str]]:
+    """Data config and preprocess spec a model was trained with (defaults when absent)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, OSError, ...
+        msg = f'model {str(path)!r}: cannot be read as ONNX ({exc})'
+        raise TrainError(msg) from exc
+    meta = {p.key: p.value for p in proto.metadata_props}
+    data = DataConfig()
+    if 'dmil_ros.config' in meta:
+        data = TrainConfig.from_dict(json.loads(meta['dmil_ros.config'])).data
+    spec = PreprocessSpec()
+    if 'dmil_ros.preprocess' in meta:
+        spec = PreprocessSpec.from_json(meta['dmil_ros.preprocess'])
+    return data, spec, meta
+
+
+def run_onnx(path: Path, arrays: Arrays, batch: int = 256) -> dict[str, np.ndarray[Any, Any]]:
+    """Every output of the model over the arrays (batched)."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    names = [o.name for o in sess.get_outputs()]
+    chunks: dict[str, list[np.ndarray[Any, Any]]] = {n: [] for n in names}
+    for i in range(0, len(arrays), batch):
+        feed = {'image': arrays.image[i : i + batch], 'lidar': arrays.lidar[i : i + batch]}
+        for n, v in zip(names, sess.run(names, feed), strict=True):
+            chunks[n].append(v)
+    return {n: np.concatenate(v) for n, v in chunks.items()}
+
+
+def evaluate_model(path: Path, arrays: Arrays) -> dict[str, Any]:
+    out = run_onnx(path, arrays)
+    if 'probs' not in out:
+        msg = f'model {str(path)!r}: no output named probs'
+        raise TrainError(msg)
+    return evaluate_predictions(
+        out['probs'], arrays.action, arrays.family, probs_camera=out.get('probs_camera'),
+        probs_lidar=out.get('probs_lidar'), gates=out.get('gates'),
+    )  # fmt: skip
+
+
+def _fmt(v: Any) -> str:
+    return '    -' if v is None else f'{100 * v:5.1f}'
+
+
+def comparison_table(results: dict[str, dict[str, Any]]) -> str:
+    """Plain-text table: accuracy overall / per family, synergy indicator, gate agreement (%)."""
+    head = ['model', 'acc', *FAMILIES, 'syn.ind', 'gate=fam']
+    width = max(8, *(len(n) for n in results))
+    lines = [f'{head[0]:<{width}} ' + ' '.join(f'{h:>8}' for h in head[1:])]
+    for name, m in results.items():
+        cells = [m['accuracy'], *(m['per_family'][f] for f in FAMILIES),
+                 m['synergy_indicator'], m['gate_family_agreement']]  # fmt: skip
+        lines.append(f'{name:<{width}} ' + ' '.join(f'{_fmt(c):>8}' for c in cells))
+    return '\n'.join(lines)

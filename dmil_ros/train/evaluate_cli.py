@@ -1,0 +1,54 @@
+"""``dmil-ros evaluate --model M.onnx [--model ...] BAG... [--json FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        '--model',
+        type=Path,
+        action='append',
+        required=True,
+        help='ONNX model (repeat to compare several)',
+    )
+    parser.add_argument('bags', type=Path, nargs='+', metavar='BAG', help='labelled bags')
+    parser.add_argument('--json', type=Path, default=None, help='write the results here')
+    parser.add_argument('--cache', type=Path, default=None, help='decoded-tensor cache')
+    parser.add_argument('--no-cache', action='store_true', help='no cache')  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from dmil_ros.train.cli import default_cache_dir
+    from dmil_ros.train.data import load_bags
+    from dmil_ros.train.evaluate import comparison_table, evaluate_model, model_settings
+
+    cache = None if args.no_cache else (args.cache or default_cache_dir())
+    results = {}
+    loaded: dict[str, object] = {}
+    for path in args.model:
+        data_cfg, spec, _ = model_settings(path)
+        key = json.dumps([data_cfg.__dict__, spec.to_json()], sort_keys=True, default=str)
+        if key not in loaded:
+            loaded[key], _ = load_bags(list(args.bags), data_cfg, spec, cache)
+        name = path.stem
+        results[name] = evaluate_model(path, loaded[key])  # type: ignore[arg-type]
+    sys.stdout.write(comparison_table(results) + '\n')
+    if args.json:
+        keys = ('accuracy', 'per_family', 'synergy_indicator', 'gate_family_agreement',
+                'frames', 'frames_per_family', 'accuracy_camera', 'accuracy_lidar',
+                'confusion', 'mean_gates_per_family')  # fmt: skip
+        doc = {
+            'bags': [str(b) for b in args.bags],
+            'models': {n: {k: m.get(k) for k in keys} for n, m in results.items()},
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=1), encoding='utf-8')
+    return 0

@@ -1,0 +1,155 @@
+"""Export a trained model to one ONNX graph (the contract in notes/contracts.md) and check it.
+
+Inputs ``image`` (B, 3, H, W) and ``lidar`` (B, 2, beams, bins) float32 exactly as
+:mod:`dmil_ros.runtime.preprocess` prepares them; dynamic batch axis. Outputs, by model kind:
+
+* dmil: probs, gates, sub_probs, probs_camera, probs_lidar, probs_joint, feat_camera,
+  feat_lidar (+ pid_lsmi, pid_broja when per-frame PID modules are attached);
+* joint: probs, probs_camera, probs_lidar, probs_joint, feat_camera, feat_lidar;
+* ensemble: probs, probs_camera, probs_lidar, feat_camera, feat_lidar.
+
+Checks: ``onnx.checker.check_model`` (full check) and onnxruntime against torch on the same
+inputs: the largest absolute difference over all outputs must be <= ``tolerance`` (1e-4).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from dmil_ros import __version__
+from dmil_ros.actions import ACTIONS, COMPONENTS
+from dmil_ros.train.config import TrainConfig
+from dmil_ros.train.errors import ExportError
+
+logger = logging.getLogger(__name__)
+
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    'dmil': ('probs', 'gates', 'sub_probs', 'probs_camera', 'probs_lidar', 'probs_joint',
+             'feat_camera', 'feat_lidar'),
+    'joint': ('probs', 'probs_camera', 'probs_lidar', 'probs_joint', 'feat_camera',
+              'feat_lidar'),
+    'ensemble': ('probs', 'probs_camera', 'probs_lidar', 'feat_camera', 'feat_lidar'),
+}  # fmt: skip
+OPSET = 18
+
+
+class ExportWrapper(nn.Module):
+    """The model's dict outputs as a tuple, plus optional per-frame PID heads.
+
+    ``pid_heads`` maps an output name (``pid_lsmi``, ``pid_broja``) to a module called with the
+    model's output dict and returning a (B, 4) tensor.
+    """
+
+    def __init__(self, model: nn.Module, names: tuple[str, ...], pid_heads: dict[str, nn.Module]):
+        super().__init__()
+        self.model = model
+        self.names = names
+        self.pid_heads = nn.ModuleDict(pid_heads)
+
+    def forward(self, image: Tensor, lidar: Tensor) -> tuple[Tensor, ...]:
+        out = dict(self.model(image, lidar))
+        for name, head in self.pid_heads.items():
+            out[name] = head(out)
+        return tuple(out[n] for n in self.names)
+
+
+def output_names(kind: str, pid_heads: dict[str, nn.Module] | None = None) -> tuple[str, ...]:
+    return OUTPUTS[kind] + tuple(pid_heads or {})
+
+
+def export_onnx(
+    model: nn.Module,
+    config: TrainConfig,
+    path: Path,
+    training: dict[str, Any],
+    *,
+    sample: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None,
+    pid_heads: dict[str, nn.Module] | None = None,
+    tolerance: float = 1e-4,
+) -> dict[str, Any]:
+    """Write ``path`` and return the check report ``{'max_abs_diff': .., 'outputs': [..]}``.
+
+    ``sample``: (image, lidar) arrays to compare on (real frames are best); random inputs in
+    the model's range are used when absent.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    kind = config.model.kind
+    heads = pid_heads or {}
+    names = output_names(kind, heads)
+    wrapper = ExportWrapper(model, names, heads).eval()
+    if sample is None:
+        rng = np.random.default_rng(0)
+        sample = (
+            rng.normal(0, 1, (8, *config.model.image_shape)).astype(np.float32),
+            rng.uniform(0, 1, (8, *config.model.lidar_shape)).astype(np.float32),
+        )
+    image = torch.from_numpy(np.ascontiguousarray(sample[0][:64], np.float32))
+    lidar = torch.from_numpy(np.ascontiguousarray(sample[1][:64], np.float32))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # 1. trace to ONNX (TorchScript exporter: plain ops, dynamic batch axis)
+    dyn = {n: {0: 'batch'} for n in ('image', 'lidar', *names)}
+    with torch.no_grad():
+        torch.onnx.export(
+            wrapper, (image[:2], lidar[:2]), str(path), input_names=['image', 'lidar'],
+            output_names=list(names), dynamic_axes=dyn, opset_version=OPSET, dynamo=False,
+        )  # fmt: skip
+    # 2. metadata and the structural check
+    proto = onnx.load(str(path))
+    meta = {
+        'dmil_ros.labels': json.dumps(list(ACTIONS)),
+        'dmil_ros.components': json.dumps(list(COMPONENTS)),
+        'dmil_ros.preprocess': config.preprocess.to_json(),
+        'dmil_ros.kind': kind,
+        'dmil_ros.training': json.dumps(training, sort_keys=True),
+        'dmil_ros.version': __version__,
+        'dmil_ros.config': config.to_json(),
+        'dmil_ros.inputs': json.dumps({
+            'image': ['B', *config.model.image_shape],
+            'lidar': ['B', *config.model.lidar_shape],
+        }),
+    }  # fmt: skip
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = 'dmil_ros'
+    proto.producer_version = __version__
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        msg = f'export {str(path)!r}: onnx.checker failed ({exc})'
+        raise ExportError(msg) from exc
+    onnx.save(proto, str(path))
+    # 3. onnxruntime against torch on the same batch
+    sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    got = sess.run(list(names), {'image': image.numpy(), 'lidar': lidar.numpy()})
+    with torch.no_grad():
+        ref = wrapper(image, lidar)
+    diffs = {
+        n: float(np.max(np.abs(g - r.numpy()))) if g.size else 0.0
+        for n, g, r in zip(names, got, ref, strict=True)
+    }
+    worst = max(diffs.values())
+    report = {
+        'path': str(path),
+        'outputs': list(names),
+        'max_abs_diff': worst,
+        'max_abs_diff_per_output': diffs,
+        'batch': int(image.shape[0]),
+        'bytes': path.stat().st_size,
+    }
+    if not worst <= tolerance:
+        msg = f'export {str(path)!r}: onnxruntime differs from torch by {worst:.3g} > {tolerance}'
+        raise ExportError(msg)
+    logger.info('exported %s: %d bytes, max |ORT - torch| = %.3g', path, report['bytes'], worst)
+    return report

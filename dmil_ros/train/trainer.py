@@ -1,0 +1,293 @@
+"""The trainer: DMIL's three-stage schedule (methods.md §4) or a one-stage baseline, on arrays.
+
+Phases: DMIL runs stage 1 (encoders + ID), stage 2 (stage 1 frozen: CD, synergy, gate; the
+frozen encoders' features are computed once and reused every epoch) and stage 3 (joint
+fine-tune); each stage starts from the previous stage's best validation checkpoint. ``joint``
+and ``ensemble`` run one phase of ``baseline_epochs``.
+
+Files in the run directory: ``metrics.csv`` (one row per epoch), ``tb/`` (TensorBoard),
+``last.pt`` (for ``resume``), ``stage<k>_best.pt``, ``model.pt`` (the final best),
+``summary.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from dmil_ros.actions import FAMILIES
+from dmil_ros.model import build_model, dmil_loss, ensemble_loss, joint_loss
+from dmil_ros.model.dmil import DMIL
+from dmil_ros.train.checkpoint import load_checkpoint, save_checkpoint
+from dmil_ros.train.config import TrainConfig
+from dmil_ros.train.dataset import Arrays
+from dmil_ros.train.errors import TrainError
+from dmil_ros.train.metrics import evaluate_predictions
+
+logger = logging.getLogger(__name__)
+
+CSV_COLUMNS = (
+    'kind', 'stage', 'epoch', 'seconds', 'lr', 'train_loss', 'val_accuracy',
+    *(f'val_{f}' for f in FAMILIES), 'val_accuracy_camera', 'val_accuracy_lidar',
+    'val_accuracy_joint', 'val_synergy_indicator', 'val_gate_family_agreement', 'loss_parts',
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Phase:
+    stage: int
+    epochs: int
+    lr: float
+
+
+def phases(config: TrainConfig) -> list[Phase]:
+    s = config.schedule
+    if config.model.kind == 'dmil':
+        return [
+            Phase(1, s.stage1_epochs, s.lr1),
+            Phase(2, s.stage2_epochs, s.lr2),
+            Phase(3, s.stage3_epochs, s.lr3),
+        ]
+    return [Phase(1, s.baseline_epochs, s.lr1)]
+
+
+def _tensors(a: Arrays) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    return (
+        torch.from_numpy(a.image),
+        torch.from_numpy(a.lidar),
+        torch.from_numpy(a.action),
+        torch.from_numpy(a.family),
+    )
+
+
+@torch.no_grad()
+def predict(model: nn.Module, image: Tensor, lidar: Tensor, batch: int = 512) -> dict[str, Any]:
+    """Eval-mode outputs as numpy arrays (the keys the ONNX export publishes)."""
+    model.eval()
+    keys = ('probs', 'probs_camera', 'probs_lidar', 'probs_joint', 'gates', 'sub_probs')
+    chunks: dict[str, list[np.ndarray[Any, Any]]] = {}
+    for i in range(0, image.shape[0], batch):
+        out = model(image[i : i + batch], lidar[i : i + batch])
+        for k in keys:
+            if k in out:
+                chunks.setdefault(k, []).append(out[k].numpy())
+    return {k: np.concatenate(v) for k, v in chunks.items()}
+
+
+def _metrics(model: nn.Module, val: tuple[Tensor, Tensor, Tensor, Tensor]) -> dict[str, Any]:
+    image, lidar, action, family = val
+    p = predict(model, image, lidar)
+    m = evaluate_predictions(
+        p['probs'], action.numpy(), family.numpy(), probs_camera=p.get('probs_camera'),
+        probs_lidar=p.get('probs_lidar'), gates=p.get('gates'),
+    )  # fmt: skip
+    if 'probs_joint' in p:
+        m['accuracy_joint'] = float((p['probs_joint'].argmax(1) == action.numpy()).mean())
+    return m
+
+
+def _selection_score(kind: str, stage: int, m: dict[str, Any]) -> float:
+    """Stage 1 of DMIL is judged on its heads (joint + unimodal); otherwise on ``probs``."""
+    if kind == 'dmil' and stage == 1:
+        return float(m['accuracy_joint'] + 0.5 * (m['accuracy_camera'] + m['accuracy_lidar']))
+    return float(m['accuracy'])
+
+
+class _Logger:
+    def __init__(self, out: Path, resume: bool) -> None:
+        self.csv_path = out / 'metrics.csv'
+        if not (resume and self.csv_path.exists()):
+            with self.csv_path.open('w', newline='', encoding='utf-8') as f:
+                csv.writer(f).writerow(CSV_COLUMNS)
+        self.tb: Any = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out / 'tb'))
+        except ImportError:  # tensorboard is optional at run time
+            logger.warning('tensorboard not installed: metrics go to metrics.csv only')
+
+    def row(self, kind: str, stage: int, epoch: int, step: int, values: dict[str, Any]) -> None:
+        m = values['val']
+        fam = m['per_family']
+        row = [
+            kind, stage, epoch, round(values['seconds'], 2), values['lr'],
+            round(values['train_loss'], 5), m['accuracy'], *(fam[f] for f in FAMILIES),
+            m.get('accuracy_camera'), m.get('accuracy_lidar'), m.get('accuracy_joint'),
+            m.get('synergy_indicator'), m.get('gate_family_agreement'),
+            json.dumps({k: round(v, 5) for k, v in values['parts'].items()}),
+        ]  # fmt: skip
+        with self.csv_path.open('a', newline='', encoding='utf-8') as f:
+            csv.writer(f).writerow(row)
+        if self.tb is not None:
+            self.tb.add_scalar('train/loss', values['train_loss'], step)
+            for k, v in values['parts'].items():
+                self.tb.add_scalar(f'train/{k}', v, step)
+            scalars = {'accuracy': m['accuracy'], **{f'acc_{f}': fam[f] for f in FAMILIES}}
+            for k in ('synergy_indicator', 'gate_family_agreement', 'accuracy_joint'):
+                scalars[k] = m.get(k)
+            for k, v in scalars.items():
+                if v is not None:
+                    self.tb.add_scalar(f'val/{k}', v, step)
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _loss_fn(
+    kind: str, stage: int, config: TrainConfig
+) -> Callable[[dict[str, Tensor], Tensor, Tensor], tuple[Tensor, dict[str, float]]]:
+    if kind == 'dmil':
+        return lambda out, y, fam: dmil_loss(out, y, fam, stage, config.loss)
+    if kind == 'joint':
+        return lambda out, y, fam: joint_loss(out, y)
+    return lambda out, y, fam: ensemble_loss(out, y)
+
+
+def train(
+    config: TrainConfig,
+    train_set: Arrays,
+    val_set: Arrays,
+    out: Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run every phase; returns (and writes to ``summary.json``) the training summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    kind = config.model.kind
+    sched = config.schedule
+    torch.set_num_threads(sched.threads)
+    torch.manual_seed(sched.seed)
+    model = build_model(config.model)
+    plan = phases(config)
+    state: dict[str, Any] = {'phase': 0, 'epoch': 0, 'best': {}, 'seconds': 0.0}
+    opt_state: Any = None
+    if resume and (out / 'last.pt').exists():
+        blob, saved_cfg, meta = load_checkpoint(out / 'last.pt')
+        if saved_cfg != config:
+            msg = f'resume {str(out)!r}: the run was started with a different config'
+            raise TrainError(msg)
+        model.load_state_dict(blob['state_dict'])
+        opt_state = blob.get('optimizer')
+        torch.set_rng_state(blob['rng'])
+        state = meta['state']
+        logger.info('resuming %s at phase %d epoch %d', out, state['phase'], state['epoch'])
+    tr, va = _tensors(train_set), _tensors(val_set)
+    log = _Logger(out, resume)
+    n = len(train_set)
+    gen = torch.Generator().manual_seed(sched.seed)
+    step = sum(p.epochs for p in plan[: state['phase']]) + state['epoch']
+    for pi in range(state['phase'], len(plan)):
+        ph = plan[pi]
+        if (
+            pi > 0
+            and state['epoch'] == 0
+            and (out / f'stage{plan[pi - 1].stage}_best.pt').exists()
+        ):
+            blob, _, _ = load_checkpoint(out / f'stage{plan[pi - 1].stage}_best.pt')
+            model.load_state_dict(blob['state_dict'])
+        model.set_stage(ph.stage)  # type: ignore[operator]
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=ph.lr, weight_decay=sched.weight_decay)
+        sched_lr = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(ph.epochs, 1))
+        if opt_state is not None and state['epoch'] > 0:
+            opt.load_state_dict(opt_state)
+            opt_state = None
+        for _ in range(state['epoch']):
+            sched_lr.step()
+        loss_fn = _loss_fn(kind, ph.stage, config)
+        cached: tuple[Tensor, Tensor] | None = None
+        if isinstance(model, DMIL) and ph.stage == 2:
+            with torch.no_grad():  # frozen encoders (eval mode): features once per stage
+                zs = [
+                    model.encode(tr[0][i : i + 512], tr[1][i : i + 512]) for i in range(0, n, 512)
+                ]
+            cached = (torch.cat([z[0] for z in zs]), torch.cat([z[1] for z in zs]))
+        for epoch in range(state['epoch'], ph.epochs):
+            t0 = time.perf_counter()
+            model.set_stage(ph.stage)  # type: ignore[operator]
+            order = torch.randperm(n, generator=gen)
+            total, count = 0.0, 0
+            parts_sum: dict[str, float] = {}
+            bar = tqdm(
+                range(0, n, sched.batch_size), disable=not progress, leave=False,
+                desc=f'{kind} stage {ph.stage} epoch {epoch + 1}/{ph.epochs}',
+            )  # fmt: skip
+            for i in bar:
+                idx = order[i : i + sched.batch_size]
+                if idx.numel() < 2:
+                    continue
+                if cached is not None:
+                    out_ = model.forward_features(cached[0][idx], cached[1][idx])  # type: ignore[operator]
+                else:
+                    out_ = model(tr[0][idx], tr[1][idx])
+                loss, parts = loss_fn(out_, tr[2][idx], tr[3][idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                opt.step()
+                total += float(loss.detach()) * idx.numel()
+                count += idx.numel()
+                for k, v in parts.items():
+                    parts_sum[k] = parts_sum.get(k, 0.0) + v * idx.numel()
+                bar.set_postfix(loss=f'{float(loss.detach()):.3f}')
+            sched_lr.step()
+            metrics = _metrics(model, va)
+            seconds = time.perf_counter() - t0
+            state['seconds'] += seconds
+            step += 1
+            values = {
+                'val': metrics, 'seconds': seconds, 'lr': opt.param_groups[0]['lr'],
+                'train_loss': total / max(count, 1),
+                'parts': {k: v / max(count, 1) for k, v in parts_sum.items()},
+            }  # fmt: skip
+            log.row(kind, ph.stage, epoch + 1, step, values)
+            score = _selection_score(kind, ph.stage, metrics)
+            key = f'stage{ph.stage}'
+            logger.info(
+                '%s stage %d epoch %d/%d: loss %.4f val acc %.4f (score %.4f) %.1fs',
+                kind, ph.stage, epoch + 1, ph.epochs, values['train_loss'],
+                metrics['accuracy'], score, seconds,
+            )  # fmt: skip
+            if key not in state['best'] or score > state['best'][key]['score']:
+                state['best'][key] = {'score': score, 'epoch': epoch + 1, 'metrics': metrics}
+                save_checkpoint(out / f'{key}_best.pt', model, config, {'stage': ph.stage})
+            state['epoch'] = epoch + 1
+            if state['epoch'] == ph.epochs:
+                state['phase'], state['epoch'] = pi + 1, 0
+            save_checkpoint(out / 'last.pt', model, config, {'state': state}, opt)
+        state['phase'], state['epoch'] = pi + 1, 0
+    log.close()
+    final_key = f'stage{plan[-1].stage}'
+    if (out / f'{final_key}_best.pt').exists():
+        shutil.copyfile(out / f'{final_key}_best.pt', out / 'model.pt')
+    best = state['best'].get(final_key, {})
+    summary = {
+        'kind': kind,
+        'train_frames': len(train_set),
+        'val_frames': len(val_set),
+        'train_seconds': round(state['seconds'], 1),
+        'threads': sched.threads,
+        'schedule': [{'stage': p.stage, 'epochs': p.epochs, 'lr': p.lr} for p in plan],
+        'best_epoch': best.get('epoch'),
+        'val': {
+            k: best.get('metrics', {}).get(k)
+            for k in ('accuracy', 'per_family', 'synergy_indicator', 'gate_family_agreement')
+        },
+    }
+    (out / 'summary.json').write_text(json.dumps(summary, indent=1), encoding='utf-8')
+    return summary
