@@ -6,6 +6,7 @@ information measures in :mod:`dmil_ros.pid.measures`.
 """
 
 from dmil_ros.pid.catalogue import CATALOGUE, Canonical
+from dmil_ros.pid.cvx import CVXResult, Discretiser, cvx_pid, suggest_n_clusters
 from dmil_ros.pid.errors import PIDError, PIDInputError, PIDSolverError
 from dmil_ros.pid.exact import PIDResult, exact_pid
 from dmil_ros.pid.measures import (
@@ -18,15 +19,19 @@ from dmil_ros.pid.measures import (
 
 __all__ = [
     'CATALOGUE',
+    'CVXResult',
     'Canonical',
+    'Discretiser',
     'PIDError',
     'PIDInputError',
     'PIDResult',
     'PIDSolverError',
     'conditional_entropy',
     'conditional_mutual_information',
+    'cvx_pid',
     'entropy',
     'exact_pid',
     'mutual_information',
     'pid_informations',
+    'suggest_n_clusters',
 ]

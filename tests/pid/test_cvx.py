@@ -1,0 +1,130 @@
+"""cvx_pid: recovers analytic atoms on separable synthetic features; determinism; bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dmil_ros.pid import PIDInputError, exact_pid
+from dmil_ros.pid.cvx import cvx_pid, suggest_n_clusters
+
+
+def _bits_features(
+    rng: np.random.Generator, n: int, rule: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Two fair bits hidden in well-separated 3-D Gaussian clouds; labels from ``rule``."""
+    a = rng.integers(0, 2, n)
+    b = rng.integers(0, 2, n)
+    centres = np.array([[-3.0, 0.5, 1.0], [3.0, -0.5, -1.0]])
+    f1 = centres[a] + 0.3 * rng.standard_normal((n, 3))
+    f2 = centres[b] @ np.diag([1.0, -2.0, 0.5]) + 0.3 * rng.standard_normal((n, 3))
+    y = {'xor': a ^ b, 'and': a & b, 'copy': 2 * a + b, 'unq1': a}[rule]
+    return f1, f2, y, a, b
+
+
+@pytest.mark.parametrize(
+    ('rule', 'atoms'),
+    [
+        ('xor', (0.0, 0.0, 0.0, 1.0)),
+        ('and', (0.311278, 0.0, 0.0, 0.5)),
+        ('copy', (0.0, 1.0, 1.0, 0.0)),
+        ('unq1', (0.0, 1.0, 0.0, 0.0)),
+    ],
+)
+def test_recovers_analytic_atoms_of_separable_features(rule: str, atoms: tuple) -> None:
+    rng = np.random.default_rng(3)
+    f1, f2, y, a, b = _bits_features(rng, 4000, rule)
+    res = cvx_pid(f1, f2, y, n_clusters=2, seed=0)
+    # The clouds are separable, so the clusters are the latent bits and the estimate is the
+    # exact PID of the latent sample histogram ...
+    latent = np.zeros((2, 2, int(y.max()) + 1))
+    np.add.at(latent, (a, b, y), 1)
+    np.testing.assert_allclose(res.pid.atoms, exact_pid(latent).atoms, atol=1e-8)
+    # ... which is within sampling error of the analytic atoms.
+    np.testing.assert_allclose(res.pid.atoms, atoms, atol=0.03)
+    assert res.histogram.sum() == 4000
+    assert res.histogram.shape[:2] == (2, 2)
+
+
+def test_matches_exact_pid_of_its_own_histogram_and_assigns_training_points() -> None:
+    rng = np.random.default_rng(5)
+    f1, f2, y, _, _ = _bits_features(rng, 1500, 'and')
+    res = cvx_pid(f1, f2, y, n_clusters=(3, 4), seed=1)
+    ref = exact_pid(res.histogram)
+    np.testing.assert_allclose(res.pid.atoms, ref.atoms, atol=1e-12)
+    c1, c2 = res.assign(f1, f2)
+    np.testing.assert_array_equal(c1, res.labels_1)
+    np.testing.assert_array_equal(c2, res.labels_2)
+    np.testing.assert_array_equal(res.classes, [0, 1])
+    # The histogram is the count of (c1, c2, y) triples.
+    counts = np.zeros_like(res.histogram)
+    np.add.at(counts, (c1, c2, y), 1)
+    np.testing.assert_array_equal(counts, res.histogram)
+
+
+def test_deterministic_per_seed_and_pca_path() -> None:
+    rng = np.random.default_rng(11)
+    n = 800
+    f1 = rng.standard_normal((n, 12))
+    f2 = rng.standard_normal((n, 9))
+    y = (f1[:, 0] + f2[:, 0] > 0).astype(int)
+    a = cvx_pid(f1, f2, y, n_clusters=6, seed=4, pca_dim=5)
+    b = cvx_pid(f1, f2, y, n_clusters=6, seed=4, pca_dim=5)
+    np.testing.assert_array_equal(a.labels_1, b.labels_1)
+    np.testing.assert_array_equal(a.histogram, b.histogram)
+    assert a.pid.atoms == b.pid.atoms
+    assert a.discretiser_1.components.shape == (5, 12)
+    assert a.discretiser_1.centroids.shape == (6, 5)
+
+
+def test_bias_estimate_and_cluster_rule() -> None:
+    assert suggest_n_clusters(1000, 4) == 4
+    assert suggest_n_clusters(10_000, 4) == 15
+    assert suggest_n_clusters(10**6, 4) == 30
+    assert suggest_n_clusters(10, 4) == 2
+    rng = np.random.default_rng(0)
+    f1, f2, y, _, _ = _bits_features(rng, 500, 'xor')
+    res = cvx_pid(f1, f2, y)  # default k from the sample count
+    k = suggest_n_clusters(500, 2)
+    assert res.discretiser_1.n_clusters == k
+    assert res.joint_bias_bits == pytest.approx((k * k - 1) / (2 * 500 * math.log(2)))
+
+
+def test_plug_in_bias_inflates_synergy_on_independent_noise() -> None:
+    # Y independent of both features: true atoms are 0; the plug-in synergy is positive and of
+    # the order of the reported first-order bias.
+    rng = np.random.default_rng(2)
+    n = 400
+    res = cvx_pid(
+        rng.standard_normal((n, 2)),
+        rng.standard_normal((n, 2)),
+        rng.integers(0, 2, n),
+        n_clusters=8,
+    )
+    assert res.pid.synergy > 0
+    assert res.pid.mi_12 == pytest.approx(res.joint_bias_bits, rel=0.6)
+
+
+@pytest.mark.parametrize(
+    ('args', 'match'),
+    [
+        ((np.ones((5, 2)), np.ones((4, 2)), np.zeros(5)), 'sample counts differ'),
+        ((np.ones((5, 2)), np.ones((5, 2)), np.zeros((5, 1))), '1-D'),
+        ((np.full((5, 2), np.nan), np.ones((5, 2)), np.zeros(5)), 'non-finite'),
+        ((np.ones((1, 2)), np.ones((1, 2)), np.zeros(1)), 'at least 2'),
+        ((np.ones((5, 0)), np.ones((5, 2)), np.zeros(5)), 'features_1'),
+    ],
+)
+def test_bad_input(args: tuple, match: str) -> None:
+    with pytest.raises(PIDInputError, match=match):
+        cvx_pid(*args, n_clusters=2)
+
+
+def test_assign_checks_width() -> None:
+    rng = np.random.default_rng(0)
+    f1, f2, y, _, _ = _bits_features(rng, 200, 'xor')
+    res = cvx_pid(f1, f2, y, n_clusters=2)
+    with pytest.raises(PIDInputError, match='feature dimensions'):
+        res.assign(f1[:, :2], f2)
