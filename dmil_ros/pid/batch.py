@@ -130,7 +130,7 @@ class BATCH:
         hidden: int = 64,
         batch_size: int = 256,
         epochs: int = 10,
-        lr: float = 1e-3,
+        lr: float = 5e-3,
         sinkhorn_iters: int = 20,
         classifier_epochs: int = 30,
         seed: int = 0,

@@ -70,7 +70,7 @@ def test_ranks_xor_above_rdn() -> None:
 def test_unique_frames_look_synergistic() -> None:
     # Documented flaw of I±_min: a frame decided by one sensor (Y = X1) with a higher-entropy
     # irrelevant second sensor gets s = 1 bit, as an XOR frame does; no shift can separate them.
-    task, test, model = _fit({'UNQ1_WIDE': 0.5, 'XOR': 0.5})
+    _, test, model = _fit({'UNQ1_WIDE': 0.5, 'XOR': 0.5})
     pw = model.pointwise(test.features_1, test.features_2, test.labels)
     unq = test.family == 0
     assert np.median(pw.synergy[unq]) > 0.8
@@ -134,7 +134,7 @@ class _Graph(torch.nn.Module):
 def test_onnx_round_trip(fitted: dict, tmp_path: Path) -> None:
     ort = pytest.importorskip('onnxruntime')
     ort.set_default_logger_severity(3)
-    task, test, model = fitted['AND']
+    _, test, model = fitted['AND']
     graph = _Graph(model).eval()
     lp = model.log_probs(test.features_1, test.features_2)
     args = (

@@ -1,0 +1,128 @@
+"""BROJA-local terms: mean identity, catalogue cells, continuous tasks, alarm ranking, ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import roc_auc_score
+
+from dmil_ros.pid import catalogue
+from dmil_ros.pid.broja_local import BROJALocal, local_table
+from dmil_ros.pid.errors import PIDInputError
+from dmil_ros.pid.exact import exact_pid
+from dmil_ros.pid.measures import mutual_information
+from dmil_ros.pid.tasks import make_task
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.tuples(st.integers(2, 4), st.integers(2, 4), st.integers(2, 3), st.integers(0, 2**31)))
+def test_mean_identity_on_random_distributions(spec: tuple[int, int, int, int]) -> None:
+    n1, n2, ny, seed = spec
+    p = np.random.default_rng(seed).dirichlet(np.ones(n1 * n2 * ny)).reshape(n1, n2, ny)
+    res = exact_pid(p)
+    tab = local_table(p, res.q)
+    exact = (res.redundancy, res.unique_1, res.unique_2, res.synergy)
+    np.testing.assert_allclose(tab.means(), exact, atol=1e-6)
+    # per-cell identities, on every cell
+    i1 = tab.log_p1[:, None, :] - tab.log_prior
+    np.testing.assert_allclose(tab.redundancy + tab.unique_1, np.broadcast_to(i1, p.shape))
+    total = tab.redundancy + tab.unique_1 + tab.unique_2 + tab.synergy
+    np.testing.assert_allclose(
+        np.sum(tab.joint * total), mutual_information(p, [0, 1], [2]), atol=1e-9
+    )
+
+
+@pytest.mark.parametrize('name', ['XOR', 'AND', 'OR', 'RDN', 'UNQ1', 'UNQ2', 'COPY', 'RDN_XOR'])
+def test_catalogue_means(name: str) -> None:
+    p = catalogue.joint(name)
+    tab = local_table(p)
+    np.testing.assert_allclose(tab.means(), catalogue.get(name).atoms, atol=1e-6)
+
+
+def test_one_sensor_cells_have_no_synergy() -> None:
+    # UNQ1: y = x1, so q*(y|x1,x2) = p(y|x1) = 1 and s = 0 in every possible cell; XOR: s = 1.
+    unq = local_table(catalogue.joint('UNQ1'))
+    assert np.allclose(unq.synergy[unq.joint > 0], 0.0, atol=1e-6)
+    xor = local_table(catalogue.joint('XOR'))
+    assert np.allclose(xor.synergy[xor.joint > 0], 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize('name', ['XOR', 'AND', 'RDN', 'UNQ1'])
+def test_continuous_means_match_exact_truth(name: str) -> None:
+    task = make_task(name)
+    train, test = task.sample(3000, seed=1), task.sample(3000, seed=2)
+    n_clusters = task.joint.shape[0]
+    est = BROJALocal(n_clusters=n_clusters).fit(train.features_1, train.features_2, train.labels)
+    pw = est.pointwise(test.features_1, test.features_2, test.labels)
+    got = [pw.redundancy.mean(), pw.unique_1.mean(), pw.unique_2.mean(), pw.synergy.mean()]
+    ex = task.exact_truth
+    np.testing.assert_allclose(
+        got, (ex.redundancy, ex.unique_1, ex.unique_2, ex.synergy), atol=0.05
+    )
+
+
+def test_alarm_ranking_against_rdn_and_wide_unique() -> None:
+    task = make_task({'RDN': 1.0, 'XOR': 1.0, 'UNQ1_WIDE': 1.0})
+    train, test = task.sample(4000, seed=1), task.sample(4000, seed=2)
+    est = BROJALocal(n_clusters=task.joint.shape[0]).fit(
+        train.features_1, train.features_2, train.labels
+    )
+    s = est.pointwise(test.features_1, test.features_2, test.labels).synergy
+    xor = test.family == 1
+    for other in (0, 2):
+        keep = xor | (test.family == other)
+        assert roc_auc_score(xor[keep], s[keep]) >= 0.95
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(PIDInputError, match='n_clusters'):
+        BROJALocal(n_clusters=0)
+    with pytest.raises(PIDInputError, match='fit'):
+        BROJALocal().pointwise(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros(2, dtype=int))
+    with pytest.raises(PIDInputError, match='shape'):
+        local_table(np.ones((2, 2, 2)), np.ones((2, 2, 3)))
+
+
+def test_onnx_round_trip(tmp_path: Path) -> None:
+    ort = pytest.importorskip('onnxruntime')
+    ort.set_default_logger_severity(3)
+    task = make_task('AND')
+    train, test = task.sample(2000, seed=1), task.sample(900, seed=2)
+    est = BROJALocal(n_clusters=6, pca_dim=3).fit(train.features_1, train.features_2, train.labels)
+    rng = np.random.default_rng(0)
+    lp = [np.log(rng.dirichlet(np.ones(2), size=len(test))).astype(np.float32) for _ in range(3)]
+    args = (
+        torch.as_tensor(test.features_1, dtype=torch.float32),
+        torch.as_tensor(test.features_2, dtype=torch.float32),
+        torch.as_tensor(test.labels),
+        *(torch.as_tensor(a) for a in lp),
+    )
+    names = ['f1', 'f2', 'labels', 'log_p1', 'log_p2', 'log_p12']
+    batch = torch.export.Dim('batch')
+    path = tmp_path / 'broja_local.onnx'
+    torch.onnx.export(
+        est.module,
+        args,
+        str(path),
+        dynamo=True,
+        input_names=names,
+        output_names=['terms'],
+        dynamic_shapes=tuple({0: batch} for _ in args),
+    )
+    sess = ort.InferenceSession(str(path))
+    got = sess.run(None, {k: v.numpy()[:500] for k, v in zip(names, args, strict=True)})[0]
+    with torch.inference_mode():
+        ref = est.module(*(a[:500] for a in args)).numpy()
+    diff = float(np.abs(got - ref).max())
+    print(f'BROJA-local ONNX max abs diff: {diff:.2e} bits')
+    assert diff < 1e-4
+    probs = {
+        k: np.exp(v[:500]) for k, v in zip(('probs_1', 'probs_2', 'probs_12'), lp, strict=True)
+    }
+    pw = est.pointwise(test.features_1[:500], test.features_2[:500], test.labels[:500], **probs)
+    np.testing.assert_allclose(got[:, 3], pw.synergy, atol=1e-4)
