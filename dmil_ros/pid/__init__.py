@@ -35,3 +35,51 @@ __all__ = [
     'pid_informations',
     'suggest_n_clusters',
 ]
+
+# --- issue 4: sample-level estimators. pointwise_pid and synergy_indicator are numpy-only; the
+# torch-backed names (LSMI, BROJALocal, BATCH, KNIFE and their ONNX-exportable modules) load on
+# first access so that importing dmil_ros.pid never imports torch. Synthetic tasks:
+# dmil_ros.pid.tasks.
+from dmil_ros.pid.indicator import synergy_indicator
+from dmil_ros.pid.pointwise import PointwisePID, pointwise_pid, shift_delta
+
+_LAZY = {
+    'LSMI': 'dmil_ros.pid.lsmi',
+    'LSMIConfig': 'dmil_ros.pid.lsmi',
+    'LSMIDensities': 'dmil_ros.pid.lsmi',
+    'LSMITerms': 'dmil_ros.pid.lsmi',
+    'lsmi_terms': 'dmil_ros.pid.lsmi',
+    'KNIFE': 'dmil_ros.pid.knife',
+    'BROJALocal': 'dmil_ros.pid.broja_local',
+    'BROJALocalModule': 'dmil_ros.pid.broja_local',
+    'local_table': 'dmil_ros.pid.broja_local',
+    'BATCH': 'dmil_ros.pid.batch',
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f'module {__name__!r} has no attribute {name!r}'
+        raise AttributeError(msg)
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ += [
+    'BATCH',
+    'KNIFE',
+    'LSMI',
+    'BROJALocal',
+    'BROJALocalModule',
+    'LSMIConfig',
+    'LSMIDensities',
+    'LSMITerms',
+    'PointwisePID',
+    'local_table',
+    'lsmi_terms',
+    'pointwise_pid',
+    'shift_delta',
+    'synergy_indicator',
+]

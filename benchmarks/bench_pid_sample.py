@@ -1,0 +1,179 @@
+"""Sample-level PID estimators side by side: LSMI, BROJA-local, BATCH, CVX.
+
+On the synthetic tasks of :mod:`dmil_ros.pid.tasks` (n fit + n evaluation samples, low noise):
+fit time, pointwise evaluation throughput on one CPU core, error (max over the four atoms, bits)
+against each truth (latent I±_min, continuous I±_min, BROJA = ``exact_pid`` of the latent joint),
+and, as a synergy detector, ROC AUC of S-family (XOR) samples against every other family in an
+equal mixture of RDN, UNQ1, UNQ2, UNQ1_WIDE (irrelevant modality of 3 bits) and XOR.
+
+    python benchmarks/bench_pid_sample.py            # n = 10000
+    python benchmarks/bench_pid_sample.py --n 3000   # quicker
+"""
+
+# ruff: noqa: B023  (the timed closures run inside the loop iteration that defines them)
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from dmil_ros.pid.batch import BATCH
+from dmil_ros.pid.broja_local import BROJALocal
+from dmil_ros.pid.cvx import cvx_pid
+from dmil_ros.pid.lsmi import LSMI
+from dmil_ros.pid.tasks import make_task
+
+TASKS = ('XOR', 'AND', 'OR', 'RDN', 'UNQ1')
+MIX = {'RDN': 1.0, 'UNQ1': 1.0, 'UNQ2': 1.0, 'UNQ1_WIDE': 1.0, 'XOR': 1.0}
+
+
+def _err(got: tuple[float, ...] | list[float], truth: tuple[float, ...] | list[float]) -> float:
+    return float(np.max(np.abs(np.asarray(got) - np.asarray(truth))))
+
+
+def _throughput(fn: object, reps: int = 3) -> float:
+    best = np.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        n = fn()  # type: ignore[operator]
+        best = min(best, time.perf_counter() - t0)
+    return n / best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('--n', type=int, default=10000)
+    ap.add_argument('--batch-epochs', type=int, default=10)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    fit_times: dict[str, list[float]] = {'LSMI': [], 'BROJA-local': [], 'BATCH': [], 'CVX': []}
+    thr: dict[str, list[float]] = {'LSMI': [], 'LSMI terms': [], 'BROJA-local': []}
+    for name in TASKS:
+        task = make_task(name)
+        tr, te = task.sample(args.n, seed=1), task.sample(args.n, seed=2)
+        ex = task.exact_truth
+        broja = (ex.redundancy, ex.unique_1, ex.unique_2, ex.synergy)
+        lat = task.pointwise_truth
+        cont = [float(a.mean()) for a in task.continuous_pointwise(te)[:4]]
+        k = task.joint.shape[0]
+
+        t0 = time.perf_counter()
+        lsmi = LSMI().fit(tr.features_1, tr.features_2, tr.labels)
+        fit_times['LSMI'].append(time.perf_counter() - t0)
+        d = lsmi.dataset(te.features_1, te.features_2, te.labels)
+        thr['LSMI'].append(
+            _throughput(
+                lambda: len(lsmi.pointwise(te.features_1, te.features_2, te.labels).synergy)
+            )
+        )
+        lp = [
+            torch.as_tensor(a, dtype=torch.float32)
+            for a in lsmi.log_probs(te.features_1, te.features_2)
+        ]
+        f1 = torch.as_tensor(te.features_1, dtype=torch.float32)
+        f2 = torch.as_tensor(te.features_2, dtype=torch.float32)
+        yt = torch.as_tensor(te.labels)
+        terms = lsmi.terms_module()
+        assert lsmi.densities is not None
+
+        def graph_eval() -> int:
+            with torch.inference_mode():
+                h = lsmi.densities(f1, f2)  # type: ignore[misc]
+                terms(*lp, *h, yt)
+            return len(yt)
+
+        thr['LSMI terms'].append(_throughput(graph_eval))
+
+        t0 = time.perf_counter()
+        bl = BROJALocal(n_clusters=k).fit(tr.features_1, tr.features_2, tr.labels)
+        fit_times['BROJA-local'].append(time.perf_counter() - t0)
+        pw = bl.pointwise(te.features_1, te.features_2, te.labels)
+        bl_means = [
+            pw.redundancy.mean(),
+            pw.unique_1.mean(),
+            pw.unique_2.mean(),
+            pw.synergy.mean(),
+        ]
+        thr['BROJA-local'].append(
+            _throughput(lambda: len(bl.pointwise(te.features_1, te.features_2, te.labels).synergy))
+        )
+
+        t0 = time.perf_counter()
+        bt = BATCH(epochs=args.batch_epochs).fit(tr.features_1, tr.features_2, tr.labels)
+        fit_times['BATCH'].append(time.perf_counter() - t0)
+        b = bt.estimate(te.features_1, te.features_2)
+
+        t0 = time.perf_counter()
+        cv = cvx_pid(tr.features_1, tr.features_2, tr.labels, n_clusters=k, pca_dim=None).pid
+        fit_times['CVX'].append(time.perf_counter() - t0)
+
+        rows.append(
+            (
+                name,
+                _err(d.raw, lat.means()),
+                _err(d.raw, cont),
+                _err(d.shifted, broja),
+                _err(bl_means, broja),
+                _err((b.redundancy, b.unique_1, b.unique_2, b.synergy), broja),
+                _err((cv.redundancy, cv.unique_1, cv.unique_2, cv.synergy), broja),
+            )
+        )
+
+    print(
+        f'\n== accuracy: max |error| over R, U1, U2, S in bits (n = {args.n} fit + {args.n} eval)'
+    )
+    hdr = ('task', 'LSMI raw/latent', 'LSMI raw/cont', 'LSMI shift/BROJA', 'BROJA-local',
+           'BATCH', 'CVX')  # fmt: skip
+    print(' | '.join(f'{h:>16}' for h in hdr))
+    for r in rows:
+        print(' | '.join([f'{r[0]:>16}', *(f'{v:16.4f}' for v in r[1:])]))
+
+    print('\n== fit time (s, mean over tasks) and pointwise throughput (samples/s, 1 thread)')
+    for k_, v in fit_times.items():
+        print(f'{k_:>12}: fit {np.mean(v):7.2f} s')
+    ratio = np.mean(fit_times['BATCH']) / np.mean(fit_times['LSMI'])
+    print(f'BATCH / LSMI fit-time ratio: {ratio:.1f}x (target >= 10x)')
+    for k_, v in thr.items():
+        print(f'{k_:>12}: {np.median(v):12,.0f} samples/s')
+
+    # -- synergy detector -----------------------------------------------------------------------
+    task = make_task(MIX)
+    tr, te = task.sample(args.n, seed=1), task.sample(args.n, seed=2)
+    lsmi = LSMI().fit(tr.features_1, tr.features_2, tr.labels)
+    lpw = lsmi.pointwise(te.features_1, te.features_2, te.labels)
+    bl = BROJALocal(n_clusters=task.joint.shape[0]).fit(tr.features_1, tr.features_2, tr.labels)
+    bpw = bl.pointwise(te.features_1, te.features_2, te.labels)
+    lsmi_probs = dict(zip(('probs_1', 'probs_2', 'probs_12'),
+                          (np.exp(a) for a in lsmi.log_probs(te.features_1, te.features_2)),
+                          strict=True))  # fmt: skip
+    bdpw = bl.pointwise(te.features_1, te.features_2, te.labels, **lsmi_probs)
+    s_idx = task.families.index('XOR')
+    scores = {
+        'LSMI s (raw = shifted rank)': lpw.synergy,
+        'BROJA-local s (histogram)': bpw.synergy,
+        'BROJA-local s (discrim.)': bdpw.synergy,
+    }
+    others = [f for f in task.families if f != 'XOR']
+    print('\n== synergy detector: ROC AUC of XOR samples against each family')
+    print(f'{"estimate":>28} | ' + ' | '.join(f'{f:>10}' for f in others) + ' |   min')
+    for label, s in scores.items():
+        aucs = []
+        for f in others:
+            keep = (te.family == s_idx) | (te.family == task.families.index(f))
+            aucs.append(roc_auc_score(te.family[keep] == s_idx, s[keep]))
+        print(f'{label:>28} | ' + ' | '.join(f'{a:10.3f}' for a in aucs) + f' | {min(aucs):.3f}')
+    fam_means = {
+        f: (lpw.synergy[te.family == i].mean(), bpw.synergy[te.family == i].mean())
+        for i, f in enumerate(task.families)
+    }
+    print('mean s per family (LSMI raw, BROJA-local):')
+    for f, (a, b_) in fam_means.items():
+        print(f'{f:>12}: {a:7.3f} {b_:7.3f}')
+
+
+if __name__ == '__main__':
+    main()
