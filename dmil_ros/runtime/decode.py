@@ -207,12 +207,31 @@ def decode_image(msg: Any, topic: str = '') -> U8:
     return _decode_raw(msg, topic)
 
 
+_DTYPE_CACHE: dict[tuple[Any, ...], tuple[np.dtype[Any], dict[str, str]]] = {}
+
+
 def pointcloud_dtype(msg: Any, topic: str = '') -> tuple[np.dtype[Any], dict[str, str]]:
     """The numpy structured dtype of one point, and which role each used field plays.
 
     Only x, y, z, the intensity and the ring fields are placed in the dtype, at their offsets,
     with ``itemsize = point_step``: everything else (padding, unused fields) is skipped for free.
+    Layouts are cached (a driver sends the same one every time).
     """
+    key = (
+        tuple((str(f.name), int(f.offset), int(f.datatype), int(f.count)) for f in msg.fields),
+        int(msg.point_step),
+        bool(msg.is_bigendian),
+    )
+    hit = _DTYPE_CACHE.get(key)
+    if hit is None:
+        hit = _layout(msg, topic)
+        if len(_DTYPE_CACHE) > 64:
+            _DTYPE_CACHE.clear()
+        _DTYPE_CACHE[key] = hit
+    return hit
+
+
+def _layout(msg: Any, topic: str) -> tuple[np.dtype[Any], dict[str, str]]:
     point_step = int(msg.point_step)
     if point_step <= 0:
         msg_ = f'point_step {point_step} must be positive'
@@ -287,10 +306,18 @@ def decode_pointcloud2(msg: Any, topic: str = '') -> Points:
     # 1. a (height, width) strided structured view of the buffer: no copy
     cloud = np.ndarray((height, width), dtype, data, 0, (row_step, point_step)).reshape(-1)
     # 2. coordinates as float32, non-finite points dropped
-    xyz = np.empty((cloud.size, 3), np.float32)  # (N, 3)
-    xyz[:, 0] = cloud['x']
-    xyz[:, 1] = cloud['y']
-    xyz[:, 2] = cloud['z']
+    fx, fy, fz = (dtype.fields[a] for a in 'xyz')  # type: ignore[index]
+    base, off = fx[0], fx[1]
+    if fy == (base, off + base.itemsize) and fz == (base, off + 2 * base.itemsize):
+        # x, y, z adjacent and of one type (the usual layout): one strided copy
+        strides = (row_step, point_step, base.itemsize)
+        view = np.ndarray((height, width, 3), base, data, off, strides)
+        xyz = view.reshape(-1, 3).astype(np.float32)  # (N, 3)
+    else:
+        xyz = np.empty((cloud.size, 3), np.float32)  # (N, 3)
+        xyz[:, 0] = cloud['x']
+        xyz[:, 1] = cloud['y']
+        xyz[:, 2] = cloud['z']
     finite = np.isfinite(xyz).all(axis=1)
     every = bool(finite.all())
     if not every:

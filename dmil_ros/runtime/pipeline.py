@@ -164,6 +164,7 @@ class FusionPipeline:
         self.last_camera_ns: int | None = None
         self.last_lidar_ns: int | None = None
         self._first_ns: int | None = None
+        self._charged_lidar: int | None = None
         self.latency: deque[float] = deque(maxlen=500)  # end-to-end seconds, recent frames
 
     # ---- stage 1: decode + preprocess -------------------------------------------------------
@@ -230,14 +231,17 @@ class FusionPipeline:
         return [self._pair_job(p.camera, p.lidar) for p in self.pairer.push_lidar(t, prep)]
 
     def _pair_job(self, cam: Prepared, lid: Prepared) -> Job:
+        # a sweep shared by several frames is decoded once: its time counts for the first pair
+        first_use = lid.header.ns != self._charged_lidar
+        self._charged_lidar = lid.header.ns
         return Job(
             header=cam.header,
             image=cam.tensor,
             lidar=lid.tensor,
             lidar_stamp_ns=lid.header.ns,
             camera_stamp_ns=cam.header.ns,
-            decode=cam.decode + lid.decode,
-            preprocess=cam.preprocess + lid.preprocess,
+            decode=cam.decode + (lid.decode if first_use else 0.0),
+            preprocess=cam.preprocess + (lid.preprocess if first_use else 0.0),
         )
 
     def _alone(self, prep: Prepared, camera: bool) -> Job:
