@@ -40,7 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         help='noise draws per frame for calibrated masking (models without unimodal heads)',
     )
-    parser.add_argument('--clusters', type=int, default=30, help='k-means clusters for CVX PID')
+    parser.add_argument(
+        '--clusters',
+        type=int,
+        default=0,
+        help='k-means clusters per modality for CVX PID (default 0: plug-in bias rule, <= 30)',
+    )
     parser.add_argument('--spike-high', type=float, default=0.3, help='spike start, bits')
     parser.add_argument('--spike-low', type=float, default=0.15, help='spike continuation, bits')
     parser.add_argument('--max-frames', type=int, default=0, help='frames per bag (0: all)')
@@ -60,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.model).is_file():
         msg = f'model {args.model!r}: no such file'
         raise AuditError(msg)
-    for name in ('batch', 'mask_samples', 'clusters'):
+    if args.clusters < 0:
+        msg = f'--clusters {args.clusters!r} must be >= 0'
+        raise AuditError(msg)
+    for name in ('batch', 'mask_samples'):
         if getattr(args, name) < 1:
             msg = f'--{name.replace("_", "-")} {getattr(args, name)!r} must be >= 1'
             raise AuditError(msg)
@@ -77,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         merge=MergeOptions(
             terms=TermsConfig(seed=args.seed),
             spikes=SpikeConfig(high=args.spike_high, low=args.spike_low),
-            n_clusters=args.clusters,
+            n_clusters=args.clusters or None,
             seed=args.seed,
         ),
         workers=args.workers,

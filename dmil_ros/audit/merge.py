@@ -44,7 +44,7 @@ class MergeOptions:
 
     terms: TermsConfig = field(default_factory=TermsConfig)
     spikes: SpikeConfig = field(default_factory=SpikeConfig)
-    n_clusters: int = 30
+    n_clusters: int | None = None  # None: the CVX plug-in bias rule (suggest_n_clusters)
     seed: int = 0
 
 
@@ -83,21 +83,23 @@ def _mean_terms(terms: F64, rows: npt.NDArray[np.bool_]) -> dict[str, float] | N
 
 
 def dataset_pid(
-    f1: F64, f2: F64, target: npt.NDArray[np.int64], n_clusters: int, seed: int
+    f1: F64, f2: F64, target: npt.NDArray[np.int64], n_clusters: int | None, seed: int
 ) -> tuple[dict[str, float] | None, dict[str, Any]]:
     """CVX PID atoms (bits) of the rows with ``target >= 0`` and finite features, and how."""
     rows = (target >= 0) & np.isfinite(f1).all(axis=1) & np.isfinite(f2).all(axis=1)
     n = int(rows.sum())
-    if n < 2 * n_clusters or len(np.unique(target[rows])) < 2:
+    classes = len(np.unique(target[rows]))
+    if classes < 2:
+        return None, {'error': f'{classes} distinct target value(s): no information to split'}
+    if n < 2 * (n_clusters or 2):
         return None, {'error': f'{n} usable frames: too few for {n_clusters} clusters'}
-    try:
-        from dmil_ros.pid import cvx_pid  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as exc:
-        return None, {'error': f'CVX estimator unavailable ({exc})', 'frames': n}
-    res = cvx_pid(f1[rows], f2[rows], target[rows], n_clusters=n_clusters, seed=seed)
+    from dmil_ros.pid import cvx_pid, suggest_n_clusters
+
+    k = n_clusters or suggest_n_clusters(n, classes)
+    res = cvx_pid(f1[rows], f2[rows], target[rows], n_clusters=k, seed=seed)
     pid = res.pid
     atoms = _atoms([pid.redundancy, pid.unique_1, pid.unique_2, pid.synergy])
-    return atoms, {'frames': n, 'n_clusters': n_clusters, 'gap': float(pid.gap)}
+    return atoms, {'frames': n, 'n_clusters': k, 'gap': float(pid.gap)}
 
 
 def ground_truth(arrays: dict[str, npt.NDArray[Any]]) -> dict[str, Any] | None:
