@@ -236,16 +236,21 @@ class BROJALocalPointwise:
 class BROJALocal:
     """Cluster both modalities, solve ``exact_pid`` on the histogram, give per-sample terms.
 
-    ``n_clusters`` per modality (default 30, the CVX recipe), ``pca_dim`` (None: no PCA; the recipe
-    uses 5), k-means on standardised features.
+    ``n_clusters`` per modality, one int or a pair (default 30, the CVX recipe); ``pca_dim``
+    (None: no PCA; the recipe uses 5); k-means on standardised features.
     """
 
     def __init__(
-        self, n_clusters: int = 30, pca_dim: int | None = None, seed: int = 0, n_init: int = 3
+        self,
+        n_clusters: int | tuple[int, int] = 30,
+        pca_dim: int | None = None,
+        seed: int = 0,
+        n_init: int = 3,
     ) -> None:
-        if n_clusters < 1 or (pca_dim is not None and pca_dim < 1):
+        ks = (n_clusters, n_clusters) if isinstance(n_clusters, int) else tuple(n_clusters)
+        if len(ks) != 2 or min(ks) < 1 or (pca_dim is not None and pca_dim < 1):
             raise PIDInputError(f'n_clusters {n_clusters!r} / pca_dim {pca_dim!r} must be >= 1')
-        self.n_clusters = n_clusters
+        self.n_clusters: tuple[int, int] = (int(ks[0]), int(ks[1]))
         self.pca_dim = pca_dim
         self.seed = seed
         self.n_init = n_init
@@ -253,7 +258,9 @@ class BROJALocal:
         self.table: LocalTable | None = None
         self.pid: object = None
 
-    def _cluster(self, f: FloatArray, name: str) -> tuple[FloatArray, FloatArray, FloatArray]:
+    def _cluster(
+        self, f: FloatArray, n_clusters: int, name: str
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
         from sklearn.cluster import KMeans
 
         mean = f.mean(0)
@@ -265,7 +272,7 @@ class BROJALocal:
             proj = vt[: self.pca_dim].T  # (D, P)
             w = w @ proj
             z = z @ proj
-        k = min(self.n_clusters, len(np.unique(z, axis=0)))
+        k = min(n_clusters, len(np.unique(z, axis=0)))
         if k < 1:
             raise PIDInputError(f'{name}: no samples to cluster')
         km = KMeans(k, n_init=self.n_init, random_state=self.seed).fit(z)
@@ -290,8 +297,8 @@ class BROJALocal:
         if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
             raise PIDInputError(f'labels: need non-negative integers, got dtype {y.dtype}')
         nc = int(n_classes if n_classes is not None else y.max() + 1)
-        w1, b1, c1 = self._cluster(f1, 'features_1')
-        w2, b2, c2 = self._cluster(f2, 'features_2')
+        w1, b1, c1 = self._cluster(f1, self.n_clusters[0], 'features_1')
+        w2, b2, c2 = self._cluster(f2, self.n_clusters[1], 'features_2')
         bufs = {
             'w1': torch.as_tensor(w1),
             'b1': torch.as_tensor(b1),
