@@ -28,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument('--width', type=int, default=128, help='image width (default: 128)')
     parser.add_argument('--height', type=int, default=96, help='image height (default: 96)')
+    parser.add_argument(
+        '--segment-frames',
+        default='20,60',
+        metavar='MIN,MAX',
+        help='camera frames per scene segment (default: 20,60)',
+    )
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
@@ -39,12 +45,19 @@ def run(args: argparse.Namespace) -> int:
     if args.frames <= 0:
         msg = f'--frames {args.frames}: must be > 0'
         raise SimConfigError(msg)
+    lo, sep, hi = args.segment_frames.partition(',')
+    try:
+        segment_frames = (int(lo), int(hi if sep else lo))
+    except ValueError:
+        msg = f'--segment-frames {args.segment_frames!r}: expected MIN,MAX integers'
+        raise SimConfigError(msg) from None
     config = SimConfig(
         frames=args.frames,
         seed=args.seed,
         mix=parse_mix(args.mix),
         width=args.width,
         height=args.height,
+        segment_frames=segment_frames,
     )
     result = record_bag(
         config,

@@ -85,6 +85,7 @@ class SimConfig:
     lidar_height_m: float = 0.4
     lidar_rate_hz: float = 10.0
     range_noise_m: float = 0.01
+    lidar_resolution_m: float = 0.002  # coordinates quantised like a VLP-16's 2 mm distance unit
     dropout: float = 0.01
     max_range_m: float = 30.0
     # timing
@@ -114,6 +115,7 @@ class SimConfig:
             'lidar_height_m': 0.05 <= self.lidar_height_m <= 2.0,
             'lidar_rate_hz': 0.1 <= self.lidar_rate_hz <= 1000.0,
             'range_noise_m': 0.0 <= self.range_noise_m <= 1.0,
+            'lidar_resolution_m': 0.0 <= self.lidar_resolution_m <= 0.1,
             'dropout': 0.0 <= self.dropout < 1.0,
             'max_range_m': 1.0 <= self.max_range_m <= 1000.0,
             'jitter_s': 0.0 <= self.jitter_s <= 0.1 / max(self.camera_rate_hz, 1e-9),

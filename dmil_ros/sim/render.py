@@ -68,7 +68,10 @@ def cast(origin: F64, dirs: F64, surf: Surfaces) -> tuple[F64, npt.NDArray[np.in
     idx = np.argmin(t, axis=1)
     rows = np.arange(n)
     length = np.hypot(e[:, 0], e[:, 1])
-    return t[rows, idx], idx, s[rows, idx] * length[idx]
+    t_hit = t[rows, idx]
+    with np.errstate(invalid='ignore'):
+        along = np.where(np.isfinite(t_hit), s[rows, idx] * length[idx], 0.0)
+    return t_hit, idx, along
 
 
 @dataclass(frozen=True)
@@ -294,6 +297,7 @@ class LidarModel:
     period: float
     mount_height: float
     range_noise: float
+    resolution: float
     dropout: float
     max_range: float
     elevation: F64  # (B,)
@@ -321,6 +325,7 @@ class LidarModel:
             period,
             cfg.lidar_height_m,
             cfg.range_noise_m,
+            cfg.lidar_resolution_m,
             cfg.dropout,
             cfg.max_range_m,
             elevation,
@@ -398,7 +403,10 @@ def render_lidar(
     py = horiz * np.sin(lidar.azimuth)[None, :]
     pz = rng_m * np.sin(lidar.elevation)[:, None]
     keep_t = keep.T  # (A, B)
-    xyz = np.stack([px.T[keep_t], py.T[keep_t], pz.T[keep_t]], axis=1).astype(np.float32)
+    xyz = np.stack([px.T[keep_t], py.T[keep_t], pz.T[keep_t]], axis=1)  # (N, 3)
+    if lidar.resolution > 0:  # driver resolution (also makes the bags compress well)
+        xyz = np.rint(xyz * (1.0 / lidar.resolution)) * lidar.resolution
+    xyz = xyz.astype(np.float32)
     ring = np.broadcast_to(np.arange(lidar.beams, dtype=np.uint16)[None, :], keep_t.shape)
     time = np.broadcast_to(lidar.time[:, None], keep_t.shape)
     # 4. the planar scan (elevation 0) of the same sweep

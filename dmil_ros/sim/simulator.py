@@ -34,6 +34,7 @@ from dmil_ros.sim.render import (
     CameraModel,
     LidarModel,
     LidarScanData,
+    NoisePool,
     render_camera,
     render_lidar,
 )
@@ -43,7 +44,7 @@ U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
 
 LIDAR_OFFSET_S = 0.013  # first sweep starts this long after the first camera frame
-_PLAN, _SEGMENT, _CAM_JITTER, _LIDAR_JITTER, _CAM, _LIDAR, _SYNC, _CMD = range(8)
+_PLAN, _SEGMENT, _CAM_JITTER, _LIDAR_JITTER, _CAM, _LIDAR, _SYNC, _CMD, _NOISE = range(9)
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -212,6 +213,7 @@ class Simulator:
             _LIDAR_JITTER, cfg.seed, n_sweeps, cfg.jitter_s
         )
         self._scenes: dict[int, Scene] = {}
+        self._noise = NoisePool.create(_rng(cfg.seed, _NOISE))
 
     # -- plan queries -------------------------------------------------------------------------
     def stamp_ns(self, t: float) -> int:
@@ -278,15 +280,15 @@ class Simulator:
     def camera_frame(self, k: int) -> CameraFrame:
         truth = self.truth(k)
         scene = self.scene(self.segment_of_frame(k))
-        rgb = render_camera(scene, truth.pose, self.camera, _rng(self.config.seed, _CAM, k))
+        rng = _rng(self.config.seed, _CAM, k)
+        rgb = render_camera(scene, truth.pose, self.camera, rng, self._noise)
         return CameraFrame(k, truth.stamp_ns, rgb, truth)
 
     def lidar_sweep(self, j: int) -> LidarSweep:
         t = float(self.lidar_nominal[j])
         seg = self.segment_at(t)
-        data = render_lidar(
-            self.scene(seg), self.pose(seg, t), self.lidar, _rng(self.config.seed, _LIDAR, j)
-        )
+        rng = _rng(self.config.seed, _LIDAR, j)
+        data = render_lidar(self.scene(seg), self.pose(seg, t), self.lidar, rng, self._noise)
         return LidarSweep(
             j, self.stamp_ns(float(self.lidar_times[j])), seg.index, seg.family, data
         )
@@ -308,7 +310,6 @@ class Simulator:
         for k in range(self.config.frames):
             cam = self.camera_frame(k)
             seg = self.segment_of_frame(k)
-            data = render_lidar(
-                self.scene(seg), cam.truth.pose, self.lidar, _rng(self.config.seed, _SYNC, k)
-            )
+            rng = _rng(self.config.seed, _SYNC, k)
+            data = render_lidar(self.scene(seg), cam.truth.pose, self.lidar, rng, self._noise)
             yield Frame(cam, LidarSweep(k, cam.stamp_ns, seg.index, seg.family, data))

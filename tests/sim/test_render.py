@@ -59,7 +59,7 @@ def test_cast_agrees_with_the_line_intersection_formula(
 
 def test_lidar_points_lie_on_the_corridor_walls_floor_and_ceiling() -> None:
     sc = scene('R', 0, 0, 3)  # straight corridor
-    cfg = SimConfig(frames=1, range_noise_m=0.0, dropout=0.0)
+    cfg = SimConfig(frames=1, range_noise_m=0.0, dropout=0.0, lidar_resolution_m=0.0)
     lid = LidarModel.from_config(cfg)
     data = render_lidar(sc, (0.0, 0.0, 0.0), lid, np.random.default_rng(0))
     xyz = data.xyz.astype(np.float64)
