@@ -237,17 +237,24 @@ class FusionModel:
             if name != 'cpu' and _ORT_NAMES[name][0] not in providers:
                 msg = f'provider {name!r} is not in this ONNX Runtime ({sorted(available)})'
                 raise RuntimeConfigError(msg)
+            # probing a GPU provider whose libraries are missing logs an ERROR line before ORT
+            # falls back to CPU; that fallback is expected here, so silence it while probing
+            ort.set_default_logger_severity(4 if name != 'cpu' else 3)
             try:
                 session = ort.InferenceSession(self.path, options, providers=providers)
             except Exception as exc:  # ORT raises its own untyped errors
                 last = exc
                 continue
-            if (
-                provider == 'auto'
-                and name == 'cuda'
-                and (session.get_providers()[0] != 'CUDAExecutionProvider')
-            ):
-                continue  # the GPU build fell back to CPU: say so by taking the CPU chain
+            finally:
+                ort.set_default_logger_severity(3)
+            if name != 'cpu' and session.get_providers()[0] != _ORT_NAMES[name][0]:
+                if provider == 'auto':
+                    continue  # the GPU build fell back to CPU: take the CPU chain
+                msg = (
+                    f'provider {name!r} requested but ONNX Runtime cannot use it here (CUDA / '
+                    f'TensorRT libraries or GPU missing); use provider auto or cpu'
+                )
+                raise RuntimeConfigError(msg)
             return session
         msg = f'model {self.path!r}: ONNX Runtime cannot load it ({last})'
         raise ModelError(msg)

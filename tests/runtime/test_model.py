@@ -112,3 +112,13 @@ def test_bad_parameters(model_path: Path) -> None:
         FusionModel(model_path, threads=-1)
     with pytest.raises(ModelError, match=r'outputs .*sub_probs.* are not in'):
         FusionModel(model_path, provider='cpu', outputs=('probs', 'sub_probs'))
+
+
+def test_explicit_gpu_provider_without_gpu_is_refused(model_path: Path) -> None:
+    import onnxruntime as ort
+
+    model = FusionModel(model_path, provider='auto')
+    if model.provider != 'cpu' or 'CUDAExecutionProvider' not in ort.get_available_providers():
+        pytest.skip('needs a CUDA-enabled ONNX Runtime on a machine where CUDA is unusable')
+    with pytest.raises(RuntimeConfigError, match="provider 'cuda' requested"):
+        FusionModel(model_path, provider='cuda')
