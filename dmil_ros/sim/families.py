@@ -202,11 +202,42 @@ def ground_truth_summary(
         'mix_pid': pid_dict(pooled_joint(mix)),
         'mix_pid_given_family': given,
     }
+    out['definitions'] = DEFINITIONS
     if records:
         counts = {f: sum(1 for r in records if r[0] == f) for f in FAMILIES}
+        per_family: dict[str, dict[str, float]] = {}
+        for fam in FAMILIES:
+            if counts[fam]:
+                design = DESIGNS[fam]
+                p = np.zeros((len(design.camera_values), len(design.lidar_values), len(ACTIONS)))
+                for f, c, l, a in records:  # noqa: E741
+                    if f == fam:
+                        p[c, l, a] += 1.0
+                per_family[fam] = pid_dict(p / p.sum())
         out['empirical'] = {
             'frames': len(records),
             'family_frames': counts,
             'pid': pid_dict(empirical_joint(records)),
+            'family_pid': per_family,
+            'pid_given_family': {
+                comp: float(
+                    sum(counts[f] * per_family[f][comp] for f in per_family) / len(records)
+                )
+                for comp in COMPONENTS
+            },
         }
     return out
+
+
+DEFINITIONS: dict[str, str] = {
+    'families.*.pid': 'exact_pid of the family design p(camera_latent, lidar_latent, action)',
+    'mix_pid': 'exact_pid of the pooled design joint with X1 = (family, camera_latent), '
+    'X2 = (family, lidar_latent): the data set as one distribution; the family is seen by both '
+    'sensors, so part of each family-specific atom becomes redundancy/synergy here',
+    'mix_pid_given_family': 'sum_f mix[f] * families[f].pid: the PID conditioned on the family '
+    '(what per-frame estimates average to within families)',
+    'empirical.pid': 'mix_pid computed from the recorded frames instead of the design',
+    'empirical.family_pid': 'per-family exact_pid of the recorded frames (latents drawn once '
+    'per segment, so short recordings can differ from the design)',
+    'empirical.pid_given_family': 'frame-weighted average of empirical.family_pid',
+}

@@ -403,10 +403,10 @@ def render_lidar(
     py = horiz * np.sin(lidar.azimuth)[None, :]
     pz = rng_m * np.sin(lidar.elevation)[:, None]
     keep_t = keep.T  # (A, B)
-    xyz = np.stack([px.T[keep_t], py.T[keep_t], pz.T[keep_t]], axis=1)  # (N, 3)
+    xyz64 = np.stack([px.T[keep_t], py.T[keep_t], pz.T[keep_t]], axis=1)  # (N, 3)
     if lidar.resolution > 0:  # driver resolution (also makes the bags compress well)
-        xyz = np.rint(xyz * (1.0 / lidar.resolution)) * lidar.resolution
-    xyz = xyz.astype(np.float32)
+        xyz64 = np.rint(xyz64 * (1.0 / lidar.resolution)) * lidar.resolution
+    xyz: F32 = xyz64.astype(np.float32)
     ring = np.broadcast_to(np.arange(lidar.beams, dtype=np.uint16)[None, :], keep_t.shape)
     time = np.broadcast_to(lidar.time[:, None], keep_t.shape)
     # 4. the planar scan (elevation 0) of the same sweep

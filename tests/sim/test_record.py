@@ -247,3 +247,18 @@ def test_cli_simulate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert gt['mix_pid']['synergy'] == pytest.approx(1.0, abs=1e-6)
     assert main(['simulate', '--out', str(tmp_path / 'bad'), '--mix', 'Q=1']) == 2
     assert "'Q'" in capsys.readouterr().err
+
+
+DEMO = Path(__file__).resolve().parents[2] / 'bags' / 'hallway_demo'
+
+
+def test_shipped_demo_bag_reads_back_with_every_family() -> None:
+    msgs = read_all(DEMO)
+    assert set(msgs) == set(TOPICS)
+    truths = [m for _, m in msgs['/sim/ground_truth']]
+    assert {t.family for t in truths} == set(FAMILIES)
+    assert {ACTIONS[t.action] for t in truths} == set(ACTIONS)
+    assert len(msgs['/camera/image_raw']) == len(truths)
+    gt = read_ground_truth(DEMO)
+    assert gt['families']['S']['pid']['synergy'] >= 0.9
+    assert sum((DEMO / f).stat().st_size for f in ('hallway_demo.mcap',)) < 10_000_000
