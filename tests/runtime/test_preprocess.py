@@ -1,0 +1,127 @@
+"""Shared preprocessing: analytic expectations for the image and the LiDAR range image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dmil_ros.errors import ConfigError
+from dmil_ros.runtime.preprocess import Points, PreprocessSpec, prepare_image, prepare_points
+
+SPEC = PreprocessSpec()
+
+
+def cell_centre(row: int, col: int, rng: float, spec: PreprocessSpec = SPEC) -> np.ndarray:
+    """A point at the centre of range-image cell (row, col), ``rng`` metres away."""
+    azimuth = (col + 0.5) * 2 * np.pi / spec.azimuth_bins - np.pi
+    lo, hi = np.deg2rad(spec.vertical_fov_deg)
+    elevation = lo + row * (hi - lo) / (spec.beams - 1)
+    return rng * np.array(
+        [
+            np.cos(elevation) * np.cos(azimuth),
+            np.cos(elevation) * np.sin(azimuth),
+            np.sin(elevation),
+        ],
+        np.float32,
+    )
+
+
+def test_uniform_image_standardises_to_a_constant() -> None:
+    rgb = np.empty((96, 128, 3), np.uint8)
+    rgb[...] = (255, 128, 0)
+    out = prepare_image(rgb, SPEC)
+    assert out.shape == SPEC.image_shape
+    assert out.dtype == np.float32
+    expected = (np.array([255, 128, 0]) / 255.0 - 0.5) / 0.25
+    np.testing.assert_allclose(out.reshape(3, -1).mean(axis=1), expected, atol=1e-6)
+    np.testing.assert_allclose(out.reshape(3, -1).std(axis=1), 0.0, atol=1e-6)
+
+
+def test_downscale_averages_blocks() -> None:
+    """INTER_AREA at an exact factor of 2 is the mean of each 2x2 block."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    out = prepare_image(rgb, SPEC)  # (3, 48, 64)
+    blocks = rgb.reshape(48, 2, 64, 2, 3).astype(np.float64).mean(axis=(1, 3))  # (48, 64, 3)
+    expected = (blocks / 255.0 - 0.5) / 0.25
+    np.testing.assert_allclose(out.transpose(1, 2, 0), expected, atol=2 / 255 / 0.25)
+
+
+def test_channel_order_is_rgb_first() -> None:
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[..., 0] = 255
+    out = prepare_image(rgb, SPEC)
+    assert out[0].min() > out[1].max()
+
+
+def test_points_land_in_their_cell_with_range_and_intensity() -> None:
+    xyz = np.stack([cell_centre(3, 10, 4.0), cell_centre(12, 170, 8.0)])
+    pts = Points(xyz=xyz, intensity=np.array([100.0, 200.0], np.float32))
+    img = prepare_points(pts, SPEC)
+    assert img.shape == SPEC.lidar_shape
+    assert img[0, 3, 10] == pytest.approx(4.0 / SPEC.max_range, rel=1e-5)
+    assert img[0, 12, 170] == pytest.approx(8.0 / SPEC.max_range, rel=1e-5)
+    assert img[1, 3, 10] == pytest.approx(100.0 / 255.0, rel=1e-5)
+    assert img[1, 12, 170] == pytest.approx(200.0 / 255.0, rel=1e-5)
+    assert np.count_nonzero(img[0]) == 2
+
+
+def test_ring_field_sets_the_row() -> None:
+    xyz = np.stack([cell_centre(0, 90, 5.0)])  # elevation says row 0 ...
+    pts = Points(xyz=xyz, intensity=None, ring=np.array([7], np.int32))  # ... the driver says 7
+    img = prepare_points(pts, SPEC)
+    assert img[0, 7, 90] > 0
+    assert img[0, 0, 90] == 0
+
+
+def test_nearest_return_wins_the_cell_with_its_intensity() -> None:
+    xyz = np.stack([cell_centre(5, 40, r) for r in (9.0, 3.0, 6.0)])
+    pts = Points(xyz=xyz, intensity=np.array([10.0, 20.0, 30.0], np.float32))
+    img = prepare_points(pts, SPEC)
+    assert img[0, 5, 40] == pytest.approx(3.0 / SPEC.max_range, rel=1e-5)
+    assert img[1, 5, 40] == pytest.approx(20.0 / 255.0, rel=1e-5)
+
+
+def test_out_of_range_and_out_of_fov_points_are_dropped() -> None:
+    far = cell_centre(5, 40, SPEC.max_range * 1.5)
+    steep = np.array([0.1, 0.0, 5.0], np.float32)  # ~88 degrees up, outside +-15
+    img = prepare_points(Points(xyz=np.stack([far, steep])), SPEC)
+    assert not img.any()
+
+
+def test_empty_cloud_gives_zeros() -> None:
+    img = prepare_points(Points(xyz=np.zeros((0, 3), np.float32)), SPEC)
+    assert img.shape == SPEC.lidar_shape
+    assert not img.any()
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 15), st.integers(0, 179), st.floats(0.5, 19.0)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_every_cell_holds_its_minimum_range(cells: list[tuple[int, int, float]]) -> None:
+    xyz = np.stack([cell_centre(r, c, d) for r, c, d in cells])
+    img = prepare_points(Points(xyz=xyz, intensity=np.ones(len(cells), np.float32)), SPEC)
+    expected: dict[tuple[int, int], float] = {}
+    for r, c, d in cells:
+        expected[r, c] = min(d, expected.get((r, c), np.inf))
+    assert np.count_nonzero(img[0]) == len(expected)
+    for (r, c), d in expected.items():
+        assert img[0, r, c] == pytest.approx(d / SPEC.max_range, rel=1e-4)
+
+
+def test_spec_json_round_trip_and_validation() -> None:
+    spec = PreprocessSpec(image_width=32, azimuth_bins=90)
+    assert PreprocessSpec.from_json(spec.to_json()) == spec
+    with pytest.raises(ConfigError, match='unknown keys'):
+        PreprocessSpec.from_json('{"image_widht": 3}')
+    with pytest.raises(ConfigError, match='max_range'):
+        PreprocessSpec(max_range=0.0)
+    with pytest.raises(ConfigError, match='not JSON'):
+        PreprocessSpec.from_json('{')
