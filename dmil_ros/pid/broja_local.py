@@ -30,6 +30,28 @@ nearest-centroid cells; p(y|.) then come either from the histogram (``source='cl
 discriminators (``source='discriminators'``, e.g. the DMIL heads; then E[s] also counts the
 information the clustering loses). On a sample with a one-sensor decision (x1 alone fixes y)
 q*(y|x1,x2) = p(y|x1) = 1, so s = 0: no synergy alarm from a redundant or unique frame.
+
+Two variants of ℓ (``variant=``):
+
+- ``'exact_mean'``: ℓ as in step 2 (un-normalised off supp(q*)); E_p[s] = S exactly.
+- ``'dual'`` (the alarm's estimate): the normalised extension of q* off its support. The KKT
+  conditions of the programme (its Lagrange dual, see :mod:`dmil_ros.pid.exact`) give, with dual
+  variables λ(x1,y), μ(x2,y), log q*(y|x1,x2) = λ + μ on supp(q*) and
+  g(x1,x2) = log Σ_y exp(λ + μ) <= 0 everywhere (= 0 on supp(q*)); λ = -inf where p(x1,y) = 0 and
+  μ = -inf where p(x2,y) = 0. We recover (λ, μ) from q* by the weighted least squares of step 2
+  (``exact_pid`` does not expose its dual) and use
+
+      ℓ̃(x1,x2,y) = log2 softmax_y(λ(x1,·) + μ(x2,·))[y] = ℓ - g(x1,x2)
+
+  a conditional distribution on every cell. Where q* pairs one family's camera cells with another
+  family's LiDAR cells (a mixture of families sharing the labels), a sample's own cell lies off
+  supp(q*) and the un-normalised ℓ extrapolates (UNQ2 frames got s = 1 bit in a 5-family mixture);
+  ℓ̃ keeps s = 0 wherever one modality fixes y (the other's -inf). Means:
+  E[s̃] = S + E_p[g], E[r̃] = R + E_p[g], E[ũm] = Um - E_p[g] (g in bits, E_p[g] <= 0 when (λ, μ)
+  is dual feasible): one dataset-level shift, like LSMI's δ. On the discrete mixture
+  RDN+UNQ1+UNQ2+UNQ1_WIDE+XOR (equal weights) BROJA gives S = 0.4 (0.2 of it from cross-family
+  pairings), E_p[g] = -0.2 and the dual variant's means equal the per-family (block-conditioned)
+  atoms R .2, U1 .4, U2 .2, S .2 exactly (tests/pid/test_broja_local.py).
 """
 
 from __future__ import annotations
@@ -46,15 +68,19 @@ from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.measures import normalise
 
 __all__ = [
+    'VARIANTS',
     'BROJALocal',
     'BROJALocalModule',
     'LocalTable',
+    'dual_extension',
     'local_table',
 ]
 
 FloatArray = NDArray[np.float64]
 _LN2 = math.log(2.0)
 _FLOOR = -60.0  # log2 floor for empty conditionals (bits)
+_DUAL_FLOOR = -1.0e3  # λ, μ where p(x, y) = 0 (bits; finite so exports carry no inf)
+VARIANTS = ('dual', 'exact_mean')
 
 
 @dataclass(frozen=True)
@@ -76,6 +102,14 @@ class LocalTable:
     unique_1: FloatArray
     unique_2: FloatArray
     synergy: FloatArray
+    variant: str = 'exact_mean'
+    log_partition: FloatArray | None = None  # (n1, n2) g(x1,x2) in bits ('dual'), else None
+
+    def mean_deviation(self) -> float:
+        """E_p[g] (bits): E[s] - S of the 'dual' variant (0.0 for 'exact_mean')."""
+        if self.log_partition is None:
+            return 0.0
+        return float(np.sum(self.joint.sum(2) * self.log_partition))
 
     def means(self) -> tuple[float, float, float, float]:
         p = self.joint
@@ -109,8 +143,48 @@ def _fit_ell(q: FloatArray) -> FloatArray:
     return np.asarray(a + b, dtype=np.float64)  # (n1, n2, ny)
 
 
-def local_table(joint: ArrayLike, q: ArrayLike | None = None) -> LocalTable:
-    """BROJA-local terms of a discrete joint; ``q`` = q* (``exact_pid`` is called if omitted)."""
+def dual_extension(joint: ArrayLike, q: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Dual variables (λ (n1, ny), μ (n2, ny), bits) recovered from q* (see the module notes).
+
+    1. weighted LS of log2 q*(y|x1,x2) = λ(x1,y) + μ(x2,y) over supp(q*) (exact at the optimum)
+    2. λ = floor where p(x1,y) = 0, μ = floor where p(x2,y) = 0 (the -inf of the KKT point)
+    """
+    p = normalise(joint, ndim=3, name='joint')
+    qs = normalise(q, ndim=3, name='q')
+    if qs.shape != p.shape:
+        raise PIDInputError(f'q: shape {qs.shape} differs from joint {p.shape}')
+    n1, n2, ny = qs.shape
+    q12 = qs.sum(2, keepdims=True)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        target = np.log2(qs / q12)  # (n1, n2, ny)
+    i1, i2, y = np.nonzero(qs > 0)
+    w = np.sqrt(qs[i1, i2, y])
+    rows = np.arange(len(y))
+    design = np.zeros((len(y), (n1 + n2) * ny))
+    design[rows, i1 * ny + y] = 1.0
+    design[rows, n1 * ny + i2 * ny + y] = 1.0
+    coef, *_ = np.linalg.lstsq(design * w[:, None], target[i1, i2, y] * w, rcond=None)
+    lam = np.where(p.sum(1) > 0, coef[: n1 * ny].reshape(n1, ny), _DUAL_FLOOR)
+    mu = np.where(p.sum(0) > 0, coef[n1 * ny :].reshape(n2, ny), _DUAL_FLOOR)
+    return np.asarray(lam, dtype=np.float64), np.asarray(mu, dtype=np.float64)
+
+
+def _log2_softmax(a: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """(a - g, g) with g = log2 Σ_y 2^a over the last axis."""
+    top = a.max(-1, keepdims=True)
+    g = top + np.log2(np.exp2(a - top).sum(-1, keepdims=True))
+    return a - g, g[..., 0]
+
+
+def local_table(
+    joint: ArrayLike, q: ArrayLike | None = None, variant: str = 'exact_mean'
+) -> LocalTable:
+    """BROJA-local terms of a discrete joint; ``q`` = q* (``exact_pid`` is called if omitted).
+
+    ``variant``: ``'exact_mean'`` (mean = BROJA atoms) or ``'dual'`` (normalised dual extension).
+    """
+    if variant not in VARIANTS:
+        raise PIDInputError(f'variant: {variant!r} not in {VARIANTS}')
     p = normalise(joint, ndim=3, name='joint')
     if q is None:
         from dmil_ros.pid.exact import exact_pid
@@ -119,7 +193,12 @@ def local_table(joint: ArrayLike, q: ArrayLike | None = None) -> LocalTable:
     qs = normalise(q, ndim=3, name='q')
     if qs.shape != p.shape:
         raise PIDInputError(f'q: shape {qs.shape} differs from joint {p.shape}')
-    ell = _fit_ell(qs)
+    log_partition: FloatArray | None = None
+    if variant == 'dual':
+        lam, mu = dual_extension(p, qs)
+        ell, log_partition = _log2_softmax(lam[:, None, :] + mu[None, :, :])
+    else:
+        ell = _fit_ell(qs)
     py = p.sum((0, 1))  # (ny,)
     p1y = p.sum(1)  # (n1, ny)
     p2y = p.sum(0)  # (n2, ny)
@@ -128,10 +207,9 @@ def local_table(joint: ArrayLike, q: ArrayLike | None = None) -> LocalTable:
     lp2 = _safe_log2(p2y / p2y.sum(1, keepdims=True))
     with np.errstate(divide='ignore', invalid='ignore'):
         cond12 = np.where(p12 > 0, p / p12, 0.0)
-    # unseen (x1, x2): fall back to the normalised exp(ℓ), which gives s = 0 there
-    fallback = np.exp2(ell - ell.max(2, keepdims=True))
-    fallback /= fallback.sum(2, keepdims=True)
-    lp12 = np.where(p12 > 0, _safe_log2(cond12), np.log2(fallback))
+    # unseen (x1, x2): fall back to the normalised exp(ℓ) (s = 0 there for the 'dual' variant)
+    fallback, _ = _log2_softmax(ell)
+    lp12 = np.where(p12 > 0, _safe_log2(cond12), fallback)
     lpy = _safe_log2(py)
     b1 = lp1[:, None, :]
     b2 = lp2[None, :, :]
@@ -148,6 +226,8 @@ def local_table(joint: ArrayLike, q: ArrayLike | None = None) -> LocalTable:
         unique_1=ell - b2,
         unique_2=ell - b1,
         synergy=lp12 - ell,
+        variant=variant,
+        log_partition=log_partition,
     )
 
 
@@ -237,7 +317,10 @@ class BROJALocal:
     """Cluster both modalities, solve ``exact_pid`` on the histogram, give per-sample terms.
 
     ``n_clusters`` per modality, one int or a pair (default 30, the CVX recipe); ``pca_dim``
-    (None: no PCA; the recipe uses 5); k-means on standardised features.
+    (None: no PCA; the recipe uses 5); k-means on standardised features. ``variant``: ``'dual'``
+    (default; the synergy alarm's estimate, chosen by benchmarks/bench_pid_sample.py) or
+    ``'exact_mean'``; both are fitted, :meth:`pointwise` can ask for either; ``module`` is the
+    default variant's exportable module, ``modules[v]`` each variant's.
     """
 
     def __init__(
@@ -246,10 +329,16 @@ class BROJALocal:
         pca_dim: int | None = None,
         seed: int = 0,
         n_init: int = 3,
+        variant: str = 'dual',
     ) -> None:
         ks = (n_clusters, n_clusters) if isinstance(n_clusters, int) else tuple(n_clusters)
         if len(ks) != 2 or min(ks) < 1 or (pca_dim is not None and pca_dim < 1):
             raise PIDInputError(f'n_clusters {n_clusters!r} / pca_dim {pca_dim!r} must be >= 1')
+        if variant not in VARIANTS:
+            raise PIDInputError(f'variant: {variant!r} not in {VARIANTS}')
+        self.variant = variant
+        self.modules: dict[str, BROJALocalModule] = {}
+        self.tables: dict[str, LocalTable] = {}
         self.n_clusters: tuple[int, int] = (int(ks[0]), int(ks[1]))
         self.pca_dim = pca_dim
         self.seed = seed
@@ -315,16 +404,21 @@ class BROJALocal:
         np.add.at(hist, (a1, a2, y), 1.0)
         res = exact_pid(hist)
         self.pid = res
-        tab = local_table(hist, res.q)
-        self.table = tab
-        bufs.update(
-            ell=torch.as_tensor(tab.ell),
-            lp1=torch.as_tensor(tab.log_p1),
-            lp2=torch.as_tensor(tab.log_p2),
-            lp12=torch.as_tensor(tab.log_p12),
-            log2_prior=torch.as_tensor(tab.log_prior),
-        )
-        self.module = BROJALocalModule(bufs).eval()
+        for v in VARIANTS:
+            tab = local_table(hist, res.q, variant=v)
+            self.tables[v] = tab
+            self.modules[v] = BROJALocalModule(
+                {
+                    **bufs,
+                    'ell': torch.as_tensor(tab.ell),
+                    'lp1': torch.as_tensor(tab.log_p1),
+                    'lp2': torch.as_tensor(tab.log_p2),
+                    'lp12': torch.as_tensor(tab.log_p12),
+                    'log2_prior': torch.as_tensor(tab.log_prior),
+                }
+            ).eval()
+        self.table = self.tables[self.variant]
+        self.module = self.modules[self.variant]
         return self
 
     def pointwise(
@@ -336,11 +430,18 @@ class BROJALocal:
         probs_1: NDArray[np.floating] | None = None,
         probs_2: NDArray[np.floating] | None = None,
         probs_12: NDArray[np.floating] | None = None,
+        variant: str | None = None,
     ) -> BROJALocalPointwise:
-        """Per-sample terms; pass all three ``probs_*`` (N, C) to use discriminators."""
+        """Per-sample terms; pass all three ``probs_*`` (N, C) to use discriminators.
+
+        ``variant`` (default: the estimator's) picks ``'dual'`` or ``'exact_mean'``.
+        """
         if self.module is None:
             raise PIDInputError('BROJALocal: call fit() before pointwise()')
-        mod = self.module
+        v = self.variant if variant is None else variant
+        if v not in VARIANTS:
+            raise PIDInputError(f'variant: {v!r} not in {VARIANTS}')
+        mod = self.modules[v]
         f1 = torch.as_tensor(np.asarray(features_1), dtype=torch.float32)
         f2 = torch.as_tensor(np.asarray(features_2), dtype=torch.float32)
         y = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
