@@ -72,6 +72,7 @@ _LOG = logging.getLogger(__name__)
 _MAX_PD = 60
 _RD_CERTIFY = 1e-5
 _W_FLOOR = 1e-6
+_MAX_DZ = 5.0
 _MAX_BARRIER = 600
 _MAX_CENTRING = 50
 _IPF_SWEEPS = 200
@@ -438,6 +439,9 @@ def _primal_dual(
             prob, np.where(cells, rc_aff + ds * dnu - target * w, 0.0), **state
         )
         alpha = min(1.0, 0.99 * min(to_boundary(s, ds), to_boundary(nu, dnu)))
+        # Trust region on the dual variables (they are log-probabilities): the linearisation of
+        # g_c is meaningless for moves of many nats, and unchecked moves can overflow.
+        alpha = min(alpha, _MAX_DZ / max(float(np.abs(dz).max()), 1e-300))
         z, s, nu = z + alpha * dz, s + alpha * ds, nu + alpha * dnu
     return best, steps
 
