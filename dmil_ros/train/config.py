@@ -37,8 +37,8 @@ class DataConfig:
     cmd_vel_topic: str = '/cmd_vel'
     ground_truth_topic: str = '/sim/ground_truth'
     slop: float = 0.06  # seconds, camera <-> LiDAR and camera <-> label
-    forward_speed: float = 0.05  # m/s, cmd_vel discretisation
-    turn_rate: float = 0.2  # rad/s, cmd_vel discretisation
+    forward_speed: float = 0.25  # m/s, cmd_vel discretisation
+    turn_rate: float = 0.4  # rad/s, cmd_vel discretisation
     val_fraction: float = 0.2
     block_seconds: float = 10.0  # time blocks for the train / validation split
 

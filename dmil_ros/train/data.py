@@ -2,8 +2,9 @@
 
 For each bag:
 
-1. read the camera, LiDAR, label and ground-truth topics in log-time order with ``rosbags``
-   (typestore :func:`dmil_ros.bagio.typestore`);
+1. read the camera, LiDAR, label and ground-truth topics with
+   :class:`dmil_ros.bagio.reader.RobustReader` (``rosbags``, typestore
+   :func:`dmil_ros.bagio.typestore`; a damaged bag is salvaged up to the damage);
 2. decode with :mod:`dmil_ros.runtime.decode` and preprocess with
    :mod:`dmil_ros.runtime.preprocess` (the node's own code, so training input == runtime input);
    a message that fails to decode is counted and skipped;
@@ -99,70 +100,58 @@ def read_bag(
     bag: Path, cfg: DataConfig, spec: PreprocessSpec, segment: int = 0
 ) -> tuple[Arrays, BagStats]:
     """Decode, pair and label one bag (no cache)."""
-    from rosbags.highlevel import AnyReader
-
-    from dmil_ros.bagio import typestore
+    from dmil_ros.bagio.reader import BagReadError, RobustReader
     from dmil_ros.runtime.decode import decode_image, decode_pointcloud2
     from dmil_ros.runtime.errors import DecodeError
     from dmil_ros.runtime.pairing import ApproxTimePairer
 
     stats = BagStats(str(bag))
     label_topic = cfg.action_topic if cfg.label_source == 'action' else cfg.cmd_vel_topic
-    wanted = {cfg.camera_topic, cfg.lidar_topic, label_topic, cfg.ground_truth_topic}
+    wanted = [cfg.camera_topic, cfg.lidar_topic, label_topic, cfg.ground_truth_topic]
     pairer: ApproxTimePairer[tuple[int, np.ndarray[Any, Any]], np.ndarray[Any, Any]]
     pairer = ApproxTimePairer(slop=cfg.slop, queue_size=256)
     pairs: list[Any] = []
     label_t: list[int] = []
     label_v: list[int] = []
     family_by_stamp: dict[int, int] = {}
+    seen: Counter[str] = Counter()
     try:
-        reader = AnyReader([bag], default_typestore=typestore())
-        reader.open()
-    except Exception as exc:  # rosbags raises several types for unreadable bags
-        msg = f'bag {str(bag)!r}: cannot be opened ({exc})'
-        raise DataError(msg) from exc
-    try:
-        present = {c.topic for c in reader.connections}
-        for topic in (cfg.camera_topic, cfg.lidar_topic, label_topic):
-            if topic not in present:
-                msg = f'bag {str(bag)!r}: topic {topic!r} not found (has {sorted(present)})'
-                raise DataError(msg)
-        conns = [c for c in reader.connections if c.topic in wanted]
-        total = sum(c.msgcount for c in conns)
-        try:
-            for conn, log_t, raw in tqdm(
-                reader.messages(connections=conns), total=total, leave=False,
-                desc=f'reading {bag.name}', disable=total < 2000,
-            ):  # fmt: skip
-                topic = conn.topic
-                try:
-                    m: Any = reader.deserialize(raw, conn.msgtype)
-                    if topic == cfg.camera_topic:
-                        image = prepare_image(decode_image(m, topic), spec)
-                        pairs += pairer.push_camera(_stamp_ns(m), (int(log_t), image))
-                    elif topic == cfg.lidar_topic:
-                        lidar = prepare_points(decode_pointcloud2(m, topic), spec)
-                        pairs += pairer.push_lidar(_stamp_ns(m), lidar)
-                    elif topic == label_topic:
-                        if cfg.label_source == 'action':
-                            if m.data not in ACTION_INDEX:
-                                stats.skipped[f'{topic}:unknown_action'] += 1
-                                continue
-                            value = ACTION_INDEX[m.data]
-                        else:
-                            value = discretise_twist(m.linear.x, m.angular.z, cfg)
-                        label_t.append(int(log_t))
-                        label_v.append(value)
+        reader = RobustReader(bag, topics=wanted)
+        for raw, m in tqdm(reader.decoded(), leave=False, desc=f'reading {bag.name}'):
+            topic = raw.topic
+            seen[topic] += 1
+            try:
+                if topic == cfg.camera_topic:
+                    image = prepare_image(decode_image(m, topic), spec)
+                    pairs += pairer.push_camera(_stamp_ns(m), (int(raw.timestamp), image))
+                elif topic == cfg.lidar_topic:
+                    lidar = prepare_points(decode_pointcloud2(m, topic), spec)
+                    pairs += pairer.push_lidar(_stamp_ns(m), lidar)
+                elif topic == label_topic:
+                    if cfg.label_source == 'action':
+                        if m.data not in ACTION_INDEX:
+                            stats.skipped[f'{topic}:unknown_action'] += 1
+                            continue
+                        value = ACTION_INDEX[m.data]
                     else:
-                        fam = _FAMILY_INDEX.get(m.family, -1)
-                        family_by_stamp[_stamp_ns(m)] = fam
-                except (DecodeError, AttributeError, ValueError, KeyError) as exc:
-                    stats.skipped[f'{topic}:{type(exc).__name__}'] += 1
-        except Exception as exc:  # a truncated or corrupt bag: keep what was read
-            stats.error = f'bag {str(bag)!r}: read stopped early ({exc})'
-            logger.error('%s', stats.error)
-    finally:
-        reader.close()
+                        value = discretise_twist(m.linear.x, m.angular.z, cfg)
+                    label_t.append(int(raw.timestamp))
+                    label_v.append(value)
+                else:
+                    family_by_stamp[_stamp_ns(m)] = _FAMILY_INDEX.get(m.family, -1)
+            except (DecodeError, AttributeError, ValueError, KeyError) as exc:
+                stats.skipped[f'{topic}:{type(exc).__name__}'] += 1
+    except BagReadError as exc:
+        raise DataError(str(exc)) from exc
+    for topic, count in reader.skipped.items():
+        stats.skipped[f'{topic}:cdr'] += count
+    if reader.issues:
+        stats.error = f'bag {str(bag)!r}: ' + '; '.join(i.message for i in reader.issues)
+        logger.error('%s (kept what was readable)', stats.error)
+    for topic in (cfg.camera_topic, cfg.lidar_topic, label_topic):
+        if not seen[topic]:
+            msg = f'bag {str(bag)!r}: no readable message on topic {topic!r}'
+            raise DataError(msg)
     for reason, count in pairer.drops.items():
         stats.skipped[f'pairing:{reason}'] += count
     # label and assemble
@@ -186,7 +175,7 @@ def read_bag(
         lidar=np.stack([r[1] for r in rows]).astype(np.float32),
         action=np.asarray([r[2] for r in rows], np.int64),
         family=np.asarray([r[3] for r in rows], np.int64),
-        stamp=np.asarray([r[4] for r in rows], np.float64) * 1e-9,
+        stamp=np.asarray([r[4] for r in rows], np.int64),
         segment=np.full(len(rows), segment, np.int64),
     )
     return arrays, stats
@@ -197,7 +186,7 @@ def _empty(spec: PreprocessSpec) -> Arrays:
         image=np.zeros((0, *spec.image_shape), np.float32),
         lidar=np.zeros((0, *spec.lidar_shape), np.float32),
         action=np.zeros(0, np.int64), family=np.zeros(0, np.int64),
-        stamp=np.zeros(0, np.float64), segment=np.zeros(0, np.int64),
+        stamp=np.zeros(0, np.int64), segment=np.zeros(0, np.int64),
     )  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """Training arrays in memory and their on-disk cache (``.npz`` without pickle).
 
 ``Arrays`` holds model-ready tensors exactly as :mod:`dmil_ros.runtime.preprocess` made them,
-plus labels, scene families (-1 where the bag has no ground truth) and camera stamps (seconds).
+plus labels, scene families (-1 where the bag has no ground truth) and camera stamps (integer
+nanoseconds, exact: they match ``/sim/ground_truth`` stamps).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,7 +18,6 @@ import numpy.typing as npt
 from dmil_ros.train.errors import DataError
 
 F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 FIELDS = ('image', 'lidar', 'action', 'family', 'stamp', 'segment')
@@ -28,7 +29,7 @@ class Arrays:
     lidar: F32  # (N, 2, beams, bins)
     action: I64  # (N,)
     family: I64  # (N,) index into FAMILIES, -1 unknown
-    stamp: F64  # (N,) camera stamp, seconds
+    stamp: I64  # (N,) camera header stamp, nanoseconds
     segment: I64  # (N,) recording id (bag index), for the time-block split
 
     def __post_init__(self) -> None:
@@ -72,9 +73,16 @@ class Arrays:
             lidar=raw['lidar'].astype(np.float32, copy=False),
             action=raw['action'].astype(np.int64, copy=False),
             family=raw['family'].astype(np.int64, copy=False),
-            stamp=raw['stamp'].astype(np.float64, copy=False),
+            stamp=_stamp_ns(raw['stamp']),
             segment=raw['segment'].astype(np.int64, copy=False),
         )
+
+
+def _stamp_ns(raw: npt.NDArray[Any]) -> I64:
+    """Stamps as int64 ns (early caches stored float seconds: converted)."""
+    if np.issubdtype(raw.dtype, np.floating):
+        return np.round(raw * 1e9).astype(np.int64)
+    return raw.astype(np.int64, copy=False)
 
 
 def time_block_split(
@@ -92,8 +100,8 @@ def time_block_split(
     offset = 0
     for seg in np.unique(arrays.segment):
         rows = np.flatnonzero(arrays.segment == seg)
-        t = arrays.stamp[rows]
-        local = np.floor((t - t.min()) / block_seconds).astype(np.int64)
+        t = (arrays.stamp[rows] - arrays.stamp[rows].min()) * 1e-9  # (n,) seconds
+        local = np.floor(t / block_seconds).astype(np.int64)
         block[rows] = local + offset
         offset += int(local.max()) + 1
     is_val = np.floor((block + 1) * val_fraction) > np.floor(block * val_fraction)

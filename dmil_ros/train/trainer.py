@@ -245,13 +245,14 @@ def train(
                 for k, v in parts.items():
                     parts_sum[k] = parts_sum.get(k, 0.0) + v * idx.numel()
                 bar.set_postfix(loss=f'{float(loss.detach()):.3f}')
+            lr_used = opt.param_groups[0]['lr']
             sched_lr.step()
             metrics = _metrics(model, va)
             seconds = time.perf_counter() - t0
             state['seconds'] += seconds
             step += 1
             values = {
-                'val': metrics, 'seconds': seconds, 'lr': opt.param_groups[0]['lr'],
+                'val': metrics, 'seconds': seconds, 'lr': lr_used,
                 'train_loss': total / max(count, 1),
                 'parts': {k: v / max(count, 1) for k, v in parts_sum.items()},
             }  # fmt: skip

@@ -40,7 +40,7 @@ def toy_arrays(n: int, seed: int, families: tuple[int, ...] = (0, 1, 2, 3)) -> A
     for i in np.flatnonzero(fam != 1):
         lo = 100 if g[i] == 0 else 50
         lidar[i, 0, :, lo : lo + 30] = 1.0
-    stamp = np.arange(n, dtype=np.float64) * 0.05
+    stamp = np.arange(n, dtype=np.int64) * 50_000_000  # 20 Hz, ns
     return Arrays(
         image=image, lidar=lidar, action=action, family=fam.astype(np.int64), stamp=stamp,
         segment=np.zeros(n, np.int64),

@@ -1,0 +1,153 @@
+"""DMIL and baselines: shapes, stage freezing, circular padding, information penalties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dmil_ros.model import (
+    DMIL,
+    KINDS,
+    LIDAR_ENCODERS,
+    LossWeights,
+    ModelConfig,
+    ModelConfigError,
+    build_model,
+    dmil_loss,
+)
+from dmil_ros.model.dmil import STAGE1_MODULES, STAGE2_MODULES
+from dmil_ros.model.encoders import CircularConv, PointEncoder
+from dmil_ros.model.layers import Gaussian, cross_correlation_penalty, gaussian_kl
+
+SMALL = {'camera_channels': (4, 8, 8), 'lidar_channels': (4, 8, 8), 'feature_dim': 16,
+         'latent_dim': 4, 'hidden': 16}  # fmt: skip
+
+
+def _inputs(b: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(b, 3, 48, 64, generator=g), torch.rand(b, 2, 16, 180, generator=g)
+
+
+@pytest.mark.parametrize('kind', KINDS)
+@pytest.mark.parametrize('encoder', LIDAR_ENCODERS)
+def test_output_shapes_and_probabilities(kind: str, encoder: str) -> None:
+    model = build_model(ModelConfig(kind=kind, lidar_encoder=encoder, **SMALL)).eval()
+    out = model(*_inputs())
+    assert out['probs'].shape == (6, 4)
+    torch.testing.assert_close(out['probs'].sum(1), torch.ones(6))
+    for key in ('probs_camera', 'probs_lidar'):
+        torch.testing.assert_close(out[key].sum(1), torch.ones(6))
+    if kind == 'dmil':
+        assert out['gates'].shape == (6, 4)
+        assert out['sub_probs'].shape == (6, 4, 4)
+        torch.testing.assert_close(out['gates'].sum(1), torch.ones(6))
+        # the prediction is the gate-weighted mixture of the sub-predictions
+        mix = (out['gates'].unsqueeze(2) * out['sub_probs']).sum(1)
+        torch.testing.assert_close(out['probs'], mix)
+
+
+def test_ensemble_is_mean_of_members() -> None:
+    model = build_model(ModelConfig(kind='ensemble', **SMALL)).eval()
+    out = model(*_inputs())
+    torch.testing.assert_close(out['probs'], (out['probs_camera'] + out['probs_lidar']) / 2)
+
+
+def test_stage2_freezes_stage1_modules() -> None:
+    torch.manual_seed(0)
+    model = DMIL(ModelConfig(**SMALL))
+    model.set_stage(2)
+    assert not model.camera_encoder.training
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=0.1)
+    image, lidar = _inputs(8)
+    y = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    loss, _ = dmil_loss(model(image, lidar), y, y, 2, LossWeights())
+    loss.backward()
+    opt.step()
+    after = model.state_dict()
+    for k, v in before.items():
+        if k.startswith(tuple(n + '.' for n in STAGE1_MODULES)):
+            assert torch.equal(v, after[k]), k
+    changed = [
+        k for k in before if k.startswith(STAGE2_MODULES) and not torch.equal(before[k], after[k])
+    ]
+    assert changed
+
+
+def test_stage1_trains_encoders_not_gate() -> None:
+    model = DMIL(ModelConfig(**SMALL))
+    model.set_stage(1)
+    assert all(p.requires_grad for p in model.camera_encoder.parameters())
+    assert not any(p.requires_grad for p in model.gate.parameters())
+
+
+@settings(max_examples=15, deadline=None)
+@given(shift=st.integers(0, 14), seed=st.integers(0, 100))
+def test_circular_conv_is_azimuth_equivariant(shift: int, seed: int) -> None:
+    """Rolling the range image by k strides rolls the output by k (no seam at +-180 deg)."""
+    torch.manual_seed(seed)
+    conv = CircularConv(2, 3, (3, 5), (2, 3))
+    x = torch.randn(1, 2, 16, 180)
+    y = conv(x)
+    y_rolled = conv(torch.roll(x, shifts=3 * shift, dims=-1))
+    torch.testing.assert_close(y_rolled, torch.roll(y, shifts=shift, dims=-1))
+
+
+def test_point_encoder_ignores_empty_cells() -> None:
+    enc = PointEncoder(ModelConfig(lidar_encoder='point', **SMALL)).eval()
+    x = torch.zeros(1, 2, 16, 180)
+    x[0, 0, 3:9, 40:60] = 0.4
+    y = x.clone()
+    y[0, 1, 0:2, :] = 7.0  # intensity where there is no return
+    torch.testing.assert_close(enc(x), enc(y))
+
+
+def test_kl_terms_match_torch_distributions() -> None:
+    g = torch.Generator().manual_seed(1)
+    mu_p, lv_p, mu_q, lv_q = (torch.randn(5, 3, generator=g) for _ in range(4))
+    p, q = Gaussian(mu_p, lv_p, mu_p), Gaussian(mu_q, lv_q, mu_q)
+    dist = torch.distributions
+    ref_pq = (
+        dist.kl_divergence(
+            dist.Normal(mu_p, (0.5 * lv_p).exp()), dist.Normal(mu_q, (0.5 * lv_q).exp())
+        )
+        .sum(1)
+        .mean()
+    )
+    torch.testing.assert_close(gaussian_kl(p, q), ref_pq)
+    ref_prior = (
+        dist.kl_divergence(
+            dist.Normal(mu_p, (0.5 * lv_p).exp()), dist.Normal(torch.zeros(3), torch.ones(3))
+        )
+        .sum(1)
+        .mean()
+    )
+    torch.testing.assert_close(p.kl_to_prior(), ref_prior)
+
+
+def test_cross_correlation_penalty_matches_gaussian_mi() -> None:
+    """For weakly correlated Gaussians the penalty approaches I = -1/2 log(1 - rho^2) (nats)."""
+    rng = np.random.default_rng(0)
+    n, rho = 200_000, 0.2
+    a = rng.normal(size=n)
+    b = rho * a + np.sqrt(1 - rho**2) * rng.normal(size=n)
+    pen = float(cross_correlation_penalty(torch.tensor(a[:, None]), torch.tensor(b[:, None])))
+    mi = -0.5 * np.log(1 - rho**2)
+    assert abs(pen - mi) < 0.1 * mi
+    indep = float(cross_correlation_penalty(torch.randn(50_000, 4), torch.randn(50_000, 4)))
+    assert indep < 1e-3
+
+
+def test_model_config_round_trip_and_errors() -> None:
+    cfg = ModelConfig(kind='joint', latent_dim=8)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ModelConfigError, match='kind'):
+        ModelConfig(kind='late')
+    with pytest.raises(ModelConfigError, match='latent_dim'):
+        ModelConfig(latent_dim=0)
+    with pytest.raises(ModelConfigError, match='unknown keys'):
+        ModelConfig.from_dict({'latent': 3})

@@ -1,0 +1,90 @@
+"""Training data from simulator bags: pairing, labels, families, cache, damaged bags."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dmil_ros.actions import FAMILIES
+from dmil_ros.bagio.reader import RobustReader
+from dmil_ros.runtime.preprocess import PreprocessSpec
+from dmil_ros.sim import SimConfig, record_bag
+from dmil_ros.train.config import DataConfig
+from dmil_ros.train.data import load_bags, read_bag
+from dmil_ros.train.errors import DataError
+
+SPEC = PreprocessSpec()
+FRAMES = 60
+
+
+@pytest.fixture(scope='module')
+def bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp('bags') / 'drive'
+    record_bag(SimConfig(frames=FRAMES, seed=7), path)
+    return path
+
+
+def _truth(bag: Path) -> dict[int, tuple[int, str]]:
+    """stamp (ns) -> (action, family) straight from /sim/ground_truth (independent reader)."""
+    out = {}
+    for _, msg in RobustReader(bag, topics=['/sim/ground_truth']).decoded():
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        out[stamp] = (int(msg.action), str(msg.family))
+    return out
+
+
+def test_pairs_labels_and_families_match_ground_truth(bag: Path) -> None:
+    arrays, stats = read_bag(bag, DataConfig(), SPEC)
+    assert stats.error is None
+    assert FRAMES - 2 <= len(arrays) <= FRAMES  # frames after the last sweep cannot pair
+    assert arrays.image.shape[1:] == SPEC.image_shape
+    assert arrays.lidar.shape[1:] == SPEC.lidar_shape
+    assert (arrays.lidar[:, 0] > 0).mean() > 0.3  # a real range image, not zeros
+    truth = _truth(bag)
+    for t, y, fam in zip(arrays.stamp, arrays.action, arrays.family, strict=True):
+        action, family = truth[int(t)]
+        assert y == action
+        assert FAMILIES[fam] == family
+    assert np.all(np.diff(arrays.stamp) > 0)
+
+
+def test_cmd_vel_labels_agree_with_expert_actions(bag: Path) -> None:
+    by_action, _ = read_bag(bag, DataConfig(), SPEC)
+    by_twist, _ = read_bag(bag, DataConfig(label_source='cmd_vel'), SPEC)
+    assert np.array_equal(by_action.stamp, by_twist.stamp)
+    assert np.array_equal(by_action.action, by_twist.action)
+
+
+def test_cache_round_trip(bag: Path, tmp_path: Path) -> None:
+    fresh, stats = load_bags([bag], DataConfig(), SPEC, tmp_path)
+    assert not stats[0].cached
+    assert list(tmp_path.glob('*.npz'))
+    again, stats = load_bags([bag], DataConfig(), SPEC, tmp_path)
+    assert stats[0].cached
+    for name in ('image', 'lidar', 'action', 'family', 'stamp', 'segment'):
+        assert np.array_equal(getattr(fresh, name), getattr(again, name))
+    # another slop is another cache entry
+    load_bags([bag], DataConfig(slop=0.07), SPEC, tmp_path)
+    assert len(list(tmp_path.glob('*.npz'))) == 2
+
+
+def test_truncated_bag_yields_what_was_read(bag: Path, tmp_path: Path) -> None:
+    broken = tmp_path / 'broken'
+    shutil.copytree(bag, broken)
+    mcap = next(broken.glob('*.mcap'))
+    with mcap.open('r+b') as f:
+        f.truncate(mcap.stat().st_size // 2)
+    arrays, stats = read_bag(broken, DataConfig(), SPEC)
+    assert stats.error is not None
+    assert 'broken' in stats.error
+    assert 0 < len(arrays) < FRAMES
+
+
+def test_missing_topic_and_missing_bag_are_named(bag: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match='/no/such/topic'):
+        read_bag(bag, DataConfig(action_topic='/no/such/topic'), SPEC)
+    with pytest.raises(DataError, match='nowhere'):
+        load_bags([tmp_path / 'nowhere'], DataConfig(), SPEC)

@@ -1,0 +1,66 @@
+"""ONNX export: contract outputs, metadata, checker, onnxruntime == torch, dynamic batch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from dmil_ros.actions import ACTIONS, COMPONENTS
+from dmil_ros.model import build_model
+from dmil_ros.runtime.preprocess import PreprocessSpec
+from dmil_ros.train.evaluate import evaluate_model
+from dmil_ros.train.export import OUTPUTS, export_onnx
+from tests.train.test_trainer import small_config
+from tests.train.toy import toy_arrays
+
+ort.set_default_logger_severity(3)
+
+
+@pytest.mark.parametrize('kind', ['dmil', 'joint', 'ensemble'])
+def test_export_matches_torch_and_carries_metadata(kind: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    cfg = small_config(kind)
+    model = build_model(cfg.model).eval()
+    data = toy_arrays(12, 3)
+    path = tmp_path / f'{kind}.onnx'
+    report = export_onnx(model, cfg, path, {'note': 'test'}, sample=(data.image, data.lidar))
+    assert report['max_abs_diff'] <= 1e-4
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta['dmil_ros.labels']) == list(ACTIONS)
+    assert json.loads(meta['dmil_ros.components']) == list(COMPONENTS)
+    assert PreprocessSpec.from_json(meta['dmil_ros.preprocess']) == cfg.preprocess
+    assert meta['dmil_ros.kind'] == kind
+    assert json.loads(meta['dmil_ros.training']) == {'note': 'test'}
+    assert 'dmil_ros.version' in meta
+    sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    assert [i.name for i in sess.get_inputs()] == ['image', 'lidar']
+    assert [o.name for o in sess.get_outputs()] == list(OUTPUTS[kind])
+    # dynamic batch: 1 and 5 frames, each equal to torch
+    for b in (1, 5):
+        got = dict(
+            zip(
+                OUTPUTS[kind],
+                sess.run(None, {'image': data.image[:b], 'lidar': data.lidar[:b]}),
+                strict=True,
+            )
+        )
+        with torch.no_grad():
+            ref = model(torch.from_numpy(data.image[:b]), torch.from_numpy(data.lidar[:b]))
+        for name in OUTPUTS[kind]:
+            np.testing.assert_allclose(got[name], ref[name].numpy(), atol=1e-5)
+        assert got['probs'].shape == (b, 4)
+    if kind == 'dmil':
+        assert got['gates'].shape == (5, 4)
+        assert got['sub_probs'].shape == (5, 4, 4)
+    # evaluation runs on the exported graph
+    m = evaluate_model(path, data)
+    assert 0.0 <= m['accuracy'] <= 1.0
+    assert (m['gate_family_agreement'] is None) == (kind != 'dmil')
