@@ -42,8 +42,8 @@ Algorithm (chosen on measurements, see benchmarks/bench_pid_exact.py and the mod
 
 Why this and not the alternatives (measured on the 2-core CI machine, one BLAS thread;
 ``python benchmarks/bench_pid_exact.py``): dit's exponential-cone route (ECOS, 3 variables per
-cell, model built in Python loops) takes 0.5 s at 8x8x4 and 17.7 s at 32x32x8 against 0.025 s
-and 0.44 s here, with atoms agreeing to 5e-8 bits. Clarabel on the same exponential-cone
+cell, model built in Python loops) takes 0.27 s at 8x8x4 and 9.2 s at 32x32x8 against 0.015 s
+and 0.19 s here (18x, 49x), with atoms agreeing to 5e-8 bits. Clarabel on the same exponential-cone
 programme, built vectorised, solves 32x32x8 in 6.2 s (41 iterations) and stops at
 'AlmostSolved' on inputs with 1e-13 probabilities, so it is not used. dit's admUI (alternating
 divergence minimisation, Banerjee et al. 2018) took 6.7 s on AND; its SLSQP route is known to
