@@ -36,7 +36,7 @@ from dmil_ros.runtime.decode import decode_image, decode_pointcloud2
 from dmil_ros.runtime.errors import DecodeError
 from tests.reliability import corpus
 
-CASES_PER_BAG = 140
+CASES_PER_BAG = 100
 ALLOC_BASE = 8 << 20
 ALLOC_FACTOR = 6  # the salvager reads the file (1x) and copies messages out of it (1x), ...
 CAM, LID = '/camera/image_raw', '/lidar/points'

@@ -61,7 +61,7 @@ CORPUS_SIZE = 12_000
 pytestmark = pytest.mark.filterwarnings(
     'ignore:(overflow|invalid value) encountered:RuntimeWarning'
 )
-HYPOTHESIS_EXAMPLES = 500  # per decoder strategy; 5 strategies
+HYPOTHESIS_EXAMPLES = 300  # per decoder strategy; 5 strategies
 REASONS = frozenset({'data', 'size', 'encoding', 'format', 'corrupt', 'type', 'fields', 'angles'})
 """Every ``reason`` decode.py documents (the keys the pipeline's diagnostics count under)."""
 ALLOC_BASE = 1 << 20  # bytes
