@@ -17,6 +17,7 @@ preprocesses exactly as the model was trained.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,6 +28,11 @@ import numpy.typing as npt
 from dmil_ros.errors import ConfigError
 
 F32 = npt.NDArray[np.float32]
+
+MAX_IMAGE_SIDE = 4096
+"""Largest model image side accepted: a spec read from a model file sizes per-frame buffers."""
+MAX_BEAMS = 512
+MAX_AZIMUTH_BINS = 8192
 
 
 @dataclass(frozen=True)
@@ -58,13 +64,15 @@ class PreprocessSpec:
 
     def __post_init__(self) -> None:
         checks = {
-            'image_width': self.image_width > 0,
-            'image_height': self.image_height > 0,
-            'beams': self.beams > 0,
-            'azimuth_bins': self.azimuth_bins > 0,
-            'max_range': self.max_range > 0,
+            'image_width': 0 < self.image_width <= MAX_IMAGE_SIDE,
+            'image_height': 0 < self.image_height <= MAX_IMAGE_SIDE,
+            'beams': 0 < self.beams <= MAX_BEAMS,
+            'azimuth_bins': 0 < self.azimuth_bins <= MAX_AZIMUTH_BINS,
+            'max_range': math.isfinite(self.max_range) and self.max_range > 0,
+            'intensity_scale': math.isfinite(self.intensity_scale),
             'vertical_fov_deg': self.vertical_fov_deg[0] < self.vertical_fov_deg[1],
-            'image_std': all(s > 0 for s in self.image_std),
+            'image_std': len(self.image_std) == 3 and all(s > 0 for s in self.image_std),
+            'image_mean': len(self.image_mean) == 3,
         }
         for name, ok in checks.items():
             if not ok:

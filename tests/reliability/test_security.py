@@ -33,7 +33,6 @@ from dmil_ros.runtime.model import FusionModel
 from dmil_ros.runtime.monitor import SynergyMonitor
 from dmil_ros.runtime.pairing import ApproxTimePairer
 from dmil_ros.runtime.pipeline import PipelineConfig
-from dmil_ros.runtime.preprocess import PreprocessSpec
 from tests.runtime.contract_models import build_model
 
 PACKAGE = Path(dmil_ros.__file__).resolve().parent
@@ -282,18 +281,13 @@ def test_external_data_outside_the_model_directory_refused(
     assert 'external data' in str(error).lower()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='PreprocessSpec has no upper bounds and check_contract accepts dynamic H/W, so a model '
-    'can make the node allocate 100000x100000x3 float32 per frame',
-)
 def test_huge_preprocess_spec_in_a_dynamic_model(model_dir: Path) -> None:
     """A model with dynamic H/W can carry any spec: the spec's sizes are what the node would
     allocate per frame, so absurd ones must be refused when the model is loaded."""
-    spec = PreprocessSpec(image_width=100_000, image_height=100_000)
+    text = json.dumps({'image_width': 100_000, 'image_height': 100_000})
     path = build_model(
         model_dir / 'huge.onnx',
-        spec=spec,
+        metadata={'dmil_ros.preprocess': text},
         input_shapes={'image': ['B', 3, 'H', 'W'], 'lidar': ['B', 2, 16, 180]},
     )
     refused(path, 'preprocess')

@@ -123,5 +123,9 @@ def test_spec_json_round_trip_and_validation() -> None:
         PreprocessSpec.from_json('{"image_widht": 3}')
     with pytest.raises(ConfigError, match='max_range'):
         PreprocessSpec(max_range=0.0)
+    with pytest.raises(ConfigError, match='image_width'):
+        PreprocessSpec(image_width=100_000)  # would size a 100k-wide buffer per frame
+    with pytest.raises(ConfigError, match='azimuth_bins'):
+        PreprocessSpec.from_json('{"azimuth_bins": 1000000000}')
     with pytest.raises(ConfigError, match='not JSON'):
         PreprocessSpec.from_json('{')
