@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rosbags.rosbag2 import Reader
-from rosbags.rosbag2.errors import ReaderError
 from rosbags.typesys.store import Typestore
 
 from dmil_ros.bagio.typestore import typestore as default_typestore
@@ -71,6 +70,10 @@ class ReadIssue:
         return {'file': self.file, 'offset': self.offset, 'message': self.message}
 
 
+class _LayoutError(Exception):
+    """An MCAP file whose record layout rosbags must not be handed (internal)."""
+
+
 class _TruncatedError(Exception):
     """A record runs past the end of the data (internal to the MCAP scanner)."""
 
@@ -88,20 +91,99 @@ def _string(buf: memoryview, pos: int) -> tuple[str, int]:
     return bytes(raw).decode('utf-8', 'replace'), pos
 
 
+MAX_CHUNK_BYTES = 256 << 20
+"""Largest uncompressed MCAP chunk accepted (rosbags writes chunks of about 1 MB)."""
+
+
 def _decompress(data: bytes, compression: str, size: int) -> bytes:
+    """A chunk's bytes, inflated to at most ``size`` + 1 bytes (a zstd/lz4 bomb is not expanded).
+
+    ``size`` is the chunk's declared uncompressed size; a size over :data:`MAX_CHUNK_BYTES` is
+    refused before anything is allocated, and output past ``size`` is an error, not a buffer.
+    """
+    if size > MAX_CHUNK_BYTES:
+        msg = f'chunk declares {size} uncompressed bytes (limit {MAX_CHUNK_BYTES})'
+        raise ValueError(msg)
     if compression == '':
         return data
     if compression == 'zstd':
         from backports import zstd
 
-        out: bytes = zstd.decompress(data)
-        return out
-    if compression == 'lz4':
-        from lz4.frame import decompress  # type: ignore[import-untyped]
+        dec: Any = zstd.ZstdDecompressor()
+    elif compression == 'lz4':
+        from lz4.frame import LZ4FrameDecompressor  # type: ignore[import-untyped]
 
-        return bytes(decompress(data))
-    msg = f'compression {compression!r} not supported'
-    raise ValueError(msg)
+        dec = LZ4FrameDecompressor()
+    else:
+        msg = f'compression {compression!r} not supported'
+        raise ValueError(msg)
+    out = bytes(dec.decompress(data, max_length=size + 1))
+    if len(out) > size:
+        msg = f'chunk inflates past its declared {size} bytes'
+        raise ValueError(msg)
+    if not dec.eof:  # the stream stopped early or is damaged (the full decoder would raise)
+        msg = f'chunk stream does not end after {len(out)} bytes (declared {size})'
+        raise ValueError(msg)
+    return out
+
+
+def _bound_rosbags_decompression() -> None:
+    """Make rosbags' MCAP reader inflate chunks with the bound above, too.
+
+    ``rosbags.rosbag2.storage_mcap.decompress`` looks its decompressor up in the module table
+    ``DECOMPRESSORS`` (``(data, declared size) -> bytes``) on every chunk and then compares the
+    length with the declared size; the stock entries inflate the whole stream first (a 16 kB
+    file reached about 1 GB). The bounded entries return at most ``size + 1`` bytes, so rosbags'
+    own size check then rejects a bomb (ValueError / ReaderError -> salvage).
+    """
+    from rosbags.rosbag2 import storage_mcap
+
+    table = getattr(storage_mcap, 'DECOMPRESSORS', None)
+    if isinstance(table, dict):
+        for name in ('zstd', 'lz4'):
+            if name in table:
+                table[name] = lambda data, size, name=name: _decompress(data, name, size)
+
+
+_bound_rosbags_decompression()
+
+
+def _check_mcap_records(path: Path) -> str | None:
+    """Why rosbags must not open ``path`` (None: the top-level record layout is sound).
+
+    rosbags allocates a record's length as read from the file (``read_sized``: a damaged length
+    of 2**62 means a MemoryError or gigabytes); so every top-level record (opcode u8, length u64)
+    is walked with seeks first and its length checked against the bytes left in the file, and the
+    footer's summary offsets must point at record starts. Cost: one 9-byte read per record.
+    """
+    size = path.stat().st_size
+    starts: set[int] = set()
+    with path.open('rb') as f:
+        if f.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
+            return 'not an MCAP file (bad magic)'
+        pos = len(MCAP_MAGIC)
+        while True:
+            head = f.read(9)
+            if len(head) < 9:
+                return f'record header at offset {pos} cut short: no footer'
+            op = head[0]
+            (length,) = _U64.unpack(head[1:])
+            if length > size - len(MCAP_MAGIC) - pos - 9:
+                return (
+                    f'record opcode 0x{op:02x} at offset {pos} claims {length} bytes, more than '
+                    f'the {size - pos - 9} left in the file'
+                )
+            starts.add(pos)
+            if op == _OP_FOOTER:
+                if length < 16:
+                    return f'footer at offset {pos} too short ({length} bytes)'
+                summary, offsets = struct.unpack('<QQ', f.read(16))
+                for name, at in (('summary_start', summary), ('summary_offset_start', offsets)):
+                    if at and at not in starts:
+                        return f'footer {name} {at} is not a record start'
+                return None
+            pos += 9 + length
+            f.seek(pos)
 
 
 class _McapSalvager:
@@ -226,8 +308,10 @@ class _McapSalvager:
                     return
                 else:
                     self._meta(op, body)
-            except (_TruncatedError, ValueError, struct.error, OSError) as exc:  # noqa: PERF203
+            except Exception as exc:  # noqa: PERF203 - one bad record, whatever the cause
                 text = str(exc) or 'record cut short'
+                if not isinstance(exc, _TruncatedError | ValueError):
+                    text = f'{type(exc).__name__}: {text}'  # e.g. ZstdError from a corrupt chunk
                 self._issue(offset, f'record opcode 0x{op:02x} skipped: {text}')
 
 
@@ -297,12 +381,23 @@ class RobustReader:
         return files
 
     def _indexed(self) -> Iterator[RawMessage]:
+        if self.path.is_dir():
+            for file in self._storage_files():
+                problem = _check_mcap_records(file) if file.suffix == '.mcap' else None
+                if problem is not None:
+                    raise _LayoutError(f'{file.name}: {problem}')
         with Reader(self.path) as reader:
             conns = [
                 c for c in reader.connections if self.topics is None or c.topic in self.topics
             ]
+            expected = sum(int(getattr(c, 'msgcount', 0) or 0) for c in conns)
+            got = 0
             for conn, stamp, data in reader.messages(connections=conns):
+                got += 1
                 yield RawMessage(conn.topic, conn.msgtype, stamp, bytes(data))
+            if got < expected:  # e.g. a chunk that inflates to garbage (rosbags writes no CRC)
+                msg = f'yielded {got} of the {expected} messages the bag metadata lists'
+                raise _LayoutError(msg)
 
     def _salvage(self, after: int | None) -> Iterator[RawMessage]:
         self.mode = 'salvage'
@@ -325,19 +420,13 @@ class RobustReader:
                 self.count += 1
                 yield message
             return
-        except (
-            ReaderError,
-            OSError,
-            ValueError,
-            KeyError,
-            struct.error,
-            FileNotFoundError,
-        ) as exc:
+        except Exception as exc:
+            # rosbags raises ReaderError, but damage also surfaces as TypeError, OverflowError,
+            # struct.error, ZstdError, apsw.CorruptError, MemoryError...; all mean "salvage"
             where = 'while reading' if last is not None else 'on open'
-            self.issues.append(
-                ReadIssue(str(self.path), None, f'indexed reader failed {where}: {exc}')
-            )
-            logger.warning('bag %s: %s; salvaging what is readable', self.path, exc)
+            text = f'indexed reader failed {where}: {type(exc).__name__}: {exc}'
+            self.issues.append(ReadIssue(str(self.path), None, f'{self.path}: {text}'))
+            logger.warning('bag %s: %s; salvaging what is readable', self.path, text)
         for message in self._salvage(last):
             self.count += 1
             yield message

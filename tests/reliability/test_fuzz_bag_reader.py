@@ -299,18 +299,10 @@ def test_damaged_bags_never_crash(bags: dict[str, Path], tmp_path: Path, name: s
     assert sum(tally.values()) == CASES_PER_BAG
 
 
-@pytest.mark.xfail(strict=True, reason='RobustReader findings met by the damage tests above')
 def test_damage_known_findings_gone() -> None:
     assert dict(KNOWN) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='bagio.reader.RobustReader.__iter__ catches (ReaderError, OSError, ValueError, '
-    'KeyError, struct.error) around the indexed reader; rosbags also raises TypeError '
-    '(magic-only file), OverflowError (huge record length), ZstdError (corrupt chunk), '
-    'apsw.CorruptError (sqlite)',
-)
 @pytest.mark.parametrize(
     ('name', 'damage'),
     [
@@ -340,13 +332,6 @@ def test_indexed_reader_errors_fall_back_to_salvage(
     assert reader.issues
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=MemoryError,
-    reason='rosbags MCAP reader (read_index -> read_sized -> bio.read(size)) allocates a record '
-    'length straight from the file; RobustReader should check top-level record lengths against '
-    'the file size before opening it with rosbags',
-)
 def test_huge_summary_record_length_not_allocated(bags: dict[str, Path], tmp_path: Path) -> None:
     bag = tmp_path / 'bag'
     shutil.copytree(bags['mcap'], bag)
@@ -410,11 +395,6 @@ def _zstd_bomb_mcap(path: Path, inflated: int, declared: int) -> int:
     return len(data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='bagio.reader: a zstd chunk is decompressed in full before its size is checked '
-    '(rosbags Reader and _McapSalvager._decompress): a 4 kB chunk inflates to 128 MB',
-)
 def test_zstd_bomb_chunk_not_inflated(tmp_path: Path) -> None:
     path = tmp_path / 'bomb.mcap'
     size = _zstd_bomb_mcap(path, inflated=128 << 20, declared=1024)
