@@ -31,6 +31,8 @@ MAX_PIXELS: Final = 64 * 1024 * 1024
 """Images above this many pixels are refused (a corrupt header, not a camera)."""
 MAX_POINTS: Final = 16 * 1024 * 1024
 """Clouds above this many points are refused."""
+MAX_POINT_STEP: Final = 65535
+"""Larger ``point_step`` values are refused (no driver writes a 64 kB point)."""
 
 # encoding -> (channels, bytes per channel, OpenCV conversion to RGB or None)
 _RAW: Final[dict[str, tuple[int, int, int | None]]] = {
@@ -59,6 +61,8 @@ _RAW: Final[dict[str, tuple[int, int, int | None]]] = {
     'yuv422_yuy2': (2, 1, cv2.COLOR_YUV2RGB_YUYV),
     'yuyv': (2, 1, cv2.COLOR_YUV2RGB_YUYV),
 }
+# packed 4:2:2 shares one U and one V between two horizontal pixels: the width must be even
+_PACKED_422: Final = frozenset({'yuv422', 'uyvy', 'yuv422_yuy2', 'yuyv'})
 # semi-planar 4:2:0: a full-resolution Y plane followed by a half-height interleaved UV plane
 _YUV420: Final[dict[str, int]] = {
     'nv12': cv2.COLOR_YUV2RGB_NV12,
@@ -128,6 +132,9 @@ def _decode_raw(msg: Any, topic: str) -> U8:
         dtype: type[np.generic] = np.uint8
         channels = 1
     elif encoding in _RAW:
+        if encoding in _PACKED_422 and width % 2:
+            msg_ = f'encoding {encoding!r} needs an even width, got {width}x{height}'
+            raise DecodeError(msg_, topic=topic, field='height/width', reason='size')
         channels, depth, code_or_none = _RAW[encoding]
         rows, row_bytes = height, width * channels * depth
         dtype = np.uint16 if depth == 2 else np.uint8
@@ -179,7 +186,25 @@ def _decode_compressed(msg: Any, topic: str) -> U8:
     if fmt and kind not in fmt and not (kind == 'jpeg' and 'jpg' in fmt):
         msg_ = f'format {msg.format!r} does not match the {kind.upper()} data'
         raise DecodeError(msg_, topic=topic, field='format', reason='format')
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    # 1. the size the header claims, checked before anything is decoded (a few hundred bytes
+    #    can claim gigapixels: a decompression bomb or a corrupt header)
+    dims = _jpeg_size(data) if kind == 'jpeg' else _png_size(data)
+    if dims is None:
+        msg_ = (
+            f'{kind.upper()} data could not be decoded: no image size in its header '
+            f'({data.size} bytes)'
+        )
+        raise DecodeError(msg_, topic=topic, field='data', reason='corrupt')
+    width, height = dims
+    if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
+        msg_ = f'{kind.upper()} header claims {width}x{height}, limit {MAX_PIXELS} pixels'
+        raise DecodeError(msg_, topic=topic, field='data', reason='size')
+    # 2. decode
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        msg_ = f'{kind.upper()} data could not be decoded ({data.size} bytes): {exc}'
+        raise DecodeError(msg_, topic=topic, field='data', reason='corrupt') from exc
     if image is None or image.size == 0:
         msg_ = f'{kind.upper()} data could not be decoded ({data.size} bytes)'
         raise DecodeError(msg_, topic=topic, field='data', reason='corrupt')
@@ -189,6 +214,52 @@ def _decode_compressed(msg: Any, topic: str) -> U8:
     if fmt.rstrip().endswith('compressed rgb8'):
         return np.ascontiguousarray(image)
     return np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), np.uint8)
+
+
+# JPEG start-of-frame markers (baseline, extended, progressive, lossless, arithmetic):
+# 0xC0..0xCF except DHT (0xC4), JPG (0xC8) and DAC (0xCC)
+_SOF: Final = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_SOS: Final = 0xDA
+_STANDALONE: Final = frozenset({0x01, *range(0xD0, 0xD9)})  # TEM, RSTn, SOI, EOI
+
+
+def _jpeg_size(data: U8) -> tuple[int, int] | None:
+    """(width, height) from the first SOFn segment of a JPEG, or None when there is none.
+
+    Walks the marker segments from SOI (each ``FF xx`` + big-endian length) up to the first
+    SOFn, where ``P (1) Y (2) X (2)`` follow the length: ITU-T T.81 B.2.2.
+    """
+    buf = data[: 1 << 20].tobytes()  # SOFn lies after the APPn segments (each < 64 kB)
+    i, n = 2, len(buf)
+    while i + 4 <= n:
+        if buf[i] != 0xFF:
+            return None
+        marker = buf[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _STANDALONE:
+            i += 2
+            continue
+        length = (buf[i + 2] << 8) | buf[i + 3]
+        if marker in _SOF:
+            if i + 9 > n:
+                return None
+            height = (buf[i + 5] << 8) | buf[i + 6]
+            width = (buf[i + 7] << 8) | buf[i + 8]
+            return width, height
+        if marker == _SOS or length < 2:
+            return None
+        i += 2 + length
+    return None
+
+
+def _png_size(data: U8) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk (always first: PNG spec 5.6), or None."""
+    head = data[8:24].tobytes()
+    if len(head) < 16 or head[4:8] != b'IHDR':
+        return None
+    return int.from_bytes(head[8:12], 'big'), int.from_bytes(head[12:16], 'big')
 
 
 def decode_image(msg: Any, topic: str = '') -> U8:
@@ -233,8 +304,8 @@ def pointcloud_dtype(msg: Any, topic: str = '') -> tuple[np.dtype[Any], dict[str
 
 def _layout(msg: Any, topic: str) -> tuple[np.dtype[Any], dict[str, str]]:
     point_step = int(msg.point_step)
-    if point_step <= 0:
-        msg_ = f'point_step {point_step} must be positive'
+    if not 0 < point_step <= MAX_POINT_STEP:
+        msg_ = f'point_step {point_step} must be positive and at most {MAX_POINT_STEP}'
         raise DecodeError(msg_, topic=topic, field='point_step', reason='fields')
     order = '>' if msg.is_bigendian else '<'
     by_name: dict[str, Any] = {}

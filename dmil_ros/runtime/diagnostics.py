@@ -5,7 +5,8 @@
 a second by the node and written to the replay bag at the same cadence of bag time. Levels:
 
 * ``ERROR``: degraded mode (one sensor silent), or both sensors silent for ``silence_timeout``;
-* ``WARN``: messages were dropped or malformed since the previous report, or a synergy alert is on;
+* ``WARN``: the clock jumped back (pairing reset), messages were dropped or malformed since the
+  previous report, or a synergy alert is on;
 * ``OK`` otherwise.
 """
 
@@ -51,6 +52,7 @@ class DiagnosticsTracker:
         self._arrivals: dict[str, deque[float]] = {t: deque(maxlen=2000) for t in self.topics}
         self._last_drops: Counter[str] = Counter()
         self._last_alerts = 0
+        self._last_jumps = 0
 
     def arrived(self, topic: str, now: float) -> None:
         self._arrivals[topic].append(now)
@@ -96,9 +98,14 @@ class DiagnosticsTracker:
         values.append(('synergy alerts raised', str(p.monitor.alerts)))
         values.append(('degraded', p.degraded or 'no'))
         values.append(('degraded frames', str(p.degraded_frames)))
+        values.append(('clock jumps back', str(p.clock_jumps_back)))
+        if p.last_jump:
+            values.append(('last clock jump', p.last_jump))
         # level and one-line message
         new_drops = sum((drops - self._last_drops).values())
         self._last_drops = drops
+        new_jumps = p.clock_jumps_back - self._last_jumps
+        self._last_jumps = p.clock_jumps_back
         silent_cam = (self.silent_for(cam, now) or 0.0) > timeout
         silent_lid = (self.silent_for(lid, now) or 0.0) > timeout
         if silent_cam and silent_lid:
@@ -107,6 +114,8 @@ class DiagnosticsTracker:
             level, message = ERROR, f'degraded: LiDAR {lid!r} silent, camera only'
         elif p.degraded == CAMERA_SILENT or silent_cam:
             level, message = ERROR, f'degraded: camera {cam!r} silent, LiDAR only'
+        elif new_jumps:
+            level, message = WARN, f'clock jumped back ({new_jumps}x): pairing reset'
         elif p.alert:
             level, message = WARN, 'synergy alert: decision rests on both sensors'
         elif new_drops:

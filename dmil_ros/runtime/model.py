@@ -32,6 +32,7 @@ import numpy.typing as npt
 from dmil_ros.actions import ACTIONS, COMPONENTS
 from dmil_ros.errors import ConfigError
 from dmil_ros.runtime.errors import ModelError, RuntimeConfigError
+from dmil_ros.runtime.onnx_external import WireError, outside_locations
 from dmil_ros.runtime.preprocess import PreprocessSpec
 
 logger = logging.getLogger(__name__)
@@ -142,12 +143,16 @@ def check_contract(path: str, inputs: Any, outputs: Any, meta: dict[str, str]) -
                 f'spec makes (B, {", ".join(map(str, want))})'
             )
             raise ModelError(msg)
-    # 3. outputs: probs is required; known outputs must have their contract shape
-    names = []
+    # 3. outputs: probs is required; every output must be a contract output of its shape
+    names = [arg.name for arg in outputs]
+    unknown = [n for n in names if n not in KNOWN_OUTPUTS]
+    if unknown:
+        msg = (
+            f'model {path!r}: outputs {unknown} are not in the model contract '
+            f'(known: {list(KNOWN_OUTPUTS)})'
+        )
+        raise ModelError(msg)
     for arg in outputs:
-        names.append(arg.name)
-        if arg.name not in KNOWN_OUTPUTS:
-            continue
         if arg.type != 'tensor(float)':
             msg = f'model {path!r}: output {arg.name!r} is {arg.type}, expected tensor(float)'
             raise ModelError(msg)
@@ -174,6 +179,21 @@ def check_contract(path: str, inputs: Any, outputs: Any, meta: dict[str, str]) -
         version=meta.get('dmil_ros.version', ''),
         metadata=dict(meta),
     )
+
+
+def _check_external_data(path: str) -> None:
+    """Refuse a model whose external data lies outside its own directory (ours, not ORT's)."""
+    try:
+        outside = outside_locations(path)
+    except (WireError, OSError) as exc:
+        msg = f'model {path!r}: cannot load it, not a well-formed ONNX file ({exc})'
+        raise ModelError(msg) from exc
+    if outside:
+        msg = (
+            f'model {path!r}: external data location(s) {outside} resolve outside the model '
+            f'directory {str(Path(path).resolve().parent)!r}; refused'
+        )
+        raise ModelError(msg)
 
 
 class FusionModel:
@@ -203,6 +223,7 @@ class FusionModel:
         if not Path(self.path).is_file():
             msg = f'model {self.path!r}: no such file'
             raise ModelError(msg)
+        _check_external_data(self.path)
         ort = _onnxruntime()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -6,7 +6,8 @@ paired with the LiDAR message whose header stamp is nearest to its own, provided
 faster than the LiDAR). A camera frame waits until a LiDAR stamp at or after its own has arrived
 (then the nearest neighbour is known for certain, since each topic arrives in stamp order), and
 is dropped when no LiDAR message lies within the slop. Both queues are bounded: when full, the
-oldest entry is dropped and counted. Messages out of stamp order are counted and dropped.
+oldest entry is dropped and counted. Messages out of stamp order (at or before the last stamp
+accepted from the same sensor, whether still queued or already paired) are counted and dropped.
 
 The pairer only sees stamps (integer nanoseconds) and opaque items, so it is shared by the node
 (rclpy messages) and the replay (rosbags messages), and is deterministic for a given input order.
@@ -45,7 +46,8 @@ class ApproxTimePairer(Generic[C, L]):
     ``push_camera`` / ``push_lidar`` return the pairs that became decidable. ``drops`` counts
     every discarded message by reason: ``camera_queue_full``, ``lidar_queue_full``,
     ``camera_no_match`` (no LiDAR within slop), ``camera_out_of_order``,
-    ``lidar_out_of_order``.
+    ``lidar_out_of_order``, and ``camera_reset`` / ``lidar_reset`` (queued when
+    :meth:`reset` flushed the queues).
     """
 
     def __init__(self, slop: float = 0.05, queue_size: int = 10) -> None:
@@ -61,6 +63,9 @@ class ApproxTimePairer(Generic[C, L]):
         self._lidars: deque[tuple[int, L]] = deque()
         self.drops: Counter[str] = Counter()
         self.pairs = 0
+        # last accepted stamp per sensor: a message at or before it is a duplicate or late
+        self.last_camera_ns: int | None = None
+        self.last_lidar_ns: int | None = None
 
     @property
     def pending_camera(self) -> int:
@@ -71,9 +76,10 @@ class ApproxTimePairer(Generic[C, L]):
         return len(self._lidars)
 
     def push_camera(self, stamp_ns: int, item: C) -> list[Pair[C, L]]:
-        if self._cams and stamp_ns <= self._cams[-1][0]:
+        if self.last_camera_ns is not None and stamp_ns <= self.last_camera_ns:
             self.drops['camera_out_of_order'] += 1
             return []
+        self.last_camera_ns = stamp_ns
         if len(self._cams) >= self.queue_size:
             self._cams.popleft()
             self.drops['camera_queue_full'] += 1
@@ -81,9 +87,10 @@ class ApproxTimePairer(Generic[C, L]):
         return self._resolve()
 
     def push_lidar(self, stamp_ns: int, item: L) -> list[Pair[C, L]]:
-        if self._lidars and stamp_ns <= self._lidars[-1][0]:
+        if self.last_lidar_ns is not None and stamp_ns <= self.last_lidar_ns:
             self.drops['lidar_out_of_order'] += 1
             return []
+        self.last_lidar_ns = stamp_ns
         if len(self._lidars) >= self.queue_size:
             self._lidars.popleft()
             self.drops['lidar_queue_full'] += 1
@@ -97,9 +104,17 @@ class ApproxTimePairer(Generic[C, L]):
         return out
 
     def reset(self) -> None:
-        """Forget both queues (e.g. after a time jump); counters are kept."""
+        """Forget both queues and the last stamps (after a time jump); counters are kept.
+
+        Queued messages are counted as ``camera_reset`` / ``lidar_reset`` drops.
+        """
+        if self._cams:
+            self.drops['camera_reset'] += len(self._cams)
+        if self._lidars:
+            self.drops['lidar_reset'] += len(self._lidars)
         self._cams.clear()
         self._lidars.clear()
+        self.last_camera_ns = self.last_lidar_ns = None
 
     def _resolve(self) -> list[Pair[C, L]]:
         out: list[Pair[C, L]] = []

@@ -16,6 +16,12 @@ image (the training mean) for a silent camera. Those records carry ``degraded = 
 or ``'camera_silent'``, are stamped with the live sensor's header, do not enter the synergy
 baseline (their S estimate is not meaningful) and make the diagnostics report ERROR. The first
 message of the silent sensor ends the degraded mode.
+
+Clock jumps. A message stamped more than ``silence_timeout`` before the previous stamp of the
+same sensor means the clock went back (a looped bag, an NTP/PTP step, a robot restart): the
+pairer, the last stamps and the degraded state are reset, the jump is counted
+(``clock_jumps_back``; the diagnostics report it) and the message is processed on the new
+timeline. A smaller step back is ordinary reordering (dropped as out of order by the pairer).
 """
 
 from __future__ import annotations
@@ -165,6 +171,8 @@ class FusionPipeline:
         self.last_lidar_ns: int | None = None
         self._first_ns: int | None = None
         self._charged_lidar: int | None = None
+        self.clock_jumps_back = 0
+        self.last_jump = ''
         self.latency: deque[float] = deque(maxlen=500)  # end-to-end seconds, recent frames
 
     # ---- stage 1: decode + preprocess -------------------------------------------------------
@@ -203,6 +211,7 @@ class FusionPipeline:
         if prep is None:
             return []
         t = prep.header.ns
+        self._clock_check(t, self.last_camera_ns, self.config.camera_topic)
         self._first_ns = t if self._first_ns is None else self._first_ns
         self.last_camera_ns = t
         if self.degraded == CAMERA_SILENT:
@@ -220,6 +229,7 @@ class FusionPipeline:
         if prep is None:
             return []
         t = prep.header.ns
+        self._clock_check(t, self.last_lidar_ns, self.config.lidar_topic)
         self._first_ns = t if self._first_ns is None else self._first_ns
         self.last_lidar_ns = t
         if self.degraded == LIDAR_SILENT:
@@ -229,6 +239,24 @@ class FusionPipeline:
             self.degraded = CAMERA_SILENT
             return [self._alone(prep, camera=False)]
         return [self._pair_job(p.camera, p.lidar) for p in self.pairer.push_lidar(t, prep)]
+
+    def _clock_check(self, t: int, latest: int | None, topic: str) -> None:
+        """Reset the timeline when ``t`` lies far behind the sensor's previous stamp.
+
+        Per sensor: a sensor's messages held back and released late (a burst) keep their own
+        order and are not a jump, however far behind the other sensor they are.
+        """
+        if latest is None or latest - t <= self.config.silence_timeout * 1e9:
+            return
+        self.clock_jumps_back += 1
+        self.last_jump = (
+            f'topic {topic!r}: stamp {t / 1e9:.3f} s is {(latest - t) / 1e9:.3f} s behind the '
+            f'previous ({latest / 1e9:.3f} s): clock jumped back, pairing reset'
+        )
+        self.pairer.reset()
+        self.last_camera_ns = self.last_lidar_ns = self._first_ns = None
+        self._charged_lidar = None
+        self.degraded = ''
 
     def _pair_job(self, cam: Prepared, lid: Prepared) -> Job:
         # a sweep shared by several frames is decoded once: its time counts for the first pair

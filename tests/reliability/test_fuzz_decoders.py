@@ -244,11 +244,6 @@ def test_corpus_is_deterministic() -> None:
     assert fingerprint(3) != fingerprint(4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='decode.py: packed 4:2:2 with odd width and cv2.imdecode errors escape as cv2.error; '
-    'point_step >= 2**31 escapes as a bare ValueError from np.dtype',
-)
 def test_corpus_known_findings_gone(tally: Tally) -> None:
     assert dict(tally.known) == {}
 
@@ -482,12 +477,6 @@ def _image(encoding: str, width: int, height: int, step: int) -> Any:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=cv2.error,
-    reason='decode._decode_raw: packed 4:2:2 (yuv422/uyvy/yuv422_yuy2/yuyv) needs an even width '
-    'check like nv12; OpenCV asserts instead',
-)
 @pytest.mark.parametrize('encoding', PACKED_422)
 def test_finding_packed_422_odd_width_is_decode_error(encoding: str) -> None:
     with pytest.raises(DecodeError) as info:
@@ -495,12 +484,6 @@ def test_finding_packed_422_odd_width_is_decode_error(encoding: str) -> None:
     assert info.value.reason == 'size'
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason='decode.pointcloud_dtype: point_step >= 2**31 reaches np.dtype(itemsize=...) which '
-    'raises a bare ValueError (no topic, no reason); needs an upper bound check',
-)
 @pytest.mark.parametrize('point_step', [2**31, 2**32 - 1])
 def test_finding_huge_point_step_is_decode_error(point_step: int) -> None:
     base = corpus.valid_cloud(corpus.random.Random(2))
@@ -520,22 +503,11 @@ def _jpeg_claiming(width: int, height: int) -> Any:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=cv2.error,
-    reason='decode._decode_compressed: cv2.imdecode raises cv2.error for a header above '
-    "OpenCV's 2**30-pixel limit; it must become DecodeError",
-)
 def test_finding_imdecode_error_is_decode_error() -> None:
     with pytest.raises(DecodeError):
         decode_image(_jpeg_claiming(60000, 60000), '/cam/compressed')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='decode._decode_compressed: no MAX_PIXELS check on the JPEG/PNG header before '
-    'cv2.imdecode; a 700-byte JPEG claiming 9000x9000 decodes to 243 MB',
-)
 def test_finding_compressed_header_dims_checked_before_decoding() -> None:
     msg = _jpeg_claiming(9000, 9000)  # 81M px > MAX_PIXELS, 700 bytes of data
     with traced() as peak, pytest.raises(DecodeError) as info:
@@ -554,11 +526,6 @@ def png_bomb_msg() -> Any:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='decode._decode_compressed: a valid PNG above MAX_PIXELS (decompression bomb, 65 kB '
-    '-> 200 MB) is decoded instead of refused',
-)
 def test_finding_png_bomb_refused(png_bomb_msg: Any) -> None:
     assert png_bomb_msg.data.size < 100_000
     with pytest.raises(DecodeError) as info:

@@ -194,11 +194,6 @@ def _add_output(path: Path, name: str, elem: int = TensorProto.FLOAT) -> Path:
     return path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='model.check_contract skips outputs not in KNOWN_OUTPUTS; issue 9 wants a model with '
-    'unexpected outputs refused',
-)
 def test_unexpected_output_refused(model_dir: Path) -> None:
     path = _add_output(build_model(model_dir / 'extra_out.onnx'), 'debug_logits')
     refused(path, 'debug_logits')
