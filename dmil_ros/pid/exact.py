@@ -75,7 +75,9 @@ _W_FLOOR = 1e-6
 _MAX_DZ = 5.0
 _MAX_BARRIER = 600
 _MAX_CENTRING = 50
-_IPF_SWEEPS = 200
+_IPF_SWEEPS = 300
+_EPS_MIX = 1e-14
+_RESID_OK = 1e-13  # marginal residual up to which q counts as feasible (rounding)
 
 FloatArray = NDArray[np.float64]
 _Factor = tuple[FloatArray, tuple[FloatArray, bool] | None, FloatArray]
@@ -196,19 +198,36 @@ def _objective(q: FloatArray) -> float:
     return float((q[mask] * np.log(q[mask] / np.broadcast_to(qc, q.shape)[mask])).sum())
 
 
-def _ipf(q: FloatArray, p1: FloatArray, p2: FloatArray) -> tuple[FloatArray, float]:
-    """Scale each q(·,·|y) to the marginals p1 = p(x1,y), p2 = p(x2,y); returns (q, residual)."""
-    residual = math.inf
+def _ipf(
+    q: FloatArray, p1: FloatArray, p2: FloatArray, product: FloatArray
+) -> tuple[FloatArray, float]:
+    """Fit each q(·,·|y) to the marginals p1 = p(x1,y), p2 = p(x2,y); returns (q, residual).
+
+    1. Iterative proportional fitting (rows, then columns) while it helps.
+    2. Exact repair of the remaining row error e (columns are exact, sum_x1 e = 0): mix in a
+       share ε = max |e| / p1 of the strictly feasible product distribution (by convexity this
+       raises f by at most ε log|Y|, and f is evaluated afterwards anyway), then add the rank-one
+       Δ(x1,x2|y) = e'(x1,y) p(x2,y) / p(y) (row sums e', column sums 0), which that share keeps
+       non-negative. Only rounding remains.
+    """
     for _ in range(_IPF_SWEEPS):
         rows = q.sum(axis=1)  # (n1, ny)
         q = q * np.divide(p1, rows, out=np.zeros_like(p1), where=rows > 0)[:, None, :]
         cols = q.sum(axis=0)  # (n2, ny)
         q = q * np.divide(p2, cols, out=np.zeros_like(p2), where=cols > 0)[None, :, :]
-        residual = max(
-            float(np.abs(q.sum(axis=1) - p1).max()), float(np.abs(q.sum(axis=0) - p2).max())
-        )
-        if residual <= 4e-16:
+        if float(np.abs(q.sum(axis=1) - p1).max()) <= 1e-15:
             break
+    e = p1 - q.sum(axis=1)  # (n1, ny)
+    eps = float(np.max(np.divide(np.abs(e), p1, out=np.zeros_like(p1), where=p1 > 0)))
+    if 0.0 < eps < 1.0:
+        q = (1.0 - eps) * q + eps * product
+        e = p1 - q.sum(axis=1)
+        py = p1.sum(axis=0)  # (ny,)
+        q = q + e[:, None, :] * p2[None, :, :] / np.where(py > 0, py, 1.0)[None, None, :]
+        q = np.maximum(q, 0.0)  # rounding only
+    residual = max(
+        float(np.abs(q.sum(axis=1) - p1).max()), float(np.abs(q.sum(axis=0) - p2).max())
+    )
     return q, residual
 
 
@@ -336,8 +355,11 @@ def _certify(prob: _DualProblem, z: FloatArray, nu: FloatArray, product: FloatAr
     """
     g, pi = prob.softmax(z)
     q = pi * nu[:, :, None]  # (n1, n2, ny)
-    q = q * (1.0 - 1e-15) + 1e-15 * product  # keeps every allowed row/column fittable
-    q, resid = _ipf(q, prob.p1, prob.p2)
+    q = q * (1.0 - _EPS_MIX) + _EPS_MIX * product  # every allowed cell positive (see _ipf)
+    q, resid = _ipf(q, prob.p1, prob.p2, product)
+    if resid > _RESID_OK:
+        # Weak duality needs a feasible q: a point IPF could not fit certifies nothing.
+        return q, math.inf, resid
     dual = float(prob.b @ z) - max(float(g[prob.cells].max()), 0.0)
     return q, max(_objective(q) - dual, 0.0), resid
 
@@ -371,8 +393,8 @@ def _solve(
             steps += more
             if fallback is not None:
                 best = _better(best, fallback)
-    if best is None or best[1] > accept_nats:
-        reached = 'none' if best is None else f'{best[1] / _LN2:.3g} bits'
+    if best is None or not best[1] <= accept_nats:
+        reached = 'none' if best is None or best[1] == math.inf else f'{best[1] / _LN2:.3g} bits'
         msg = (
             f'exact_pid: certified gap {reached} above max_gap {accept_nats / _LN2:.3g} bits '
             f'after {steps} Newton steps (shape {p.shape})'

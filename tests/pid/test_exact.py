@@ -39,9 +39,9 @@ def _check_identities(p: np.ndarray, tol: float = 1e-8) -> None:
     # q* lies in Δp: same pairwise marginals with the target.
     assert r.q.shape == p.shape
     assert np.all(r.q >= 0)
-    assert r.marginal_residual <= 1e-10
-    np.testing.assert_allclose(r.q.sum(axis=1), p.sum(axis=1), atol=1e-10)
-    np.testing.assert_allclose(r.q.sum(axis=0), p.sum(axis=0), atol=1e-10)
+    assert r.marginal_residual <= 1e-13
+    np.testing.assert_allclose(r.q.sum(axis=1), p.sum(axis=1), atol=1e-13)
+    np.testing.assert_allclose(r.q.sum(axis=0), p.sum(axis=0), atol=1e-13)
 
 
 # --- analytic catalogue ---------------------------------------------------------------------
