@@ -17,6 +17,7 @@ topic in :attr:`RobustReader.skipped` and skipped.
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import struct
 from binascii import crc32
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rosbags.rosbag2 import Reader
+from rosbags.rosbag2.storage_mcap import McapReader
 from rosbags.typesys.store import Typestore
 
 from dmil_ros.bagio.typestore import typestore as default_typestore
@@ -380,24 +382,47 @@ class RobustReader:
             raise BagReadError(msg)
         return files
 
+    def _single_mcap(self) -> Path | None:
+        """The bag's one MCAP file when it can be read without rosbag2's metadata layer.
+
+        rosbags' directory ``Reader`` parses ``metadata.yaml`` with pure-Python ruamel (0.34 s of
+        a 0.9 s audit of the 6.4 s sample bag); for one MCAP file without file/message
+        compression the MCAP summary holds everything the read needs (connections, counts).
+        """
+        if not self.path.is_dir() or not (self.path / 'metadata.yaml').is_file():
+            return None
+        files = self._storage_files()
+        if len(files) != 1 or files[0].suffix != '.mcap':
+            return None
+        text = (self.path / 'metadata.yaml').read_text(errors='replace')
+        mode = re.search(r'^\s*compression_mode:\s*[\'"]?(\w*)', text, re.MULTILINE)
+        if mode is None or mode.group(1).lower() not in ('', 'none'):
+            return None
+        return files[0]
+
     def _indexed(self) -> Iterator[RawMessage]:
         if self.path.is_dir():
             for file in self._storage_files():
                 problem = _check_mcap_records(file) if file.suffix == '.mcap' else None
                 if problem is not None:
                     raise _LayoutError(f'{file.name}: {problem}')
-        with Reader(self.path) as reader:
+        single = self._single_mcap()
+        reader: Any = McapReader(single) if single is not None else Reader(self.path)
+        reader.open()
+        try:
             conns = [
                 c for c in reader.connections if self.topics is None or c.topic in self.topics
             ]
             expected = sum(int(getattr(c, 'msgcount', 0) or 0) for c in conns)
             got = 0
-            for conn, stamp, data in reader.messages(connections=conns):
+            for conn, stamp, data in reader.messages(conns):
                 got += 1
                 yield RawMessage(conn.topic, conn.msgtype, stamp, bytes(data))
             if got < expected:  # e.g. a chunk that inflates to garbage (rosbags writes no CRC)
-                msg = f'yielded {got} of the {expected} messages the bag metadata lists'
+                msg = f'yielded {got} of the {expected} messages the bag index lists'
                 raise _LayoutError(msg)
+        finally:
+            reader.close()
 
     def _salvage(self, after: int | None) -> Iterator[RawMessage]:
         self.mode = 'salvage'
