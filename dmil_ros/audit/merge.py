@@ -182,10 +182,17 @@ def merge(
     model_terms = np.full((n, 4), np.nan)
     data_terms = np.full((n, 4), np.nan)
     deltas: dict[str, float] = {}
-    for which, target, joint, dest in (
-        ('model', pred, probs, model_terms),
-        ('data', label, p_joint, data_terms),
-    ):
+    sources = {'model': 'lsmi refit on the audit frames', 'data': 'lsmi refit on the audit frames'}
+    own = arrays['self_lsmi'].astype(np.float64)  # (N, 4) the model's pid_lsmi, NaN without
+    fits = [('data', label, p_joint, data_terms)]
+    if n and np.isfinite(own).all():
+        # the model computes its per-frame LSMI terms for its predicted action (contract:
+        # pid_lsmi): use them instead of refitting densities (and importing torch) for them
+        model_terms[:] = own
+        sources['model'] = 'model output pid_lsmi'
+    else:
+        fits.insert(0, ('model', pred, probs, model_terms))
+    for which, target, joint, dest in fits:
         rows = np.flatnonzero(usable & (target >= 0))
         if rows.size:
             res = lsmi_frames(
@@ -273,6 +280,7 @@ def merge(
             'model': _mean_terms(model_terms, np.ones(n, bool)),
             'data': _mean_terms(data_terms, np.ones(n, bool)),
             'delta': deltas,
+            'source': sources,
             'config': asdict(opts.terms),
         },
         'per_action': {},

@@ -50,3 +50,17 @@ def test_data_pid_matches_ground_truth(merged: tuple[object, dict]) -> None:
         assert got is not None, summary['pid_estimator']
         for comp in COMPONENTS:
             assert abs(got[comp] - truth[comp]) <= 0.05, (key, comp, got, truth)
+
+
+def test_model_pid_lsmi_output_used_for_model_terms() -> None:
+    """A model that outputs pid_lsmi gets those terms as its model-level terms, unrefitted."""
+    bag = oracle_bag(400, seed=13, name='own')
+    rng = np.random.default_rng(0)
+    own = rng.normal(0.0, 0.5, (bag.frames, 4)).astype(np.float32)
+    bag.arrays['self_lsmi'] = own
+    table, summary = merge([bag], MergeOptions(n_clusters=12))
+    got = np.stack([table.column(f'model_{c}').to_numpy() for c in COMPONENTS], axis=1)
+    np.testing.assert_array_equal(got, own.astype(np.float64))
+    assert summary['lsmi_mean']['source']['model'] == 'model output pid_lsmi'
+    assert 'model' not in summary['lsmi_mean']['delta']  # no refit
+    assert summary['lsmi_mean']['data'] is not None  # data level still fitted
