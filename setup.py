@@ -44,6 +44,7 @@ RUNTIME = [
     'scipy>=1.11',
     'scikit-learn>=1.4',
     'tqdm>=4.66',
+    'threadpoolctl>=3.1',
     'pyarrow>=15',
     # One ONNX Runtime, never both (they install the same module): the GPU build on Linux x86-64
     # (CUDA when a GPU and its libraries are present, CPU otherwise), the CPU build elsewhere.
