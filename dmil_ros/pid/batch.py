@@ -121,7 +121,13 @@ class _Encoder(nn.Module):
 
 
 class BATCH:
-    """The BATCH estimator; ``fit(f1, f2, labels)`` then ``estimate(f1, f2)``."""
+    """The BATCH estimator; ``fit(f1, f2, labels)`` then ``estimate(f1, f2)``.
+
+    Encoders train for at most ``epochs`` epochs and stop once the epoch-mean I_q̃ changes by
+    less than ``tol`` bits (``epochs_run`` records how many ran). The classifiers (unless
+    supplied) train as LSMI's discriminators do (:func:`dmil_ros.pid.lsmi.train_classifier`,
+    early stopping on held-out cross-entropy), so neither estimator is handicapped.
+    """
 
     def __init__(
         self,
@@ -135,9 +141,14 @@ class BATCH:
         classifier_epochs: int = 30,
         seed: int = 0,
         num_threads: int = 1,
+        tol: float = 0.005,
     ) -> None:
         if min(embed_dim, hidden, batch_size, epochs, sinkhorn_iters, num_threads) < 1:
             raise PIDInputError('BATCH: sizes, epochs and iterations must be >= 1')
+        if tol < 0:
+            raise PIDInputError(f'BATCH: tol {tol!r} must be >= 0')
+        self.tol = tol
+        self.epochs_run = 0
         self.embed_dim, self.hidden, self.batch_size = embed_dim, hidden, batch_size
         self.epochs, self.lr, self.sinkhorn_iters = epochs, lr, sinkhorn_iters
         self.classifier_epochs, self.seed, self.num_threads = classifier_epochs, seed, num_threads
@@ -201,7 +212,15 @@ class BATCH:
         try:
             torch.manual_seed(self.seed)
             if all(p is None for p in (probs_1, probs_2, probs_12)):
-                kw = {'epochs': self.classifier_epochs, 'hidden': self.hidden}
+                # the same lean discriminator training as LSMI's (LSMIConfig defaults)
+                kw = {
+                    'epochs': self.classifier_epochs,
+                    'hidden': self.hidden,
+                    'batch_size': 512,
+                    'lr': 1e-2,
+                    'patience': 2,
+                    'tol': 5e-3,
+                }
                 self.classifiers = (
                     train_classifier(f1, y, c, seed=self.seed, **kw),
                     train_classifier(f2, y, c, seed=self.seed + 1, **kw),
@@ -220,8 +239,11 @@ class BATCH:
             )
             gen = torch.Generator().manual_seed(self.seed)
             n, m = len(f1), min(self.batch_size, len(f1))
+            prev_loss = math.inf
+            self.epochs_run = 0
             for _ in range(self.epochs):
                 perm = torch.randperm(n, generator=gen)
+                total, count = 0.0, 0
                 for start in range(0, n - m + 1, m):
                     b = perm[start : start + m]
                     q = self._coupling(enc, x1[b], x2[b], p1[b], p2[b])
@@ -229,6 +251,13 @@ class BATCH:
                     opt.zero_grad()
                     loss.backward()  # type: ignore[no-untyped-call]
                     opt.step()
+                    total, count = total + float(loss.detach()) / _LN2, count + 1
+                self.epochs_run += 1
+                # converged: the epoch-mean I_q̃ (bits) moved less than tol
+                mean_loss = total / max(count, 1)
+                if abs(prev_loss - mean_loss) < self.tol:
+                    break
+                prev_loss = mean_loss
             self.encoders = enc
         finally:
             torch.set_num_threads(prev)
