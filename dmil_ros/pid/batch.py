@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from dmil_ros.pid.errors import PIDInputError
-from dmil_ros.pid.lsmi import train_classifier
+from dmil_ros.pid.lsmi import LSMIConfig, train_classifier
 
 __all__ = ['BATCH', 'BATCHResult', 'batch_atoms', 'sinkhorn_coupling']
 
@@ -213,18 +213,27 @@ class BATCH:
             torch.manual_seed(self.seed)
             if all(p is None for p in (probs_1, probs_2, probs_12)):
                 # the same lean discriminator training as LSMI's (LSMIConfig defaults)
-                kw = {
-                    'epochs': self.classifier_epochs,
-                    'hidden': self.hidden,
-                    'batch_size': 512,
-                    'lr': 1e-2,
-                    'patience': 2,
-                    'tol': 5e-3,
-                }
+                lean = LSMIConfig()
+
+                def clf(x: NDArray[np.float64], seed: int) -> nn.Module:
+                    return train_classifier(
+                        x,
+                        y,
+                        c,
+                        hidden=self.hidden,
+                        epochs=self.classifier_epochs,
+                        batch_size=lean.batch_size,
+                        lr=lean.lr,
+                        patience=lean.patience,
+                        val_fraction=lean.val_fraction,
+                        tol=lean.tol,
+                        seed=seed,
+                    )
+
                 self.classifiers = (
-                    train_classifier(f1, y, c, seed=self.seed, **kw),
-                    train_classifier(f2, y, c, seed=self.seed + 1, **kw),
-                    train_classifier(np.concatenate([f1, f2], 1), y, c, seed=self.seed + 2, **kw),
+                    clf(f1, self.seed),
+                    clf(f2, self.seed + 1),
+                    clf(np.concatenate([f1, f2], 1), self.seed + 2),
                 )
             p1, p2, _ = self._probs(f1, f2, (probs_1, probs_2, probs_12))
             self.mean = (f1.mean(0), f2.mean(0))

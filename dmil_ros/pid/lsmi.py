@@ -255,12 +255,11 @@ def train_classifier(
     xt = torch.as_tensor(xs)
     yt = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
     n_val = round(val_fraction * len(xt)) if patience > 0 else 0
+    val: tuple[torch.Tensor, torch.Tensor] | None = None
     if n_val > 0 and len(xt) - n_val >= 2:
         order = torch.randperm(len(xt), generator=gen)
-        xv, yv = xt[order[:n_val]], yt[order[:n_val]]
+        val = (xt[order[:n_val]], yt[order[:n_val]])
         xt, yt = xt[order[n_val:]], yt[order[n_val:]]
-    else:
-        xv = yv = None
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     n = len(xt)
@@ -277,13 +276,13 @@ def train_classifier(
             loss.backward()
             opt.step()
             sched.step()
-        if xv is None:
+        if val is None:
             continue
         # early stopping on the held-out cross-entropy (nats)
         with torch.no_grad():
-            val = float(loss_fn(net(xv), yv))
-        if val < best - tol:
-            best, waited = val, 0
+            val_loss = float(loss_fn(net(val[0]), val[1]))
+        if val_loss < best - tol:
+            best, waited = val_loss, 0
             best_state = {k: v.clone() for k, v in net.state_dict().items()}
         else:
             waited += 1
