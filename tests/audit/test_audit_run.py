@@ -175,3 +175,22 @@ def test_report_renders_in_headless_chromium(audited: tuple[Path, dict], tmp_pat
     # the plots put colour on the page (a blank page is a single grey level)
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50
     assert summary['frames']['total'] > 0
+
+
+@pytest.mark.slow  # about 20 s: a local Ray cluster starts
+def test_ray_engine_gives_identical_tables(
+    fleet: Path, audited: tuple[Path, dict], tmp_path: Path
+) -> None:
+    ray = pytest.importorskip('ray')
+    out1, _ = audited
+    out2 = tmp_path / 'ray'
+    try:
+        summary = _audit(
+            fleet, out2, 'foreign.onnx', '--engine', 'ray', '--workers', '2', '--no-report'
+        )
+    finally:
+        ray.shutdown()
+    assert summary['timing']['engine'] == 'ray'
+    one = pq.read_table(out1 / 'frames.parquet')
+    two = pq.read_table(out2 / 'frames.parquet')
+    assert one.equals(two)
