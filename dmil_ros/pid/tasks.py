@@ -15,7 +15,7 @@ with fixed codes c_m[x] ~ N(0, I_D) / sqrt(D), picked far apart (farthest-point)
 Ground truth: ``exact_pid`` (BROJA) and ``pointwise_pid`` (I±_min) on the latent joint, the
 per-sample discrete I±_min terms at each sample's latent cell, and (``continuous_pointwise``) the
 exact I±_min terms of the continuous features with their true Gaussian-mixture densities, which is
-what LSMI with ``specificity='differential'`` estimates.
+what LSMI (differential KNIFE densities) estimates.
 
 Extra families defined here (not in the catalogue): ``UNQ1_WIDE`` / ``UNQ2_WIDE``: Y is a fair bit
 copied from one modality, the other modality is an independent uniform variable over 8 values (a
