@@ -140,8 +140,7 @@ def per_frame(model: FusionModel, messages: list[tuple[str, Any]], repeat: int) 
             for job in jobs:
                 results = pipe.infer([job])
                 t0 = time.perf_counter()
-                for out_topic, out_msg in builder.frame(results[0]):
-                    builder.serialize(out_topic, out_msg)
+                builder.frame_cdr(results[0])  # what the replay writes
                 serialise = time.perf_counter() - t0
                 # the bare onnxruntime call on the same inputs
                 feeds = {'image': job.image[None], 'lidar': job.lidar[None]}
@@ -164,7 +163,7 @@ def main() -> int:
     parser.add_argument('--bag', default=str(ROOT / 'bags' / 'hallway_demo'))
     parser.add_argument('--model', default=str(ROOT / 'models' / 'dmil_hallway.onnx'))
     parser.add_argument('--provider', default='cpu', choices=('auto', 'cpu', 'cuda', 'tensorrt'))
-    parser.add_argument('--threads', type=int, default=0, help='ORT intra-op threads')
+    parser.add_argument('--threads', type=int, default=1, help='ORT threads (0 = per core)')
     parser.add_argument('--cores', type=int, default=2, help='pin the process to N cores')
     parser.add_argument('--repeat', type=int, default=1, help='passes over the frames')
     parser.add_argument('--max-frames', type=int, default=600, help='frames for stage timings')

@@ -73,6 +73,8 @@ SUPPORTED_IMAGE_ENCODINGS: Final[tuple[str, ...]] = (*_RAW, *_YUV420)
 _JPEG_MAGIC: Final = b'\xff\xd8'
 _PNG_MAGIC: Final = b'\x89PNG\r\n\x1a\n'
 
+_NATIVE_F32: Final = np.dtype(np.float32)
+_XYZ_RECORD: Final = np.dtype('V12')
 # sensor_msgs/PointField datatype -> numpy base type
 _POINT_TYPES: Final[dict[int, str]] = {
     1: 'i1',  # INT8
@@ -379,8 +381,14 @@ def decode_pointcloud2(msg: Any, topic: str = '') -> Points:
     # 2. coordinates as float32, non-finite points dropped
     fx, fy, fz = (dtype.fields[a] for a in 'xyz')  # type: ignore[index]
     base, off = fx[0], fx[1]
-    if fy == (base, off + base.itemsize) and fz == (base, off + 2 * base.itemsize):
-        # x, y, z adjacent and of one type (the usual layout): one strided copy
+    adjacent = fy == (base, off + base.itemsize) and fz == (base, off + 2 * base.itemsize)
+    if adjacent and base == _NATIVE_F32:
+        # x, y, z adjacent native float32 (the usual layout): copy 12-byte records (a strided
+        # memcpy, ~2.6x faster than astype from the unaligned strided floats), then view
+        records = np.ndarray((height, width), _XYZ_RECORD, data, off, (row_step, point_step))
+        xyz = records.reshape(-1).copy().view(np.float32).reshape(-1, 3)  # (N, 3)
+    elif adjacent:
+        # x, y, z adjacent and of one type: one strided converting copy
         strides = (row_step, point_step, base.itemsize)
         view = np.ndarray((height, width, 3), base, data, off, strides)
         xyz = view.reshape(-1, 3).astype(np.float32)  # (N, 3)
@@ -389,9 +397,11 @@ def decode_pointcloud2(msg: Any, topic: str = '') -> Points:
         xyz[:, 0] = cloud['x']
         xyz[:, 1] = cloud['y']
         xyz[:, 2] = cloud['z']
-    finite = np.isfinite(xyz).all(axis=1)
-    every = bool(finite.all())
+    # 3. non-finite points: one flat test first (all(axis=1) over 3 columns is ~30x slower)
+    every = bool(np.isfinite(xyz).all())
     if not every:
+        fin = np.isfinite(xyz)
+        finite = fin[:, 0] & fin[:, 1] & fin[:, 2]
         xyz = xyz[finite]
     intensity = ring = None
     if 'intensity' in roles:

@@ -200,16 +200,16 @@ class FusionModel:
     """An ONNX Runtime session for one contract model.
 
     Parameters: ``path`` of the ``.onnx`` file; ``provider`` in :data:`PROVIDERS`; ``threads``
-    for intra-op parallelism (0 = ONNX Runtime's default); ``io_binding`` ``None`` = on for CUDA
-    / TensorRT, off for CPU (where plain ``run`` is as fast); ``outputs`` to fetch (default: the
-    runtime outputs the model has).
+    for intra-op parallelism (default 1; 0 = ONNX Runtime's default, one per core);
+    ``io_binding`` ``None`` = on for CUDA / TensorRT, off for CPU (where plain ``run`` is as
+    fast); ``outputs`` to fetch (default: the runtime outputs the model has).
     """
 
     def __init__(
         self,
         path: str | Path,
         provider: str = 'auto',
-        threads: int = 0,
+        threads: int = 1,
         io_binding: bool | None = None,
         outputs: tuple[str, ...] | None = None,
     ) -> None:
@@ -225,10 +225,17 @@ class FusionModel:
             raise ModelError(msg)
         _check_external_data(self.path)
         ort = _onnxruntime()
+        # Session options for a small model on a few shared cores (benchmarks/bench_runtime.py,
+        # 2 cores under load, batch 1: 1 thread without spinning 0.13 ms p50 / 0.15 ms CPU per
+        # call, vs ORT's default 2 spinning threads 0.14 ms p50 / 0.34 ms CPU and a p99 2-3x
+        # worse; batch 32: 7.1 vs 15.3 ms): sequential, one intra-op thread, no spin-waiting.
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+        options.add_session_config_entry('session.inter_op.allow_spinning', '0')
         options.log_severity_level = 3
         self.requested = provider
         self.session = self._session(ort, options, provider)

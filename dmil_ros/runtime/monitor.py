@@ -24,13 +24,19 @@ Parameters (defaults tuned for ~20 Hz camera frames): ``window`` 100 frames (5 s
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from dataclasses import dataclass
 
-import numpy as np
-
 from dmil_ros.runtime.errors import RuntimeConfigError
+
+
+def _median(ordered: list[float]) -> float:
+    """Median of an ascending, non-empty list (mean of the two middle values when even)."""
+    n = len(ordered)
+    mid = n // 2
+    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ class SynergyMonitor:
     def __init__(self, config: MonitorConfig | None = None) -> None:
         self.config = config or MonitorConfig()
         self._window: deque[float] = deque(maxlen=self.config.window)
+        self._sorted: list[float] = []  # the window's values in ascending order
         self.alert = False
         self._above = 0
         self._below = 0
@@ -98,11 +105,12 @@ class SynergyMonitor:
         if not math.isfinite(s):
             # a non-finite estimate says nothing: keep the state, count nothing
             return MonitorState(s, math.nan, math.nan, math.nan, self.alert, False, False)
-        # 1. baseline and robust scale from the window
-        if self._window:
-            values = np.fromiter(self._window, np.float64, len(self._window))
-            baseline = float(np.median(values))
-            scale = max(1.4826 * float(np.median(np.abs(values - baseline))), cfg.min_scale)
+        # 1. baseline and robust scale from the window (kept sorted: the median is read off,
+        #    the MAD needs one sort of 100 distances; ~10x cheaper than two np.median calls)
+        if self._sorted:
+            baseline = _median(self._sorted)
+            spread = sorted([abs(v - baseline) for v in self._sorted])
+            scale = max(1.4826 * _median(spread), cfg.min_scale)
         else:
             baseline, scale = math.nan, cfg.min_scale
         warm = len(self._window) >= cfg.warmup
@@ -124,12 +132,16 @@ class SynergyMonitor:
                 self.alert, ended, self._above = False, True, 0
         # 4. only calm frames teach the baseline
         if not self.alert and not high:
+            if len(self._window) == self._window.maxlen:
+                del self._sorted[bisect.bisect_left(self._sorted, self._window[0])]
             self._window.append(s)
+            bisect.insort(self._sorted, s)
         if self.alert:
             self.alert_frames += 1
         return MonitorState(s, baseline, scale, z, self.alert, started, ended)
 
     def reset(self) -> None:
         self._window.clear()
+        self._sorted.clear()
         self.alert = False
         self._above = self._below = 0

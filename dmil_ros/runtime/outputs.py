@@ -30,6 +30,7 @@ published and the diagnostics say ``unavailable``.
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -83,6 +84,80 @@ class Twists:
         }.get(action, (0.0, 0.0))
 
 
+_CDR_LE: Final = b'\x00\x01\x00\x00'  # encapsulation: CDR, little endian
+_U32: Final = struct.Struct('<I')
+_STAMP: Final = struct.Struct('<iI')
+
+
+def _cdr_string(text: bytes, offset: int) -> bytes:
+    """A CDR string at ``offset`` (past the encapsulation): pad to 4, uint32 length, bytes, NUL."""
+    return b'\x00' * (-offset % 4) + _U32.pack(len(text) + 1) + text + b'\x00'
+
+
+_MIDDLE: dict[tuple[str, tuple[bytes, ...]], tuple[bytes, bytes]] = {}
+
+
+def _middle(frame_id: str, names: tuple[bytes, ...]) -> tuple[bytes, bytes]:
+    """frame_id + names + position-count padding, and the 8-byte padding before the doubles.
+
+    Everything between the stamp and the position values depends only on (frame_id, names),
+    so it is built once per pair (a node publishes a handful of them).
+    """
+    key = (frame_id, names)
+    hit = _MIDDLE.get(key)
+    if hit is None:
+        # 1. offsets are relative to the end of the encapsulation header; the stamp is 8 bytes
+        body = _cdr_string(frame_id.encode(), 8)
+        body += b'\x00' * (-(8 + len(body)) % 4) + _U32.pack(len(names))
+        for name in names:
+            body += _cdr_string(name, 8 + len(body))
+        # 2. position's element count, aligned to 4; the doubles then align to 8
+        body += b'\x00' * (-(8 + len(body)) % 4)
+        pad8 = b'\x00' * (-(8 + len(body) + 4) % 8)
+        hit = (body, pad8)
+        if len(_MIDDLE) > 256:
+            _MIDDLE.clear()
+        _MIDDLE[key] = hit
+    return hit
+
+
+_EMPTY_TAIL: Final = b'\x00' * 8  # velocity and effort: two empty sequences
+
+
+def joint_state_cdr(h: Header, names: tuple[bytes, ...], values: Any) -> bytes:
+    """``sensor_msgs/JointState`` CDR bytes with empty velocity/effort, written directly.
+
+    Byte-identical to ``typestore.serialize_cdr`` (tests/runtime/test_outputs_cdr.py) at a
+    fraction of the cost (benchmarks/bench_runtime.py); alignment is relative to the end of
+    the 4-byte encapsulation header, as in the CDR spec.
+    """
+    position = np.asarray(values, '<f8').reshape(-1)
+    body, pad8 = _middle(h.frame_id, names)
+    n = position.size
+    return b''.join(
+        (
+            _CDR_LE,
+            _STAMP.pack(h.sec, h.nanosec),
+            body,
+            _U32.pack(n),
+            pad8 if n else b'',
+            position.tobytes(),
+            _EMPTY_TAIL,
+        )
+    )
+
+
+def _names(values: tuple[str, ...] | list[str]) -> tuple[bytes, ...]:
+    return tuple(v.encode() for v in values)
+
+
+_ACTION_NAMES: Final = tuple((a.encode(),) for a in ACTIONS)
+_ACTIONS: Final = _names(ACTIONS)
+_COMPONENTS: Final = _names(COMPONENTS)
+_FAMILIES: Final = _names(FAMILIES)
+_ALERT: Final = _names(ALERT_NAMES)
+
+
 class OutputBuilder:
     """Builds the output messages of a frame (rosbags objects, Humble typestore)."""
 
@@ -132,6 +207,35 @@ class OutputBuilder:
         if self.twists is not None:
             linear, angular = (0.0, 0.0) if r.degraded else self.twists.of(r.action_label)
             out.append(('~/cmd_vel', self.twist(linear, angular)))
+        return out
+
+    def frame_cdr(self, r: FrameResult) -> list[tuple[str, bytes]]:
+        """:meth:`frame` already CDR-encoded (what the replay writes), without message objects.
+
+        Same topics, order and bytes as ``[(t, serialize(t, m)) for t, m in frame(r)]``.
+        """
+        h = r.header
+        out = [
+            (
+                '~/action',
+                joint_state_cdr(h, _ACTION_NAMES[r.action], r.probs[r.action : r.action + 1]),
+            ),
+            ('~/action_probs', joint_state_cdr(h, _ACTIONS, r.probs)),
+        ]
+        if r.gates is not None:
+            out.append(('~/gates', joint_state_cdr(h, _COMPONENTS, r.gates)))
+        pid = r.interactions
+        if pid is not None:
+            out.append(('~/interactions', joint_state_cdr(h, _FAMILIES, pid)))
+            m = r.monitor
+            if m is None:
+                values = [float(r.alert), math.nan, math.nan, math.nan]
+            else:
+                values = [float(m.alert), m.synergy, m.baseline, m.z]
+            out.append(('~/synergy_alert', joint_state_cdr(h, _ALERT, values)))
+        if self.twists is not None:
+            linear, angular = (0.0, 0.0) if r.degraded else self.twists.of(r.action_label)
+            out.append(('~/cmd_vel', self.serialize('~/cmd_vel', self.twist(linear, angular))))
         return out
 
     def twist(self, linear: float, angular: float) -> Any:

@@ -140,13 +140,16 @@ class _Writer:
         self.written: Counter[str] = Counter()
 
     def write(self, topic: str, msg: Any, log_ns: int) -> None:
-        name = resolve(topic, self.namespace)
-        conn = self.conns.get(name)
+        self.write_cdr(topic, self.builder.serialize(topic, msg), log_ns)
+
+    def write_cdr(self, topic: str, data: bytes, log_ns: int) -> None:
+        conn = self.conns.get(topic)
         if conn is None:
+            name = resolve(topic, self.namespace)
             conn = self.writer.add_connection(name, TOPICS[topic], typestore=self.builder.store)
-            self.conns[name] = conn
-        self.writer.write(conn, log_ns, self.builder.serialize(topic, msg))
-        self.written[name] += 1
+            self.conns[topic] = conn
+        self.writer.write(conn, log_ns, data)
+        self.written[conn.topic] += 1
 
     def close(self) -> None:
         self.writer.close()
@@ -199,8 +202,8 @@ def replay(
         results = pipeline.infer([j for j, _ in items])
         for (_, log_ns), r in zip(items, results, strict=True):
             t0 = time.perf_counter()
-            for topic, msg in builder.frame(r):
-                writer.write(topic, msg, log_ns)
+            for topic, data in builder.frame_cdr(r):
+                writer.write_cdr(topic, data, log_ns)
             serialise = time.perf_counter() - t0
             for stage in STAGE_ORDER[:4]:
                 stage_times[stage].append(r.timings[stage])

@@ -95,3 +95,18 @@ def test_alert_needs_on_frames_consecutive_highs(values: list[float]) -> None:
 def test_bad_config(kwargs: dict[str, float]) -> None:
     with pytest.raises(RuntimeConfigError):
         MonitorConfig(**kwargs)  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.floats(-2.0, 2.0), min_size=1, max_size=300), st.integers(2, 40))
+def test_baseline_and_scale_match_numpy(values: list[float], window: int) -> None:
+    """The sorted-window median / MAD equal numpy's on the window's contents (reference)."""
+    mon = SynergyMonitor(MonitorConfig(window=window, warmup=1))
+    for v in values:
+        before = np.fromiter(mon._window, np.float64)
+        state = mon.update(v)
+        if before.size:
+            m = float(np.median(before))
+            assert state.baseline == m
+            mad = float(np.median(np.abs(before - m)))
+            assert state.scale == max(1.4826 * mad, mon.config.min_scale)
