@@ -34,6 +34,7 @@ class ModelConfig:
     lidar_shape: tuple[int, int, int] = (2, 16, 180)
     num_actions: int = 4
     vertical_fov_deg: tuple[float, float] = (-15.0, 15.0)
+    id_encoder_grad: float = 0.0  # share of the ID losses' gradient reaching the encoders
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -60,6 +61,9 @@ class ModelConfig:
             if len(value) != 3 or any(not isinstance(v, int) or v <= 0 for v in value):
                 msg = f'model config: {name}={value!r} must be three positive integers'
                 raise ModelConfigError(msg)
+        if not 0.0 <= self.id_encoder_grad <= 1.0:
+            msg = f'model config: id_encoder_grad={self.id_encoder_grad!r} must be in [0, 1]'
+            raise ModelConfigError(msg)
         if self.image_shape[0] != 3 or self.lidar_shape[0] != 2:
             msg = (
                 f'model config: image_shape={self.image_shape!r} / lidar_shape='
@@ -100,9 +104,14 @@ class ModelConfig:
 @dataclass(frozen=True)
 class LossWeights:
     alpha: float = 0.01  # variational KL (I(Z; M), I(Z; N), R, U)
-    beta: float = 0.5  # CD alignment of the R posteriors
+    beta: float = 0.1  # CD alignment of the R posteriors
     gamma: float = 0.1  # decoupling I(U_m; R)
     recon: float = 0.1
     sub: float = 1.0
-    complexity: float = 0.05
+    pair: float = 1.0  # stage-1 joint-task head on [N1, N2, N1 * N2]
+    complexity: float = 0.0
+    gate_profile: float = 1.0  # gate cross-entropy to the discriminators' interaction profile
+    profile_tau: float = 0.75  # p(y|x_m) above which modality m alone 'knows' the action
+    profile_temperature: float = 0.05
+    sub_floor: float = 0.1  # every sub-head also learns every frame with this weight
     gate_family: float = 0.0

@@ -7,8 +7,10 @@ Learning"; authors' code bjlfzs/DMIL). With camera = modality 1 and LiDAR = moda
 2. intra-modality decomposition (ID): variational bottlenecks Z_m -> M_m (task-relevant: the
    unimodal head predicts Y from it) and Z_m -> N_m (residual, kept for synergy); a decoder
    reconstructs Z_m from [M_m, N_m] so N_m keeps what M_m drops; KL terms bound I(Z_m; M_m) and
-   I(Z_m; N_m). A joint head on [Z1, Z2] is the p(y|x1, x2) discriminator (LSMI) and gives the
-   encoders a multimodal signal in stage 1.
+   I(Z_m; N_m). A joint head on [Z1, Z2] is the p(y|x1, x2) discriminator (LSMI) and shapes the
+   encoders in stage 1 (the ID losses reach the encoders only scaled by ``id_encoder_grad``); a
+   linear head on [N1, N2, N1 * N2] gives the N's the joint task (our reading of "kept for
+   synergy": without it nothing in stage 1 asks the N's for what only the pair decides).
 3. consistency decomposition (CD): R from a bottleneck on [mu(M1), mu(M2)], aligned with the R
    posteriors computed from each modality alone (KL(q(R|M1,M2) || q(R|M_m)), the authors'
    alignment); U_m from a bottleneck on M_m, decoupled from R by a cross-correlation penalty
@@ -49,6 +51,7 @@ STAGE1_MODULES = (
     'head_camera',
     'head_lidar',
     'head_joint',
+    'head_pair',
 )
 STAGE2_MODULES = (
     'cd_r',
@@ -82,6 +85,7 @@ class DMIL(nn.Module):
         self.head_camera = nn.Linear(e, k)
         self.head_lidar = nn.Linear(e, k)
         self.head_joint = mlp(2 * d, h, k)
+        self.head_pair = nn.Linear(3 * e, k)  # stage-1 signal for the N's (see below)
         # 3. consistency decomposition
         self.cd_r = VariationalBottleneck(2 * e, e)
         self.cd_r_camera = VariationalBottleneck(e, e)
@@ -120,11 +124,21 @@ class DMIL(nn.Module):
         """Everything after the encoders (stage 2 runs this on cached Z's)."""
         out: Outputs = {'feat_camera': z1, 'feat_lidar': z2}
         # 2. ID
-        m1, n1 = self.id_m_camera(z1), self.id_n_camera(z1)
-        m2, n2 = self.id_m_lidar(z2), self.id_n_lidar(z2)
+        # the ID losses reach the encoders scaled by id_encoder_grad: the encoders are shaped
+        # mainly by the joint head, so unimodal shortcuts do not crowd out synergy features
+        g = self.cfg.id_encoder_grad
+        scale = self.training and g < 1.0
+        z1_id = z1 * g + z1.detach() * (1.0 - g) if scale else z1  # (B, D), same values
+        z2_id = z2 * g + z2.detach() * (1.0 - g) if scale else z2
+        m1, n1 = self.id_m_camera(z1_id), self.id_n_camera(z1_id)
+        m2, n2 = self.id_m_lidar(z2_id), self.id_n_lidar(z2_id)
         out['logits_camera'] = self.head_camera(m1.sample)  # (B, K)
         out['logits_lidar'] = self.head_lidar(m2.sample)  # (B, K)
         out['logits_joint'] = self.head_joint(torch.cat([z1, z2], dim=1))  # (B, K)
+        # the N's are "kept for synergy": a linear head on [N1, N2, N1 * N2] gives them the
+        # joint task in stage 1, so they carry what only the pair of sensors decides
+        pair = torch.cat([n1.sample, n2.sample, n1.sample * n2.sample], dim=1)  # (B, 3E)
+        out['logits_pair'] = self.head_pair(pair)  # (B, K)
         rec1 = self.decoder_camera(torch.cat([m1.sample, n1.sample], dim=1))  # (B, D)
         rec2 = self.decoder_lidar(torch.cat([m2.sample, n2.sample], dim=1))  # (B, D)
         out['aux_id_kl'] = (

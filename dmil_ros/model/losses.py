@@ -4,23 +4,30 @@ DMIL (methods.md §4, weights from the training config):
 
 * stage 1 (encoders + ID):
   L1 = CE(head_cam(M1), y) + CE(head_lid(M2), y) + CE(head_joint(Z1, Z2), y)
+       + pair * CE(head_pair(N1, N2, N1 * N2), y)
        + alpha * mean_m [KL(q(M_m|Z_m) || N(0,I)) + KL(q(N_m|Z_m) || N(0,I))]
        + recon * mean_m ||dec_m(M_m, N_m) - Z_m||^2
 * stage 2 (CD + synergy + gate, stage 1 frozen):
   L2 = -log sum_c g_c p_c(y)                                  (gated prediction)
-       + sub * mean_c CE(head_c(c), y)                          (each component predicts alone)
+       + sub * sum_c mean_i (floor + pi_ic) CE(head_c(c_i), y_i) / (1 + floor)
        + alpha * mean KL(R, U1, U2 || N(0,I))
        + beta * alignment (KL between the joint and unimodal R posteriors)
        + gamma * decoupling of U_m from R
+       + gate_profile * CE(gate_i, pi_i)                       (gate follows the profile)
        + complexity * sum_c g_c kappa_c, kappa = (0, 1/2, 1/2, 1)
        [+ gate_family * CE(gate_logits, family) where a family label exists]
 * stage 3: L1 + L2, everything trainable.
 
-The complexity term is ours (methods.md is silent on how gates should break ties): when several
-components predict equally well, prefer the simplest explanation (R, then U, then S), so the
-argmax gate names the interaction a frame actually needs. ``gate_family`` (default 0) supervises
-the gate with the simulator's scene family; it is off for the shipped models unless their model
-card says otherwise.
+The interaction profile pi_i of frame i (our reading; methods.md does not say how gates are
+taught) comes from the LSMI discriminators, detached: a_m = sigmoid((p_m(y_i|x_m) - tau) / T)
+is "modality m alone gives the right action" (camera, LiDAR), and
+    pi = (a_1 a_2, a_1 (1 - a_2), (1 - a_1) a_2, (1 - a_1)(1 - a_2))      (sums to 1)
+i.e. redundancy when either sensor suffices, unique when exactly one does, synergy when neither
+does alone (a soft, per-frame version of the PID atoms' definitions). Sub-heads are trained as
+mixture-of-experts experts: each frame weighs on the component its profile names. The
+complexity term (default off) prefers simpler components on ties. ``gate_family`` (default 0)
+supervises the gate with the simulator's scene family; off for the shipped models unless their
+model card says otherwise.
 """
 
 from __future__ import annotations
@@ -43,6 +50,19 @@ def _masked_ce(logits: Tensor, target: Tensor) -> Tensor:
     return F.cross_entropy(logits[keep], target[keep])
 
 
+def interaction_profile(out: Outputs, y: Tensor, w: LossWeights) -> Tensor:
+    """Per-frame soft target over (R, U_camera, U_lidar, S), (B, 4), from detached heads."""
+    idx = y.unsqueeze(1)  # (B, 1)
+    t, tau = w.profile_temperature, w.profile_tau
+
+    def knows(key: str) -> Tensor:
+        p = out[key].detach().gather(1, idx).squeeze(1)  # (B,) p(y_i | ...)
+        return torch.sigmoid((p - tau) / t)
+
+    a1, a2 = knows('probs_camera'), knows('probs_lidar')  # (B,) each
+    return torch.stack([a1 * a2, a1 * (1 - a2), (1 - a1) * a2, (1 - a1) * (1 - a2)], 1)
+
+
 def dmil_loss(
     out: Outputs, y: Tensor, family: Tensor, stage: int, w: LossWeights
 ) -> tuple[Tensor, dict[str, float]]:
@@ -52,21 +72,30 @@ def dmil_loss(
         parts['ce_camera'] = F.cross_entropy(out['logits_camera'], y)
         parts['ce_lidar'] = F.cross_entropy(out['logits_lidar'], y)
         parts['ce_joint'] = F.cross_entropy(out['logits_joint'], y)
+        if w.pair > 0:
+            parts['ce_pair'] = w.pair * F.cross_entropy(out['logits_pair'], y)
         parts['id_kl'] = w.alpha * out['aux_id_kl']
         parts['recon'] = w.recon * out['aux_recon']
     if stage in (2, 3):
         probs = out['probs']  # (B, K)
         parts['nll'] = F.nll_loss(torch.log(probs.clamp_min(1e-8)), y)
+        profile = interaction_profile(out, y, w)  # (B, 4)
         sub_logits = out['sub_logits']  # (B, 4, K)
         b, c, k = sub_logits.shape
-        parts['sub'] = w.sub * F.cross_entropy(
-            sub_logits.reshape(b * c, k), y.repeat_interleave(c)
-        )
+        ce = F.cross_entropy(
+            sub_logits.reshape(b * c, k), y.repeat_interleave(c), reduction='none'
+        ).reshape(b, c)  # (B, 4)
+        weight = (w.sub_floor + profile) / (1.0 + w.sub_floor)  # (B, 4)
+        parts['sub'] = w.sub * (weight * ce).sum(1).mean()
+        if w.gate_profile > 0:
+            log_g = torch.log_softmax(out['gate_logits'], dim=1)  # (B, 4)
+            parts['gate_profile'] = -w.gate_profile * (profile * log_g).sum(1).mean()
         parts['cd_kl'] = w.alpha * out['aux_cd_kl']
         parts['align'] = w.beta * out['aux_align']
         parts['decouple'] = w.gamma * out['aux_decouple']
         kappa = torch.tensor(KAPPA, dtype=probs.dtype)
-        parts['complexity'] = w.complexity * (out['gates'] * kappa).sum(dim=1).mean()
+        if w.complexity > 0:
+            parts['complexity'] = w.complexity * (out['gates'] * kappa).sum(dim=1).mean()
         if w.gate_family > 0:
             parts['gate_family'] = w.gate_family * _masked_ce(out['gate_logits'], family)
     total = torch.stack(list(parts.values())).sum()

@@ -23,10 +23,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='bags whose frames the ORT-vs-torch check (and PID fit) use',
     )
     parser.add_argument('--cache', type=Path, default=None, help='decoded-tensor cache')
+    parser.add_argument(
+        '--no-pid', action='store_true', help='export without the pid_lsmi / pid_broja outputs'
+    )
+    parser.add_argument(
+        '--pid-frames',
+        type=int,
+        default=8000,
+        help='training frames the PID heads are fitted on (default 8000)',
+    )
     parser.add_argument('--report', type=Path, default=None, help='report (JSON)')  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
     from dmil_ros.train.checkpoint import load_model
     from dmil_ros.train.cli import default_cache_dir
     from dmil_ros.train.data import load_bags
@@ -41,11 +53,33 @@ def run(args: argparse.Namespace) -> int:
         raise CheckpointError(msg)
     training = json.loads(summary_path.read_text(encoding='utf-8'))
     sample = None
-    if args.bags:
-        data, _ = load_bags(list(args.bags), config.data, config.preprocess,
+    heads = None
+    bags = list(args.bags or [])
+    data_json = args.run_dir / 'data.json'
+    if not bags and data_json.is_file():
+        bags = [Path(b) for b in json.loads(data_json.read_text(encoding='utf-8'))['bags']]
+        bags = [b for b in bags if b.exists()]
+    if bags:
+        data, _ = load_bags(bags, config.data, config.preprocess,
                             args.cache or default_cache_dir())  # fmt: skip
-        sample = (data.image[:64], data.lidar[:64])
-    report = export_onnx(model, config, args.out, training, sample=sample)
+        pick = np.linspace(0, len(data) - 1, min(len(data), args.pid_frames)).astype(np.int64)
+        data = data.subset(pick)
+        sample = (
+            data.image[:: max(1, len(data) // 64)][:64],
+            data.lidar[:: max(1, len(data) // 64)][:64],
+        )
+        if not args.no_pid:
+            from dmil_ros.train.pid_heads import fit_pid_heads
+            from dmil_ros.train.trainer import predict
+
+            torch.set_num_threads(config.schedule.threads)
+            out = predict(model, torch.from_numpy(data.image), torch.from_numpy(data.lidar))
+            heads, pid_summary = fit_pid_heads(out, data.action)
+            training = {**training, 'pid': pid_summary}
+            logger.info('PID heads fitted on %d frames: %s', len(data), pid_summary)
+    elif not args.no_pid:
+        logger.warning('no bags to fit the PID heads on: exporting without pid_lsmi / pid_broja')
+    report = export_onnx(model, config, args.out, training, sample=sample, pid_heads=heads)
     if args.report:
         args.report.write_text(json.dumps(report, indent=1), encoding='utf-8')
     logger.info(

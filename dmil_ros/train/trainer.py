@@ -31,7 +31,7 @@ from dmil_ros.actions import FAMILIES
 from dmil_ros.model import build_model, dmil_loss, ensemble_loss, joint_loss
 from dmil_ros.model.dmil import DMIL
 from dmil_ros.train.checkpoint import load_checkpoint, save_checkpoint
-from dmil_ros.train.config import TrainConfig
+from dmil_ros.train.config import ScheduleConfig, TrainConfig
 from dmil_ros.train.dataset import Arrays
 from dmil_ros.train.errors import TrainError
 from dmil_ros.train.metrics import evaluate_predictions
@@ -76,7 +76,8 @@ def _tensors(a: Arrays) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 def predict(model: nn.Module, image: Tensor, lidar: Tensor, batch: int = 512) -> dict[str, Any]:
     """Eval-mode outputs as numpy arrays (the keys the ONNX export publishes)."""
     model.eval()
-    keys = ('probs', 'probs_camera', 'probs_lidar', 'probs_joint', 'gates', 'sub_probs')
+    keys = ('probs', 'probs_camera', 'probs_lidar', 'probs_joint', 'gates', 'sub_probs',
+            'feat_camera', 'feat_lidar')  # fmt: skip
     chunks: dict[str, list[np.ndarray[Any, Any]]] = {}
     for i in range(0, image.shape[0], batch):
         out = model(image[i : i + batch], lidar[i : i + batch])
@@ -146,6 +147,26 @@ class _Logger:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+
+
+def augment(
+    image: Tensor, lidar: Tensor, sched: ScheduleConfig, gen: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Photometric jitter of the image, a small azimuth roll of the range image.
+
+    Neither changes the action: colours keep their hue, the roll (a few degrees) keeps every
+    opening on its side.
+    """
+    b = image.shape[0]
+    if sched.brightness > 0:
+        k = 1.0 + (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1) * sched.brightness
+        image = image * k  # (B, 3, H, W)
+    if sched.image_noise > 0:
+        image = image + torch.randn(image.shape, generator=gen) * sched.image_noise
+    if sched.lidar_roll > 0:
+        shift = int(torch.randint(-sched.lidar_roll, sched.lidar_roll + 1, (1,), generator=gen))
+        lidar = torch.roll(lidar, shifts=shift, dims=-1)  # (B, 2, beams, bins)
+    return image, lidar
 
 
 def _loss_fn(
@@ -235,7 +256,7 @@ def train(
                 if cached is not None:
                     out_ = model.forward_features(cached[0][idx], cached[1][idx])  # type: ignore[operator]
                 else:
-                    out_ = model(tr[0][idx], tr[1][idx])
+                    out_ = model(*augment(tr[0][idx], tr[1][idx], sched, gen))
                 loss, parts = loss_fn(out_, tr[2][idx], tr[3][idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]

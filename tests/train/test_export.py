@@ -64,3 +64,32 @@ def test_export_matches_torch_and_carries_metadata(kind: str, tmp_path: Path) ->
     m = evaluate_model(path, data)
     assert 0.0 <= m['accuracy'] <= 1.0
     assert (m['gate_family_agreement'] is None) == (kind != 'dmil')
+
+
+def test_export_with_pid_heads(tmp_path: Path) -> None:
+    """pid_lsmi / pid_broja are composed into the graph; ORT equals torch; atoms add up."""
+    from dmil_ros.train.pid_heads import fit_pid_heads
+    from dmil_ros.train.trainer import predict, train
+
+    data = toy_arrays(400, 5)
+    cfg = small_config('dmil', stage1_epochs=2)
+    train(cfg, data, toy_arrays(64, 6), tmp_path / 'run', progress=False)
+    from dmil_ros.train.checkpoint import load_model
+
+    model, cfg, _ = load_model(tmp_path / 'run' / 'model.pt')
+    out = predict(model, torch.from_numpy(data.image), torch.from_numpy(data.lidar))
+    heads, summary = fit_pid_heads(out, data.action, pca_dim=4, n_clusters=6)
+    assert summary['fit_frames'] == 400
+    path = tmp_path / 'pid.onnx'
+    report = export_onnx(
+        model, cfg, path, {}, sample=(data.image[:32], data.lidar[:32]), pid_heads=heads
+    )
+    assert report['max_abs_diff_probabilities'] <= 1e-4
+    assert report['max_scaled_diff'] <= 1e-4
+    assert report['outputs'][-2:] == ['pid_lsmi', 'pid_broja']
+    sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    names = [o.name for o in sess.get_outputs()]
+    got = dict(zip(names, sess.run(None, {'image': data.image, 'lidar': data.lidar}), strict=True))
+    for key in ('pid_lsmi', 'pid_broja'):
+        assert got[key].shape == (400, 4)
+        assert np.isfinite(got[key]).all()

@@ -1,0 +1,129 @@
+"""Per-frame PID outputs composed into the exported graph: ``pid_lsmi`` and ``pid_broja``.
+
+Both are fitted after training on the trained model's own features and heads (methods.md §2-3,
+estimators from :mod:`dmil_ros.pid`, issue 4):
+
+* ``pid_lsmi`` (B, 4): LSMI terms r, u_camera, u_lidar, s in bits for the *predicted* action,
+  with the model's unimodal and joint heads as the discriminators p(y|x1), p(y|x2), p(y|x1,x2)
+  (the ensemble uses its averaged prediction as the joint one) and KNIFE densities fitted on the
+  features ``feat_camera`` / ``feat_lidar`` after a fixed standardise + PCA projection to
+  ``pca_dim`` dimensions (KNIFE's full covariances need a low-dimensional, non-degenerate space:
+  the raw features are ReLU outputs with many exact zeros); shifted by LSMI's dataset-level δ.
+* ``pid_broja`` (B, 4): the BROJA-consistent local terms (nearest-centroid clusters of each
+  modality's features, then the exact q* table) for the predicted action.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from dmil_ros.train.errors import ExportError
+
+
+def _projection(x: np.ndarray[Any, Any], dim: int) -> tuple[Tensor, Tensor]:
+    """Standardise + PCA as one affine map: z = x @ w + b, (D, P) and (P,)."""
+    mean = x.mean(0)
+    std = x.std(0) + 1e-6
+    xs = (x - mean) / std
+    _, _, vt = np.linalg.svd(xs - xs.mean(0), full_matrices=False)
+    proj = vt[:dim].T  # (D, P)
+    w = proj / std[:, None]
+    b = -(mean / std) @ proj
+    return torch.as_tensor(w, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)
+
+
+def _log(p: Tensor) -> Tensor:
+    return torch.log(p.clamp_min(1e-12))
+
+
+class LSMIHead(nn.Module):
+    def __init__(
+        self, proj: tuple[Tensor, Tensor, Tensor, Tensor], densities: nn.Module, terms: nn.Module
+    ) -> None:
+        super().__init__()
+        self.w1, self.b1, self.w2, self.b2 = (nn.Parameter(t, requires_grad=False) for t in proj)
+        self.densities = densities
+        self.terms = terms
+
+    def forward(self, out: dict[str, Tensor]) -> Tensor:
+        f1 = out['feat_camera'] @ self.w1 + self.b1  # (B, P)
+        f2 = out['feat_lidar'] @ self.w2 + self.b2  # (B, P)
+        labels = out['probs'].argmax(dim=1)  # (B,) predicted action
+        joint = out.get('probs_joint', out['probs'])
+        h1, h2, h1y, h2y = self.densities(f1, f2)
+        _, shifted = self.terms(
+            _log(out['probs_camera']), _log(out['probs_lidar']), _log(joint),
+            h1, h2, h1y, h2y, labels,
+        )  # fmt: skip
+        result: Tensor = shifted  # (B, 4) bits
+        return result
+
+
+class BROJAHead(nn.Module):
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.local = module
+
+    def forward(self, out: dict[str, Tensor]) -> Tensor:
+        labels = out['probs'].argmax(dim=1)  # (B,)
+        result: Tensor = self.local(out['feat_camera'], out['feat_lidar'], labels)
+        return result  # (B, 4) bits
+
+
+def fit_pid_heads(
+    outputs: dict[str, np.ndarray[Any, Any]],
+    labels: np.ndarray[Any, Any],
+    *,
+    pca_dim: int = 8,
+    n_clusters: int = 30,
+    seed: int = 0,
+) -> tuple[dict[str, nn.Module], dict[str, Any]]:
+    """Fit both heads on eval-mode outputs of the training frames; returns heads and a summary.
+
+    ``outputs``: feat_camera, feat_lidar, probs, probs_camera, probs_lidar (and probs_joint).
+    """
+    from dmil_ros.pid.broja_local import BROJALocal
+    from dmil_ros.pid.lsmi import LSMI, LSMIConfig, LSMITerms
+
+    f1, f2 = outputs['feat_camera'].astype(np.float64), outputs['feat_lidar'].astype(np.float64)
+    y = labels.astype(np.int64)
+    if len(np.unique(y)) < 2:
+        msg = 'PID heads: the fitting frames hold fewer than two actions'
+        raise ExportError(msg)
+    w1, b1 = _projection(f1, pca_dim)
+    w2, b2 = _projection(f2, pca_dim)
+    p1 = (f1 @ w1.double().numpy()) + b1.double().numpy()
+    p2 = (f2 @ w2.double().numpy()) + b2.double().numpy()
+    joint = outputs.get('probs_joint', outputs['probs'])
+    lsmi = LSMI(LSMIConfig(n_components=5, reg_covar=1e-3, seed=seed)).fit(
+        p1, p2, y, probs_1=outputs['probs_camera'], probs_2=outputs['probs_lidar'],
+        probs_12=joint, n_classes=joint.shape[1],
+    )  # fmt: skip
+    assert lsmi.densities is not None
+    terms = LSMITerms(torch.as_tensor(lsmi.log_prior), lsmi.delta)
+    lsmi_head = LSMIHead((w1, b1, w2, b2), lsmi.densities, terms).eval()
+    broja = BROJALocal(n_clusters=n_clusters, pca_dim=5, seed=seed).fit(
+        f1, f2, y, n_classes=joint.shape[1]
+    )
+    assert broja.module is not None
+    heads: dict[str, nn.Module] = {'pid_lsmi': lsmi_head, 'pid_broja': BROJAHead(broja.module)}
+    pid: Any = broja.pid
+    summary = {
+        'fit_frames': len(y),
+        'lsmi': {'pca_dim': pca_dim, 'kernels': 5, 'delta_bits': float(lsmi.delta)},
+        'broja': {
+            'clusters': n_clusters,
+            'pca_dim': 5,
+            'dataset_bits': {
+                'redundancy': float(pid.redundancy),
+                'unique_camera': float(pid.unique_1),
+                'unique_lidar': float(pid.unique_2),
+                'synergy': float(pid.synergy),
+            },
+        },
+    }
+    return heads, summary
