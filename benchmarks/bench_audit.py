@@ -1,18 +1,25 @@
-"""Audit speed: per-bag throughput against real time, end-to-end time, report time, BEV choice.
+"""Audit speed: whole-job real-time ratio, per-bag stage, floors, report time, BEV choice.
 
     python benchmarks/bench_audit.py [--bag bags/hallway_demo] [--model models/dmil_hallway.onnx]
-                                     [--frames 1200] [--report-frames 10000]
+                                     [--frames 1200] [--long-frames 0] [--report-frames 10000]
 
 Targets (issue 8): >= 100x real time on 2 CPU cores for the sample bag; report for 10k frames in
-<= 10 s. Without the sample bag, a simulator bag of ``--frames`` frames is recorded; without the
-model, the audit tests' tiny ONNX model (probs only: calibrated masking, 3 inferences per frame)
-stands in, and the output says so.
+<= 10 s. "Real time" here is the bag's recorded duration divided by the wall time of the whole
+``dmil-ros audit`` command (a subprocess, Python start-up included; the figure without the
+interpreter's own start-up is printed next to it). The floors section times the unavoidable
+parts one by one (reading + zstd, decoding/preprocessing, inference, imports) and prints the best
+ratio two cores could reach if everything else cost nothing. ``--long-frames N`` also records an
+N-frame simulator bag and times the per-bag stage on it (the per-frame, steady-state rate).
+Without the sample bag, a simulator bag of ``--frames`` frames is recorded; without the model,
+the audit tests' tiny ONNX model (probs only: calibrated masking, 3 inferences per frame) stands
+in, and the output says so. The machine's load average is printed before and after.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,21 +51,112 @@ def _model(args: argparse.Namespace, tmp: Path) -> Path:
     return build(tmp / 'foreign.onnx')
 
 
-def bench_bag(bag: Path, model: Path) -> None:
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f'load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores'
+
+
+def _wall(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
+    return time.perf_counter() - t0
+
+
+def bench_cli(bag: Path, model: Path, tmp: Path) -> None:
+    """The whole job as a user runs it: ``dmil-ros audit BAG --out DIR`` in a fresh process."""
+    import json
+
+    out = tmp / 'cli'
+    cmd = [sys.executable, '-m', 'dmil_ros.cli', 'audit', str(bag), '--out', str(out)]
+    cmd += ['--model', str(model), '--no-resume']
+    startup = min(_wall([sys.executable, '-c', 'pass']) for _ in range(3))
+    wall = _wall(cmd)
+    summary = json.loads((out / 'summary.json').read_text())
+    timing = summary['timing']
+    rec = timing['recorded_seconds']
+    inside = timing['total_seconds']
+    print(
+        f'whole job (dmil-ros audit, subprocess): {summary["frames"]["total"]} frames, '
+        f'{rec:.2f} s recorded, {wall:.2f} s wall -> {rec / wall:.2f}x real time '
+        f'({rec / (wall - startup):.2f}x without the {startup:.2f} s interpreter start-up)'
+    )
+    print(
+        f'  inside run_audit {inside:.2f} s: bags {timing["bags_seconds"]:.2f} s, dataset-level '
+        f'merge {timing["merge_seconds"]:.2f} s, pictures {timing.get("report_seconds", 0):.2f}'
+        f' s; before run_audit (imports, argument parsing) {wall - startup - inside:.2f} s'
+    )
+    print(f'  model-level terms from: {summary["lsmi_mean"].get("source", {}).get("model")}')
+
+
+def bench_bag(bag: Path, model: Path, label: str = 'per-bag stage') -> None:
     from dmil_ros.audit.bagaudit import BagOptions, audit_bag
 
     threads = os.cpu_count() or 1
+    opts = BagOptions(model=str(model), threads=threads)
     t0 = time.perf_counter()
-    result = audit_bag(bag, 'bench', BagOptions(model=str(model), threads=threads))
+    result = audit_bag(bag, 'bench', opts)
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = audit_bag(bag, 'bench', opts)  # warm: imports, typestore, page cache done
     wall = time.perf_counter() - t0
     rec = float(result.info['duration'])
     print(
-        f'per-bag stage: {result.frames} frames, {rec:.1f} s recorded, {wall:.2f} s wall '
-        f'({threads} threads) -> {rec / wall:.1f}x real time '
+        f'{label}: {result.frames} frames, {rec:.1f} s recorded, {wall:.2f} s wall warm '
+        f'({cold:.2f} s first call) ({threads} threads) -> {rec / wall:.1f}x real time '
         f'[{result.frames / wall:.0f} frames/s; '
         f'inference {result.info["inference_seconds"]:.2f} s, unimodal from '
         f'{result.info["unimodal"]}]'
     )
+
+
+def bench_floors(bag: Path, model: Path) -> None:
+    """Each unavoidable part alone, and the best ratio 2 cores could reach from their sum."""
+    from dmil_ros.audit.bagaudit import BagOptions, load_model
+    from dmil_ros.bagio.reader import RobustReader
+    from dmil_ros.runtime.pipeline import FusionPipeline, PipelineConfig
+
+    topics = ['/camera/image_raw', '/lidar/points']
+    list(RobustReader(bag, topics=topics))  # warm the page cache and the typestore
+    t0 = time.perf_counter()
+    raws = list(RobustReader(bag, topics=topics))
+    read = time.perf_counter() - t0
+    reader = RobustReader(bag, topics=topics)
+    t0 = time.perf_counter()
+    msgs = [(r.topic, reader.store.deserialize_cdr(r.data, r.msgtype)) for r in raws]
+    cdr = time.perf_counter() - t0
+    threads = os.cpu_count() or 1
+    model_obj = load_model(BagOptions(model=str(model), threads=threads))
+    pipe = FusionPipeline(model_obj, PipelineConfig())
+    jobs = []
+    t0 = time.perf_counter()
+    for topic, msg in msgs:
+        jobs += pipe.feed_camera(msg) if topic == topics[0] else pipe.feed_lidar(msg)
+    prep = time.perf_counter() - t0
+    image = np.stack([j.image for j in jobs])
+    lidar = np.stack([j.lidar for j in jobs])
+    model_obj.run(image, lidar)
+    t0 = time.perf_counter()
+    model_obj.run(image, lidar)
+    infer = time.perf_counter() - t0
+    rec = (max(r.timestamp for r in raws) - min(r.timestamp for r in raws)) * 1e-9
+    total = read + cdr + prep + infer
+    print(
+        f'floors for {len(jobs)} frames ({rec:.2f} s recorded): read+zstd {read * 1e3:.0f} ms, '
+        f'CDR {cdr * 1e3:.0f} ms, decode+preprocess+pairing {prep * 1e3:.0f} ms, inference '
+        f'(one batch, {threads} threads) {infer * 1e3:.0f} ms; sum {total * 1e3:.0f} ms'
+    )
+    print(
+        f'  best case with both cores busy and nothing else: {rec / (total / 2):.0f}x real time;'
+        f' 100x needs the whole job in {rec / 100 * 1e3:.0f} ms'
+    )
+    code = 'import time, importlib, sys; t = time.perf_counter(); importlib.import_module(sys.argv[1]); print(time.perf_counter() - t)'  # noqa: E501
+    costs = []
+    for mod in ('onnxruntime', 'rosbags.rosbag2', 'pyarrow', 'torch', 'sklearn.mixture'):
+        got = subprocess.run(
+            [sys.executable, '-c', code, mod], check=True, capture_output=True, text=True
+        ).stdout
+        costs.append(f'{mod} {float(got):.2f} s')
+    print(f'  imports (fresh interpreter each): {", ".join(costs)}')
 
 
 def bench_audit(bag: Path, model: Path, tmp: Path) -> None:
@@ -72,10 +170,10 @@ def bench_audit(bag: Path, model: Path, tmp: Path) -> None:
     timing = summary['timing']
     rec = timing['recorded_seconds']
     print(
-        f'end-to-end audit: {summary["frames"]["total"]} frames in {wall:.2f} s '
-        f'(bags {timing["bags_seconds"]:.2f} s, dataset-level merge '
-        f'{timing["merge_seconds"]:.2f} s,'
-        f' pictures {timing.get("report_seconds", 0):.2f} s) -> {rec / wall:.1f}x real time'
+        f'run_audit in-process, imports warm: {summary["frames"]["total"]} frames in {wall:.2f}'
+        f' s (bags {timing["bags_seconds"]:.2f} s, dataset-level merge '
+        f'{timing["merge_seconds"]:.2f} s, pictures {timing.get("report_seconds", 0):.2f} s) '
+        f'-> {rec / wall:.1f}x real time'
     )
 
 
@@ -162,19 +260,30 @@ def main() -> None:
     parser.add_argument('--bag', default=str(ROOT / 'bags' / 'hallway_demo'))
     parser.add_argument('--model', default=str(ROOT / 'models' / 'dmil_hallway.onnx'))
     parser.add_argument('--frames', type=int, default=1200)
+    parser.add_argument('--long-frames', type=int, default=0)
     parser.add_argument('--report-frames', type=int, default=10_000)
     args = parser.parse_args()
     import onnxruntime
 
     onnxruntime.set_default_logger_severity(3)
-    print(f'cores: {os.cpu_count()}')
+    print(f'cores: {os.cpu_count()}; before: {load()}')
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         bag, model = _bag(args, tmp), _model(args, tmp)
+        print(f'bag {bag}, model {model}')
+        bench_cli(bag, model, tmp)
         bench_bag(bag, model)
+        bench_floors(bag, model)
         bench_audit(bag, model, tmp)
+        if args.long_frames:
+            from dmil_ros.sim import SimConfig, record_bag
+
+            long_bag = tmp / 'long_drive'
+            record_bag(SimConfig(frames=args.long_frames, seed=7), long_bag)
+            bench_bag(long_bag, model, f'per-bag stage, {args.long_frames}-frame simulator bag')
         bench_report(args.report_frames, tmp)
         bench_bev()
+    print(f'after: {load()}')
 
 
 if __name__ == '__main__':

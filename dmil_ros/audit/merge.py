@@ -159,8 +159,20 @@ def _spike_families(
 def merge(
     results: Sequence[BagResult], options: MergeOptions | None = None
 ) -> tuple[pa.Table, dict[str, Any]]:
-    """The frame table and the summary (without model/timing info, which the runner adds)."""
-    opts = options or MergeOptions()
+    """The frame table and the summary (without model/timing info, which the runner adds).
+
+    Runs with one BLAS/OpenMP thread: the dataset-level fits are many small problems (SVDs of
+    a few thousand x 64, k-means, EM) for which busy-waiting thread pools cost more than they
+    give on a shared machine (measured on the sample bag: merge 2.0 s -> 0.48 s at load ~5 on
+    2 cores; benchmarks/bench_audit.py).
+    """
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    with threadpool_limits(1):
+        return _merge(results, options or MergeOptions())
+
+
+def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, dict[str, Any]]:
     arrays, names = concat(results)
     n = len(names)
     bag_arr = np.array(names, dtype=object)
