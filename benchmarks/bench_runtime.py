@@ -65,10 +65,12 @@ def simulated_bag(path: Path, seconds: float) -> Path:
 
 
 def proposed_prepare_points(points: Points, spec: PreprocessSpec) -> np.ndarray:
-    """Candidate for preprocess.prepare_points: nearest return per cell by ``np.minimum.at``.
+    """Candidate for preprocess.prepare_points (the lead's file): no sort in the common case.
 
-    Same projection as the shipped function; the per-cell minimum replaces the (cell, range)
-    lexsort, which is ~80 % of its time. Ties in range keep the first point's intensity.
+    Same projection and per-cell minimum as the shipped function. Step 4 there sorts the
+    winning returns (``np.unique``) to keep the first one per cell on exact range ties; ties are
+    rare, and there are none exactly when the winners are as many as the hit cells, so the sort
+    runs only then. Identical output (checked below on every sweep).
     """
     out = np.zeros(spec.lidar_shape, np.float32)
     if len(points) == 0:
@@ -86,14 +88,17 @@ def proposed_prepare_points(points: Points, spec: PreprocessSpec) -> np.ndarray:
         row = np.rint((elevation - lo) / (hi - lo) * (spec.beams - 1)).astype(np.int64)
     keep = (row >= 0) & (row < spec.beams) & (rng > 0) & (rng <= spec.max_range)
     flat = (row * spec.azimuth_bins + col)[keep]
-    rng = rng[keep]
+    rng = rng[keep].astype(np.float32)
     best = np.full(spec.beams * spec.azimuth_bins, np.inf, np.float32)  # (cells,)
     np.minimum.at(best, flat, rng)
     hit = np.isfinite(best)
-    out[0].reshape(-1)[hit] = best[hit] / spec.max_range
+    out[0].reshape(-1)[hit] = best[hit] / np.float32(spec.max_range)
     if points.intensity is not None:
         winners = np.flatnonzero(rng == best[flat])
-        cells, first = np.unique(flat[winners], return_index=True)
+        if winners.size == np.count_nonzero(hit):  # one winner per cell: no tie to break
+            cells, first = flat[winners], np.arange(winners.size)
+        else:
+            cells, first = np.unique(flat[winners], return_index=True)
         out[1].reshape(-1)[cells] = points.intensity[keep][winners[first]] * spec.intensity_scale
     return out
 
@@ -115,9 +120,23 @@ def compare_prepare_points(messages: list[tuple[str, Any]], spec: PreprocessSpec
         times[name] = pct(ts)
     print(
         f'prepare_points on {len(clouds)} sweeps: shipped p50 {times["shipped"][0]:.3f} ms, '
-        f'proposed (np.minimum.at) p50 {times["proposed"][0]:.3f} ms, '
+        f'proposed (sort only on ties) p50 {times["proposed"][0]:.3f} ms, '
         f'{times["shipped"][0] / times["proposed"][0]:.1f}x faster, identical output: {same}'
     )
+
+
+def empty_writer(out: Path) -> None:
+    """The output bag's fixed cost: open, the usual connections, close (metadata.yaml)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from dmil_ros.runtime.outputs import TOPICS, resolve
+
+    store = OutputBuilder().store
+    writer = Writer(out, version=8, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    for topic in ('~/action', '~/action_probs', '~/gates', 'diagnostics'):
+        writer.add_connection(resolve(topic), TOPICS[topic], typestore=store)
+    writer.close()
 
 
 def pct(values: list[float]) -> tuple[float, float]:
@@ -210,14 +229,40 @@ def main() -> int:
 
     compare_prepare_points(messages, model.spec)
 
-    # 3. replay throughput over the whole bag
-    for batch in (32, 1):
-        pipe = FusionPipeline(model)
-        summary = replay(pipe, bag, tmp / f'replay_b{batch}', batch=batch, progress=False)
+    # 3. replay throughput over the whole bag: wall time of replay()'s loop = bag read (index,
+    #    zstd, CDR) + decode + preprocess + inference + monitor + serialise + write + close
+    #    (metadata.yaml); model loading excluded. Median of 3 runs; CPU time beside it.
+    t0, c0 = time.perf_counter(), time.process_time()
+    n_read = sum(1 for _ in RobustReader(bag, topics=[CAM, LID]).decoded())
+    read_wall, read_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0 = time.perf_counter()
+    empty_writer(tmp / 'empty_out')
+    writer_fixed = time.perf_counter() - t0
+    summary = None
+    for batch in (4, 32, 1):
+        walls, cpus = [], []
+        for k in range(3):
+            pipe = FusionPipeline(model)
+            c0 = time.process_time()
+            out = tmp / f'replay_b{batch}_{k}'
+            summary = replay(pipe, bag, out, batch=batch, progress=False)
+            cpus.append(time.process_time() - c0)
+            walls.append(summary.wall_seconds)
+        wall, cpu = float(np.median(walls)), float(np.median(cpus))
+        rt = summary.bag_seconds / wall
         print(
             f'replay batch {batch:>2}: {summary.frames} frames, {summary.bag_seconds:.1f} s of '
-            f'bag in {summary.wall_seconds:.2f} s = {summary.realtime_factor:.1f}x real time '
-            f'(target >= 50x): {"PASS" if summary.realtime_factor >= 50 else "FAIL"}'
+            f'bag in {wall:.3f} s wall ({cpu:.3f} s CPU) = {rt:.1f}x real time '
+            f'({summary.bag_seconds / cpu:.1f}x on CPU time) (target >= 50x): '
+            f'{"PASS" if rt >= 50 else "FAIL"}'
+        )
+    if summary is not None:
+        print(
+            f'floor: reading the bag alone ({n_read} messages, RobustReader) takes '
+            f'{read_wall:.3f} s wall ({read_cpu:.3f} s CPU) = '
+            f'{summary.bag_seconds / read_wall:.1f}x real time; opening + closing the output bag '
+            f'(4 connections, metadata.yaml) {writer_fixed:.3f} s; with both and nothing else: '
+            f'{summary.bag_seconds / (read_wall + writer_fixed):.1f}x'
         )
     return 0
 

@@ -8,7 +8,8 @@ Diagnostics are written once per second of bag time. A damaged input bag is read
 be (:class:`~dmil_ros.bagio.reader.RobustReader`); what could not be read is in the summary.
 
 With ``rate`` the replay is paced to ``rate`` x real time and runs the model frame by frame, as
-the node does; without it (``max speed``) it batches ``batch`` pairs per model call.
+the node does; without it (``max speed``) it batches ``batch`` pairs per model call (batch size
+hardly matters for the shipped model: benchmarks/bench_runtime.py compares 1, 4 and 32).
 """
 
 from __future__ import annotations
