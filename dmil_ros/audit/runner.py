@@ -280,8 +280,10 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
             entry = accounts.get(name) or {'name': name, 'status': 'failed', 'errors': []}
         entry.update(name=name, path=str(path), resumed=name in skipped)
         bag_entries.append(entry)
+    t_wait = time.perf_counter()
     preload.join()  # before the merge imports the same modules itself
     t_merge = time.perf_counter()
+    t_wait = t_merge - t_wait
     table, summary = merge(results, options.merge)
     write_table(table, out)
     t_merge = time.perf_counter() - t_merge
@@ -316,6 +318,7 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     summary['timing'] = {
         'bags_seconds': t_bags,
         'merge_seconds': t_merge,
+        'import_wait_seconds': t_wait,
         'workers': workers,
         'engine': options.engine,
         'recorded_seconds': sum(float(e.get('duration') or 0.0) for e in bag_entries),
