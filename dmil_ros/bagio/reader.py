@@ -1,8 +1,14 @@
 """Robust rosbag2 reading: everything that can be read, plus a record of what could not.
 
-A bag that was recorded to the end is read with ``rosbags`` (indexed, time ordered). A bag whose
-recorder died (no ``metadata.yaml``, an MCAP file without summary or footer), or whose storage is
-damaged (a chunk whose CRC fails, a record cut short, a malformed sqlite page) is *salvaged*:
+A bag that was recorded to the end is read with ``rosbags`` (indexed, time ordered; a bag of one
+MCAP file without file/message compression through its ``McapReader``, which skips the slow
+``metadata.yaml`` parse). Before rosbags sees an MCAP file, its top-level record lengths are
+checked against the file size (rosbags allocates them as read), and chunks inflate with a bound
+(the declared uncompressed size, at most :data:`MAX_CHUNK_BYTES`) in rosbags and here alike. A
+bag whose recorder died (no ``metadata.yaml``, an MCAP file without summary or footer), whose
+storage is damaged (a chunk whose CRC fails, a record cut short, a malformed sqlite page), or on
+which the indexed reader fails in any way or yields fewer messages than its index lists, is
+*salvaged*:
 
 * MCAP: the records are scanned front to back (format: magic, then ``opcode u8, length u64,
   body`` records; https://mcap.dev/spec); each chunk is decompressed and CRC-checked on its own, so
