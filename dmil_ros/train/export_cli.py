@@ -24,6 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument('--cache', type=Path, default=None, help='decoded-tensor cache')
     parser.add_argument(
+        '--card', type=Path, default=None, help='model card to write (default: --out with .md)'
+    )
+    parser.add_argument(
+        '--eval-json',
+        type=Path,
+        default=None,
+        help='held-out results of `dmil-ros evaluate --json` for the card',
+    )
+    parser.add_argument('--notes', type=Path, default=None, help='extra card text (markdown)')
+    parser.add_argument(
         '--no-pid', action='store_true', help='export without the pid_lsmi / pid_broja outputs'
     )
     parser.add_argument(
@@ -39,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from dmil_ros.errors import DmilError
     from dmil_ros.train.checkpoint import load_model
     from dmil_ros.train.cli import default_cache_dir
     from dmil_ros.train.data import load_bags
@@ -74,12 +85,24 @@ def run(args: argparse.Namespace) -> int:
 
             torch.set_num_threads(config.schedule.threads)
             out = predict(model, torch.from_numpy(data.image), torch.from_numpy(data.lidar))
-            heads, pid_summary = fit_pid_heads(out, data.action)
-            training = {**training, 'pid': pid_summary}
-            logger.info('PID heads fitted on %d frames: %s', len(data), pid_summary)
+            try:
+                heads, pid_summary = fit_pid_heads(out, data.action)
+            except DmilError as exc:  # e.g. an action missing from the fitting frames
+                logger.warning('PID heads not fitted (%s): exporting without them', exc)
+            else:
+                training = {**training, 'pid': pid_summary}
+                logger.info('PID heads fitted on %d frames: %s', len(data), pid_summary)
     elif not args.no_pid:
         logger.warning('no bags to fit the PID heads on: exporting without pid_lsmi / pid_broja')
     report = export_onnx(model, config, args.out, training, sample=sample, pid_heads=heads)
+    from dmil_ros.train.card import write_card
+
+    evaluation = None
+    if args.eval_json:
+        evaluation = json.loads(args.eval_json.read_text(encoding='utf-8'))
+    notes = args.notes.read_text(encoding='utf-8') if args.notes else ''
+    card = args.card or args.out.with_suffix('.md')
+    write_card(card, config.to_dict(), training, report, evaluation=evaluation, notes=notes)
     if args.report:
         args.report.write_text(json.dumps(report, indent=1), encoding='utf-8')
     logger.info(

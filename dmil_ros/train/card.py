@@ -1,0 +1,131 @@
+"""Model cards (markdown) for exported models: data, schedule, metrics, limits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dmil_ros.actions import FAMILIES
+
+LIMITS = """\
+## Limits
+
+- Trained and evaluated on the project's simulator only (hallway scenes, four scene families,
+  camera 128x96 rgb8, VLP-16-like LiDAR). No real-robot data has been seen; expect a domain gap.
+- The scene families are a simulator construct; on real data the gates are an interaction
+  profile, not a family classifier.
+- Actions are the expert's discrete forward / left / right / stop; the model is not a planner.
+- `pid_lsmi` / `pid_broja` are per-frame estimates fitted on the training frames' features; off
+  the training distribution (new sensors, new scenes) they extrapolate (the BROJA table gives
+  large magnitudes for clusters / actions it never saw together).
+"""
+
+
+def _pct(v: Any) -> str:
+    return '-' if v is None else f'{100 * v:.1f}'
+
+
+def metrics_table(models: dict[str, dict[str, Any]]) -> str:
+    head = '| model | accuracy | ' + ' | '.join(FAMILIES) + ' | synergy ind. | gate = family |'
+    rule = '|' + '---|' * (len(FAMILIES) + 4)
+    rows = [head, rule]
+    for name, m in models.items():
+        fam = m.get('per_family', {})
+        cells = [
+            _pct(m.get('accuracy')),
+            *(_pct(fam.get(f)) for f in FAMILIES),
+            _pct(m.get('synergy_indicator')),
+            _pct(m.get('gate_family_agreement')),
+        ]
+        rows.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(rows)
+
+
+def render_card(
+    name: str,
+    config: dict[str, Any],
+    training: dict[str, Any],
+    report: dict[str, Any],
+    *,
+    evaluation: dict[str, Any] | None = None,
+    notes: str = '',
+) -> str:
+    kind = config['model']['kind']
+    sched = training.get('schedule', [])
+    lines = [
+        f'# {name}',
+        '',
+        (
+            f'Kind: **{kind}** (`dmil_ros.kind` in the ONNX metadata). Inputs `image` (B,3,48,64) '
+            'and `lidar` (B,2,16,180) exactly as `dmil_ros.runtime.preprocess` prepares them; '
+            f'outputs {", ".join(f"`{o}`" for o in report["outputs"])}.'
+        ),
+        '',
+        '## Data',
+        '',
+        (
+            f'- Training bags: {", ".join(training.get("bags", [])) or "see data.json"} '
+            f'({training.get("train_frames")} training / {training.get("val_frames")} validation '
+            'camera + LiDAR pairs, validation = time blocks of the same bags).'
+        ),
+        (
+            f'- Labels: `{config["data"]["label_source"]}` ({config["data"]["action_topic"]}); '
+            f'pairing slop {config["data"]["slop"]} s.'
+        ),
+    ]
+    if evaluation:
+        lines.append(f'- Held-out evaluation bags (other seeds): {", ".join(evaluation["bags"])}.')
+    lines += ['', '## Schedule', '']
+    for ph in sched:
+        lines.append(f'- stage {ph["stage"]}: {ph["epochs"]} epochs, Adam lr {ph["lr"]}')
+    loss = config['loss']
+    lines += [
+        (
+            f'- loss weights: alpha {loss["alpha"]}, beta {loss["beta"]}, gamma {loss["gamma"]}, '
+            f'gate_profile {loss["gate_profile"]}, gate_family {loss["gate_family"]} '
+            '(0: the scene family is never used in training)'
+        ),
+        (
+            f'- training time {training.get("train_seconds")} s on {training.get("threads")} '
+            'thread(s) (shared 2-core machine; see benchmarks/bench_train.py for the timed run)'
+        ),
+        f'- LiDAR encoder: `{config["model"]["lidar_encoder"]}`',
+        '',
+        '## Metrics',
+        '',
+        'Validation (best epoch of the last stage):',
+        '',
+        metrics_table({name: training.get('val', {})}),
+    ]
+    if evaluation:
+        lines += ['', 'Held-out seeds (`dmil-ros evaluate`), all shipped models:', '',
+                  metrics_table(evaluation['models'])]  # fmt: skip
+    lines += [
+        '',
+        (
+            'Export check: onnx.checker (full) passed; max |onnxruntime - torch| = '
+            f'{report["max_abs_diff_probabilities"]:.2g} on probabilities, '
+            f'{report["max_scaled_diff"]:.2g} scaled on unbounded outputs, over '
+            f'{report["batch"]} training frames; file size {report["bytes"]} bytes.'
+        ),
+    ]
+    if 'pid' in training:
+        lines += ['', f'PID heads: `{json.dumps(training["pid"])}`']
+    if notes:
+        lines += ['', notes.strip()]
+    lines += ['', LIMITS]
+    return '\n'.join(lines)
+
+
+def write_card(
+    path: Path,
+    config: dict[str, Any],
+    training: dict[str, Any],
+    report: dict[str, Any],
+    *,
+    evaluation: dict[str, Any] | None = None,
+    notes: str = '',
+) -> None:
+    text = render_card(path.stem, config, training, report, evaluation=evaluation, notes=notes)
+    path.write_text(text, encoding='utf-8')

@@ -1,0 +1,76 @@
+"""End to end: dmil-ros train -> export -> evaluate on a small simulator bag; model cards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+
+from dmil_ros.cli import main
+from dmil_ros.sim import SimConfig, record_bag
+from dmil_ros.train.card import metrics_table
+from tests.train.test_trainer import SMALL_MODEL
+
+
+@pytest.fixture(scope='module')
+def bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp('bags') / 'drive'
+    record_bag(SimConfig(frames=200, seed=16), path)  # a seed whose drive has all 4 actions
+    return path
+
+
+def test_train_export_evaluate(bag: Path, tmp_path: Path) -> None:
+    config = tmp_path / 'train.json'
+    config.write_text(json.dumps({
+        'model': SMALL_MODEL,
+        'schedule': {'stage1_epochs': 1, 'stage2_epochs': 1, 'stage3_epochs': 1,
+                     'baseline_epochs': 1, 'batch_size': 32, 'threads': 1},
+        'data': {'block_seconds': 2.0},
+    }))  # fmt: skip
+    cache = tmp_path / 'cache'
+    run = tmp_path / 'run'
+    rc = main(['train', '--bags', str(bag), '--out', str(run), '--config', str(config),
+               '--cache', str(cache), '--no-progress'])  # fmt: skip
+    assert rc == 0
+    summary = json.loads((run / 'summary.json').read_text())
+    assert summary['train_frames'] + summary['val_frames'] >= 195
+    model = tmp_path / 'models' / 'tiny.onnx'
+    rc = main(['export', str(run), '--out', str(model), '--cache', str(cache),
+               '--pid-frames', '190'])  # fmt: skip
+    assert rc == 0
+    names = [o.name for o in onnx.load(str(model)).graph.output]
+    assert names[-2:] == ['pid_lsmi', 'pid_broja']
+    assert 'gates' in names
+    card = model.with_suffix('.md').read_text()
+    assert '## Limits' in card
+    assert '| tiny |' in card
+    result = tmp_path / 'eval.json'
+    rc = main(['evaluate', '--model', str(model), str(bag), '--json', str(result),
+               '--cache', str(cache)])  # fmt: skip
+    assert rc == 0
+    doc = json.loads(result.read_text())
+    m = doc['models']['tiny']
+    assert set(m['per_family']) == {'R', 'U_camera', 'U_lidar', 'S'}
+    assert 0 <= m['accuracy'] <= 1
+    assert m['gate_family_agreement'] is not None
+
+
+def test_train_reports_bad_config(bag: Path, tmp_path: Path) -> None:
+    config = tmp_path / 'bad.json'
+    config.write_text(json.dumps({'loss': {'alhpa': 1.0}}))
+    rc = main(['train', '--bags', str(bag), '--out', str(tmp_path / 'r'), '--config', str(config)])
+    assert rc == 2
+
+
+def test_metrics_table_has_one_row_per_model() -> None:
+    table = metrics_table({
+        'a': {'accuracy': 0.5, 'per_family': {'R': 1.0}, 'synergy_indicator': None},
+        'b': {'accuracy': 0.25, 'per_family': {}, 'gate_family_agreement': 0.7},
+    })  # fmt: skip
+    lines = table.splitlines()
+    assert len(lines) == 4
+    assert lines[2].startswith('| a | 50.0 | 100.0 | - |')
+    assert lines[3].endswith('| 70.0 |')
+    assert all(line.count('|') == lines[0].count('|') for line in lines)
