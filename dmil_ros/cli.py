@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -49,23 +48,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _available() -> dict[str, tuple[str, str]]:
-    """Sub-commands whose module exists in this installation."""
-    found = {}
-    for name, (module, help_) in COMMANDS.items():
-        if importlib.util.find_spec(module.rsplit('.', 1)[0]) is None:
-            continue
-        try:
-            spec = importlib.util.find_spec(module)
-        except ModuleNotFoundError:
-            spec = None
-        if spec is not None:
-            found[name] = (module, help_)
-    return found
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first word after the global options), if any."""
+    words = iter(argv)
+    for word in words:
+        if word == '--log-level':
+            next(words, None)
+        elif not word.startswith('-'):
+            return word if word in COMMANDS else None
+    return None
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
-    """The top-level parser, and which module serves each sub-command."""
+def build_parser(argv: Sequence[str] = ()) -> tuple[argparse.ArgumentParser, str | None]:
+    """The top-level parser and the module of the sub-command ``argv`` names.
+
+    Only that sub-command's module is imported (to add its arguments): ``dmil-ros --help`` and
+    ``--version`` import none, and no sub-command pays for another's imports.
+    """
     parser = argparse.ArgumentParser(
         prog='dmil-ros',
         description='Interaction-aware camera + LiDAR fusion (DMIL, LSMI, PID) for ROS 2.',
@@ -75,23 +74,24 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
         '--log-level', choices=LEVELS, default='info', help='logging level (default: info)'
     )
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
-    modules = {}
-    for name, (module, help_) in _available().items():
-        command = cast(Command, importlib.import_module(module))
-        command.add_arguments(sub.add_parser(name, help=help_, description=help_))
-        modules[name] = module
-    return parser, modules
+    chosen = _command_in(argv)
+    for name, (module, help_) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_, description=help_)
+        if name == chosen:
+            cast(Command, importlib.import_module(module)).add_arguments(command_parser)
+    return parser, COMMANDS[chosen][0] if chosen else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``dmil-ros``; returns the process exit code."""
-    parser, modules = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser, module = build_parser(argv)
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
-    if args.command is None:
+    if args.command is None or module is None:
         parser.print_help(sys.stderr)
         return 2
-    command = cast(Command, importlib.import_module(modules[args.command]))
+    command = cast(Command, importlib.import_module(module))
     try:
         return command.run(args)
     except DmilError as exc:
