@@ -83,3 +83,7 @@ __all__ += [
     'shift_delta',
     'synergy_indicator',
 ]
+
+# issue 4 (continued): BROJA-local variants ('dual' = the synergy alarm's estimate, 'exact_mean')
+_LAZY['dual_extension'] = 'dmil_ros.pid.broja_local'
+__all__ += ['dual_extension']
