@@ -151,3 +151,22 @@ def test_model_config_round_trip_and_errors() -> None:
         ModelConfig(latent_dim=0)
     with pytest.raises(ModelConfigError, match='unknown keys'):
         ModelConfig.from_dict({'latent': 3})
+
+
+def test_interaction_profile_names_the_needed_component() -> None:
+    from dmil_ros.model.losses import interaction_profile
+
+    y = torch.tensor([0, 1, 2, 3])
+    sure, chance = torch.eye(4), torch.full((4, 4), 0.25)
+    # frame 0: both sensors sure; 1: camera only; 2: LiDAR only; 3: neither
+    cam = torch.stack([sure[0], sure[1], chance[2], chance[3]])
+    lid = torch.stack([sure[0], chance[1], sure[2], chance[3]])
+    out = {'probs_camera': cam, 'probs_lidar': lid}
+    profile = interaction_profile(out, y, LossWeights())
+    torch.testing.assert_close(profile.sum(1), torch.ones(4))
+    assert profile.argmax(1).tolist() == [0, 1, 2, 3]
+    # analytic: a = sigmoid((p - tau) / T) with tau 0.75, T 0.05 -> sure: sigmoid(5), chance:
+    # sigmoid(-10); frame 0 = a_sure^2, frame 1 = a_sure (1 - a_chance), ...
+    hi, lo = torch.sigmoid(torch.tensor(5.0)), torch.sigmoid(torch.tensor(-10.0))
+    expected = torch.stack([hi * hi, hi * (1 - lo), hi * (1 - lo), (1 - lo) ** 2])
+    torch.testing.assert_close(profile.max(1).values, expected)
