@@ -3,17 +3,25 @@
 ``build_model(cfg)`` gives the network a :class:`ModelConfig` names; every model's ``forward``
 returns a dict of tensors (``probs``, ``logits_camera``, ``logits_lidar``, ... ; DMIL adds
 ``gates``, ``sub_probs`` and its auxiliary loss terms).
+
+The configuration classes are torch-free; the networks and losses are imported lazily (PEP 562)
+so that command-line parsing never imports torch.
 """
 
 from __future__ import annotations
 
-from torch import nn
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from dmil_ros.model.baselines import JointFusion, LateEnsemble
 from dmil_ros.model.config import KINDS, LIDAR_ENCODERS, LossWeights, ModelConfig
-from dmil_ros.model.dmil import DMIL
 from dmil_ros.model.errors import ModelConfigError, ModelError
-from dmil_ros.model.losses import dmil_loss, ensemble_loss, joint_loss
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from dmil_ros.model.baselines import JointFusion, LateEnsemble
+    from dmil_ros.model.dmil import DMIL
+    from dmil_ros.model.losses import dmil_loss, ensemble_loss, joint_loss
 
 __all__ = [
     'DMIL',
@@ -31,9 +39,28 @@ __all__ = [
     'joint_loss',
 ]
 
+_LAZY = {
+    'DMIL': 'dmil_ros.model.dmil',
+    'JointFusion': 'dmil_ros.model.baselines',
+    'LateEnsemble': 'dmil_ros.model.baselines',
+    'dmil_loss': 'dmil_ros.model.losses',
+    'ensemble_loss': 'dmil_ros.model.losses',
+    'joint_loss': 'dmil_ros.model.losses',
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    msg = f'module {__name__!r} has no attribute {name!r}'
+    raise AttributeError(msg)
+
 
 def build_model(cfg: ModelConfig) -> nn.Module:
     """The network for ``cfg.kind``."""
+    from dmil_ros.model.baselines import JointFusion, LateEnsemble
+    from dmil_ros.model.dmil import DMIL
+
     if cfg.kind == 'dmil':
         return DMIL(cfg)
     if cfg.kind == 'joint':
