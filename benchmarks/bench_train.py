@@ -101,7 +101,8 @@ def main() -> None:
     ap.add_argument('--frames', type=int, default=20_000)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--encoders', action='store_true')
-    ap.add_argument('--epochs', type=int, default=2)
+    ap.add_argument('--epochs', type=int, default=3)
+    ap.add_argument('--encoder-frames', type=int, default=4000)
     ap.add_argument('--out', type=Path, default=Path('/tmp/bench_train'))
     args = ap.parse_args()
     config = TrainConfig.load(args.config)
@@ -111,6 +112,7 @@ def main() -> None:
     data, _ = load_bags(args.bags, config.data, config.preprocess, default_cache_dir())
     tr, va = time_block_split(data, config.data.val_fraction, config.data.block_seconds)
     if args.encoders:
+        tr = tr[np.linspace(0, len(tr) - 1, min(len(tr), args.encoder_frames)).astype(np.int64)]
         encoders(data.subset(tr), data.subset(va), args.threads, args.epochs)
     else:
         full(data.subset(tr), data.subset(va), config, args.frames, args.out)
