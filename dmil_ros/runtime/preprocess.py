@@ -131,17 +131,18 @@ def prepare_points(points: Points, spec: PreprocessSpec) -> F32:
     if len(points) == 0:
         return out
     xyz = points.xyz
-    # 1. spherical coordinates
-    rng = np.sqrt(np.einsum('ij,ij->i', xyz, xyz))  # (N,)
-    azimuth = np.arctan2(xyz[:, 1], xyz[:, 0])  # (N,) in [-pi, pi], 0 = straight ahead
+    x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    # 1. spherical coordinates (column arithmetic: 2x faster than an einsum on (N, 3))
+    rng = np.sqrt(x * x + y * y + z * z)  # (N,)
+    azimuth = np.arctan2(y, x)  # (N,) in [-pi, pi], 0 = straight ahead
     col = ((azimuth + np.pi) * (spec.azimuth_bins / (2 * np.pi))).astype(np.int64)
-    np.clip(col, 0, spec.azimuth_bins - 1, out=col)
+    np.minimum(col, spec.azimuth_bins - 1, out=col)  # azimuth = +pi lands one past the end
     # 2. rows: the ring when the driver gives one, else the binned elevation
     if points.ring is not None:
         row = points.ring.astype(np.int64)
     else:
         lo, hi = np.deg2rad(spec.vertical_fov_deg)
-        elevation = np.arcsin(np.clip(xyz[:, 2] / np.maximum(rng, 1e-9), -1.0, 1.0))
+        elevation = np.arcsin(np.clip(z / np.maximum(rng, 1e-9), -1.0, 1.0))
         row = np.rint((elevation - lo) / (hi - lo) * (spec.beams - 1)).astype(np.int64)
     keep = np.flatnonzero((row >= 0) & (row < spec.beams) & (rng > 0) & (rng <= spec.max_range))
     flat = row[keep] * spec.azimuth_bins + col[keep]  # (K,) cell of each kept return
