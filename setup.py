@@ -85,7 +85,6 @@ setup(
     maintainer_email='dmil-ros@example.com',
     description='Interaction-aware camera + LiDAR fusion (DMIL, LSMI, PID) for ROS 2',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'dmil-ros = dmil_ros.cli:main',
