@@ -205,7 +205,7 @@ def bench_report(n: int, tmp: Path) -> None:
         segment=np.zeros(n, int),
     )
     for k, c in enumerate(COMPONENTS):
-        cols[f'model_{c}'] = terms[:, k]
+        cols[f'lsmi_model_{c}'] = terms[:, k]
     table = build_table(cols)
     t0 = time.perf_counter()
     spikes = [dict(s.as_dict(), bag='drive') for s in find_spikes(terms[:, 3], stamps)]

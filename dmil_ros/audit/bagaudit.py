@@ -12,6 +12,10 @@ inference and synergy monitor as the ROS node. The audit only adds what the node
   profiled on the bag's first ``profile_frames`` pairs;
 * labels (``/sim/ground_truth`` when present, else ``/expert/action``) and ground truth.
 
+The runtime ``alert`` of every frame is the pipeline's own synergy monitor, which reads
+``pid_broja`` when the model has it, else ``pid_lsmi`` (``PipelineConfig.pid_source='auto'``);
+the output it read is recorded as ``alert_source`` in the bag's account.
+
 Frames in degraded mode (one sensor silent) are counted but not audited: their inputs are the
 pipeline's placeholders, not sensor data.
 """
@@ -41,6 +45,7 @@ GROUND_TRUTH_TOPIC = '/sim/ground_truth'
 ACTION_TOPIC = '/expert/action'
 SIDE_CAR = 'ground_truth.json'
 LABEL_SLOP_NS = 25_000_000
+RESULT_VERSION = 2  # 2: ``self_broja`` (the model's pid_broja) kept per frame
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class BagOptions:
         stat = model.stat() if model.is_file() else None
         fields = asdict(self)
         fields.pop('threads')  # results do not depend on it
+        fields['result_version'] = RESULT_VERSION  # older per-bag results are recomputed
         fields['model_size'] = stat.st_size if stat else None
         fields['model_mtime'] = stat.st_mtime_ns if stat else None
         return json.dumps(fields, sort_keys=True)
@@ -104,6 +110,7 @@ class _Collector:
                 'feat_camera',
                 'feat_lidar',
                 'self_lsmi',
+                'self_broja',
                 'alert',
             )
         }
@@ -113,6 +120,7 @@ class _Collector:
         self.degraded = 0
         self.inference_s = 0.0
         self.pipeline: FusionPipeline | None = None
+        self.alert_source: str | None = None  # the output the node's synergy monitor reads
 
     def add(self, jobs: list[Job]) -> None:
         for job in jobs:
@@ -167,6 +175,9 @@ class _Collector:
         self.rows['gates'].append(out.get('gates', nan4))
         self.rows['p_joint'].append(out.get('probs_joint', probs))
         self.rows['self_lsmi'].append(out.get('pid_lsmi', nan4))
+        self.rows['self_broja'].append(out.get('pid_broja', nan4))
+        if self.alert_source is None:
+            self.alert_source = next((r.pid_source for r in results if r.pid_source), None)
         self.rows['alert'].append(np.array([r.alert for r in results], bool))
         if self.heads:
             self.rows['p_camera'].append(out['probs_camera'])
@@ -336,6 +347,7 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
     info.update(
         frames=result.frames,
         degraded_frames=collector.degraded,
+        alert_source=collector.alert_source,
         pipeline={
             'received': dict(pipeline.received),
             'drops': dict(pipeline.drops),

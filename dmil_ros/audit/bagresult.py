@@ -29,6 +29,7 @@ ARRAYS = (
     'feat_camera',  # (N, D1) features for densities and clustering
     'feat_lidar',  # (N, D2)
     'self_lsmi',  # (N, 4) the model's own pid_lsmi output, NaN without
+    'self_broja',  # (N, 4) the model's own pid_broja output (the node's alarm input), NaN without
     'label',  # (N,) int64 recorded action index, -1 without
     'family',  # (N,) int64 index into FAMILIES, -1 without ground truth
     'segment',  # (N,) int64 ground-truth segment id, -1 without

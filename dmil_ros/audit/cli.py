@@ -13,14 +13,22 @@ import logging
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
-DEFAULT_MODEL = 'models/dmil_hallway.onnx'
+
+
+def _default_model() -> str:
+    from dmil_ros.runtime.params import default_model_path  # light: no onnxruntime import
+
+    return str(default_model_path())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('bags', nargs='+', metavar='BAG', help='bags, or directories of bags')
     parser.add_argument('--out', required=True, type=Path, metavar='DIR', help='output directory')
     parser.add_argument(
-        '--model', default=DEFAULT_MODEL, help=f'ONNX model to audit (default: {DEFAULT_MODEL})'
+        '--model',
+        default=None,
+        help='ONNX model to audit (default: the shipped model, $DMIL_ROS_MODEL or '
+        "share/dmil_ros/models/dmil_hallway.onnx or the checkout's models/)",
     )
     parser.add_argument(
         '--workers', type=int, default=0, help='parallel bags (default: one per CPU core)'
@@ -62,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     from dmil_ros.audit.spikes import SpikeConfig
     from dmil_ros.audit.terms import TermsConfig
 
+    if args.model is None:
+        args.model = _default_model()
     if not Path(args.model).is_file():
         msg = f'model {args.model!r}: no such file'
         raise AuditError(msg)

@@ -1,12 +1,19 @@
 """The merge stage of an audit: per-bag results in, frame table and ``summary.json`` out.
 
 Everything that needs the whole data set happens here, once, in bag order (so 1 worker and N
-workers give identical tables): the LSMI densities (data and model level), GapScore, the
-offline synergy spikes per bag, the dataset-level PID from the exact CVX estimator (Liang et al.
-2023: cluster each modality's features, histogram p(c1, c2, y), exact BROJA PID) with the
-recorded labels (``data_pid``) and with the model's predictions (``model_pid``), and, for
-simulator bags, the ground truth: the exact PID of the empirical joint of the latent variables
-over the audited frames (:func:`dmil_ros.sim.families.empirical_joint`).
+workers give identical tables): the per-frame LSMI terms (``lsmi_model_*``, ``lsmi_data_*``)
+and BROJA-consistent local terms (``broja_model_*``, ``broja_data_*``; see
+:mod:`dmil_ros.audit.terms`), GapScore, the offline synergy spikes per bag, the dataset-level
+PID from the exact CVX estimator (Liang et al. 2023: cluster each modality's features,
+histogram p(c1, c2, y), exact BROJA PID) with the recorded labels (``data_pid``) and with the
+model's predictions (``model_pid``), and, for simulator bags, the ground truth: the exact PID of
+the empirical joint of the latent variables over the audited frames
+(:func:`dmil_ros.sim.families.empirical_joint`).
+
+Spikes and GapScore use the model-level estimate the node's synergy alarm reads, so the audit
+and the node agree: the model's ``pid_broja`` output when it has one (``broja_model_*``), else
+the LSMI terms (its ``pid_lsmi`` output, else refitted); ``summary['spikes_from']`` names it.
+The ``alert`` column is the node's own monitor, run by the per-bag stage.
 """
 
 from __future__ import annotations
@@ -24,14 +31,19 @@ from dmil_ros.actions import ACTIONS, COMPONENTS, FAMILIES
 from dmil_ros.audit.bagresult import ARRAYS, BagResult
 from dmil_ros.audit.spikes import SpikeConfig, find_spikes, segment_coverage, spike_mask
 from dmil_ros.audit.tables import (
-    DATA_COLUMNS,
     GAP_COLUMNS,
     GATE_COLUMNS,
-    MODEL_COLUMNS,
     PROB_COLUMNS,
+    TERM_COLUMNS,
     build_table,
 )
-from dmil_ros.audit.terms import TermsConfig, gapscore, lsmi_frames
+from dmil_ros.audit.terms import (
+    BROJA_PCA_DIM,
+    TermsConfig,
+    broja_frames,
+    gapscore,
+    lsmi_frames,
+)
 
 logger = logging.getLogger(__name__)
 F64 = npt.NDArray[np.float64]
@@ -82,6 +94,14 @@ def _mean_terms(terms: F64, rows: npt.NDArray[np.bool_]) -> dict[str, float] | N
     return _atoms(sel.mean(axis=0)) if len(sel) else None
 
 
+def _n_clusters(frames: int, classes: int, fixed: int | None) -> int:
+    if fixed:
+        return fixed
+    from dmil_ros.pid import suggest_n_clusters
+
+    return int(suggest_n_clusters(frames, classes))
+
+
 def dataset_pid(
     f1: F64, f2: F64, target: npt.NDArray[np.int64], n_clusters: int | None, seed: int
 ) -> tuple[dict[str, float] | None, dict[str, Any]]:
@@ -93,9 +113,9 @@ def dataset_pid(
         return None, {'error': f'{classes} distinct target value(s): no information to split'}
     if n < 2 * (n_clusters or 2):
         return None, {'error': f'{n} usable frames: too few for {n_clusters} clusters'}
-    from dmil_ros.pid import cvx_pid, suggest_n_clusters
+    from dmil_ros.pid import cvx_pid
 
-    k = n_clusters or suggest_n_clusters(n, classes)
+    k = _n_clusters(n, classes, n_clusters)
     res = cvx_pid(f1[rows], f2[rows], target[rows], n_clusters=k, seed=seed)
     pid = res.pid
     atoms = _atoms([pid.redundancy, pid.unique_1, pid.unique_2, pid.synergy])
@@ -121,17 +141,27 @@ def ground_truth(arrays: dict[str, npt.NDArray[Any]]) -> dict[str, Any] | None:
         )
         for i in rows
     ]
+    counts = np.bincount(fam[rows], minlength=len(FAMILIES))
+    given = dict.fromkeys(COMPONENTS, 0.0)
+    for k, f in enumerate(FAMILIES):
+        if counts[k]:
+            for c, v in pid_dict(empirical_joint([r for r in records if r[0] == f])).items():
+                given[c] += counts[k] / rows.size * v
     return {
         'pid': pid_dict(empirical_joint(records)),
+        'pid_given_family': given,
         'frames': int(rows.size),
         'family_frames': {f: int((fam == k).sum()) for k, f in enumerate(FAMILIES)},
-        'source': 'exact PID of the empirical p(family+camera_latent, family+lidar_latent, '
-        'action) over the audited frames',
+        'source': 'pid: exact PID of the empirical p(family+camera_latent, family+lidar_latent, '
+        'action) over the audited frames (the sidecar mix_pid definition, on these frames); '
+        "pid_given_family: frame-weighted exact PID of each family's empirical joint (the "
+        'sidecar mix_pid_given_family definition, on these frames). data_pid estimates pid.',
     }
 
 
 def _spike_families(
     spikes_mask: npt.NDArray[np.bool_],
+    alerts: npt.NDArray[np.bool_],
     fam: npt.NDArray[np.int64],
     segment: npt.NDArray[np.int64],
     bag_index: npt.NDArray[np.int64],
@@ -143,6 +173,7 @@ def _spike_families(
             'frames': int(rows.sum()),
             'flagged': int((spikes_mask & rows).sum()),
             'flagged_fraction': float(spikes_mask[rows].mean()) if rows.any() else None,
+            'alert_fraction': float(alerts[rows].mean()) if rows.any() else None,
         }
     s_rows = fam == FAMILIES.index('S')
     # a segment is identified by (bag, segment id)
@@ -191,19 +222,19 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
         & np.isfinite(f_lid).all(1)
     )
     # 1. per-frame LSMI terms, model level (target: prediction) and data level (target: label)
-    model_terms = np.full((n, 4), np.nan)
-    data_terms = np.full((n, 4), np.nan)
+    lsmi_model = np.full((n, 4), np.nan)
+    lsmi_data = np.full((n, 4), np.nan)
     deltas: dict[str, float] = {}
     sources = {'model': 'lsmi refit on the audit frames', 'data': 'lsmi refit on the audit frames'}
     own = arrays['self_lsmi'].astype(np.float64)  # (N, 4) the model's pid_lsmi, NaN without
-    fits = [('data', label, p_joint, data_terms)]
+    fits = [('data', label, p_joint, lsmi_data)]
     if n and np.isfinite(own).all():
         # the model computes its per-frame LSMI terms for its predicted action (contract:
         # pid_lsmi): use them instead of refitting densities (and importing torch) for them
-        model_terms[:] = own
+        lsmi_model[:] = own
         sources['model'] = 'model output pid_lsmi'
     else:
-        fits.insert(0, ('model', pred, probs, model_terms))
+        fits.insert(0, ('model', pred, probs, lsmi_model))
     for which, target, joint, dest in fits:
         rows = np.flatnonzero(usable & (target >= 0))
         if rows.size:
@@ -218,14 +249,42 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
             )
             dest[rows] = res.terms
             deltas[which] = res.delta
+    # 2. per-frame BROJA-local terms ('dual' variant): the model's pid_broja output (the node's
+    # alarm input) at model level, else refitted with the predictions; data level with labels
+    broja_model = np.full((n, 4), np.nan)
+    broja_data = np.full((n, 4), np.nan)
+    broja_sources: dict[str, str] = {}
+    broja_fits: list[tuple[str, npt.NDArray[np.int64], F64]] = []
+    own_broja = arrays['self_broja'].astype(np.float64)  # (N, 4), NaN without
+    if n and np.isfinite(own_broja).all():
+        broja_model[:] = own_broja
+        broja_sources['model'] = 'model output pid_broja'
+    else:
+        broja_fits.append(('model', pred, broja_model))
+    broja_fits.append(('data', label, broja_data))
+    broja_clusters: dict[str, int] = {}
+    for which, target, dest in broja_fits:
+        rows = np.flatnonzero(usable & (target >= 0))
+        classes = int(np.unique(target[rows]).size)
+        if classes < 2:
+            continue
+        k = _n_clusters(int(rows.size), classes, opts.n_clusters)
+        got = broja_frames(f_cam[rows], f_lid[rows], target[rows], k, opts.seed)
+        if got.frames:
+            dest[rows] = got.terms
+            broja_sources[which] = 'broja_local refit on the audit frames'
+            broja_clusters[which] = k
+    # the estimate the node's alarm reads drives the spikes and GapScore (pid_broja, else LSMI)
+    if 'pid_broja' in broja_sources.get('model', ''):
+        primary, spikes_from = broja_model, 'broja_model (model output pid_broja)'
+    else:
+        primary, spikes_from = lsmi_model, f'lsmi_model ({sources["model"]})'
     gap = (
-        gapscore(
-            model_terms, np.nan_to_num(p_cam, nan=0.25), np.nan_to_num(p_lid, nan=0.25), probs
-        )
+        gapscore(primary, np.nan_to_num(p_cam, nan=0.25), np.nan_to_num(p_lid, nan=0.25), probs)
         if n
         else np.zeros((0, 4))
     )
-    # 2. offline spikes per bag on the model-level synergy
+    # 3. offline spikes per bag on the primary model-level synergy
     spikes: list[dict[str, Any]] = []
     in_spike = np.zeros(n, bool)
     bag_index = np.zeros(n, np.int64)
@@ -233,7 +292,7 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
     for b, name in enumerate(dict.fromkeys(names)):
         rows = np.flatnonzero(bag_arr == name)
         bag_index[rows] = b
-        found = find_spikes(model_terms[rows, 3], arrays['stamp'][rows], opts.spikes)
+        found = find_spikes(primary[rows, 3], arrays['stamp'][rows], opts.spikes)
         in_spike[rows] = spike_mask(rows.size, found)
         for sp in found:
             d = sp.as_dict()
@@ -241,7 +300,7 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
             present = [FAMILIES[int(k)] for k in np.unique(seg_fam[seg_fam >= 0])]
             d.update(bag=name, families=','.join(present))
             spikes.append(d)
-    # 3. the frame table
+    # 4. the frame table
     cols: dict[str, Any] = {
         'bag': names,
         'index': np.concatenate([np.arange(r.frames) for r in results if r.frames])
@@ -260,14 +319,19 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
     gates = arrays['gates'].astype(np.float64)
     for k, c in enumerate(GATE_COLUMNS):
         cols[c] = gates[:, k]
-    for k, c in enumerate(MODEL_COLUMNS):
-        cols[c] = model_terms[:, k]
-    for k, c in enumerate(DATA_COLUMNS):
-        cols[c] = data_terms[:, k]
+    terms = {
+        'lsmi_model': lsmi_model,
+        'lsmi_data': lsmi_data,
+        'broja_model': broja_model,
+        'broja_data': broja_data,
+    }
+    for group, names_ in TERM_COLUMNS.items():
+        for k, c in enumerate(names_):
+            cols[c] = terms[group][:, k]
     for k, c in enumerate(GAP_COLUMNS):
         cols[c] = gap[:, k]
     table = build_table(cols)
-    # 4. dataset level
+    # 5. dataset level
     has_labels = bool((label >= 0).any())
     summary: dict[str, Any] = {
         'version': SUMMARY_VERSION,
@@ -289,12 +353,23 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
             'features': 'model features (feat_camera/feat_lidar), else log unimodal predictions',
         },
         'lsmi_mean': {
-            'model': _mean_terms(model_terms, np.ones(n, bool)),
-            'data': _mean_terms(data_terms, np.ones(n, bool)),
+            'model': _mean_terms(lsmi_model, np.ones(n, bool)),
+            'data': _mean_terms(lsmi_data, np.ones(n, bool)),
             'delta': deltas,
             'source': sources,
             'config': asdict(opts.terms),
         },
+        'broja_local_mean': {
+            'model': _mean_terms(broja_model, np.ones(n, bool)),
+            'data': _mean_terms(broja_data, np.ones(n, bool)),
+            'variant': 'dual',
+            'source': broja_sources,
+            'n_clusters': broja_clusters,
+            'pca_dim': BROJA_PCA_DIM,
+            'note': 'means equal the BROJA atoms of the cluster histogram up to one shift '
+            'E[g] <= 0 (dmil_ros.pid.broja_local)',
+        },
+        'spikes_from': spikes_from,
         'per_action': {},
         'spikes': spikes,
         'spike_config': asdict(opts.spikes),
@@ -313,8 +388,10 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
             'frames': int(rows.sum()),
             'label_frames': int((label == k).sum()),
             'agreement': float((label[labelled] == k).mean()) if labelled.any() else None,
-            'model_lsmi': _mean_terms(model_terms, rows),
-            'data_lsmi': _mean_terms(data_terms, label == k),
+            'model_lsmi': _mean_terms(lsmi_model, rows),
+            'data_lsmi': _mean_terms(lsmi_data, label == k),
+            'model_broja': _mean_terms(broja_model, rows),
+            'data_broja': _mean_terms(broja_data, label == k),
             'gates': _mean_terms(gates, rows),
             'alerts': int(arrays['alert'][rows].sum()),
         }
@@ -323,13 +400,21 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
     if sidecars:
         gt = gt or {}
         gt['sidecars'] = {
-            name: {k: car.get(k) for k in ('mix', 'mix_pid', 'empirical') if k in car}
+            name: {
+                k: car.get(k)
+                for k in ('mix', 'mix_pid', 'mix_pid_given_family', 'empirical')
+                if k in car
+            }
             for name, car in sidecars.items()
         }
         gt.setdefault('pid', next(iter(sidecars.values())).get('mix_pid'))
     if gt is not None:
         gt['spikes'] = _spike_families(
-            in_spike, fam, arrays['segment'].astype(np.int64), bag_index
+            in_spike,
+            arrays['alert'].astype(bool),
+            fam,
+            arrays['segment'].astype(np.int64),
+            bag_index,
         )
         summary['ground_truth'] = gt
     return table, summary

@@ -2,8 +2,9 @@
 
 Nothing is fetched at load time, so the file opens offline and can be mailed around. Sections:
 
-1. interaction over time: per bag, the model-level LSMI terms R / U_camera / U_lidar / S stacked
-   (positive parts), synergy spikes shaded, runtime alerts ticked;
+1. interaction over time: per bag, the model-level terms R / U_camera / U_lidar / S the spikes
+   are found on (BROJA-local ``pid_broja`` when the model has it, else LSMI) stacked (positive
+   parts), synergy spikes shaded, runtime alerts ticked;
 2. gate distributions per action (box plots; LSMI terms for models without gates);
 3. data vs model PID (the shortcut check): dataset-level atoms from the labels, from the model's
    predictions and, for simulator bags, the ground truth;
@@ -29,7 +30,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from dmil_ros.actions import ACTIONS, COMPONENTS
-from dmil_ros.audit.tables import GATE_COLUMNS, MODEL_COLUMNS, column, matrix
+from dmil_ros.audit.tables import GATE_COLUMNS, TERM_COLUMNS, column, matrix
 
 COLOURS = {
     'redundancy': '#4c78a8',
@@ -396,7 +397,10 @@ def render_report(
         + '</table>'
     )
     # 1. timelines
-    out.append('<h2>Interaction over time (model-level LSMI, bits)</h2>')
+    group = str(summary.get('spikes_from') or 'lsmi_model').split(' ', 1)[0]
+    group = group if group in TERM_COLUMNS else 'lsmi_model'
+    what_terms = 'BROJA-local, pid_broja' if group == 'broja_model' else 'LSMI'
+    out.append(f'<h2>Interaction over time (model-level {what_terms}, bits)</h2>')
     out.append(_legend(COMPONENTS))
     out.append(
         '<p class="muted">Stacked positive parts of the per-frame terms; red bands: synergy'
@@ -404,7 +408,7 @@ def render_report(
     )
     bags = column(table, 'bag') if table.num_rows else np.zeros(0, object)
     stamps = column(table, 'stamp') if table.num_rows else np.zeros(0, np.int64)
-    terms = matrix(table, MODEL_COLUMNS)
+    terms = matrix(table, TERM_COLUMNS[group])  # the estimate the spikes and the alarm use
     alerts = column(table, 'alert').astype(bool) if table.num_rows else np.zeros(0, bool)
     spikes_by_bag: dict[str, list[dict[str, Any]]] = {}
     for sp in summary.get('spikes', []):
@@ -434,7 +438,9 @@ def render_report(
     # 2. gates per action
     gates = matrix(table, GATE_COLUMNS)
     has_gates = bool(gates.size) and bool(np.isfinite(gates).any())
-    values, what = (gates, 'gates') if has_gates else (terms, 'model-level LSMI terms (no gates)')
+    values, what = (
+        (gates, 'gates') if has_gates else (terms, f'model-level {what_terms} terms (no gates)')
+    )
     actions = column(table, 'action') if table.num_rows else np.zeros(0, object)
     groups = {a: values[actions == a] for a in ACTIONS}
     out.append(f'<h2>Distribution per predicted action: {_esc(what)}</h2>')

@@ -288,9 +288,11 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     write_table(table, out)
     t_merge = time.perf_counter() - t_merge
     unimodal = {str(e['unimodal']) for e in bag_entries if e.get('unimodal')}
+    alert_sources = {str(e['alert_source']) for e in bag_entries if e.get('alert_source')}
     summary['model'] = {
         'path': options.bag.model,
         'unimodal': ','.join(sorted(unimodal)) or 'unknown',
+        'alert_source': ','.join(sorted(alert_sources)) or None,  # what the node's alarm reads
     }
     summary['bags'] = [
         {
@@ -307,6 +309,7 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
                 'duration',
                 'seconds',
                 'pipeline',
+                'alert_source',
             )
         }
         for e in bag_entries

@@ -8,11 +8,18 @@ One row per fused frame (camera image + paired cloud), in bag order then time or
 ``action``             the model's action (argmax of ``probs``)
 ``prob_<action>``      the model's action probabilities
 ``gate_<component>``   DMIL gates (NaN when the model has none)
-``model_<component>``  LSMI terms (bits) with the model's prediction as target
-``data_<component>``   LSMI terms (bits) with the recorded action as target (NaN: no label)
+``lsmi_model_<c>``     LSMI terms (bits) with the model's prediction as target (the model's
+                       ``pid_lsmi`` output when it has one, else refitted on the audit frames)
+``lsmi_data_<c>``      LSMI terms (bits) with the recorded action as target (NaN: no label)
+``broja_model_<c>``    BROJA-consistent local terms, 'dual' variant (bits), for the model's
+                       prediction: the model's ``pid_broja`` output (what the node's synergy
+                       alarm reads), else refitted on the audit frames with the predictions
+``broja_data_<c>``     BROJA-consistent local terms, 'dual' variant (bits), for the recorded
+                       action, fitted on the audit frames' features (NaN: no label)
 ``label``              recorded (expert) action, '' when the bag has none
-``alert``              the runtime spike monitor's alert flag
-``spike``              inside an offline synergy spike (see :mod:`dmil_ros.audit.spikes`)
+``alert``              the runtime spike monitor's alert flag (the node's own monitor)
+``spike``              inside an offline synergy spike (see :mod:`dmil_ros.audit.spikes`) of the
+                       estimate the node's alarm reads (``summary['spikes_from']``)
 ``family``             simulator scene family ('' without ground truth), ``segment`` its id
 ``synergy_ratio``,     GapScore ingredients (methods §5) and ``gapscore`` itself
 ``shortcut_score``,
@@ -36,8 +43,16 @@ from dmil_ros.audit.errors import AuditInputError
 
 PROB_COLUMNS = tuple(f'prob_{a}' for a in ACTIONS)
 GATE_COLUMNS = tuple(f'gate_{c}' for c in COMPONENTS)
-MODEL_COLUMNS = tuple(f'model_{c}' for c in COMPONENTS)
-DATA_COLUMNS = tuple(f'data_{c}' for c in COMPONENTS)
+LSMI_MODEL_COLUMNS = tuple(f'lsmi_model_{c}' for c in COMPONENTS)
+LSMI_DATA_COLUMNS = tuple(f'lsmi_data_{c}' for c in COMPONENTS)
+BROJA_MODEL_COLUMNS = tuple(f'broja_model_{c}' for c in COMPONENTS)
+BROJA_DATA_COLUMNS = tuple(f'broja_data_{c}' for c in COMPONENTS)
+TERM_COLUMNS = {
+    'lsmi_model': LSMI_MODEL_COLUMNS,
+    'lsmi_data': LSMI_DATA_COLUMNS,
+    'broja_model': BROJA_MODEL_COLUMNS,
+    'broja_data': BROJA_DATA_COLUMNS,
+}
 GAP_COLUMNS = ('synergy_ratio', 'shortcut_score', 'fusion_potential', 'gapscore')
 
 SCHEMA = pa.schema(
@@ -48,8 +63,7 @@ SCHEMA = pa.schema(
         ('action', pa.string()),
         *[(c, pa.float32()) for c in PROB_COLUMNS],
         *[(c, pa.float32()) for c in GATE_COLUMNS],
-        *[(c, pa.float32()) for c in MODEL_COLUMNS],
-        *[(c, pa.float32()) for c in DATA_COLUMNS],
+        *[(c, pa.float32()) for group in TERM_COLUMNS.values() for c in group],
         ('label', pa.string()),
         ('alert', pa.bool_()),
         ('spike', pa.bool_()),
@@ -116,13 +130,16 @@ def matrix(table: pa.Table, names: tuple[str, ...]) -> npt.NDArray[np.float64]:
 
 
 __all__ = [
+    'BROJA_DATA_COLUMNS',
+    'BROJA_MODEL_COLUMNS',
     'COLUMNS',
-    'DATA_COLUMNS',
     'GAP_COLUMNS',
     'GATE_COLUMNS',
-    'MODEL_COLUMNS',
+    'LSMI_DATA_COLUMNS',
+    'LSMI_MODEL_COLUMNS',
     'PROB_COLUMNS',
     'SCHEMA',
+    'TERM_COLUMNS',
     'build_table',
     'column',
     'empty_table',

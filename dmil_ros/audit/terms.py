@@ -1,4 +1,4 @@
-"""Per-frame interaction terms of an audit: LSMI (data and model level) and GapScore.
+"""Per-frame interaction terms of an audit: LSMI, BROJA-consistent local terms, GapScore.
 
 Inputs per frame (all bags of the audit, concatenated): the model's action probabilities, the
 unimodal conditionals p(y|x_camera), p(y|x_lidar) (unimodal heads, or calibrated masking), the
@@ -23,6 +23,23 @@ Features go through standardisation and PCA to at most ``density_dims`` dimensio
 densities are fitted (full-covariance kernels in 64-D on a few thousand frames are ill-posed).
 Classes with fewer than two frames cannot get a class-conditional density: their frames get NaN.
 
+**BROJA-consistent local terms** (:class:`dmil_ros.pid.broja_local.BROJALocal`, 'dual'
+variant, the estimate issue 4's benchmark chose for the node's synergy alarm): cluster each
+modality's features (standardise, PCA to 5, k-means), solve ``exact_pid`` on the histogram
+p(c1, c2, y), and give every frame
+
+    s = log2 p(y|c1,c2) - ℓ̃,  u_cam = ℓ̃ - log2 p(y|c2),  u_lid = ℓ̃ - log2 p(y|c1),
+    r = log2 p(y|c1) + log2 p(y|c2) - log2 p(y) - ℓ̃
+
+with ℓ̃ = log2 softmax_y(λ(c1,·) + μ(c2,·))[y] from the optimiser q* (the cluster histogram's
+conditionals, as in the exported ``pid_broja`` head). Their means are the BROJA atoms up to one
+dataset-level shift E_p[g] <= 0 (see that module); a frame whose action one sensor settles gets
+s = 0, so ranking frames by s is meaningful. LSMI's per-frame values on continuous features carry
+the differential-entropy scale of the KNIFE densities (the shipped model's δ is -9.4 bits), so
+they serve dataset profiles, not frame rankings (issue 4's decision). The audit fits this
+estimator for the data level (target: the recorded action) and, for models without a
+``pid_broja`` output, for the model level (target: the prediction).
+
 **GapScore** (methods.md §5, ICML 2026 decision-level PID), per frame from the model-level terms
 r, u_cam, u_lid, s (bits) and the entropies H(.) (bits) of the three predictions:
 
@@ -32,6 +49,9 @@ r, u_cam, u_lid, s (bits) and the entropies H(.) (bits) of the three predictions
    modality the decision leans on (the paper's "u_other"; our reading, stated here)
 4. FP = [min(H(p_cam), H(p_lid)) - H(p_joint)]+  fusion potential
 5. GapScore = (1 - SR)(1 - SC) FP
+
+The audit feeds GapScore the model-level terms the node's alarm reads (``pid_broja`` when the
+model has it; see :mod:`dmil_ros.audit.merge`).
 """
 
 from __future__ import annotations
@@ -149,6 +169,56 @@ def lsmi_frames(  # noqa: PLR0917 - the six per-frame arrays, in the estimator's
     return LsmiResult(out, float(pw.delta), int(rows.size))
 
 
+@dataclass(frozen=True)
+class BrojaResult:
+    """Per-frame BROJA-local terms ``(N, 4)`` (NaN where not defined) and the fit's atoms."""
+
+    terms: F64
+    atoms: tuple[float, float, float, float] | None  # exact_pid of the cluster histogram
+    frames: int
+    n_clusters: int
+
+
+BROJA_PCA_DIM = 5  # as the exported pid_broja head (dmil_ros.train.pid_heads)
+
+
+def broja_frames(
+    feat_camera: F64, feat_lidar: F64, target: I64, n_clusters: int, seed: int = 0
+) -> BrojaResult:
+    """BROJA-local 'dual' terms (bits) for each frame whose ``target`` >= 0 (others NaN).
+
+    ``n_clusters`` per modality (capped by the distinct feature rows); cluster-histogram
+    conditionals (see the module docstring).
+    """
+    from threadpoolctl import threadpool_limits
+
+    from dmil_ros.pid.broja_local import BROJALocal  # torch: only when terms are computed
+
+    n = len(target)
+    out = np.full((n, 4), np.nan)
+    for name, a in (('feat_camera', feat_camera), ('feat_lidar', feat_lidar)):
+        if a.shape[0] != n or not np.all(np.isfinite(a)):
+            msg = f'terms: {name} has shape {a.shape}, expected {n} finite rows'
+            raise AuditInputError(msg)
+    rows = np.flatnonzero(target >= 0)
+    if n_clusters < 1 or rows.size < 2 * n_clusters or np.unique(target[rows]).size < 2:
+        return BrojaResult(out, None, 0, n_clusters)
+    est = BROJALocal(n_clusters=n_clusters, pca_dim=BROJA_PCA_DIM, seed=seed, variant='dual')
+    f1 = np.asarray(feat_camera[rows], np.float64)
+    f2 = np.asarray(feat_lidar[rows], np.float64)
+    y = np.asarray(target[rows], np.int64)
+    with threadpool_limits(1):
+        est.fit(f1, f2, y, n_classes=len(ACTIONS))
+        pw = est.pointwise(f1, f2, y)
+    out[rows] = np.column_stack([pw.redundancy, pw.unique_1, pw.unique_2, pw.synergy])
+    pid = est.pid
+    r, u1, u2, syn = (
+        float(getattr(pid, k)) for k in ('redundancy', 'unique_1', 'unique_2', 'synergy')
+    )
+    atoms = (r, u1, u2, syn)
+    return BrojaResult(out, atoms, int(rows.size), n_clusters)
+
+
 def entropy_bits(p: F64) -> F64:
     """Row entropies of ``(N, C)`` probabilities, bits."""
     q = np.clip(np.asarray(p, np.float64), 1e-12, 1.0)
@@ -173,8 +243,10 @@ def gapscore(terms: F64, p_camera: F64, p_lidar: F64, p_joint: F64) -> F64:
 
 
 __all__ = [
+    'BrojaResult',
     'LsmiResult',
     'TermsConfig',
+    'broja_frames',
     'entropy_bits',
     'gapscore',
     'lsmi_frames',

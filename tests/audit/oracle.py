@@ -45,6 +45,7 @@ def oracle_bag(frames: int, seed: int, name: str = 'oracle', noise: float = 0.05
         'feat_camera': _circle(i, n1, rng, noise),
         'feat_lidar': _circle(j, n2, rng, noise),
         'self_lsmi': np.full((frames, 4), np.nan, np.float32),
+        'self_broja': np.full((frames, 4), np.nan, np.float32),
         'label': action,
         'family': np.array([FAMILIES.index(t.family) for t in truths], np.int64),
         'segment': np.array([t.segment for t in truths], np.int64),

@@ -28,8 +28,8 @@ def test_spikes_cover_synergy_segments_not_redundant_frames(merged: tuple[object
 def test_lsmi_means_follow_family_truth(merged: tuple[object, dict]) -> None:
     table, summary = merged
     fam = table.column('family').to_numpy(zero_copy_only=False)
-    syn = table.column('data_synergy').to_numpy()
-    red = table.column('data_redundancy').to_numpy()
+    syn = table.column('lsmi_data_synergy').to_numpy()
+    red = table.column('lsmi_data_redundancy').to_numpy()
     # S frames carry about 1 bit of synergy, R frames about none; R frames are redundant
     assert np.nanmean(syn[fam == 'S']) > 0.7
     assert abs(np.nanmean(syn[fam == 'R'])) < 0.2
@@ -59,7 +59,7 @@ def test_model_pid_lsmi_output_used_for_model_terms() -> None:
     own = rng.normal(0.0, 0.5, (bag.frames, 4)).astype(np.float32)
     bag.arrays['self_lsmi'] = own
     table, summary = merge([bag], MergeOptions(n_clusters=12))
-    got = np.stack([table.column(f'model_{c}').to_numpy() for c in COMPONENTS], axis=1)
+    got = np.stack([table.column(f'lsmi_model_{c}').to_numpy() for c in COMPONENTS], axis=1)
     np.testing.assert_array_equal(got, own.astype(np.float64))
     assert summary['lsmi_mean']['source']['model'] == 'model output pid_lsmi'
     assert 'model' not in summary['lsmi_mean']['delta']  # no refit

@@ -68,12 +68,16 @@ def test_rows_match_the_bags_ground_truth(audited: tuple[object, dict]) -> None:
 def test_real_model_heads_and_terms(audited: tuple[object, dict]) -> None:
     table, summary = audited
     assert summary['model']['unimodal'] == 'heads'  # no calibrated masking needed
-    for level in ('model', 'data'):
+    for group in ('lsmi_model', 'lsmi_data', 'broja_model', 'broja_data'):
         terms = np.stack(
-            [table.column(f'{level}_{c}').to_numpy() for c in COMPONENTS],  # type: ignore[attr-defined]
+            [table.column(f'{group}_{c}').to_numpy() for c in COMPONENTS],  # type: ignore[attr-defined]
             axis=1,
         )
-        assert np.isfinite(terms).all(), level
+        assert np.isfinite(terms).all(), group
+    # the node's alarm reads pid_broja, and so do the audit's spikes
+    assert summary['model']['alert_source'] == 'pid_broja'
+    assert summary['spikes_from'].startswith('broja_model')
+    assert summary['broja_local_mean']['source']['model'] == 'model output pid_broja'
     for key in ('data_pid', 'model_pid'):
         atoms = summary[key]
         assert atoms is not None

@@ -75,7 +75,7 @@ def _columns(n: int) -> dict[str, object]:
         family=['S'] * n,
         segment=np.zeros(n, int),
     )
-    cols['model_synergy'] = np.where(np.arange(n) % 2, np.nan, 1.0)
+    cols['lsmi_model_synergy'] = np.where(np.arange(n) % 2, np.nan, 1.0)
     return cols
 
 
