@@ -9,13 +9,12 @@ models/dmil_hallway.onnx), ``provider`` (auto|cpu|cuda|tensorrt), ``params_file`
 package's config/fusion.yaml), ``log_level``. Arguments override the parameters file.
 """
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:

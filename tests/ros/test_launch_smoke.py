@@ -23,12 +23,11 @@ import launch_testing  # noqa: E402
 import launch_testing.actions  # noqa: E402
 import launch_testing.asserts  # noqa: E402
 import numpy as np  # noqa: E402
+from launch import LaunchDescription  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image, JointState, PointCloud2, PointField  # noqa: E402
-
-from launch import LaunchDescription  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = 'smoke'
