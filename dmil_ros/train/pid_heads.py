@@ -80,6 +80,7 @@ def fit_pid_heads(
     *,
     pca_dim: int = 8,
     n_clusters: int = 30,
+    label_floor: float = 0.02,
     seed: int = 0,
 ) -> tuple[dict[str, nn.Module], dict[str, Any]]:
     """Fit both heads on eval-mode outputs of the training frames; returns heads and a summary.
@@ -106,7 +107,9 @@ def fit_pid_heads(
     assert lsmi.densities is not None
     terms = LSMITerms(torch.as_tensor(lsmi.log_prior), lsmi.delta)
     lsmi_head = LSMIHead((w1, b1, w2, b2), lsmi.densities, terms).eval()
-    broja = BROJALocal(n_clusters=n_clusters, pca_dim=5, seed=seed).fit(
+    # label_floor: rare-label frames of a cluster (0.7 % here) let q* pair the dark-room camera
+    # cluster with them and raised synergy alarms on LiDAR-only frames (broja_local notes)
+    broja = BROJALocal(n_clusters=n_clusters, pca_dim=5, seed=seed, label_floor=label_floor).fit(
         f1, f2, y, n_classes=joint.shape[1]
     )
     assert broja.module is not None
@@ -118,6 +121,8 @@ def fit_pid_heads(
         'broja': {
             'clusters': n_clusters,
             'pca_dim': 5,
+            'label_floor': label_floor,
+            'dropped_frames': broja.dropped,
             'dataset_bits': {
                 'redundancy': float(pid.redundancy),
                 'unique_camera': float(pid.unique_1),
