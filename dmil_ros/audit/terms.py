@@ -180,6 +180,7 @@ class BrojaResult:
 
 
 BROJA_PCA_DIM = 5  # as the exported pid_broja head (dmil_ros.train.pid_heads)
+BROJA_LABEL_FLOOR = 0.02  # likewise: rare-label frames of a cluster stay out of the histogram
 
 
 def broja_frames(
@@ -203,7 +204,13 @@ def broja_frames(
     rows = np.flatnonzero(target >= 0)
     if n_clusters < 1 or rows.size < 2 * n_clusters or np.unique(target[rows]).size < 2:
         return BrojaResult(out, None, 0, n_clusters)
-    est = BROJALocal(n_clusters=n_clusters, pca_dim=BROJA_PCA_DIM, seed=seed, variant='dual')
+    est = BROJALocal(
+        n_clusters=n_clusters,
+        pca_dim=BROJA_PCA_DIM,
+        seed=seed,
+        variant='dual',
+        label_floor=BROJA_LABEL_FLOOR,
+    )
     f1 = np.asarray(feat_camera[rows], np.float64)
     f2 = np.asarray(feat_lidar[rows], np.float64)
     y = np.asarray(target[rows], np.int64)
