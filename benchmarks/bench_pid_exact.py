@@ -21,25 +21,9 @@ import warnings
 import numpy as np
 
 from dmil_ros.pid import exact_pid
+from dmil_ros.pid.reference import dit_atoms
 
 SIZES = '2x2x2,4x4x4,8x8x4,16x16x4,32x32x8'
-
-
-def dit_atoms(p: np.ndarray) -> tuple[float, float, float, float]:
-    import dit
-    from dit.pid import PID_BROJA
-
-    idx = np.argwhere(p > 0)
-    d = dit.Distribution(
-        [tuple(int(v) for v in i) for i in idx], [float(p[tuple(i)]) for i in idx]
-    )
-    res = PID_BROJA(d, [[0], [1]], [2], method='cone')
-    return (
-        float(res.get_pi(((0,), (1,)))),
-        float(res.get_pi(((0,),))),
-        float(res.get_pi(((1,),))),
-        float(res.get_pi(((0, 1),))),
-    )
 
 
 def main() -> None:

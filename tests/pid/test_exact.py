@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from dmil_ros.pid import CATALOGUE, PIDInputError, exact_pid
 from dmil_ros.pid.measures import pid_informations
+from dmil_ros.pid.reference import dit_atoms
 
 ATOL = 1e-6  # the exactness target (bits); the solver certifies 1e-9
 
@@ -167,23 +168,6 @@ def test_bad_tolerance() -> None:
 # --- reference: dit's exponential-cone solver -------------------------------------------------
 
 
-def _dit_atoms(p: np.ndarray) -> tuple[float, float, float, float]:
-    import dit
-    from dit.pid import PID_BROJA
-
-    idx = np.argwhere(p > 0)
-    d = dit.Distribution(
-        [tuple(int(v) for v in i) for i in idx], [float(p[tuple(i)]) for i in idx]
-    )
-    res = PID_BROJA(d, [[0], [1]], [2], method='cone')
-    return (
-        float(res.get_pi(((0,), (1,)))),
-        float(res.get_pi(((0,),))),
-        float(res.get_pi(((1,),))),
-        float(res.get_pi(((0, 1),))),
-    )
-
-
 def _dit_cases() -> list[tuple[str, np.ndarray]]:
     rng = np.random.default_rng(20240603)
     shapes = [
@@ -211,7 +195,7 @@ def test_agrees_with_dit_cone(label: str, p: np.ndarray) -> None:
     pytest.importorskip('dit')
     pytest.importorskip('ecos')
     ours = exact_pid(p)
-    ref = _dit_atoms(p)
+    ref = dit_atoms(p)
     np.testing.assert_allclose(ours.atoms, ref, atol=1e-5, err_msg=label)
 
 

@@ -1,0 +1,30 @@
+"""The reference implementation the exact solver is checked against: dit's BROJA PID.
+
+``dit`` is a development dependency (``pip install .[dev]``), imported only when called. Its
+default BROJA solver returns wrong, even negative, atoms on non-binary alphabets, so the cone
+method (ECOS) is used, as the project's tests and benchmarks require.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+
+def dit_atoms(joint: npt.NDArray[np.floating]) -> tuple[float, float, float, float]:
+    """(R, U1, U2, S) in bits of ``joint`` p[x1, x2, y] by ``dit.pid.PID_BROJA(method='cone')``."""
+    import dit
+    from dit.pid import PID_BROJA
+
+    p = np.asarray(joint, dtype=np.float64)
+    idx = np.argwhere(p > 0)
+    d = dit.Distribution(
+        [tuple(int(v) for v in i) for i in idx], [float(p[tuple(i)]) for i in idx]
+    )
+    res = PID_BROJA(d, [[0], [1]], [2], method='cone')
+    return (
+        float(res.get_pi(((0,), (1,)))),
+        float(res.get_pi(((0,),))),
+        float(res.get_pi(((1,),))),
+        float(res.get_pi(((0, 1),))),
+    )
