@@ -21,7 +21,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +203,21 @@ def timeline_svg(
     return ''.join(parts)
 
 
+def _gridlines(
+    lo: float, hi: float, left: float, width: float, y: Callable[[float], float]
+) -> list[str]:
+    """Horizontal grid lines with value labels at the bottom, middle and top of a plot."""
+    parts = []
+    for frac in (0.0, 0.5, 1.0):
+        level = lo + frac * (hi - lo)
+        parts.append(
+            f'<line x1="{left}" x2="{left + width}" y1="{y(level):.1f}" y2="{y(level):.1f}" '
+            f'stroke="#ddd"/><text x="{left - 4}" y="{y(level) + 3:.1f}" text-anchor="end">'
+            f'{level:.2f}</text>'
+        )
+    return parts
+
+
 def boxplot_svg(
     plot_id: str,
     groups: Mapping[str, npt.NDArray[np.float64]],
@@ -223,13 +238,7 @@ def boxplot_svg(
         return top + ph - (min(max(v, lo), hi) - lo) / (hi - lo) * ph
 
     parts = [_svg_open(plot_id, width, height)]
-    for frac in (0.0, 0.5, 1.0):
-        level = lo + frac * (hi - lo)
-        parts.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{y(level):.1f}" y2="{y(level):.1f}" '
-            f'stroke="#ddd"/><text x="{left - 4}" y="{y(level) + 3:.1f}" text-anchor="end">'
-            f'{level:.2f}</text>'
-        )
+    parts.extend(_gridlines(lo, hi, left, pw, y))
     n_groups = max(len(groups), 1)
     gw = pw / n_groups
     bw = gw / (len(names) + 1.5)
@@ -280,13 +289,7 @@ def bars_svg(
         return top + ph - (v - lo) / (hi - lo) * ph
 
     parts = [_svg_open(plot_id, width, height)]
-    for frac in (0.0, 0.5, 1.0):
-        level = lo + frac * (hi - lo)
-        parts.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{y(level):.1f}" y2="{y(level):.1f}" '
-            f'stroke="#ddd"/><text x="{left - 4}" y="{y(level) + 3:.1f}" text-anchor="end">'
-            f'{level:.2f}</text>'
-        )
+    parts.extend(_gridlines(lo, hi, left, pw, y))
     gw = pw / len(COMPONENTS)
     bw = gw / (max(len(present), 1) + 1)
     for ci, comp in enumerate(COMPONENTS):

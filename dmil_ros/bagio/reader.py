@@ -268,8 +268,13 @@ class _McapSalvager:
         if crc and crc32(inner) != crc:
             msg = 'chunk CRC mismatch'
             raise ValueError(msg)
+        return self._chunk_messages(memoryview(inner), offset)
+
+    def _chunk_messages(self, records: memoryview, offset: int) -> list[RawMessage]:
+        """The readable messages of a chunk's records, in log-time order (schemas and channels
+        met on the way are registered)."""
         out = []
-        for op, rec, _ in self._records(memoryview(inner), 0, offset, in_chunk=True):
+        for op, rec, _ in self._records(records, 0, offset, in_chunk=True):
             if op == _OP_MESSAGE:
                 message = self._message(rec)
                 if message is not None:
@@ -285,16 +290,7 @@ class _McapSalvager:
         if compression:
             return []  # a compressed stream cut short cannot be decoded
         pos += 8
-        out = []
-        for op, rec, _ in self._records(body[pos:], 0, offset, in_chunk=True):
-            if op == _OP_MESSAGE:
-                message = self._message(rec)
-                if message is not None:
-                    out.append(message)
-            else:
-                self._meta(op, rec)
-        out.sort(key=lambda m: m.timestamp)
-        return out
+        return self._chunk_messages(body[pos:], offset)
 
     def messages(self) -> Iterator[RawMessage]:
         data = self.path.read_bytes()
