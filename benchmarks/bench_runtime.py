@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +37,12 @@ from dmil_ros.bagio.reader import RobustReader  # noqa: E402
 from dmil_ros.runtime.model import FusionModel  # noqa: E402
 from dmil_ros.runtime.outputs import OutputBuilder  # noqa: E402
 from dmil_ros.runtime.pipeline import FusionPipeline  # noqa: E402
-from dmil_ros.runtime.preprocess import Points, PreprocessSpec, prepare_points  # noqa: E402
+from dmil_ros.runtime.preprocess import (  # noqa: E402
+    Points,
+    PreprocessSpec,
+    prepare_image,
+    prepare_points,
+)
 from dmil_ros.runtime.replay import replay  # noqa: E402
 
 CAM, LID = '/camera/image_raw', '/lidar/points'
@@ -64,13 +70,12 @@ def simulated_bag(path: Path, seconds: float) -> Path:
     return path
 
 
-def proposed_prepare_points(points: Points, spec: PreprocessSpec) -> np.ndarray:
-    """Candidate for preprocess.prepare_points (the lead's file): no sort in the common case.
+def float_min_prepare_points(points: Points, spec: PreprocessSpec) -> np.ndarray:
+    """The alternative to preprocess.prepare_points' bit-key minimum: a per-cell float minimum.
 
-    Same projection and per-cell minimum as the shipped function. Step 4 there sorts the
-    winning returns (``np.unique``) to keep the first one per cell on exact range ties; ties are
-    rare, and there are none exactly when the winners are as many as the hit cells, so the sort
-    runs only then. Identical output (checked below on every sweep).
+    Same projection; the nearest range per cell from ``np.minimum.at`` on float32 ranges, then
+    the winning return found again by comparison (``np.unique`` only when ranges tie). Identical
+    output (checked below on every sweep); kept to show the shipped choice by measurement.
     """
     out = np.zeros(spec.lidar_shape, np.float32)
     if len(points) == 0:
@@ -103,26 +108,44 @@ def proposed_prepare_points(points: Points, spec: PreprocessSpec) -> np.ndarray:
     return out
 
 
-def compare_prepare_points(messages: list[tuple[str, Any]], spec: PreprocessSpec) -> None:
-    from dmil_ros.runtime.decode import decode_pointcloud2
+def interleaved_prepare_image(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """The alternative to preprocess.prepare_image's per-plane affine: broadcast over (h, w, 3)."""
+    if rgb.shape[:2] != (spec.image_height, spec.image_width):
+        size = (spec.image_width, spec.image_height)
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    mean = np.asarray(spec.image_mean, np.float32)
+    inv_std = 1.0 / np.asarray(spec.image_std, np.float32)
+    out = (rgb.astype(np.float32) * np.float32(1.0 / 255.0) - mean) * inv_std  # (h, w, 3)
+    return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+
+def _p50_ms(fn: Any, inputs: list[Any], spec: PreprocessSpec) -> float:
+    ts = []
+    for _ in range(3):
+        for x in inputs:
+            t0 = time.perf_counter()
+            fn(x, spec)
+            ts.append(time.perf_counter() - t0)
+    return pct(ts)[0]
+
+
+def compare_preprocess(messages: list[tuple[str, Any]], spec: PreprocessSpec) -> None:
+    """The shipped preprocessing against the straightforward alternatives, same inputs."""
+    from dmil_ros.runtime.decode import decode_image, decode_pointcloud2
 
     clouds = [decode_pointcloud2(m) for t, m in messages if t == LID][:100]
-    same = all(
-        np.array_equal(prepare_points(c, spec), proposed_prepare_points(c, spec)) for c in clouds
-    )
-    times = {}
-    for name, fn in (('shipped', prepare_points), ('proposed', proposed_prepare_points)):
-        ts = []
-        for c in clouds:
-            t0 = time.perf_counter()
-            fn(c, spec)
-            ts.append(time.perf_counter() - t0)
-        times[name] = pct(ts)
-    print(
-        f'prepare_points on {len(clouds)} sweeps: shipped p50 {times["shipped"][0]:.3f} ms, '
-        f'proposed (sort only on ties) p50 {times["proposed"][0]:.3f} ms, '
-        f'{times["shipped"][0] / times["proposed"][0]:.1f}x faster, identical output: {same}'
-    )
+    images = [decode_image(m) for t, m in messages if t == CAM][:100]
+    for what, inputs, shipped, other, label, exact in (
+        ('prepare_points', clouds, prepare_points, float_min_prepare_points, 'float minimum', 0.0),
+        ('prepare_image', images, prepare_image, interleaved_prepare_image, 'interleaved', 1e-6),
+    ):
+        diff = max(float(np.abs(shipped(x, spec) - other(x, spec)).max()) for x in inputs)
+        a, b = _p50_ms(shipped, inputs, spec), _p50_ms(other, inputs, spec)
+        print(
+            f'{what} on {len(inputs)} inputs: shipped p50 {a:.3f} ms, {label} {b:.3f} ms '
+            f'({b / a:.1f}x), max |difference| {diff:.1e} (allowed {exact:.0e}): '
+            f'{"same" if diff <= exact else "DIFFERENT"}'
+        )
 
 
 def empty_writer(out: Path) -> None:
@@ -227,7 +250,7 @@ def main() -> int:
         f'(target <= 50%): {"PASS" if ratio <= 1.5 else "FAIL"}'
     )
 
-    compare_prepare_points(messages, model.spec)
+    compare_preprocess(messages, model.spec)
 
     # 3. replay throughput over the whole bag: wall time of replay()'s loop = bag read (index,
     #    zstd, CDR) + decode + preprocess + inference + monitor + serialise + write + close
