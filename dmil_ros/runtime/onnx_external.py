@@ -106,6 +106,11 @@ def _walk(buf: memoryview, kind: str, depth: int, out: list[str]) -> None:
 def external_locations(path: str | Path) -> list[str]:
     """Every external-data ``location`` in the ONNX file at ``path`` (raises WireError)."""
     data = Path(path).read_bytes()
+    if b'location' not in data:
+        # every reference stores the key 'location' verbatim (protobuf strings are raw bytes):
+        # without it there is nothing to find, and the walk (~30 ms for the shipped model) is
+        # skipped; a malformed file is then ONNX Runtime's to refuse
+        return []
     out: list[str] = []
     _walk(memoryview(data), 'model', 0, out)
     return out
