@@ -94,10 +94,11 @@ def load_model(options: BagOptions) -> _RecordingModel:
     the same ONNX Runtime session (benchmarks/bench_audit.py)."""
     path = Path(options.model)
     stat = path.stat() if path.is_file() else None
-    key = None
+    key: tuple[Any, ...] | None = None
     if stat is not None:
+        # one per thread too: a model records its last outputs
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, options.threads)
-        key += (threading.get_ident(),)  # a model records its last outputs: one per thread
+        key += (threading.get_ident(),)
         cached = _MODELS.get(key)
         if cached is not None:
             cached.last = {}
