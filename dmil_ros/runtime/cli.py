@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--points-topic', help='LiDAR topic (default /lidar/points)')
     parser.add_argument('--pid-source', choices=('auto', 'pid_broja', 'pid_lsmi'))
     parser.add_argument('--batch', type=int, default=32, help='pairs per model call at max speed')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        help='ONNX Runtime intra-op threads, 0 = one per core (default: the params value, 1)',
+    )
     parser.add_argument('--cmd-vel', action='store_true', help='also write ~/cmd_vel')
     parser.add_argument('--summary', help='write the summary as JSON to this file')
     parser.add_argument('--no-progress', action='store_true', help='no live progress line')
@@ -46,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         'image_topic': args.image_topic,
         'points_topic': args.points_topic,
         'pid_source': args.pid_source,
+        'threads': args.threads,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     if args.cmd_vel:
