@@ -35,6 +35,9 @@ class ModelConfig:
     num_actions: int = 4
     vertical_fov_deg: tuple[float, float] = (-15.0, 15.0)
     id_encoder_grad: float = 0.0  # share of the ID losses' gradient reaching the encoders
+    # share of the stage-1 pair head's gradient (linear on [N1, N2, N1 * N2]) reaching the
+    # encoders; None: the same as id_encoder_grad (the shipped models)
+    pair_encoder_grad: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -63,6 +66,12 @@ class ModelConfig:
                 raise ModelConfigError(msg)
         if not 0.0 <= self.id_encoder_grad <= 1.0:
             msg = f'model config: id_encoder_grad={self.id_encoder_grad!r} must be in [0, 1]'
+            raise ModelConfigError(msg)
+        if self.pair_encoder_grad is not None and not 0.0 <= self.pair_encoder_grad <= 1.0:
+            msg = (
+                f'model config: pair_encoder_grad={self.pair_encoder_grad!r} must be in [0, 1] '
+                'or null'
+            )
             raise ModelConfigError(msg)
         if self.image_shape[0] != 3 or self.lidar_shape[0] != 2:
             msg = (

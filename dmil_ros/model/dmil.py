@@ -10,7 +10,9 @@ Learning"; authors' code bjlfzs/DMIL). With camera = modality 1 and LiDAR = moda
    I(Z_m; N_m). A joint head on [Z1, Z2] is the p(y|x1, x2) discriminator (LSMI) and shapes the
    encoders in stage 1 (the ID losses reach the encoders only scaled by ``id_encoder_grad``); a
    linear head on [N1, N2, N1 * N2] gives the N's the joint task (our reading of "kept for
-   synergy": without it nothing in stage 1 asks the N's for what only the pair decides).
+   synergy": without it nothing in stage 1 asks the N's for what only the pair decides); its
+   gradient reaches the encoders scaled by ``pair_encoder_grad`` (default: ``id_encoder_grad``),
+   so the multiplicative path can shape the encoders while the unimodal heads do not.
 3. consistency decomposition (CD): R from a bottleneck on [mu(M1), mu(M2)], aligned with the R
    posteriors computed from each modality alone (KL(q(R|M1,M2) || q(R|M_m)), the authors'
    alignment); U_m from a bottleneck on M_m, decoupled from R by a cross-correlation penalty
@@ -136,8 +138,17 @@ class DMIL(nn.Module):
         out['logits_lidar'] = self.head_lidar(m2.sample)  # (B, K)
         out['logits_joint'] = self.head_joint(torch.cat([z1, z2], dim=1))  # (B, K)
         # the N's are "kept for synergy": a linear head on [N1, N2, N1 * N2] gives them the
-        # joint task in stage 1, so they carry what only the pair of sensors decides
-        pair = torch.cat([n1.sample, n2.sample, n1.sample * n2.sample], dim=1)  # (B, 3E)
+        # joint task in stage 1, so they carry what only the pair of sensors decides. Its
+        # gradient reaches the encoders scaled by pair_encoder_grad (default: id_encoder_grad);
+        # when the two differ, the pair head reads its own draw of the same N layers on Z
+        # scaled by pair_encoder_grad (values as above, only the gradient path differs)
+        gp = self.cfg.pair_encoder_grad
+        p1, p2 = n1, n2
+        if self.training and self.stage != 2 and gp is not None and gp != g:
+            z1_p = z1 * gp + z1.detach() * (1.0 - gp)  # (B, D), same values as z1
+            z2_p = z2 * gp + z2.detach() * (1.0 - gp)
+            p1, p2 = self.id_n_camera(z1_p), self.id_n_lidar(z2_p)
+        pair = torch.cat([p1.sample, p2.sample, p1.sample * p2.sample], dim=1)  # (B, 3E)
         out['logits_pair'] = self.head_pair(pair)  # (B, K)
         rec1 = self.decoder_camera(torch.cat([m1.sample, n1.sample], dim=1))  # (B, D)
         rec2 = self.decoder_lidar(torch.cat([m2.sample, n2.sample], dim=1))  # (B, D)

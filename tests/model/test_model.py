@@ -85,6 +85,37 @@ def test_stage1_trains_encoders_not_gate() -> None:
     assert not any(p.requires_grad for p in model.gate.parameters())
 
 
+def _encoder_grad(model: DMIL, key: str) -> float:
+    """Sum of |d sum(out[key]) / d encoder weights| in training mode, stage 1."""
+    model.set_stage(1)
+    model.zero_grad()
+    out = model(*_inputs())
+    out[key].sum().backward()  # type: ignore[no-untyped-call]
+    grads = [p.grad for p in model.camera_encoder.parameters() if p.grad is not None]
+    grads += [p.grad for p in model.lidar_encoder.parameters() if p.grad is not None]
+    return float(sum(g.abs().sum() for g in grads))
+
+
+@pytest.mark.parametrize(('id_grad', 'pair_grad'), [(0.0, None), (0.0, 1.0), (1.0, 0.0)])
+def test_pair_and_id_encoder_gradients(id_grad: float, pair_grad: float | None) -> None:
+    """The pair head reaches the encoders iff pair_encoder_grad (default id_encoder_grad) > 0;
+    the unimodal heads iff id_encoder_grad > 0; the joint head always does."""
+    torch.manual_seed(0)
+    model = DMIL(ModelConfig(id_encoder_grad=id_grad, pair_encoder_grad=pair_grad, **SMALL))
+    pair = id_grad if pair_grad is None else pair_grad
+    assert (_encoder_grad(model, 'logits_pair') > 0) == (pair > 0)
+    assert (_encoder_grad(model, 'logits_camera') > 0) == (id_grad > 0)
+    assert _encoder_grad(model, 'logits_joint') > 0
+    # eval mode: the outputs are the same function of the inputs whatever the gradient path
+    model.eval()
+    ref = DMIL(ModelConfig(id_encoder_grad=id_grad, **SMALL)).eval()
+    ref.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        out, out_ref = model(*_inputs()), ref(*_inputs())
+    for key in ('logits_pair', 'probs'):
+        torch.testing.assert_close(out[key], out_ref[key])
+
+
 @settings(max_examples=15, deadline=None)
 @given(shift=st.integers(0, 14), seed=st.integers(0, 100))
 def test_circular_conv_is_azimuth_equivariant(shift: int, seed: int) -> None:
@@ -151,6 +182,10 @@ def test_model_config_round_trip_and_errors() -> None:
         ModelConfig(latent_dim=0)
     with pytest.raises(ModelConfigError, match='unknown keys'):
         ModelConfig.from_dict({'latent': 3})
+    with pytest.raises(ModelConfigError, match='pair_encoder_grad'):
+        ModelConfig(pair_encoder_grad=1.5)
+    cfg = ModelConfig(pair_encoder_grad=1.0)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
 
 
 def test_interaction_profile_names_the_needed_component() -> None:
