@@ -328,17 +328,31 @@ def _salvage_sqlite(
     except sqlite3.Error as exc:
         issues.append(ReadIssue(str(path), None, f'sqlite: {exc}'))
         return
+    con.text_factory = bytes  # damaged text need not be UTF-8: decoded below, row by row
     try:
-        names = {
-            tid: (name, msgtype)
-            for tid, name, msgtype in con.execute('SELECT id, name, type FROM topics')
-        }
+        names = {}
+        for tid, name, msgtype in con.execute('SELECT id, name, type FROM topics'):
+            try:
+                names[tid] = (name.decode(), msgtype.decode())
+            except (AttributeError, UnicodeDecodeError):  # noqa: PERF203 - NULL, number, bad UTF-8
+                issues.append(ReadIssue(str(path), None, f'sqlite: topic row {tid!r} skipped'))
         cursor = con.execute('SELECT topic_id, timestamp, data FROM messages ORDER BY timestamp')
         for tid, stamp, blob in cursor:
             entry = names.get(tid)
             if entry is None or (wanted is not None and entry[0] not in wanted):
                 continue
-            yield RawMessage(entry[0], entry[1], int(stamp), bytes(blob))
+            if not isinstance(stamp, int) or not isinstance(blob, bytes):
+                # a damaged row can hold NULL, text or a float where the schema says otherwise
+                issues.append(
+                    ReadIssue(
+                        str(path),
+                        None,
+                        f'sqlite: topic {entry[0]!r}: message row skipped (timestamp '
+                        f'{type(stamp).__name__}, data {type(blob).__name__})',
+                    )
+                )
+                continue
+            yield RawMessage(entry[0], entry[1], stamp, blob)
     except sqlite3.Error as exc:
         issues.append(ReadIssue(str(path), None, f'sqlite: {exc}'))
     finally:
