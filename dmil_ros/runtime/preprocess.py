@@ -147,7 +147,8 @@ def prepare_points(points: Points, spec: PreprocessSpec) -> F32:
     if n == 0:
         return out
     bins, cells = spec.azimuth_bins, spec.beams * spec.azimuth_bins
-    x, y, z = points.xyz[:, 0], points.xyz[:, 1], points.xyz[:, 2]
+    xyz = np.asarray(points.xyz, np.float32)  # the range bits below assume float32
+    x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
     # 1. spherical coordinates, float32 and in place (column arithmetic: 2x faster than an
     #    einsum on (N, 3))
     rng = x * x  # (N,)
