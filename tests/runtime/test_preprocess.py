@@ -97,6 +97,16 @@ def test_empty_cloud_gives_zeros() -> None:
     assert not img.any()
 
 
+def test_float64_points_give_the_float32_result() -> None:
+    """Decoders hand over float32; a float64 cloud from other code is cast, not misread."""
+    xyz = np.stack([cell_centre(r, c, d) for r, c, d in ((5, 40, 9.0), (5, 40, 3.0), (2, 7, 4.0))])
+    ring = np.array([5, 5, 2], np.int64)
+    wide = Points(xyz=xyz.astype(np.float64), intensity=np.ones(3, np.float32), ring=ring)
+    narrow = Points(xyz=xyz, intensity=np.ones(3, np.float32), ring=ring)
+    np.testing.assert_array_equal(prepare_points(wide, SPEC), prepare_points(narrow, SPEC))
+    assert np.count_nonzero(prepare_points(wide, SPEC)[0]) == 2
+
+
 @settings(max_examples=50, deadline=None)
 @given(
     st.lists(
