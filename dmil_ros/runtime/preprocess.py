@@ -64,6 +64,15 @@ class PreprocessSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # 1. sequences (lists from YAML/JSON, arrays) become tuples of floats: hashable, frozen
+        for name in ('image_mean', 'image_std', 'vertical_fov_deg'):
+            try:
+                value = tuple(float(v) for v in getattr(self, name))
+            except (TypeError, ValueError) as exc:
+                msg = f'preprocess spec: {name}={getattr(self, name)!r} is not a list of numbers'
+                raise ConfigError(msg) from exc
+            object.__setattr__(self, name, value)
+        # 2. ranges
         checks = {
             'image_width': 0 < self.image_width <= MAX_IMAGE_SIDE,
             'image_height': 0 < self.image_height <= MAX_IMAGE_SIDE,
@@ -71,7 +80,8 @@ class PreprocessSpec:
             'azimuth_bins': 0 < self.azimuth_bins <= MAX_AZIMUTH_BINS,
             'max_range': math.isfinite(self.max_range) and self.max_range > 0,
             'intensity_scale': math.isfinite(self.intensity_scale),
-            'vertical_fov_deg': self.vertical_fov_deg[0] < self.vertical_fov_deg[1],
+            'vertical_fov_deg': len(self.vertical_fov_deg) == 2
+            and self.vertical_fov_deg[0] < self.vertical_fov_deg[1],
             'image_std': len(self.image_std) == 3 and all(s > 0 for s in self.image_std),
             'image_mean': len(self.image_mean) == 3,
         }
@@ -114,6 +124,9 @@ class PreprocessSpec:
 
 def prepare_image(rgb: npt.NDArray[np.uint8], spec: PreprocessSpec) -> F32:
     """``(H, W, 3)`` uint8 RGB -> ``(3, h, w)`` float32 standardised model input."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        msg = f'prepare_image: expected an (H, W, 3) RGB image, got shape {rgb.shape}'
+        raise ValueError(msg)
     # 1. resize (area averaging: the right filter for downscaling)
     if rgb.shape[:2] != (spec.image_height, spec.image_width):
         size = (spec.image_width, spec.image_height)
@@ -162,7 +175,8 @@ def prepare_points(points: Points, spec: PreprocessSpec) -> F32:
     np.minimum(col, bins - 1, out=col)  # azimuth = +pi lands one past the end
     # 2. rows: the ring when the driver gives one, else the binned elevation
     if points.ring is not None:
-        row = points.ring
+        ring = points.ring
+        row = ring if np.issubdtype(ring.dtype, np.integer) else ring.astype(np.int64)
     else:
         lo, hi = np.deg2rad(spec.vertical_fov_deg)
         elevation = np.arcsin(np.clip(z / np.maximum(rng, 1e-9), -1.0, 1.0))
@@ -192,6 +206,7 @@ def prepare_points(points: Points, spec: PreprocessSpec) -> F32:
 
 
 _NO_RETURN = np.iinfo(np.int64).max
+_INDEX_CACHE_MAX = 1 << 21  # points (16 MB of int64); a 128-beam sweep is ~260k
 _INDEX = np.arange(1 << 16, dtype=np.int64)
 _INDEX.flags.writeable = False
 
@@ -199,7 +214,11 @@ _INDEX.flags.writeable = False
 def _point_index(n: int) -> npt.NDArray[np.int64]:
     """``arange(n)`` as int64, from a grown-once read-only cache (a sweep is ~30k points)."""
     global _INDEX  # noqa: PLW0603
-    if _INDEX.size < n:
-        _INDEX = np.arange(max(n, 2 * _INDEX.size), dtype=np.int64)
-        _INDEX.flags.writeable = False
-    return _INDEX[:n]
+    index = _INDEX  # one read: another thread may swap the global meanwhile
+    if index.size < n:
+        if n > _INDEX_CACHE_MAX:  # a huge cloud: its own arange, not kept for the process
+            return np.arange(n, dtype=np.int64)
+        index = np.arange(max(n, 2 * index.size), dtype=np.int64)
+        index.flags.writeable = False
+        _INDEX = index
+    return index[:n]

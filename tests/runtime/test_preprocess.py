@@ -139,3 +139,28 @@ def test_spec_json_round_trip_and_validation() -> None:
         PreprocessSpec.from_json('{"azimuth_bins": 1000000000}')
     with pytest.raises(ConfigError, match='not JSON'):
         PreprocessSpec.from_json('{')
+
+
+def test_spec_sequences_become_tuples_and_bad_ones_are_refused() -> None:
+    listed = PreprocessSpec(image_mean=[0.4, 0.5, 0.6], image_std=np.array([0.2, 0.3, 0.25]))  # type: ignore[arg-type]
+    assert listed.image_mean == (0.4, 0.5, 0.6)
+    assert listed.image_std == (0.2, 0.3, 0.25)
+    rgb = np.full((48, 64, 3), 204, np.uint8)  # 0.8 after scaling
+    img = prepare_image(rgb, listed)
+    np.testing.assert_allclose(img[:, 0, 0], [2.0, 1.0, 0.8], rtol=1e-5)
+    for bad in ({'image_mean': ['a', 'b', 'c']}, {'vertical_fov_deg': (1.0, 2.0, 3.0)}):
+        with pytest.raises(ConfigError):
+            PreprocessSpec(**bad)  # type: ignore[arg-type]
+
+
+def test_image_of_the_wrong_shape_is_named() -> None:
+    with pytest.raises(ValueError, match=r'\(48, 64\)'):
+        prepare_image(np.zeros((48, 64), np.uint8), SPEC)
+
+
+def test_float_ring_values_set_the_row() -> None:
+    xyz = np.stack([cell_centre(3, 10, 5.0)])
+    as_float = prepare_points(Points(xyz=xyz, ring=np.array([7.0], np.float32)), SPEC)
+    as_int = prepare_points(Points(xyz=xyz, ring=np.array([7], np.int32)), SPEC)
+    np.testing.assert_array_equal(as_float, as_int)
+    assert as_int[0, 7, 10] > 0
