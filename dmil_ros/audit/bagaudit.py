@@ -71,6 +71,9 @@ class BagOptions:
         fields['result_version'] = RESULT_VERSION  # older per-bag results are recomputed
         fields['model_size'] = stat.st_size if stat else None
         fields['model_mtime'] = stat.st_mtime_ns if stat else None
+        # a copy that kept the mtime (cp -p, rsync -a) still gets a new inode / ctime
+        fields['model_inode'] = stat.st_ino if stat else None
+        fields['model_ctime'] = stat.st_ctime_ns if stat else None
         return json.dumps(fields, sort_keys=True)
 
 
@@ -97,8 +100,8 @@ def load_model(options: BagOptions) -> _RecordingModel:
     key: tuple[Any, ...] | None = None
     if stat is not None:
         # one per thread too: a model records its last outputs
-        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, options.threads)
-        key += (threading.get_ident(),)
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        key += (stat.st_ctime_ns, options.threads, threading.get_ident())
         cached = _MODELS.get(key)
         if cached is not None:
             cached.last = {}
