@@ -148,8 +148,11 @@ def _safe_log2(a: FloatArray) -> FloatArray:
     return np.where(np.isfinite(out), out, _FLOOR)
 
 
-def _fit_ell(q: FloatArray) -> FloatArray:
-    """Step 2: q*-weighted LS fit a(x1,y) + b(x2,y) of log2 q*(y|x1,x2) over q* > 0."""
+def _fit_duals(q: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """q*-weighted LS fit a(x1,y) + b(x2,y) of log2 q*(y|x1,x2) over q* > 0.
+
+    Returns ``a`` (n1, ny) and ``b`` (n2, ny), bits.
+    """
     n1, n2, ny = q.shape
     q12 = q.sum(2, keepdims=True)
     with np.errstate(divide='ignore', invalid='ignore'):
@@ -161,9 +164,13 @@ def _fit_ell(q: FloatArray) -> FloatArray:
     design[rows, i1 * ny + y] = 1.0
     design[rows, n1 * ny + i2 * ny + y] = 1.0
     coef, *_ = np.linalg.lstsq(design * w[:, None], target[i1, i2, y] * w, rcond=None)
-    a = coef[: n1 * ny].reshape(n1, 1, ny)
-    b = coef[n1 * ny :].reshape(1, n2, ny)
-    return np.asarray(a + b, dtype=np.float64)  # (n1, n2, ny)
+    return coef[: n1 * ny].reshape(n1, ny), coef[n1 * ny :].reshape(n2, ny)
+
+
+def _fit_ell(q: FloatArray) -> FloatArray:
+    """Step 2: the fitted a(x1,y) + b(x2,y) on the whole (n1, n2, ny) grid."""
+    a, b = _fit_duals(q)
+    return np.asarray(a[:, None, :] + b[None, :, :], dtype=np.float64)  # (n1, n2, ny)
 
 
 def dual_extension(joint: ArrayLike, q: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -176,19 +183,9 @@ def dual_extension(joint: ArrayLike, q: ArrayLike) -> tuple[FloatArray, FloatArr
     qs = normalise(q, ndim=3, name='q')
     if qs.shape != p.shape:
         raise PIDInputError(f'q: shape {qs.shape} differs from joint {p.shape}')
-    n1, n2, ny = qs.shape
-    q12 = qs.sum(2, keepdims=True)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        target = np.log2(qs / q12)  # (n1, n2, ny)
-    i1, i2, y = np.nonzero(qs > 0)
-    w = np.sqrt(qs[i1, i2, y])
-    rows = np.arange(len(y))
-    design = np.zeros((len(y), (n1 + n2) * ny))
-    design[rows, i1 * ny + y] = 1.0
-    design[rows, n1 * ny + i2 * ny + y] = 1.0
-    coef, *_ = np.linalg.lstsq(design * w[:, None], target[i1, i2, y] * w, rcond=None)
-    lam = np.where(p.sum(1) > 0, coef[: n1 * ny].reshape(n1, ny), _DUAL_FLOOR)
-    mu = np.where(p.sum(0) > 0, coef[n1 * ny :].reshape(n2, ny), _DUAL_FLOOR)
+    a, b = _fit_duals(qs)
+    lam = np.where(p.sum(1) > 0, a, _DUAL_FLOOR)
+    mu = np.where(p.sum(0) > 0, b, _DUAL_FLOOR)
     return np.asarray(lam, dtype=np.float64), np.asarray(mu, dtype=np.float64)
 
 
