@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from dmil_ros.runtime.pipeline import FusionPipeline
     from dmil_ros.runtime.replay import replay
 
-    values = params.load_yaml(args.params) if args.params else {}
+    values = params.load_yaml(args.params, namespace=args.namespace) if args.params else {}
     overrides = {
         'model_path': args.model,
         'provider': args.provider,

@@ -9,6 +9,7 @@ configuration objects.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,8 +167,15 @@ def build(values: dict[str, Any]) -> NodeSettings:
     )
 
 
-def load_yaml(path: str | Path, node: str = NODE) -> dict[str, Any]:
-    """A ROS 2 parameters file's values for ``node`` (``/**`` entries too), nested keys dotted."""
+def load_yaml(path: str | Path, node: str = NODE, namespace: str = '') -> dict[str, Any]:
+    """A ROS 2 parameters file's values for the node ``/<namespace>/<node>``, nested keys dotted.
+
+    Node keys match as rcl matches them (rclpy ``node.cpp``): a key, or nested keys joined by
+    ``/``, is made absolute and ``/**`` matches any namespace (zero or more segments), ``/*``
+    one segment. So ``/**/fusion_node`` reaches the node in any namespace, while a bare
+    ``fusion_node`` reaches only ``/fusion_node``. Wildcard entries apply first; an entry without
+    wildcards overrides them.
+    """
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
@@ -180,12 +188,38 @@ def load_yaml(path: str | Path, node: str = NODE) -> dict[str, Any]:
     if not isinstance(data, dict):
         msg = f'parameters file {str(p)!r}: expected a mapping of node names'
         raise RuntimeConfigError(msg)
+    ns = namespace.strip('/')
+    fqn = f'/{ns}/{node}' if ns else f'/{node}'
+    sections = sorted(_node_sections(data), key=lambda item: '*' not in item[0])  # stable
     out: dict[str, Any] = {}
-    for key in ('/**', node, f'/{node}', f'**/{node}'):
-        section = data.get(key)
-        if isinstance(section, dict) and isinstance(section.get('ros__parameters'), dict):
-            out.update(_flatten(section['ros__parameters']))
+    for key, section in sections:
+        if _node_pattern(key).fullmatch(fqn):
+            out.update(_flatten(section))
     return out
+
+
+def _node_sections(tree: dict[str, Any], prefix: str = '') -> list[tuple[str, dict[str, Any]]]:
+    """``(node key, ros__parameters mapping)`` for each node entry, nested keys joined."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for key, value in tree.items():
+        if not isinstance(value, dict):
+            continue
+        name = f'{prefix}/{str(key).strip("/")}'
+        params = value.get('ros__parameters')
+        if isinstance(params, dict):
+            out.append((name, params))
+        out += _node_sections({k: v for k, v in value.items() if k != 'ros__parameters'}, name)
+    return out
+
+
+def _node_pattern(key: str) -> re.Pattern[str]:
+    """rcl's wildcard rule: ``/**`` -> ``(/\\w+)*``, ``/*`` -> ``/\\w+``."""
+    parts = re.split(r'(/\*\*|/\*)', key)
+    text = ''.join(
+        '(/\\w+)*' if part == '/**' else '/\\w+' if part == '/*' else re.escape(part)
+        for part in parts
+    )
+    return re.compile(text)
 
 
 def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:

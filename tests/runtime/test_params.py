@@ -1,0 +1,76 @@
+"""The parameters file: node keys match the node's fully qualified name as rcl matches them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dmil_ros.runtime import params
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / 'p.yaml'
+    path.write_text(text, encoding='utf-8')
+    return path
+
+
+@pytest.mark.parametrize(
+    ('key', 'namespace', 'applies'),
+    [
+        ('fusion_node', '', True),
+        ('fusion_node', 'robot1', False),  # rcl: a bare name is /fusion_node only
+        ('/fusion_node', '', True),
+        ('/**/fusion_node', '', True),
+        ('/**/fusion_node', 'robot1', True),
+        ('/**/fusion_node', 'fleet/robot1', True),
+        ('/**', 'robot1', True),
+        ('/*/fusion_node', 'robot1', True),
+        ('/*/fusion_node', '', False),
+        ('/*/fusion_node', 'fleet/robot1', False),
+        ('/robot1/fusion_node', 'robot1', True),
+        ('/robot1/fusion_node', 'robot2', False),
+        ('/**/other_node', 'robot1', False),
+    ],
+)
+def test_node_key_matching(tmp_path: Path, key: str, namespace: str, applies: bool) -> None:
+    path = _write(tmp_path, f'{key}:\n  ros__parameters:\n    slop: 0.07\n')
+    values = params.load_yaml(path, namespace=namespace)
+    assert values == ({'slop': 0.07} if applies else {})
+
+
+def test_nested_namespace_keys_and_precedence(tmp_path: Path) -> None:
+    text = (
+        '/robot1:\n'
+        '  fusion_node:\n'
+        '    ros__parameters:\n'
+        '      slop: 0.02\n'
+        '/**:\n'
+        '  ros__parameters:\n'
+        '    slop: 0.09\n'
+        '    queue_size: 7\n'
+        '    monitor:\n'
+        '      on_z: 4.0\n'
+    )
+    path = _write(tmp_path, text)
+    # the exact entry overrides the wildcard although it comes first in the file
+    assert params.load_yaml(path, namespace='robot1') == {
+        'slop': 0.02,
+        'queue_size': 7,
+        'monitor.on_z': 4.0,
+    }
+    assert params.load_yaml(path, namespace='robot2')['slop'] == 0.09
+
+
+def test_shipped_config_reaches_a_namespaced_node() -> None:
+    config = ROOT / 'config' / 'fusion.yaml'
+    plain = params.load_yaml(config)
+    namespaced = params.load_yaml(config, namespace='robot1')
+    assert plain == namespaced
+    # every declared parameter is in the shipped file, with the declared type
+    declared = {p.name: p.default for p in params.PARAMS}
+    assert set(plain) == set(declared)
+    for name, value in plain.items():
+        assert type(value) is type(declared[name]), name
