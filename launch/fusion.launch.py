@@ -4,41 +4,60 @@
         image_topic:=/camera/image_raw points_topic:=/lidar/points
 
 Arguments: ``namespace`` (outputs go to /<namespace>/fusion_node/... and
-/<namespace>/diagnostics), ``image_topic``, ``points_topic``, ``model`` (empty: the shipped
-models/dmil_hallway.onnx), ``provider`` (auto|cpu|cuda|tensorrt), ``params_file`` (default: the
-package's config/fusion.yaml), ``log_level``. Arguments override the parameters file.
+/<namespace>/diagnostics), ``params_file`` (default: the package's config/fusion.yaml, whose
+``/**/fusion_node`` entry reaches the node in any namespace), ``image_topic``,
+``points_topic``, ``model``, ``provider`` (auto|cpu|cuda|tensorrt), ``log_level``.
+
+``image_topic``, ``points_topic``, ``model`` and ``provider`` are empty by default: the
+parameters file decides (its empty ``model_path`` means the shipped models/dmil_hallway.onnx).
+A non-empty argument overrides the file. (A dict entry always present would override a user's
+``params_file`` with the launch defaults: launch_ros applies the later definition.)
 """
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+# launch argument -> node parameter, overridden only when the argument is not empty
+OVERRIDES = {
+    'image_topic': 'image_topic',
+    'points_topic': 'points_topic',
+    'model': 'model_path',
+    'provider': 'provider',
+}
+
+
+def overrides(arguments: dict[str, str]) -> dict[str, str]:
+    """The node parameters the launch arguments set (empty arguments set nothing)."""
+    return {param: arguments[arg] for arg, param in OVERRIDES.items() if arguments.get(arg)}
+
+
+def _node(context: LaunchContext, *args: object, **kwargs: object) -> list[Node]:
+    values = {arg: LaunchConfiguration(arg).perform(context) for arg in OVERRIDES}
+    parameters = [LaunchConfiguration('params_file')]
+    chosen = overrides(values)
+    if chosen:
+        parameters.append({k: ParameterValue(v, value_type=str) for k, v in chosen.items()})
+    return [
+        Node(
+            package='dmil_ros',
+            executable='fusion_node',
+            name='fusion_node',
+            namespace=LaunchConfiguration('namespace'),
+            output='screen',
+            emulate_tty=True,
+            parameters=parameters,
+            arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')],
+        )
+    ]
+
 
 def generate_launch_description() -> LaunchDescription:
     arguments = [
         DeclareLaunchArgument('namespace', default_value='', description='node namespace'),
-        DeclareLaunchArgument(
-            'image_topic',
-            default_value='/camera/image_raw',
-            description='camera topic (sensor_msgs/Image)',
-        ),
-        DeclareLaunchArgument(
-            'points_topic',
-            default_value='/lidar/points',
-            description='LiDAR topic (sensor_msgs/PointCloud2)',
-        ),
-        DeclareLaunchArgument(
-            'model', default_value='', description='ONNX model; empty = the shipped model'
-        ),
-        DeclareLaunchArgument(
-            'provider',
-            default_value='auto',
-            choices=['auto', 'cpu', 'cuda', 'tensorrt'],
-            description='ONNX Runtime provider',
-        ),
         DeclareLaunchArgument(
             'params_file',
             default_value=PathJoinSubstitution(
@@ -46,26 +65,26 @@ def generate_launch_description() -> LaunchDescription:
             ),
             description='parameters file of the fusion node',
         ),
+        DeclareLaunchArgument(
+            'image_topic',
+            default_value='',
+            description='camera topic (sensor_msgs/Image); empty = the parameters file',
+        ),
+        DeclareLaunchArgument(
+            'points_topic',
+            default_value='',
+            description='LiDAR topic (sensor_msgs/PointCloud2); empty = the parameters file',
+        ),
+        DeclareLaunchArgument(
+            'model',
+            default_value='',
+            description='ONNX model; empty = the parameters file (empty there: the shipped model)',
+        ),
+        DeclareLaunchArgument(
+            'provider',
+            default_value='',
+            description='ONNX Runtime provider (auto|cpu|cuda|tensorrt); empty = the params file',
+        ),
         DeclareLaunchArgument('log_level', default_value='info', description='ROS log level'),
     ]
-    node = Node(
-        package='dmil_ros',
-        executable='fusion_node',
-        name='fusion_node',
-        namespace=LaunchConfiguration('namespace'),
-        output='screen',
-        emulate_tty=True,
-        parameters=[
-            LaunchConfiguration('params_file'),
-            {
-                'image_topic': ParameterValue(LaunchConfiguration('image_topic'), value_type=str),
-                'points_topic': ParameterValue(
-                    LaunchConfiguration('points_topic'), value_type=str
-                ),
-                'model_path': ParameterValue(LaunchConfiguration('model'), value_type=str),
-                'provider': ParameterValue(LaunchConfiguration('provider'), value_type=str),
-            },
-        ],
-        arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')],
-    )
-    return LaunchDescription([*arguments, node])
+    return LaunchDescription([*arguments, OpaqueFunction(function=_node)])

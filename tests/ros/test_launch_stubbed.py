@@ -1,0 +1,99 @@
+"""``launch/fusion.launch.py``'s logic against stand-in launch / launch_ros modules (no ROS here).
+
+The launch_testing smoke test runs the real thing where ROS 2 is installed. Here: empty launch
+arguments leave the parameters file in charge, non-empty ones override it, and the node is
+declared with the package, executable, name and namespace the README documents.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+LAUNCH_FILE = Path(__file__).resolve().parents[2] / 'launch' / 'fusion.launch.py'
+
+
+class Recorded:
+    """A stand-in action or substitution: remembers its arguments."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+class LaunchConfiguration(Recorded):
+    def perform(self, context: dict[str, str]) -> str:
+        return context[self.args[0]]
+
+
+@pytest.fixture
+def launch_file(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    names = {
+        'launch': {'LaunchContext': dict, 'LaunchDescription': Recorded},
+        'launch.actions': {'DeclareLaunchArgument': Recorded, 'OpaqueFunction': Recorded},
+        'launch.substitutions': {
+            'LaunchConfiguration': LaunchConfiguration,
+            'PathJoinSubstitution': Recorded,
+        },
+        'launch_ros': {},
+        'launch_ros.actions': {'Node': Recorded},
+        'launch_ros.parameter_descriptions': {'ParameterValue': Recorded},
+        'launch_ros.substitutions': {'FindPackageShare': Recorded},
+    }
+    for name, attrs in names.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(attrs)
+        monkeypatch.setitem(sys.modules, name, module)
+    spec = importlib.util.spec_from_file_location('fusion_launch', LAUNCH_FILE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _context(**values: str) -> dict[str, str]:
+    base = {'image_topic': '', 'points_topic': '', 'model': '', 'provider': ''}
+    return {**base, **values}
+
+
+def test_declared_arguments_default_to_the_parameters_file(launch_file: Any) -> None:
+    description = launch_file.generate_launch_description()
+    entities = description.args[0]
+    declared = {e.args[0]: e.kwargs['default_value'] for e in entities[:-1]}
+    assert set(declared) == {
+        'namespace',
+        'params_file',
+        'image_topic',
+        'points_topic',
+        'model',
+        'provider',
+        'log_level',
+    }
+    for arg in launch_file.OVERRIDES:
+        assert declared[arg] == '', arg
+    assert entities[-1].kwargs['function'] is launch_file._node
+
+
+def test_empty_arguments_leave_the_parameters_file_alone(launch_file: Any) -> None:
+    (node,) = launch_file._node(_context())
+    assert node.kwargs['package'] == 'dmil_ros'
+    assert node.kwargs['executable'] == 'fusion_node'
+    assert node.kwargs['name'] == 'fusion_node'
+    (params_file,) = node.kwargs['parameters']
+    assert params_file.args == ('params_file',)
+
+
+def test_non_empty_arguments_override(launch_file: Any) -> None:
+    (node,) = launch_file._node(_context(model='/m.onnx', points_topic='/velodyne_points'))
+    params_file, chosen = node.kwargs['parameters']
+    assert params_file.args == ('params_file',)
+    assert {k: v.args[0] for k, v in chosen.items()} == {
+        'model_path': '/m.onnx',
+        'points_topic': '/velodyne_points',
+    }
+    assert all(v.kwargs == {'value_type': str} for v in chosen.values())
