@@ -22,6 +22,7 @@ from collections import deque
 from typing import Any
 
 import rclpy
+import rclpy.exceptions
 from rcl_interfaces.msg import ParameterDescriptor  # type: ignore[import-not-found,unused-ignore]
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
@@ -45,18 +46,38 @@ except ImportError:  # pragma: no cover
         """Stand-in where rclpy lacks it."""
 
 
+# what start-up reports in one line: our checks, and rclpy refusing an override's type (a YAML
+# ``slop: 1`` for the float parameter raises InvalidParameterTypeException on Humble and Jazzy)
+STARTUP_ERRORS: tuple[type[Exception], ...] = (
+    DmilError,
+    *(
+        getattr(rclpy.exceptions, name)
+        for name in ('ParameterException', 'InvalidParameterTypeException')
+        if isinstance(getattr(rclpy.exceptions, name, None), type)
+    ),
+)
+
+
 class FusionNode(Node):  # type: ignore[misc]
     """Camera + LiDAR fusion with per-frame interaction estimates and a synergy alert."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
+        try:
+            self._start()
+        except STARTUP_ERRORS as exc:
+            self.get_logger().fatal(f'cannot start: {exc}')
+            self.destroy_node()  # nothing half-built stays registered with the middleware
+            raise
+
+    def _start(self) -> None:
         for p in PARAMS:
             descriptor = ParameterDescriptor(description=p.description, read_only=True)
             if p.choices:
                 descriptor.additional_constraints = f'one of {", ".join(p.choices)}'
             self.declare_parameter(p.name, p.default, descriptor)
         values = {p.name: self.get_parameter(p.name).value for p in PARAMS}
-        settings = build(values)  # DmilError on a bad value: main() reports it
+        settings = build(values)  # DmilError on a bad value
         model = FusionModel(settings.model_path, settings.provider, settings.threads)
         self.pipeline = FusionPipeline(model, settings.pipeline)
         self.builder = OutputBuilder(settings.twists)
@@ -124,7 +145,11 @@ class FusionNode(Node):  # type: ignore[misc]
     # ---- work (inference callback group) -----------------------------------------------------
 
     def _drain(self) -> None:
-        while True:
+        # only what is queued now: a drain that ran until the inbox is empty would never return
+        # while input outpaces inference, and starve the diagnostics timer of this group
+        with self._inbox_lock:
+            n = len(self._inbox)
+        for _ in range(n):
             with self._inbox_lock:
                 if not self._inbox:
                     return
@@ -133,6 +158,10 @@ class FusionNode(Node):  # type: ignore[misc]
             jobs = feed(msg)
             for result in self.pipeline.infer(jobs):
                 self._publish(result)
+        with self._inbox_lock:
+            more = bool(self._inbox)
+        if more:  # messages that came meanwhile triggered too; this makes sure of it
+            self._wake.trigger()
 
     def _publish(self, result: FrameResult) -> None:
         for topic, msg in self.builder.frame(result):
@@ -161,8 +190,7 @@ def main(args: list[str] | None = None) -> None:
     try:
         try:
             node = FusionNode()
-        except DmilError as exc:
-            rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {exc}')
+        except STARTUP_ERRORS:  # logged by the node, one line
             sys.exit(1)
         executor.add_node(node)
         executor.spin()

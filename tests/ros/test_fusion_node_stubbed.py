@@ -35,8 +35,14 @@ class FakePub:
         self.sent.append(msg)
 
 
+class InvalidParameterTypeError(Exception):
+    """rclpy.exceptions.InvalidParameterTypeException's stand-in (a ParameterException)."""
+
+
 class FakeNode:
     overrides: ClassVar[dict[str, Any]] = {}
+    fatal: ClassVar[list[str]] = []
+    destroyed: ClassVar[list[str]] = []
 
     def __init__(self, name: str, **_: Any) -> None:
         self.name = name
@@ -49,7 +55,12 @@ class FakeNode:
         self.logged: list[str] = []
 
     def declare_parameter(self, name: str, value: Any, descriptor: Any) -> None:
-        self.params[name] = self.overrides.get(name, value)
+        # rclpy types a parameter from its default and refuses an override of another type
+        override = self.overrides.get(name, value)
+        if type(override) is not type(value):
+            msg = f"Trying to set parameter '{name}' to '{override}', expecting {type(value)}"
+            raise InvalidParameterTypeError(msg)
+        self.params[name] = override
         self.descriptors[name] = descriptor
 
     def get_parameter(self, name: str) -> Any:
@@ -77,14 +88,14 @@ class FakeNode:
         return timer
 
     def get_logger(self) -> Any:
-        return types.SimpleNamespace(info=self.logged.append, fatal=self.logged.append)
+        return types.SimpleNamespace(info=self.logged.append, fatal=self.fatal.append)
 
     def get_clock(self) -> Any:
         now = types.SimpleNamespace(to_msg=lambda: types.SimpleNamespace(sec=5, nanosec=6))
         return types.SimpleNamespace(now=lambda: now)
 
     def destroy_node(self) -> None:
-        pass
+        self.destroyed.append(self.name)
 
 
 def message_module(*names: str) -> types.ModuleType:
@@ -96,13 +107,14 @@ def message_module(*names: str) -> types.ModuleType:
 
 @pytest.fixture
 def node_module(monkeypatch: pytest.MonkeyPatch) -> Any:
-    fatal: list[str] = []
+    FakeNode.fatal = []
+    FakeNode.destroyed = []
     rclpy = types.ModuleType('rclpy')
     rclpy.init = lambda args=None: None  # type: ignore[attr-defined]
     rclpy.try_shutdown = lambda: None  # type: ignore[attr-defined]
-    rclpy.logging = types.SimpleNamespace(  # type: ignore[attr-defined]
-        get_logger=lambda name: types.SimpleNamespace(fatal=fatal.append)
-    )
+    exceptions = types.ModuleType('rclpy.exceptions')
+    exceptions.InvalidParameterTypeException = InvalidParameterTypeError  # type: ignore[attr-defined]
+    rclpy.exceptions = exceptions  # type: ignore[attr-defined]
     executors = types.ModuleType('rclpy.executors')
 
     class ExternalShutdownException(Exception):  # noqa: N818
@@ -125,6 +137,7 @@ def node_module(monkeypatch: pytest.MonkeyPatch) -> Any:
     executors.ExternalShutdownException = ExternalShutdownException  # type: ignore[attr-defined]
     modules = {
         'rclpy': rclpy,
+        'rclpy.exceptions': exceptions,
         'rclpy.node': types.SimpleNamespace(Node=FakeNode),
         'rclpy.qos': types.SimpleNamespace(qos_profile_sensor_data='sensor_data'),
         'rclpy.callback_groups': types.SimpleNamespace(MutuallyExclusiveCallbackGroup=object),
@@ -143,7 +156,6 @@ def node_module(monkeypatch: pytest.MonkeyPatch) -> Any:
     for name in ('dmil_ros.ros.fusion_node', 'dmil_ros.ros.convert'):
         monkeypatch.delitem(sys.modules, name, raising=False)
     module = importlib.import_module('dmil_ros.ros.fusion_node')
-    module.fatal_log = fatal
     yield module
     for name in ('dmil_ros.ros.fusion_node', 'dmil_ros.ros.convert'):
         sys.modules.pop(name, None)
@@ -223,8 +235,47 @@ def test_missing_model_stops_startup(node_module: Any, tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as info:
         node_module.main([])
     assert info.value.code == 1
-    assert 'absent.onnx' in node_module.fatal_log[0]
-    assert 'no such file' in node_module.fatal_log[0]
+    (line,) = FakeNode.fatal
+    assert 'absent.onnx' in line
+    assert 'no such file' in line
+    assert FakeNode.destroyed == ['fusion_node']  # the half-built node is not left behind
+
+
+def test_wrong_parameter_type_stops_startup(node_module: Any, tmp_path: Path) -> None:
+    # `slop: 1` in a YAML file: rclpy refuses an integer for the float parameter
+    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'slop': 1}
+    with pytest.raises(SystemExit) as info:
+        node_module.main([])
+    assert info.value.code == 1
+    (line,) = FakeNode.fatal
+    assert line.startswith('cannot start: ')
+    assert "'slop'" in line
+    assert FakeNode.destroyed == ['fusion_node']
+
+
+def test_drain_takes_only_what_is_queued(node_module: Any, tmp_path: Path) -> None:
+    """A drain returns even while input keeps coming, so the timer of its group gets a turn."""
+    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
+    node = node_module.FusionNode()
+    _, cam_cb, _, _ = node.subs['/camera/image_raw']
+    guard = node.guards[0]
+    for k in range(3):
+        cam_cb(flat_image(k * 50_000_000, 100))
+    feed = node.pipeline.feed_camera
+    fed: list[int] = []
+
+    def feed_and_receive(msg: Any) -> Any:  # new images arrive while the first ones are processed
+        fed.append(1)
+        if len(fed) <= 5:
+            cam_cb(flat_image((10 + len(fed)) * 50_000_000, 100))
+        return feed(msg)
+
+    node.pipeline.feed_camera = feed_and_receive
+    triggered = guard.triggered
+    guard.cb()
+    assert len(fed) == 3  # the three queued before the drain, not the ones that came meanwhile
+    assert len(node._inbox) == 3  # ...which stay queued for the next call
+    assert guard.triggered > triggered  # the executor will call the drain again
 
 
 def test_clean_shutdown_on_external_shutdown(node_module: Any, tmp_path: Path) -> None:
