@@ -217,6 +217,11 @@ def local_table(
     if variant == 'dual':
         lam, mu = dual_extension(p, qs)
         ell, log_partition = _log2_softmax(lam[:, None, :] + mu[None, :, :])
+        # a label p never shows with x1 (or x2) has λ (μ) at _DUAL_FLOOR, so ℓ̃ ~ -1000 bits
+        # there while log2 p(y|.) stops at _FLOOR: s = lp12 - ℓ̃ and r were ~ +940 bits on such
+        # a cell. One floor for both makes s = 0 (no interaction evidence) and bounds every
+        # term; cells in supp(p) have ℓ̃ far above it, so the means are unchanged
+        ell = np.maximum(ell, _FLOOR)
     else:
         ell = _fit_ell(qs)
     py = p.sum((0, 1))  # (ny,)
@@ -318,6 +323,9 @@ class BROJALocalModule(nn.Module):
             lp1 = log_p1.gather(1, idx).squeeze(1) / _LN2
             lp2 = log_p2.gather(1, idx).squeeze(1) / _LN2
             lp12 = log_p12.gather(1, idx).squeeze(1) / _LN2
+            # a label the table never saw with the sample's clusters (ℓ at the floor): the
+            # discriminators' finite log p(y|x1,x2) would read as ~50 bits of synergy; s = 0
+            ell = torch.where(ell <= _FLOOR, lp12, ell)
         return broja_local_terms(ell, lpy, lp1, lp2, lp12)
 
 

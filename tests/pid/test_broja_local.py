@@ -109,6 +109,41 @@ def test_one_sensor_cells_have_no_synergy() -> None:
     assert np.allclose(xor.synergy[xor.joint > 0], 1.0, atol=1e-6)
 
 
+@pytest.mark.parametrize('name', ['AND', 'UNQ1', 'RDN'])
+def test_dual_cells_of_an_impossible_label_carry_no_synergy(name: str) -> None:
+    # A label p never shows with x1 (or x2) has log q*(y|x1,x2) = -inf: no interaction
+    # evidence. The terms there were ~ +940 bits (λ floored at -1000, log p(y|.) at -60;
+    # AND cell (0, 0, y=1) gave s = 1940); now s = 0 and every term is bounded.
+    p = catalogue.joint(name)
+    tab = local_table(p, variant='dual')
+    impossible = (p.sum(1) == 0)[:, None, :] | (p.sum(0) == 0)[None, :, :]  # (n1, n2, ny)
+    assert impossible.any()
+    np.testing.assert_allclose(tab.synergy[impossible], 0.0, atol=1e-9)
+    for term in (tab.redundancy, tab.unique_1, tab.unique_2, tab.synergy):
+        assert np.abs(term).max() <= 2 * 60 + np.log2(p.shape[2]) + 1e-6
+
+
+def test_frames_with_a_label_unseen_in_their_cluster() -> None:
+    # AND on continuous codes; test frames relabelled to the one label their (x1, x2) cell
+    # never shows: histogram and discriminator terms give s = 0 for them, not ~ 1000 bits
+    task = make_task('AND')
+    train, test = task.sample(2000, seed=1), task.sample(400, seed=2)
+    est = BROJALocal(n_clusters=2).fit(train.features_1, train.features_2, train.labels)
+    c1 = est.pointwise(test.features_1, test.features_2, test.labels).cluster_1
+    labels = test.labels.copy()
+    assert est.table is not None
+    never = est.table.joint.sum(1)[c1] == 0  # (N, ny): label never seen with the x1 cluster
+    flip = never.any(1)
+    assert flip.sum() > 50
+    labels[flip] = never[flip].argmax(1)
+    probs = np.full((len(labels), 2), 0.5)  # uninformative discriminators
+    for kwargs in ({}, {'probs_1': probs, 'probs_2': probs, 'probs_12': probs}):
+        pw = est.pointwise(test.features_1, test.features_2, labels, **kwargs)
+        np.testing.assert_allclose(pw.synergy[flip], 0.0, atol=1e-4)
+        for term in (pw.redundancy, pw.unique_1, pw.unique_2, pw.synergy):
+            assert np.abs(term).max() < 130
+
+
 @pytest.mark.parametrize('name', ['XOR', 'AND', 'RDN', 'UNQ1'])
 def test_continuous_means_match_exact_truth(name: str) -> None:
     task = make_task(name)
