@@ -8,8 +8,12 @@ f1, f2: R^D -> R^{C x E} (numbered as computed):
 
 1. log A[i, j, y] = f1(x1_i)[y] · f2(x2_j)[y] / sqrt(E)
 2. Sinkhorn-Knopp (log domain), per class y: rescale rows to r_i^y = p(y|x1_i) / m and columns to
-   c_j^y = p(y|x2_j) / m (both rescaled to their common class mass); the result q̃(i, j, y) lies in
-   Δp of the batch (pairwise marginals of the batch's empirical measure with the classifiers).
+   c_j^y = p(y|x2_j) / m. Row and column targets of a class must carry the same mass, so both are
+   rescaled to the average of the two classifiers' class masses on the batch. When those agree
+   (the population limit) q̃(i, j, y) lies in Δp of the batch (the pairwise marginals of its
+   empirical measure with the classifiers); when they differ, q̃'s marginals are off by the
+   rescaling and step 4's R = I(X1;Y) - U1 mixes the classifier's I(X1;Y) with q̃'s U1 (a
+   bias of the order of the mass mismatch; the BATCH paper does not say how it balances them).
 3. Train f1, f2 to minimise I_q̃(X1,X2;Y) (the BROJA objective) by Adam.
 4. Read off, averaged over evaluation batches:
    U1 = I_q̃(X1;Y|X2),  U2 = I_q̃(X2;Y|X1),  R = I(X1;Y) - U1,
@@ -28,7 +32,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from dmil_ros.pid.errors import PIDInputError
-from dmil_ros.pid.lsmi import LSMIConfig, train_classifier
+from dmil_ros.pid.lsmi import LSMIConfig, check_probs, train_classifier
 
 __all__ = ['BATCH', 'BATCHResult', 'batch_atoms', 'sinkhorn_coupling']
 
@@ -167,10 +171,10 @@ class BATCH:
         if all(p is not None for p in probs):
             out = []
             for name, p in zip(('probs_1', 'probs_2', 'probs_12'), probs, strict=True):
-                a = np.asarray(p, dtype=np.float32)
-                if a.shape != (len(f1), self.n_classes):
-                    raise PIDInputError(f'{name}: shape {a.shape}, expected {(len(f1), -1)}')
-                out.append(torch.as_tensor(a / a.sum(1, keepdims=True)))
+                if p is None:  # all() above; this narrows the type
+                    raise PIDInputError(f'{name}: missing')
+                a = check_probs(p, len(f1), self.n_classes, name)
+                out.append(torch.as_tensor(a / a.sum(1, keepdims=True), dtype=torch.float32))
             return out[0], out[1], out[2]
         if any(p is not None for p in probs):
             raise PIDInputError('probs_1, probs_2, probs_12: give all three or none')
@@ -202,10 +206,13 @@ class BATCH:
     ) -> BATCH:
         f1 = np.asarray(features_1, dtype=np.float64)
         f2 = np.asarray(features_2, dtype=np.float64)
-        y = np.asarray(labels, dtype=np.int64)
+        y = np.asarray(labels)
         if f1.ndim != 2 or f2.ndim != 2 or len(f1) != len(f2) or y.shape != (len(f1),):
             msg = f'features/labels: shapes {f1.shape}, {f2.shape}, {y.shape} do not match'
             raise PIDInputError(msg)
+        if not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
+            raise PIDInputError(f'labels: need non-negative integers, got dtype {y.dtype}')
+        y = y.astype(np.int64)
         self.n_classes = c = int(n_classes if n_classes is not None else y.max() + 1)
         prev = torch.get_num_threads()
         torch.set_num_threads(self.num_threads)

@@ -443,6 +443,8 @@ class BROJALocal:
         if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
             raise PIDInputError(f'labels: need non-negative integers, got dtype {y.dtype}')
         nc = int(n_classes if n_classes is not None else y.max() + 1)
+        if y.size and y.max() >= nc:
+            raise PIDInputError(f'labels: value {int(y.max())} >= n_classes {nc}')
         w1, b1, c1 = self._cluster(f1, self.n_clusters[0], 'features_1')
         w2, b2, c2 = self._cluster(f2, self.n_clusters[1], 'features_2')
         bufs = {

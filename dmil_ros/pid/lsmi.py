@@ -317,10 +317,19 @@ def _check_inputs(
     return a1, a2, y.astype(np.int64)
 
 
-def _log_probs(probs: NDArray[np.floating], n: int, c: int, name: str) -> FloatArray:
+def check_probs(probs: NDArray[np.floating], n: int, c: int, name: str) -> FloatArray:
+    """``probs`` as float64 (n, c): finite, non-negative, every row with positive mass."""
     p = np.asarray(probs, dtype=np.float64)
     if p.shape != (n, c) or not np.all(np.isfinite(p)) or np.any(p < 0):
         raise PIDInputError(f'{name}: expected finite non-negative ({n}, {c}), got {p.shape}')
+    empty = np.flatnonzero(p.sum(1) <= 0)
+    if empty.size:
+        raise PIDInputError(f'{name}: row {int(empty[0])} has no probability mass')
+    return p
+
+
+def _log_probs(probs: NDArray[np.floating], n: int, c: int, name: str) -> FloatArray:
+    p = check_probs(probs, n, c, name)
     p = p / p.sum(1, keepdims=True)
     return np.asarray(np.log(np.maximum(p, 1e-12)), dtype=np.float64)
 
@@ -356,7 +365,8 @@ class LSMI:
     ) -> LSMI:
         cfg = self.config
         f1, f2, y = _check_inputs(features_1, features_2, labels)
-        assert y is not None
+        if y is None:
+            raise PIDInputError('labels: required to fit')
         c = int(n_classes if n_classes is not None else y.max() + 1)
         if y.max() >= c:
             raise PIDInputError(f'labels: value {int(y.max())} >= n_classes {c}')
@@ -477,7 +487,8 @@ class LSMI:
     ) -> LSMIPointwise:
         """Per-sample terms (bits); shifted values use the δ fixed at :meth:`fit`."""
         f1, f2, y = _check_inputs(features_1, features_2, labels)
-        assert y is not None
+        if y is None:
+            raise PIDInputError('labels: required for per-sample terms')
         a = self._raw(f1, f2, y, probs_1=probs_1, probs_2=probs_2, probs_12=probs_12)
         v = [np.asarray(x, dtype=np.float64) for x in a]
         return LSMIPointwise(

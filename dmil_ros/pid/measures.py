@@ -68,7 +68,12 @@ def normalise(
 
 def marginal(joint: NDArray[np.float64], keep: Iterable[int]) -> NDArray[np.float64]:
     """Marginal of ``joint`` on the axes ``keep`` (kept in increasing axis order)."""
-    keep_set = {int(k) % joint.ndim for k in keep}
+    keep_set = set()
+    for k in keep:
+        if not -joint.ndim <= int(k) < joint.ndim:
+            msg = f'axis {int(k)} out of range for a {joint.ndim}-d joint'
+            raise PIDInputError(msg)
+        keep_set.add(int(k) % joint.ndim)
     drop = tuple(i for i in range(joint.ndim) if i not in keep_set)
     return np.asarray(joint.sum(axis=drop), dtype=np.float64) if drop else joint
 

@@ -48,3 +48,21 @@ def test_bad_inputs() -> None:
         BATCH(epochs=0)
     with pytest.raises(PIDInputError, match='fit'):
         BATCH().estimate(np.zeros((4, 2)), np.zeros((4, 2)))
+
+
+def test_bad_labels_and_probabilities() -> None:
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(32, 2))
+    y = rng.integers(0, 2, 32)
+    with pytest.raises(PIDInputError, match='labels'):
+        BATCH(epochs=1).fit(f, f, y + 0.7)  # float labels are not truncated silently
+    with pytest.raises(PIDInputError, match='labels'):
+        BATCH(epochs=1).fit(f, f, y - 1)
+    probs = np.full((32, 2), 0.5)
+    bad = probs.copy()
+    bad[5] = 0.0  # a row without mass gave NaN atoms, no error
+    with pytest.raises(PIDInputError, match='probs_2: row 5'):
+        BATCH(epochs=1).fit(f, f, y, probs_1=probs, probs_2=bad, probs_12=probs)
+    bad[5] = [-0.1, 1.1]
+    with pytest.raises(PIDInputError, match='probs_2'):
+        BATCH(epochs=1).fit(f, f, y, probs_1=probs, probs_2=bad, probs_12=probs)

@@ -223,6 +223,9 @@ def test_bad_inputs() -> None:
         local_table(np.ones((2, 2, 2)), variant='softmax')
     with pytest.raises(PIDInputError, match='variant'):
         BROJALocal(variant='nope')
+    f = np.random.default_rng(0).normal(size=(20, 2))
+    with pytest.raises(PIDInputError, match='n_classes 1'):  # was an IndexError
+        BROJALocal(n_clusters=2).fit(f, f, np.arange(20) % 2, n_classes=1)
 
 
 def test_onnx_round_trip(tmp_path: Path) -> None:

@@ -182,3 +182,14 @@ def test_behaviour_as_noise_grows(noise: float) -> None:
     truth = [a.mean() for a in task.continuous_pointwise(test)[:4]]
     print(f'noise {noise}: LSMI {np.round(got.raw, 3)} continuous truth {np.round(truth, 3)}')
     np.testing.assert_allclose(got.raw, truth, atol=0.05)
+
+
+def test_missing_labels_and_empty_probability_rows() -> None:
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(40, 2))
+    with pytest.raises(PIDInputError, match='labels'):
+        LSMI().fit(f, f, None)  # type: ignore[arg-type]
+    probs = np.full((40, 2), 0.5)
+    probs[3] = 0.0
+    with pytest.raises(PIDInputError, match='row 3 has no probability mass'):
+        LSMI().fit(f, f, rng.integers(0, 2, 40), probs_1=probs, probs_2=probs, probs_12=probs)

@@ -1,0 +1,29 @@
+"""Information measures on a joint array against analytic values; bad axes are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dmil_ros.pid.errors import PIDInputError
+from dmil_ros.pid.measures import entropy, marginal, mutual_information
+
+
+def test_analytic_values() -> None:
+    # x1, x2 uniform bits, y = x1 XOR x2: H(X1) = 1, I(X1;Y) = 0, I(X1,X2;Y) = 1
+    p = np.zeros((2, 2, 2))
+    for a in range(2):
+        for b in range(2):
+            p[a, b, a ^ b] = 0.25
+    assert entropy(p, [0]) == pytest.approx(1.0)
+    assert entropy(p) == pytest.approx(2.0)
+    assert mutual_information(p, [0], [2]) == pytest.approx(0.0, abs=1e-12)
+    assert mutual_information(p, [0, 1], [2]) == pytest.approx(1.0)
+    np.testing.assert_allclose(marginal(p, [-1]), [0.5, 0.5])  # negative axes count from the end
+
+
+@pytest.mark.parametrize('axis', [3, -4, 7])
+def test_axis_out_of_range_is_refused(axis: int) -> None:
+    p = np.full((2, 2, 2), 0.125)
+    with pytest.raises(PIDInputError, match=f'axis {axis} out of range'):
+        entropy(p, [axis])  # wrapped around to another axis before
