@@ -173,8 +173,8 @@ def load_yaml(path: str | Path, node: str = NODE, namespace: str = '') -> dict[s
     Node keys match as rcl matches them (rclpy ``node.cpp``): a key, or nested keys joined by
     ``/``, is made absolute and ``/**`` matches any namespace (zero or more segments), ``/*``
     one segment. So ``/**/fusion_node`` reaches the node in any namespace, while a bare
-    ``fusion_node`` reaches only ``/fusion_node``. Wildcard entries apply first; an entry without
-    wildcards overrides them.
+    ``fusion_node`` reaches only ``/fusion_node``. Matching entries apply in file order, the
+    later one winning, wildcard or not (rclpy's ``params_by_order.yaml`` test).
     """
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
@@ -190,9 +190,8 @@ def load_yaml(path: str | Path, node: str = NODE, namespace: str = '') -> dict[s
         raise RuntimeConfigError(msg)
     ns = namespace.strip('/')
     fqn = f'/{ns}/{node}' if ns else f'/{node}'
-    sections = sorted(_node_sections(data), key=lambda item: '*' not in item[0])  # stable
     out: dict[str, Any] = {}
-    for key, section in sections:
+    for key, section in _node_sections(data):
         if _node_pattern(key).fullmatch(fqn):
             out.update(_flatten(section))
     return out

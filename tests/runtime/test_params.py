@@ -41,7 +41,7 @@ def test_node_key_matching(tmp_path: Path, key: str, namespace: str, applies: bo
     assert values == ({'slop': 0.07} if applies else {})
 
 
-def test_nested_namespace_keys_and_precedence(tmp_path: Path) -> None:
+def test_nested_namespace_keys_and_file_order(tmp_path: Path) -> None:
     text = (
         '/robot1:\n'
         '  fusion_node:\n'
@@ -55,13 +55,25 @@ def test_nested_namespace_keys_and_precedence(tmp_path: Path) -> None:
         '      on_z: 4.0\n'
     )
     path = _write(tmp_path, text)
-    # the exact entry overrides the wildcard although it comes first in the file
+    # entries apply in file order, the later winning even when it is a wildcard (as in rcl)
     assert params.load_yaml(path, namespace='robot1') == {
-        'slop': 0.02,
+        'slop': 0.09,
         'queue_size': 7,
         'monitor.on_z': 4.0,
     }
     assert params.load_yaml(path, namespace='robot2')['slop'] == 0.09
+
+
+def test_last_matching_entry_wins(tmp_path: Path) -> None:
+    # rclpy's test/resources/test_node/params_by_order.yaml and its expectation
+    text = (
+        '/**/node2:\n  ros__parameters:\n    a_value: "first"\n'
+        '/ns/node2:\n  ros__parameters:\n    a_value: "second"\n'
+        '/*/node2:\n  ros__parameters:\n    a_value: "last_one_win"\n'
+    )
+    path = _write(tmp_path, text)
+    assert params.load_yaml(path, node='node2', namespace='ns') == {'a_value': 'last_one_win'}
+    assert params.load_yaml(path, node='node2') == {'a_value': 'first'}
 
 
 def test_shipped_config_reaches_a_namespaced_node() -> None:
