@@ -83,6 +83,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'provider',
             default_value='',
+            choices=['', 'auto', 'cpu', 'cuda', 'tensorrt'],
             description='ONNX Runtime provider (auto|cpu|cuda|tensorrt); empty = the params file',
         ),
         DeclareLaunchArgument('log_level', default_value='info', description='ROS log level'),

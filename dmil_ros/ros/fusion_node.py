@@ -46,16 +46,10 @@ except ImportError:  # pragma: no cover
         """Stand-in where rclpy lacks it."""
 
 
-# what start-up reports in one line: our checks, and rclpy refusing an override's type (a YAML
-# ``slop: 1`` for the float parameter raises InvalidParameterTypeException on Humble and Jazzy)
-STARTUP_ERRORS: tuple[type[Exception], ...] = (
-    DmilError,
-    *(
-        getattr(rclpy.exceptions, name)
-        for name in ('ParameterException', 'InvalidParameterTypeException')
-        if isinstance(getattr(rclpy.exceptions, name, None), type)
-    ),
-)
+# what start-up reports in one line: our checks, and rclpy refusing a parameter (a YAML
+# ``slop: 1`` for the float parameter raises InvalidParameterTypeException, a
+# ParameterException, on Humble and Jazzy)
+STARTUP_ERRORS: tuple[type[Exception], ...] = (DmilError, rclpy.exceptions.ParameterException)
 
 
 class FusionNode(Node):  # type: ignore[misc]
@@ -146,7 +140,8 @@ class FusionNode(Node):  # type: ignore[misc]
 
     def _drain(self) -> None:
         # only what is queued now: a drain that ran until the inbox is empty would never return
-        # while input outpaces inference, and starve the diagnostics timer of this group
+        # while input outpaces inference, and starve the diagnostics timer of this group (what
+        # came meanwhile triggered the guard condition again, so the executor calls back)
         with self._inbox_lock:
             n = len(self._inbox)
         for _ in range(n):
@@ -158,10 +153,6 @@ class FusionNode(Node):  # type: ignore[misc]
             jobs = feed(msg)
             for result in self.pipeline.infer(jobs):
                 self._publish(result)
-        with self._inbox_lock:
-            more = bool(self._inbox)
-        if more:  # messages that came meanwhile triggered too; this makes sure of it
-            self._wake.trigger()
 
     def _publish(self, result: FrameResult) -> None:
         for topic, msg in self.builder.frame(result):
