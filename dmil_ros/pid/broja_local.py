@@ -217,10 +217,8 @@ def local_table(
     if variant == 'dual':
         lam, mu = dual_extension(p, qs)
         ell, log_partition = _log2_softmax(lam[:, None, :] + mu[None, :, :])
-        # a label p never shows with x1 (or x2) has λ (μ) at _DUAL_FLOOR, so ℓ̃ ~ -1000 bits
-        # there while log2 p(y|.) stops at _FLOOR: s = lp12 - ℓ̃ and r were ~ +940 bits on such
-        # a cell. One floor for both makes s = 0 (no interaction evidence) and bounds every
-        # term; cells in supp(p) have ℓ̃ far above it, so the means are unchanged
+        # λ (μ) at _DUAL_FLOOR give ℓ̃ ~ -1000 bits where log2 p(y|.) stops at _FLOOR; one
+        # floor for both (cells in supp(p) lie far above it: the means are unchanged)
         ell = np.maximum(ell, _FLOOR)
     else:
         ell = _fit_ell(qs)
@@ -235,6 +233,12 @@ def local_table(
     # unseen (x1, x2): fall back to the normalised exp(ℓ) (s = 0 there for the 'dual' variant)
     fallback, _ = _log2_softmax(ell)
     lp12 = np.where(p12 > 0, _safe_log2(cond12), fallback)
+    # a label p never shows with x1 or x2: log q*(y|x1,x2) is -inf and the terms undefined
+    # (they read ~ +940 bits of r and s in the dual variant). No interaction evidence there:
+    # ℓ := log2 p(y|x1,x2), so s = 0, and every term is bounded by the floors. These cells lie
+    # outside supp(p): the means are unchanged
+    impossible = (p1y == 0)[:, None, :] | (p2y == 0)[None, :, :]  # (n1, n2, ny)
+    ell = np.where(impossible, lp12, ell)
     lpy = _safe_log2(py)
     b1 = lp1[:, None, :]
     b2 = lp2[None, :, :]
@@ -314,18 +318,19 @@ class BROJALocalModule(nn.Module):
         flat = (c1 * k2 + c2) * nc + y  # (B,)
         ell = ell_t.reshape(-1).gather(0, flat)  # (B,)
         lpy = self._buf('log2_prior').gather(0, y)
+        lp1 = self._buf('lp1').reshape(-1).gather(0, c1 * nc + y)
+        lp2 = self._buf('lp2').reshape(-1).gather(0, c2 * nc + y)
         if log_p1 is None or log_p2 is None or log_p12 is None:
-            lp1 = self._buf('lp1').reshape(-1).gather(0, c1 * nc + y)
-            lp2 = self._buf('lp2').reshape(-1).gather(0, c2 * nc + y)
             lp12 = self._buf('lp12').reshape(-1).gather(0, flat)
         else:
+            # a label the table never saw with a sample's cluster: s = 0 as in the table (the
+            # discriminators' finite log p(y|x1,x2) against ℓ ~ -60 read as ~50 bits)
+            impossible = (lp1 <= _FLOOR) | (lp2 <= _FLOOR)  # (B,)
             idx = y.unsqueeze(1)
             lp1 = log_p1.gather(1, idx).squeeze(1) / _LN2
             lp2 = log_p2.gather(1, idx).squeeze(1) / _LN2
             lp12 = log_p12.gather(1, idx).squeeze(1) / _LN2
-            # a label the table never saw with the sample's clusters (ℓ at the floor): the
-            # discriminators' finite log p(y|x1,x2) would read as ~50 bits of synergy; s = 0
-            ell = torch.where(ell <= _FLOOR, lp12, ell)
+            ell = torch.where(impossible, lp12, ell)
         return broja_local_terms(ell, lpy, lp1, lp2, lp12)
 
 

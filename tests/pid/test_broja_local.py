@@ -109,18 +109,23 @@ def test_one_sensor_cells_have_no_synergy() -> None:
     assert np.allclose(xor.synergy[xor.joint > 0], 1.0, atol=1e-6)
 
 
+@pytest.mark.parametrize('variant', ['dual', 'exact_mean'])
 @pytest.mark.parametrize('name', ['AND', 'UNQ1', 'RDN'])
-def test_dual_cells_of_an_impossible_label_carry_no_synergy(name: str) -> None:
+def test_cells_of_an_impossible_label_carry_no_synergy(name: str, variant: str) -> None:
     # A label p never shows with x1 (or x2) has log q*(y|x1,x2) = -inf: no interaction
-    # evidence. The terms there were ~ +940 bits (λ floored at -1000, log p(y|.) at -60;
-    # AND cell (0, 0, y=1) gave s = 1940); now s = 0 and every term is bounded.
+    # evidence. The dual terms there were ~ +940 bits (λ floored at -1000, log p(y|.) at -60;
+    # AND cell (0, 0, y=1) gave s = 1940), the exact-mean ones ~ -60; now s = 0, every term
+    # bounded, and the means are still the atoms.
     p = catalogue.joint(name)
-    tab = local_table(p, variant='dual')
+    tab = local_table(p, variant=variant)
     impossible = (p.sum(1) == 0)[:, None, :] | (p.sum(0) == 0)[None, :, :]  # (n1, n2, ny)
     assert impossible.any()
     np.testing.assert_allclose(tab.synergy[impossible], 0.0, atol=1e-9)
     for term in (tab.redundancy, tab.unique_1, tab.unique_2, tab.synergy):
         assert np.abs(term).max() <= 2 * 60 + np.log2(p.shape[2]) + 1e-6
+    d = tab.mean_deviation()
+    expected = np.asarray(catalogue.get(name).atoms) + np.array([d, -d, -d, d])
+    np.testing.assert_allclose(tab.means(), expected, atol=1e-6)
 
 
 def test_frames_with_a_label_unseen_in_their_cluster() -> None:
@@ -137,8 +142,12 @@ def test_frames_with_a_label_unseen_in_their_cluster() -> None:
     assert flip.sum() > 50
     labels[flip] = never[flip].argmax(1)
     probs = np.full((len(labels), 2), 0.5)  # uninformative discriminators
-    for kwargs in ({}, {'probs_1': probs, 'probs_2': probs, 'probs_12': probs}):
-        pw = est.pointwise(test.features_1, test.features_2, labels, **kwargs)
+    for variant, kwargs in [
+        (v, k)
+        for v in ('dual', 'exact_mean')
+        for k in ({}, {'probs_1': probs, 'probs_2': probs, 'probs_12': probs})
+    ]:
+        pw = est.pointwise(test.features_1, test.features_2, labels, variant=variant, **kwargs)
         np.testing.assert_allclose(pw.synergy[flip], 0.0, atol=1e-4)
         for term in (pw.redundancy, pw.unique_1, pw.unique_2, pw.synergy):
             assert np.abs(term).max() < 130
