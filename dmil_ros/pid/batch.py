@@ -32,7 +32,13 @@ from numpy.typing import NDArray
 from torch import nn
 
 from dmil_ros.pid.errors import PIDInputError
-from dmil_ros.pid.lsmi import LSMIConfig, check_probs, train_classifier
+from dmil_ros.pid.lsmi import (
+    LSMIConfig,
+    check_inputs,
+    check_probs,
+    class_count,
+    train_classifier,
+)
 
 __all__ = ['BATCH', 'BATCHResult', 'batch_atoms', 'sinkhorn_coupling']
 
@@ -204,16 +210,10 @@ class BATCH:
         probs_12: NDArray[np.floating] | None = None,
         n_classes: int | None = None,
     ) -> BATCH:
-        f1 = np.asarray(features_1, dtype=np.float64)
-        f2 = np.asarray(features_2, dtype=np.float64)
-        y = np.asarray(labels)
-        if f1.ndim != 2 or f2.ndim != 2 or len(f1) != len(f2) or y.shape != (len(f1),):
-            msg = f'features/labels: shapes {f1.shape}, {f2.shape}, {y.shape} do not match'
-            raise PIDInputError(msg)
-        if not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
-            raise PIDInputError(f'labels: need non-negative integers, got dtype {y.dtype}')
-        y = y.astype(np.int64)
-        self.n_classes = c = int(n_classes if n_classes is not None else y.max() + 1)
+        f1, f2, y = check_inputs(features_1, features_2, labels)
+        if y is None:
+            raise PIDInputError('labels: required to fit')
+        self.n_classes = c = class_count(y, n_classes)
         prev = torch.get_num_threads()
         torch.set_num_threads(self.num_threads)
         try:

@@ -438,18 +438,12 @@ class BROJALocal:
         n_classes: int | None = None,
     ) -> BROJALocal:
         from dmil_ros.pid.exact import exact_pid
+        from dmil_ros.pid.lsmi import check_inputs, class_count
 
-        f1 = np.asarray(features_1, dtype=np.float64)
-        f2 = np.asarray(features_2, dtype=np.float64)
-        y = np.asarray(labels)
-        if f1.ndim != 2 or f2.ndim != 2 or len(f1) != len(f2) or y.shape != (len(f1),):
-            msg = f'features/labels: shapes {f1.shape}, {f2.shape}, {y.shape} do not match'
-            raise PIDInputError(msg)
-        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-            raise PIDInputError(f'labels: need non-negative integers, got dtype {y.dtype}')
-        nc = int(n_classes if n_classes is not None else y.max() + 1)
-        if y.size and y.max() >= nc:
-            raise PIDInputError(f'labels: value {int(y.max())} >= n_classes {nc}')
+        f1, f2, y = check_inputs(features_1, features_2, labels)
+        if y is None:
+            raise PIDInputError('labels: required to fit')
+        nc = class_count(y, n_classes)
         w1, b1, c1 = self._cluster(f1, self.n_clusters[0], 'features_1')
         w2, b2, c2 = self._cluster(f2, self.n_clusters[1], 'features_2')
         bufs = {

@@ -298,7 +298,7 @@ def train_classifier(
     return net
 
 
-def _check_inputs(
+def check_inputs(
     f1: NDArray[np.floating], f2: NDArray[np.floating], labels: NDArray[np.integer] | None
 ) -> tuple[FloatArray, FloatArray, NDArray[np.int64] | None]:
     a1 = np.asarray(f1, dtype=np.float64)
@@ -326,6 +326,16 @@ def check_probs(probs: NDArray[np.floating], n: int, c: int, name: str) -> Float
     if empty.size:
         raise PIDInputError(f'{name}: row {int(empty[0])} has no probability mass')
     return p
+
+
+def class_count(labels: NDArray[np.int64], n_classes: int | None) -> int:
+    """The number of classes (``n_classes``, else max label + 1), checked against the labels."""
+    if labels.size == 0:
+        raise PIDInputError('labels: no samples')
+    c = int(n_classes if n_classes is not None else labels.max() + 1)
+    if labels.max() >= c:
+        raise PIDInputError(f'labels: value {int(labels.max())} >= n_classes {c}')
+    return c
 
 
 def _log_probs(probs: NDArray[np.floating], n: int, c: int, name: str) -> FloatArray:
@@ -364,12 +374,10 @@ class LSMI:
         n_classes: int | None = None,
     ) -> LSMI:
         cfg = self.config
-        f1, f2, y = _check_inputs(features_1, features_2, labels)
+        f1, f2, y = check_inputs(features_1, features_2, labels)
         if y is None:
             raise PIDInputError('labels: required to fit')
-        c = int(n_classes if n_classes is not None else y.max() + 1)
-        if y.max() >= c:
-            raise PIDInputError(f'labels: value {int(y.max())} >= n_classes {c}')
+        c = class_count(y, n_classes)
         counts = np.bincount(y, minlength=c).astype(np.float64)
         if np.any(counts < 2):
             raise PIDInputError(f'labels: every class needs >= 2 samples, counts {counts}')
@@ -430,7 +438,7 @@ class LSMI:
         probs_12: NDArray[np.floating] | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Natural-log class probabilities (N, C) of the three discriminators."""
-        f1, f2, _ = _check_inputs(features_1, features_2, None)
+        f1, f2, _ = check_inputs(features_1, features_2, None)
         n, c = len(f1), self.n_classes
         if probs_1 is not None and probs_2 is not None and probs_12 is not None:
             return (
@@ -486,7 +494,7 @@ class LSMI:
         probs_12: NDArray[np.floating] | None = None,
     ) -> LSMIPointwise:
         """Per-sample terms (bits); shifted values use the δ fixed at :meth:`fit`."""
-        f1, f2, y = _check_inputs(features_1, features_2, labels)
+        f1, f2, y = check_inputs(features_1, features_2, labels)
         if y is None:
             raise PIDInputError('labels: required for per-sample terms')
         a = self._raw(f1, f2, y, probs_1=probs_1, probs_2=probs_2, probs_12=probs_12)

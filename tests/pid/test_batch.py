@@ -58,6 +58,8 @@ def test_bad_labels_and_probabilities() -> None:
         BATCH(epochs=1).fit(f, f, y + 0.7)  # float labels are not truncated silently
     with pytest.raises(PIDInputError, match='labels'):
         BATCH(epochs=1).fit(f, f, y - 1)
+    with pytest.raises(PIDInputError, match='n_classes 1'):  # was an IndexError
+        BATCH(epochs=1).fit(f, f, y, n_classes=1)
     probs = np.full((32, 2), 0.5)
     bad = probs.copy()
     bad[5] = 0.0  # a row without mass gave NaN atoms, no error
