@@ -88,6 +88,7 @@ from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
 from dmil_ros.pid.errors import PIDInputError
+from dmil_ros.pid.lsmi import check_inputs, class_count
 from dmil_ros.pid.measures import normalise
 
 __all__ = [
@@ -438,7 +439,6 @@ class BROJALocal:
         n_classes: int | None = None,
     ) -> BROJALocal:
         from dmil_ros.pid.exact import exact_pid
-        from dmil_ros.pid.lsmi import check_inputs, class_count
 
         f1, f2, y = check_inputs(features_1, features_2, labels)
         if y is None:
