@@ -152,20 +152,30 @@ def _safe_log2(a: FloatArray) -> FloatArray:
 def _fit_duals(q: FloatArray) -> tuple[FloatArray, FloatArray]:
     """q*-weighted LS fit a(x1,y) + b(x2,y) of log2 q*(y|x1,x2) over q* > 0.
 
-    Returns ``a`` (n1, ny) and ``b`` (n2, ny), bits.
+    Returns ``a`` (n1, ny) and ``b`` (n2, ny), bits. The fit decouples over y (no unknown is
+    shared between labels), so it is solved label by label: a (cells_y, n1 + n2) design each
+    instead of one (cells, (n1 + n2) ny) design, ny^2 times less memory (64 x 64 x 10 at full
+    support: 4 MB per label instead of 420 MB) and the same minimum-norm solution, since the
+    minimum-norm solution of a block-diagonal system is that of each block.
     """
     n1, n2, ny = q.shape
     q12 = q.sum(2, keepdims=True)
     with np.errstate(divide='ignore', invalid='ignore'):
         target = np.log2(q / q12)  # (n1, n2, ny)
-    i1, i2, y = np.nonzero(q > 0)
-    w = np.sqrt(q[i1, i2, y])
-    rows = np.arange(len(y))
-    design = np.zeros((len(y), (n1 + n2) * ny))  # columns: a(x1,y) then b(x2,y)
-    design[rows, i1 * ny + y] = 1.0
-    design[rows, n1 * ny + i2 * ny + y] = 1.0
-    coef, *_ = np.linalg.lstsq(design * w[:, None], target[i1, i2, y] * w, rcond=None)
-    return coef[: n1 * ny].reshape(n1, ny), coef[n1 * ny :].reshape(n2, ny)
+    a = np.zeros((n1, ny))
+    b = np.zeros((n2, ny))
+    for y in range(ny):
+        i1, i2 = np.nonzero(q[:, :, y] > 0)  # (cells_y,) each
+        if i1.size == 0:
+            continue
+        w = np.sqrt(q[i1, i2, y])  # (cells_y,)
+        rows = np.arange(i1.size)
+        design = np.zeros((i1.size, n1 + n2))  # columns: a(., y) then b(., y)
+        design[rows, i1] = 1.0
+        design[rows, n1 + i2] = 1.0
+        coef, *_ = np.linalg.lstsq(design * w[:, None], target[i1, i2, y] * w, rcond=None)
+        a[:, y], b[:, y] = coef[:n1], coef[n1:]
+    return a, b
 
 
 def _fit_ell(q: FloatArray) -> FloatArray:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
 from dmil_ros.pid import catalogue
-from dmil_ros.pid.broja_local import BROJALocal, local_table
+from dmil_ros.pid.broja_local import BROJALocal, _fit_duals, local_table
 from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.exact import exact_pid
 from dmil_ros.pid.measures import mutual_information
@@ -219,6 +219,27 @@ def test_label_floor_keeps_one_sensor_frames_quiet() -> None:
             assert roc_auc_score(xor[keep], s[keep]) >= 0.95, name
     with pytest.raises(PIDInputError, match='label_floor'):
         BROJALocal(label_floor=1.0)
+
+
+@pytest.mark.parametrize('shape', [(3, 4, 2), (6, 5, 3), (9, 7, 4)])
+def test_label_by_label_dual_fit_equals_the_joint_fit(shape: tuple[int, int, int]) -> None:
+    """The per-label least squares give the one big fit's minimum-norm solution."""
+    rng = np.random.default_rng(sum(shape))
+    p = rng.random(shape)
+    p[rng.random(shape) < 0.4] = 0.0
+    q = exact_pid(p / p.sum()).q
+    # reference: the whole fit as one (cells, (n1 + n2) ny) design
+    n1, n2, ny = shape
+    i1, i2, y = np.nonzero(q > 0)
+    w = np.sqrt(q[i1, i2, y])
+    design = np.zeros((len(y), (n1 + n2) * ny))
+    design[np.arange(len(y)), i1 * ny + y] = 1.0
+    design[np.arange(len(y)), n1 * ny + i2 * ny + y] = 1.0
+    target = np.log2(q[i1, i2, y] / q.sum(2)[i1, i2])
+    coef, *_ = np.linalg.lstsq(design * w[:, None], target * w, rcond=None)
+    a, b = _fit_duals(q)
+    np.testing.assert_allclose(a, coef[: n1 * ny].reshape(n1, ny), atol=1e-10)
+    np.testing.assert_allclose(b, coef[n1 * ny :].reshape(n2, ny), atol=1e-10)
 
 
 def test_bad_inputs() -> None:
