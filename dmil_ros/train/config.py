@@ -50,7 +50,7 @@ class DataConfig:
             'slop': self.slop > 0,
             'forward_speed': self.forward_speed >= 0,
             'turn_rate': self.turn_rate > 0,
-            'val_fraction': 0 <= self.val_fraction < 1,
+            'val_fraction': 0 < self.val_fraction < 1,
             'block_seconds': self.block_seconds > 0,
         }
         for name, ok in checks.items():

@@ -94,15 +94,42 @@ def time_block_split(
     2. blocks are numbered across recordings in time order;
     3. every block whose running index hits the validation stride goes to validation:
        block b is validation iff floor((b + 1) f) > floor(b f), which spreads a fraction f of
-       the blocks evenly over the recordings (deterministic, no RNG).
+       the blocks evenly over the recordings (deterministic, no RNG);
+    4. fallback: when the stride picks no block that holds frames (short recordings: with
+       f = 0.2 the first validation block is block 4, so anything under 5 T long), the last
+       block in time order (the highest block number) is validation instead; with a single
+       block there is nothing to hold out and :class:`DataError` names the duration, T and f.
+
+    Rule 3 alone decides the split wherever it yields a validation block, so runs that had one
+    keep exactly the same validation frames.
     """
+    if not 0 < val_fraction < 1:
+        msg = f'split: val_fraction={val_fraction!r} must be in (0, 1)'
+        raise DataError(msg)
+    if not block_seconds > 0:
+        msg = f'split: block_seconds={block_seconds!r} must be positive'
+        raise DataError(msg)
+    if not len(arrays):
+        msg = 'split: no frames to split'
+        raise DataError(msg)
     block = np.zeros(len(arrays), np.int64)
     offset = 0
+    duration = 0.0
     for seg in np.unique(arrays.segment):
         rows = np.flatnonzero(arrays.segment == seg)
         t = (arrays.stamp[rows] - arrays.stamp[rows].min()) * 1e-9  # (n,) seconds
+        duration = max(duration, float(t.max()))
         local = np.floor(t / block_seconds).astype(np.int64)
         block[rows] = local + offset
         offset += int(local.max()) + 1
     is_val = np.floor((block + 1) * val_fraction) > np.floor(block * val_fraction)
+    if not is_val.any():
+        if np.unique(block).size < 2:
+            msg = (
+                f'split: the recording lasts {duration:.1f} s, one block of block_seconds='
+                f'{block_seconds} s: no time block left for validation (val_fraction='
+                f'{val_fraction}); record longer or lower data.block_seconds'
+            )
+            raise DataError(msg)
+        is_val = block == block.max()
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)

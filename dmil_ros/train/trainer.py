@@ -189,6 +189,12 @@ def train(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run every phase; returns (and writes to ``summary.json``) the training summary."""
+    if not len(train_set) or not len(val_set):
+        msg = (
+            f'train {str(out)!r}: {len(train_set)} training / {len(val_set)} validation frames; '
+            'both sets must be non-empty (see data.val_fraction and data.block_seconds)'
+        )
+        raise TrainError(msg)
     out.mkdir(parents=True, exist_ok=True)
     kind = config.model.kind
     sched = config.schedule
