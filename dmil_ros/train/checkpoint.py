@@ -1,7 +1,10 @@
 """Checkpoints: tensors only plus a JSON string, loaded with ``torch.load(weights_only=True)``.
 
 A checkpoint file holds ``{'state_dict': {name: Tensor}, 'optimizer': optimizer.state_dict()
-(tensors and numbers) or absent, 'rng': Tensor, 'meta': str}`` where ``meta`` is JSON:
+(tensors and numbers) or absent, 'rng': Tensor, 'meta': str, **extra}`` where ``extra`` holds
+further tensors / plain containers (``last.pt``: ``'scheduler'``, the LR scheduler's
+``state_dict()``, and ``'generator'``, the shuffle generator's ``get_state()``, uint8) and
+``meta`` is JSON:
 ``{'format': 1, 'config': TrainConfig, 'stage': int, 'epoch': int, 'metrics': {...}, ...}``.
 No arbitrary object is ever unpickled.
 """
@@ -27,12 +30,14 @@ def save_checkpoint(
     config: TrainConfig,
     meta: dict[str, Any],
     optimizer: torch.optim.Optimizer | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """Write atomically (temporary file, then rename)."""
+    """Write atomically (temporary file, then rename); ``extra``: tensors / plain containers."""
     blob: dict[str, Any] = {
         'state_dict': {k: v.detach().clone() for k, v in model.state_dict().items()},
         'rng': torch.get_rng_state(),
         'meta': json.dumps({'format': FORMAT, 'config': config.to_dict(), **meta}),
+        **(extra or {}),
     }
     if optimizer is not None:
         blob['optimizer'] = optimizer.state_dict()

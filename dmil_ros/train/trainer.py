@@ -2,8 +2,13 @@
 
 Phases: DMIL runs stage 1 (encoders + ID), stage 2 (stage 1 frozen: CD, synergy, gate; the
 frozen encoders' features are computed once and reused every epoch) and stage 3 (joint
-fine-tune); each stage starts from the previous stage's best validation checkpoint. ``joint``
-and ``ensemble`` run one phase of ``baseline_epochs``.
+fine-tune); each stage starts from the best validation checkpoint of the latest earlier stage
+that ran (a 0-epoch stage is skipped; ``model.pt`` is the best of the last stage that ran).
+``joint`` and ``ensemble`` run one phase of ``baseline_epochs``.
+
+A fresh run removes the checkpoints and summary an earlier run left in the directory (logged);
+``resume`` continues from ``last.pt`` (weights, optimizer, LR scheduler, global RNG and the
+shuffle / augmentation generator), or warns and starts afresh when there is none.
 
 Files in the run directory: ``metrics.csv`` (one row per epoch), ``tb/`` (TensorBoard),
 ``last.pt`` (for ``resume``), ``stage<k>_best.pt``, ``model.pt`` (the final best),
@@ -198,45 +203,69 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     kind = config.model.kind
     sched = config.schedule
+    plan = phases(config)
+    ran = [p for p in plan if p.epochs > 0]
+    if not ran:
+        msg = f'train {str(out)!r}: every stage of the schedule has 0 epochs'
+        raise TrainError(msg)
     torch.set_num_threads(sched.threads)
     torch.manual_seed(sched.seed)
     model = build_model(config.model)
-    plan = phases(config)
+    gen = torch.Generator().manual_seed(sched.seed)
     state: dict[str, Any] = {'phase': 0, 'epoch': 0, 'best': {}, 'seconds': 0.0}
     opt_state: Any = None
-    if resume and (out / 'last.pt').exists():
+    lr_state: Any = None
+    if resume and not (out / 'last.pt').exists():
+        logger.warning('resume %s: no last.pt there, starting from scratch', out)
+        resume = False
+    if resume:
         blob, saved_cfg, meta = load_checkpoint(out / 'last.pt')
         if saved_cfg != config:
             msg = f'resume {str(out)!r}: the run was started with a different config'
             raise TrainError(msg)
+        if 'generator' not in blob or ('optimizer' in blob and 'scheduler' not in blob):
+            msg = (
+                f'resume {str(out)!r}: last.pt lacks the shuffle generator / LR scheduler '
+                'state (written by an older version); train afresh'
+            )
+            raise TrainError(msg)
         model.load_state_dict(blob['state_dict'])
         opt_state = blob.get('optimizer')
+        lr_state = blob.get('scheduler')
         torch.set_rng_state(blob['rng'])
+        gen.set_state(blob['generator'])
         state = meta['state']
         logger.info('resuming %s at phase %d epoch %d', out, state['phase'], state['epoch'])
+    else:
+        stale = sorted(out.glob('stage*_best.pt')) + [
+            out / n for n in ('model.pt', 'last.pt', 'summary.json') if (out / n).exists()
+        ]
+        if stale:
+            logger.info('%s: removing files of an earlier run: %s', out, [p.name for p in stale])
+            for p in stale:
+                p.unlink()
     tr, va = _tensors(train_set), _tensors(val_set)
     log = _Logger(out, resume)
     n = len(train_set)
-    gen = torch.Generator().manual_seed(sched.seed)
     step = sum(p.epochs for p in plan[: state['phase']]) + state['epoch']
     for pi in range(state['phase'], len(plan)):
         ph = plan[pi]
-        if (
-            pi > 0
-            and state['epoch'] == 0
-            and (out / f'stage{plan[pi - 1].stage}_best.pt').exists()
-        ):
-            blob, _, _ = load_checkpoint(out / f'stage{plan[pi - 1].stage}_best.pt')
+        if ph.epochs == 0:
+            continue
+        # the best checkpoint of the latest earlier stage that ran (0-epoch stages are skipped)
+        prev = [p for p in plan[:pi] if p.epochs > 0]
+        if prev and state['epoch'] == 0:
+            blob, _, _ = load_checkpoint(out / f'stage{prev[-1].stage}_best.pt')
             model.load_state_dict(blob['state_dict'])
         model.set_stage(ph.stage)  # type: ignore[operator]
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=ph.lr, weight_decay=sched.weight_decay)
-        sched_lr = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(ph.epochs, 1))
+        sched_lr = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=ph.epochs)
         if opt_state is not None and state['epoch'] > 0:
+            # the saved states, not a replay of scheduler steps (which anneals twice)
             opt.load_state_dict(opt_state)
-            opt_state = None
-        for _ in range(state['epoch']):
-            sched_lr.step()
+            sched_lr.load_state_dict(lr_state)
+        opt_state = lr_state = None
         loss_fn = _loss_fn(kind, ph.stage, config)
         cached: tuple[Tensor, Tensor] | None = None
         if isinstance(model, DMIL) and ph.stage == 2:
@@ -297,10 +326,13 @@ def train(
             state['epoch'] = epoch + 1
             if state['epoch'] == ph.epochs:
                 state['phase'], state['epoch'] = pi + 1, 0
-            save_checkpoint(out / 'last.pt', model, config, {'state': state}, opt)
+            save_checkpoint(
+                out / 'last.pt', model, config, {'state': state}, opt,
+                extra={'scheduler': sched_lr.state_dict(), 'generator': gen.get_state()},
+            )  # fmt: skip
         state['phase'], state['epoch'] = pi + 1, 0
     log.close()
-    final_key = f'stage{plan[-1].stage}'
+    final_key = f'stage{ran[-1].stage}'  # the last stage that ran
     if (out / f'{final_key}_best.pt').exists():
         shutil.copyfile(out / f'{final_key}_best.pt', out / 'model.pt')
     best = state['best'].get(final_key, {})

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from dmil_ros.train import trainer
+from dmil_ros.train.checkpoint import load_checkpoint
 from dmil_ros.train.config import DataConfig, TrainConfig
 from dmil_ros.train.dataset import Arrays, time_block_split
 from dmil_ros.train.errors import DataError, TrainConfigError, TrainError
@@ -64,3 +68,100 @@ def test_train_refuses_an_empty_validation_set(tmp_path: Path) -> None:
     a = toy_arrays(20, 0)
     with pytest.raises(TrainError, match='20 training / 0 validation'):
         train(small_config('joint'), a, a.subset(np.zeros(0, np.int64)), tmp_path, progress=False)
+
+
+# 2, 3. resume restores the LR scheduler and the shuffle / augmentation generator
+
+
+class _Stop(Exception):
+    pass
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader((path / 'metrics.csv').open()))
+
+
+@pytest.mark.parametrize(('kind', 'stop_after'), [('joint', 1), ('dmil', 3)])
+def test_interrupted_then_resumed_run_matches_the_uninterrupted_one(
+    kind: str, stop_after: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tr, va = toy_arrays(48, 0), toy_arrays(24, 1)
+    cfg = TrainConfig.from_dict({
+        'model': {**SMALL_MODEL, 'kind': kind},
+        'schedule': {'stage1_epochs': 2, 'stage2_epochs': 2, 'stage3_epochs': 2,
+                     'baseline_epochs': 3, 'batch_size': 16, 'threads': 1, 'lidar_roll': 2,
+                     'brightness': 0.1},
+    })  # fmt: skip
+    train(cfg, tr, va, tmp_path / 'full', progress=False)
+    saves = {'n': 0}
+    original = trainer.save_checkpoint
+
+    def stopping(path: Path, *args: Any, **kwargs: Any) -> None:
+        original(path, *args, **kwargs)
+        if path.name == 'last.pt':
+            saves['n'] += 1
+            if saves['n'] == stop_after:
+                raise _Stop
+
+    monkeypatch.setattr(trainer, 'save_checkpoint', stopping)
+    with pytest.raises(_Stop):
+        train(cfg, tr, va, tmp_path / 'cut', progress=False)
+    monkeypatch.setattr(trainer, 'save_checkpoint', original)
+    train(cfg, tr, va, tmp_path / 'cut', resume=True, progress=False)
+    full, cut = _csv(tmp_path / 'full'), _csv(tmp_path / 'cut')
+    assert [r['lr'] for r in cut] == [r['lr'] for r in full]
+    np.testing.assert_allclose(
+        [float(r['train_loss']) for r in cut], [float(r['train_loss']) for r in full], atol=1e-5
+    )
+    a = load_checkpoint(tmp_path / 'full' / 'model.pt')[0]['state_dict']
+    b = load_checkpoint(tmp_path / 'cut' / 'model.pt')[0]['state_dict']
+    for k in a:
+        torch.testing.assert_close(b[k].float(), a[k].float(), atol=1e-5, rtol=1e-5)
+
+
+# 4. 0-epoch stages, stale files, resume without last.pt
+
+
+def test_zero_epoch_final_stage_ships_the_last_stage_that_ran(tmp_path: Path) -> None:
+    tr, va = toy_arrays(32, 0), toy_arrays(16, 1)
+    summary = train(small_config('dmil', stage3_epochs=0), tr, va, tmp_path, progress=False)
+    a = load_checkpoint(tmp_path / 'model.pt')[0]['state_dict']
+    b = load_checkpoint(tmp_path / 'stage2_best.pt')[0]['state_dict']
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert summary['val']['accuracy'] is not None and summary['best_epoch'] == 1
+    assert not (tmp_path / 'stage3_best.pt').exists()
+
+
+def test_zero_epoch_middle_stage_starts_from_the_stage_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tr, va = toy_arrays(32, 0), toy_arrays(16, 1)
+    # a stale stage2_best.pt of an older run must be neither loaded nor kept
+    cfg = small_config('dmil', stage2_epochs=0)
+    train(small_config('dmil'), tr, va, tmp_path, progress=False)
+    loaded: list[str] = []
+    original = trainer.load_checkpoint
+
+    def spy(path: Path) -> Any:
+        loaded.append(path.name)
+        return original(path)
+
+    monkeypatch.setattr(trainer, 'load_checkpoint', spy)
+    train(cfg, tr, va, tmp_path, progress=False)
+    assert loaded == ['stage1_best.pt']
+    assert not (tmp_path / 'stage2_best.pt').exists()
+
+
+def test_resume_without_last_pt_starts_afresh(tmp_path: Path) -> None:
+    tr, va = toy_arrays(32, 0), toy_arrays(16, 1)
+    cfg = small_config('joint')
+    train(cfg, tr, va, tmp_path, progress=False)
+    (tmp_path / 'last.pt').unlink()
+    train(cfg, tr, va, tmp_path, resume=True, progress=False)
+    assert len(_csv(tmp_path)) == 2  # rewritten, not appended
+
+
+def test_all_zero_epoch_schedule_is_refused(tmp_path: Path) -> None:
+    tr = toy_arrays(16, 0)
+    with pytest.raises(TrainError, match='0 epochs'):
+        train(small_config('joint', baseline_epochs=0), tr, tr, tmp_path, progress=False)
