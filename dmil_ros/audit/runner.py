@@ -16,13 +16,16 @@ order, so the tables do not depend on the engine or on the number of workers.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import logging
 import math
 import os
+import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -87,16 +90,62 @@ def find_bags(paths: Sequence[str | Path]) -> list[Path]:
     return found
 
 
+def _safe(text: str) -> str:
+    return ''.join(c if c.isalnum() or c in '-_.' else '_' for c in text) or 'bag'
+
+
+def _own_name(bag: Path) -> str:
+    """The bag's folder name, or its file name less the storage suffix (``drive.001`` stays
+    ``drive.001``: ``Path.stem`` of a folder would cut it to ``drive``)."""
+    if bag.is_file() and bag.suffix in STORAGE_SUFFIXES:
+        return bag.name[: -len(bag.suffix)]
+    return bag.name
+
+
+def _path_hash(bag: Path) -> str:
+    return hashlib.sha256(str(bag.resolve()).encode()).hexdigest()[:8]
+
+
 def bag_names(bags: Sequence[Path]) -> list[str]:
-    """Unique, filesystem-safe names (the bag's own name; ``-2``, ``-3``... on clashes)."""
-    names: list[str] = []
-    for bag in bags:
-        base = ''.join(c if c.isalnum() or c in '-_.' else '_' for c in bag.stem) or 'bag'
-        name, k = base, 2
-        while name in names:
-            name, k = f'{base}-{k}', k + 1
-        names.append(name)
+    """Unique, filesystem-safe names: the bag's own name; when several bags share it, each of
+    them gets ``-<8 hex of the hash of its resolved path>``, so a bag's name never depends on
+    the order of the others (a rerun with more bags keeps the names it had)."""
+    bases = [_safe(_own_name(bag)) for bag in bags]
+    counts = Counter(bases)
+    names = [
+        f'{b}-{_path_hash(bag)}' if counts[b] > 1 else b
+        for b, bag in zip(bases, bags, strict=True)
+    ]
+    seen: set[str] = set()
+    for name, bag in zip(names, bags, strict=True):
+        if name in seen:  # the same bag named twice
+            msg = f'bag {str(bag)!r} given more than once'
+            raise AuditError(msg)
+        seen.add(name)
     return names
+
+
+def storage_files(bag: Path) -> list[Path]:
+    """The files a bag's content lives in (its storage files and ``metadata.yaml``)."""
+    if bag.is_file():
+        return [bag]
+    return sorted(
+        p
+        for p in bag.iterdir()
+        if p.is_file() and (p.suffix in STORAGE_SUFFIXES or p.name == 'metadata.yaml')
+    )
+
+
+def bag_key(bag: Path, options_key: str) -> str:
+    """The resume key of one bag: the options' key, the bag's resolved path and the size and
+    mtime (ns) of each of its files, so a result is reused only for the same, unchanged bag."""
+    files = []
+    for p in storage_files(bag):
+        st = p.stat()
+        files.append([p.name, st.st_size, st.st_mtime_ns])
+    return json.dumps(
+        {'options': options_key, 'bag': str(bag.resolve()), 'files': files}, sort_keys=True
+    )
 
 
 def _work(path: str, name: str, options: dict[str, Any], out_dir: str, key: str) -> dict[str, Any]:
@@ -118,16 +167,15 @@ def _failed(name: str, path: Path, exc: BaseException) -> dict[str, Any]:
 
 
 def _run_process(
-    jobs: list[tuple[Path, str, Path]],
+    jobs: list[Job],
     bag: BagOptions,
-    key: str,
     workers: int,
     progress: Callable[[str], None],
 ) -> dict[str, dict[str, Any]]:
     accounts: dict[str, dict[str, Any]] = {}
     opts = asdict(bag)
     if workers <= 1 or len(jobs) <= 1:
-        for path, name, out in jobs:
+        for path, name, out, key in jobs:
             try:
                 accounts[name] = _work(str(path), name, opts, str(out), key)
             except Exception as exc:
@@ -141,7 +189,7 @@ def _run_process(
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = {
             pool.submit(_work, str(path), name, opts, str(out), key): (path, name)
-            for path, name, out in jobs
+            for path, name, out, key in jobs
         }
         for fut in as_completed(futures):
             path, name = futures[fut]
@@ -154,9 +202,8 @@ def _run_process(
 
 
 def _run_ray(
-    jobs: list[tuple[Path, str, Path]],
+    jobs: list[Job],
     bag: BagOptions,
-    key: str,
     workers: int,
     progress: Callable[[str], None],
 ) -> dict[str, dict[str, Any]]:
@@ -172,7 +219,7 @@ def _run_ray(
             ray.init(num_cpus=workers or None, ignore_reinit_error=True, log_to_driver=False)
     remote = ray.remote(num_cpus=bag.threads)(_work)
     opts = asdict(bag)
-    refs = {remote.remote(str(p), n, opts, str(o), key): (p, n) for p, n, o in jobs}
+    refs = {remote.remote(str(p), n, opts, str(o), k): (p, n) for p, n, o, k in jobs}
     accounts: dict[str, dict[str, Any]] = {}
     pending = list(refs)
     while pending:
@@ -203,6 +250,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
+Job = tuple[Path, str, Path, str]  # bag, name, result directory, resume key
 PRELOAD = ('sklearn.decomposition', 'sklearn.cluster', 'sklearn.mixture', 'dmil_ros.pid.lsmi')
 """Modules the merge imports (CVX: scikit-learn; an LSMI refit: torch), loaded while bags run."""
 
@@ -244,15 +292,19 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     workers = min(workers, len(bags))
     cores = os.cpu_count() or 1
     bag_opts = replace(options.bag, threads=max(1, cores // max(workers, 1)))
-    key = bag_opts.key()
+    options_key = bag_opts.key()
+    keys = [bag_key(path, options_key) for path in bags]
     out.mkdir(parents=True, exist_ok=True)
-    jobs, skipped = [], []
-    for path, name in zip(bags, names, strict=True):
+    jobs: list[Job] = []
+    skipped = []
+    for path, name, key in zip(bags, names, keys, strict=True):
         bag_dir = out / 'bags' / name
         if options.resume and bagresult.is_done(bag_dir, key):
             skipped.append(name)
         else:
-            jobs.append((path, name, bag_dir))
+            # an old result must not outlive a run of this bag that fails with an exception
+            shutil.rmtree(bag_dir, ignore_errors=True)
+            jobs.append((path, name, bag_dir, key))
     logger.info(
         'audit: %d bags (%d already done), %d workers, engine %s',
         len(bags),
@@ -264,13 +316,13 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     runner = _run_ray if options.engine == 'ray' else _run_process
     preload = _preload()
     t_bags = time.perf_counter()
-    accounts = runner(jobs, bag_opts, key, workers, lambda _: bar.update(1))
+    accounts = runner(jobs, bag_opts, workers, lambda _: bar.update(1))
     bar.close()
     t_bags = time.perf_counter() - t_bags
     # merge, in bag order, from what is on disk
     results = []
     bag_entries: list[dict[str, Any]] = []
-    for path, name in zip(bags, names, strict=True):
+    for path, name, key in zip(bags, names, keys, strict=True):
         bag_dir = out / 'bags' / name
         if bagresult.is_done(bag_dir, key):
             res = bagresult.load(bag_dir)
@@ -353,4 +405,12 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     return summary
 
 
-__all__ = ['ENGINES', 'AuditOptions', 'bag_names', 'find_bags', 'run_audit']
+__all__ = [
+    'ENGINES',
+    'AuditOptions',
+    'bag_key',
+    'bag_names',
+    'find_bags',
+    'run_audit',
+    'storage_files',
+]

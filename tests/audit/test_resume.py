@@ -1,0 +1,115 @@
+"""Resume keys and bag names: a finished result is reused only for the same, unchanged bag."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from bagfactory import write_small_bag
+
+from dmil_ros.audit import runner
+from dmil_ros.audit.runner import bag_names
+from dmil_ros.cli import main
+from models import build
+
+
+@pytest.fixture(scope='module')
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory.mktemp('model') / 'heads.onnx', heads=True)
+
+
+def _audit(model: Path, out: Path, *bags: Path, extra: tuple[str, ...] = ()) -> dict:
+    args = ['audit', *map(str, bags), '--out', str(out), '--model', str(model)]
+    assert main([*args, '--clusters', '2', '--workers', '1', '--no-report', *extra]) == 0
+    return json.loads((out / 'summary.json').read_text())
+
+
+def _paired(frames: int) -> int:
+    """Audited frames of a small bag: its first camera frame precedes the first sweep."""
+    return frames - 1
+
+
+def _frames(summary: dict) -> dict[str, int]:
+    return {b['name']: b['frames'] for b in summary['bags']}
+
+
+def test_names_keep_dotted_suffixes_and_ignore_order(tmp_path: Path) -> None:
+    for name in ('drive.001', 'drive.002', 'a/x', 'b/x'):
+        (tmp_path / name).mkdir(parents=True)
+    (tmp_path / 'solo.mcap').write_bytes(b'')
+    dotted = [tmp_path / 'drive.001', tmp_path / 'drive.002', tmp_path / 'solo.mcap']
+    assert bag_names(dotted) == ['drive.001', 'drive.002', 'solo']
+    clash = [tmp_path / 'a' / 'x', tmp_path / 'b' / 'x']
+    names = bag_names(clash)
+    assert len(set(names)) == 2
+    assert all(n.startswith('x-') for n in names)
+    # a bag's name does not depend on the order of the others
+    assert bag_names(clash[::-1]) == names[::-1]
+
+
+def test_resume_with_an_added_bag_keeps_every_bag_its_own_result(
+    model: Path, tmp_path: Path
+) -> None:
+    bags = tmp_path / 'bags'
+    write_small_bag(bags / 'drive.001', frames=40)
+    write_small_bag(bags / 'drive.002', frames=24)
+    out = tmp_path / 'out'
+    first = _frames(_audit(model, out, bags))
+    assert first == {'drive.001': _paired(40), 'drive.002': _paired(24)}
+    write_small_bag(bags / 'drive.000', frames=30)
+    again = _audit(model, out, bags)
+    want = {'drive.000': _paired(30), 'drive.001': _paired(40), 'drive.002': _paired(24)}
+    assert _frames(again) == want
+    assert again['frames']['total'] == sum(want.values())
+    assert {b['name']: b['resumed'] for b in again['bags']} == {
+        'drive.000': False,
+        'drive.001': True,
+        'drive.002': True,
+    }
+
+
+def test_resume_ignores_another_bag_of_the_same_name(model: Path, tmp_path: Path) -> None:
+    write_small_bag(tmp_path / 'one' / 'hallway', frames=40)
+    write_small_bag(tmp_path / 'two' / 'hallway', frames=20)
+    out = tmp_path / 'out'
+    assert _frames(_audit(model, out, tmp_path / 'one' / 'hallway')) == {'hallway': _paired(40)}
+    second = _audit(model, out, tmp_path / 'two' / 'hallway')
+    assert _frames(second) == {'hallway': _paired(20)}
+    assert second['bags'][0]['resumed'] is False
+
+
+def test_resume_redoes_a_bag_whose_files_changed(model: Path, tmp_path: Path) -> None:
+    bag = tmp_path / 'bag'
+    write_small_bag(bag, frames=40)
+    storage = next(bag.glob('*.mcap'))
+    full = storage.read_bytes()
+    storage.write_bytes(full[: len(full) // 2])
+    out = tmp_path / 'out'
+    cut = _frames(_audit(model, out, bag))['bag']
+    assert 0 < cut < _paired(40)
+    storage.write_bytes(full)  # the complete copy put back
+    again = _audit(model, out, bag)
+    assert _frames(again) == {'bag': _paired(40)}
+    assert again['bags'][0]['resumed'] is False
+
+
+def test_no_resume_drops_the_old_result_of_a_bag_that_now_raises(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bag = tmp_path / 'bag'
+    write_small_bag(bag, frames=40)
+    out = tmp_path / 'out'
+    assert _frames(_audit(model, out, bag)) == {'bag': _paired(40)}
+
+    def boom(*_: object) -> None:
+        msg = 'worker died'
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(runner, 'audit_bag', boom)
+    again = _audit(model, out, bag, extra=('--no-resume',))
+    assert again['bags'][0]['status'] == 'failed'
+    assert again['frames']['total'] == 0
+    assert any('worker died' in e['message'] for e in again['errors'])
+    shutil.rmtree(out)
