@@ -362,7 +362,8 @@ def decode_pointcloud2(msg: Any, topic: str = '') -> Points:
     Any field layout: fields found by name (x, y, z; intensity from ``intensity``/``i``/
     ``reflectivity``; ring from ``ring``/``line``/``channel``), any PointField datatype, offsets
     and padding from ``point_step``, rows padded to ``row_step``, either endianness, organised
-    (height > 1) or not. Points with a non-finite coordinate are dropped.
+    (height > 1) or not. Points with a non-finite coordinate are dropped; a non-finite intensity
+    reads as 0.
     """
     dtype, roles = pointcloud_dtype(msg, topic)
     height, width = int(msg.height), int(msg.width)
@@ -411,7 +412,7 @@ def decode_pointcloud2(msg: Any, topic: str = '') -> Points:
     # 4. per-point extras as contiguous copies: a strided (often unaligned) view of the buffer
     #    would make every later gather from it several times slower
     if 'intensity' in roles:
-        intensity = np.array(cloud['intensity'], np.float32)
+        intensity = _finite_or_zero(np.array(cloud['intensity'], np.float32))
         intensity = intensity if every else intensity[finite]
     if 'ring' in roles:
         ring = np.array(cloud['ring'], np.int32)
@@ -446,5 +447,15 @@ def decode_laserscan(msg: Any, topic: str = '') -> Points:
     xyz = np.zeros((index.size, 3), np.float32)  # (N, 3)
     xyz[:, 0] = r * np.cos(angles)
     xyz[:, 1] = r * np.sin(angles)
-    intensity = intens_raw[index] if intens_raw.size else None
+    intensity = _finite_or_zero(intens_raw[index]) if intens_raw.size else None
     return Points(xyz, intensity, None)
+
+
+def _finite_or_zero(values: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """A non-finite intensity of a valid point reads as 0 (no reading), in place.
+
+    One NaN in the range image would make every model output NaN (and argmax 'forward').
+    """
+    if not np.isfinite(values).all():
+        values[~np.isfinite(values)] = 0.0
+    return values

@@ -19,6 +19,7 @@ topic                  type                        content
                                                    without a namespace)
 ``~/cmd_vel``          geometry_msgs/Twist         optional (off by default): the action as a
                                                    velocity command; zero in degraded mode
+                                                   and for a non-finite model output
 =====================  ==========================  ==========================================
 
 Why JointState: it is the one standard, stamped message with *named* float arrays; PlotJuggler
@@ -188,7 +189,13 @@ class OutputBuilder:
         )
 
     def frame(self, r: FrameResult) -> list[tuple[str, Any]]:
-        """``[(relative topic, message), ...]`` for one frame, in :data:`TOPICS` order."""
+        """``[(relative topic, message), ...]`` for one frame, in :data:`TOPICS` order.
+
+        A frame whose model output was not finite (``r.valid`` False) publishes only a zero
+        velocity command (when ``~/cmd_vel`` is on): no action, and the robot stops.
+        """
+        if not r.valid:
+            return [('~/cmd_vel', self.twist(0.0, 0.0))] if self.twists is not None else []
         out = [
             ('~/action', self.joint_state(r.header, [r.action_label], [r.probs[r.action]])),
             ('~/action_probs', self.joint_state(r.header, list(ACTIONS), r.probs)),
@@ -214,6 +221,8 @@ class OutputBuilder:
 
         Same topics, order and bytes as ``[(t, serialize(t, m)) for t, m in frame(r)]``.
         """
+        if not r.valid:
+            return [(t, self.serialize(t, m)) for t, m in self.frame(r)]
         h = r.header
         out = [
             (

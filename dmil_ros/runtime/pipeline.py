@@ -119,6 +119,7 @@ class FrameResult:
     alert: bool  # the synergy alert state after this frame
     degraded: str
     timings: dict[str, float]  # stage -> seconds for this frame
+    valid: bool = True  # False: non-finite model output, counted; publishers skip the frame
 
     @property
     def action_label(self) -> str:
@@ -213,11 +214,14 @@ class FusionPipeline:
         t = prep.header.ns
         self._clock_check(t, self.last_camera_ns, self.config.camera_topic)
         self._first_ns = t if self._first_ns is None else self._first_ns
+        ref = self.last_lidar_ns if self.last_lidar_ns is not None else self._first_ns
+        alone = t - ref > self.config.silence_timeout * 1e9
+        if alone and self._out_of_order(t, self.last_camera_ns, 'camera'):
+            return []
         self.last_camera_ns = t
         if self.degraded == CAMERA_SILENT:
             self.degraded = ''
-        ref = self.last_lidar_ns if self.last_lidar_ns is not None else self._first_ns
-        if t - ref > self.config.silence_timeout * 1e9:
+        if alone:
             self.degraded = LIDAR_SILENT
             waiting = [item for _, item in self.pairer.take_cameras()]
             return [self._alone(p, camera=True) for p in [*waiting, prep]]
@@ -231,14 +235,25 @@ class FusionPipeline:
         t = prep.header.ns
         self._clock_check(t, self.last_lidar_ns, self.config.lidar_topic)
         self._first_ns = t if self._first_ns is None else self._first_ns
+        ref = self.last_camera_ns if self.last_camera_ns is not None else self._first_ns
+        alone = t - ref > self.config.silence_timeout * 1e9
+        if alone and self._out_of_order(t, self.last_lidar_ns, 'lidar'):
+            return []
         self.last_lidar_ns = t
         if self.degraded == LIDAR_SILENT:
             self.degraded = ''
-        ref = self.last_camera_ns if self.last_camera_ns is not None else self._first_ns
-        if t - ref > self.config.silence_timeout * 1e9:
+        if alone:
             self.degraded = CAMERA_SILENT
             return [self._alone(prep, camera=False)]
         return [self._pair_job(p.camera, p.lidar) for p in self.pairer.push_lidar(t, prep)]
+
+    def _out_of_order(self, t: int, latest: int | None, sensor: str) -> bool:
+        """In degraded mode (no pairer), drop and count a repeated or earlier stamp as the
+        pairer would (``<sensor>_out_of_order``)."""
+        if latest is None or t > latest:
+            return False
+        self.pairer.drops[f'{sensor}_out_of_order'] += 1
+        return True
 
     def _clock_check(self, t: int, latest: int | None, topic: str) -> None:
         """Reset the timeline when ``t`` lies far behind the sensor's previous stamp.
@@ -299,11 +314,18 @@ class FusionPipeline:
         for k, job in enumerate(jobs):
             t1 = time.perf_counter()
             probs = np.asarray(out['probs'][k], np.float32)
+            valid = bool(np.isfinite(probs).all())
+            if not valid:  # argmax of NaNs is 0 ('forward'): counted, never published
+                self.errors[('model', 'non_finite_output')] += 1
+                self.last_error = (
+                    f'model {self.model.path!r}: non-finite action probabilities {probs} for the '
+                    f'frame at {job.header.ns / 1e9:.3f} s; nothing published for it'
+                )
             pid: dict[str, F32] = {
                 n: np.asarray(out[n][k], np.float32) for n in PID_OUTPUTS if n in out
             }
             state = None
-            if self.pid_source is not None and not job.degraded:
+            if self.pid_source is not None and not job.degraded and valid:
                 state = self.monitor.update(float(pid[self.pid_source][3]))
             t2 = time.perf_counter()
             timings = {
@@ -329,6 +351,7 @@ class FusionPipeline:
                     alert=self.monitor.alert,
                     degraded=job.degraded,
                     timings=timings,
+                    valid=valid,
                 )
             )
         return results

@@ -367,6 +367,20 @@ def test_velodyne_layout_from_contract() -> None:
     np.testing.assert_array_equal(out.ring, [3, 15])
 
 
+def test_non_finite_intensity_reads_as_zero() -> None:
+    """A valid point with a NaN / inf intensity is kept, its intensity 0 (a NaN in the range
+    image would make every model output NaN)."""
+    fields = [('x', 7, 0), ('y', 7, 4), ('z', 7, 8), ('intensity', 7, 12)]
+    pts = [
+        {'x': 1.0, 'y': 2.0, 'z': 3.0, 'intensity': float('nan')},
+        {'x': 2.0, 'y': 0.5, 'z': 0.0, 'intensity': float('inf')},
+        {'x': -1.0, 'y': 1.0, 'z': 0.5, 'intensity': 9.0},
+    ]
+    out = decode_pointcloud2(pack_cloud(pts, fields, 16, 3, 1, 0, False))
+    assert len(out) == 3
+    np.testing.assert_array_equal(out.intensity, [0.0, 0.0, 9.0])
+
+
 def test_empty_cloud() -> None:
     msg = pack_cloud([], [('x', 7, 0), ('y', 7, 4), ('z', 7, 8)], 12, 0, 1, 0, False)
     assert len(decode_pointcloud2(msg)) == 0
@@ -445,6 +459,8 @@ def test_laserscan_geometry() -> None:
     np.testing.assert_allclose(out.xyz, expected, atol=1e-6)
     np.testing.assert_array_equal(out.intensity, inten[keep])
     assert out.ring is None
+    msg.intensities = np.where(np.arange(7) == 2, np.nan, inten).astype(np.float32)
+    np.testing.assert_array_equal(decode_laserscan(msg).intensity, [0.0, 0.0, 6.0])
 
 
 def test_laserscan_bad() -> None:

@@ -164,6 +164,53 @@ def test_lidar_silent_degraded_mode(model: FusionModel, clouds: list[Any]) -> No
     assert not any(r.degraded for r in more)
 
 
+def test_degraded_mode_drops_repeated_and_earlier_stamps(
+    model: FusionModel, clouds: list[Any]
+) -> None:
+    """Without the pairer (one sensor silent), a repeated or earlier stamp is dropped and
+    counted as out of order, as in paired mode."""
+    pipe = FusionPipeline(model, PipelineConfig(silence_timeout=0.5))
+    run_stream(pipe, clouds, 2.0, lidar_until=0.5)  # degraded from ~1 s on
+    assert pipe.degraded == LIDAR_SILENT
+    before = pipe.pairer.drops['camera_out_of_order']
+    stamps = [2_000, 2_050, 2_050, 2_150, 2_100, 2_200]  # ms: a repeat, then a step back
+    out = []
+    for t in stamps:
+        out += pipe.push_camera(flat_image(t * MS, 100))
+    assert [r.header.ns // MS for r in out] == [2_000, 2_050, 2_150, 2_200]
+    assert pipe.pairer.drops['camera_out_of_order'] - before == 2
+    assert pipe.drops['camera_out_of_order'] >= 2
+
+
+def test_non_finite_model_output_is_counted_and_not_published(
+    tmp_path: Path, clouds: list[Any]
+) -> None:
+    """NaN probabilities (argmax would say 'forward') are counted; only a zero Twist goes out."""
+    from dmil_ros.runtime.outputs import OutputBuilder, Twists
+
+    model = FusionModel(build_model(tmp_path / 'nan.onnx'), provider='cpu')
+    pipe = FusionPipeline(model)
+    real = model.run
+
+    def poisoned(image: Any, lidar: Any) -> dict[str, Any]:
+        out = real(image, lidar)
+        out['probs'] = np.full_like(out['probs'], np.nan)
+        return out
+
+    model.run = poisoned  # type: ignore[method-assign]
+    pipe.push_camera(flat_image(0, 100))
+    (result,) = pipe.push_lidar(cloud_at(clouds, 7 * MS, 0))
+    assert not result.valid
+    assert pipe.errors[('model', 'non_finite_output')] == 1
+    assert 'non-finite' in pipe.last_error
+    assert pipe.monitor.frames == 0  # no estimate entered the baseline
+    assert OutputBuilder().frame(result) == []
+    ((topic, twist),) = OutputBuilder(Twists()).frame(result)
+    assert topic == '~/cmd_vel'
+    assert (twist.linear.x, twist.angular.z) == (0.0, 0.0)
+    assert OutputBuilder(Twists()).frame_cdr(result)[0][0] == '~/cmd_vel'
+
+
 def test_camera_silent_degraded_mode(model: FusionModel, clouds: list[Any]) -> None:
     pipe = FusionPipeline(model)
     results = run_stream(pipe, clouds, 3.0, camera_until=1.0)
