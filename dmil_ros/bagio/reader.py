@@ -383,6 +383,7 @@ class RobustReader:
         self.skipped: Counter[str] = Counter()
         self.mode: Literal['indexed', 'salvage'] = 'indexed'
         self.count = 0
+        self.available: dict[str, str] = {}  # every topic of the bag -> type (indexed mode)
 
     @property
     def complete(self) -> bool:
@@ -426,6 +427,7 @@ class RobustReader:
         reader: Any = McapReader(single) if single is not None else Reader(self.path)
         reader.open()
         try:
+            self.available = {c.topic: c.msgtype for c in reader.connections}
             conns = [
                 c for c in reader.connections if self.topics is None or c.topic in self.topics
             ]

@@ -61,7 +61,8 @@ class DiagnosticsTracker:
         times = [t for t in self._arrivals[topic] if now - t <= self.window]
         if len(times) < 2:
             return 0.0
-        span = max(times[-1] - times[0], 1e-9)
+        # up to now, not to the last arrival: a sensor that fell silent shows a falling rate
+        span = max(now - times[0], times[-1] - times[0], 1e-9)
         return (len(times) - 1) / span
 
     def silent_for(self, topic: str, now: float) -> float | None:

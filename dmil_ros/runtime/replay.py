@@ -56,6 +56,7 @@ class ReplaySummary:
     stages: dict[str, tuple[float, float]] = field(default_factory=dict)  # p50, p99 in ms
     mean_interactions: tuple[float, float, float, float] | None = None
     read: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # e.g. an input topic the bag lacks
 
     @property
     def realtime_factor(self) -> float:
@@ -78,6 +79,7 @@ class ReplaySummary:
             'written': dict(self.written),
             'drops': dict(self.drops),
             'stages_ms_p50_p99': self.stages,
+            'problems': self.problems,
             'mean_interactions': self.mean_interactions,
             'read': self.read,
         }
@@ -113,6 +115,7 @@ class ReplaySummary:
             out.append(f'degraded frames (one sensor silent): {self.degraded_frames}')
         drops = ', '.join(f'{k} {n}' for k, n in sorted(self.drops.items())) or 'none'
         out.append(f'dropped / malformed: {drops}')
+        out.extend(f'PROBLEM: {p}' for p in self.problems)
         if not self.read.get('complete', True):
             out.append(f'input bag damaged: {self.read}')
         out.append('written: ' + ', '.join(f'{t} {n}' for t, n in sorted(self.written.items())))
@@ -210,6 +213,8 @@ def replay(
                 stage_times[stage].append(r.timings[stage])
             stage_times['serialise'].append(serialise)
             stage_times['total'].append(r.timings['total'] + serialise)
+            if not r.valid:
+                continue  # counted by the pipeline (non-finite model output)
             summary.actions[r.action_label] += 1
             pid = r.interactions
             if pid is not None and not r.degraded:
@@ -226,6 +231,18 @@ def replay(
                 ahead = (log_ns - first_log) / 1e9 / rate - (time.perf_counter() - wall0)
                 if ahead > 0:
                     time.sleep(ahead)
+            # diagnostics once per second of bag time, through gaps too (the node's timer):
+            # each report covers the time before this message arrived
+            if next_diag is None:
+                next_diag = log_ns + 1_000_000_000
+            while log_ns >= next_diag:
+                emit(pending)
+                pending = []
+                diag = builder.diagnostics(
+                    _header_of_ns(next_diag), tracker.report(next_diag / 1e9)
+                )
+                writer.write('diagnostics', diag, next_diag)
+                next_diag += 1_000_000_000
             now_s = log_ns / 1e9
             tracker.arrived(raw.topic, now_s)
             jobs = (
@@ -235,14 +252,6 @@ def replay(
             if pending and (rate is not None or len(pending) >= batch):
                 emit(pending)
                 pending = []
-            if next_diag is None:
-                next_diag = log_ns + 1_000_000_000
-            elif log_ns >= next_diag:
-                emit(pending)
-                pending = []
-                diag = builder.diagnostics(_header_of_ns(log_ns), tracker.report(now_s))
-                writer.write('diagnostics', diag, log_ns)
-                next_diag += 1_000_000_000
             if bar is not None and time.perf_counter() - last_shown > 0.2 and last is not None:
                 last_shown = time.perf_counter()
                 bar.set_postfix_str(_progress_text(pipeline, last, wall0), refresh=False)
@@ -268,6 +277,18 @@ def replay(
         m = pid_sum / pid_n
         summary.mean_interactions = (float(m[0]), float(m[1]), float(m[2]), float(m[3]))
     summary.read = reader.report()
+    if rate is not None and summary.frames and summary.realtime_factor < 0.9 * rate:
+        summary.problems.append(
+            f'rate {rate:g}x requested, {summary.realtime_factor:.1f}x reached (the pipeline '
+            f'is slower than that here)'
+        )
+    for topic in (cam_topic, lid_topic):
+        if pipeline.received[topic] == 0:
+            text = f'topic {topic!r}: no message in the bag'
+            if reader.available:
+                text += f' (its topics: {sorted(reader.available)})'
+            summary.problems.append(text)
+            logger.warning('%s', text)
     return summary
 
 

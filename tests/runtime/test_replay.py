@@ -186,3 +186,61 @@ def test_cli_missing_model(tmp_path: Path) -> None:
         ['replay', str(tmp_path / 'in'), '--out', str(tmp_path / 'o'), '--model', 'nope.onnx']
     )
     assert code == 2
+
+
+def write_segments(path: Path, segments: list[tuple[float, float]]) -> None:
+    """Camera 20 Hz and LiDAR 10 Hz during each ``(start, stop)`` second span, nothing between."""
+    store = typestore()
+    events = []
+    for a, b in segments:
+        events += [
+            (int((a + k * 0.05) * 1e9), CAM, 'sensor_msgs/msg/Image')
+            for k in range(int((b - a) * 20))
+        ]
+        events += [
+            (int((a + k * 0.1 + 0.007) * 1e9), LID, 'sensor_msgs/msg/PointCloud2')
+            for k in range(int((b - a) * 10))
+        ]
+    with Writer(path, version=8, storage_plugin=StoragePlugin.MCAP) as w:
+        conns = {
+            t: w.add_connection(t, kind, typestore=store)
+            for _, t, kind in events[:1] + events[-1:]
+        }
+        for t, topic, kind in sorted(events):
+            msg = flat_image(t, 100) if topic == CAM else vlp16(t)
+            w.write(conns[topic], t, store.serialize_cdr(msg, kind))
+
+
+def test_diagnostics_every_second_through_a_gap(tmp_path: Path, model: Path) -> None:
+    """A 10 s hole in the recording gets a report per second (as the node's timer would), and
+    the input rates fall while the sensors are silent."""
+    write_segments(tmp_path / 'in', [(1.0, 3.0), (13.0, 15.0)])
+    replay(FusionPipeline(FusionModel(model)), tmp_path / 'in', tmp_path / 'out', progress=False)
+    store = typestore()
+    diags = [
+        (t, store.deserialize_cdr(data, kind))
+        for t, kind, data in read_bag(tmp_path / 'out')['/diagnostics']
+    ]
+    times = np.array([t for t, _ in diags]) / 1e9
+    assert np.all(np.diff(times) <= 1.0 + 1e-9)  # no hole, no burst
+    assert np.all(np.diff(times[:-1]) >= 1.0 - 1e-9)
+    rates = {
+        round(t / 1e9): float({kv.key: kv.value for kv in m.status[0].values}[f'{CAM} rate (Hz)'])
+        for t, m in diags
+    }
+    assert rates[3] == pytest.approx(20.0, rel=0.1)  # still receiving
+    assert 0 < rates[5] < 12  # 2 s silent: 40 frames over 4 s (was 20 Hz: up to the last one)
+    assert rates[9] == 0.0  # the window holds nothing
+
+
+def test_missing_input_topic_is_named(tmp_path: Path, model: Path) -> None:
+    write_segments(tmp_path / 'in', [(1.0, 2.0)])
+    from dmil_ros.runtime.pipeline import PipelineConfig
+
+    pipe = FusionPipeline(FusionModel(model), PipelineConfig(camera_topic='/camera/image'))
+    summary = replay(pipe, tmp_path / 'in', tmp_path / 'out', progress=False)
+    (problem,) = summary.problems
+    assert "'/camera/image'" in problem
+    assert CAM in problem  # the bag's topics are listed
+    assert LID in problem
+    assert any(problem in line for line in summary.lines())
