@@ -21,11 +21,13 @@ Times (``start``, ``duration``, ``at``) are seconds after the first event's arri
 applied in order by :func:`inject`; the random ones (duplicates, reordering) draw from one
 ``random.Random(seed)``, so a fault plan is deterministic per seed. Messages are any objects
 with a ROS ``header.stamp`` (rosbags or rclpy); restamped copies are made with
-:func:`dataclasses.replace`, so the input stream is never modified.
+:func:`dataclasses.replace` (rosbags) or :func:`copy.deepcopy` (rclpy), so the input stream is
+never modified.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import random
 from collections.abc import Iterable, Sequence
@@ -57,8 +59,17 @@ def stamp_ns(msg: Any) -> int:
 
 
 def restamp(msg: Any, ns: int) -> Any:
-    """A copy of ``msg`` with ``header.stamp`` = ``ns`` (clamped at 0: stamps are unsigned)."""
+    """A copy of ``msg`` with ``header.stamp`` = ``ns`` (clamped at 0: stamps are unsigned).
+
+    rosbags messages (dataclasses) share their payload with the original; other messages
+    (rclpy's ``__slots__`` classes) are deep-copied, then restamped.
+    """
     ns = max(int(ns), 0)
+    is_record: bool = dataclasses.is_dataclass(msg)  # a bool, so msg keeps its type Any
+    if not is_record:
+        out = copy.deepcopy(msg)
+        out.header.stamp.sec, out.header.stamp.nanosec = ns // NS, ns % NS
+        return out
     stamp = msg.header.stamp
     new_stamp = dataclasses.replace(stamp, sec=ns // NS, nanosec=ns % NS)
     return dataclasses.replace(msg, header=dataclasses.replace(msg.header, stamp=new_stamp))

@@ -215,6 +215,28 @@ def test_restamp_copies() -> None:
     assert fl.stamp_ns(fl.restamp(holder, -5)) == 0
 
 
+def test_restamp_copies_rclpy_style_messages() -> None:
+    """rclpy messages are ``__slots__`` classes, not dataclasses."""
+
+    class Slotted:
+        __slots__ = ('nanosec', 'sec')
+
+        def __init__(self, sec: int, nanosec: int) -> None:
+            self.sec, self.nanosec = sec, nanosec
+
+    class Msg:
+        __slots__ = ('header',)
+
+        def __init__(self) -> None:
+            self.header = type('H', (), {})()
+            self.header.stamp = Slotted(1, 500_000_000)
+
+    msg = Msg()
+    new = fl.restamp(msg, 2_250_000_000)
+    assert fl.stamp_ns(new) == 2_250_000_000
+    assert fl.stamp_ns(msg) == 1_500_000_000
+
+
 # -- through the pipeline ------------------------------------------------------------------------
 
 PLANS: dict[str, list[Any]] = {
