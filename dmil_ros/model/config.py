@@ -6,6 +6,7 @@ Pure Python (no torch) so command-line modules can read and validate it cheaply.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
 
@@ -13,6 +14,38 @@ from dmil_ros.model.errors import ModelConfigError
 
 KINDS: Final[tuple[str, ...]] = ('dmil', 'joint', 'ensemble')
 LIDAR_ENCODERS: Final[tuple[str, ...]] = ('range', 'point')
+
+
+def check_value(
+    section: str,
+    name: str,
+    value: object,
+    *,
+    integer: bool = False,
+    low: float = 0.0,
+    low_open: bool = False,
+    high: float | None = None,
+    high_open: bool = False,
+    error: type[Exception] = ModelConfigError,
+) -> None:
+    """Raise ``error`` naming ``section``, ``name`` and ``value`` unless ``value`` is a number of
+    the right kind (``integer``: an int, else an int or finite float; never a bool) in
+    ``[low, high]`` (``low_open`` / ``high_open``: that end excluded; ``high`` None: no bound).
+    """
+    kind = 'an integer' if integer else 'a finite number'
+    ok_type = isinstance(value, int) or (not integer and isinstance(value, float))
+    if isinstance(value, bool) or not ok_type:
+        msg = f'{section}: {name}={value!r} must be {kind}, not {type(value).__name__}'
+        raise error(msg)
+    v = float(value)  # type: ignore[arg-type]
+    ok = math.isfinite(v) and (v > low if low_open else v >= low)
+    if high is not None:
+        ok = ok and (v < high if high_open else v <= high)
+    if not ok:
+        lo = f'{"(" if low_open else "["}{low:g}'
+        hi = 'inf)' if high is None else f'{high:g}{")" if high_open else "]"}'
+        msg = f'{section}: {name}={value!r} must be {kind} in {lo}, {hi}'
+        raise error(msg)
 
 
 @dataclass(frozen=True)
@@ -56,23 +89,23 @@ class ModelConfig:
             'num_actions': self.num_actions,
         }
         for name, value in positive.items():
-            if not isinstance(value, int) or value <= 0:
-                msg = f'model config: {name}={value!r} must be a positive integer'
-                raise ModelConfigError(msg)
+            check_value('model config', name, value, integer=True, low_open=True)
         for name in ('camera_channels', 'lidar_channels', 'image_shape', 'lidar_shape'):
             value = getattr(self, name)
-            if len(value) != 3 or any(not isinstance(v, int) or v <= 0 for v in value):
+            if len(value) != 3 or any(
+                isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in value
+            ):
                 msg = f'model config: {name}={value!r} must be three positive integers'
                 raise ModelConfigError(msg)
-        if not 0.0 <= self.id_encoder_grad <= 1.0:
-            msg = f'model config: id_encoder_grad={self.id_encoder_grad!r} must be in [0, 1]'
+        check_value('model config', 'id_encoder_grad', self.id_encoder_grad, high=1.0)
+        if self.pair_encoder_grad is not None:
+            check_value('model config', 'pair_encoder_grad', self.pair_encoder_grad, high=1.0)
+        fov = self.vertical_fov_deg
+        if len(fov) != 2:
+            msg = f'model config: vertical_fov_deg={fov!r} must be two numbers'
             raise ModelConfigError(msg)
-        if self.pair_encoder_grad is not None and not 0.0 <= self.pair_encoder_grad <= 1.0:
-            msg = (
-                f'model config: pair_encoder_grad={self.pair_encoder_grad!r} must be in [0, 1] '
-                'or null'
-            )
-            raise ModelConfigError(msg)
+        for v in fov:
+            check_value('model config', 'vertical_fov_deg', v, low=-90.0, high=90.0)
         if self.image_shape[0] != 3 or self.lidar_shape[0] != 2:
             msg = (
                 f'model config: image_shape={self.image_shape!r} / lidar_shape='
@@ -88,6 +121,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelConfig:
+        if not isinstance(raw, dict):
+            msg = f'model config: expected an object, got {type(raw).__name__} {raw!r}'
+            raise ModelConfigError(msg)
         known = {f.name for f in fields(cls)}
         unknown = set(raw) - known
         if unknown:
@@ -124,3 +160,14 @@ class LossWeights:
     profile_temperature: float = 0.05
     sub_floor: float = 0.1  # every sub-head also learns every frame with this weight
     gate_family: float = 0.0
+
+    def __post_init__(self) -> None:
+        """Finite non-negative weights; ``profile_tau`` a probability; a positive temperature."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == 'profile_tau':
+                check_value('loss', f.name, value, high=1.0)
+            elif f.name == 'profile_temperature':
+                check_value('loss', f.name, value, low_open=True)
+            else:
+                check_value('loss', f.name, value)

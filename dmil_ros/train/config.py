@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from dmil_ros.errors import ConfigError
-from dmil_ros.model.config import LossWeights, ModelConfig
+from dmil_ros.model.config import LossWeights, ModelConfig, check_value
 from dmil_ros.model.errors import ModelConfigError
 from dmil_ros.runtime.preprocess import PreprocessSpec
 from dmil_ros.train.errors import TrainConfigError
@@ -43,20 +43,22 @@ class DataConfig:
     block_seconds: float = 10.0  # time blocks for the train / validation split
 
     def __post_init__(self) -> None:
+        for name in ('camera_topic', 'lidar_topic', 'action_topic', 'cmd_vel_topic',
+                     'ground_truth_topic', 'label_source'):  # fmt: skip
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                msg = f'data: {name}={value!r} must be a non-empty string'
+                raise TrainConfigError(msg)
         if self.label_source not in LABEL_SOURCES:
             msg = f'data: label_source={self.label_source!r} is not one of {list(LABEL_SOURCES)}'
             raise TrainConfigError(msg)
-        checks = {
-            'slop': self.slop > 0,
-            'forward_speed': self.forward_speed >= 0,
-            'turn_rate': self.turn_rate > 0,
-            'val_fraction': 0 < self.val_fraction < 1,
-            'block_seconds': self.block_seconds > 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                msg = f'data: {name}={getattr(self, name)!r} is out of range'
-                raise TrainConfigError(msg)
+        e = TrainConfigError
+        check_value('data', 'slop', self.slop, low_open=True, error=e)
+        check_value('data', 'forward_speed', self.forward_speed, error=e)
+        check_value('data', 'turn_rate', self.turn_rate, low_open=True, error=e)
+        check_value('data', 'val_fraction', self.val_fraction, low_open=True, high=1.0,
+                    high_open=True, error=e)  # fmt: skip
+        check_value('data', 'block_seconds', self.block_seconds, low_open=True, error=e)
 
 
 @dataclass(frozen=True)
@@ -87,18 +89,20 @@ class ScheduleConfig:
     lidar_roll: int = 0
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            nonneg = f.name.endswith('epochs') or f.name in {
-                'seed',
-                'brightness',
-                'image_noise',
-                'lidar_roll',
-            }
-            bad = value < 0 if nonneg else value <= 0
-            if bad:
-                msg = f'schedule: {f.name}={value!r} is out of range'
-                raise TrainConfigError(msg)
+        """Integers for counts, finite numbers for rates; ranges as the trainer needs them."""
+        e = TrainConfigError
+        for name in ('stage1_epochs', 'stage2_epochs', 'stage3_epochs', 'baseline_epochs',
+                     'seed', 'lidar_roll'):  # fmt: skip
+            check_value('schedule', name, getattr(self, name), integer=True, error=e)
+        for name in ('batch_size', 'threads'):
+            check_value('schedule', name, getattr(self, name), integer=True, low_open=True,
+                        error=e)  # fmt: skip
+        for name in ('lr1', 'lr2', 'lr3'):
+            check_value('schedule', name, getattr(self, name), low_open=True, error=e)
+        check_value('schedule', 'weight_decay', self.weight_decay, error=e)
+        check_value('schedule', 'image_noise', self.image_noise, error=e)
+        # contrast factor 1 +- brightness must stay positive
+        check_value('schedule', 'brightness', self.brightness, high=1.0, high_open=True, error=e)
 
 
 _T = TypeVar('_T')
@@ -116,6 +120,9 @@ def _section(cls: type[_T], raw: Any, name: str) -> _T:
     try:
         return cls(**raw)
     except TypeError as exc:
+        msg = f'config: section {name!r}: {exc}'
+        raise TrainConfigError(msg) from exc
+    except ModelConfigError as exc:  # LossWeights lives in dmil_ros.model
         msg = f'config: section {name!r}: {exc}'
         raise TrainConfigError(msg) from exc
 
