@@ -17,16 +17,25 @@ For each bag:
    when the bag has none.
 
 Decoded tensors are cached per bag as ``.npz`` (loaded with ``allow_pickle=False``) under a key
-that hashes the bag's files (names, sizes, mtimes), the data config and the preprocess spec.
+that hashes the bag's files (names, sizes, mtimes), the data config, the preprocess spec and
+:func:`code_fingerprint` (the source of the decoding / preprocessing / pairing / labelling code
+and the package version, so a code change never serves stale tensors); the bag's skip counts
+are kept beside it (``.json``) and reported again on a cache hit.
+
+Camera frames still waiting for a LiDAR sweep when the bag ends are counted as
+``<camera_topic>:unpaired``; a cmd_vel message with a non-finite component as
+``<cmd_vel_topic>:non_finite`` (skipped, never labelled).
 A bag that breaks mid-way yields the pairs read so far, and the error is logged and returned.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import json
 import logging
+import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -61,7 +70,13 @@ class BagStats:
 
 
 def discretise_twist(linear_x: float, angular_z: float, cfg: DataConfig) -> int:
-    """cmd_vel -> action index (thresholds documented in :mod:`dmil_ros.train.config`)."""
+    """cmd_vel -> action index (thresholds documented in :mod:`dmil_ros.train.config`).
+
+    Raises ``ValueError`` for a non-finite component (no action can be read from it).
+    """
+    if not (math.isfinite(linear_x) and math.isfinite(angular_z)):
+        msg = f'cmd_vel: linear.x={linear_x!r}, angular.z={angular_z!r} is not finite'
+        raise ValueError(msg)
     if abs(angular_z) >= cfg.turn_rate:
         return ACTION_INDEX['left'] if angular_z > 0 else ACTION_INDEX['right']
     if linear_x >= cfg.forward_speed:
@@ -73,9 +88,26 @@ def _stamp_ns(msg: Any) -> int:
     return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
+_FINGERPRINTED = ('runtime/preprocess.py', 'runtime/decode.py', 'runtime/pairing.py',
+                  'train/data.py')  # fmt: skip
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """Hash of the source bytes of the code that makes cached tensors, plus the version."""
+    import dmil_ros
+
+    root = Path(dmil_ros.__file__).parent
+    h = hashlib.sha256(dmil_ros.__version__.encode())
+    for name in _FINGERPRINTED:
+        h.update(name.encode())
+        h.update((root / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def cache_key(bag: Path, cfg: DataConfig, spec: PreprocessSpec) -> str:
     h = hashlib.sha256()
-    h.update(f'v{CACHE_VERSION}'.encode())
+    h.update(f'v{CACHE_VERSION}:{code_fingerprint()}'.encode())
     files = sorted(bag.rglob('*')) if bag.is_dir() else [bag]
     for f in files:
         if f.is_file():
@@ -134,7 +166,11 @@ def read_bag(
                             continue
                         value = ACTION_INDEX[m.data]
                     else:
-                        value = discretise_twist(m.linear.x, m.angular.z, cfg)
+                        lx, az = float(m.linear.x), float(m.angular.z)
+                        if not (math.isfinite(lx) and math.isfinite(az)):
+                            stats.skipped[f'{topic}:non_finite'] += 1
+                            continue
+                        value = discretise_twist(lx, az, cfg)
                     label_t.append(int(raw.timestamp))
                     label_v.append(value)
                 else:
@@ -154,6 +190,8 @@ def read_bag(
             raise DataError(msg)
     for reason, count in pairer.drops.items():
         stats.skipped[f'pairing:{reason}'] += count
+    if pairer.pending_camera:  # the bag ended before a LiDAR sweep could decide them
+        stats.skipped[f'{cfg.camera_topic}:unpaired'] += pairer.pending_camera
     # label and assemble
     order = np.argsort(label_t, kind='stable')
     lt = [label_t[i] for i in order]
@@ -190,6 +228,16 @@ def _empty(spec: PreprocessSpec) -> Arrays:
     )  # fmt: skip
 
 
+def _load_skipped(path: Path) -> dict[str, int]:
+    """Skip counts stored beside a cache file ({} when absent or unreadable: logged)."""
+    try:
+        raw = json.loads(path.read_text(encoding='utf-8'))['skipped']
+        return {str(k): int(v) for k, v in raw.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        logger.warning('cache %s: skip counts unavailable (%s)', path, exc)
+        return {}
+
+
 def load_bags(
     bags: list[Path], cfg: DataConfig, spec: PreprocessSpec, cache_dir: Path | None = None
 ) -> tuple[Arrays, list[BagStats]]:
@@ -205,10 +253,13 @@ def load_bags(
             arrays = Arrays.load(cache)
             arrays = Arrays(**{**arrays.__dict__, 'segment': np.full(len(arrays), i, np.int64)})
             stats = BagStats(str(bag), pairs=len(arrays), cached=True)
+            stats.skipped.update(_load_skipped(cache.with_suffix('.json')))
         else:
             arrays, stats = read_bag(bag, cfg, spec, segment=i)
             if cache is not None and stats.error is None and len(arrays):
                 cache.parent.mkdir(parents=True, exist_ok=True)
+                side = cache.with_suffix('.json')
+                side.write_text(json.dumps({'skipped': dict(stats.skipped)}), encoding='utf-8')
                 arrays.save(cache)
         logger.info('%s: %d pairs%s', bag, stats.pairs, ' (cache)' if stats.cached else '')
         if stats.skipped:

@@ -13,7 +13,8 @@ from dmil_ros.bagio.reader import RobustReader
 from dmil_ros.runtime.preprocess import PreprocessSpec
 from dmil_ros.sim import SimConfig, record_bag
 from dmil_ros.train.config import DataConfig
-from dmil_ros.train.data import load_bags, read_bag
+from dmil_ros.train import data as data_mod
+from dmil_ros.train.data import discretise_twist, load_bags, read_bag
 from dmil_ros.train.errors import DataError
 
 SPEC = PreprocessSpec()
@@ -88,3 +89,32 @@ def test_missing_topic_and_missing_bag_are_named(bag: Path, tmp_path: Path) -> N
         read_bag(bag, DataConfig(action_topic='/no/such/topic'), SPEC)
     with pytest.raises(DataError, match='nowhere'):
         load_bags([tmp_path / 'nowhere'], DataConfig(), SPEC)
+
+
+def test_trailing_unpaired_camera_frames_are_counted(bag: Path) -> None:
+    arrays, stats = read_bag(bag, DataConfig(), SPEC)
+    n_cam = sum(1 for _ in RobustReader(bag, topics=['/camera/image_raw']).decoded())
+    # every camera frame is either a pair or a counted skip (review6 #9: 59 pairs, none counted)
+    assert len(arrays) + sum(stats.skipped.values()) == n_cam
+    if len(arrays) < n_cam:
+        assert stats.skipped['/camera/image_raw:unpaired'] >= 1
+
+
+def test_non_finite_cmd_vel_is_refused() -> None:
+    cfg = DataConfig()
+    for lx, az in ((float('nan'), 0.0), (float('inf'), 0.0), (0.0, float('-inf'))):
+        with pytest.raises(ValueError, match='not finite'):
+            discretise_twist(lx, az, cfg)
+
+
+def test_code_change_misses_the_cache_and_hits_keep_skip_counts(
+    bag: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = DataConfig()
+    _, first = load_bags([bag], cfg, SPEC, tmp_path)
+    _, again = load_bags([bag], cfg, SPEC, tmp_path)
+    assert again[0].cached and again[0].skipped == first[0].skipped
+    monkeypatch.setattr(data_mod, 'code_fingerprint', lambda: 'changed-code')
+    _, changed = load_bags([bag], cfg, SPEC, tmp_path)
+    assert not changed[0].cached
+    assert len(list(tmp_path.glob('*.npz'))) == 2
