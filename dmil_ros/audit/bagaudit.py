@@ -156,15 +156,23 @@ class _Collector:
             self.flush()
 
     def flush(self, final: bool = False) -> None:
-        if not self.pending:
-            return
-        if not self.heads and self.stats is None:
-            self.profile_jobs.extend(j for j in self.pending if not j.degraded)
-            if len(self.profile_jobs) < self.options.profile_frames and not final:
-                self._run(self.pending, masked=False)
-                return
+        if self.pending:
+            if not self.heads and self.stats is None:
+                self.profile_jobs.extend(j for j in self.pending if not j.degraded)
+                if len(self.profile_jobs) < self.options.profile_frames and not final:
+                    self._run(self.pending, masked=False)
+                    return
+                self._make_stats()
+            self._run(self.pending, masked=not self.heads and self.stats is not None)
+        elif final and not self.heads and self.stats is None:
+            # a bag shorter than the profile whose last batch came out full: nothing is
+            # pending, but every frame inferred so far still needs its masked predictions
             self._make_stats()
-        self._run(self.pending, masked=not self.heads and self.stats is not None)
+
+    @property
+    def mask_missing(self) -> bool:
+        """True when the model needs masking but its profile could not be built."""
+        return not self.heads and self.stats is None
 
     def _make_stats(self) -> None:
         image, lidar = Profile(), Profile()
@@ -350,10 +358,19 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
                 ] = msg
             elif raw.topic == ACTION_TOPIC and msg.data in ACTION_INDEX:
                 actions[raw.timestamp] = ACTION_INDEX[msg.data]
-        collector.flush(final=True)
     except BagReadError as exc:
         info['status'] = 'failed'
         info['errors'].append({'message': str(exc)})
+    collector.flush(final=True)  # frames read before a read error are audited too
+    audited = sum(len(a) for a in collector.rows['stamp'])
+    if audited and collector.mask_missing:
+        info['status'] = 'partial' if info['status'] == 'ok' else info['status']
+        info['errors'].append(
+            {
+                'message': f'masking: {len(collector.profile_jobs)} usable frame(s), at least 2 '
+                'needed to profile the inputs: no unimodal predictions (p_camera, p_lidar NaN)'
+            }
+        )
     if reader is not None:
         info['read'] = reader.report()
         if reader.issues or reader.skipped:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from bagfactory import write_small_bag
 
 from dmil_ros.actions import COMPONENTS
 from dmil_ros.audit.tables import COLUMNS
@@ -76,6 +77,36 @@ def test_outputs_and_schema(audited: tuple[Path, dict]) -> None:
     assert {'drive1', 'drive2'} <= set(gt['sidecars'])
     for sp in summary['spikes']:
         assert sp['start'] <= sp['peak_stamp'] <= sp['end']
+    # the foreign model has no heads: calibrated masking fills every model-level term
+    readable = np.isin(table.column('bag').to_numpy(zero_copy_only=False), ['drive1', 'drive2'])
+    for group in ('lsmi_model', 'broja_model'):
+        terms = np.stack([table.column(f'{group}_{c}').to_numpy() for c in COMPONENTS], 1)
+        assert np.isfinite(terms[readable]).all(), group
+    assert np.isfinite(table.column('gapscore').to_numpy()[readable]).all()
+
+
+@pytest.mark.parametrize('batch', ['1', '13'])
+def test_masking_profiled_when_the_last_batch_is_full(
+    fleet: Path, tmp_path: Path, batch: str
+) -> None:
+    """A bag shorter than the masking profile whose frame count is a multiple of --batch."""
+    bag = tmp_path / 'short'
+    write_small_bag(bag, frames=40)  # 39 audited frames: the first image precedes any sweep
+    out = tmp_path / 'out'
+    args = ['audit', str(bag), '--out', str(out), '--model', str(fleet / 'foreign.onnx')]
+    assert main([*args, '--clusters', '2', '--workers', '1', '--no-report', '--batch', batch]) == 0
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['frames']['total'] == 39
+    assert summary['bags'][0]['status'] == 'ok', summary['errors']
+    with np.load(out / 'bags' / 'short' / 'frames.npz') as npz:
+        assert np.isfinite(npz['p_camera']).all()
+        assert np.isfinite(npz['p_lidar']).all()
+    # this bag's random images get one predicted action (no model-level split): labels carry it
+    table = pq.read_table(out / 'frames.parquet')
+    for group in ('lsmi_data', 'broja_data'):
+        terms = np.stack([table.column(f'{group}_{c}').to_numpy() for c in COMPONENTS], 1)
+        assert np.isfinite(terms).all(), group
+    assert summary['data_pid'] is not None
 
 
 def test_truncated_bag_reports_readable_part_and_error(audited: tuple[Path, dict]) -> None:
