@@ -326,6 +326,7 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
     t0 = time.perf_counter()
     info: dict[str, Any] = {'path': str(path), 'status': 'ok', 'errors': []}
     model = load_model(options)
+    info['model_kind'] = model.info.kind  # metadata dmil_ros.kind, else 'foreign'
     info['unimodal'] = (
         'heads' if model.has('probs_camera') and model.has('probs_lidar') else ('masking')
     )
@@ -386,6 +387,8 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
     else:
         arrays.update(_labels(arrays['stamp'], truth, actions, camera_log))
         result = BagResult(name, arrays, info)
+    if result.frames == 0 and reader is not None and reader.issues:
+        info['status'] = 'failed'  # nothing readable: not a partial result
     info.update(
         frames=result.frames,
         degraded_frames=collector.degraded,

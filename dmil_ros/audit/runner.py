@@ -341,8 +341,10 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     t_merge = time.perf_counter() - t_merge
     unimodal = {str(e['unimodal']) for e in bag_entries if e.get('unimodal')}
     alert_sources = {str(e['alert_source']) for e in bag_entries if e.get('alert_source')}
+    kinds = {str(e['model_kind']) for e in bag_entries if e.get('model_kind')}
     summary['model'] = {
         'path': options.bag.model,
+        'kind': ','.join(sorted(kinds)) or 'unknown',  # metadata dmil_ros.kind, else 'foreign'
         'unimodal': ','.join(sorted(unimodal)) or 'unknown',
         'alert_source': ','.join(sorted(alert_sources)) or None,  # what the node's alarm reads
     }

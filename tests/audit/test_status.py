@@ -1,0 +1,57 @@
+"""A bag's status (ok / partial / failed) and the model kind in the summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+from bagfactory import write_small_bag
+
+from dmil_ros.cli import main
+from models import build
+
+
+@pytest.fixture(scope='module')
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory.mktemp('model') / 'heads.onnx', heads=True)
+
+
+def _audit(model: Path, out: Path, *bags: Path) -> dict:
+    args = ['audit', *map(str, bags), '--out', str(out), '--model', str(model)]
+    assert main([*args, '--clusters', '2', '--workers', '1', '--no-report']) == 0
+    return json.loads((out / 'summary.json').read_text())
+
+
+def test_unreadable_bags_are_failed_not_partial(model: Path, tmp_path: Path) -> None:
+    good = tmp_path / 'bags' / 'good'
+    write_small_bag(good, frames=40)
+    data = next(good.glob('*.mcap')).read_bytes()
+    (tmp_path / 'files').mkdir()
+    empty = tmp_path / 'files' / 'empty.mcap'
+    empty.write_bytes(b'')  # bad magic
+    head = tmp_path / 'files' / 'head.mcap'
+    head.write_bytes(data[:200])  # header only, no complete chunk
+    cut = tmp_path / 'files' / 'cut.mcap'
+    cut.write_bytes(data[: len(data) // 2])
+    summary = _audit(model, tmp_path / 'out', good, empty, head, cut)
+    status = {b['name']: (b['status'], b['frames']) for b in summary['bags']}
+    assert status['empty'] == ('failed', 0)
+    assert status['head'] == ('failed', 0)
+    assert status['cut'][0] == 'partial'
+    assert status['cut'][1] > 0
+    assert status['good'][0] == 'ok'
+    assert summary['frames']['failed_bags'] == 2
+    assert {e['bag'] for e in summary['errors']} >= {'empty', 'head', 'cut'}
+
+
+def test_summary_names_the_model_kind(model: Path, tmp_path: Path) -> None:
+    bag = tmp_path / 'bag'
+    write_small_bag(bag, frames=20)
+    assert _audit(model, tmp_path / 'a', bag)['model']['kind'] == 'foreign'
+    proto = onnx.load(str(model))
+    onnx.helper.set_model_props(proto, {'dmil_ros.kind': 'late_fusion'})
+    tagged = tmp_path / 'tagged.onnx'
+    onnx.save(proto, str(tagged))
+    assert _audit(tagged, tmp_path / 'b', bag)['model']['kind'] == 'late_fusion'
