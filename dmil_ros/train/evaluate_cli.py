@@ -25,6 +25,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-cache', action='store_true', help='no cache')  # fmt: skip
 
 
+def model_names(paths: list[Path]) -> list[str]:
+    """One unique table / JSON name per model: the file stem, ``parent/stem`` where stems clash,
+    the whole path where those clash too, and ``#k`` suffixes for a path given twice."""
+    stems = [p.stem for p in paths]
+    names = [
+        f'{p.parent.name}/{p.stem}' if stems.count(p.stem) > 1 and p.parent.name else p.stem
+        for p in paths
+    ]
+    short = list(names)
+    names = [
+        str(p.with_suffix('')) if short.count(n) > 1 else n
+        for p, n in zip(paths, short, strict=True)
+    ]
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if names.count(name) == 1 else f'{name}#{seen[name]}')
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from dmil_ros.train.cli import default_cache_dir
     from dmil_ros.train.data import load_bags
@@ -33,12 +54,11 @@ def run(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else (args.cache or default_cache_dir())
     results = {}
     loaded: dict[str, object] = {}
-    for path in args.model:
+    for path, name in zip(args.model, model_names(list(args.model)), strict=True):
         data_cfg, spec, _ = model_settings(path)
         key = json.dumps([data_cfg.__dict__, spec.to_json()], sort_keys=True, default=str)
         if key not in loaded:
             loaded[key], _ = load_bags(list(args.bags), data_cfg, spec, cache)
-        name = path.stem
         results[name] = evaluate_model(path, loaded[key])  # type: ignore[arg-type]
     sys.stdout.write(comparison_table(results) + '\n')
     if args.json:

@@ -74,3 +74,15 @@ def test_metrics_table_has_one_row_per_model() -> None:
     assert lines[2].startswith('| a | 50.0 | 100.0 | - |')
     assert lines[3].endswith('| 70.0 |')
     assert all(line.count('|') == lines[0].count('|') for line in lines)
+
+
+def test_model_names_are_unique_when_stems_clash() -> None:
+    from dmil_ros.train.evaluate_cli import model_names
+
+    paths = [Path('a/m.onnx'), Path('b/m.onnx'), Path('x/a/m.onnx'), Path('c.onnx')]
+    paths.append(Path('c.onnx'))
+    names = model_names(paths)
+    assert len(set(names)) == len(paths)
+    assert names[1] == 'b/m'
+    assert names[3].startswith('c')
+    assert model_names([Path('a/m.onnx'), Path('b/n.onnx')]) == ['m', 'n']
