@@ -104,7 +104,9 @@ def fit_pid_heads(
         p1, p2, y, probs_1=outputs['probs_camera'], probs_2=outputs['probs_lidar'],
         probs_12=joint, n_classes=joint.shape[1],
     )  # fmt: skip
-    assert lsmi.densities is not None
+    if lsmi.densities is None:
+        msg = 'PID heads: LSMI fit returned no densities'
+        raise ExportError(msg)
     terms = LSMITerms(torch.as_tensor(lsmi.log_prior), lsmi.delta)
     lsmi_head = LSMIHead((w1, b1, w2, b2), lsmi.densities, terms).eval()
     # label_floor: rare-label frames of a cluster (0.7 % here) let q* pair the dark-room camera
@@ -112,7 +114,9 @@ def fit_pid_heads(
     broja = BROJALocal(n_clusters=n_clusters, pca_dim=5, seed=seed, label_floor=label_floor).fit(
         f1, f2, y, n_classes=joint.shape[1]
     )
-    assert broja.module is not None
+    if broja.module is None:
+        msg = 'PID heads: BROJALocal fit returned no module'
+        raise ExportError(msg)
     heads: dict[str, nn.Module] = {'pid_lsmi': lsmi_head, 'pid_broja': BROJAHead(broja.module)}
     pid: Any = broja.pid
     summary = {
