@@ -100,7 +100,7 @@ class ModelConfig:
         check_value('model config', 'id_encoder_grad', self.id_encoder_grad, high=1.0)
         if self.pair_encoder_grad is not None:
             check_value('model config', 'pair_encoder_grad', self.pair_encoder_grad, high=1.0)
-        fov = self.vertical_fov_deg
+        fov: tuple[Any, ...] = self.vertical_fov_deg  # loaded from JSON: length unchecked
         if len(fov) != 2:
             msg = f'model config: vertical_fov_deg={fov!r} must be two numbers'
             raise ModelConfigError(msg)
@@ -120,7 +120,7 @@ class ModelConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> ModelConfig:
+    def from_dict(cls, raw: Any) -> ModelConfig:
         if not isinstance(raw, dict):
             msg = f'model config: expected an object, got {type(raw).__name__} {raw!r}'
             raise ModelConfigError(msg)

@@ -29,6 +29,7 @@ def save_checkpoint(
     model: nn.Module,
     config: TrainConfig,
     meta: dict[str, Any],
+    *,
     optimizer: torch.optim.Optimizer | None = None,
     extra: dict[str, Any] | None = None,
 ) -> None:

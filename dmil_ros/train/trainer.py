@@ -327,7 +327,7 @@ def train(
             if state['epoch'] == ph.epochs:
                 state['phase'], state['epoch'] = pi + 1, 0
             save_checkpoint(
-                out / 'last.pt', model, config, {'state': state}, opt,
+                out / 'last.pt', model, config, {'state': state}, optimizer=opt,
                 extra={'scheduler': sched_lr.state_dict(), 'generator': gen.get_state()},
             )  # fmt: skip
         state['phase'], state['epoch'] = pi + 1, 0

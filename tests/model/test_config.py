@@ -47,7 +47,8 @@ def test_bad_values_are_refused_naming_section_key_value(
     with pytest.raises(TrainConfigError) as info:
         TrainConfig.from_dict({section: {key: value}})
     text = str(info.value)
-    assert key in text and repr(value) in text
+    assert key in text
+    assert repr(value) in text
     assert section in text
 
 
@@ -64,6 +65,7 @@ def test_good_values_are_kept() -> None:
         'schedule': {'weight_decay': 0, 'brightness': 0.5, 'batch_size': 2},
         'data': {'val_fraction': 0.5},
     })  # fmt: skip
-    assert cfg.loss.alpha == 1 and cfg.schedule.weight_decay == 0
+    assert cfg.loss.alpha == 1
+    assert cfg.schedule.weight_decay == 0
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     assert LossWeights() == TrainConfig().loss

@@ -12,8 +12,8 @@ from dmil_ros.actions import FAMILIES
 from dmil_ros.bagio.reader import RobustReader
 from dmil_ros.runtime.preprocess import PreprocessSpec
 from dmil_ros.sim import SimConfig, record_bag
-from dmil_ros.train.config import DataConfig
 from dmil_ros.train import data as data_mod
+from dmil_ros.train.config import DataConfig
 from dmil_ros.train.data import discretise_twist, load_bags, read_bag
 from dmil_ros.train.errors import DataError
 
@@ -113,7 +113,8 @@ def test_code_change_misses_the_cache_and_hits_keep_skip_counts(
     cfg = DataConfig()
     _, first = load_bags([bag], cfg, SPEC, tmp_path)
     _, again = load_bags([bag], cfg, SPEC, tmp_path)
-    assert again[0].cached and again[0].skipped == first[0].skipped
+    assert again[0].cached
+    assert again[0].skipped == first[0].skipped
     monkeypatch.setattr(data_mod, 'code_fingerprint', lambda: 'changed-code')
     _, changed = load_bags([bag], cfg, SPEC, tmp_path)
     assert not changed[0].cached

@@ -43,7 +43,9 @@ def test_short_recording_gets_the_last_block_for_validation() -> None:
     a = _timed(29.9)  # blocks 0, 1, 2 at T = 10 s; the f = 0.2 stride first picks block 4
     tr, va = time_block_split(a, 0.2, 10.0)
     t = a.stamp * 1e-9
-    assert len(va) and len(tr) and len(tr) + len(va) == len(a)
+    assert len(va)
+    assert len(tr)
+    assert len(tr) + len(va) == len(a)
     np.testing.assert_array_equal(va, np.flatnonzero(t >= 20.0))
 
 
@@ -73,7 +75,7 @@ def test_train_refuses_an_empty_validation_set(tmp_path: Path) -> None:
 # 2, 3. resume restores the LR scheduler and the shuffle / augmentation generator
 
 
-class _Stop(Exception):
+class _StopError(Exception):
     pass
 
 
@@ -101,10 +103,10 @@ def test_interrupted_then_resumed_run_matches_the_uninterrupted_one(
         if path.name == 'last.pt':
             saves['n'] += 1
             if saves['n'] == stop_after:
-                raise _Stop
+                raise _StopError
 
     monkeypatch.setattr(trainer, 'save_checkpoint', stopping)
-    with pytest.raises(_Stop):
+    with pytest.raises(_StopError):
         train(cfg, tr, va, tmp_path / 'cut', progress=False)
     monkeypatch.setattr(trainer, 'save_checkpoint', original)
     train(cfg, tr, va, tmp_path / 'cut', resume=True, progress=False)
@@ -128,7 +130,8 @@ def test_zero_epoch_final_stage_ships_the_last_stage_that_ran(tmp_path: Path) ->
     a = load_checkpoint(tmp_path / 'model.pt')[0]['state_dict']
     b = load_checkpoint(tmp_path / 'stage2_best.pt')[0]['state_dict']
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert summary['val']['accuracy'] is not None and summary['best_epoch'] == 1
+    assert summary['val']['accuracy'] is not None
+    assert summary['best_epoch'] == 1
     assert not (tmp_path / 'stage3_best.pt').exists()
 
 
