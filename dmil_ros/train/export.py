@@ -12,7 +12,11 @@ Checks: ``onnx.checker.check_model`` (full check) and onnxruntime against torch 
 inputs: the largest absolute difference of every probability output (probs, gates, sub_probs,
 unimodal / joint heads) must be <= ``tolerance`` (1e-4); unbounded outputs (features, PID terms in
 bits, which can reach hundreds) must agree to ``tolerance`` relative to max(1, their largest
-magnitude). Both figures are in the report.
+magnitude). Both figures are in the report, and every output whose absolute difference exceeds
+``tolerance`` (only unbounded ones can pass the check that way: float32 rounding of values in
+the hundreds) is listed under ``unbounded_over_abs_tolerance`` and logged as a warning, so the
+issue's absolute bound (1e-4) is bounded for probability outputs only and reported, not hidden,
+for the others.
 """
 
 from __future__ import annotations
@@ -149,6 +153,7 @@ def export_onnx(
         for (n, d), r in zip(diffs.items(), ref, strict=True)
     }
     worst = max(scaled.values())
+    over = {n: d for n, d in diffs.items() if d > tolerance}
     report = {
         'path': str(path),
         'outputs': list(names),
@@ -156,6 +161,8 @@ def export_onnx(
         'max_abs_diff_probabilities': max(d for n, d in diffs.items() if n not in UNBOUNDED),
         'max_scaled_diff': worst,
         'max_abs_diff_per_output': diffs,
+        'max_scaled_diff_per_output': scaled,
+        'unbounded_over_abs_tolerance': over,
         'batch': int(image.shape[0]),
         'bytes': path.stat().st_size,
     }
@@ -165,6 +172,12 @@ def export_onnx(
             f'(per output: {diffs})'
         )
         raise ExportError(msg)
+    if over:
+        logger.warning(
+            'export %s: max |ORT - torch| above %g (absolute) on unbounded outputs %s; '
+            'within %g relative to their scale',
+            path, tolerance, {n: f'{d:.3g}' for n, d in over.items()}, tolerance,
+        )  # fmt: skip
     logger.info(
         'exported %s: %d bytes, max |ORT - torch| = %.3g on probabilities, %.3g overall',
         path, report['bytes'], report['max_abs_diff_probabilities'], report['max_abs_diff'],

@@ -86,6 +86,12 @@ def test_export_with_pid_heads(tmp_path: Path) -> None:
     )
     assert report['max_abs_diff_probabilities'] <= 1e-4
     assert report['max_scaled_diff'] <= 1e-4
+    # the absolute bound is honoured or the excess reported, per output (review6 #8)
+    diffs = report['max_abs_diff_per_output']
+    assert set(diffs) == set(report['outputs'])
+    over = {n: d for n, d in diffs.items() if d > 1e-4}
+    assert report['unbounded_over_abs_tolerance'] == over
+    assert set(over) <= {'pid_lsmi', 'pid_broja', 'feat_camera', 'feat_lidar'}
     assert report['outputs'][-2:] == ['pid_lsmi', 'pid_broja']
     sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     names = [o.name for o in sess.get_outputs()]
