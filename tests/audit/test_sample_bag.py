@@ -83,3 +83,13 @@ def test_real_model_heads_and_terms(audited: tuple[object, dict]) -> None:
         assert atoms is not None
         assert all(v >= -1e-9 for v in atoms.values())
         assert sum(atoms.values()) <= 2.0 + 1e-6  # at most H(Y) = log2(4 actions)
+
+
+def test_data_pid_close_to_the_bags_ground_truth(audited: tuple[object, dict]) -> None:
+    """The sample bag holds 127 frames: the cluster count must not fall below the 4 actions."""
+    _, summary = audited
+    truth = summary['ground_truth']['pid']  # exact PID of the bag's latent variables
+    for c in COMPONENTS:
+        assert abs(summary['data_pid'][c] - truth[c]) < 0.05, (c, summary['data_pid'], truth)
+    assert summary['pid_estimator']['data']['n_clusters'] >= len(ACTIONS)
+    assert summary['model']['kind'] == 'dmil'

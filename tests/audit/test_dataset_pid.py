@@ -1,0 +1,35 @@
+"""Cluster count of the dataset-level CVX PID: never fewer clusters than classes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dmil_ros.audit.merge import dataset_pid
+
+
+def _copies(frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both sensors see the action (4 classes, balanced): R = H(Y) = 2 bits, U = S = 0."""
+    rng = np.random.default_rng(seed)
+    label = np.arange(frames) % 4
+    f1 = np.eye(4)[label] + 0.01 * rng.standard_normal((frames, 4))
+    f2 = np.eye(4)[label] + 0.01 * rng.standard_normal((frames, 4))
+    return f1, f2, label.astype(np.int64)
+
+
+def test_few_frames_use_as_many_clusters_as_classes_and_warn() -> None:
+    f1, f2, label = _copies(24)  # too few for 10 frames per occupied cell at k = 4
+    atoms, meta = dataset_pid(f1, f2, label, None, 0)
+    assert atoms is not None
+    assert meta['n_clusters'] == 4
+    assert 'warning' in meta
+    assert abs(atoms['redundancy'] - 2.0) < 1e-6
+    assert abs(atoms['unique_camera']) + abs(atoms['unique_lidar']) + abs(atoms['synergy']) < 1e-6
+
+
+def test_enough_frames_need_no_warning() -> None:
+    f1, f2, label = _copies(400)
+    atoms, meta = dataset_pid(f1, f2, label, None, 0)
+    assert atoms is not None
+    assert meta['n_clusters'] >= 4
+    assert 'warning' not in meta
+    assert abs(atoms['redundancy'] - 2.0) < 1e-6
