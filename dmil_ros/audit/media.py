@@ -1,14 +1,16 @@
 """Pictures of chosen frames for the report, fetched again from their bags after the audit.
 
 Only a few frames are shown (top GapScore frames and spike peaks), so rather than keeping a
-picture of every frame during the audit, the bag is read once more: raw messages are skipped
-unless their log time lies within ``window`` of a wanted stamp, so only those few are
-deserialized and decoded (with the runtime's own decoders).
+picture of every frame during the audit, the bag is read once more: each raw message's header
+stamp is read from its first CDR bytes, and only the images with a wanted stamp and the nearest
+LiDAR sweeps (by header stamp) are deserialized and decoded (with the runtime's own decoders).
+Log (recording) times are not used: a recorder may log messages well after their stamps.
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from dmil_ros.runtime.decode import decode_image, decode_laserscan, decode_point
 from dmil_ros.runtime.errors import DecodeError
 
 logger = logging.getLogger(__name__)
-WINDOW_NS = 300_000_000
+WINDOW_NS = 100_000_000  # max |LiDAR stamp - camera stamp| of a bird's-eye view
 
 
 def _stamp(msg: Any) -> int:
@@ -57,13 +59,36 @@ def _bev(msg: Any, topic: str) -> str:
     return png_base64(birds_eye(points.xyz))
 
 
+def _header_stamp(reader: Any, raw: Any) -> int | None:
+    """The header stamp (ns) of a serialized message whose first field is a std_msgs/Header.
+
+    The CDR layout puts it right after the 4-byte encapsulation header: int32 sec, uint32
+    nanosec, in the byte order the encapsulation names; read there without deserializing the
+    message (an image or a cloud). Falls back to deserializing; None when unreadable.
+    """
+    data = raw.data
+    if len(data) >= 12 and data[0] == 0 and data[1] in (0, 1):
+        order = '<' if data[1] == 1 else '>'
+        sec, nanosec = struct.unpack_from(f'{order}iI', data, 4)
+        if nanosec < 1_000_000_000:
+            return int(sec) * 1_000_000_000 + int(nanosec)
+    msg, stamp = _message(reader, raw)
+    return stamp if msg is not None else None
+
+
 def fetch_media(
     bag: Path,
     stamps: Iterable[int],
     camera_topic: str = '/camera/image_raw',
     lidar_topic: str = '/lidar/points',
+    window_ns: int = WINDOW_NS,
 ) -> dict[int, dict[str, str]]:
-    """``{camera stamp: {'camera': png64, 'bev': png64}}`` for the wanted camera stamps."""
+    """``{camera stamp: {'camera': png64, 'bev': png64}}`` for the wanted camera stamps.
+
+    Matched by sensor time, never by recording (log) time, which may lag the stamps: the image
+    whose header stamp equals the wanted stamp, and the LiDAR sweep whose header stamp is
+    nearest to it within ``window_ns``. A stamp without a picture lacks the key.
+    """
     from dmil_ros.bagio.reader import BagReadError, RobustReader
 
     wanted = sorted(set(stamps))
@@ -71,33 +96,40 @@ def fetch_media(
     if not wanted:
         return out
     grid = np.array(wanted, np.int64)
-    # nearest LiDAR sweep per wanted camera stamp: (distance, message)
+    # nearest LiDAR sweep per wanted camera stamp: (distance, raw message)
     best: dict[int, tuple[int, Any]] = {}
+    reader = None
     try:
         reader = RobustReader(bag, topics=[camera_topic, lidar_topic])
         for raw in reader:
-            j = int(np.searchsorted(grid, raw.timestamp))
-            near = [k for k in (j - 1, j) if 0 <= k < grid.size]
-            if not near or min(abs(int(grid[k]) - raw.timestamp) for k in near) > WINDOW_NS:
+            stamp = _header_stamp(reader, raw)
+            if stamp is None:
                 continue
-            msg, stamp = _message(reader, raw)
-            if msg is None:
+            if raw.topic == camera_topic:
+                if stamp in out and 'camera' not in out[stamp]:
+                    msg, _ = _message(reader, raw)
+                    picture = _camera(msg, camera_topic) if msg is not None else ''
+                    if picture:
+                        out[stamp]['camera'] = picture
                 continue
-            if raw.topic == camera_topic and stamp in out:
-                picture = _camera(msg, camera_topic)
-                if picture:
-                    out[stamp]['camera'] = picture
-            elif raw.topic == lidar_topic:
-                for k in near:
+            if raw.topic != lidar_topic:
+                continue
+            j = int(np.searchsorted(grid, stamp))
+            for k in (j - 1, j):
+                if 0 <= k < grid.size:
                     d = abs(int(grid[k]) - stamp)
-                    if int(grid[k]) not in best or d < best[int(grid[k])][0]:
-                        best[int(grid[k])] = (d, msg)
+                    if d <= window_ns and (int(grid[k]) not in best or d < best[int(grid[k])][0]):
+                        best[int(grid[k])] = (d, raw)
     except (BagReadError, DecodeError, OSError) as exc:
         logger.warning('bag %s: pictures incomplete (%s)', bag, exc)
-    for stamp, (_, msg) in best.items():
-        picture = _bev(msg, lidar_topic)
+    for stamp, (_, raw) in best.items():
+        msg, _ = _message(reader, raw)
+        picture = _bev(msg, lidar_topic) if msg is not None else ''
         if picture:
             out[stamp]['bev'] = picture
+    missing = [s for s in wanted if set(out[s]) != {'camera', 'bev'}]
+    if missing:
+        logger.warning('bag %s: %d of %d frames lack a picture', bag, len(missing), len(wanted))
     return out
 
 

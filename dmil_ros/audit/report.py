@@ -399,6 +399,13 @@ def render_report(
         + ''.join(rows)
         + '</table>'
     )
+    warnings = [str(w) for w in summary.get('warnings') or []]
+    if warnings:
+        out.append(
+            '<h2>Warnings</h2><ul class="warnings">'
+            + ''.join(f'<li class="bad">{_esc(w)}</li>' for w in warnings)
+            + '</ul>'
+        )
     # 1. timelines
     group = str(summary.get('spikes_from') or 'lsmi_model').split(' ', 1)[0]
     group = group if group in TERM_COLUMNS else 'lsmi_model'

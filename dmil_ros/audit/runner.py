@@ -392,6 +392,14 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
             if stamps:
                 got = fetch_media(path, stamps, options.bag.camera_topic, options.bag.lidar_topic)
                 media.update({(name, s): v for s, v in got.items()})
+        for what, label in (('camera', 'camera thumbnail'), ('bev', "LiDAR bird's-eye view")):
+            lacking = sorted({b for b, s in wanted if what not in media.get((b, s), {})})
+            count = sum(what not in media.get(w, {}) for w in wanted)
+            if count:
+                summary.setdefault('warnings', []).append(
+                    f'report: {count} of {len(wanted)} shown frames have no {label} '
+                    f'(bags: {", ".join(lacking)}; no message with a matching header stamp)'
+                )
         summary['timing']['report_seconds'] = time.perf_counter() - t_report
         summary['timing']['total_seconds'] = time.perf_counter() - t_start
         write_report(

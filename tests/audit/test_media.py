@@ -1,0 +1,41 @@
+"""Report pictures are matched by sensor (header) stamp, not by recording (log) time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bagfactory import write_small_bag
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+
+from dmil_ros.audit.media import fetch_media
+
+
+def _relog(src: Path, dst: Path, lag_ns: int) -> None:
+    """A copy of ``src`` whose messages were logged ``lag_ns`` after their stamps."""
+    with Reader(src) as r, Writer(dst, version=8, storage_plugin=StoragePlugin.MCAP) as w:
+        conns = {
+            c.id: w.add_connection(c.topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest)
+            for c in r.connections
+        }
+        for c, t, data in r.messages():
+            w.write(conns[c.id], t + lag_ns, data)
+
+
+def test_pictures_do_not_depend_on_log_time(tmp_path: Path) -> None:
+    stamps = write_small_bag(tmp_path / 'bag', frames=30)
+    _relog(tmp_path / 'bag', tmp_path / 'late', 1_000_000_000)
+    wanted = stamps[3:30:6]
+    # in the original bag log time equals the stamp: its pictures are the reference
+    reference = fetch_media(tmp_path / 'bag', wanted)
+    late = fetch_media(tmp_path / 'late', wanted)
+    for stamp in wanted:
+        assert set(reference[stamp]) == {'camera', 'bev'}
+        assert late[stamp] == reference[stamp]
+
+
+def test_frames_without_a_sweep_nearby_get_no_bev(tmp_path: Path) -> None:
+    stamps = write_small_bag(tmp_path / 'bag', frames=10)
+    far = stamps[-1] + 5_000_000_000  # no image, no sweep near it
+    got = fetch_media(tmp_path / 'bag', [stamps[4], far])
+    assert set(got[stamps[4]]) == {'camera', 'bev'}
+    assert got[far] == {}
