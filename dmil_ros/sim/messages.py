@@ -67,7 +67,9 @@ def image_msg(frame: CameraFrame) -> Any:
 
 def camera_info_msg(stamp_ns: int, cam: CameraModel) -> Any:
     t = _types()
-    fx, fy, cx, cy = cam.fx, cam.fy, cam.cx, cam.cy
+    # the renderer's ray of pixel u passes through (u + 0.5 - cx) / fx (pixel edges at
+    # integers); ROS / OpenCV put pixel centres at integers (u = fx X / Z + cx): half a pixel
+    fx, fy, cx, cy = cam.fx, cam.fy, cam.cx - 0.5, cam.cy - 0.5
     roi = t['sensor_msgs/msg/RegionOfInterest'](
         x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
     )

@@ -114,7 +114,9 @@ def record_bag(
 
         bar = tqdm(total=config.frames, unit='frame', desc=f'simulate {path.name}')
     try:
-        writer = Writer(path, version=9, storage_plugin=STORAGES[storage])
+        # metadata version 8: Humble's rosbag2 reads offered_qos_profiles as a YAML string and
+        # fails on version 9's list; Jazzy reads both
+        writer = Writer(path, version=8, storage_plugin=STORAGES[storage])
         if compression == 'zstd':
             writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         with writer:
@@ -132,7 +134,12 @@ def record_bag(
                 writer.write(conns[topic], stamp_ns, store.serialize_cdr(msg, TOPICS[topic]))
                 counts[topic] += 1
 
-            put('/tf_static', config.start_time_ns, m.tf_static_msg(config.start_time_ns, config))
+            # /tf_static first: a negative stamp jitter can put frame 0 before the start time
+            first = min(
+                [config.start_time_ns]
+                + [sim.stamp_ns(float(t)) for t in (*sim.camera_times[:1], *sim.lidar_times[:1])]
+            )
+            put('/tf_static', first, m.tf_static_msg(first, config))
             for event in events:
                 if isinstance(event, CameraFrame):
                     truth = event.truth

@@ -80,6 +80,30 @@ def test_images_are_well_formed(msgs: dict[str, list[Any]]) -> None:
         assert (info.width, info.height) == (img.width, img.height)
         assert info.k[8] == 1.0
         assert info.k[0] > 0
+    # the principal point in ROS convention (pixel centres at integers) is where the renderer's
+    # own ray table crosses the optical axis
+    cam = Simulator(CFG).camera
+    _, info = msgs['/camera/camera_info'][0]
+    assert info.k[2] == pytest.approx(np.interp(0.0, cam.xn, np.arange(CFG.width)), abs=1e-9)
+    assert info.k[5] == pytest.approx(np.interp(0.0, cam.yn, np.arange(CFG.height)), abs=1e-9)
+    assert (info.p[2], info.p[6]) == (info.k[2], info.k[5])
+
+
+def test_bag_opens_on_humble_and_tf_static_comes_first(bag: Path) -> None:
+    """Metadata version 8 (Humble's rosbag2 cannot parse version 9's QoS lists), and the
+    static transforms precede every sensor message (frame 0's jitter may be negative)."""
+    meta = YAML(typ='safe').load((bag / 'metadata.yaml').read_text())[
+        'rosbag2_bagfile_information'
+    ]
+    assert meta['version'] == 8
+    assert all(
+        isinstance(t['topic_metadata']['offered_qos_profiles'], str)
+        for t in meta['topics_with_message_count']
+    )
+    with Reader(bag) as reader:
+        order = [(ts, conn.topic) for conn, ts, _ in reader.messages()]
+    assert order[0][1] == '/tf_static'
+    assert order[0][0] == min(ts for ts, _ in order)
 
 
 def test_pointclouds_are_well_formed(msgs: dict[str, list[Any]]) -> None:
