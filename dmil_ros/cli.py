@@ -68,6 +68,7 @@ def build_parser(argv: Sequence[str] = ()) -> tuple[argparse.ArgumentParser, str
     parser = argparse.ArgumentParser(
         prog='dmil-ros',
         description='Interaction-aware camera + LiDAR fusion (DMIL, LSMI, PID) for ROS 2.',
+        allow_abbrev=False,  # '--log debug' would parse, but hide the sub-command's arguments
     )
     parser.add_argument('--version', action='version', version=f'dmil-ros {__version__}')
     parser.add_argument(

@@ -50,6 +50,15 @@ def test_unknown_log_level_is_rejected() -> None:
     assert 'loud' in result.stderr
 
 
+def test_abbreviated_global_option_is_refused() -> None:
+    """'--log debug' used to parse as --log-level and then hide the sub-command's arguments
+    ('unrecognized arguments: --out ...')."""
+    result = run('--log', 'debug', 'simulate', '--out', 'x')
+    assert result.returncode == 2
+    assert 'unrecognized arguments: --log' in result.stderr or "'debug'" in result.stderr
+    assert '--out' not in result.stderr.splitlines()[-1]
+
+
 @pytest.mark.parametrize('name', [None, *sorted(COMMANDS)])
 def test_argument_parsing_does_not_import_torch_or_onnxruntime(name: str | None) -> None:
     """Start-up stays light: heavy imports happen inside a sub-command's ``run``."""
