@@ -484,7 +484,15 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
             }
             for name, car in sidecars.items()
         }
-        gt.setdefault('pid', next(iter(sidecars.values())).get('mix_pid'))
+        if 'pid' not in gt:  # no frame-level ground truth: a sidecar's, only when they agree
+            pids = [car.get('mix_pid') for car in sidecars.values()]
+            agree = all(p == pids[0] for p in pids)
+            gt['pid'] = pids[0] if agree else None
+            if not agree:
+                gt['pid_note'] = (
+                    "the bags' sidecars give different mix_pid values and no frame carries "
+                    'ground truth: no single dataset-level truth (see sidecars)'
+                )
     if gt is not None:
         gt['spikes'] = _spike_families(
             in_spike,

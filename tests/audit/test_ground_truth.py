@@ -64,3 +64,18 @@ def test_model_pid_lsmi_output_used_for_model_terms() -> None:
     assert summary['lsmi_mean']['source']['model'] == 'model output pid_lsmi'
     assert 'model' not in summary['lsmi_mean']['delta']  # no refit
     assert summary['lsmi_mean']['data'] is not None  # data level still fitted
+
+
+def test_sidecar_truth_only_when_the_bags_agree() -> None:
+    """Without frame-level ground truth, one bag's sidecar is not the truth of several bags."""
+    from dmil_ros.audit.bagresult import BagResult
+
+    def bag(name: str, redundancy: float) -> BagResult:
+        return BagResult.empty(name, {'sidecar': {'mix_pid': {'redundancy': redundancy}}})
+
+    _, differ = merge([bag('a', 1.0), bag('b', 0.5)])
+    assert differ['ground_truth']['pid'] is None
+    assert 'different mix_pid' in differ['ground_truth']['pid_note']
+    assert set(differ['ground_truth']['sidecars']) == {'a', 'b'}
+    _, agree = merge([bag('a', 1.0), bag('c', 1.0)])
+    assert agree['ground_truth']['pid'] == {'redundancy': 1.0}
