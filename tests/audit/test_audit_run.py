@@ -124,10 +124,20 @@ def test_workers_give_identical_tables(
 ) -> None:
     out1, _ = audited
     out2 = tmp_path / 'two'
-    _audit(fleet, out2, 'foreign.onnx', '--workers', '2', '--no-report')
+    summary2 = _audit(fleet, out2, 'foreign.onnx', '--workers', '2', '--no-report')
     one = pq.read_table(out1 / 'frames.parquet')
     two = pq.read_table(out2 / 'frames.parquet')
     assert one.equals(two)
+    # the summary too, but for timings (wall seconds, worker count)
+    assert _without_timing(summary2) == _without_timing(
+        json.loads((out1 / 'summary.json').read_text())
+    )
+
+
+def _without_timing(summary: dict) -> dict:
+    out = {k: v for k, v in summary.items() if k != 'timing'}
+    out['bags'] = [{k: v for k, v in b.items() if k != 'seconds'} for b in summary['bags']]
+    return out
 
 
 def test_resume_skips_finished_bags(fleet: Path, tmp_path: Path) -> None:
