@@ -7,7 +7,8 @@ Labels (``data.label_source``):
 
 * ``action``: a ``std_msgs/String`` topic whose data is one of ``dmil_ros.actions.ACTIONS``,
   matched to each camera image by the bag's receive time (nearest within ``slop``);
-* ``cmd_vel``: ``geometry_msgs/Twist`` discretised with the thresholds below, in this order:
+* ``cmd_vel``: ``geometry_msgs/Twist`` or ``TwistStamped`` (Nav2 on Jazzy) discretised with
+  the thresholds below, in this order:
   |angular.z| >= ``turn_rate`` -> ``left`` if angular.z > 0 else ``right``;
   otherwise linear.x >= ``forward_speed`` -> ``forward``; otherwise ``stop``.
 """

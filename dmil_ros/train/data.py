@@ -166,7 +166,8 @@ def read_bag(
                             continue
                         value = ACTION_INDEX[m.data]
                     else:
-                        lx, az = float(m.linear.x), float(m.angular.z)
+                        twist = m.twist if hasattr(m, 'twist') else m  # TwistStamped (Nav2)
+                        lx, az = float(twist.linear.x), float(twist.angular.z)
                         if not (math.isfinite(lx) and math.isfinite(az)):
                             stats.skipped[f'{topic}:non_finite'] += 1
                             continue

@@ -59,6 +59,37 @@ def test_cmd_vel_labels_agree_with_expert_actions(bag: Path) -> None:
     assert np.array_equal(by_action.action, by_twist.action)
 
 
+def test_twist_stamped_cmd_vel_labels(bag: Path, tmp_path: Path) -> None:
+    """Nav2 on Jazzy publishes geometry_msgs/TwistStamped on /cmd_vel: same labels."""
+    from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+
+    from dmil_ros.bagio import typestore
+
+    store = typestore()
+    stamped = tmp_path / 'stamped'
+    with Reader(bag) as reader, Writer(stamped, version=8, storage_plugin=StoragePlugin.MCAP) as w:
+        conns = {}
+        for c in reader.connections:
+            kind = 'geometry_msgs/msg/TwistStamped' if c.topic == '/cmd_vel' else c.msgtype
+            conns[c.id] = w.add_connection(c.topic, kind, typestore=store)
+        for c, t, data in reader.messages():
+            raw = bytes(data)
+            if c.topic == '/cmd_vel':
+                twist = store.deserialize_cdr(raw, c.msgtype)
+                header = store.types['std_msgs/msg/Header'](
+                    stamp=store.types['builtin_interfaces/msg/Time'](sec=0, nanosec=0),
+                    frame_id='base_link',
+                )
+                msg = store.types['geometry_msgs/msg/TwistStamped'](header=header, twist=twist)
+                raw = store.serialize_cdr(msg, 'geometry_msgs/msg/TwistStamped')
+            w.write(conns[c.id], t, raw)
+    by_twist, _ = read_bag(bag, DataConfig(label_source='cmd_vel'), SPEC)
+    by_stamped, stats = read_bag(stamped, DataConfig(label_source='cmd_vel'), SPEC)
+    assert not stats.skipped.get('/cmd_vel:AttributeError')
+    assert np.array_equal(by_twist.action, by_stamped.action)
+    assert np.array_equal(by_twist.stamp, by_stamped.stamp)
+
+
 def test_cache_round_trip(bag: Path, tmp_path: Path) -> None:
     fresh, stats = load_bags([bag], DataConfig(), SPEC, tmp_path)
     assert not stats[0].cached
