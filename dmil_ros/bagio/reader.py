@@ -418,11 +418,10 @@ class RobustReader:
         return files[0]
 
     def _indexed(self) -> Iterator[RawMessage]:
-        if self.path.is_dir():
-            for file in self._storage_files():
-                problem = _check_mcap_records(file) if file.suffix == '.mcap' else None
-                if problem is not None:
-                    raise _LayoutError(f'{file.name}: {problem}')
+        for file in self._storage_files():  # a single .mcap path, too (review 9, F)
+            problem = _check_mcap_records(file) if file.suffix == '.mcap' else None
+            if problem is not None:
+                raise _LayoutError(f'{file.name}: {problem}')
         single = self._single_mcap()
         reader: Any = McapReader(single) if single is not None else Reader(self.path)
         reader.open()
