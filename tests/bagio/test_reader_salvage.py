@@ -35,13 +35,13 @@ def test_single_mcap_file_path_gets_the_record_length_check(
     data[summary_start + 1 : summary_start + 9] = struct.pack('<Q', 2**36)
     store.write_bytes(bytes(data))
     checked: list[Path] = []
-    real = reader._check_mcap_records
+    real = reader.check_mcap_records
 
     def spy(path: Path) -> str | None:
         checked.append(path)
         return real(path)
 
-    monkeypatch.setattr(reader, '_check_mcap_records', spy)
+    monkeypatch.setattr(reader, 'check_mcap_records', spy)
     got = RobustReader(store)
     messages = list(got)
     assert checked == [store]

@@ -1,0 +1,274 @@
+"""MCAP at the byte level: bounded chunk inflation, a layout check, and a front-to-back salvage.
+
+Format (https://mcap.dev/spec): magic, then ``opcode u8, length u64, body`` records. The salvage
+scans the records in order; each chunk is decompressed and CRC-checked on its own, so a bad chunk
+costs only its own messages; a chunk cut short (a recorder killed mid-write) gives the messages
+of its readable head, compressed or not; the scan stops at the first record cut short.
+"""
+
+from __future__ import annotations
+
+import struct
+from binascii import crc32
+from collections.abc import Collection, Iterator
+from pathlib import Path
+from typing import Any
+
+from dmil_ros.bagio.records import RawMessage, ReadIssue
+
+MCAP_MAGIC = b'\x89MCAP0\r\n'
+_OP_HEADER, _OP_FOOTER, _OP_SCHEMA, _OP_CHANNEL, _OP_MESSAGE, _OP_CHUNK = 1, 2, 3, 4, 5, 6
+_OP_PARTIAL_CHUNK = 0x100  # internal: the readable head of a chunk cut short
+_U16 = struct.Struct('<H')
+_U32 = struct.Struct('<I')
+_U64 = struct.Struct('<Q')
+_MSG_HEAD = struct.Struct('<HIQQ')  # channel id, sequence, log time, publish time
+_CHUNK_HEAD = struct.Struct('<QQQI')  # start, end, uncompressed size, crc
+
+
+class LayoutError(Exception):
+    """An MCAP file whose record layout rosbags must not be handed (internal)."""
+
+
+class _TruncatedError(Exception):
+    """A record runs past the end of the data (internal to the MCAP scanner)."""
+
+
+def _take(buf: memoryview, pos: int, size: int) -> tuple[memoryview, int]:
+    if pos + size > len(buf):
+        raise _TruncatedError
+    return buf[pos : pos + size], pos + size
+
+
+def _string(buf: memoryview, pos: int) -> tuple[str, int]:
+    raw, pos = _take(buf, pos, 4)
+    (size,) = _U32.unpack(raw)
+    raw, pos = _take(buf, pos, size)
+    return bytes(raw).decode('utf-8', 'replace'), pos
+
+
+MAX_CHUNK_BYTES = 256 << 20
+"""Largest uncompressed MCAP chunk accepted (rosbags writes chunks of about 1 MB)."""
+
+
+def _decompress(data: bytes, compression: str, size: int) -> bytes:
+    """A chunk's bytes, inflated to at most ``size`` + 1 bytes (a zstd/lz4 bomb is not expanded).
+
+    ``size`` is the chunk's declared uncompressed size; a size over :data:`MAX_CHUNK_BYTES` is
+    refused before anything is allocated, and output past ``size`` is an error, not a buffer.
+    """
+    if size > MAX_CHUNK_BYTES:
+        msg = f'chunk declares {size} uncompressed bytes (limit {MAX_CHUNK_BYTES})'
+        raise ValueError(msg)
+    if compression == '':
+        return data
+    if compression == 'zstd':
+        from backports import zstd
+
+        dec: Any = zstd.ZstdDecompressor()
+    elif compression == 'lz4':
+        from lz4.frame import LZ4FrameDecompressor  # type: ignore[import-untyped]
+
+        dec = LZ4FrameDecompressor()
+    else:
+        msg = f'compression {compression!r} not supported'
+        raise ValueError(msg)
+    out = bytes(dec.decompress(data, max_length=size + 1))
+    if len(out) > size:
+        msg = f'chunk inflates past its declared {size} bytes'
+        raise ValueError(msg)
+    if not dec.eof:  # the stream stopped early or is damaged (the full decoder would raise)
+        msg = f'chunk stream does not end after {len(out)} bytes (declared {size})'
+        raise ValueError(msg)
+    return out
+
+
+def bound_rosbags_decompression() -> None:
+    """Make rosbags' MCAP reader inflate chunks with the bound above, too.
+
+    ``rosbags.rosbag2.storage_mcap.decompress`` looks its decompressor up in the module table
+    ``DECOMPRESSORS`` (``(data, declared size) -> bytes``) on every chunk and then compares the
+    length with the declared size; the stock entries inflate the whole stream first (a 16 kB
+    file reached about 1 GB). The bounded entries return at most ``size + 1`` bytes, so rosbags'
+    own size check then rejects a bomb (ValueError / ReaderError -> salvage).
+    """
+    from rosbags.rosbag2 import storage_mcap
+
+    table = getattr(storage_mcap, 'DECOMPRESSORS', None)
+    if isinstance(table, dict):
+        for name in ('zstd', 'lz4'):
+            if name in table:
+                table[name] = lambda data, size, name=name: _decompress(data, name, size)
+
+
+def check_mcap_records(path: Path) -> str | None:
+    """Why rosbags must not open ``path`` (None: the top-level record layout is sound).
+
+    rosbags allocates a record's length as read from the file (``read_sized``: a damaged length
+    of 2**62 means a MemoryError or gigabytes); so every top-level record (opcode u8, length u64)
+    is walked with seeks first and its length checked against the bytes left in the file, and the
+    footer's summary offsets must point at record starts. Cost: one 9-byte read per record.
+    """
+    size = path.stat().st_size
+    starts: set[int] = set()
+    with path.open('rb') as f:
+        if f.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
+            return 'not an MCAP file (bad magic)'
+        pos = len(MCAP_MAGIC)
+        while True:
+            head = f.read(9)
+            if len(head) < 9:
+                return f'record header at offset {pos} cut short: no footer'
+            op = head[0]
+            (length,) = _U64.unpack(head[1:])
+            if length > size - len(MCAP_MAGIC) - pos - 9:
+                return (
+                    f'record opcode 0x{op:02x} at offset {pos} claims {length} bytes, more than '
+                    f'the {size - pos - 9} left in the file'
+                )
+            starts.add(pos)
+            if op == _OP_FOOTER:
+                if length < 16:
+                    return f'footer at offset {pos} too short ({length} bytes)'
+                summary, offsets = struct.unpack('<QQ', f.read(16))
+                for name, at in (('summary_start', summary), ('summary_offset_start', offsets)):
+                    if at and at not in starts:
+                        return f'footer {name} {at} is not a record start'
+                return None
+            pos += 9 + length
+            f.seek(pos)
+
+
+class McapSalvager:
+    """Front-to-back scan of one (possibly damaged) MCAP file."""
+
+    def __init__(self, path: Path, topics: Collection[str] | None, issues: list[ReadIssue]):
+        self.path = path
+        self.topics = set(topics) if topics else None
+        self.issues = issues
+        self.schemas: dict[int, str] = {}
+        self.channels: dict[int, tuple[str, str]] = {}  # id -> (topic, msgtype)
+
+    def _issue(self, offset: int | None, message: str) -> None:
+        self.issues.append(ReadIssue(str(self.path), offset, message))
+
+    def _records(
+        self, buf: memoryview, pos: int, base: int, in_chunk: bool
+    ) -> Iterator[tuple[int, memoryview, int]]:
+        """Yield ``(opcode, body, file_offset)`` until the data ends or is cut short."""
+        end = len(buf)
+        while pos < end:
+            start = pos
+            if end - pos < 9:
+                self._issue(base + start, f'record header cut short ({end - pos} bytes left)')
+                return
+            op = buf[pos]
+            (size,) = _U64.unpack(buf[pos + 1 : pos + 9])
+            pos += 9
+            if size > end - pos:
+                where = 'chunk' if in_chunk else 'file'
+                self._issue(
+                    base + start,
+                    f'record opcode 0x{op:02x} of {size} bytes runs past the end of the {where}'
+                    f' ({end - pos} bytes left): truncated',
+                )
+                if op == _OP_CHUNK and not in_chunk:
+                    yield _OP_PARTIAL_CHUNK, buf[pos:end], base + start
+                return
+            yield op, buf[pos : pos + size], base + start
+            pos += size
+
+    def _message(self, body: memoryview) -> RawMessage | None:
+        if len(body) < _MSG_HEAD.size:
+            raise _TruncatedError
+        channel, _, log_time, _ = _MSG_HEAD.unpack(body[: _MSG_HEAD.size])
+        entry = self.channels.get(channel)
+        if entry is None:
+            return None
+        topic, msgtype = entry
+        if self.topics is not None and topic not in self.topics:
+            return None
+        return RawMessage(topic, msgtype, log_time, bytes(body[_MSG_HEAD.size :]))
+
+    def _meta(self, op: int, body: memoryview) -> None:
+        if op == _OP_SCHEMA:
+            (sid,) = _U16.unpack(body[:2])
+            name, _ = _string(body, 2)
+            self.schemas[sid] = name
+        elif op == _OP_CHANNEL:
+            cid, sid = struct.unpack('<HH', body[:4])
+            topic, _ = _string(body, 4)
+            self.channels[cid] = (topic, self.schemas.get(sid, ''))
+
+    def _chunk(self, body: memoryview, offset: int) -> list[RawMessage]:
+        _, _, usize, crc = _CHUNK_HEAD.unpack(body[: _CHUNK_HEAD.size])
+        compression, pos = _string(body, _CHUNK_HEAD.size)
+        raw, pos = _take(body, pos, 8)
+        (csize,) = _U64.unpack(raw)
+        data, _ = _take(body, pos, csize)
+        inner = _decompress(bytes(data), compression, usize)
+        if len(inner) != usize:
+            msg = f'chunk decompressed to {len(inner)} bytes, header says {usize}'
+            raise ValueError(msg)
+        if crc and crc32(inner) != crc:
+            msg = 'chunk CRC mismatch'
+            raise ValueError(msg)
+        return self._chunk_messages(memoryview(inner), offset)
+
+    def _chunk_messages(self, records: memoryview, offset: int) -> list[RawMessage]:
+        """The readable messages of a chunk's records, in log-time order (schemas and channels
+        met on the way are registered)."""
+        out = []
+        for op, rec, _ in self._records(records, 0, offset, in_chunk=True):
+            if op == _OP_MESSAGE:
+                message = self._message(rec)
+                if message is not None:
+                    out.append(message)
+            else:
+                self._meta(op, rec)
+        out.sort(key=lambda m: m.timestamp)
+        return out
+
+    def _partial_chunk(self, body: memoryview, offset: int) -> list[RawMessage]:
+        """Messages from the head of an uncompressed chunk cut short (a recorder killed)."""
+        compression, pos = _string(body, _CHUNK_HEAD.size)
+        if compression:
+            return []  # a compressed stream cut short cannot be decoded
+        pos += 8
+        return self._chunk_messages(body[pos:], offset)
+
+    def messages(self) -> Iterator[RawMessage]:
+        data = self.path.read_bytes()
+        if not data.startswith(MCAP_MAGIC):
+            self._issue(0, 'not an MCAP file (bad magic)')
+            return
+        buf = memoryview(data)
+        for op, body, offset in self._records(buf, len(MCAP_MAGIC), 0, in_chunk=False):
+            try:
+                if op == _OP_CHUNK:
+                    yield from self._chunk(body, offset)
+                elif op == _OP_PARTIAL_CHUNK:
+                    yield from self._partial_chunk(body, offset)
+                elif op == _OP_MESSAGE:
+                    message = self._message(body)
+                    if message is not None:
+                        yield message
+                elif op == _OP_FOOTER:
+                    return
+                else:
+                    self._meta(op, body)
+            except Exception as exc:  # noqa: PERF203 - one bad record, whatever the cause
+                text = str(exc) or 'record cut short'
+                if not isinstance(exc, _TruncatedError | ValueError):
+                    text = f'{type(exc).__name__}: {text}'  # e.g. ZstdError from a corrupt chunk
+                self._issue(offset, f'record opcode 0x{op:02x} skipped: {text}')
+
+
+__all__ = [
+    'MAX_CHUNK_BYTES',
+    'MCAP_MAGIC',
+    'LayoutError',
+    'McapSalvager',
+    'bound_rosbags_decompression',
+    'check_mcap_records',
+]
