@@ -51,6 +51,20 @@ MAX_CHUNK_BYTES = 256 << 20
 """Largest uncompressed MCAP chunk accepted (rosbags writes chunks of about 1 MB)."""
 
 
+def _decompressor(compression: str) -> Any:
+    """A streaming decompressor for an MCAP chunk's ``compression``."""
+    if compression == 'zstd':
+        from backports import zstd
+
+        return zstd.ZstdDecompressor()
+    if compression == 'lz4':
+        from lz4.frame import LZ4FrameDecompressor  # type: ignore[import-untyped]
+
+        return LZ4FrameDecompressor()
+    msg = f'compression {compression!r} not supported'
+    raise ValueError(msg)
+
+
 def _decompress(data: bytes, compression: str, size: int) -> bytes:
     """A chunk's bytes, inflated to at most ``size`` + 1 bytes (a zstd/lz4 bomb is not expanded).
 
@@ -62,17 +76,7 @@ def _decompress(data: bytes, compression: str, size: int) -> bytes:
         raise ValueError(msg)
     if compression == '':
         return data
-    if compression == 'zstd':
-        from backports import zstd
-
-        dec: Any = zstd.ZstdDecompressor()
-    elif compression == 'lz4':
-        from lz4.frame import LZ4FrameDecompressor  # type: ignore[import-untyped]
-
-        dec = LZ4FrameDecompressor()
-    else:
-        msg = f'compression {compression!r} not supported'
-        raise ValueError(msg)
+    dec = _decompressor(compression)
     out = bytes(dec.decompress(data, max_length=size + 1))
     if len(out) > size:
         msg = f'chunk inflates past its declared {size} bytes'
@@ -81,6 +85,14 @@ def _decompress(data: bytes, compression: str, size: int) -> bytes:
         msg = f'chunk stream does not end after {len(out)} bytes (declared {size})'
         raise ValueError(msg)
     return out
+
+
+def decompress_prefix(data: bytes, compression: str, size: int) -> bytes:
+    """What a compressed stream cut short decodes to (at most ``size`` bytes, no end required)."""
+    if size > MAX_CHUNK_BYTES:
+        msg = f'chunk declares {size} uncompressed bytes (limit {MAX_CHUNK_BYTES})'
+        raise ValueError(msg)
+    return bytes(_decompressor(compression).decompress(data, max_length=size))
 
 
 def bound_rosbags_decompression() -> None:
@@ -230,12 +242,23 @@ class McapSalvager:
         return out
 
     def _partial_chunk(self, body: memoryview, offset: int) -> list[RawMessage]:
-        """Messages from the head of an uncompressed chunk cut short (a recorder killed)."""
+        """Messages from the head of a chunk cut short (a recorder killed mid-write).
+
+        A compressed chunk's stream is decoded as far as it goes (zstd and lz4 decode block by
+        block, so a stream cut short still gives its complete blocks); the records are then read
+        up to the first one cut short. No CRC can be checked: it covers the whole chunk.
+        """
+        _, _, usize, _ = _CHUNK_HEAD.unpack(bytes(_take(body, 0, _CHUNK_HEAD.size)[0]))
         compression, pos = _string(body, _CHUNK_HEAD.size)
-        if compression:
-            return []  # a compressed stream cut short cannot be decoded
-        pos += 8
-        return self._chunk_messages(body[pos:], offset)
+        pos += 8  # the compressed size: the stream runs to the end of what is left
+        if not compression:
+            return self._chunk_messages(body[pos:], offset)
+        inner = decompress_prefix(bytes(body[pos:]), compression, usize)
+        self._issue(
+            offset,
+            f'chunk cut short: its {compression} stream decoded to {len(inner)} of {usize} bytes',
+        )
+        return self._chunk_messages(memoryview(inner), offset)
 
     def messages(self) -> Iterator[RawMessage]:
         data = self.path.read_bytes()
@@ -271,4 +294,5 @@ __all__ = [
     'McapSalvager',
     'bound_rosbags_decompression',
     'check_mcap_records',
+    'decompress_prefix',
 ]

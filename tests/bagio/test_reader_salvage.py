@@ -3,13 +3,15 @@ the messages written."""
 
 from __future__ import annotations
 
+import random
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from dmil_ros.bagio import RobustReader, reader, typestore
+from dmil_ros.bagio import RawMessage, RobustReader, reader, typestore
 
 STRING = 'std_msgs/msg/String'
 
@@ -48,3 +50,151 @@ def test_single_mcap_file_path_gets_the_record_length_check(
     assert got.mode == 'salvage'
     assert any('claims 68719476736 bytes' in i.message for i in got.issues)
     assert len(messages) == 20
+
+
+def messages_of(
+    path: Path, n: int, topics: tuple[str, ...] = ('/a',)
+) -> list[tuple[int, str, bytes]]:
+    """What write_bag_at writes: (log time, topic, CDR) in time order."""
+    store = typestore()
+    out = []
+    for i in range(n):
+        for topic in topics:
+            msg = store.types[STRING](data=f'{topic} {i}')
+            out.append((10**18 + i * 1_000_000, topic, bytes(store.serialize_cdr(msg, STRING))))
+    return out
+
+
+def write_bag_at(path: Path, rows: list[tuple[int, str, bytes]], **kw: object) -> None:
+    store = typestore()
+    writer = Writer(path, version=8, storage_plugin=StoragePlugin.MCAP)
+    for name, value in kw.items():
+        getattr(writer, name)(*value)  # type: ignore[operator]
+    with writer:
+        conns = {
+            t: writer.add_connection(t, STRING, typestore=store)
+            for t in sorted({r[1] for r in rows})
+        }
+        for t, topic, data in rows:
+            writer.write(conns[topic], t, data)
+
+
+def split_bag(root: Path, parts: int, per: int) -> list[tuple[int, str, bytes]]:
+    """One rosbag2 directory of ``parts`` MCAP files split_0 .. split_{parts-1}, each ``per``
+    messages, and a metadata.yaml listing them (as a split recording does)."""
+    rows = messages_of(root, parts * per)
+    root.mkdir()
+    for k in range(parts):
+        tmp = root.parent / f'part{k}'
+        write_bag_at(tmp, rows[k * per : (k + 1) * per])
+        (tmp / f'part{k}.mcap').rename(root / f'split_{k}.mcap')
+    names = '\n'.join(f'  - split_{k}.mcap' for k in range(parts))
+    (root / 'metadata.yaml').write_text(
+        f'rosbag2_bagfile_information:\n  compression_mode: ""\n  relative_file_paths:\n{names}\n'
+    )
+    return rows
+
+
+def test_split_parts_are_read_in_numeric_order(tmp_path: Path) -> None:
+    """B: split_10 comes after split_9, not after split_1 (no metadata.yaml: a recorder killed)."""
+    rows = split_bag(tmp_path / 'bag', 12, 3)
+    (tmp_path / 'bag' / 'metadata.yaml').unlink()
+    got = [(m.timestamp, m.topic, m.data) for m in RobustReader(tmp_path / 'bag')]
+    assert got == rows
+
+
+def test_missing_split_part_is_an_issue(tmp_path: Path) -> None:
+    """C: metadata.yaml lists 3 parts, 1 is left: its messages come back, and the read says
+    that parts are missing (it used to claim a complete read)."""
+    rows = split_bag(tmp_path / 'bag', 3, 4)
+    (tmp_path / 'bag' / 'split_1.mcap').unlink()
+    (tmp_path / 'bag' / 'split_2.mcap').unlink()
+    reader = RobustReader(tmp_path / 'bag')
+    got = [(m.timestamp, m.topic, m.data) for m in reader]
+    assert got == rows[:4]
+    assert not reader.complete
+    assert any("'split_1.mcap', 'split_2.mcap'" in i.message for i in reader.issues)
+
+
+def test_listed_files_block_and_flow() -> None:
+    text = 'a:\n  relative_file_paths:\n    - x_0.db3\n    - "x_1.db3"\n  version: 8\n'
+    assert reader.listed_files(text) == ['x_0.db3', 'x_1.db3']
+    assert reader.listed_files('  relative_file_paths: [a.mcap, b.mcap]\n') == ['a.mcap', 'b.mcap']
+    assert reader.listed_files('version: 8\n') is None
+
+
+def test_file_compressed_bag_is_read(tmp_path: Path) -> None:
+    """D: `ros2 bag record --compression-mode file` writes .mcap.zstd; rosbags reads it."""
+    from rosbags.rosbag2 import CompressionFormat, CompressionMode
+
+    rows = messages_of(tmp_path, 10)
+    write_bag_at(
+        tmp_path / 'bag', rows, set_compression=(CompressionMode.FILE, CompressionFormat.ZSTD)
+    )
+    assert [p.name for p in (tmp_path / 'bag').glob('*.zstd')]
+    reader = RobustReader(tmp_path / 'bag')
+    assert [(m.timestamp, m.topic, m.data) for m in reader] == rows
+    assert reader.complete
+
+
+def test_cut_compressed_chunk_gives_its_head(tmp_path: Path) -> None:
+    """E: a zstd chunk cut short (a recorder killed) still yields the messages of its decodable
+    head, each byte-identical to what was written (they used to be dropped with the chunk)."""
+    from rosbags.rosbag2 import CompressionFormat, CompressionMode
+
+    store = typestore()
+    letters = [chr(c) for c in range(65, 91)]
+    rows = []  # 40 messages of 20 kB of letters: one ~1 MB chunk of many zstd blocks
+    for i in range(40):
+        text = ''.join(random.Random(i).choices(letters, k=20_000))
+        data = bytes(store.serialize_cdr(store.types[STRING](data=text), STRING))
+        rows.append((10**18 + i, '/a', data))
+
+    write_bag_at(
+        tmp_path / 'bag', rows, set_compression=(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+    )
+    file = tmp_path / 'bag' / 'bag.mcap'
+    data = file.read_bytes()
+    file.write_bytes(data[: len(data) // 2])
+    reader = RobustReader(file)
+    got = [(m.timestamp, m.topic, m.data) for m in reader]
+    assert reader.mode == 'salvage'
+    assert len(got) > 0
+    assert got == rows[: len(got)]  # a prefix, byte-identical
+    assert any('stream decoded to' in i.message for i in reader.issues)
+
+
+def test_salvage_fills_the_topic_list(tmp_path: Path) -> None:
+    """G: the bag's topics are known in salvage mode too (replay names them when an input
+    topic is missing)."""
+    rows = messages_of(tmp_path, 10, topics=('/a', '/b'))
+    write_bag_at(tmp_path / 'bag', rows)
+    file = tmp_path / 'bag' / 'bag.mcap'
+    data = file.read_bytes()
+    file.write_bytes(data[: len(data) - 40])  # no footer: salvage
+    reader = RobustReader(file, topics=['/a'])
+    list(reader)
+    assert reader.mode == 'salvage'
+    assert reader.available == {'/a': STRING, '/b': STRING}
+
+
+def test_switch_to_salvage_loses_nothing_at_a_shared_stamp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """H: the indexed read fails after yielding /a at a stamp that /b shares: salvage must still
+    give /b at that stamp (it skipped every message stamped <= the last one yielded)."""
+    rows = messages_of(tmp_path, 6, topics=('/a', '/b'))
+    write_bag_at(tmp_path / 'bag', rows)
+    real = RobustReader._indexed
+
+    def failing(self: RobustReader) -> Iterator[RawMessage]:
+        for k, message in enumerate(real(self)):
+            if k == 5:  # after (t0, /a) (t0, /b) (t1, /a) (t1, /b) (t2, /a)
+                raise OSError('disk went away')
+            yield message
+
+    monkeypatch.setattr(RobustReader, '_indexed', failing)
+    reader = RobustReader(tmp_path / 'bag')
+    got = sorted((m.timestamp, m.topic, m.data) for m in reader)
+    assert reader.mode == 'salvage'
+    assert got == sorted(rows)  # each exactly once
