@@ -365,15 +365,15 @@ def decode_pointcloud2(msg: Any, topic: str = '') -> Points:
     (height > 1) or not. Points with a non-finite coordinate are dropped; a non-finite intensity
     reads as 0.
     """
-    dtype, roles = pointcloud_dtype(msg, topic)
     height, width = int(msg.height), int(msg.width)
+    if height == 0 or width == 0:  # an empty sweep; some drivers then send no fields at all
+        return Points(np.zeros((0, 3), np.float32))
+    dtype, roles = pointcloud_dtype(msg, topic)
     point_step, row_step = int(msg.point_step), int(msg.row_step)
     if height < 0 or width < 0 or height * width > MAX_POINTS:
         msg_ = f'cloud size {width}x{height} is not valid (max {MAX_POINTS} points)'
         raise DecodeError(msg_, topic=topic, field='height/width', reason='size')
     data = as_bytes(msg.data, topic=topic)
-    if height == 0 or width == 0:
-        return Points(np.zeros((0, 3), np.float32))
     if row_step < width * point_step:
         msg_ = f'row_step {row_step} < width {width} x point_step {point_step}'
         raise DecodeError(msg_, topic=topic, field='row_step', reason='size')

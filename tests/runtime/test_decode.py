@@ -384,6 +384,8 @@ def test_non_finite_intensity_reads_as_zero() -> None:
 def test_empty_cloud() -> None:
     msg = pack_cloud([], [('x', 7, 0), ('y', 7, 4), ('z', 7, 8)], 12, 0, 1, 0, False)
     assert len(decode_pointcloud2(msg)) == 0
+    bare = pack_cloud([], [], 0, 0, 1, 0, False)  # no returns, no fields, point_step 0
+    assert len(decode_pointcloud2(bare)) == 0
 
 
 XZ = PointField('z', 8, 7, 1)
