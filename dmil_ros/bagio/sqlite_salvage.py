@@ -1,0 +1,247 @@
+"""Salvage of a damaged rosbag2 sqlite3 (``.db3``) file: every row that can still be read intact.
+
+A truncated or overwritten database makes any query that touches a lost page fail with
+"database disk image is malformed"; a time-ordered scan (``ORDER BY timestamp``) must read every
+row first, so it fails at once. Instead, rows are looked up by rowid (``messages.id``: rosbag2
+writes ids 1, 2, ... in order), in ranges of :data:`RANGE` ids; a range that fails is bisected
+down to single ids, and an id that still fails is counted and skipped. Pass 1 reads
+``(id, topic_id, timestamp)`` only (no blob overflow pages); pass 2 reads each message's data in
+timestamp order, so memory holds the index, not the bag. Without a readable ``max(id)`` the scan
+stops after a run of unreadable ids as long as :data:`MIN_GAP` or everything found so far.
+
+A file cut short: SQLite's unix VFS hands back pages past the end of the file as zeros
+(``SQLITE_IOERR_SHORT_READ``, which the pager accepts), so a row whose last overflow pages were
+cut off reads as a *valid* blob with a zeroed tail. The database is therefore read through
+``apsw`` (a rosbags dependency) with a VFS, :class:`_EofVFS`, whose main-file reads raise when
+they reach past the end of the file: such a row then fails like any other damaged row and is
+counted, never yielded (the fuzz 'truncate' case: a row whose leaf-page cell was cut came back
+zero-filled through stdlib ``sqlite3`` and through apsw's default VFS alike). Chosen over the
+alternatives because it is exact and cheap: a zero-tail heuristic on the blob (the previous
+attempt) missed that case and would drop real data ending in zeros, and ``dbstat`` (page
+ownership per row) is not compiled into every SQLite and itself fails on a damaged b-tree.
+Measured on a 361-message, 6 MB bag: the intact file salvages in 0.02 s, a cut one in 0.15 s.
+
+The database is opened read-only (URI ``mode=ro``) with ``PRAGMA writable_schema=ON`` (a damaged
+schema is tolerated); nothing is written. Overwritten bytes inside a row's pages cannot be
+detected (SQLite keeps no checksums): the salvage always reports an issue when anything failed,
+so such a bag never reads as complete.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import apsw
+
+if TYPE_CHECKING:
+    from dmil_ros.bagio.reader import RawMessage, ReadIssue
+
+RANGE = 256
+"""Rowids read per query while the table is sound."""
+MIN_GAP = 4096
+"""Unreadable ids in a row after which, without ``max(id)``, the scan stops."""
+VFS_NAME = 'dmil-eof-strict'
+
+_Row = tuple[int, Any, object]  # id, topic id, timestamp (a damaged row: any type)
+_lock = threading.Lock()
+_vfs: apsw.VFS | None = None
+
+
+class _EofFile(apsw.VFSFile):
+    """A file of the default VFS whose main-database reads must lie inside the file."""
+
+    def __init__(self, filename: Any, flags: list[int]) -> None:
+        super().__init__('', filename, flags)
+        self._main = bool(flags[0] & apsw.SQLITE_OPEN_MAIN_DB)
+
+    def xRead(self, amount: int, offset: int) -> bytes:  # noqa: N802 - apsw API
+        if self._main and offset + amount > self.xFileSize():
+            msg = f'read of {amount} bytes at {offset} is past the end of the file'
+            raise apsw.IOError(msg)
+        data: bytes = super().xRead(amount, offset)
+        return data
+
+
+class _EofVFS(apsw.VFS):
+    """The default VFS, except that a read past the end of the main file is an I/O error."""
+
+    def __init__(self) -> None:
+        super().__init__(VFS_NAME, '')
+
+    def xOpen(self, name: Any, flags: list[int]) -> _EofFile:  # noqa: N802 - apsw API
+        return _EofFile(name, flags)
+
+
+def _connect(path: Path) -> apsw.Connection:
+    global _vfs  # noqa: PLW0603 - one registration per process
+    with _lock:
+        if _vfs is None:
+            _vfs = _EofVFS()
+    uri = Path(path).resolve().as_uri() + '?mode=ro'
+    flags = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
+    con = apsw.Connection(uri, flags=flags, vfs=VFS_NAME)
+    con.execute('PRAGMA writable_schema=ON')
+    return con
+
+
+def _topic_names(con: apsw.Connection) -> tuple[dict[int, tuple[str, str]], list[str]]:
+    """``topic id -> (name, type)`` of the readable topic rows, and the ids of the others."""
+    names: dict[int, tuple[str, str]] = {}
+    bad: list[str] = []
+    # text read as blobs: damaged text need not be UTF-8; decoded here, row by row
+    for tid, name, msgtype in con.execute(
+        'SELECT id, CAST(name AS BLOB), CAST(type AS BLOB) FROM topics'
+    ):
+        try:
+            names[tid] = (name.decode(), msgtype.decode())
+        except (AttributeError, UnicodeDecodeError):  # noqa: PERF203 - NULL or bad UTF-8
+            bad.append(repr(tid))
+    return names, bad
+
+
+def sqlite_topics(path: Path) -> dict[str, str]:
+    """Topic -> message type from the ``topics`` table of a (possibly damaged) ``.db3``.
+
+    Best effort: an unreadable table or file gives ``{}``, an undecodable row is left out."""
+    try:
+        con = _connect(path)
+    except apsw.Error:
+        return {}
+    try:
+        names, _ = _topic_names(con)
+    except apsw.Error:
+        return {}
+    finally:
+        con.close()
+    return dict(names.values())
+
+
+def _rows(con: apsw.Connection, lo: int, hi: int, bad: list[int]) -> list[_Row]:
+    """Readable ``(id, topic_id, timestamp)`` rows with ``lo <= id <= hi`` (bisecting)."""
+    try:
+        return list(
+            con.execute(
+                'SELECT id, topic_id, timestamp FROM messages WHERE id BETWEEN ? AND ?', (lo, hi)
+            )
+        )
+    except apsw.Error:
+        if lo == hi:
+            bad.append(lo)
+            return []
+    mid = (lo + hi) // 2
+    return _rows(con, lo, mid, bad) + _rows(con, mid + 1, hi, bad)
+
+
+def _max_id(con: apsw.Connection) -> int | None:
+    try:
+        row = con.execute('SELECT max(id) FROM messages').fetchone()
+    except apsw.Error:
+        return None
+    return row[0] if row is not None and isinstance(row[0], int) else None
+
+
+def _index(con: apsw.Connection) -> tuple[list[_Row], list[int], int | None]:
+    """Pass 1: the readable rows, the unreadable ids, and the last id (None: unknown)."""
+    top = _max_id(con)
+    found: list[_Row] = []
+    bad: list[int] = []
+    lo, last_good = 1, 0
+    while top is None or lo <= top:
+        hi = lo + RANGE - 1 if top is None else min(lo + RANGE - 1, top)
+        before = len(bad)
+        rows = _rows(con, lo, hi, bad)
+        found += rows
+        last_good = max([last_good] + [r[0] for r in rows])
+        if top is None and not rows and len(bad) == before:
+            top = hi  # past the end: no id here, and none failed
+        elif top is None and hi - last_good >= max(MIN_GAP, len(found)):
+            # every id after the last readable one fails: the tail pages are lost
+            return found, [b for b in bad if b < last_good], None
+        lo = hi + 1
+    return found, bad, top
+
+
+def salvage_sqlite(
+    path: Path, topics: Collection[str] | None, issues: list[ReadIssue]
+) -> Iterator[RawMessage]:
+    """Readable messages of a damaged ``.db3``, in timestamp order (ties: rowid order).
+
+    Every message yielded was read whole from inside the file (none is zero-filled past a cut);
+    each problem becomes a :class:`ReadIssue` in ``issues``: an unopenable file or unreadable
+    ``topics`` table (nothing yielded), undecodable topic rows, rows of the wrong type, and one
+    entry counting the message rows read and the ids that could not be read. Nothing is raised
+    for damage. ``topics``: only these topics (None or empty: all)."""
+    from dmil_ros.bagio.reader import RawMessage, ReadIssue
+
+    wanted = set(topics) if topics else None
+    where = str(path)
+    try:
+        con = _connect(path)
+    except apsw.Error as exc:
+        issues.append(ReadIssue(where, None, f'sqlite: {exc}'))
+        return
+    try:
+        names, bad_topics = _topic_names(con)
+        if bad_topics:
+            issues.append(
+                ReadIssue(where, None, f'sqlite: topic rows {", ".join(bad_topics)} skipped')
+            )
+        found, bad, top = _index(con)
+        order: list[tuple[int, int, tuple[str, str]]] = []
+        for rid, tid, stamp in found:
+            entry = names.get(tid)
+            if entry is None:
+                bad.append(rid)  # a row of a topic whose topics row is lost
+                continue
+            if wanted is not None and entry[0] not in wanted:
+                continue
+            if not isinstance(stamp, int):
+                issues.append(_row_issue(where, entry[0], stamp, None))
+                continue
+            order.append((stamp, rid, entry))
+        order.sort()
+        for stamp, rid, entry in order:
+            try:
+                row = con.execute('SELECT data FROM messages WHERE id = ?', (rid,)).fetchone()
+            except apsw.Error:
+                bad.append(rid)
+                continue
+            blob = row[0] if row is not None else None
+            if not isinstance(blob, bytes):
+                # a damaged row can hold NULL, text or a float where the schema says otherwise
+                issues.append(_row_issue(where, entry[0], stamp, blob))
+                continue
+            yield RawMessage(entry[0], entry[1], stamp, blob)
+        if bad or top is None:
+            bad.sort()
+            tail = '' if top is not None else '; the rows after the last readable id are lost'
+            more = '...' if len(bad) > 5 else ''
+            issues.append(
+                ReadIssue(
+                    where,
+                    None,
+                    f'sqlite: {len(found)} message rows read, {len(bad)} unreadable '
+                    f'(ids {bad[:5]}{more}){tail}',
+                )
+            )
+    except apsw.Error as exc:
+        issues.append(ReadIssue(where, None, f'sqlite: {exc}'))
+    finally:
+        con.close()
+
+
+def _row_issue(where: str, topic: str, stamp: object, blob: object) -> ReadIssue:
+    from dmil_ros.bagio.reader import ReadIssue
+
+    return ReadIssue(
+        where,
+        None,
+        f'sqlite: topic {topic!r}: message row skipped (timestamp '
+        f'{type(stamp).__name__}, data {type(blob).__name__})',
+    )
+
+
+__all__ = ['salvage_sqlite', 'sqlite_topics']
