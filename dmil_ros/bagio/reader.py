@@ -12,7 +12,7 @@ which the indexed reader fails in any way or yields fewer messages than its inde
 
 * MCAP: the records are scanned front to back (:mod:`dmil_ros.bagio.mcap`); a bad chunk costs
   only its own messages, a chunk cut short gives its readable head;
-* sqlite3: the ``messages`` table is read in time order until the database reports damage.
+* sqlite3: every row that can still be read intact (:mod:`dmil_ros.bagio.sqlite_salvage`).
 
 Storage files are read in recording order (split parts by number: ``_2`` before ``_10``); a part
 ``metadata.yaml`` lists but that is gone is an issue; file-compressed parts (``.mcap.zstd``) are
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from collections import Counter
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -46,51 +45,12 @@ from dmil_ros.bagio.mcap import (
     check_mcap_records,
 )
 from dmil_ros.bagio.records import BagReadError, RawMessage, ReadIssue
+from dmil_ros.bagio.sqlite_salvage import salvage_sqlite, sqlite_topics
 from dmil_ros.bagio.typestore import typestore as default_typestore
 
 logger = logging.getLogger(__name__)
 
 bound_rosbags_decompression()
-
-
-def _salvage_sqlite(
-    path: Path, topics: Collection[str] | None, issues: list[ReadIssue]
-) -> Iterator[RawMessage]:
-    wanted = set(topics) if topics else None
-    try:
-        con = sqlite3.connect(f'file:{path}?mode=ro', uri=True)
-    except sqlite3.Error as exc:
-        issues.append(ReadIssue(str(path), None, f'sqlite: {exc}'))
-        return
-    con.text_factory = bytes  # damaged text need not be UTF-8: decoded below, row by row
-    try:
-        names = {}
-        for tid, name, msgtype in con.execute('SELECT id, name, type FROM topics'):
-            try:
-                names[tid] = (name.decode(), msgtype.decode())
-            except (AttributeError, UnicodeDecodeError):  # noqa: PERF203 - NULL, number, bad UTF-8
-                issues.append(ReadIssue(str(path), None, f'sqlite: topic row {tid!r} skipped'))
-        cursor = con.execute('SELECT topic_id, timestamp, data FROM messages ORDER BY timestamp')
-        for tid, stamp, blob in cursor:
-            entry = names.get(tid)
-            if entry is None or (wanted is not None and entry[0] not in wanted):
-                continue
-            if not isinstance(stamp, int) or not isinstance(blob, bytes):
-                # a damaged row can hold NULL, text or a float where the schema says otherwise
-                issues.append(
-                    ReadIssue(
-                        str(path),
-                        None,
-                        f'sqlite: topic {entry[0]!r}: message row skipped (timestamp '
-                        f'{type(stamp).__name__}, data {type(blob).__name__})',
-                    )
-                )
-                continue
-            yield RawMessage(entry[0], entry[1], stamp, blob)
-    except sqlite3.Error as exc:
-        issues.append(ReadIssue(str(path), None, f'sqlite: {exc}'))
-    finally:
-        con.close()
 
 
 def storage_kind(path: Path) -> str | None:
@@ -247,7 +207,8 @@ class RobustReader:
                 self.issues.append(ReadIssue(str(file), None, text))
                 continue
             if kind == '.db3':
-                yield from _salvage_sqlite(file, self.topics, self.issues)
+                yield from salvage_sqlite(file, self.topics, self.issues)
+                self.available.update(sqlite_topics(file))
                 continue
             salvager = McapSalvager(file, self.topics, self.issues)
             yield from salvager.messages()

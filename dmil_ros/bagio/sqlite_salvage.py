@@ -23,8 +23,8 @@ Measured on a 361-message, 6 MB bag: the intact file salvages in 0.02 s, a cut o
 
 The database is opened read-only (URI ``mode=ro``) with ``PRAGMA writable_schema=ON`` (a damaged
 schema is tolerated); nothing is written. Overwritten bytes inside a row's pages cannot be
-detected (SQLite keeps no checksums): the salvage always reports an issue when anything failed,
-so such a bag never reads as complete.
+detected (SQLite keeps no checksums): junk over whole pages makes their rows fail (counted), but
+junk inside a row's bytes can come back as a wrong message with no issue recorded.
 """
 
 from __future__ import annotations
@@ -32,12 +32,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import apsw
 
-if TYPE_CHECKING:
-    from dmil_ros.bagio.reader import RawMessage, ReadIssue
+from dmil_ros.bagio.records import RawMessage, ReadIssue
 
 RANGE = 256
 """Rowids read per query while the table is sound."""
@@ -174,8 +173,6 @@ def salvage_sqlite(
     ``topics`` table (nothing yielded), undecodable topic rows, rows of the wrong type, and one
     entry counting the message rows read and the ids that could not be read. Nothing is raised
     for damage. ``topics``: only these topics (None or empty: all)."""
-    from dmil_ros.bagio.reader import RawMessage, ReadIssue
-
     wanted = set(topics) if topics else None
     where = str(path)
     try:
@@ -234,8 +231,6 @@ def salvage_sqlite(
 
 
 def _row_issue(where: str, topic: str, stamp: object, blob: object) -> ReadIssue:
-    from dmil_ros.bagio.reader import ReadIssue
-
     return ReadIssue(
         where,
         None,
