@@ -16,7 +16,7 @@ import pytest
 
 from dmil_ros.bagio.reader import RawMessage, ReadIssue
 from dmil_ros.bagio.sqlite_salvage import salvage_sqlite, sqlite_topics
-from dmil_ros.sim import SimConfig, record_bag
+from dmil_ros.sim import TOPICS, SimConfig, record_bag
 
 Key = tuple[str, int]
 
@@ -63,16 +63,7 @@ def test_intact_file_reads_whole(
     check_exact(got, truth)
     assert len(got) == len(truth)
     assert issues == []
-    assert sqlite_topics(tmp_path / 'a.db3') == {
-        '/tf_static': 'tf2_msgs/msg/TFMessage',
-        '/camera/image_raw': 'sensor_msgs/msg/Image',
-        '/camera/camera_info': 'sensor_msgs/msg/CameraInfo',
-        '/lidar/points': 'sensor_msgs/msg/PointCloud2',
-        '/scan': 'sensor_msgs/msg/LaserScan',
-        '/cmd_vel': 'geometry_msgs/msg/Twist',
-        '/expert/action': 'std_msgs/msg/String',
-        '/sim/ground_truth': 'dmil_ros/msg/GroundTruth',
-    }
+    assert sqlite_topics(tmp_path / 'a.db3') == TOPICS  # what the simulator wrote
 
 
 def test_topic_filter(bag: tuple[bytes, dict[Key, bytes], list[Key]], tmp_path: Path) -> None:

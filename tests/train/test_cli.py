@@ -11,7 +11,7 @@ import pytest
 from dmil_ros.cli import main
 from dmil_ros.sim import SimConfig, record_bag
 from dmil_ros.train.card import metrics_table
-from tests.train.test_trainer import SMALL_MODEL
+from tests.train.toy import small_model
 
 
 @pytest.fixture(scope='module')
@@ -24,7 +24,7 @@ def bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_train_export_evaluate(bag: Path, tmp_path: Path) -> None:
     config = tmp_path / 'train.json'
     config.write_text(json.dumps({
-        'model': SMALL_MODEL,
+        'model': small_model(8),
         'schedule': {'stage1_epochs': 1, 'stage2_epochs': 1, 'stage3_epochs': 1,
                      'baseline_epochs': 1, 'batch_size': 32, 'threads': 1},
         'data': {'block_seconds': 2.0},

@@ -18,16 +18,12 @@ from dmil_ros.train.dataset import Arrays, time_block_split
 from dmil_ros.train.errors import CheckpointError, TrainConfigError
 from dmil_ros.train.metrics import evaluate_predictions
 from dmil_ros.train.trainer import train
+from tests.train.toy import small_config as toy_small_config
 from tests.train.toy import toy_arrays
-
-SMALL_MODEL = {'camera_channels': [4, 8, 8], 'lidar_channels': [4, 8, 8], 'feature_dim': 16,
-               'latent_dim': 4, 'hidden': 16}  # fmt: skip
 
 
 def small_config(kind: str, **schedule: int) -> TrainConfig:
-    sched = {'stage1_epochs': 1, 'stage2_epochs': 1, 'stage3_epochs': 1, 'baseline_epochs': 2,
-             'batch_size': 64, 'threads': 1, **schedule}  # fmt: skip
-    return TrainConfig.from_dict({'model': {**SMALL_MODEL, 'kind': kind}, 'schedule': sched})
+    return toy_small_config(kind, width=8, **{'batch_size': 64, **schedule})
 
 
 @pytest.mark.parametrize('kind', ['dmil', 'joint', 'ensemble'])

@@ -12,8 +12,11 @@ gap opens on the left or right of the range image). Families decide what the act
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from dmil_ros.train.config import TrainConfig
 from dmil_ros.train.dataset import Arrays
 
 
@@ -45,3 +48,18 @@ def toy_arrays(n: int, seed: int, families: tuple[int, ...] = (0, 1, 2, 3)) -> A
         image=image, lidar=lidar, action=action, family=fam.astype(np.int64), stamp=stamp,
         segment=np.zeros(n, np.int64),
     )  # fmt: skip
+
+
+def small_model(width: int = 8) -> dict[str, Any]:
+    """A tiny model config: channels width/2, width, width; features 2 width."""
+    return {'camera_channels': [width // 2, width, width],
+            'lidar_channels': [width // 2, width, width],
+            'feature_dim': 2 * width, 'latent_dim': 4, 'hidden': 2 * width}  # fmt: skip
+
+
+def small_config(kind: str, width: int = 8, batch_size: int = 64, **schedule: int) -> TrainConfig:
+    """:func:`small_model` on a one-epoch-per-stage schedule."""
+    sched = {'stage1_epochs': 1, 'stage2_epochs': 1, 'stage3_epochs': 1, 'baseline_epochs': 2,
+             'batch_size': batch_size, 'threads': 1, **schedule}  # fmt: skip
+    model = {**small_model(width), 'kind': kind}
+    return TrainConfig.from_dict({'model': model, 'schedule': sched})

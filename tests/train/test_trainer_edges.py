@@ -1,4 +1,4 @@
-"""Regression tests for review 6 (split, resume, stages, config, cache, export, data)."""
+"""Trainer edge cases: short recordings, resume state, zero-epoch stages (review 6)."""
 
 from __future__ import annotations
 
@@ -16,18 +16,14 @@ from dmil_ros.train.config import DataConfig, TrainConfig
 from dmil_ros.train.dataset import Arrays, time_block_split
 from dmil_ros.train.errors import DataError, TrainConfigError, TrainError
 from dmil_ros.train.trainer import train
-from tests.train.toy import toy_arrays
+from tests.train.toy import small_config as toy_small_config
+from tests.train.toy import small_model, toy_arrays
 
 torch.set_num_threads(1)
 
-SMALL_MODEL = {'camera_channels': [2, 4, 4], 'lidar_channels': [2, 4, 4], 'feature_dim': 8,
-               'latent_dim': 4, 'hidden': 8}  # fmt: skip
-
 
 def small_config(kind: str, **schedule: int) -> TrainConfig:
-    sched = {'stage1_epochs': 1, 'stage2_epochs': 1, 'stage3_epochs': 1, 'baseline_epochs': 2,
-             'batch_size': 16, 'threads': 1, **schedule}  # fmt: skip
-    return TrainConfig.from_dict({'model': {**SMALL_MODEL, 'kind': kind}, 'schedule': sched})
+    return toy_small_config(kind, width=4, **{'batch_size': 16, **schedule})
 
 
 def _timed(seconds: float, n: int = 40, segment: int = 0) -> Arrays:
@@ -89,7 +85,7 @@ def test_interrupted_then_resumed_run_matches_the_uninterrupted_one(
 ) -> None:
     tr, va = toy_arrays(48, 0), toy_arrays(24, 1)
     cfg = TrainConfig.from_dict({
-        'model': {**SMALL_MODEL, 'kind': kind},
+        'model': {**small_model(4), 'kind': kind},
         'schedule': {'stage1_epochs': 2, 'stage2_epochs': 2, 'stage3_epochs': 2,
                      'baseline_epochs': 3, 'batch_size': 16, 'threads': 1, 'lidar_roll': 2,
                      'brightness': 0.1},
