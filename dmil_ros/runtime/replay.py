@@ -34,6 +34,7 @@ from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Header, Job
 logger = logging.getLogger(__name__)
 
 STAGE_ORDER = ('decode', 'preprocess', 'inference', 'monitor', 'serialise', 'total')
+MAX_GAP_REPORTS = 60  # diagnostics written through one gap in the bag (one per second)
 
 
 @dataclass
@@ -232,9 +233,12 @@ def replay(
                 if ahead > 0:
                     time.sleep(ahead)
             # diagnostics once per second of bag time, through gaps too (the node's timer):
-            # each report covers the time before this message arrived
+            # each report covers the time before this message arrived; a gap longer than
+            # MAX_GAP_REPORTS s (two recordings in one bag, a clock step) gets that many, then
+            # the reports resume at this message (not millions of 'silent' reports)
             if next_diag is None:
                 next_diag = log_ns + 1_000_000_000
+            written = 0
             while log_ns >= next_diag:
                 emit(pending)
                 pending = []
@@ -243,6 +247,14 @@ def replay(
                 )
                 writer.write('diagnostics', diag, next_diag)
                 next_diag += 1_000_000_000
+                written += 1
+                if written == MAX_GAP_REPORTS and log_ns >= next_diag:
+                    skipped = (log_ns - next_diag) // 1_000_000_000 + 1
+                    summary.problems.append(
+                        f'bag time jumps {skipped + written} s at {next_diag / 1e9:.3f} s: '
+                        f'{skipped} diagnostics reports of the gap not written'
+                    )
+                    next_diag += skipped * 1_000_000_000
             now_s = log_ns / 1e9
             tracker.arrived(raw.topic, now_s)
             jobs = (

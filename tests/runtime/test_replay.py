@@ -244,3 +244,18 @@ def test_missing_input_topic_is_named(tmp_path: Path, model: Path) -> None:
     assert CAM in problem  # the bag's topics are listed
     assert LID in problem
     assert any(problem in line for line in summary.lines())
+
+
+def test_a_long_gap_gets_a_bounded_number_of_reports(tmp_path: Path, model: Path) -> None:
+    """Two recordings 10 minutes apart in one bag: 60 reports for the gap, not 600."""
+    from dmil_ros.runtime.replay import MAX_GAP_REPORTS
+
+    write_segments(tmp_path / 'in', [(1.0, 2.0), (601.0, 602.0)])
+    summary = replay(
+        FusionPipeline(FusionModel(model)), tmp_path / 'in', tmp_path / 'out', progress=False
+    )
+    diags = read_bag(tmp_path / 'out')['/diagnostics']
+    assert MAX_GAP_REPORTS < len(diags) <= MAX_GAP_REPORTS + 4
+    assert any('diagnostics reports of the gap not written' in p for p in summary.problems)
+    times = [t for t, _, _ in diags]
+    assert times == sorted(times)
