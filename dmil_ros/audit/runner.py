@@ -35,10 +35,10 @@ from dmil_ros.audit import bagresult
 from dmil_ros.audit.bagaudit import BagOptions, audit_bag
 from dmil_ros.audit.errors import AuditError
 from dmil_ros.audit.merge import MergeOptions, merge
+from dmil_ros.bagio.reader import storage_kind
 
 logger = logging.getLogger(__name__)
 ENGINES = ('process', 'ray')
-STORAGE_SUFFIXES = ('.mcap', '.db3')
 
 
 @dataclass(frozen=True)
@@ -63,12 +63,12 @@ class AuditOptions:
 
 def _is_bag(path: Path) -> bool:
     if path.is_file():
-        return path.suffix in STORAGE_SUFFIXES
+        return storage_kind(path) is not None
     if not path.is_dir():
         return False
     if (path / 'metadata.yaml').is_file():
         return True
-    return any(p.suffix in STORAGE_SUFFIXES for p in path.iterdir() if p.is_file())
+    return any(storage_kind(p) for p in path.iterdir() if p.is_file())
 
 
 def find_bags(paths: Sequence[str | Path]) -> list[Path]:
@@ -91,14 +91,27 @@ def find_bags(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def _safe(text: str) -> str:
-    return ''.join(c if c.isalnum() or c in '-_.' else '_' for c in text) or 'bag'
+    """A name that is one plain directory entry: no separators, never ``.``/``..``/hidden."""
+    return ''.join(c if c.isalnum() or c in '-_.' else '_' for c in text).lstrip('.') or 'bag'
+
+
+def _remove_old_result(out: Path, bag_dir: Path) -> None:
+    """Delete one bag's previous result folder, and only a folder directly in ``out/bags``."""
+    if not bag_dir.exists() and not bag_dir.is_symlink():
+        return
+    parent = (out / 'bags').resolve()
+    if bag_dir.is_symlink() or bag_dir.resolve().parent != parent:
+        msg = f'bag result folder {str(bag_dir)!r} is not a folder in {str(parent)!r}: not removed'
+        raise AuditError(msg)
+    shutil.rmtree(bag_dir)
 
 
 def _own_name(bag: Path) -> str:
     """The bag's folder name, or its file name less the storage suffix (``drive.001`` stays
     ``drive.001``: ``Path.stem`` of a folder would cut it to ``drive``)."""
-    if bag.is_file() and bag.suffix in STORAGE_SUFFIXES:
-        return bag.name[: -len(bag.suffix)]
+    kind = storage_kind(bag) if bag.is_file() else None
+    if kind is not None:
+        return bag.name[: bag.name.rindex(kind)]
     return bag.name
 
 
@@ -130,9 +143,7 @@ def storage_files(bag: Path) -> list[Path]:
     if bag.is_file():
         return [bag]
     return sorted(
-        p
-        for p in bag.iterdir()
-        if p.is_file() and (p.suffix in STORAGE_SUFFIXES or p.name == 'metadata.yaml')
+        p for p in bag.iterdir() if p.is_file() and (storage_kind(p) or p.name == 'metadata.yaml')
     )
 
 
@@ -303,7 +314,7 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
             skipped.append(name)
         else:
             # an old result must not outlive a run of this bag that fails with an exception
-            shutil.rmtree(bag_dir, ignore_errors=True)
+            _remove_old_result(out, bag_dir)
             jobs.append((path, name, bag_dir, key))
     logger.info(
         'audit: %d bags (%d already done), %d workers, engine %s',

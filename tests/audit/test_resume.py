@@ -113,3 +113,40 @@ def test_no_resume_drops_the_old_result_of_a_bag_that_now_raises(
     assert again['frames']['total'] == 0
     assert any('worker died' in e['message'] for e in again['errors'])
     shutil.rmtree(out)
+
+
+def test_dot_names_never_reach_outside_the_bag_folder(model: Path, tmp_path: Path) -> None:
+    """A bag file '...mcap' (name '..') or '..mcap' (name '.') used to make the re-run cleanup
+    delete --out itself, or every other bag's result."""
+    for name in ('...mcap', '..mcap'):
+        (tmp_path / name).write_bytes(b'')
+    (tmp_path / '.hidden').mkdir()
+    assert bag_names([tmp_path / '...mcap', tmp_path / '..mcap', tmp_path / '.hidden']) == [
+        'bag-' + runner._path_hash(tmp_path / '...mcap'),
+        'bag-' + runner._path_hash(tmp_path / '..mcap'),
+        'hidden',
+    ]
+    write_small_bag(tmp_path / 'src', frames=20)
+    (file,) = (tmp_path / 'src').glob('*.mcap')
+    shutil.copy(file, tmp_path / '...mcap')
+    out = tmp_path / 'out'
+    (out / 'bags' / 'other').mkdir(parents=True)
+    (out / 'keep.txt').write_text('precious')
+    (out / 'bags' / 'other' / 'result.json').write_text('{}')
+    summary = _audit(model, out, tmp_path / '...mcap', extra=('--no-resume',))
+    assert (out / 'keep.txt').read_text() == 'precious'
+    assert (out / 'bags' / 'other' / 'result.json').is_file()
+    (name,) = _frames(summary)
+    assert (out / 'bags' / name / 'bag.json').is_file()
+    assert not (out / 'bag.json').exists()
+
+
+def test_old_result_removal_refuses_anything_outside_out_bags(tmp_path: Path) -> None:
+    outside = tmp_path / 'elsewhere'
+    outside.mkdir()
+    (tmp_path / 'out' / 'bags').mkdir(parents=True)
+    link = tmp_path / 'out' / 'bags' / 'x'
+    link.symlink_to(outside, target_is_directory=True)
+    with pytest.raises(runner.AuditError, match='not a folder in'):
+        runner._remove_old_result(tmp_path / 'out', link)
+    assert outside.is_dir()
