@@ -180,3 +180,27 @@ def test_not_a_database(tmp_path: Path) -> None:
     assert issues[0].file == str(path)
     assert sqlite_topics(path) == {}
     assert sqlite_topics(tmp_path / 'missing.db3') == {}
+
+
+def test_sparse_ids_cost_nothing(tmp_path: Path) -> None:
+    """A rowid of 10**9 after ids 1..10 (a junk id, or sparse ids): read by key, not id by id
+    (an id-range scan took 48 s here)."""
+    import sqlite3
+
+    path = tmp_path / 'sparse.db3'
+    con = sqlite3.connect(path)
+    con.executescript(
+        'CREATE TABLE topics(id INTEGER PRIMARY KEY, name TEXT, type TEXT,'
+        ' serialization_format TEXT, offered_qos_profiles TEXT);'
+        'CREATE TABLE messages(id INTEGER PRIMARY KEY, topic_id INTEGER, timestamp INTEGER,'
+        ' data BLOB);'
+    )
+    con.execute("INSERT INTO topics VALUES(1, '/a', 'std_msgs/msg/String', 'cdr', '')")
+    for i in [*range(1, 11), 10**9]:
+        con.execute('INSERT INTO messages VALUES(?, 1, ?, ?)', (i, i, bytes([i % 256])))
+    con.commit()
+    con.close()
+    issues: list[ReadIssue] = []
+    got = list(salvage_sqlite(path, None, issues))
+    assert [m.timestamp for m in got] == [*range(1, 11), 10**9]
+    assert issues == []
