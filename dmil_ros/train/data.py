@@ -72,11 +72,11 @@ class BagStats:
 def discretise_twist(linear_x: float, angular_z: float, cfg: DataConfig) -> int:
     """cmd_vel -> action index (thresholds documented in :mod:`dmil_ros.train.config`).
 
-    Raises ``ValueError`` for a non-finite component (no action can be read from it).
+    Raises :class:`DataError` for a non-finite component (no action can be read from it).
     """
     if not (math.isfinite(linear_x) and math.isfinite(angular_z)):
         msg = f'cmd_vel: linear.x={linear_x!r}, angular.z={angular_z!r} is not finite'
-        raise ValueError(msg)
+        raise DataError(msg)
     if abs(angular_z) >= cfg.turn_rate:
         return ACTION_INDEX['left'] if angular_z > 0 else ACTION_INDEX['right']
     if linear_x >= cfg.forward_speed:

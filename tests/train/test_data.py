@@ -134,7 +134,7 @@ def test_trailing_unpaired_camera_frames_are_counted(bag: Path) -> None:
 def test_non_finite_cmd_vel_is_refused() -> None:
     cfg = DataConfig()
     for lx, az in ((float('nan'), 0.0), (float('inf'), 0.0), (0.0, float('-inf'))):
-        with pytest.raises(ValueError, match='not finite'):
+        with pytest.raises(DataError, match='not finite'):
             discretise_twist(lx, az, cfg)
 
 
