@@ -196,6 +196,7 @@ def replay(
     pending: list[tuple[Job, int]] = []  # job, log time of the message that completed it
     first_log: int | None = None
     last_log = 0
+    pace_skip = 0  # ns of bag gaps longer than MAX_GAP_REPORTS s, not waited for at --rate
     next_diag: int | None = None
     wall0 = time.perf_counter()
     bar = _progress(progress)
@@ -227,9 +228,12 @@ def replay(
         for raw, msg in reader.decoded():
             log_ns = raw.timestamp
             first_log = log_ns if first_log is None else first_log
+            if log_ns - max(last_log, first_log) > MAX_GAP_REPORTS * 1_000_000_000:
+                pace_skip += log_ns - max(last_log, first_log)  # not slept through at --rate
             last_log = max(last_log, log_ns)
             if rate is not None:  # pace bag time to wall time
-                ahead = (log_ns - first_log) / 1e9 / rate - (time.perf_counter() - wall0)
+                bag_s = (log_ns - first_log - pace_skip) / 1e9
+                ahead = bag_s / rate - (time.perf_counter() - wall0)
                 if ahead > 0:
                     time.sleep(ahead)
             # diagnostics once per second of bag time, through gaps too (the node's timer):

@@ -259,3 +259,23 @@ def test_a_long_gap_gets_a_bounded_number_of_reports(tmp_path: Path, model: Path
     assert any('diagnostics reports of the gap not written' in p for p in summary.problems)
     times = [t for t, _, _ in diags]
     assert times == sorted(times)
+
+
+def test_rate_pacing_does_not_wait_through_a_long_gap(
+    tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At --rate 50 a 10-minute hole in the bag used to be slept through (12 s)."""
+    from dmil_ros.runtime import replay as replay_mod
+
+    write_segments(tmp_path / 'in', [(1.0, 1.5), (601.0, 601.5)])
+    slept: list[float] = []
+    monkeypatch.setattr(replay_mod.time, 'sleep', slept.append)
+    replay(
+        FusionPipeline(FusionModel(model)),
+        tmp_path / 'in',
+        tmp_path / 'out',
+        rate=50.0,
+        progress=False,
+    )
+    assert slept  # it does pace
+    assert max(slept) < 0.1  # 1 s of bag at 50x at most, never the gap
