@@ -17,7 +17,8 @@ which the indexed reader fails in any way or yields fewer messages than its inde
 Storage files are read in recording order (split parts by number: ``_2`` before ``_10``); a part
 ``metadata.yaml`` lists but that is gone is an issue; file-compressed parts (``.mcap.zstd``) are
 read by rosbags but cannot be salvaged. When the indexed read fails midway, the salvage resumes
-after exactly the messages already yielded.
+after exactly the messages already yielded; messages the indexed read lost silently before that
+point (a chunk that inflates to garbage: rosbags writes no CRC) are counted, not recovered.
 
 Each problem becomes a :class:`ReadIssue` in :attr:`RobustReader.issues`; nothing is raised for
 damage once the bag has been found. A message whose CDR bytes do not deserialize is counted per

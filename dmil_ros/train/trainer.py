@@ -6,7 +6,7 @@ fine-tune); each stage starts from the best validation checkpoint of the latest 
 that ran (a 0-epoch stage is skipped; ``model.pt`` is the best of the last stage that ran).
 ``joint`` and ``ensemble`` run one phase of ``baseline_epochs``.
 
-A fresh run removes the checkpoints and summary an earlier run left in the directory (logged);
+A fresh run removes the checkpoints, summary and TensorBoard events an earlier run left (logged);
 ``resume`` continues from ``last.pt`` (weights, optimizer, LR scheduler, global RNG and the
 shuffle / augmentation generator), or warns and starts afresh when there is none.
 
@@ -240,9 +240,11 @@ def train(
         stale = sorted(out.glob('stage*_best.pt')) + [
             out / n for n in ('model.pt', 'last.pt', 'summary.json') if (out / n).exists()
         ]
-        if stale:
-            logger.info('%s: removing files of an earlier run: %s', out, [p.name for p in stale])
-            for p in stale:
+        old_tb = sorted((out / 'tb').glob('events.out.tfevents.*'))  # TensorBoard would mix runs
+        if stale or old_tb:
+            names = [p.name for p in stale] + [f'tb/{p.name}' for p in old_tb]
+            logger.info('%s: removing files of an earlier run: %s', out, names)
+            for p in stale + old_tb:
                 p.unlink()
     tr, va = _tensors(train_set), _tensors(val_set)
     log = _Logger(out, resume)

@@ -164,3 +164,16 @@ def test_all_zero_epoch_schedule_is_refused(tmp_path: Path) -> None:
     tr = toy_arrays(16, 0)
     with pytest.raises(TrainError, match='0 epochs'):
         train(small_config('joint', baseline_epochs=0), tr, tr, tmp_path, progress=False)
+
+
+def test_fresh_run_drops_the_earlier_runs_tensorboard_events(tmp_path: Path) -> None:
+    pytest.importorskip('torch.utils.tensorboard')
+    tr, va = toy_arrays(32, 0), toy_arrays(16, 1)
+    cfg = small_config('joint')
+    train(cfg, tr, va, tmp_path, progress=False)
+    first = set((tmp_path / 'tb').glob('events.out.tfevents.*'))
+    assert first
+    train(cfg, tr, va, tmp_path, progress=False)
+    second = set((tmp_path / 'tb').glob('events.out.tfevents.*'))
+    assert second
+    assert not first & second  # one run's events only
