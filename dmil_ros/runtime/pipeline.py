@@ -56,7 +56,9 @@ class PipelineConfig:
     camera_topic: str = '/camera/image_raw'
     lidar_topic: str = '/lidar/points'
     slop: float = 0.05  # s: max |t_camera - t_lidar| of a pair
-    queue_size: int = 10  # per sensor, before pairing
+    # per sensor, before pairing: holds silence_timeout of a 60 Hz camera, so the frames
+    # waiting when the LiDAR falls silent run degraded instead of being dropped
+    queue_size: int = 30
     silence_timeout: float = 0.5  # s of stamp time before degraded mode
     pid_source: str = 'auto'  # 'auto' (pid_broja, else pid_lsmi), 'pid_broja', 'pid_lsmi'
     monitor: MonitorConfig = field(default_factory=MonitorConfig)

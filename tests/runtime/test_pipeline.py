@@ -211,6 +211,26 @@ def test_non_finite_model_output_is_counted_and_not_published(
     assert OutputBuilder(Twists()).frame_cdr(result)[0][0] == '~/cmd_vel'
 
 
+def test_a_60_hz_camera_loses_no_frame_when_the_lidar_falls_silent(
+    model: FusionModel, clouds: list[Any]
+) -> None:
+    """The frames queued while the LiDAR's silence is not yet certain (silence_timeout) run
+    degraded; with a 10-frame queue a 60 Hz camera lost 20 of them as camera_queue_full."""
+    pipe = FusionPipeline(model)  # the default config
+    events = [(int(k / 60 * 1e9), 'c', k) for k in range(120)]
+    events += [(int((k * 0.1 + 0.007) * 1e9), 'l', k) for k in range(5)]  # silent after 0.4 s
+    out = []
+    for t, kind, k in sorted(events):
+        if kind == 'c':
+            out += pipe.push_camera(flat_image(t, 100))
+        else:
+            out += pipe.push_lidar(cloud_at(clouds, t, k))
+    assert pipe.drops['camera_queue_full'] == 0
+    # every frame up to the last one that can be decided is published, paired or degraded
+    assert len(out) >= 118
+    assert any(r.degraded == LIDAR_SILENT for r in out)
+
+
 def test_camera_silent_degraded_mode(model: FusionModel, clouds: list[Any]) -> None:
     pipe = FusionPipeline(model)
     results = run_stream(pipe, clouds, 3.0, camera_until=1.0)
