@@ -174,6 +174,7 @@ class FusionPipeline:
         self.last_lidar_ns: int | None = None
         self._first_ns: int | None = None
         self._charged_lidar: int | None = None
+        self._last_alone_lidar: tuple[int, Prepared] | None = None  # camera-silent mode
         self.clock_jumps_back = 0
         self.last_jump = ''
         self.latency: deque[float] = deque(maxlen=500)  # end-to-end seconds, recent frames
@@ -223,6 +224,10 @@ class FusionPipeline:
         self.last_camera_ns = t
         if self.degraded == CAMERA_SILENT:
             self.degraded = ''
+            # the camera is back: the last sweep run alone may still pair with its first frame
+            if self._last_alone_lidar is not None:
+                self.pairer.push_lidar(*self._last_alone_lidar)  # no camera queued: no pair
+                self._last_alone_lidar = None
         if alone:
             self.degraded = LIDAR_SILENT
             waiting = [item for _, item in self.pairer.take_cameras()]
@@ -246,6 +251,8 @@ class FusionPipeline:
             self.degraded = ''
         if alone:
             self.degraded = CAMERA_SILENT
+            self._last_alone_lidar = (t, prep)
+            self._charged_lidar = t  # its decode + preprocess count for the degraded frame
             return [self._alone(prep, camera=False)]
         return [self._pair_job(p.camera, p.lidar) for p in self.pairer.push_lidar(t, prep)]
 
@@ -273,6 +280,7 @@ class FusionPipeline:
         self.pairer.reset()
         self.last_camera_ns = self.last_lidar_ns = self._first_ns = None
         self._charged_lidar = None
+        self._last_alone_lidar = None
         self.degraded = ''
 
     def _pair_job(self, cam: Prepared, lid: Prepared) -> Job:

@@ -231,6 +231,28 @@ def test_a_60_hz_camera_loses_no_frame_when_the_lidar_falls_silent(
     assert any(r.degraded == LIDAR_SILENT for r in out)
 
 
+def test_first_frame_after_a_camera_outage_pairs_with_the_sweep_before_it(
+    model: FusionModel, clouds: list[Any]
+) -> None:
+    """The sweep just before the camera's return ran alone (camera silent); the returning frame
+    13 ms after it used to find no LiDAR within slop and was dropped (camera_no_match)."""
+    pipe = FusionPipeline(model)
+    cams = [k * 0.05 for k in range(20)] + [2.02 + k * 0.05 for k in range(10)]
+    events = [(int(t * 1e9), 'c', k) for k, t in enumerate(cams)]
+    events += [(int((k * 0.1 + 0.007) * 1e9), 'l', k) for k in range(30)]
+    out = []
+    for t, kind, k in sorted(events):
+        if kind == 'c':
+            out += pipe.push_camera(flat_image(t, 100))
+        else:
+            out += pipe.push_lidar(cloud_at(clouds, t, k))
+    assert any(r.degraded == CAMERA_SILENT for r in out)
+    assert pipe.drops['camera_no_match'] == 0
+    back = next(r for r in out if r.header.ns == int(2.02 * 1e9))
+    assert not back.degraded
+    assert back.lidar_stamp_ns == int(2.007 * 1e9)
+
+
 def test_camera_silent_degraded_mode(model: FusionModel, clouds: list[Any]) -> None:
     pipe = FusionPipeline(model)
     results = run_stream(pipe, clouds, 3.0, camera_until=1.0)
