@@ -15,7 +15,8 @@ input: an all-zero range image ("no returns") for a silent LiDAR, an all-zero st
 image (the training mean) for a silent camera. Those records carry ``degraded = 'lidar_silent'``
 or ``'camera_silent'``, are stamped with the live sensor's header, do not enter the synergy
 baseline (their S estimate is not meaningful) and make the diagnostics report ERROR. The first
-message of the silent sensor ends the degraded mode.
+message of the silent sensor ends the degraded mode (a returning camera frame may pair with the
+last sweep run alone).
 
 Clock jumps. A message stamped more than ``silence_timeout`` before the previous stamp of the
 same sensor means the clock went back (a looped bag, an NTP/PTP step, a robot restart): the
