@@ -20,6 +20,19 @@ Learning"; authors' code bjlfzs/DMIL). With camera = modality 1 and LiDAR = moda
 4. synergy: S = MLP([N1, N2, N1 * N2]) (the product makes XOR linear for +-1 codes).
 5. gate: g = softmax(MLP([R, U1, U2, S])), y_hat = sum_c g_c softmax(head_c(c)).
 
+Where this departs from the authors' code (a reading of methods.md, or a choice made here):
+
+* the gate's input is detached: the gated prediction teaches the gate and the sub-heads, not
+  the components (those are shaped by their own heads and the CD terms); the gate mixes
+  probabilities, where the authors mix logits;
+* there is no reconstruction of M_m from (R, U_m) (the authors' ``recon_tr``): only the
+  sub-heads and the decoupling penalty shape R and U_m;
+* with ``id_encoder_grad`` below 1 the encoders see everything built on M / N (the ID terms in
+  stage 1, all of stage 2's losses in stage 3) only scaled by it: the shipped configs (0) fine-tune
+  the encoders in stage 3 through the joint and pair heads alone (the model card's rare-synergy
+  study measures the alternatives);
+* U_m comes from a sample of M_m, R from the means (the authors use the means for both).
+
 Components and gates are in ``dmil_ros.actions.COMPONENTS`` order: redundancy, unique_camera,
 unique_lidar, synergy.
 """

@@ -5,7 +5,8 @@ DMIL (methods.md §4, weights from the training config):
 * stage 1 (encoders + ID):
   L1 = CE(head_cam(M1), y) + CE(head_lid(M2), y) + CE(head_joint(Z1, Z2), y)
        + pair * CE(head_pair(N1, N2, N1 * N2), y)
-       + alpha * mean_m [KL(q(M_m|Z_m) || N(0,I)) + KL(q(N_m|Z_m) || N(0,I))]
+       + alpha * mean over the four KL(q(M_m|Z_m) || N(0,I)), KL(q(N_m|Z_m) || N(0,I))
+         (that is alpha / 2 times the sum over m of the pair)
        + recon * mean_m ||dec_m(M_m, N_m) - Z_m||^2
 * stage 2 (CD + synergy + gate, stage 1 frozen):
   L2 = -log sum_c g_c p_c(y)                                  (gated prediction)
@@ -16,7 +17,10 @@ DMIL (methods.md §4, weights from the training config):
        + gate_profile * CE(gate_i, pi_i)                       (gate follows the profile)
        + complexity * sum_c g_c kappa_c, kappa = (0, 1/2, 1/2, 1)
        [+ gate_family * CE(gate_logits, family) where a family label exists]
-* stage 3: L1 + L2, everything trainable.
+* stage 3: L1 + L2, every module trainable; but with ``id_encoder_grad`` 0 (the shipped
+  configs) the encoders get gradient from the joint head (and the pair head, scaled by
+  ``pair_encoder_grad``) only: everything built on M / N, hence all of L2, stops before them
+  (see :mod:`dmil_ros.model.dmil`). methods.md §4 fine-tunes the encoders with everything.
 
 The interaction profile pi_i of frame i (our reading; methods.md does not say how gates are
 taught) comes from the LSMI discriminators, detached: a_m = sigmoid((p_m(y_i|x_m) - tau) / T)
