@@ -2,8 +2,8 @@
 
 The bird's-eye view is a 2-D histogram of the returns on the ground plane (x forward, up in the
 picture; y left, left in the picture), each cell coloured by the highest return that falls in it
-(``cv2.COLORMAP_TURBO``), with the robot drawn at the centre. A histogram is one ``np.bincount``;
-``benchmarks/bench_audit.py`` compares it with open3d's voxel grid for the same job.
+(``cv2.COLORMAP_TURBO``), with the robot drawn at the centre. The top return per cell is one
+``np.maximum.at``; ``benchmarks/bench_audit.py`` compares it with open3d's voxel grid.
 """
 
 from __future__ import annotations
