@@ -223,17 +223,21 @@ class FusionPipeline:
         if alone and self._out_of_order(t, self.last_camera_ns, 'camera'):
             return []
         self.last_camera_ns = t
+        restored: list[Job] = []
         if self.degraded == CAMERA_SILENT:
             self.degraded = ''
             # the camera is back: the last sweep run alone may still pair with its first frame
+            # (and decides the frames queued before the silence, like any sweep)
             if self._last_alone_lidar is not None:
-                self.pairer.push_lidar(*self._last_alone_lidar)  # no camera queued: no pair
+                pairs = self.pairer.push_lidar(*self._last_alone_lidar)
+                restored = [self._pair_job(p.camera, p.lidar) for p in pairs]
                 self._last_alone_lidar = None
         if alone:
             self.degraded = LIDAR_SILENT
             waiting = [item for _, item in self.pairer.take_cameras()]
-            return [self._alone(p, camera=True) for p in [*waiting, prep]]
-        return [self._pair_job(p.camera, p.lidar) for p in self.pairer.push_camera(t, prep)]
+            return restored + [self._alone(p, camera=True) for p in [*waiting, prep]]
+        pairs = self.pairer.push_camera(t, prep)
+        return restored + [self._pair_job(p.camera, p.lidar) for p in pairs]
 
     def feed_lidar(self, msg: Any) -> list[Job]:
         """Decode a LiDAR message (PointCloud2 or LaserScan); return the jobs it makes ready."""

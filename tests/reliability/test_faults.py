@@ -74,8 +74,10 @@ class Run:
         return [r for r in self.results if a <= (r.header.ns - self.t0) / NS < b]
 
 
-def drive(model: FusionModel, stream: Sequence[fl.Event]) -> Run:
-    pipeline = FusionPipeline(model, PipelineConfig())
+def drive(
+    model: FusionModel, stream: Sequence[fl.Event], config: PipelineConfig | None = None
+) -> Run:
+    pipeline = FusionPipeline(model, config or PipelineConfig())
     tracker = DiagnosticsTracker(pipeline)
     results: list[FrameResult] = []
     reports: list[tuple[float, Status]] = []
@@ -324,17 +326,24 @@ def test_both_dropout_outputs_nothing_then_recovers(runs: dict[str, Run]) -> Non
     assert not any(r.degraded for r in after)
 
 
-def test_bursts_are_counted(runs: dict[str, Run]) -> None:
+def test_bursts_are_counted(
+    runs: dict[str, Run], model: FusionModel, events: list[fl.Event]
+) -> None:
     cam = runs['camera_burst']
     # a camera held 1 s: LiDAR-only frames after the timeout, then the released frames
-    # overflow the 10-deep camera queue or find no LiDAR partner; every one is counted
+    # overflow the camera queue or find no LiDAR partner; every one is counted
     assert any(r.degraded == CAMERA_SILENT for r in cam.results)
     drops = cam.pipeline.drops
     assert drops['camera_queue_full'] + drops['camera_no_match'] > 0
     lid = runs['lidar_burst']
-    assert lid.pipeline.drops['lidar_queue_full'] > 0
     assert any(r.degraded == LIDAR_SILENT for r in lid.results)
     assert len(lid.results) == len(runs['clean'].results)  # every camera frame answered
+    # the released sweeps fit the default 30-deep queue; a 10-deep one overflows, counted
+    assert lid.pipeline.drops['lidar_queue_full'] == 0
+    small = drive(
+        model, fl.inject(events, PLANS['lidar_burst'], seed=1), PipelineConfig(queue_size=10)
+    )
+    assert small.pipeline.drops['lidar_queue_full'] > 0
 
 
 def test_duplicates_are_dropped_when_queued(runs: dict[str, Run]) -> None:

@@ -264,7 +264,7 @@ def test_a_long_gap_gets_a_bounded_number_of_reports(tmp_path: Path, model: Path
 def test_rate_pacing_does_not_wait_through_a_long_gap(
     tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """At --rate 50 a 10-minute hole in the bag used to be slept through (12 s)."""
+    """At --rate 5 a 10-minute hole in the bag used to be slept through (120 s)."""
     from dmil_ros.runtime import replay as replay_mod
 
     write_segments(tmp_path / 'in', [(1.0, 1.5), (601.0, 601.5)])
@@ -274,8 +274,10 @@ def test_rate_pacing_does_not_wait_through_a_long_gap(
         FusionPipeline(FusionModel(model)),
         tmp_path / 'in',
         tmp_path / 'out',
-        rate=50.0,
+        rate=5.0,
         progress=False,
     )
-    assert slept  # it does pace
-    assert max(slept) < 0.1  # 1 s of bag at 50x at most, never the gap
+    assert slept  # it does pace (5x is slower than the pipeline on any machine)
+    # the sleeps are not real, so they add up: at most the 2 s of recorded bag / 5, never the
+    # 600 s gap / 5
+    assert max(slept) < 1.0
