@@ -211,6 +211,17 @@ def test_non_finite_model_output_is_counted_and_not_published(
     assert OutputBuilder(Twists()).frame_cdr(result)[0][0] == '~/cmd_vel'
 
 
+def feed(pipe: FusionPipeline, clouds: list[Any], events: list[tuple[int, str, int]]) -> Any:
+    """Push ``(stamp ns, 'c' | 'l', index)`` events in stamp order; the frame results."""
+    out = []
+    for t, kind, k in sorted(events):
+        if kind == 'c':
+            out += pipe.push_camera(flat_image(t, 100))
+        else:
+            out += pipe.push_lidar(cloud_at(clouds, t, k))
+    return out
+
+
 def test_a_60_hz_camera_loses_no_frame_when_the_lidar_falls_silent(
     model: FusionModel, clouds: list[Any]
 ) -> None:
@@ -219,12 +230,7 @@ def test_a_60_hz_camera_loses_no_frame_when_the_lidar_falls_silent(
     pipe = FusionPipeline(model)  # the default config
     events = [(int(k / 60 * 1e9), 'c', k) for k in range(120)]
     events += [(int((k * 0.1 + 0.007) * 1e9), 'l', k) for k in range(5)]  # silent after 0.4 s
-    out = []
-    for t, kind, k in sorted(events):
-        if kind == 'c':
-            out += pipe.push_camera(flat_image(t, 100))
-        else:
-            out += pipe.push_lidar(cloud_at(clouds, t, k))
+    out = feed(pipe, clouds, events)
     assert pipe.drops['camera_queue_full'] == 0
     # every frame up to the last one that can be decided is published, paired or degraded
     assert len(out) >= 118
@@ -240,12 +246,7 @@ def test_first_frame_after_a_camera_outage_pairs_with_the_sweep_before_it(
     cams = [k * 0.05 for k in range(20)] + [2.02 + k * 0.05 for k in range(10)]
     events = [(int(t * 1e9), 'c', k) for k, t in enumerate(cams)]
     events += [(int((k * 0.1 + 0.007) * 1e9), 'l', k) for k in range(30)]
-    out = []
-    for t, kind, k in sorted(events):
-        if kind == 'c':
-            out += pipe.push_camera(flat_image(t, 100))
-        else:
-            out += pipe.push_lidar(cloud_at(clouds, t, k))
+    out = feed(pipe, clouds, events)
     assert any(r.degraded == CAMERA_SILENT for r in out)
     assert pipe.drops['camera_no_match'] == 0
     back = next(r for r in out if r.header.ns == int(2.02 * 1e9))
