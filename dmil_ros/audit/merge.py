@@ -152,8 +152,9 @@ def dataset_pid(
     if n_clusters:
         ks, how = [n_clusters], 'fixed'
     else:
-        ks = [k for k in (*CANDIDATE_CLUSTERS, rule) if k >= classes]
-        ks = sorted(set(ks), reverse=True)  # larger k first: less clustering loss
+        # larger k first (less clustering loss); the number of classes is the last resort
+        tried = {k for k in (*CANDIDATE_CLUSTERS, rule, classes) if k >= classes}
+        ks = sorted(tried, reverse=True)
     res, k, bias, accepted = None, ks[-1], 0.0, False
     for k in ks:
         if 2 * k > n:

@@ -167,11 +167,13 @@ def read_bag(
                         value = ACTION_INDEX[m.data]
                     else:
                         twist = m.twist if hasattr(m, 'twist') else m  # TwistStamped (Nav2)
-                        lx, az = float(twist.linear.x), float(twist.angular.z)
-                        if not (math.isfinite(lx) and math.isfinite(az)):
+                        try:
+                            value = discretise_twist(
+                                float(twist.linear.x), float(twist.angular.z), cfg
+                            )
+                        except DataError:  # a non-finite component: no action in it
                             stats.skipped[f'{topic}:non_finite'] += 1
                             continue
-                        value = discretise_twist(lx, az, cfg)
                     label_t.append(int(raw.timestamp))
                     label_v.append(value)
                 else:
