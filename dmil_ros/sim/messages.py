@@ -164,6 +164,16 @@ def ground_truth_msg(truth: FrameTruth) -> Any:
     )
 
 
+def sweep_truth_msg(sweep: LidarSweep) -> Any:
+    """The scene a LiDAR sweep was rendered in (``dmil_ros/msg/SweepTruth``)."""
+    return _types()['dmil_ros/msg/SweepTruth'](
+        header=header(sweep.stamp_ns, LIDAR_FRAME),
+        family=sweep.family,
+        segment=sweep.segment,
+        sweep=sweep.index,
+    )
+
+
 def tf_static_msg(stamp_ns: int, cfg: SimConfig) -> Any:
     """base_link -> lidar_link, base_link -> camera_link -> camera_optical_frame."""
     t = _types()

@@ -2,7 +2,8 @@
 
 Topics (the "Simulator bags" contract in notes/contracts.md): ``/camera/image_raw``,
 ``/camera/camera_info``, ``/lidar/points``, ``/scan``, ``/cmd_vel``, ``/expert/action``,
-``/tf_static`` and ``/sim/ground_truth``. Every message's bag timestamp equals its header stamp
+``/tf_static``, ``/sim/ground_truth`` (one per camera frame) and ``/sim/lidar_truth`` (one per
+sweep: the scene it was rendered in). Every message's bag timestamp equals its header stamp
 (the expert topics use the camera frame's stamp). MCAP chunks are uncompressed by default or
 zstd-compressed (``compression='zstd'``, mcap only); either way the same config and seed give
 byte-identical files with the same library versions. ``<bag>/ground_truth.json`` holds the config,
@@ -51,6 +52,7 @@ TOPICS: dict[str, str] = {
     '/cmd_vel': 'geometry_msgs/msg/Twist',
     '/expert/action': 'std_msgs/msg/String',
     '/sim/ground_truth': 'dmil_ros/msg/GroundTruth',
+    '/sim/lidar_truth': 'dmil_ros/msg/SweepTruth',
 }
 
 _ZERO = QosTime(sec=0, nsec=0)
@@ -157,6 +159,7 @@ def record_bag(
                 else:
                     put('/lidar/points', event.stamp_ns, m.pointcloud_msg(event))
                     put('/scan', event.stamp_ns, m.laserscan_msg(event, sim.lidar))
+                    put('/sim/lidar_truth', event.stamp_ns, m.sweep_truth_msg(event))
             summary = {
                 'format': SIDECAR_FORMAT,
                 'seed': config.seed,

@@ -37,6 +37,7 @@ class DataConfig:
     action_topic: str = '/expert/action'
     cmd_vel_topic: str = '/cmd_vel'
     ground_truth_topic: str = '/sim/ground_truth'
+    lidar_truth_topic: str = '/sim/lidar_truth'  # per-sweep scene (simulator bags)
     slop: float = 0.06  # seconds, camera <-> LiDAR and camera <-> label
     forward_speed: float = 0.25  # m/s, cmd_vel discretisation
     turn_rate: float = 0.4  # rad/s, cmd_vel discretisation
@@ -45,7 +46,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         for name in ('camera_topic', 'lidar_topic', 'action_topic', 'cmd_vel_topic',
-                     'ground_truth_topic', 'label_source'):  # fmt: skip
+                     'ground_truth_topic', 'lidar_truth_topic', 'label_source'):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 msg = f'data: {name}={value!r} must be a non-empty string'

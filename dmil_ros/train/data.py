@@ -14,7 +14,11 @@ For each bag:
    within ``slop`` of the camera message's receive time (see :mod:`dmil_ros.train.config` for the
    cmd_vel thresholds); frames without a label are dropped and counted;
 5. attach the scene family from ``/sim/ground_truth`` (matched on the exact camera stamp), -1
-   when the bag has none.
+   when the bag has none. Where the bag also names each sweep's scene (``/sim/lidar_truth``)
+   and the pair's camera frame and sweep come from two different scene segments (a boundary:
+   the simulator switches scenes between frames), the pair has no single family: -1 too, and
+   it is counted (``BagStats.two_scenes``). Such a pair is still trained on and counts in the
+   overall accuracy; only the per-family figures leave it out.
 
 Decoded tensors are cached per bag as ``.npz`` (loaded with ``allow_pickle=False``) under a key
 that hashes the bag's files (names, sizes, mtimes), the data config, the preprocess spec and
@@ -62,6 +66,7 @@ class BagStats:
     cached: bool = False
     skipped: Counter[str] = field(default_factory=Counter)
     error: str | None = None
+    two_scenes: int = 0  # pairs whose camera frame and sweep saw different scene segments
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -140,12 +145,15 @@ def read_bag(
     stats = BagStats(str(bag))
     label_topic = cfg.action_topic if cfg.label_source == 'action' else cfg.cmd_vel_topic
     wanted = [cfg.camera_topic, cfg.lidar_topic, label_topic, cfg.ground_truth_topic]
+    wanted.append(cfg.lidar_truth_topic)
     pairer: ApproxTimePairer[tuple[int, np.ndarray[Any, Any]], np.ndarray[Any, Any]]
     pairer = ApproxTimePairer(slop=cfg.slop, queue_size=256)
     pairs: list[Any] = []
     label_t: list[int] = []
     label_v: list[int] = []
     family_by_stamp: dict[int, int] = {}
+    segment_by_stamp: dict[int, int] = {}  # camera stamp -> scene segment
+    sweep_segment: dict[int, int] = {}  # sweep stamp -> scene segment
     seen: Counter[str] = Counter()
     try:
         reader = RobustReader(bag, topics=wanted)
@@ -176,8 +184,11 @@ def read_bag(
                             continue
                     label_t.append(int(raw.timestamp))
                     label_v.append(value)
+                elif topic == cfg.lidar_truth_topic:
+                    sweep_segment[_stamp_ns(m)] = int(m.segment)
                 else:
                     family_by_stamp[_stamp_ns(m)] = _FAMILY_INDEX.get(m.family, -1)
+                    segment_by_stamp[_stamp_ns(m)] = int(m.segment)
             except (DecodeError, AttributeError, ValueError, KeyError) as exc:
                 stats.skipped[f'{topic}:{type(exc).__name__}'] += 1
     except BagReadError as exc:
@@ -207,7 +218,13 @@ def read_bag(
         if y is None:
             stats.skipped['label:no_match'] += 1
             continue
-        rows.append((image, p.lidar, y, family_by_stamp.get(p.camera_stamp, -1), p.camera_stamp))
+        family = family_by_stamp.get(p.camera_stamp, -1)
+        seen_by_camera = segment_by_stamp.get(p.camera_stamp)
+        seen_by_lidar = sweep_segment.get(p.lidar_stamp)
+        if None not in (seen_by_camera, seen_by_lidar) and seen_by_camera != seen_by_lidar:
+            family = -1  # two scenes: no single family
+            stats.two_scenes += 1
+        rows.append((image, p.lidar, y, family, p.camera_stamp))
     stats.pairs = len(rows)
     if not rows:
         return _empty(spec), stats
@@ -231,14 +248,16 @@ def _empty(spec: PreprocessSpec) -> Arrays:
     )  # fmt: skip
 
 
-def _load_skipped(path: Path) -> dict[str, int]:
-    """Skip counts stored beside a cache file ({} when absent or unreadable: logged)."""
+def _load_side(path: Path) -> tuple[dict[str, int], int]:
+    """Skip counts and the two-scene count stored beside a cache file (empty when absent or
+    unreadable: logged)."""
     try:
-        raw = json.loads(path.read_text(encoding='utf-8'))['skipped']
-        return {str(k): int(v) for k, v in raw.items()}
+        doc = json.loads(path.read_text(encoding='utf-8'))
+        skipped = {str(k): int(v) for k, v in doc['skipped'].items()}
+        return skipped, int(doc.get('two_scenes', 0))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         logger.warning('cache %s: skip counts unavailable (%s)', path, exc)
-        return {}
+        return {}, 0
 
 
 def load_bags(
@@ -256,17 +275,24 @@ def load_bags(
             arrays = Arrays.load(cache)
             arrays = Arrays(**{**arrays.__dict__, 'segment': np.full(len(arrays), i, np.int64)})
             stats = BagStats(str(bag), pairs=len(arrays), cached=True)
-            stats.skipped.update(_load_skipped(cache.with_suffix('.json')))
+            skipped, stats.two_scenes = _load_side(cache.with_suffix('.json'))
+            stats.skipped.update(skipped)
         else:
             arrays, stats = read_bag(bag, cfg, spec, segment=i)
             if cache is not None and stats.error is None and len(arrays):
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 side = cache.with_suffix('.json')
-                side.write_text(json.dumps({'skipped': dict(stats.skipped)}), encoding='utf-8')
+                doc = {'skipped': dict(stats.skipped), 'two_scenes': stats.two_scenes}
+                side.write_text(json.dumps(doc), encoding='utf-8')
                 arrays.save(cache)
         logger.info('%s: %d pairs%s', bag, stats.pairs, ' (cache)' if stats.cached else '')
         if stats.skipped:
             logger.info('%s: skipped %s', bag, dict(stats.skipped))
+        if stats.two_scenes:
+            logger.info(
+                '%s: %d pairs span two scene segments (no family; overall accuracy only)',
+                bag, stats.two_scenes,
+            )  # fmt: skip
         parts.append(arrays)
         all_stats.append(stats)
     arrays = Arrays.concat(parts)

@@ -17,16 +17,16 @@ from dmil_ros.cli import main
 from dmil_ros.sim import TOPICS, RecordError, SimConfig, Simulator, read_ground_truth, record_bag
 
 CFG = SimConfig(frames=40, seed=11, segment_frames=(10, 20))
-GT_TYPE = 'dmil_ros/msg/GroundTruth'
+GT_TYPES = ('dmil_ros/msg/GroundTruth', 'dmil_ros/msg/SweepTruth')
 
 
 def plain_store(bag: Path) -> Any:
-    """Humble's standard store plus the custom type rebuilt from the bag's own definition."""
+    """Humble's standard store plus the custom types rebuilt from the bag's own definitions."""
     store = get_typestore(Stores.ROS2_HUMBLE)
     with Reader(bag) as reader:
         for conn in reader.connections:
-            if conn.msgtype == GT_TYPE:
-                store.register(get_types_from_msg(conn.msgdef.data, GT_TYPE))
+            if conn.msgtype in GT_TYPES:
+                store.register(get_types_from_msg(conn.msgdef.data, conn.msgtype))
     return store
 
 
@@ -62,6 +62,7 @@ def test_every_topic_is_present_with_the_expected_counts(msgs: dict[str, list[An
         assert len(msgs[topic]) == n
     assert len(msgs['/sim/ground_truth']) == n
     assert len(msgs['/lidar/points']) == len(msgs['/scan']) == n // 2
+    assert len(msgs['/sim/lidar_truth']) == n // 2
     assert len(msgs['/tf_static']) == 1
 
 
@@ -178,6 +179,27 @@ def test_ground_truth_one_per_image_with_the_image_stamp(msgs: dict[str, list[An
             seg.camera_latent,
             seg.lidar_latent,
         )
+
+
+def test_lidar_truth_one_per_sweep_names_the_scene_it_was_rendered_in(
+    msgs: dict[str, list[Any]],
+) -> None:
+    sweeps = [stamp(m) for _, m in msgs['/lidar/points']]
+    truths = [m for _, m in msgs['/sim/lidar_truth']]
+    assert [stamp(m) for m in truths] == sweeps
+    sim = Simulator(CFG)
+    crossed = 0
+    for j, gt in enumerate(truths):
+        assert gt.sweep == j
+        assert gt.header.frame_id == 'lidar_link'
+        # the segment whose nominal time span holds the sweep's nominal time
+        t = sim.lidar_nominal[j]
+        (seg,) = [s for s in sim.segments if s.t0 <= t < s.t1]
+        assert (gt.segment, gt.family) == (seg.index, seg.family)
+        # the camera frame nearest in time may belong to another segment (a boundary)
+        k = int(np.argmin(np.abs(sim.camera_times - sim.lidar_times[j])))
+        crossed += sim.segment_of_frame(k).index != gt.segment
+    assert crossed <= len(sim.segments)
 
 
 def test_cmd_vel_follows_the_expert_action(msgs: dict[str, list[Any]]) -> None:

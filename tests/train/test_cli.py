@@ -55,6 +55,9 @@ def test_train_export_evaluate(bag: Path, tmp_path: Path) -> None:
     assert set(m['per_family']) == {'R', 'U_camera', 'U_lidar', 'S'}
     assert 0 <= m['accuracy'] <= 1
     assert m['gate_family_agreement'] is not None
+    # every pair of a simulator bag has a family, except those spanning two scene segments
+    two = doc['pairs_two_scenes'][str(bag)]
+    assert sum(m['frames_per_family'].values()) + two == m['frames']
 
 
 def test_train_reports_bad_config(bag: Path, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from dmil_ros.actions import FAMILIES
 from dmil_ros.bagio.reader import RobustReader
 from dmil_ros.runtime.preprocess import PreprocessSpec
-from dmil_ros.sim import SimConfig, record_bag
+from dmil_ros.sim import SimConfig, Simulator, record_bag
 from dmil_ros.train import data as data_mod
 from dmil_ros.train.config import DataConfig
 from dmil_ros.train.data import discretise_twist, load_bags, read_bag
@@ -48,8 +48,33 @@ def test_pairs_labels_and_families_match_ground_truth(bag: Path) -> None:
     for t, y, fam in zip(arrays.stamp, arrays.action, arrays.family, strict=True):
         action, family = truth[int(t)]
         assert y == action
-        assert FAMILIES[fam] == family
+        assert fam == -1 or FAMILIES[fam] == family  # -1: a two-scene pair (test below)
+    assert (arrays.family == -1).sum() == stats.two_scenes
     assert np.all(np.diff(arrays.stamp) > 0)
+
+
+def test_pairs_spanning_two_scenes_have_no_family(tmp_path: Path) -> None:
+    # short segments: many boundaries; the expected scene of each side comes from the
+    # simulator's plan (the sweep nearest the camera frame, as the pairer picks it)
+    cfg = SimConfig(frames=80, seed=3, segment_frames=(5, 9))
+    record_bag(cfg, tmp_path / 'short')
+    arrays, stats = read_bag(tmp_path / 'short', DataConfig(), SPEC)
+    sim = Simulator(cfg)
+    cam_stamps = [sim.stamp_ns(float(t)) for t in sim.camera_times]
+    expected = []
+    for t in arrays.stamp:
+        k = cam_stamps.index(int(t))
+        j = int(np.argmin(np.abs(sim.lidar_times - sim.camera_times[k])))
+        seg_c = sim.segment_of_frame(k)
+        seg_l = sim.segment_at(float(sim.lidar_nominal[j]))
+        expected.append(-1 if seg_c.index != seg_l.index else FAMILIES.index(seg_c.family))
+    assert arrays.family.tolist() == expected
+    assert stats.two_scenes == expected.count(-1) > 0
+    # the count survives the cache
+    load_bags([tmp_path / 'short'], DataConfig(), SPEC, tmp_path / 'cache')
+    _, cached = load_bags([tmp_path / 'short'], DataConfig(), SPEC, tmp_path / 'cache')
+    assert cached[0].cached
+    assert cached[0].two_scenes == stats.two_scenes
 
 
 def test_cmd_vel_labels_agree_with_expert_actions(bag: Path) -> None:
