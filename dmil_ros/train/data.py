@@ -40,6 +40,8 @@ import hashlib
 import json
 import logging
 import math
+import os
+import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -260,6 +262,22 @@ def _load_side(path: Path) -> tuple[dict[str, int], int]:
         return {}, 0
 
 
+def _write_cache(cache: Path, arrays: Arrays, stats: BagStats) -> None:
+    """Store a bag's tensors and counts; a failed write is logged, never fatal (the data is
+    in memory already). Side file first: an entry's ``.npz`` never exists without it."""
+    doc = {'skipped': dict(stats.skipped), 'two_scenes': stats.two_scenes}
+    side = cache.with_suffix('.json')
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=side.name + '.', suffix='.tmp', dir=cache.parent)
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(json.dumps(doc))
+        Path(tmp_name).replace(side)
+        arrays.save(cache)
+    except OSError as exc:
+        logger.warning('cache %s: not written (%s)', cache, exc)
+
+
 def load_bags(
     bags: list[Path], cfg: DataConfig, spec: PreprocessSpec, cache_dir: Path | None = None
 ) -> tuple[Arrays, list[BagStats]]:
@@ -280,11 +298,7 @@ def load_bags(
         else:
             arrays, stats = read_bag(bag, cfg, spec, segment=i)
             if cache is not None and stats.error is None and len(arrays):
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                side = cache.with_suffix('.json')
-                doc = {'skipped': dict(stats.skipped), 'two_scenes': stats.two_scenes}
-                side.write_text(json.dumps(doc), encoding='utf-8')
-                arrays.save(cache)
+                _write_cache(cache, arrays, stats)
         logger.info('%s: %d pairs%s', bag, stats.pairs, ' (cache)' if stats.cached else '')
         if stats.skipped:
             logger.info('%s: skipped %s', bag, dict(stats.skipped))

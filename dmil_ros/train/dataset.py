@@ -7,6 +7,8 @@ nanoseconds, exact: they match ``/sim/ground_truth`` stamps).
 
 from __future__ import annotations
 
+import os
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +57,19 @@ class Arrays:
         )
 
     def save(self, path: Path) -> None:
-        """Write an uncompressed ``.npz`` atomically."""
-        tmp = path.with_name(path.name + '.tmp.npz')
-        np.savez(tmp, **{name: getattr(self, name) for name in FIELDS})
-        tmp.replace(path)
+        """Write an uncompressed ``.npz`` atomically.
+
+        The temporary file's name is unique to the call, so trainings that share a cache and
+        decode the same bag at once each replace the entry whole (the last one wins).
+        """
+        fd, tmp_name = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, 'wb') as f:
+                np.savez(f, **{name: getattr(self, name) for name in FIELDS})
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @staticmethod
     def load(path: Path) -> Arrays:

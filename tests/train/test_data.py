@@ -175,3 +175,36 @@ def test_code_change_misses_the_cache_and_hits_keep_skip_counts(
     _, changed = load_bags([bag], cfg, SPEC, tmp_path)
     assert not changed[0].cached
     assert len(list(tmp_path.glob('*.npz'))) == 2
+
+
+def test_concurrent_cache_writes_of_one_entry_all_succeed(tmp_path: Path) -> None:
+    # two trainings sharing a cache decode the same bag at once (benchmarks/train_study.py):
+    # they used to share one temporary name, and the slower writer's rename failed
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dmil_ros.train.dataset import Arrays
+
+    n = 200
+    rng = np.random.default_rng(0)
+    arrays = Arrays(
+        image=rng.random((n, *SPEC.image_shape), dtype=np.float32),
+        lidar=rng.random((n, *SPEC.lidar_shape), dtype=np.float32),
+        action=rng.integers(0, 4, n), family=rng.integers(-1, 4, n),
+        stamp=np.arange(n, dtype=np.int64), segment=np.zeros(n, np.int64),
+    )  # fmt: skip
+    path = tmp_path / 'entry.npz'
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: arrays.save(path), range(12)))
+    back = Arrays.load(path)
+    assert np.array_equal(back.image, arrays.image)
+    assert [p.name for p in tmp_path.iterdir()] == ['entry.npz']  # no temporary file left
+
+
+def test_an_unwritable_cache_is_logged_not_fatal(
+    bag: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / 'file'
+    blocked.write_text('not a directory')
+    arrays, stats = load_bags([bag], DataConfig(), SPEC, blocked / 'cache')
+    assert len(arrays) == stats[0].pairs > 0
+    assert 'not written' in caplog.text
