@@ -56,7 +56,7 @@ def test_train_export_evaluate(bag: Path, tmp_path: Path) -> None:
     assert 0 <= m['accuracy'] <= 1
     assert m['gate_family_agreement'] is not None
     # every pair of a simulator bag has a family, except those spanning two scene segments
-    two = doc['pairs_two_scenes'][str(bag)]
+    two = m['pairs_two_scenes']
     assert sum(m['frames_per_family'].values()) + two == m['frames']
 
 
