@@ -10,7 +10,10 @@ inference and synergy monitor as the ROS node. The audit only adds what the node
   last batch, so the pipeline's single inference call serves both;
 * calibrated masking (:mod:`dmil_ros.audit.masking`) when the model has no unimodal heads,
   profiled on the bag's first ``profile_frames`` pairs;
-* labels (``/sim/ground_truth`` when present, else ``/expert/action``) and ground truth.
+* labels (``/sim/ground_truth`` when present, else ``/expert/action``) and ground truth; a
+  frame whose camera image and LiDAR sweep come from two scene segments (``/sim/lidar_truth``
+  names each sweep's) has no family (-1), as in training and evaluation
+  (:mod:`dmil_ros.train.data`), so family figures leave it out.
 
 The runtime ``alert`` of every frame is the pipeline's own synergy monitor, which reads
 ``pid_broja`` when the model has it, else ``pid_lsmi`` (``PipelineConfig.pid_source='auto'``);
@@ -43,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
 GROUND_TRUTH_TOPIC = '/sim/ground_truth'
+LIDAR_TRUTH_TOPIC = '/sim/lidar_truth'
 ACTION_TOPIC = '/expert/action'
 SIDE_CAR = 'ground_truth.json'
 LABEL_SLOP_NS = 25_000_000
@@ -127,6 +131,7 @@ class _Collector:
             k: []
             for k in (
                 'stamp',
+                'lidar_stamp',  # -1: none (read only to name two-scene pairs, not kept)
                 'probs',
                 'gates',
                 'p_camera',
@@ -204,6 +209,9 @@ class _Collector:
         nan4 = np.full((n, 4), np.nan, np.float32)
         probs = np.asarray(out['probs'], np.float32)
         self.rows['stamp'].append(np.array([r.header.ns for r in results], np.int64))
+        self.rows['lidar_stamp'].append(
+            np.array([-1 if r.lidar_stamp_ns is None else r.lidar_stamp_ns for r in results])
+        )
         self.rows['probs'].append(probs)
         self.rows['gates'].append(out.get('gates', nan4))
         self.rows['p_joint'].append(out.get('probs_joint', probs))
@@ -280,6 +288,9 @@ def _labels(
     truth: dict[int, Any],
     actions: dict[int, int],
     camera_log: dict[int, int],
+    *,
+    lidar_stamps: npt.NDArray[np.int64] | None = None,
+    sweep_segment: dict[int, int] | None = None,
 ) -> dict[str, npt.NDArray[np.int64]]:
     n = len(stamps)
     out = {
@@ -295,6 +306,13 @@ def _labels(
             out['segment'][i] = int(gt.segment)
             out['camera_latent'][i] = int(gt.camera_latent)
             out['lidar_latent'][i] = int(gt.lidar_latent)
+            seen_by_lidar = (
+                None
+                if lidar_stamps is None or sweep_segment is None
+                else sweep_segment.get(int(lidar_stamps[i]))
+            )
+            if seen_by_lidar is not None and seen_by_lidar != int(gt.segment):
+                out['family'][i] = -1  # camera and LiDAR saw two scenes: no family
             continue
         if log_times.size:
             t = camera_log.get(stamp, stamp)
@@ -337,7 +355,9 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
     truth: dict[int, Any] = {}
     actions: dict[int, int] = {}
     camera_log: dict[int, int] = {}
+    sweep_segment: dict[int, int] = {}
     topics = [options.camera_topic, options.lidar_topic, GROUND_TRUTH_TOPIC, ACTION_TOPIC]
+    topics.append(LIDAR_TRUTH_TOPIC)
     reader = None
     cameras = 0
     try:
@@ -357,6 +377,11 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
                 truth[
                     int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
                 ] = msg
+            elif raw.topic == LIDAR_TRUTH_TOPIC:
+                stamp_ns = int(msg.header.stamp.sec) * 1_000_000_000 + int(
+                    msg.header.stamp.nanosec
+                )
+                sweep_segment[stamp_ns] = int(msg.segment)
             elif raw.topic == ACTION_TOPIC and msg.data in ACTION_INDEX:
                 actions[raw.timestamp] = ACTION_INDEX[msg.data]
     except BagReadError as exc:
@@ -385,7 +410,17 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
     if not arrays:
         result = BagResult.empty(name, info)
     else:
-        arrays.update(_labels(arrays['stamp'], truth, actions, camera_log))
+        lidar_stamps = arrays.pop('lidar_stamp')
+        arrays.update(
+            _labels(
+                arrays['stamp'],
+                truth,
+                actions,
+                camera_log,
+                lidar_stamps=lidar_stamps,
+                sweep_segment=sweep_segment,
+            )
+        )
         result = BagResult(name, arrays, info)
     if result.frames == 0 and reader is not None and reader.issues:
         info['status'] = 'failed'  # nothing readable: not a partial result

@@ -7,6 +7,10 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dmil_ros.train.dataset import Arrays
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     cache = None if args.no_cache else (args.cache or default_cache_dir())
     results = {}
-    loaded: dict[str, tuple[object, int]] = {}  # data key -> (pairs, two-scene pairs)
+    loaded: dict[str, tuple[Arrays, int]] = {}  # data key -> (pairs, two-scene pairs)
     for path, name in zip(args.model, model_names(list(args.model)), strict=True):
         data_cfg, spec, _ = model_settings(path)
         key = json.dumps([data_cfg.__dict__, spec.to_json()], sort_keys=True, default=str)
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             arrays, stats = load_bags(list(args.bags), data_cfg, spec, cache)
             loaded[key] = arrays, sum(s.two_scenes for s in stats)
         arrays, two = loaded[key]
-        results[name] = evaluate_model(path, arrays)  # type: ignore[arg-type]
+        results[name] = evaluate_model(path, arrays)
         results[name]['pairs_two_scenes'] = two
     sys.stdout.write(comparison_table(results) + '\n')
     for name, m in results.items():
