@@ -20,7 +20,9 @@ One row per fused frame (camera image + paired cloud), in bag order then time or
 ``alert``              the runtime spike monitor's alert flag (the node's own monitor)
 ``spike``              inside an offline synergy spike (see :mod:`dmil_ros.audit.spikes`) of the
                        estimate the node's alarm reads (``summary['spikes_from']``)
-``family``             simulator scene family ('' without ground truth), ``segment`` its id
+``family``             simulator scene family ('' without ground truth, or when the camera image
+                       and the LiDAR sweep come from two scene segments), ``segment`` the
+                       camera frame's segment id
 ``synergy_ratio``,     GapScore ingredients (methods §5) and ``gapscore`` itself
 ``shortcut_score``,
 ``fusion_potential``
