@@ -17,8 +17,9 @@ For each bag:
    when the bag has none. Where the bag also names each sweep's scene (``/sim/lidar_truth``)
    and the pair's camera frame and sweep come from two different scene segments (a boundary:
    the simulator switches scenes between frames), the pair has no single family: -1 too, and
-   it is counted (``BagStats.two_scenes``). Such a pair is still trained on and counts in the
-   overall accuracy; only the per-family figures leave it out.
+   it is counted (``BagStats.two_scenes``). Such a pair is still trained on and counts in every
+   overall figure (accuracy, synergy indicator, confusion); the per-family and gate = family
+   figures leave it out.
 
 Decoded tensors are cached per bag as ``.npz`` (loaded with ``allow_pickle=False``) under a key
 that hashes the bag's files (names, sizes, mtimes), the data config, the preprocess spec and
@@ -40,8 +41,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,7 +52,7 @@ from tqdm import tqdm
 from dmil_ros.actions import ACTION_INDEX, FAMILIES
 from dmil_ros.runtime.preprocess import PreprocessSpec, prepare_image, prepare_points
 from dmil_ros.train.config import DataConfig
-from dmil_ros.train.dataset import Arrays
+from dmil_ros.train.dataset import Arrays, atomic_write
 from dmil_ros.train.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -269,10 +268,7 @@ def _write_cache(cache: Path, arrays: Arrays, stats: BagStats) -> None:
     side = cache.with_suffix('.json')
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=side.name + '.', suffix='.tmp', dir=cache.parent)
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(json.dumps(doc))
-        Path(tmp_name).replace(side)
+        atomic_write(side, lambda f: f.write(json.dumps(doc).encode()))
         arrays.save(cache)
     except OSError as exc:
         logger.warning('cache %s: not written (%s)', cache, exc)
@@ -304,7 +300,7 @@ def load_bags(
             logger.info('%s: skipped %s', bag, dict(stats.skipped))
         if stats.two_scenes:
             logger.info(
-                '%s: %d pairs span two scene segments (no family; overall accuracy only)',
+                '%s: %d pairs span two scene segments (no family: left out of per-family figures)',
                 bag, stats.two_scenes,
             )  # fmt: skip
         parts.append(arrays)

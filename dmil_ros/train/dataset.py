@@ -1,18 +1,20 @@
 """Training arrays in memory and their on-disk cache (``.npz`` without pickle).
 
 ``Arrays`` holds model-ready tensors exactly as :mod:`dmil_ros.runtime.preprocess` made them,
-plus labels, scene families (-1 where the bag has no ground truth) and camera stamps (integer
+plus labels, scene families (-1 where the bag has no ground truth, or where the pair's camera
+frame and sweep come from two scene segments) and camera stamps (integer
 nanoseconds, exact: they match ``/sim/ground_truth`` stamps).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +25,20 @@ F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
 FIELDS = ('image', 'lidar', 'action', 'family', 'stamp', 'segment')
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` whole or not at all: into a temporary file named for this call (process
+    id + random token; so trainings sharing a cache that decode one bag at once each replace
+    the entry whole, the last one winning), then renamed over ``path``. The file is created
+    with the usual permissions (umask), so a shared cache stays readable."""
+    tmp = path.with_name(f'{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')
+    try:
+        with tmp.open('xb') as f:
+            write(f)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -57,19 +73,8 @@ class Arrays:
         )
 
     def save(self, path: Path) -> None:
-        """Write an uncompressed ``.npz`` atomically.
-
-        The temporary file's name is unique to the call, so trainings that share a cache and
-        decode the same bag at once each replace the entry whole (the last one wins).
-        """
-        fd, tmp_name = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                np.savez(f, **{name: getattr(self, name) for name in FIELDS})
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        """Write an uncompressed ``.npz`` atomically (see :func:`atomic_write`)."""
+        atomic_write(path, lambda f: np.savez(f, **{name: getattr(self, name) for name in FIELDS}))
 
     @staticmethod
     def load(path: Path) -> Arrays:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -198,6 +199,9 @@ def test_concurrent_cache_writes_of_one_entry_all_succeed(tmp_path: Path) -> Non
     back = Arrays.load(path)
     assert np.array_equal(back.image, arrays.image)
     assert [p.name for p in tmp_path.iterdir()] == ['entry.npz']  # no temporary file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # a shared cache stays readable
 
 
 def test_an_unwritable_cache_is_logged_not_fatal(
@@ -208,3 +212,16 @@ def test_an_unwritable_cache_is_logged_not_fatal(
     arrays, stats = load_bags([bag], DataConfig(), SPEC, blocked / 'cache')
     assert len(arrays) == stats[0].pairs > 0
     assert 'not written' in caplog.text
+
+
+def test_a_failed_side_file_write_leaves_no_temporary_file(
+    bag: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = tmp_path / 'cache'
+    cache.mkdir()
+    side = cache / f'{bag.name}-{data_mod.cache_key(bag, DataConfig(), SPEC)}.json'
+    side.mkdir()  # the rename onto it fails
+    arrays, _ = load_bags([bag], DataConfig(), SPEC, cache)
+    assert len(arrays) > 0
+    assert 'not written' in caplog.text
+    assert sorted(p.name for p in cache.iterdir()) == [side.name]
