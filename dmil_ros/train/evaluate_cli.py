@@ -68,12 +68,15 @@ def run(args: argparse.Namespace) -> int:
         results[name] = evaluate_model(path, arrays)
         results[name]['pairs_two_scenes'] = two
     sys.stdout.write(comparison_table(results) + '\n')
-    for name, m in results.items():
-        if m['pairs_two_scenes']:
+    counts = {name: m['pairs_two_scenes'] for name, m in results.items()}
+    if len(set(counts.values())) == 1:  # one data config: one line
+        counts = {'every model': next(iter(counts.values()))}
+    for name, two in counts.items():
+        if two:
             sys.stdout.write(
-                f'{name}: {m["pairs_two_scenes"]} pairs span two scene segments (camera frame and'
-                ' LiDAR sweep from different scenes): no family; in the overall figures, not in'
-                ' the per-family or gate = family ones\n'
+                f'{name}: {two} pairs span two scene segments (camera frame and LiDAR sweep from'
+                ' different scenes): no family; in the overall figures, not in the per-family or'
+                ' gate = family ones\n'
             )
     if args.json:
         keys = ('accuracy', 'per_family', 'synergy_indicator', 'gate_family_agreement',
