@@ -64,10 +64,13 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         config = config.with_kind(args.model)
     cache = None if args.no_cache else (args.cache or default_cache_dir())
-    data, stats = load_bags(list(args.bags), config.data, config.preprocess, cache)
+    show = not args.no_progress
+    data, stats = load_bags(list(args.bags), config.data, config.preprocess, cache, progress=show)
     if args.val_bags:
         train_set = data
-        val_set, vstats = load_bags(list(args.val_bags), config.data, config.preprocess, cache)
+        val_set, vstats = load_bags(
+            list(args.val_bags), config.data, config.preprocess, cache, progress=show
+        )
         stats += vstats
     else:
         tr, va = time_block_split(data, config.data.val_fraction, config.data.block_seconds)

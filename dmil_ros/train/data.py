@@ -135,7 +135,7 @@ def _nearest(times: list[int], values: list[int], t: int, slop_ns: int) -> int |
 
 
 def read_bag(
-    bag: Path, cfg: DataConfig, spec: PreprocessSpec, segment: int = 0
+    bag: Path, cfg: DataConfig, spec: PreprocessSpec, segment: int = 0, *, progress: bool = True
 ) -> tuple[Arrays, BagStats]:
     """Decode, pair and label one bag (no cache)."""
     from dmil_ros.bagio.reader import BagReadError, RobustReader
@@ -158,7 +158,9 @@ def read_bag(
     seen: Counter[str] = Counter()
     try:
         reader = RobustReader(bag, topics=wanted)
-        for raw, m in tqdm(reader.decoded(), leave=False, desc=f'reading {bag.name}'):
+        messages = reader.decoded()
+        bar = tqdm(messages, leave=False, desc=f'reading {bag.name}', disable=not progress)
+        for raw, m in bar:
             topic = raw.topic
             seen[topic] += 1
             try:
@@ -275,7 +277,12 @@ def _write_cache(cache: Path, arrays: Arrays, stats: BagStats) -> None:
 
 
 def load_bags(
-    bags: list[Path], cfg: DataConfig, spec: PreprocessSpec, cache_dir: Path | None = None
+    bags: list[Path],
+    cfg: DataConfig,
+    spec: PreprocessSpec,
+    cache_dir: Path | None = None,
+    *,
+    progress: bool = True,
 ) -> tuple[Arrays, list[BagStats]]:
     """Every bag's pairs (cached), concatenated; ``segment`` = the bag's index in ``bags``."""
     parts: list[Arrays] = []
@@ -292,7 +299,7 @@ def load_bags(
             skipped, stats.two_scenes = _load_side(cache.with_suffix('.json'))
             stats.skipped.update(skipped)
         else:
-            arrays, stats = read_bag(bag, cfg, spec, segment=i)
+            arrays, stats = read_bag(bag, cfg, spec, segment=i, progress=progress)
             if cache is not None and stats.error is None and len(arrays):
                 _write_cache(cache, arrays, stats)
         logger.info('%s: %d pairs%s', bag, stats.pairs, ' (cache)' if stats.cached else '')

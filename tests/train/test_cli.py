@@ -21,7 +21,9 @@ def bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_train_export_evaluate(bag: Path, tmp_path: Path) -> None:
+def test_train_export_evaluate(
+    bag: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / 'train.json'
     config.write_text(json.dumps({
         'model': small_model(8),
@@ -34,6 +36,7 @@ def test_train_export_evaluate(bag: Path, tmp_path: Path) -> None:
     rc = main(['train', '--bags', str(bag), '--out', str(run), '--config', str(config),
                '--cache', str(cache), '--no-progress'])  # fmt: skip
     assert rc == 0
+    assert 'reading drive' not in capfd.readouterr().err  # --no-progress: no bar at all
     summary = json.loads((run / 'summary.json').read_text())
     assert summary['train_frames'] + summary['val_frames'] >= 195
     model = tmp_path / 'models' / 'tiny.onnx'
