@@ -36,7 +36,9 @@ def bag(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, dict[Key, byte
     con.close()
     assert ids == list(range(1, len(rows) + 1))
     truth = {(t, s): d for t, s, d in rows}
-    assert len(truth) == len(rows) == 241  # keys unique: (topic, stamp) identifies a message
+    # keys unique: (topic, stamp) identifies a message; 40 frames x 5 camera-rate topics,
+    # 20 sweeps x 3 LiDAR-rate topics, /tf_static
+    assert len(truth) == len(rows) == 40 * 5 + 20 * 3 + 1
     return db.read_bytes(), truth, [(t, s) for t, s, _ in rows]
 
 
