@@ -17,8 +17,13 @@ LIMITS = """\
   profile, not a family classifier.
 - Actions are the expert's discrete forward / left / right / stop; the model is not a planner.
 - `pid_lsmi` / `pid_broja` are per-frame estimates fitted on the training frames' features; off
-  the training distribution (new sensors, new scenes) they extrapolate (the BROJA table gives
-  large magnitudes for clusters / actions it never saw together).
+  the training distribution (new sensors, new scenes) they extrapolate. A frame whose predicted
+  action the BROJA table never saw with its camera or LiDAR cluster gets synergy 0 and a unique
+  term near -60 bits (the floored pointwise information of an event the table holds
+  impossible).
+- Simulator scenes switch between frames, so at each scene boundary a camera frame can pair
+  with a sweep of the neighbouring scene (about 1.4% of pairs); such pairs have no family and
+  count only in the overall figures.
 """
 
 
