@@ -356,8 +356,8 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
     actions: dict[int, int] = {}
     camera_log: dict[int, int] = {}
     sweep_segment: dict[int, int] = {}
-    topics = [options.camera_topic, options.lidar_topic, GROUND_TRUTH_TOPIC, ACTION_TOPIC]
-    topics.append(LIDAR_TRUTH_TOPIC)
+    topics = [options.camera_topic, options.lidar_topic, GROUND_TRUTH_TOPIC, LIDAR_TRUTH_TOPIC,
+              ACTION_TOPIC]  # fmt: skip
     reader = None
     cameras = 0
     try:

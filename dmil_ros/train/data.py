@@ -145,8 +145,8 @@ def read_bag(
 
     stats = BagStats(str(bag))
     label_topic = cfg.action_topic if cfg.label_source == 'action' else cfg.cmd_vel_topic
-    wanted = [cfg.camera_topic, cfg.lidar_topic, label_topic, cfg.ground_truth_topic]
-    wanted.append(cfg.lidar_truth_topic)
+    wanted = [cfg.camera_topic, cfg.lidar_topic, label_topic, cfg.ground_truth_topic,
+              cfg.lidar_truth_topic]  # fmt: skip
     pairer: ApproxTimePairer[tuple[int, np.ndarray[Any, Any]], np.ndarray[Any, Any]]
     pairer = ApproxTimePairer(slop=cfg.slop, queue_size=256)
     pairs: list[Any] = []
@@ -158,8 +158,7 @@ def read_bag(
     seen: Counter[str] = Counter()
     try:
         reader = RobustReader(bag, topics=wanted)
-        messages = reader.decoded()
-        bar = tqdm(messages, leave=False, desc=f'reading {bag.name}', disable=not progress)
+        bar = tqdm(reader.decoded(), leave=False, desc=f'reading {bag.name}', disable=not progress)
         for raw, m in bar:
             topic = raw.topic
             seen[topic] += 1
