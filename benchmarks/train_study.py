@@ -1,24 +1,32 @@
 """Rare-synergy study: DMIL against joint fusion and the late ensemble over training seeds.
 
-Run through ``python benchmarks/bench_train.py --study OUT [--seeds 0 1 2] [--jobs 2]``.
+Run through ``python benchmarks/bench_train.py --study OUT [--seeds 0 1 2] [--jobs 2]
+[--test-seeds 103 104]``.
 
 Why: on the balanced simulator mix (25% S frames, the shipped models) joint fusion learns the
-S family's XOR and every model ties at 100% on single-scene held-out pairs, so the issue's
+S family's XOR, and DMIL and joint tie at 100% on single-scene held-out S pairs, so the issue's
 "DMIL >= 3 points above both on S" cannot show. Synergistic scenes are rare on a robot; this
 study trains on a 5% S mix, where whether a model learns the XOR depends on the model and the
-seed, and reports every seed and the mean per model. Nothing is chosen on held-out data.
+seed, and reports every seed, the mean per model and each target per seed and on the means.
+
+The DMIL configuration (``pair_encoder_grad`` 1) was chosen in an earlier probe that printed
+held-out accuracy on seeds 101 and 102 next to validation; the default held-out seeds here,
+103 and 104, were never looked at while choosing.
 
 1. simulate (current simulator, fixed seeds): training bags ``rare_s1..4`` (6000 frames each,
    mix R/U_camera/U_lidar = 0.317/0.317/0.316, S = 0.05), validation bags ``val_s51/52``
    (2000 frames, 25% mix: the only basis for epoch selection) and held-out bags
-   ``test_s101/102`` (2000 frames, 25% mix);
+   ``test_s<seed>`` (2000 frames, 25% mix);
 2. train, for each seed (``schedule.seed``), ``dmil`` with ``config/train_hallway_pair_grad.json``
    and ``joint`` / ``ensemble`` with ``config/train_hallway.json`` (one thread each, ``--jobs``
-   runs at once), through the ``dmil-ros train`` command;
+   runs at once), through the ``dmil-ros train`` command; a run whose ``model.pt`` exists is
+   kept (an interrupted study resumes);
 3. evaluate each run's ``model.pt`` on the held-out bags with the metrics ``dmil-ros evaluate``
    prints: per-family accuracy on pairs whose camera frame and sweep saw one scene (a pair
-   spanning a scene boundary has no family; see ``dmil_ros.train.data``);
-4. print per-seed rows, the mean per model, and each target of issue 6 against the means.
+   spanning a scene boundary has no family; see ``dmil_ros.train.data``), synergy indicator,
+   gate = family agreement;
+4. print per-seed rows, the mean per model, and issue 6's accuracy, synergy-indicator and gate
+   targets per seed and on the means.
 """
 
 from __future__ import annotations
@@ -38,11 +46,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RARE_MIX = 'R=0.317,U_camera=0.317,U_lidar=0.316,S=0.05'
 EVEN_MIX = 'R=0.25,U_camera=0.25,U_lidar=0.25,S=0.25'
-BAGS = {
+TRAIN_BAGS = {
     **{f'rare_s{s}': (s, 6000, RARE_MIX) for s in (1, 2, 3, 4)},
     **{f'val_s{s}': (s, 2000, EVEN_MIX) for s in (51, 52)},
-    **{f'test_s{s}': (s, 2000, EVEN_MIX) for s in (101, 102)},
 }
+TEST_SEEDS = (103, 104)
 CONFIGS = {
     'dmil': 'config/train_hallway_pair_grad.json',
     'joint': 'config/train_hallway.json',
@@ -55,13 +63,14 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, '-m', 'dmil_ros.cli', *args]
 
 
-def simulate(out: Path, jobs: int) -> None:
+def simulate(out: Path, jobs: int, test_seeds: list[int]) -> None:
+    plan = {**TRAIN_BAGS, **{f'test_s{s}': (s, 2000, EVEN_MIX) for s in test_seeds}}
     # the sidecar is written last: a bag without it was interrupted and is recorded again
-    todo = [name for name in BAGS if not (out / 'bags' / name / 'ground_truth.json').exists()]
+    todo = [name for name in plan if not (out / 'bags' / name / 'ground_truth.json').exists()]
     (out / 'bags').mkdir(parents=True, exist_ok=True)
 
     def one(name: str) -> None:
-        seed, frames, mix = BAGS[name]
+        seed, frames, mix = plan[name]
         path = out / 'bags' / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
@@ -111,7 +120,9 @@ def train_all(out: Path, seeds: list[int], jobs: int) -> list[tuple[str, int, Pa
     return runs
 
 
-def evaluate(runs: list[tuple[str, int, Path]], out: Path) -> dict[str, Any]:
+def evaluate(
+    runs: list[tuple[str, int, Path]], out: Path, test_seeds: list[int]
+) -> dict[str, Any]:
     import torch
 
     from dmil_ros.train.checkpoint import load_model
@@ -121,15 +132,18 @@ def evaluate(runs: list[tuple[str, int, Path]], out: Path) -> dict[str, Any]:
     from dmil_ros.train.trainer import predict
 
     torch.set_num_threads(2)
-    tests = [out / 'bags' / f'test_s{s}' for s in (101, 102)]
+    tests = [out / 'bags' / f'test_s{s}' for s in test_seeds]
     rows: dict[str, Any] = {}
-    data = None
+    loaded: dict[str, Any] = {}  # data config -> held-out arrays (as evaluate_cli keys them)
     for kind, seed, path in runs:
         model, cfg, _ = load_model(path / 'model.pt')
-        if data is None:
-            data, stats = load_bags(tests, cfg.data, cfg.preprocess, default_cache_dir())
+        key = json.dumps([cfg.data.__dict__, cfg.preprocess.to_json()], sort_keys=True)
+        if key not in loaded:
+            loaded[key], stats = load_bags(tests, cfg.data, cfg.preprocess, default_cache_dir())
             two = sum(s.two_scenes for s in stats)
-            print(f'held-out: {len(data)} pairs, {two} span two scenes (no family)')
+            print(f'held-out {[t.name for t in tests]}: {len(loaded[key])} pairs, {two} span '
+                  'two scenes (no family)')  # fmt: skip
+        data = loaded[key]
         p = predict(model, torch.from_numpy(data.image), torch.from_numpy(data.lidar))
         m = evaluate_predictions(
             p['probs'], data.action, data.family, probs_camera=p.get('probs_camera'),
@@ -139,39 +153,70 @@ def evaluate(runs: list[tuple[str, int, Path]], out: Path) -> dict[str, Any]:
     return rows
 
 
-def report(rows: dict[str, Any]) -> None:
+def _targets(d: dict[str, Any], j: dict[str, Any], e: dict[str, Any]) -> dict[str, bool]:
+    """Issue 6's targets for one DMIL / joint / ensemble triple of metric dicts."""
+    every = all(d['per_family'][f] >= max(j['per_family'][f], e['per_family'][f]) for f in FAMS)
+    s_d, s_j, s_e = (m['per_family']['S'] for m in (d, j, e))
+    lead = min(s_d - s_j, s_d - s_e)
+    return {
+        'DMIL >= joint and >= ensemble on every family': every,
+        'DMIL >= 3 points above both on S': lead >= 0.03,
+        'synergy indicator: ensemble < 0.5%, DMIL > joint': (
+            e['synergy_indicator'] < 0.005 and d['synergy_indicator'] > j['synergy_indicator']
+        ),
+        'gate = family on >= 70% of frames': d['gate_family_agreement'] >= 0.7,
+    }
+
+
+def report(rows: dict[str, Any], seeds: list[int]) -> None:
     def pct(v: float | None) -> str:
         return '-' if v is None else f'{100 * v:.2f}'
 
-    print(f'{"run":16s} {"all":>7s} ' + ' '.join(f'{f:>8s}' for f in FAMS))
+    cols = ('all', *FAMS, 'syn.ind', 'gate')
+    print(f'{"run":16s} ' + ' '.join(f'{c:>8s}' for c in cols))
+
+    def line(name: str, m: dict[str, Any]) -> None:
+        vals = [m['accuracy'], *(m['per_family'][f] for f in FAMS), m['synergy_indicator'],
+                m['gate_family_agreement']]  # fmt: skip
+        print(f'{name:16s} ' + ' '.join(f'{pct(v):>8s}' for v in vals))
+
     for name, m in rows.items():
-        fam = ' '.join(f'{pct(m["per_family"][f]):>8s}' for f in FAMS)
-        print(f'{name:16s} {pct(m["accuracy"]):>7s} {fam}')
-    mean: dict[str, dict[str, float]] = {}
+        line(name, m)
+    mean: dict[str, dict[str, Any]] = {}
     for kind in CONFIGS:
         ms = [m for m in rows.values() if m['kind'] == kind]
+
+        def avg(values: list[float | None]) -> float | None:
+            got = [v for v in values if v is not None]
+            return float(np.mean(got)) if got else None
+
         mean[kind] = {
-            f: float(np.mean([m['per_family'][f] for m in ms if m['per_family'][f] is not None]))
-            for f in FAMS
+            'accuracy': avg([m['accuracy'] for m in ms]),
+            'per_family': {f: avg([m['per_family'][f] for m in ms]) for f in FAMS},
+            'synergy_indicator': avg([m['synergy_indicator'] for m in ms]),
+            'gate_family_agreement': avg([m['gate_family_agreement'] for m in ms]),
         }
-        mean[kind]['all'] = float(np.mean([m['accuracy'] for m in ms]))
-        fam = ' '.join(f'{pct(mean[kind][f]):>8s}' for f in FAMS)
-        print(f'{"mean " + kind:16s} {pct(mean[kind]["all"]):>7s} {fam}')
-    d, j, e = mean['dmil'], mean['joint'], mean['ensemble']
-    every = all(d[f] >= j[f] and d[f] >= e[f] for f in FAMS)
-    lead = min(d['S'] - j['S'], d['S'] - e['S'])
-    print(f'target: DMIL >= joint and >= ensemble on every family (seed means): '
-          f'{"met" if every else "MISSED"}')  # fmt: skip
-    print(f'target: DMIL >= 3 points above both on S (seed means): lead {100 * lead:+.2f} points '
-          f'-> {"met" if lead >= 0.03 else "MISSED"}')  # fmt: skip
+        line(f'mean {kind}', mean[kind])
+    per_seed = [
+        _targets(rows[f'dmil_seed{s}'], rows[f'joint_seed{s}'], rows[f'ensemble_seed{s}'])
+        for s in seeds
+    ]
+    on_means = _targets(mean['dmil'], mean['joint'], mean['ensemble'])
+    for target, met in on_means.items():
+        seeds_met = sum(t[target] for t in per_seed)
+        print(f'target: {target}: seed means {"met" if met else "MISSED"}; '
+              f'met at {seeds_met} of {len(seeds)} seeds')  # fmt: skip
 
 
-def run_study(out: Path, seeds: list[int], jobs: int) -> None:
+def run_study(out: Path, seeds: list[int], jobs: int, test_seeds: list[int]) -> None:
+    out = out.resolve()  # the training subprocesses run in the repository root
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     t0 = time.perf_counter()
-    simulate(out, jobs)
+    simulate(out, jobs, test_seeds)
     runs = train_all(out, seeds, jobs)
-    rows = evaluate(runs, out)
-    (out / 'study.json').write_text(json.dumps(rows, indent=1))
-    report(rows)
-    print(f'study wall time {time.perf_counter() - t0:.0f} s ({jobs} jobs)')
+    rows = evaluate(runs, out, test_seeds)
+    name = 'study_' + '_'.join(str(s) for s in test_seeds) + '.json'
+    (out / name).write_text(json.dumps(rows, indent=1))
+    report(rows, seeds)
+    print(f'study wall time {time.perf_counter() - t0:.0f} s ({jobs} jobs; runs already trained '
+          'in OUT are reused)')  # fmt: skip
