@@ -39,6 +39,7 @@ import numpy.typing as npt
 from dmil_ros.actions import ACTION_INDEX, ACTIONS, FAMILIES
 from dmil_ros.audit.bagresult import BagResult
 from dmil_ros.audit.masking import MaskStats, Profile, masked_inputs
+from dmil_ros.runtime.faults import stamp_ns
 from dmil_ros.runtime.model import FusionModel
 from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Job, PipelineConfig
 
@@ -374,14 +375,9 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
             elif raw.topic == options.lidar_topic:
                 collector.add(pipeline.feed_lidar(msg))
             elif raw.topic == GROUND_TRUTH_TOPIC:
-                truth[
-                    int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-                ] = msg
+                truth[stamp_ns(msg)] = msg
             elif raw.topic == LIDAR_TRUTH_TOPIC:
-                stamp_ns = int(msg.header.stamp.sec) * 1_000_000_000 + int(
-                    msg.header.stamp.nanosec
-                )
-                sweep_segment[stamp_ns] = int(msg.segment)
+                sweep_segment[stamp_ns(msg)] = int(msg.segment)
             elif raw.topic == ACTION_TOPIC and msg.data in ACTION_INDEX:
                 actions[raw.timestamp] = ACTION_INDEX[msg.data]
     except BagReadError as exc:
