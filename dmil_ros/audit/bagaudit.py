@@ -13,7 +13,9 @@ inference and synergy monitor as the ROS node. The audit only adds what the node
 * labels (``/sim/ground_truth`` when present, else ``/expert/action``) and ground truth; a
   frame whose camera image and LiDAR sweep come from two scene segments (``/sim/lidar_truth``
   names each sweep's) has no family (-1), as in training and evaluation
-  (:mod:`dmil_ros.train.data`), so family figures leave it out.
+  (:mod:`dmil_ros.train.data`), so family figures leave it out; so has a frame whose sweep has
+  no such truth, or two that disagree (:mod:`dmil_ros.scenes`; counted in the bag's errors). A
+  truth or label message without the fields read is counted per topic and skipped.
 
 The runtime ``alert`` of every frame is the pipeline's own synergy monitor, which reads
 ``pid_broja`` when the model has it, else ``pid_lsmi`` (``PipelineConfig.pid_source='auto'``);
@@ -29,9 +31,10 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +45,7 @@ from dmil_ros.audit.masking import MaskStats, Profile, masked_inputs
 from dmil_ros.runtime.faults import stamp_ns
 from dmil_ros.runtime.model import FusionModel
 from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Job, PipelineConfig
+from dmil_ros.scenes import ONE_SCENE, UNCONFIRMED, SweepScenes
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +55,8 @@ LIDAR_TRUTH_TOPIC = '/sim/lidar_truth'
 ACTION_TOPIC = '/expert/action'
 SIDE_CAR = 'ground_truth.json'
 LABEL_SLOP_NS = 25_000_000
-RESULT_VERSION = 2  # 2: ``self_broja`` (the model's pid_broja) kept per frame
+RESULT_VERSION = 3  # 2: ``self_broja`` (the model's pid_broja) kept per frame; 3: two-scene
+#                     and unconfirmed frames have family -1 (dmil_ros.scenes)
 
 
 @dataclass(frozen=True)
@@ -284,36 +289,58 @@ class _Collector:
         return out
 
 
+class _FrameTruth(NamedTuple):
+    """The fields of one ``/sim/ground_truth`` message the audit uses (read when it arrives)."""
+
+    action: int
+    family: int  # index in FAMILIES, -1 for a name it does not know
+    segment: int
+    camera_latent: int
+    lidar_latent: int
+
+    @classmethod
+    def of(cls, msg: Any) -> _FrameTruth:
+        family = str(msg.family)
+        return cls(
+            int(msg.action),
+            FAMILIES.index(family) if family in FAMILIES else -1,
+            int(msg.segment),
+            int(msg.camera_latent),
+            int(msg.lidar_latent),
+        )
+
+
 def _labels(
     stamps: npt.NDArray[np.int64],
-    truth: dict[int, Any],
+    truth: dict[int, _FrameTruth],
     actions: dict[int, int],
     camera_log: dict[int, int],
     *,
     lidar_stamps: npt.NDArray[np.int64] | None = None,
-    sweep_segment: dict[int, int] | None = None,
-) -> dict[str, npt.NDArray[np.int64]]:
+    sweeps: SweepScenes | None = None,
+) -> tuple[dict[str, npt.NDArray[np.int64]], int]:
+    """Per frame: label, family, segment and latents; and how many frames' sweeps had no
+    usable scene truth (family -1, :data:`dmil_ros.scenes.UNCONFIRMED`)."""
     n = len(stamps)
     out = {
         k: np.full(n, -1, np.int64)
         for k in ('label', 'family', 'segment', 'camera_latent', 'lidar_latent')
     }
+    unconfirmed = 0
     log_times = np.array(sorted(actions), np.int64)
     for i, stamp in enumerate(stamps.tolist()):
         gt = truth.get(stamp)
         if gt is not None:
-            out['label'][i] = int(gt.action)
-            out['family'][i] = FAMILIES.index(gt.family) if gt.family in FAMILIES else -1
-            out['segment'][i] = int(gt.segment)
-            out['camera_latent'][i] = int(gt.camera_latent)
-            out['lidar_latent'][i] = int(gt.lidar_latent)
-            seen_by_lidar = (
-                None
-                if lidar_stamps is None or sweep_segment is None
-                else sweep_segment.get(int(lidar_stamps[i]))
-            )
-            if seen_by_lidar is not None and seen_by_lidar != int(gt.segment):
-                out['family'][i] = -1  # camera and LiDAR saw two scenes: no family
+            out['label'][i] = gt.action
+            out['family'][i] = gt.family
+            out['segment'][i] = gt.segment
+            out['camera_latent'][i] = gt.camera_latent
+            out['lidar_latent'][i] = gt.lidar_latent
+            if lidar_stamps is not None and sweeps is not None and lidar_stamps[i] >= 0:
+                verdict = sweeps.verdict(gt.segment, int(lidar_stamps[i]))
+                if verdict != ONE_SCENE:  # two scenes, or not known: no family
+                    out['family'][i] = -1
+                    unconfirmed += verdict == UNCONFIRMED
             continue
         if log_times.size:
             t = camera_log.get(stamp, stamp)
@@ -322,7 +349,7 @@ def _labels(
             best = min(near, key=lambda k: abs(int(log_times[k]) - t))
             if abs(int(log_times[best]) - t) <= LABEL_SLOP_NS:
                 out['label'][i] = actions[int(log_times[best])]
-    return out
+    return out, unconfirmed
 
 
 def read_sidecar(bag: Path) -> dict[str, Any] | None:
@@ -353,10 +380,11 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
     pipeline = FusionPipeline(model, config)
     collector = _Collector(model, options)
     collector.pipeline = pipeline
-    truth: dict[int, Any] = {}
+    truth: dict[int, _FrameTruth] = {}
     actions: dict[int, int] = {}
     camera_log: dict[int, int] = {}
-    sweep_segment: dict[int, int] = {}
+    sweeps = SweepScenes()
+    unusable: Counter[str] = Counter()  # truth / label messages without the fields read
     topics = [options.camera_topic, options.lidar_topic, GROUND_TRUTH_TOPIC, LIDAR_TRUTH_TOPIC,
               ACTION_TOPIC]  # fmt: skip
     reader = None
@@ -374,12 +402,16 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
                 collector.add(pipeline.feed_camera(msg))
             elif raw.topic == options.lidar_topic:
                 collector.add(pipeline.feed_lidar(msg))
-            elif raw.topic == GROUND_TRUTH_TOPIC:
-                truth[stamp_ns(msg)] = msg
-            elif raw.topic == LIDAR_TRUTH_TOPIC:
-                sweep_segment[stamp_ns(msg)] = int(msg.segment)
-            elif raw.topic == ACTION_TOPIC and msg.data in ACTION_INDEX:
-                actions[raw.timestamp] = ACTION_INDEX[msg.data]
+            else:
+                try:
+                    if raw.topic == GROUND_TRUTH_TOPIC:
+                        truth[stamp_ns(msg)] = _FrameTruth.of(msg)
+                    elif raw.topic == LIDAR_TRUTH_TOPIC:
+                        sweeps.add(stamp_ns(msg), int(msg.segment))
+                    elif str(msg.data) in ACTION_INDEX:  # ACTION_TOPIC
+                        actions[raw.timestamp] = ACTION_INDEX[str(msg.data)]
+                except (AttributeError, TypeError, ValueError):
+                    unusable[raw.topic] += 1
     except BagReadError as exc:
         info['status'] = 'failed'
         info['errors'].append({'message': str(exc)})
@@ -392,6 +424,11 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
                 'message': f'masking: {len(collector.profile_jobs)} usable frame(s), at least 2 '
                 'needed to profile the inputs: no unimodal predictions (p_camera, p_lidar NaN)'
             }
+        )
+    for topic, count in sorted(unusable.items()):
+        info['status'] = 'partial' if info['status'] == 'ok' else info['status']
+        info['errors'].append(
+            {'message': f'topic {topic!r}: {count} messages without the fields read, skipped'}
         )
     if reader is not None:
         info['read'] = reader.report()
@@ -407,16 +444,18 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
         result = BagResult.empty(name, info)
     else:
         lidar_stamps = arrays.pop('lidar_stamp')
-        arrays.update(
-            _labels(
-                arrays['stamp'],
-                truth,
-                actions,
-                camera_log,
-                lidar_stamps=lidar_stamps,
-                sweep_segment=sweep_segment,
-            )
+        labels, unconfirmed = _labels(
+            arrays['stamp'], truth, actions, camera_log, lidar_stamps=lidar_stamps, sweeps=sweeps
         )
+        arrays.update(labels)
+        if unconfirmed:
+            info['status'] = 'partial' if info['status'] == 'ok' else info['status']
+            info['errors'].append(
+                {
+                    'message': f'topic {LIDAR_TRUTH_TOPIC!r}: the sweeps of {unconfirmed} frames '
+                    'have no scene truth, or two that disagree: no family for them'
+                }
+            )
         result = BagResult(name, arrays, info)
     if result.frames == 0 and reader is not None and reader.issues:
         info['status'] = 'failed'  # nothing readable: not a partial result
@@ -430,7 +469,8 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
             'last_error': pipeline.last_error,
         },
         labelled=int((result.arrays['label'] >= 0).sum()),
-        ground_truth_frames=int((result.arrays['family'] >= 0).sum()),
+        ground_truth_frames=int((result.arrays['segment'] >= 0).sum()),
+        family_frames=int((result.arrays['family'] >= 0).sum()),
         sidecar=read_sidecar(path),
         seconds=time.perf_counter() - t0,
         inference_seconds=collector.inference_s,

@@ -193,7 +193,9 @@ def dataset_pid(
 
 
 def ground_truth(arrays: dict[str, npt.NDArray[Any]]) -> dict[str, Any] | None:
-    """Exact PID of the empirical latent joint over the audited frames that carry ground truth."""
+    """Exact PID of the empirical latent joint over the audited frames that carry ground truth
+    and have one scene family (a frame whose camera and LiDAR saw two scenes has no joint
+    latent; ``frames.with_family`` in the summary counts the frames used)."""
     fam = arrays['family']
     rows = np.flatnonzero(
         (fam >= 0) & (arrays['camera_latent'] >= 0) & (arrays['lidar_latent'] >= 0)
@@ -418,7 +420,8 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
         'frames': {
             'total': n,
             'labelled': int((label >= 0).sum()),
-            'with_ground_truth': int((fam >= 0).sum()),
+            'with_ground_truth': int((arrays['segment'] >= 0).sum()),
+            'with_family': int((fam >= 0).sum()),
             'alerts': int(arrays['alert'].sum()),
             'in_spikes': int(in_spike.sum()),
             'per_bag': {r.name: r.frames for r in results},

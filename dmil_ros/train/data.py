@@ -19,7 +19,9 @@ For each bag:
    the simulator switches scenes between frames), the pair has no single family: -1 too, and
    it is counted (``BagStats.two_scenes``). Such a pair is still trained on and counts in every
    overall figure (accuracy, synergy indicator, confusion); the per-family and gate = family
-   figures leave it out.
+   figures leave it out. A pair whose sweep has no truth message, or two that disagree, in a
+   bag that names its sweeps cannot be confirmed as one scene: family -1 as well, counted as
+   ``<lidar_truth_topic>:unconfirmed`` (:mod:`dmil_ros.scenes`).
 
 Decoded tensors are cached per bag as ``.npz`` (loaded with ``allow_pickle=False``) under a key
 that hashes the bag's files (names, sizes, mtimes), the data config, the preprocess spec and
@@ -51,8 +53,9 @@ from tqdm import tqdm
 
 from dmil_ros.actions import ACTION_INDEX, FAMILIES
 from dmil_ros.runtime.preprocess import PreprocessSpec, prepare_image, prepare_points
+from dmil_ros.scenes import TWO_SCENES, UNCONFIRMED, SweepScenes
 from dmil_ros.train.config import DataConfig
-from dmil_ros.train.dataset import Arrays, atomic_write
+from dmil_ros.train.dataset import Arrays, atomic_write, remove_stale_temporaries
 from dmil_ros.train.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -95,7 +98,7 @@ def _stamp_ns(msg: Any) -> int:
 
 
 _FINGERPRINTED = ('runtime/preprocess.py', 'runtime/decode.py', 'runtime/pairing.py',
-                  'train/data.py')  # fmt: skip
+                  'train/data.py', 'scenes.py')  # fmt: skip
 
 
 @functools.cache
@@ -154,7 +157,7 @@ def read_bag(
     label_v: list[int] = []
     family_by_stamp: dict[int, int] = {}
     segment_by_stamp: dict[int, int] = {}  # camera stamp -> scene segment
-    sweep_segment: dict[int, int] = {}  # sweep stamp -> scene segment
+    sweeps = SweepScenes()  # sweep stamp -> scene segment
     seen: Counter[str] = Counter()
     try:
         reader = RobustReader(bag, topics=wanted)
@@ -187,7 +190,7 @@ def read_bag(
                     label_t.append(int(raw.timestamp))
                     label_v.append(value)
                 elif topic == cfg.lidar_truth_topic:
-                    sweep_segment[_stamp_ns(m)] = int(m.segment)
+                    sweeps.add(_stamp_ns(m), int(m.segment))
                 else:
                     family_by_stamp[_stamp_ns(m)] = _FAMILY_INDEX.get(m.family, -1)
                     segment_by_stamp[_stamp_ns(m)] = int(m.segment)
@@ -222,10 +225,14 @@ def read_bag(
             continue
         family = family_by_stamp.get(p.camera_stamp, -1)
         seen_by_camera = segment_by_stamp.get(p.camera_stamp)
-        seen_by_lidar = sweep_segment.get(p.lidar_stamp)
-        if None not in (seen_by_camera, seen_by_lidar) and seen_by_camera != seen_by_lidar:
-            family = -1  # two scenes: no single family
-            stats.two_scenes += 1
+        if seen_by_camera is not None:
+            verdict = sweeps.verdict(seen_by_camera, p.lidar_stamp)
+            if verdict == TWO_SCENES:
+                family = -1  # two scenes: no single family
+                stats.two_scenes += 1
+            elif verdict == UNCONFIRMED:
+                family = -1  # the sweep's scene is not known: no family either
+                stats.skipped[f'{cfg.lidar_truth_topic}:unconfirmed'] += 1
         rows.append((image, p.lidar, y, family, p.camera_stamp))
     stats.pairs = len(rows)
     if not rows:
@@ -269,10 +276,25 @@ def _write_cache(cache: Path, arrays: Arrays, stats: BagStats) -> None:
     side = cache.with_suffix('.json')
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
+        removed = remove_stale_temporaries(cache.parent)
+        if removed:
+            logger.info('cache %s: removed %d stale temporary files', cache.parent, removed)
         atomic_write(side, lambda f: f.write(json.dumps(doc).encode()))
         arrays.save(cache)
     except OSError as exc:
         logger.warning('cache %s: not written (%s)', cache, exc)
+
+
+def _load_cache(cache: Path) -> Arrays | None:
+    """A cache entry's arrays; None when there is none or it cannot be read (logged: the bag
+    is decoded again and the entry rewritten)."""
+    if not cache.exists():
+        return None
+    try:
+        return Arrays.load(cache)
+    except DataError as exc:
+        logger.warning('%s; decoding the bag again', exc)
+        return None
 
 
 def load_bags(
@@ -291,9 +313,9 @@ def load_bags(
             msg = f'bag {str(bag)!r}: no such file or directory'
             raise DataError(msg)
         cache = cache_dir / f'{bag.name}-{cache_key(bag, cfg, spec)}.npz' if cache_dir else None
-        if cache is not None and cache.exists():
-            arrays = Arrays.load(cache)
-            arrays = Arrays(**{**arrays.__dict__, 'segment': np.full(len(arrays), i, np.int64)})
+        hit = _load_cache(cache) if cache is not None else None
+        if hit is not None and cache is not None:
+            arrays = Arrays(**{**hit.__dict__, 'segment': np.full(len(hit), i, np.int64)})
             stats = BagStats(str(bag), pairs=len(arrays), cached=True)
             skipped, stats.two_scenes = _load_side(cache.with_suffix('.json'))
             stats.skipped.update(skipped)

@@ -150,3 +150,17 @@ def test_old_result_removal_refuses_anything_outside_out_bags(tmp_path: Path) ->
     with pytest.raises(runner.AuditError, match='not a folder in'):
         runner._remove_old_result(tmp_path / 'out', link)
     assert outside.is_dir()
+
+
+def test_results_of_an_older_result_version_are_recomputed(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dmil_ros.audit import bagaudit
+
+    bag = tmp_path / 'bag'
+    write_small_bag(bag, frames=20)
+    out = tmp_path / 'out'
+    _audit(model, out, bag)
+    assert _audit(model, out, bag)['bags'][0]['resumed'] is True
+    monkeypatch.setattr(bagaudit, 'RESULT_VERSION', bagaudit.RESULT_VERSION + 1)
+    assert _audit(model, out, bag)['bags'][0]['resumed'] is False

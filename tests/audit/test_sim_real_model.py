@@ -74,4 +74,26 @@ def test_frames_spanning_two_scenes_have_no_family(tmp_path: Path) -> None:
         expected.append(-1 if seg_c.index != seg_l.index else FAMILIES.index(seg_c.family))
     assert result.arrays['family'].tolist() == expected
     assert expected.count(-1) > 0
-    assert result.info['ground_truth_frames'] == len(expected) - expected.count(-1)
+    assert result.info['family_frames'] == len(expected) - expected.count(-1)
+    assert result.info['ground_truth_frames'] == len(expected)  # every frame carries truth
+    assert result.info['status'] == 'ok'
+
+
+def test_frames_whose_sweep_lacks_usable_scene_truth_have_no_family(tmp_path: Path) -> None:
+    # as in training: truth lost, malformed or contradicted -> family -1, counted in the
+    # bag's errors; a malformed message is skipped, the bag still audited
+    from dmil_ros.audit.bagaudit import audit_bag
+    from tests.sim.scene_bags import planned_families, record_edited
+
+    drop, malformed, conflict = {1, 4, 9}, {6}, {12}
+    bag = record_edited(tmp_path / 'edited', drop, malformed, conflict)
+    result = audit_bag(bag, 'edited', BagOptions(model=str(MODEL)))
+    expected, unconfirmed = planned_families(
+        result.arrays['stamp'].tolist(), drop | malformed | conflict
+    )
+    assert result.arrays['family'].tolist() == expected
+    assert unconfirmed > 0
+    assert result.info['status'] == 'partial'
+    messages = [e['message'] for e in result.info['errors']]
+    assert "topic '/sim/lidar_truth': 1 messages without the fields read, skipped" in messages
+    assert any(f'sweeps of {unconfirmed} frames have no scene truth' in m for m in messages)

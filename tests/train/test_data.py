@@ -17,6 +17,7 @@ from dmil_ros.train import data as data_mod
 from dmil_ros.train.config import DataConfig
 from dmil_ros.train.data import discretise_twist, load_bags, read_bag
 from dmil_ros.train.errors import DataError
+from tests.sim.scene_bags import planned_families, record_edited
 
 SPEC = PreprocessSpec()
 FRAMES = 60
@@ -76,6 +77,19 @@ def test_pairs_spanning_two_scenes_have_no_family(tmp_path: Path) -> None:
     _, cached = load_bags([tmp_path / 'short'], DataConfig(), SPEC, tmp_path / 'cache')
     assert cached[0].cached
     assert cached[0].two_scenes == stats.two_scenes
+
+
+def test_a_sweep_without_usable_scene_truth_gets_no_family(tmp_path: Path) -> None:
+    # the sweep's truth lost, malformed or contradicted: its pairs cannot be confirmed as one
+    # scene (family -1, counted); a malformed message is counted and skipped, never raised
+    drop, malformed, conflict = {1, 4, 9}, {6}, {12}
+    bag = record_edited(tmp_path / 'edited', drop, malformed, conflict)
+    arrays, stats = read_bag(bag, DataConfig(), SPEC)
+    expected, unconfirmed = planned_families(arrays.stamp, drop | malformed | conflict)
+    assert arrays.family.tolist() == expected
+    assert stats.skipped['/sim/lidar_truth:unconfirmed'] == unconfirmed > 0
+    assert stats.skipped['/sim/lidar_truth:AttributeError'] == 1
+    assert stats.two_scenes == expected.count(-1) - unconfirmed > 0
 
 
 def test_cmd_vel_labels_agree_with_expert_actions(bag: Path) -> None:
@@ -225,3 +239,32 @@ def test_a_failed_side_file_write_leaves_no_temporary_file(
     assert len(arrays) > 0
     assert 'not written' in caplog.text
     assert sorted(p.name for p in cache.iterdir()) == [side.name]
+
+
+def test_a_torn_cache_entry_is_decoded_again(
+    bag: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, _ = load_bags([bag], DataConfig(), SPEC, tmp_path / 'cache')
+    (entry,) = (tmp_path / 'cache').glob('*.npz')
+    entry.write_bytes(entry.read_bytes()[:1000])  # a crash mid-write, before fsync existed
+    again, stats = load_bags([bag], DataConfig(), SPEC, tmp_path / 'cache')
+    assert not stats[0].cached
+    assert 'decoding the bag again' in caplog.text
+    assert np.array_equal(again.image, first.image)
+    _, rewritten = load_bags([bag], DataConfig(), SPEC, tmp_path / 'cache')
+    assert rewritten[0].cached  # the entry was written whole again
+
+
+def test_only_stale_temporaries_of_atomic_write_are_removed(tmp_path: Path) -> None:
+    from dmil_ros.train.dataset import STALE_TEMPORARY_S, remove_stale_temporaries
+
+    names = ['e.npz.4242.0a1b2c3d.tmp', 'e.json.7.deadbeef.tmp', 'e.npz.99.0badcafe.tmp',
+             'notes.tmp', 'e.npz']  # fmt: skip
+    for name in names:
+        (tmp_path / name).write_bytes(b'x')
+    old = os.path.getmtime(tmp_path / names[0]) - STALE_TEMPORARY_S - 60
+    for name in (names[0], names[1], names[3]):
+        os.utime(tmp_path / name, (old, old))
+    assert remove_stale_temporaries(tmp_path) == 2
+    # a fresh temporary may be a live writer's; other files are not the cache's to remove
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])

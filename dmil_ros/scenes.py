@@ -1,0 +1,57 @@
+"""Did a camera frame and its paired LiDAR sweep see one simulated scene? (trainer and audit).
+
+The simulator switches scenes between frames, so at a segment boundary a camera frame can pair
+with a sweep rendered in the neighbouring scene. ``/sim/ground_truth`` names each camera frame's
+segment, ``/sim/lidar_truth`` (``dmil_ros/msg/SweepTruth``) each sweep's. A pair has one scene
+family only when both name the same segment.
+
+Bags recorded before ``SweepTruth`` existed name no sweep's segment: their pairs are taken as
+one scene, as they always were. In a bag that does name sweeps, a paired sweep with no truth
+message (lost, cut off) or with two that disagree cannot be confirmed: its pair is
+:data:`UNCONFIRMED`, and callers give it no family, like a two-scene pair, and count it.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+Verdict = Literal['one_scene', 'two_scenes', 'unconfirmed']
+ONE_SCENE: Final = 'one_scene'
+TWO_SCENES: Final = 'two_scenes'
+UNCONFIRMED: Final = 'unconfirmed'
+
+
+class SweepScenes:
+    """Sweep stamp (ns) -> scene segment, from the ``/sim/lidar_truth`` messages of one bag."""
+
+    def __init__(self) -> None:
+        self._segment: dict[int, int] = {}
+        self._conflicting: set[int] = set()
+
+    def add(self, stamp_ns: int, segment: int) -> None:
+        """Record one ``SweepTruth``; a second one for the stamp naming another segment makes
+        the stamp unconfirmed."""
+        known = self._segment.setdefault(stamp_ns, segment)
+        if known != segment:
+            self._conflicting.add(stamp_ns)
+
+    @property
+    def conflicting(self) -> int:
+        """Sweep stamps named by truth messages that disagree."""
+        return len(self._conflicting)
+
+    def __len__(self) -> int:
+        return len(self._segment)
+
+    def verdict(self, camera_segment: int, sweep_stamp_ns: int) -> Verdict:
+        """Whether the frame of ``camera_segment`` and the sweep at ``sweep_stamp_ns`` saw one
+        scene (always :data:`ONE_SCENE` when the bag names no sweep's segment)."""
+        if not self._segment:
+            return ONE_SCENE
+        seen = self._segment.get(sweep_stamp_ns)
+        if seen is None or sweep_stamp_ns in self._conflicting:
+            return UNCONFIRMED
+        return ONE_SCENE if seen == camera_segment else TWO_SCENES
+
+
+__all__ = ['ONE_SCENE', 'TWO_SCENES', 'UNCONFIRMED', 'SweepScenes', 'Verdict']
