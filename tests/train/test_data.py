@@ -262,7 +262,7 @@ def test_only_stale_temporaries_of_atomic_write_are_removed(tmp_path: Path) -> N
              'notes.tmp', 'e.npz']  # fmt: skip
     for name in names:
         (tmp_path / name).write_bytes(b'x')
-    old = os.path.getmtime(tmp_path / names[0]) - STALE_TEMPORARY_S - 60
+    old = (tmp_path / names[0]).stat().st_mtime - STALE_TEMPORARY_S - 60
     for name in (names[0], names[1], names[3]):
         os.utime(tmp_path / name, (old, old))
     assert remove_stale_temporaries(tmp_path) == 2
