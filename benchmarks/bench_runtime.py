@@ -226,7 +226,11 @@ def main() -> int:
     if hasattr(os, 'sched_setaffinity'):
         cores = sorted(os.sched_getaffinity(0))[: args.cores]
         os.sched_setaffinity(0, cores)
-    tmp = Path(tempfile.mkdtemp(prefix='bench_runtime_'))
+    with tempfile.TemporaryDirectory(prefix='bench_runtime_') as name:  # 10 output bags
+        return run(args, Path(name))
+
+
+def run(args: argparse.Namespace, tmp: Path) -> int:
     bag = Path(args.bag)
     if not bag.exists():
         print(f'{bag} not found: simulating a 60 s drive instead')
