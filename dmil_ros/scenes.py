@@ -5,10 +5,11 @@ with a sweep rendered in the neighbouring scene. ``/sim/ground_truth`` names eac
 segment, ``/sim/lidar_truth`` (``dmil_ros/msg/SweepTruth``) each sweep's. A pair has one scene
 family only when both name the same segment.
 
-Bags recorded before ``SweepTruth`` existed name no sweep's segment: their pairs are taken as
-one scene, as they always were. In a bag that does name sweeps, a paired sweep with no truth
-message (lost, cut off) or with two that disagree cannot be confirmed: its pair is
-:data:`UNCONFIRMED`, and callers give it no family, like a two-scene pair, and count it.
+Bags recorded before ``SweepTruth`` existed have no message on that topic: their pairs are taken
+as one scene, as they always were. In a bag that has the topic, a paired sweep with no usable
+truth message (lost, cut off, malformed: :meth:`SweepScenes.unusable`) or with two that disagree
+cannot be confirmed: its pair is :data:`UNCONFIRMED`, and callers give it no family, like a
+two-scene pair, and count it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from __future__ import annotations
 from typing import Final, Literal
 
 Verdict = Literal['one_scene', 'two_scenes', 'unconfirmed']
+UNREADABLE: Final = (AttributeError, TypeError, ValueError, KeyError, OverflowError)
+"""What reading a truth or label message's fields raises when the message is not the type its
+topic should carry, or holds a value that is no number (trainer and audit count and skip it)."""
+
 ONE_SCENE: Final = 'one_scene'
 TWO_SCENES: Final = 'two_scenes'
 UNCONFIRMED: Final = 'unconfirmed'
@@ -27,13 +32,20 @@ class SweepScenes:
     def __init__(self) -> None:
         self._segment: dict[int, int] = {}
         self._conflicting: set[int] = set()
+        self._topic_seen = False
 
     def add(self, stamp_ns: int, segment: int) -> None:
         """Record one ``SweepTruth``; a second one for the stamp naming another segment makes
         the stamp unconfirmed."""
+        self._topic_seen = True
         known = self._segment.setdefault(stamp_ns, segment)
         if known != segment:
             self._conflicting.add(stamp_ns)
+
+    def unusable(self) -> None:
+        """Note a message on the topic that could not be read: the bag does name its sweeps'
+        scenes, so a sweep without a usable truth is unconfirmed, not one scene."""
+        self._topic_seen = True
 
     @property
     def conflicting(self) -> int:
@@ -45,8 +57,8 @@ class SweepScenes:
 
     def verdict(self, camera_segment: int, sweep_stamp_ns: int) -> Verdict:
         """Whether the frame of ``camera_segment`` and the sweep at ``sweep_stamp_ns`` saw one
-        scene (always :data:`ONE_SCENE` when the bag names no sweep's segment)."""
-        if not self._segment:
+        scene (always :data:`ONE_SCENE` when the bag has no message on the topic)."""
+        if not self._topic_seen:
             return ONE_SCENE
         seen = self._segment.get(sweep_stamp_ns)
         if seen is None or sweep_stamp_ns in self._conflicting:
@@ -54,4 +66,4 @@ class SweepScenes:
         return ONE_SCENE if seen == camera_segment else TWO_SCENES
 
 
-__all__ = ['ONE_SCENE', 'TWO_SCENES', 'UNCONFIRMED', 'SweepScenes', 'Verdict']
+__all__ = ['ONE_SCENE', 'TWO_SCENES', 'UNCONFIRMED', 'UNREADABLE', 'SweepScenes', 'Verdict']

@@ -21,3 +21,9 @@ def test_verdicts_follow_the_named_segments() -> None:
     scenes.add(100, 4)  # two truths that disagree
     assert scenes.conflicting == 1
     assert scenes.verdict(3, 100) == scenes.verdict(4, 100) == UNCONFIRMED
+
+
+def test_a_topic_with_only_unreadable_truth_confirms_nothing() -> None:
+    scenes = SweepScenes()
+    scenes.unusable()  # the bag has the topic, but no message on it could be read
+    assert scenes.verdict(3, 100) == UNCONFIRMED

@@ -45,7 +45,7 @@ from dmil_ros.audit.masking import MaskStats, Profile, masked_inputs
 from dmil_ros.runtime.faults import stamp_ns
 from dmil_ros.runtime.model import FusionModel
 from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Job, PipelineConfig
-from dmil_ros.scenes import ONE_SCENE, UNCONFIRMED, SweepScenes
+from dmil_ros.scenes import ONE_SCENE, UNCONFIRMED, UNREADABLE, SweepScenes
 
 logger = logging.getLogger(__name__)
 
@@ -384,7 +384,7 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
     actions: dict[int, int] = {}
     camera_log: dict[int, int] = {}
     sweeps = SweepScenes()
-    unusable: Counter[str] = Counter()  # truth / label messages without the fields read
+    unusable: Counter[tuple[str, str]] = Counter()  # (topic, why) of skipped truth / labels
     topics = [options.camera_topic, options.lidar_topic, GROUND_TRUTH_TOPIC, LIDAR_TRUTH_TOPIC,
               ACTION_TOPIC]  # fmt: skip
     reader = None
@@ -408,10 +408,15 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
                         truth[stamp_ns(msg)] = _FrameTruth.of(msg)
                     elif raw.topic == LIDAR_TRUTH_TOPIC:
                         sweeps.add(stamp_ns(msg), int(msg.segment))
-                    elif str(msg.data) in ACTION_INDEX:  # ACTION_TOPIC
-                        actions[raw.timestamp] = ACTION_INDEX[str(msg.data)]
-                except (AttributeError, TypeError, ValueError):
-                    unusable[raw.topic] += 1
+                    elif raw.topic == ACTION_TOPIC:
+                        if isinstance(msg.data, str) and msg.data in ACTION_INDEX:
+                            actions[raw.timestamp] = ACTION_INDEX[msg.data]
+                        else:
+                            unusable[(raw.topic, 'naming no known action')] += 1
+                except UNREADABLE:
+                    unusable[(raw.topic, 'without the fields read')] += 1
+                    if raw.topic == LIDAR_TRUTH_TOPIC:
+                        sweeps.unusable()
     except BagReadError as exc:
         info['status'] = 'failed'
         info['errors'].append({'message': str(exc)})
@@ -425,11 +430,9 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
                 'needed to profile the inputs: no unimodal predictions (p_camera, p_lidar NaN)'
             }
         )
-    for topic, count in sorted(unusable.items()):
+    for (topic, why), count in sorted(unusable.items()):
         info['status'] = 'partial' if info['status'] == 'ok' else info['status']
-        info['errors'].append(
-            {'message': f'topic {topic!r}: {count} messages without the fields read, skipped'}
-        )
+        info['errors'].append({'message': f'topic {topic!r}: {count} messages {why}, skipped'})
     if reader is not None:
         info['read'] = reader.report()
         if reader.issues or reader.skipped:

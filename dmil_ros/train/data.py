@@ -53,7 +53,7 @@ from tqdm import tqdm
 
 from dmil_ros.actions import ACTION_INDEX, FAMILIES
 from dmil_ros.runtime.preprocess import PreprocessSpec, prepare_image, prepare_points
-from dmil_ros.scenes import TWO_SCENES, UNCONFIRMED, SweepScenes
+from dmil_ros.scenes import TWO_SCENES, UNCONFIRMED, UNREADABLE, SweepScenes
 from dmil_ros.train.config import DataConfig
 from dmil_ros.train.dataset import Arrays, atomic_write, remove_stale_temporaries
 from dmil_ros.train.errors import DataError
@@ -191,11 +191,14 @@ def read_bag(
                     label_v.append(value)
                 elif topic == cfg.lidar_truth_topic:
                     sweeps.add(_stamp_ns(m), int(m.segment))
-                else:
-                    family_by_stamp[_stamp_ns(m)] = _FAMILY_INDEX.get(m.family, -1)
-                    segment_by_stamp[_stamp_ns(m)] = int(m.segment)
-            except (DecodeError, AttributeError, ValueError, KeyError) as exc:
+                else:  # ground truth: every field read before either is kept
+                    stamp, segment_ = _stamp_ns(m), int(m.segment)
+                    family_by_stamp[stamp] = _FAMILY_INDEX.get(str(m.family), -1)
+                    segment_by_stamp[stamp] = segment_
+            except (DecodeError, *UNREADABLE) as exc:
                 stats.skipped[f'{topic}:{type(exc).__name__}'] += 1
+                if topic == cfg.lidar_truth_topic:
+                    sweeps.unusable()
     except BagReadError as exc:
         raise DataError(str(exc)) from exc
     for topic, count in reader.skipped.items():

@@ -8,6 +8,7 @@ stamps (integer nanoseconds, exact: they match ``/sim/ground_truth`` stamps).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -42,10 +43,19 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
         with tmp.open('xb') as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            _fsync(f.fileno())
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fsync(fd: int) -> None:
+    """``os.fsync``, except on a file system that does not support it (the write stands)."""
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.ENOSYS):
+            raise
 
 
 _TEMPORARY = re.compile(r'\.\d+\.[0-9a-f]{8}\.tmp$')  # atomic_write's: <name>.<pid>.<token>.tmp

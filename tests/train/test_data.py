@@ -92,6 +92,16 @@ def test_a_sweep_without_usable_scene_truth_gets_no_family(tmp_path: Path) -> No
     assert stats.two_scenes == expected.count(-1) - unconfirmed > 0
 
 
+def test_when_no_sweep_truth_is_readable_no_pair_has_a_family(tmp_path: Path) -> None:
+    # unlike a bag without the topic: two-scene pairs must not pass as one scene
+    every = set(range(1000))
+    bag = record_edited(tmp_path / 'bad', drop=set(), malformed=every, conflict=set())
+    arrays, stats = read_bag(bag, DataConfig(), SPEC)
+    expected, unconfirmed = planned_families(arrays.stamp, every)
+    assert arrays.family.tolist() == expected == [-1] * len(arrays)
+    assert stats.skipped['/sim/lidar_truth:unconfirmed'] == unconfirmed == len(arrays)
+
+
 def test_cmd_vel_labels_agree_with_expert_actions(bag: Path) -> None:
     by_action, _ = read_bag(bag, DataConfig(), SPEC)
     by_twist, _ = read_bag(bag, DataConfig(label_source='cmd_vel'), SPEC)
