@@ -19,9 +19,9 @@ For each bag:
    the simulator switches scenes between frames), the pair has no single family: -1 too, and
    it is counted (``BagStats.two_scenes``). Such a pair is still trained on and counts in every
    overall figure (accuracy, synergy indicator, confusion); the per-family and gate = family
-   figures leave it out. A pair whose sweep has no truth message, or two that disagree, in a
-   bag that names its sweeps cannot be confirmed as one scene: family -1 as well, counted as
-   ``<lidar_truth_topic>:unconfirmed`` (:mod:`dmil_ros.scenes`).
+   figures leave it out. A pair whose sweep has no usable truth message, or two that disagree,
+   in a bag that has the topic cannot be confirmed as one scene: family -1 as well, counted as
+   ``BagStats.unconfirmed`` (:mod:`dmil_ros.scenes`).
 
 Decoded tensors are cached per bag as ``.npz`` (loaded with ``allow_pickle=False``) under a key
 that hashes the bag's files (names, sizes, mtimes), the data config, the preprocess spec and
@@ -71,6 +71,7 @@ class BagStats:
     skipped: Counter[str] = field(default_factory=Counter)
     error: str | None = None
     two_scenes: int = 0  # pairs whose camera frame and sweep saw different scene segments
+    unconfirmed: int = 0  # pairs whose sweep's scene segment is not known (dmil_ros.scenes)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -235,7 +236,7 @@ def read_bag(
                 stats.two_scenes += 1
             elif verdict == UNCONFIRMED:
                 family = -1  # the sweep's scene is not known: no family either
-                stats.skipped[f'{cfg.lidar_truth_topic}:unconfirmed'] += 1
+                stats.unconfirmed += 1
         rows.append((image, p.lidar, y, family, p.camera_stamp))
     stats.pairs = len(rows)
     if not rows:
@@ -260,22 +261,26 @@ def _empty(spec: PreprocessSpec) -> Arrays:
     )  # fmt: skip
 
 
-def _load_side(path: Path) -> tuple[dict[str, int], int]:
-    """Skip counts and the two-scene count stored beside a cache file (empty when absent or
-    unreadable: logged)."""
+def _load_side(path: Path) -> tuple[dict[str, int], int, int]:
+    """Skip counts, the two-scene and the unconfirmed-scene counts stored beside a cache file
+    (empty when absent or unreadable: logged)."""
     try:
         doc = json.loads(path.read_text(encoding='utf-8'))
         skipped = {str(k): int(v) for k, v in doc['skipped'].items()}
-        return skipped, int(doc.get('two_scenes', 0))
+        return skipped, int(doc.get('two_scenes', 0)), int(doc.get('unconfirmed', 0))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         logger.warning('cache %s: skip counts unavailable (%s)', path, exc)
-        return {}, 0
+        return {}, 0, 0
 
 
 def _write_cache(cache: Path, arrays: Arrays, stats: BagStats) -> None:
     """Store a bag's tensors and counts; a failed write is logged, never fatal (the data is
     in memory already). Side file first: an entry's ``.npz`` never exists without it."""
-    doc = {'skipped': dict(stats.skipped), 'two_scenes': stats.two_scenes}
+    doc = {
+        'skipped': dict(stats.skipped),
+        'two_scenes': stats.two_scenes,
+        'unconfirmed': stats.unconfirmed,
+    }
     side = cache.with_suffix('.json')
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -320,7 +325,7 @@ def load_bags(
         if hit is not None and cache is not None:
             arrays = Arrays(**{**hit.__dict__, 'segment': np.full(len(hit), i, np.int64)})
             stats = BagStats(str(bag), pairs=len(arrays), cached=True)
-            skipped, stats.two_scenes = _load_side(cache.with_suffix('.json'))
+            skipped, stats.two_scenes, stats.unconfirmed = _load_side(cache.with_suffix('.json'))
             stats.skipped.update(skipped)
         else:
             arrays, stats = read_bag(bag, cfg, spec, segment=i, progress=progress)
@@ -333,6 +338,11 @@ def load_bags(
             logger.info(
                 '%s: %d pairs span two scene segments (no family: left out of per-family figures)',
                 bag, stats.two_scenes,
+            )  # fmt: skip
+        if stats.unconfirmed:
+            logger.warning(
+                '%s: %d pairs have a sweep without usable scene truth (no family: left out of '
+                'per-family figures)', bag, stats.unconfirmed,
             )  # fmt: skip
         parts.append(arrays)
         all_stats.append(stats)

@@ -57,31 +57,44 @@ def run(args: argparse.Namespace) -> int:
 
     cache = None if args.no_cache else (args.cache or default_cache_dir())
     results = {}
-    loaded: dict[str, tuple[Arrays, int]] = {}  # data key -> (pairs, two-scene pairs)
+    loaded: dict[str, tuple[Arrays, int, int]] = {}  # data key -> (pairs, two-scene, unconfirmed)
     for path, name in zip(args.model, model_names(list(args.model)), strict=True):
         data_cfg, spec, _ = model_settings(path)
         key = json.dumps([data_cfg.__dict__, spec.to_json()], sort_keys=True, default=str)
         if key not in loaded:
             arrays, stats = load_bags(list(args.bags), data_cfg, spec, cache)
-            loaded[key] = arrays, sum(s.two_scenes for s in stats)
-        arrays, two = loaded[key]
+            loaded[key] = (
+                arrays,
+                sum(s.two_scenes for s in stats),
+                sum(s.unconfirmed for s in stats),
+            )
+        arrays, two, unconfirmed = loaded[key]
         results[name] = evaluate_model(path, arrays)
         results[name]['pairs_two_scenes'] = two
+        results[name]['pairs_unconfirmed_scene'] = unconfirmed
     sys.stdout.write(comparison_table(results) + '\n')
-    counts = {name: m['pairs_two_scenes'] for name, m in results.items()}
+    counts = {
+        name: (m['pairs_two_scenes'], m['pairs_unconfirmed_scene']) for name, m in results.items()
+    }
     if len(set(counts.values())) == 1:  # one data config: one line
         counts = {'every model': next(iter(counts.values()))}
-    for name, two in counts.items():
+    for name, (two, unconfirmed) in counts.items():
         if two:
             sys.stdout.write(
                 f'{name}: {two} pairs span two scene segments (camera frame and LiDAR sweep from'
                 ' different scenes): no family; in the overall figures, not in the per-family or'
                 ' gate = family ones\n'
             )
+        if unconfirmed:
+            sys.stdout.write(
+                f'{name}: {unconfirmed} pairs have a LiDAR sweep without usable scene truth: no'
+                ' family either\n'
+            )
     if args.json:
         keys = ('accuracy', 'per_family', 'synergy_indicator', 'gate_family_agreement',
                 'frames', 'frames_per_family', 'accuracy_camera', 'accuracy_lidar',
-                'confusion', 'mean_gates_per_family', 'pairs_two_scenes')  # fmt: skip
+                'confusion', 'mean_gates_per_family', 'pairs_two_scenes',
+                'pairs_unconfirmed_scene')  # fmt: skip
         doc = {
             'bags': [str(b) for b in args.bags],
             'models': {n: {k: m.get(k) for k in keys} for n, m in results.items()},

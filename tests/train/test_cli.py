@@ -59,7 +59,9 @@ def test_train_export_evaluate(
     assert 0 <= m['accuracy'] <= 1
     assert m['gate_family_agreement'] is not None
     # every pair of a simulator bag has a family, except those spanning two scene segments
-    two = m['pairs_two_scenes']
+    # (and those whose sweep's scene is not known: none in an unedited bag)
+    two, unconfirmed = m['pairs_two_scenes'], m['pairs_unconfirmed_scene']
+    assert unconfirmed == 0
     assert sum(m['frames_per_family'].values()) + two == m['frames']
 
 

@@ -87,9 +87,13 @@ def test_a_sweep_without_usable_scene_truth_gets_no_family(tmp_path: Path) -> No
     arrays, stats = read_bag(bag, DataConfig(), SPEC)
     expected, unconfirmed = planned_families(arrays.stamp, drop | malformed | conflict)
     assert arrays.family.tolist() == expected
-    assert stats.skipped['/sim/lidar_truth:unconfirmed'] == unconfirmed > 0
+    assert stats.unconfirmed == unconfirmed > 0
     assert stats.skipped['/sim/lidar_truth:AttributeError'] == 1
     assert stats.two_scenes == expected.count(-1) - unconfirmed > 0
+    load_bags([bag], DataConfig(), SPEC, tmp_path / 'cache')
+    _, cached = load_bags([bag], DataConfig(), SPEC, tmp_path / 'cache')
+    assert cached[0].cached
+    assert (cached[0].unconfirmed, cached[0].two_scenes) == (unconfirmed, stats.two_scenes)
 
 
 def test_when_no_sweep_truth_is_readable_no_pair_has_a_family(tmp_path: Path) -> None:
@@ -99,7 +103,7 @@ def test_when_no_sweep_truth_is_readable_no_pair_has_a_family(tmp_path: Path) ->
     arrays, stats = read_bag(bag, DataConfig(), SPEC)
     expected, unconfirmed = planned_families(arrays.stamp, every)
     assert arrays.family.tolist() == expected == [-1] * len(arrays)
-    assert stats.skipped['/sim/lidar_truth:unconfirmed'] == unconfirmed == len(arrays)
+    assert stats.unconfirmed == unconfirmed == len(arrays)
 
 
 def test_cmd_vel_labels_agree_with_expert_actions(bag: Path) -> None:
