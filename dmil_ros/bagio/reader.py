@@ -129,6 +129,12 @@ class RobustReader:
         issue (a split bag missing a part), recorded once.
         """
         if self.path.is_file():
+            if storage_kind(self.path) is None:
+                msg = (
+                    f'bag {str(self.path)!r}: not a rosbag2 storage file (.mcap or .db3, '
+                    'optionally .zstd / .lz4) nor a bag folder'
+                )
+                raise BagReadError(msg)
             return [self.path]
         if self._files is not None:
             return self._files
@@ -236,6 +242,8 @@ class RobustReader:
                 self.count += 1
                 yield message
             return
+        except BagReadError:
+            raise  # not a bag at all: nothing to salvage
         except Exception as exc:
             # rosbags raises ReaderError, but damage also surfaces as TypeError, OverflowError,
             # struct.error, ZstdError, apsw.CorruptError, MemoryError...; all mean "salvage"

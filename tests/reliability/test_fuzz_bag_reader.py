@@ -375,6 +375,11 @@ def test_not_a_bag(tmp_path: Path) -> None:
     (tmp_path / 'empty').mkdir()
     with pytest.raises(BagReadError):
         list(RobustReader(tmp_path / 'empty'))
+    # a model passed where a bag belongs (dmil-ros evaluate --model a b c): named as such
+    model = tmp_path / 'model.onnx'
+    model.write_bytes(b'\x08\x07onnx model bytes')
+    with pytest.raises(BagReadError, match=r"model\.onnx': not a rosbag2 storage file"):
+        list(RobustReader(model))
 
 
 def _zstd_bomb_mcap(path: Path, inflated: int, declared: int) -> int:
