@@ -15,7 +15,8 @@ f1, f2: R^D -> R^{C x E} (numbered as computed):
    rescaling and step 4's R = I(X1;Y) - U1 mixes the classifier's I(X1;Y) with q̃'s U1 (a
    bias of the order of the mass mismatch; the BATCH paper does not say how it balances them).
 3. Train f1, f2 to minimise I_q̃(X1,X2;Y) (the BROJA objective) by Adam.
-4. Read off, averaged over evaluation batches:
+4. Read off, averaged over evaluation batches (random, as in training: consecutive samples of a
+   recording share a scene and a label, and a batch of one class carries no information):
    U1 = I_q̃(X1;Y|X2),  U2 = I_q̃(X2;Y|X1),  R = I(X1;Y) - U1,
    S = I_p(X1,X2;Y) - I_q̃(X1,X2;Y),
    with I(X1;Y) = mean_i KL(p(.|x1_i) || p̄1) and I_p(X1,X2;Y) = mean_i KL(p(.|x_i) || p̄12).
@@ -301,19 +302,26 @@ class BATCH:
         probs_2: NDArray[np.floating] | None = None,
         probs_12: NDArray[np.floating] | None = None,
     ) -> BATCHResult:
-        """Atoms averaged over consecutive batches of the given samples (bits)."""
+        """Atoms averaged over random batches of the given samples (bits; the order of the
+        samples does not matter; ``n mod batch_size`` random samples sit out, as in training)."""
         if self.encoders is None:
             raise PIDInputError('BATCH: call fit() before estimate()')
-        f1 = np.asarray(features_1, dtype=np.float64)
-        f2 = np.asarray(features_2, dtype=np.float64)
+        f1, f2, _ = check_inputs(features_1, features_2, None)
+        if len(f1) == 0:
+            raise PIDInputError('features_1: no samples to estimate on')
+        for i, f in enumerate((f1, f2)):
+            if f.shape[1] != len(self.mean[i]):
+                msg = f'features_{i + 1}: {f.shape[1]} columns, fitted on {len(self.mean[i])}'
+                raise PIDInputError(msg)
         p1, p2, p12 = self._probs(f1, f2, (probs_1, probs_2, probs_12))
         x1, x2 = self._norm(f1, 0), self._norm(f2, 1)
         n, m = len(f1), min(self.batch_size, len(f1))
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
         acc: dict[str, float] = {}
         count = 0
         with torch.inference_mode():
             for start in range(0, n - m + 1, m):
-                b = slice(start, start + m)
+                b = perm[start : start + m]
                 q = self._coupling(self.encoders, x1[b], x2[b], p1[b], p2[b])
                 at = batch_atoms(q, p1[b], p12[b])
                 at['mi_2'] = batch_atoms(q.transpose(0, 1), p2[b], p12[b])['mi_1']

@@ -88,7 +88,7 @@ from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
 from dmil_ros.pid.errors import PIDInputError
-from dmil_ros.pid.lsmi import check_inputs, class_count
+from dmil_ros.pid.lsmi import check_inputs, check_probs, class_count
 from dmil_ros.pid.measures import normalise
 
 __all__ = [
@@ -112,7 +112,9 @@ class LocalTable:
     """Per-cell BROJA-local terms of a discrete p[x1, x2, y] (arrays like p; bits).
 
     ``ell`` = ℓ, ``log_p1`` = log2 p(y|x1) broadcast, etc. Terms are defined on every cell (also
-    outside the support of p); ``mean_*`` are their expectations under p (= the exact atoms).
+    outside the support of p); ``mean_*`` are their expectations under p: the exact atoms for
+    ``variant='exact_mean'``; for ``'dual'`` they differ from them by E_p[g]
+    (:meth:`mean_deviation`; the module notes).
     """
 
     joint: FloatArray
@@ -512,18 +514,35 @@ class BROJALocal:
         if v not in VARIANTS:
             raise PIDInputError(f'variant: {v!r} not in {VARIANTS}')
         mod = self.modules[v]
-        f1 = torch.as_tensor(np.asarray(features_1), dtype=torch.float32)
-        f2 = torch.as_tensor(np.asarray(features_2), dtype=torch.float32)
-        y = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        a1, a2, labels_ = check_inputs(features_1, features_2, labels)
+        if labels_ is None:  # check_inputs returns labels whenever it is given some
+            raise PIDInputError('labels: required')
+        for m, a in ((1, a1), (2, a2)):
+            width = mod._buf(f'w{m}').shape[0]
+            if a.shape[1] != width:
+                raise PIDInputError(f'features_{m}: {a.shape[1]} columns, fitted on {width}')
+        f1 = torch.as_tensor(a1, dtype=torch.float32)
+        f2 = torch.as_tensor(a2, dtype=torch.float32)
+        y = torch.as_tensor(labels_, dtype=torch.int64)
         nc = mod._buf('ell').shape[2]
-        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= nc):
+        if y.numel() and int(y.max()) >= nc:
             raise PIDInputError(f'labels: values must lie in [0, {nc})')
         probs = [probs_1, probs_2, probs_12]
         with torch.inference_mode():
             if all(p is not None for p in probs):
+                # rows renormalised as LSMI does: a scaled row would shift every term
+                checked = [
+                    check_probs(p, len(a1), nc, name)
+                    for name, p in zip(('probs_1', 'probs_2', 'probs_12'), probs, strict=True)
+                    if p is not None
+                ]
                 lps = [
-                    torch.log(torch.as_tensor(np.asarray(p), dtype=torch.float32).clamp_min(1e-12))
-                    for p in probs
+                    torch.log(
+                        torch.as_tensor(
+                            c / c.sum(1, keepdims=True), dtype=torch.float32
+                        ).clamp_min(1e-12)
+                    )
+                    for c in checked
                 ]
                 out = mod(f1, f2, y, *lps)
             elif any(p is not None for p in probs):

@@ -186,7 +186,11 @@ def cvx_pid(
     if n_clusters is None:
         k1 = k2 = suggest_n_clusters(n, len(classes))
     elif isinstance(n_clusters, tuple):
-        k1, k2 = n_clusters
+        sizes: tuple[int, ...] = n_clusters  # a caller's tuple may have any length
+        if len(sizes) != 2:
+            msg = f'n_clusters: expected an int or (k1, k2), got {n_clusters!r}'
+            raise PIDInputError(msg)
+        k1, k2 = sizes
     else:
         k1 = k2 = int(n_clusters)
     d1 = fit_discretiser(x1, k1, pca_dim=pca_dim, seed=seed, n_init=n_init, name='features_1')

@@ -1,8 +1,11 @@
 """Synergy indicator of a multimodal model (DMIL, methods.md §4).
 
 The share of samples where the joint (multimodal) prediction is right and both unimodal
-predictions are wrong: (1/N) Σ_i [ŷ12_i = y_i] [ŷ1_i ≠ y_i] [ŷ2_i ≠ y_i]. A late ensemble of the
-unimodal heads scores 0 by construction.
+predictions are wrong: (1/N) Σ_i [ŷ12_i = y_i] [ŷ1_i ≠ y_i] [ŷ2_i ≠ y_i]. A joint prediction
+that always takes one head's answer scores 0, and so does a late ensemble that averages the
+heads' probabilities on a binary task; with three or more classes the average can be right
+where both heads are wrong (p1 = [.4, 0, .6], p2 = [.4, .6, 0], y = 0), so a late ensemble
+scores near 0, not exactly 0.
 """
 
 from __future__ import annotations

@@ -466,6 +466,11 @@ class LSMI:
     ) -> tuple[FloatArray, ...]:
         if self.densities is None:
             raise PIDInputError('LSMI: call fit() before evaluating')
+        if len(f1) == 0:
+            raise PIDInputError('features_1: no samples to evaluate')
+        for m, (f, knife) in enumerate(((f1, self.densities.m1), (f2, self.densities.m2)), 1):
+            if f.shape[1] != knife.dim:
+                raise PIDInputError(f'features_{m}: {f.shape[1]} columns, fitted on {knife.dim}')
         if y.size and y.max() >= self.n_classes:
             raise PIDInputError(f'labels: value {int(y.max())} >= n_classes {self.n_classes}')
         lp1, lp2, lp12 = self.log_probs(

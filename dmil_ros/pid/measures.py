@@ -63,6 +63,10 @@ def normalise(
     if not total > 0:
         msg = f'{name}: all entries are zero'
         raise PIDInputError(msg)
+    if not np.isfinite(total):  # finite entries whose sum overflows: dividing gives zeros
+        scale = float(arr.max())
+        arr = arr / scale
+        total = float(arr.sum())
     return arr / total
 
 

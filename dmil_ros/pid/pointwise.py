@@ -90,7 +90,8 @@ def shift_delta(redundancy: float, unique_1: float, unique_2: float, synergy: fl
 
     The shifted atoms are R+δ, U1-δ, U2-δ, S+δ, so δ must lie in
     [max(-R, -S), min(U1, U2)]; δ is 0 clipped to that interval (its midpoint if it is empty,
-    which happens only when the total information is negative by estimation error).
+    which happens when an estimated mean information, I(X1;Y) = R + U1, I(X2;Y) = R + U2,
+    I(X1;Y|X2) = U1 + S or I(X2;Y|X1) = U2 + S, is negative by estimation error).
     """
     lo = max(-redundancy, -synergy)
     hi = min(unique_1, unique_2)

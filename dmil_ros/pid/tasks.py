@@ -191,6 +191,23 @@ class Task:
         r = np.minimum(h1, h2) - np.minimum(h1y, h2y)
         return r, i1 - r, i2 - r, i12 - i1 - i2 + r, i1, i2, i12
 
+    def posteriors(self, s: TaskSample) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Exact p(y|f1), p(y|f2), p(y|f1, f2) of the continuous features, (N, ny) each: the
+        Bayes classifiers of the mixture (the ideal probs_1 / probs_2 / probs_12)."""
+        p = self.joint
+        ll1 = self._log_kernel(s.features_1, self.codes_1, self.modality_1)  # (N, n1)
+        ll2 = self._log_kernel(s.features_2, self.codes_2, self.modality_2)  # (N, n2)
+        with np.errstate(divide='ignore'):
+            lp1, lp2, lp = np.log(p.sum(1)), np.log(p.sum(0)), np.log(p)  # p(x1,y), p(x2,y)
+        # log p(f, y) for every y, (N, ny), then normalised over y
+        joint = (
+            logsumexp(ll1[:, :, None] + lp1[None], axis=1),
+            logsumexp(ll2[:, :, None] + lp2[None], axis=1),
+            logsumexp(ll1[:, :, None, None] + ll2[:, None, :, None] + lp[None], axis=(1, 2)),
+        )
+        out = tuple(np.exp(j - logsumexp(j, axis=1, keepdims=True)) for j in joint)
+        return out[0], out[1], out[2]
+
     @staticmethod
     def _log_kernel(f: FloatArray, codes: FloatArray, m: ModalitySpec) -> FloatArray:
         """log N(f; scale c[x], noise² I) for every latent value x, (N, n)."""

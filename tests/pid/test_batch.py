@@ -8,7 +8,7 @@ import torch
 
 from dmil_ros.pid.batch import BATCH, sinkhorn_coupling
 from dmil_ros.pid.errors import PIDInputError
-from dmil_ros.pid.tasks import make_task
+from dmil_ros.pid.tasks import TaskSample, make_task
 
 
 def test_sinkhorn_matches_both_marginals() -> None:
@@ -68,3 +68,39 @@ def test_bad_labels_and_probabilities() -> None:
     bad[5] = [-0.1, 1.1]
     with pytest.raises(PIDInputError, match='probs_2'):
         BATCH(epochs=1).fit(f, f, y, probs_1=probs, probs_2=bad, probs_12=probs)
+
+
+def test_estimate_does_not_depend_on_the_order_of_the_samples() -> None:
+    # a recording's frames come grouped by scene and label; consecutive batches of one class
+    # turned AND's synergy negative (-0.24 bits) before the batches were drawn at random
+    task = make_task('AND')
+    train, test = task.sample(2048, seed=1), task.sample(2048, seed=2)
+
+    def probs(s: TaskSample) -> dict[str, np.ndarray]:
+        return dict(zip(('probs_1', 'probs_2', 'probs_12'), task.posteriors(s), strict=True))
+
+    est = BATCH().fit(train.features_1, train.features_2, train.labels, **probs(train))
+    order = np.argsort(test.labels, kind='stable')
+    sorted_ = TaskSample(**{k: v[order] for k, v in vars(test).items()})
+    ex = task.exact_truth
+    for s in (test, sorted_):
+        got = est.estimate(s.features_1, s.features_2, **probs(s))
+        np.testing.assert_allclose(
+            (got.redundancy, got.unique_1, got.unique_2, got.synergy),
+            (ex.redundancy, ex.unique_1, ex.unique_2, ex.synergy),
+            atol=0.05,
+        )
+
+
+def test_estimate_names_bad_inputs() -> None:
+    task = make_task('AND')
+    s = task.sample(256, seed=0)
+    est = BATCH(epochs=1).fit(s.features_1, s.features_2, s.labels)
+    bad = s.features_1.copy()
+    bad[3, 0] = np.nan  # gave NaN atoms, no error
+    with pytest.raises(PIDInputError, match='features_1'):
+        est.estimate(bad, s.features_2)
+    with pytest.raises(PIDInputError, match='no samples'):  # was range() arg 3 must not be zero
+        est.estimate(s.features_1[:0], s.features_2[:0])
+    with pytest.raises(PIDInputError, match='features_2: 1 columns, fitted on'):
+        est.estimate(s.features_1, s.features_2[:, :1])

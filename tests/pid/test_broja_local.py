@@ -296,3 +296,25 @@ def test_onnx_round_trip(tmp_path: Path) -> None:
     }
     pw = est.pointwise(test.features_1[:500], test.features_2[:500], test.labels[:500], **probs)
     np.testing.assert_allclose(got[:, 3], pw.synergy, atol=1e-4)
+
+
+def test_pointwise_checks_and_normalises_its_inputs() -> None:
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(64, 2))
+    y = (f[:, 0] > 0).astype(np.int64)
+    est = BROJALocal(n_clusters=3).fit(f, f, y)
+    bad = f.copy()
+    bad[3, 0] = np.nan  # was put in cluster 0 with finite terms
+    with pytest.raises(PIDInputError, match='features_1'):
+        est.pointwise(bad, f, y)
+    with pytest.raises(PIDInputError, match='labels'):  # were truncated silently
+        est.pointwise(f, f, y + 0.7)
+    with pytest.raises(PIDInputError, match='features_2: 3 columns, fitted on 2'):
+        est.pointwise(f, np.c_[f, f[:, :1]], y)
+    probs = np.full((64, 2), 0.5)
+    with pytest.raises(PIDInputError, match='probs_1'):  # was a torch RuntimeError
+        est.pointwise(f, f, y, probs_1=probs[:10], probs_2=probs, probs_12=probs)
+    # a scaled probability row is the same distribution (it shifted every term by log2 10)
+    once = est.pointwise(f, f, y, probs_1=probs, probs_2=probs, probs_12=probs)
+    scaled = est.pointwise(f, f, y, probs_1=probs * 10, probs_2=probs * 10, probs_12=probs * 10)
+    np.testing.assert_allclose(scaled.synergy, once.synergy, atol=1e-6)

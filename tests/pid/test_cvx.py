@@ -135,3 +135,11 @@ def test_assign_checks_width() -> None:
     res = cvx_pid(f1, f2, y, n_clusters=2)
     with pytest.raises(PIDInputError, match='feature dimensions'):
         res.assign(f1[:, :2], f2)
+
+
+def test_n_clusters_tuple_must_name_two_sizes() -> None:
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(40, 2))
+    y = (f[:, 0] > 0).astype(np.int64)
+    with pytest.raises(PIDInputError, match=r'n_clusters: expected an int or \(k1, k2\)'):
+        cvx_pid(f, f, y, n_clusters=(2, 2, 2))  # type: ignore[arg-type]

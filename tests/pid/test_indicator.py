@@ -1,4 +1,4 @@
-"""synergy_indicator: hand-counted cases and the ensemble-is-zero property."""
+"""synergy_indicator: hand-counted cases and when a late ensemble scores zero."""
 
 from __future__ import annotations
 
@@ -28,12 +28,32 @@ def test_accepts_probabilities() -> None:
 
 
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)), min_size=1))
-def test_ensemble_of_heads_scores_zero(rows: list[tuple[int, int, int]]) -> None:
+def test_a_joint_taking_one_heads_answer_scores_zero(rows: list[tuple[int, int, int]]) -> None:
     # a prediction that always equals one of the unimodal ones can never beat both
     arr = np.array(rows)
     y, p1, p2 = arr[:, 0], arr[:, 1], arr[:, 2]
     joint = np.where(np.arange(len(y)) % 2 == 0, p1, p2)
     assert synergy_indicator(y, joint, p1, p2) == 0.0
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 1), st.floats(0.01, 0.99), st.floats(0.01, 0.99)), min_size=1
+    )
+)
+def test_averaged_heads_score_zero_on_a_binary_task(rows: list[tuple[int, float, float]]) -> None:
+    arr = np.array(rows)
+    y = arr[:, 0].astype(np.int64)
+    p1 = np.stack([1 - arr[:, 1], arr[:, 1]], 1)
+    p2 = np.stack([1 - arr[:, 2], arr[:, 2]], 1)
+    # exact ties (0.5) are argmax'd to class 0 by all three; both wrong -> the mean is wrong
+    assert synergy_indicator(y, (p1 + p2) / 2, p1, p2) == 0.0
+
+
+def test_averaged_heads_can_beat_both_with_three_classes() -> None:
+    y = np.array([0])
+    p1, p2 = np.array([[0.4, 0.0, 0.6]]), np.array([[0.4, 0.6, 0.0]])
+    assert synergy_indicator(y, (p1 + p2) / 2, p1, p2) == 1.0
 
 
 def test_bad_shapes() -> None:

@@ -193,3 +193,13 @@ def test_missing_labels_and_empty_probability_rows() -> None:
     probs[3] = 0.0
     with pytest.raises(PIDInputError, match='row 3 has no probability mass'):
         LSMI().fit(f, f, rng.integers(0, 2, 40), probs_1=probs, probs_2=probs, probs_12=probs)
+
+
+def test_evaluation_names_empty_and_mis_sized_features(fitted: dict) -> None:
+    _, test, model = fitted['AND']
+    f1, f2, y = test.features_1, test.features_2, test.labels
+    with pytest.raises(PIDInputError, match='no samples'):  # was a ValueError from unpacking
+        model.pointwise(f1[:0], f2[:0], y[:0])
+    width = f2.shape[1]
+    with pytest.raises(PIDInputError, match=f'features_2: {width + 1} columns, fitted on'):
+        model.dataset(f1, np.c_[f2, f2[:, :1]], y)  # was a torch einsum error

@@ -27,3 +27,10 @@ def test_axis_out_of_range_is_refused(axis: int) -> None:
     p = np.full((2, 2, 2), 0.125)
     with pytest.raises(PIDInputError, match=f'axis {axis} out of range'):
         entropy(p, [axis])  # wrapped around to another axis before
+
+
+def test_weights_whose_sum_overflows_still_normalise() -> None:
+    from dmil_ros.pid.measures import normalise
+
+    # finite entries, infinite sum: dividing by it gave all zeros, then an argmax error
+    np.testing.assert_allclose(normalise(np.full((2, 2, 2), 1e308)), np.full((2, 2, 2), 1 / 8))
