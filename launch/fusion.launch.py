@@ -5,14 +5,18 @@
 
 Arguments: ``namespace`` (outputs go to /<namespace>/fusion_node/... and
 /<namespace>/diagnostics), ``params_file`` (default: the package's config/fusion.yaml, whose
-``/**/fusion_node`` entry reaches the node in any namespace), ``image_topic``,
-``points_topic``, ``model``, ``provider`` (auto|cpu|cuda|tensorrt), ``log_level``.
+``/**/fusion_node`` entry reaches the node in any namespace; a path that is no file stops the
+launch), ``image_topic``, ``points_topic``, ``model``, ``provider`` (auto|cpu|cuda|tensorrt),
+``diagnostics_topic`` (default ``diagnostics``, in the namespace; ``/diagnostics`` is where
+diagnostic_aggregator and rqt_robot_monitor listen), ``log_level``.
 
 ``image_topic``, ``points_topic``, ``model`` and ``provider`` are empty by default: the
 parameters file decides (its empty ``model_path`` means the shipped models/dmil_hallway.onnx).
 A non-empty argument overrides the file. (A dict entry always present would override a user's
 ``params_file`` with the launch defaults: launch_ros applies the later definition.)
 """
+
+from pathlib import Path
 
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -37,6 +41,10 @@ def overrides(arguments: dict[str, str]) -> dict[str, str]:
 
 def _node(context: LaunchContext, *args: object, **kwargs: object) -> list[Node]:
     values = {arg: LaunchConfiguration(arg).perform(context) for arg in OVERRIDES}
+    params_file = LaunchConfiguration('params_file').perform(context)
+    if not Path(params_file).is_file():  # launch_ros would only warn, then run on defaults
+        msg = f'params_file {params_file!r}: no such file'
+        raise RuntimeError(msg)
     parameters = [LaunchConfiguration('params_file')]
     chosen = overrides(values)
     if chosen:
@@ -50,6 +58,7 @@ def _node(context: LaunchContext, *args: object, **kwargs: object) -> list[Node]
             output='screen',
             emulate_tty=True,
             parameters=parameters,
+            remappings=[('diagnostics', LaunchConfiguration('diagnostics_topic'))],
             arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')],
         )
     ]
@@ -85,6 +94,12 @@ def generate_launch_description() -> LaunchDescription:
             default_value='',
             choices=['', 'auto', 'cpu', 'cuda', 'tensorrt'],
             description='ONNX Runtime provider (auto|cpu|cuda|tensorrt); empty = the params file',
+        ),
+        DeclareLaunchArgument(
+            'diagnostics_topic',
+            default_value='diagnostics',
+            description='where diagnostics go (relative: in the namespace; /diagnostics for '
+            'diagnostic_aggregator)',
         ),
         DeclareLaunchArgument('log_level', default_value='info', description='ROS log level'),
     ]

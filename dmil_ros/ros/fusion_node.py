@@ -1,12 +1,18 @@
 """``fusion_node``: the rclpy adapter around :class:`dmil_ros.runtime.pipeline.FusionPipeline`.
 
 Threading: the two sensor subscriptions (sensor-data QoS) run in one mutually exclusive callback
-group and only append the message to a bounded inbox, then trigger a guard condition; the guard
-condition's callback (its own mutually exclusive group) drains the inbox through the pipeline:
-decode, pairing, ONNX inference, monitor, publishing. The diagnostics timer shares that group, so
-the pipeline is never used from two threads, while a slow inference never blocks message intake
-(a ``MultiThreadedExecutor`` runs the groups in parallel). When the inbox overflows, the oldest
-message is dropped and counted (``inbox_full`` in the diagnostics).
+group and only put the message in an :class:`~dmil_ros.runtime.inbox.Inbox`, then trigger a
+guard condition; the guard condition's callback (its own mutually exclusive group) drains the
+inbox through the pipeline: decode, pairing, ONNX inference, monitor, publishing. The
+diagnostics timer shares that group, so the pipeline is never used from two threads, while a
+slow inference never blocks message intake (a ``MultiThreadedExecutor`` runs the groups in
+parallel). The inbox holds ``queue_size`` messages per sensor and drops a message that waited
+more than ``silence_timeout`` s: under overload the node acts on recent frames, not on a
+backlog (``<sensor>_inbox_full`` / ``<sensor>_stale`` and the queue wait in the diagnostics).
+
+An error the pipeline does not expect (ONNX Runtime failing, a CUDA error) is counted and logged
+for the message that caused it; the node keeps running. Shutdown (Ctrl-C, launch stopping it)
+lets a running callback finish and publishes nothing after: no traceback on Humble or Jazzy.
 
 Start-up fails with one log line naming the file and the problem when the model is missing or
 does not follow the model contract. Parameters: :data:`dmil_ros.runtime.params.PARAMS`
@@ -18,7 +24,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections import deque
 from typing import Any
 
 import rclpy
@@ -33,6 +38,7 @@ from sensor_msgs.msg import CompressedImage, Image, LaserScan, PointCloud2
 from dmil_ros.errors import DmilError
 from dmil_ros.ros.convert import CONVERTERS
 from dmil_ros.runtime.diagnostics import DiagnosticsTracker
+from dmil_ros.runtime.inbox import Inbox
 from dmil_ros.runtime.model import FusionModel
 from dmil_ros.runtime.outputs import NODE_NAME, TOPICS, OutputBuilder
 from dmil_ros.runtime.params import PARAMS, build
@@ -46,10 +52,15 @@ except ImportError:  # pragma: no cover
         """Stand-in where rclpy lacks it."""
 
 
-# what start-up reports in one line: our checks, and rclpy refusing a parameter (a YAML
+# what start-up reports in one line: our checks, rclpy refusing a parameter (a YAML
 # ``slop: 1`` for the float parameter raises InvalidParameterTypeException, a
-# ParameterException, on Humble and Jazzy)
-STARTUP_ERRORS: tuple[type[Exception], ...] = (DmilError, rclpy.exceptions.ParameterException)
+# ParameterException, on Humble and Jazzy) and a topic name rclpy cannot use
+# (InvalidTopicNameException, a NameValidationException)
+STARTUP_ERRORS: tuple[type[Exception], ...] = (
+    DmilError,
+    rclpy.exceptions.ParameterException,
+    rclpy.exceptions.NameValidationException,
+)
 
 
 class FusionNode(Node):  # type: ignore[misc]
@@ -90,10 +101,10 @@ class FusionNode(Node):  # type: ignore[misc]
             self._pubs[topic] = self.create_publisher(CONVERTERS[msgtype][0], topic, 10)
 
         # intake: cheap callbacks that only queue the message
-        self._inbox: deque[tuple[bool, Any]] = deque()
-        self._inbox_max = 4 * cfg.queue_size
-        self._inbox_lock = threading.Lock()
-        self.inbox_drops = 0
+        self.inbox = Inbox(cfg.queue_size, cfg.silence_timeout)
+        self._tracker_lock = threading.Lock()  # arrivals (intake) vs reports (work)
+        self._stopping = threading.Event()
+        self._work_lock = threading.Lock()  # held by a running drain / diagnostics callback
         intake = MutuallyExclusiveCallbackGroup()
         work = MutuallyExclusiveCallbackGroup()
         self._wake = self.create_guard_condition(self._drain, callback_group=work)
@@ -128,12 +139,10 @@ class FusionNode(Node):  # type: ignore[misc]
 
     def _enqueue(self, camera: bool, msg: Any) -> None:
         topic = self.pipeline.config.camera_topic if camera else self.pipeline.config.lidar_topic
-        with self._inbox_lock:
-            if len(self._inbox) >= self._inbox_max:
-                self._inbox.popleft()
-                self.inbox_drops += 1
-            self._inbox.append((camera, msg))
-            self.tracker.arrived(topic, time.monotonic())
+        now = time.monotonic()
+        self.inbox.put(camera, msg, now)
+        with self._tracker_lock:
+            self.tracker.arrived(topic, now)
         self._wake.trigger()
 
     # ---- work (inference callback group) -----------------------------------------------------
@@ -142,17 +151,24 @@ class FusionNode(Node):  # type: ignore[misc]
         # only what is queued now: a drain that ran until the inbox is empty would never return
         # while input outpaces inference, and starve the diagnostics timer of this group (what
         # came meanwhile triggered the guard condition again, so the executor calls back)
-        with self._inbox_lock:
-            n = len(self._inbox)
-        for _ in range(n):
-            with self._inbox_lock:
-                if not self._inbox:
+        with self._work_lock:
+            for _ in range(len(self.inbox)):
+                item = None if self._stopping.is_set() else self.inbox.pop(time.monotonic())
+                if item is None:
                     return
-                camera, msg = self._inbox.popleft()
-            feed = self.pipeline.feed_camera if camera else self.pipeline.feed_lidar
-            jobs = feed(msg)
-            for result in self.pipeline.infer(jobs):
-                self._publish(result)
+                camera, msg = item
+                feed = self.pipeline.feed_camera if camera else self.pipeline.feed_lidar
+                try:
+                    for result in self.pipeline.infer(feed(msg)):
+                        self._publish(result)
+                except Exception as exc:
+                    if self._stopping.is_set() or not self._context_ok():
+                        return  # publishing into a context shut down under us
+                    self.pipeline.errors[('model', type(exc).__name__)] += 1
+                    self.pipeline.last_error = f'{type(exc).__name__}: {exc}'
+                    self.get_logger().error(
+                        f'frame skipped: {self.pipeline.last_error}', throttle_duration_sec=5.0
+                    )
 
     def _publish(self, result: FrameResult) -> None:
         for topic, msg in self.builder.frame(result):
@@ -161,16 +177,36 @@ class FusionNode(Node):  # type: ignore[misc]
                 pub.publish(CONVERTERS[TOPICS[topic]][1](msg))
 
     def _diagnostics(self) -> None:
-        with self._inbox_lock:
-            statuses = self.tracker.report(time.monotonic())
-        if self.inbox_drops:
+        with self._work_lock:
+            if self._stopping.is_set():
+                return
+            with self._tracker_lock:
+                statuses = self.tracker.report(time.monotonic())
+            extra = [(f'drop: {k}', str(n)) for k, n in sorted(self.inbox.drops.items())]
+            wait = self.inbox.wait_p99()
+            if wait is not None:
+                extra.append(('queue wait p99 (ms)', f'{wait * 1e3:.3f}'))
             s = statuses[0]
-            values = (*s.values, ('drop: inbox_full', str(self.inbox_drops)))
-            statuses[0] = type(s)(s.level, s.name, s.message, s.hardware_id, values)
-        now = self.get_clock().now().to_msg()
-        header = Header(int(now.sec), int(now.nanosec), '')
-        msg = self.builder.diagnostics(header, statuses)
-        self._pubs['diagnostics'].publish(CONVERTERS[TOPICS['diagnostics']][1](msg))
+            statuses[0] = type(s)(s.level, s.name, s.message, s.hardware_id, (*s.values, *extra))
+            now = self.get_clock().now().to_msg()
+            header = Header(int(now.sec), int(now.nanosec), '')
+            msg = self.builder.diagnostics(header, statuses)
+            try:
+                self._pubs['diagnostics'].publish(CONVERTERS[TOPICS['diagnostics']][1](msg))
+            except Exception:
+                if self._context_ok():
+                    raise
+                # the context was shut down under us (Ctrl-C on Humble): nothing to report to
+
+    def _context_ok(self) -> bool:
+        context = getattr(self, 'context', None)
+        return context is None or bool(context.ok())
+
+    def stop(self) -> None:
+        """Let a running drain / diagnostics callback finish; none does anything after."""
+        self._stopping.set()
+        with self._work_lock:
+            pass
 
 
 def main(args: list[str] | None = None) -> None:
@@ -188,6 +224,8 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        if node is not None:
+            node.stop()  # before destroy_node: Jazzy's executor.shutdown does not wait for it
         executor.shutdown()
         if node is not None:
             node.destroy_node()

@@ -82,7 +82,14 @@ class ModelInfo:
 
 
 def _onnxruntime() -> Any:
-    import onnxruntime as ort  # heavy: imported when a model is loaded
+    try:
+        import onnxruntime as ort  # heavy: imported when a model is loaded
+    except ImportError as exc:  # a robot set up with rosdep alone: no pip key chosen for it
+        msg = (
+            f'ONNX Runtime is not installed ({exc}): pip install onnxruntime-gpu (CUDA) or '
+            'onnxruntime (CPU only)'
+        )
+        raise ModelError(msg) from exc
 
     ort.set_default_logger_severity(3)  # the GPU build's CPU-fallback warnings
     return ort

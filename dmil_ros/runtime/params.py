@@ -58,8 +58,16 @@ PARAMS: Final[tuple[Param, ...]] = (
     ),
     Param('threads', 1, 'ONNX Runtime intra-op threads (0 = one per core)'),
     Param('slop', 0.05, 'max |t_camera - t_lidar| of a pair, seconds'),
-    Param('queue_size', 30, 'per-sensor queue before pairing (oldest dropped when full)'),
-    Param('silence_timeout', 0.5, 'seconds without a sensor before degraded mode'),
+    Param(
+        'queue_size',
+        30,
+        'per-sensor queue before pairing, and in the node before inference (oldest dropped)',
+    ),
+    Param(
+        'silence_timeout',
+        0.5,
+        'seconds without a sensor before degraded mode; also the longest a message waits',
+    ),
     Param(
         'pid_source',
         'auto',

@@ -43,6 +43,10 @@ class InvalidParameterTypeError(ParameterError):
     """rclpy.exceptions.InvalidParameterTypeException's stand-in (a ParameterException)."""
 
 
+class NameValidationError(Exception):
+    """rclpy.exceptions.NameValidationException's stand-in."""
+
+
 class FakeNode:
     overrides: ClassVar[dict[str, Any]] = {}
     fatal: ClassVar[list[str]] = []
@@ -92,7 +96,11 @@ class FakeNode:
         return timer
 
     def get_logger(self) -> Any:
-        return types.SimpleNamespace(info=self.logged.append, fatal=self.fatal.append)
+        return types.SimpleNamespace(
+            info=self.logged.append,
+            fatal=self.fatal.append,
+            error=lambda text, **_: self.logged.append(f'ERROR {text}'),
+        )
 
     def get_clock(self) -> Any:
         now = types.SimpleNamespace(to_msg=lambda: types.SimpleNamespace(sec=5, nanosec=6))
@@ -119,6 +127,7 @@ def node_module(monkeypatch: pytest.MonkeyPatch) -> Any:
     exceptions = types.ModuleType('rclpy.exceptions')
     exceptions.ParameterException = ParameterError  # type: ignore[attr-defined]
     exceptions.InvalidParameterTypeException = InvalidParameterTypeError  # type: ignore[attr-defined]
+    exceptions.NameValidationException = NameValidationError  # type: ignore[attr-defined]
     rclpy.exceptions = exceptions  # type: ignore[attr-defined]
     executors = types.ModuleType('rclpy.executors')
 
@@ -226,13 +235,104 @@ def test_node_inbox_bounded(node_module: Any, tmp_path: Path) -> None:
     }
     node = node_module.FusionNode()
     _, cam_cb, _, _ = node.subs['/camera/image_raw']
+    _, lid_cb, _, _ = node.subs['/lidar/points']
     for k in range(20):
         cam_cb(flat_image(k * 50_000_000, 100))
-    assert node.inbox_drops == 12  # inbox holds 4 x queue_size
+    lid_cb(vlp16(10 * 50_000_000))
+    # the inbox holds queue_size messages per sensor: the camera's flood kept the sweep
+    assert node.inbox.drops == {'camera_inbox_full': 18}
+    assert len(node.inbox) == 3
     node.timers[0].cb()
     status = node.pubs['diagnostics'].sent[-1].status[0]
     values = {kv.key: kv.value for kv in status.values}
-    assert values['drop: inbox_full'] == '12'
+    assert values['drop: camera_inbox_full'] == '18'
+
+
+def test_node_drops_frames_that_waited_too_long(
+    node_module: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # inference fell behind: frames older than silence_timeout are not acted on
+    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
+    node = node_module.FusionNode()
+    clock = [100.0]
+    monkeypatch.setattr(node_module.time, 'monotonic', lambda: clock[0])
+    _, cam_cb, _, _ = node.subs['/camera/image_raw']
+    _, lid_cb, _, _ = node.subs['/lidar/points']
+    for k in range(4):  # received at 100.0 s
+        cam_cb(flat_image(1_000_000_000 + k * 50_000_000, 100))
+    clock[0] = 100.6  # 0.6 s later (silence_timeout 0.5 s)
+    lid_cb(vlp16(1_157_000_000))
+    node.guards[0].cb()
+    assert node.inbox.drops == {'camera_stale': 4}
+    assert node.pubs['~/action_probs'].sent == []  # the sweep alone pairs with nothing
+    node.timers[0].cb()
+    values = {kv.key: kv.value for kv in node.pubs['diagnostics'].sent[-1].status[0].values}
+    assert values['drop: camera_stale'] == '4'
+    assert float(values['queue wait p99 (ms)']) == pytest.approx(0.0)
+
+
+def test_an_unexpected_inference_error_skips_the_frame_not_the_node(
+    node_module: Any, tmp_path: Path
+) -> None:
+    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
+    node = node_module.FusionNode()
+    infer = node.pipeline.infer
+    failed: list[int] = []
+
+    def flaky(jobs: list) -> list:
+        if jobs and not failed:  # the first frame pair
+            failed.append(1)
+            msg = 'CUDA error: out of memory'
+            raise RuntimeError(msg)
+        return infer(jobs)
+
+    node.pipeline.infer = flaky
+    _, cam_cb, _, _ = node.subs['/camera/image_raw']
+    _, lid_cb, _, _ = node.subs['/lidar/points']
+    cam_cb(flat_image(1_000_000_000, 100))
+    lid_cb(vlp16(1_007_000_000))  # completes the first pair: its inference fails
+    cam_cb(flat_image(1_050_000_000, 100))
+    cam_cb(flat_image(1_100_000_000, 100))
+    lid_cb(vlp16(1_107_000_000))
+    node.guards[0].cb()
+    assert node.pipeline.errors[('model', 'RuntimeError')] == 1
+    assert any('CUDA error' in line for line in node.logged)
+    assert len(node.pubs['~/action_probs'].sent) == 2  # the frames after it still published
+
+
+def test_stop_lets_nothing_run_after_it(node_module: Any, tmp_path: Path) -> None:
+    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
+    node = node_module.FusionNode()
+    _, cam_cb, _, _ = node.subs['/camera/image_raw']
+    _, lid_cb, _, _ = node.subs['/lidar/points']
+    cam_cb(flat_image(1_000_000_000, 100))
+    lid_cb(vlp16(1_007_000_000))
+    node.stop()
+    node.guards[0].cb()  # a callback the executor had already scheduled
+    node.timers[0].cb()
+    assert node.pubs['~/action_probs'].sent == []
+    assert node.pubs['diagnostics'].sent == []
+
+
+def test_publishing_into_a_shut_down_context_is_quiet(node_module: Any, tmp_path: Path) -> None:
+    # Humble's SIGINT handler shuts the context down from another thread, mid-callback
+    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
+    node = node_module.FusionNode()
+    node.context = types.SimpleNamespace(ok=lambda: False)
+
+    def invalid(_: Any) -> None:
+        msg = 'publisher context is invalid'
+        raise RuntimeError(msg)
+
+    for pub in node.pubs.values():
+        pub.publish = invalid
+    _, cam_cb, _, _ = node.subs['/camera/image_raw']
+    _, lid_cb, _, _ = node.subs['/lidar/points']
+    cam_cb(flat_image(1_000_000_000, 100))
+    lid_cb(vlp16(1_007_000_000))
+    node.guards[0].cb()  # no exception
+    node.timers[0].cb()
+    assert not node.pipeline.errors  # not counted as a model error either
 
 
 def test_missing_model_stops_startup(node_module: Any, tmp_path: Path) -> None:
@@ -279,7 +379,7 @@ def test_drain_takes_only_what_is_queued(node_module: Any, tmp_path: Path) -> No
     triggered = guard.triggered
     guard.cb()
     assert len(fed) == 3  # the three queued before the drain, not the ones that came meanwhile
-    assert len(node._inbox) == 3  # ...which stay queued for the next call,
+    assert len(node.inbox) == 3  # ...which stay queued for the next call,
     assert guard.triggered == triggered + 3  # which their arrival triggered
 
 

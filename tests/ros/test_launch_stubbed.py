@@ -56,8 +56,17 @@ def launch_file(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     return module
 
 
+PARAMS_FILE = str(Path(__file__).resolve().parents[2] / 'config' / 'fusion.yaml')
+
+
 def _context(**values: str) -> dict[str, str]:
-    base = {'image_topic': '', 'points_topic': '', 'model': '', 'provider': ''}
+    base = {
+        'image_topic': '',
+        'points_topic': '',
+        'model': '',
+        'provider': '',
+        'params_file': PARAMS_FILE,
+    }
     return {**base, **values}
 
 
@@ -72,6 +81,7 @@ def test_declared_arguments_default_to_the_parameters_file(launch_file: Any) -> 
         'points_topic',
         'model',
         'provider',
+        'diagnostics_topic',
         'log_level',
     }
     for arg in launch_file.OVERRIDES:
@@ -97,3 +107,21 @@ def test_non_empty_arguments_override(launch_file: Any) -> None:
         'points_topic': '/velodyne_points',
     }
     assert all(v.kwargs == {'value_type': str} for v in chosen.values())
+
+
+def test_a_params_file_that_is_not_there_stops_the_launch(launch_file: Any) -> None:
+    # launch_ros itself only warns and starts the node on built-in defaults
+    with pytest.raises(RuntimeError, match=r"params_file '/nowhere\.yaml': no such file"):
+        launch_file._node(_context(params_file='/nowhere.yaml'))
+
+
+def test_diagnostics_can_be_sent_where_the_aggregator_listens(launch_file: Any) -> None:
+    (node,) = launch_file._node(_context())
+    ((source, target),) = node.kwargs['remappings']
+    assert source == 'diagnostics'
+    assert target.args == ('diagnostics_topic',)
+    declared = {
+        e.args[0]: e.kwargs['default_value']
+        for e in launch_file.generate_launch_description().args[0][:-1]
+    }
+    assert declared['diagnostics_topic'] == 'diagnostics'  # default: in the namespace

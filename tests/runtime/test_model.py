@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,11 @@ def test_explicit_gpu_provider_without_gpu_is_refused(model_path: Path) -> None:
         pytest.skip('needs a CUDA-enabled ONNX Runtime on a machine where CUDA is unusable')
     with pytest.raises(RuntimeConfigError, match="provider 'cuda' requested"):
         FusionModel(model_path, provider='cuda')
+
+
+def test_a_missing_onnx_runtime_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a robot set up with rosdep alone: one line at start-up, not an import traceback
+    path = build_model(tmp_path / 'm.onnx')
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # import now raises ImportError
+    with pytest.raises(ModelError, match='pip install onnxruntime-gpu'):
+        FusionModel(path, 'cpu')
