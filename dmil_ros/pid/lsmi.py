@@ -1,3 +1,17 @@
+# Copyright 2026 The dmil_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """LSMI: lightweight sample-wise multimodal interactions.
 
 Yang, Wang, Hu, "Efficient Quantification of Multimodal Interaction at Sample Level", ICML 2025
@@ -408,7 +422,13 @@ class LSMI:
                 d1 = train_classifier(f1, y, c, seed=cfg.seed, **kw)  # type: ignore[arg-type]
                 d2 = train_classifier(f2, y, c, seed=cfg.seed + 1, **kw)  # type: ignore[arg-type]
                 f12 = np.concatenate([f1, f2], axis=1)
-                d12 = train_classifier(f12, y, c, seed=cfg.seed + 2, **kw)  # type: ignore[arg-type]
+                d12 = train_classifier(
+                    f12,
+                    y,
+                    c,
+                    seed=cfg.seed + 2,
+                    **kw,  # type: ignore[arg-type]
+                )
                 self.discriminators = (d1, d2, d12)
             else:
                 self.discriminators = None

@@ -1,3 +1,17 @@
+# Copyright 2026 The dmil_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The fusion node's parameters: one table for the node, its YAML file and the replay CLI.
 
 The rclpy node declares each :data:`PARAMS` entry with a ``ParameterDescriptor`` built from it;
@@ -220,7 +234,7 @@ def _node_sections(tree: dict[str, Any], prefix: str = '') -> list[tuple[str, di
 
 
 def _node_pattern(key: str) -> re.Pattern[str]:
-    """rcl's wildcard rule: ``/**`` -> ``(/\\w+)*``, ``/*`` -> ``/\\w+``."""
+    r"""rcl's wildcard rule: ``/**`` -> ``(/\w+)*``, ``/*`` -> ``/\w+``."""
     parts = re.split(r'(/\*\*|/\*)', key)
     text = ''.join(
         '(/\\w+)*' if part == '/**' else '/\\w+' if part == '/*' else re.escape(part)

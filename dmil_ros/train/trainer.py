@@ -1,3 +1,17 @@
+# Copyright 2026 The dmil_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The trainer: DMIL's three-stage schedule (methods.md §4) or a one-stage baseline, on arrays.
 
 Phases: DMIL runs stage 1 (encoders + ID), stage 2 (stage 1 frozen: CD, synergy, gate; the
@@ -291,7 +305,8 @@ def train(
                 if idx.numel() < 2:
                     continue
                 if cached is not None:
-                    out_ = model.forward_features(cached[0][idx], cached[1][idx])  # type: ignore[operator]
+                    heads = model.forward_features
+                    out_ = heads(cached[0][idx], cached[1][idx])  # type: ignore[operator]
                 else:
                     out_ = model(*augment(tr[0][idx], tr[1][idx], sched, gen))
                 loss, parts = loss_fn(out_, tr[2][idx], tr[3][idx])

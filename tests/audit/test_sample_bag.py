@@ -1,3 +1,17 @@
+# Copyright 2026 The dmil_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The sample bag (bags/hallway_demo) audited with the real model (models/dmil_hallway.onnx).
 
 Checked against what the bag itself says, read independently here: one row per paired camera
@@ -69,10 +83,8 @@ def test_real_model_heads_and_terms(audited: tuple[object, dict]) -> None:
     table, summary = audited
     assert summary['model']['unimodal'] == 'heads'  # no calibrated masking needed
     for group in ('lsmi_model', 'lsmi_data', 'broja_model', 'broja_data'):
-        terms = np.stack(
-            [table.column(f'{group}_{c}').to_numpy() for c in COMPONENTS],  # type: ignore[attr-defined]
-            axis=1,
-        )
+        column = table.column  # type: ignore[attr-defined]
+        terms = np.stack([column(f'{group}_{c}').to_numpy() for c in COMPONENTS], axis=1)
         assert np.isfinite(terms).all(), group
     # the node's alarm reads pid_broja, and so do the audit's spikes
     assert summary['model']['alert_source'] == 'pid_broja'

@@ -1,3 +1,17 @@
+# Copyright 2026 The dmil_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The rclpy adapter's logic, run against stand-in rclpy / message modules (no ROS here).
 
 The launch_testing smoke test covers the real middleware where ROS 2 is installed; this test
@@ -126,7 +140,9 @@ def node_module(monkeypatch: pytest.MonkeyPatch) -> Any:
     rclpy.try_shutdown = lambda: None  # type: ignore[attr-defined]
     exceptions = types.ModuleType('rclpy.exceptions')
     exceptions.ParameterException = ParameterError  # type: ignore[attr-defined]
-    exceptions.InvalidParameterTypeException = InvalidParameterTypeError  # type: ignore[attr-defined]
+    exceptions.InvalidParameterTypeException = (  # type: ignore[attr-defined]
+        InvalidParameterTypeError
+    )
     exceptions.NameValidationException = NameValidationError  # type: ignore[attr-defined]
     rclpy.exceptions = exceptions  # type: ignore[attr-defined]
     executors = types.ModuleType('rclpy.executors')

@@ -1,3 +1,17 @@
+# Copyright 2026 The dmil_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Shared preprocessing: analytic expectations for the image and the LiDAR range image."""
 
 from __future__ import annotations
@@ -142,7 +156,8 @@ def test_spec_json_round_trip_and_validation() -> None:
 
 
 def test_spec_sequences_become_tuples_and_bad_ones_are_refused() -> None:
-    listed = PreprocessSpec(image_mean=[0.4, 0.5, 0.6], image_std=np.array([0.2, 0.3, 0.25]))  # type: ignore[arg-type]
+    mean, std = [0.4, 0.5, 0.6], np.array([0.2, 0.3, 0.25])
+    listed = PreprocessSpec(image_mean=mean, image_std=std)  # type: ignore[arg-type]
     assert listed.image_mean == (0.4, 0.5, 0.6)
     assert listed.image_std == (0.2, 0.3, 0.25)
     rgb = np.full((48, 64, 3), 204, np.uint8)  # 0.8 after scaling
