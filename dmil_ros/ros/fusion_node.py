@@ -100,8 +100,9 @@ class FusionNode(Node):  # type: ignore[misc]
         model = FusionModel(settings.model_path, settings.provider, settings.threads)
         self.pipeline = FusionPipeline(model, settings.pipeline)
         self.builder = OutputBuilder(settings.twists)
-        self.tracker = DiagnosticsTracker(self.pipeline)
         cfg = settings.pipeline
+        self.inbox = Inbox(cfg.queue_size, cfg.silence_timeout)
+        self.tracker = DiagnosticsTracker(self.pipeline, inbox=self.inbox)
 
         # publishers: every output the model can fill
         self._pubs: dict[str, Any] = {}
@@ -115,7 +116,6 @@ class FusionNode(Node):  # type: ignore[misc]
             self._pubs[topic] = self.create_publisher(CONVERTERS[msgtype][0], topic, 10)
 
         # intake: cheap callbacks that only queue the message
-        self.inbox = Inbox(cfg.queue_size, cfg.silence_timeout)
         self._tracker_lock = threading.Lock()  # arrivals (intake) vs reports (work)
         self._stopping = threading.Event()
         self._work_lock = threading.Lock()  # held by a running drain / diagnostics callback
@@ -196,12 +196,6 @@ class FusionNode(Node):  # type: ignore[misc]
                 return
             with self._tracker_lock:
                 statuses = self.tracker.report(time.monotonic())
-            extra = [(f'drop: {k}', str(n)) for k, n in sorted(self.inbox.drops.items())]
-            wait = self.inbox.wait_p99()
-            if wait is not None:
-                extra.append(('queue wait p99 (ms)', f'{wait * 1e3:.3f}'))
-            s = statuses[0]
-            statuses[0] = type(s)(s.level, s.name, s.message, s.hardware_id, (*s.values, *extra))
             now = self.get_clock().now().to_msg()
             header = Header(int(now.sec), int(now.nanosec), '')
             msg = self.builder.diagnostics(header, statuses)

@@ -32,6 +32,7 @@ from typing import Final
 
 import numpy as np
 
+from dmil_ros.runtime.inbox import Inbox
 from dmil_ros.runtime.pipeline import CAMERA_SILENT, LIDAR_SILENT, FusionPipeline
 
 OK: Final = 0
@@ -56,11 +57,16 @@ class DiagnosticsTracker:
     """Records message arrival times per input and reports the pipeline's state.
 
     Times are seconds on any monotonic clock: receive wall time in the node, bag time in the
-    replay. ``window`` is the span over which input rates are measured.
+    replay. ``window`` is the span over which input rates are measured. The node passes its
+    :class:`~dmil_ros.runtime.inbox.Inbox`: its drops count with the pipeline's, and the queue
+    wait p99 is reported.
     """
 
-    def __init__(self, pipeline: FusionPipeline, window: float = 5.0) -> None:
+    def __init__(
+        self, pipeline: FusionPipeline, window: float = 5.0, inbox: Inbox | None = None
+    ) -> None:
         self.pipeline = pipeline
+        self.inbox = inbox
         self.window = window
         self.topics = (pipeline.config.camera_topic, pipeline.config.lidar_topic)
         self._arrivals: dict[str, deque[float]] = {t: deque(maxlen=2000) for t in self.topics}
@@ -99,8 +105,12 @@ class DiagnosticsTracker:
         if lat.size:
             values.append(('latency p50 (ms)', f'{np.percentile(lat, 50):.3f}'))
             values.append(('latency p99 (ms)', f'{np.percentile(lat, 99):.3f}'))
+        if self.inbox is not None:
+            wait = self.inbox.wait_p99()
+            if wait is not None:
+                values.append(('queue wait p99 (ms)', f'{wait * 1e3:.3f}'))
         values.append(('frames', str(p.frames)))
-        drops = p.drops
+        drops = p.drops + (self.inbox.drop_counts() if self.inbox is not None else Counter())
         values.append(('drops total', str(sum(drops.values()))))
         values.extend((f'drop: {k}', str(n)) for k, n in sorted(drops.items()))
         if p.last_error:

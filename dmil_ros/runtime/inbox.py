@@ -73,6 +73,11 @@ class Inbox:
             self._queue.append((camera, msg, now))
             self._count[camera] += 1
 
+    def drop_counts(self) -> Counter[str]:
+        """A copy of :attr:`drops`, taken under the lock (the intake thread adds to it)."""
+        with self._lock:
+            return Counter(self.drops)
+
     def wait_p99(self) -> float | None:
         """99th percentile of the recent queue waits (s); None before any message was taken."""
         with self._lock:
