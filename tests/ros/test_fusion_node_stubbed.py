@@ -262,6 +262,7 @@ def test_node_inbox_bounded(node_module: Any, tmp_path: Path) -> None:
     status = node.pubs['diagnostics'].sent[-1].status[0]
     values = {kv.key: kv.value for kv in status.values}
     assert values['drop: camera_inbox_full'] == '18'
+    assert status.level == bytes([1])  # WARN: messages dropped since the last report
 
 
 def test_node_drops_frames_that_waited_too_long(
