@@ -88,6 +88,9 @@ def marginal(joint: NDArray[np.float64], keep: Iterable[int]) -> NDArray[np.floa
     """Marginal of ``joint`` on the axes ``keep`` (kept in increasing axis order)."""
     keep_set = set()
     for k in keep:
+        if not isinstance(k, int | np.integer) or isinstance(k, bool):
+            msg = f'axis {k!r} is not an integer'  # int(0.5) would have read it as axis 0
+            raise PIDInputError(msg)
         if not -joint.ndim <= int(k) < joint.ndim:
             msg = f'axis {int(k)} out of range for a {joint.ndim}-d joint'
             raise PIDInputError(msg)

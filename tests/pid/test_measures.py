@@ -48,3 +48,10 @@ def test_weights_whose_sum_overflows_still_normalise() -> None:
 
     # finite entries, infinite sum: dividing by it gave all zeros, then an argmax error
     np.testing.assert_allclose(normalise(np.full((2, 2, 2), 1e308)), np.full((2, 2, 2), 1 / 8))
+
+
+def test_a_non_integer_axis_is_refused() -> None:
+    p = np.full((2, 2), 0.25)
+    with pytest.raises(PIDInputError, match=r'axis 0\.5 is not an integer'):
+        entropy(p, [0.5])  # type: ignore[list-item]
+    assert entropy(p, [np.int64(0)]) == pytest.approx(1.0)
