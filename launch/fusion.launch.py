@@ -30,6 +30,7 @@ A non-empty argument overrides the file. (A dict entry always present would over
 ``params_file`` with the launch defaults: launch_ros applies the later definition.)
 """
 
+import re
 from pathlib import Path
 
 from launch import LaunchContext, LaunchDescription
@@ -38,6 +39,10 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+# a relative or absolute ROS 2 topic name: tokens of letters, digits and underscores, not
+# starting with a digit, separated by single slashes
+TOPIC_NAME = re.compile(r'/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*')
 
 # launch argument -> node parameter, overridden only when the argument is not empty
 OVERRIDES = {
@@ -58,6 +63,10 @@ def _node(context: LaunchContext, *args: object, **kwargs: object) -> list[Node]
     params_file = LaunchConfiguration('params_file').perform(context)
     if not Path(params_file).is_file():  # launch_ros would only warn, then run on defaults
         msg = f'params_file {params_file!r}: no such file'
+        raise RuntimeError(msg)
+    diagnostics = LaunchConfiguration('diagnostics_topic').perform(context)
+    if not TOPIC_NAME.fullmatch(diagnostics):  # rcl would refuse the remap rule with a traceback
+        msg = f'diagnostics_topic {diagnostics!r}: not a ROS topic name'
         raise RuntimeError(msg)
     parameters = [LaunchConfiguration('params_file')]
     chosen = overrides(values)

@@ -77,6 +77,9 @@ STARTUP_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+STOP_TIMEOUT_S = 5.0  # the longest shutdown waits for a running inference
+
+
 class FusionNode(Node):  # type: ignore[misc]
     """Camera + LiDAR fusion with per-frame interaction estimates and a synergy alert."""
 
@@ -152,12 +155,19 @@ class FusionNode(Node):  # type: ignore[misc]
     # ---- intake (sensor callback group) ------------------------------------------------------
 
     def _enqueue(self, camera: bool, msg: Any) -> None:
+        if self._stopping.is_set():
+            return
         topic = self.pipeline.config.camera_topic if camera else self.pipeline.config.lidar_topic
         now = time.monotonic()
         self.inbox.put(camera, msg, now)
         with self._tracker_lock:
             self.tracker.arrived(topic, now)
-        self._wake.trigger()
+        try:
+            self._wake.trigger()
+        except Exception:
+            if not self._stopping.is_set():
+                raise
+            # the guard condition was destroyed under a callback still running at shutdown
 
     # ---- work (inference callback group) -----------------------------------------------------
 
@@ -173,16 +183,31 @@ class FusionNode(Node):  # type: ignore[misc]
                 camera, msg = item
                 feed = self.pipeline.feed_camera if camera else self.pipeline.feed_lidar
                 try:
-                    for result in self.pipeline.infer(feed(msg)):
-                        self._publish(result)
+                    results = self.pipeline.infer(feed(msg))
                 except Exception as exc:
-                    if self._stopping.is_set() or not self._context_ok():
-                        return  # publishing into a context shut down under us
-                    self.pipeline.errors[('model', type(exc).__name__)] += 1
-                    self.pipeline.last_error = f'{type(exc).__name__}: {exc}'
-                    self.get_logger().error(
-                        f'frame skipped: {self.pipeline.last_error}', throttle_duration_sec=5.0
-                    )
+                    self._skipped('model', exc)
+                    continue
+                if not all(self._publish_or_count(r) for r in results):
+                    return  # publishing into a context shut down under us
+
+    def _publish_or_count(self, result: FrameResult) -> bool:
+        """Publish one frame; a failure is counted (``publish: <Error>``). False: the node is
+        stopping or its context was shut down under it."""
+        try:
+            self._publish(result)
+        except Exception as exc:
+            if self._stopping.is_set() or not self._context_ok():
+                return False
+            self._skipped('publish', exc)
+        return True
+
+    def _skipped(self, stage: str, exc: Exception) -> None:
+        """Count and log (throttled) an error that cost one frame; the node keeps running."""
+        self.pipeline.errors[(stage, type(exc).__name__)] += 1
+        self.pipeline.last_error = f'{stage}: {type(exc).__name__}: {exc}'
+        self.get_logger().error(
+            f'frame skipped: {self.pipeline.last_error}', throttle_duration_sec=5.0
+        )
 
     def _publish(self, result: FrameResult) -> None:
         for topic, msg in self.builder.frame(result):
@@ -210,11 +235,17 @@ class FusionNode(Node):  # type: ignore[misc]
         context = getattr(self, 'context', None)
         return context is None or bool(context.ok())
 
-    def stop(self) -> None:
-        """Let a running drain / diagnostics callback finish; none does anything after."""
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> bool:
+        """Let a running drain / diagnostics callback finish (up to ``timeout`` s: a hung GPU
+        call must not hang shutdown); none does anything after. False: it timed out."""
         self._stopping.set()
-        with self._work_lock:
-            pass
+        if not self._work_lock.acquire(timeout=timeout):
+            self.get_logger().warning(
+                f'shutdown: inference still running after {timeout:g} s; not waiting for it'
+            )
+            return False
+        self._work_lock.release()
+        return True
 
 
 def main(args: list[str] | None = None) -> None:

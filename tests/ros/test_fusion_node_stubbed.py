@@ -114,6 +114,7 @@ class FakeNode:
             info=self.logged.append,
             fatal=self.fatal.append,
             error=lambda text, **_: self.logged.append(f'ERROR {text}'),
+            warning=lambda text, **_: self.logged.append(f'WARNING {text}'),
         )
 
     def get_clock(self) -> Any:
@@ -403,3 +404,75 @@ def test_drain_takes_only_what_is_queued(node_module: Any, tmp_path: Path) -> No
 def test_clean_shutdown_on_external_shutdown(node_module: Any, tmp_path: Path) -> None:
     FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
     node_module.main([])  # the stand-in executor raises ExternalShutdownException at once
+
+
+def test_stop_waits_for_a_running_inference_then_nothing_runs(
+    node_module: Any, tmp_path: Path
+) -> None:
+    import threading
+    import time
+
+    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
+    node = node_module.FusionNode()
+    infer = node.pipeline.infer
+    started = threading.Event()
+
+    def slow(jobs: list) -> list:
+        if jobs:
+            started.set()
+            time.sleep(0.3)
+        return infer(jobs)
+
+    node.pipeline.infer = slow
+    _, cam_cb, _, _ = node.subs['/camera/image_raw']
+    _, lid_cb, _, _ = node.subs['/lidar/points']
+    cam_cb(flat_image(1_000_000_000, 100))
+    lid_cb(vlp16(1_007_000_000))
+    cam_cb(flat_image(1_050_000_000, 100))
+    worker = threading.Thread(target=node.guards[0].cb)  # the executor's work thread
+    worker.start()
+    assert started.wait(5)
+    t0 = time.perf_counter()
+    assert node.stop() is True
+    waited = time.perf_counter() - t0
+    worker.join()
+    assert waited > 0.1  # it waited for the running inference...
+    assert len(node.pubs['~/action_probs'].sent) == 1  # ...which published; nothing after
+    queued = len(node.inbox)  # the frame after the pair: not processed once stopping
+    cam_cb(flat_image(1_100_000_000, 100))  # a sensor callback still running at shutdown
+    assert len(node.inbox) == queued
+
+
+def test_stop_gives_up_on_a_hung_inference(node_module: Any, tmp_path: Path) -> None:
+    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
+    node = node_module.FusionNode()
+    node._work_lock.acquire()  # a callback stuck in a GPU call
+    try:
+        assert node.stop(timeout=0.05) is False
+    finally:
+        node._work_lock.release()
+    assert any('not waiting' in line for line in node.logged)
+
+
+def test_a_publish_error_in_a_live_context_is_raised_for_diagnostics(
+    node_module: Any, tmp_path: Path
+) -> None:
+    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
+    node = node_module.FusionNode()
+    node.context = types.SimpleNamespace(ok=lambda: True)
+
+    def broken(_: Any) -> None:
+        msg = 'converter bug'
+        raise TypeError(msg)
+
+    node.pubs['diagnostics'].publish = broken
+    with pytest.raises(TypeError, match='converter bug'):
+        node.timers[0].cb()  # not swallowed: only a dead context is
+    node.pubs['~/action_probs'].publish = broken
+    _, cam_cb, _, _ = node.subs['/camera/image_raw']
+    _, lid_cb, _, _ = node.subs['/lidar/points']
+    cam_cb(flat_image(1_000_000_000, 100))
+    lid_cb(vlp16(1_007_000_000))
+    node.guards[0].cb()
+    assert node.pipeline.errors[('publish', 'TypeError')] == 1  # counted apart from the model's
+    assert ('model', 'TypeError') not in node.pipeline.errors

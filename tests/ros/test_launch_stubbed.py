@@ -80,6 +80,7 @@ def _context(**values: str) -> dict[str, str]:
         'model': '',
         'provider': '',
         'params_file': PARAMS_FILE,
+        'diagnostics_topic': 'diagnostics',
     }
     return {**base, **values}
 
@@ -139,3 +140,11 @@ def test_diagnostics_can_be_sent_where_the_aggregator_listens(launch_file: Any) 
         for e in launch_file.generate_launch_description().args[0][:-1]
     }
     assert declared['diagnostics_topic'] == 'diagnostics'  # default: in the namespace
+
+
+@pytest.mark.parametrize('name', ['', 'a-b', '/diagnostics/', '2d'])
+def test_a_diagnostics_topic_rcl_refuses_stops_the_launch(launch_file: Any, name: str) -> None:
+    with pytest.raises(RuntimeError, match='diagnostics_topic'):
+        launch_file._node(_context(diagnostics_topic=name))
+    for good in ('diagnostics', '/diagnostics', 'robot1/diagnostics'):
+        launch_file._node(_context(diagnostics_topic=good))
