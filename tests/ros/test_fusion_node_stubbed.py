@@ -192,6 +192,13 @@ def node_module(monkeypatch: pytest.MonkeyPatch) -> Any:
         sys.modules.pop(name, None)
 
 
+def _started(node_module: Any, tmp_path: Path) -> tuple[Any, Any, Any]:
+    """A node on a contract model (CPU), with its camera and LiDAR subscription callbacks."""
+    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
+    node = node_module.FusionNode()
+    return node, node.subs['/camera/image_raw'][1], node.subs['/lidar/points'][1]
+
+
 def test_node_pipeline_and_publishing(node_module: Any, tmp_path: Path) -> None:
     model = build_model(tmp_path / 'm.onnx')
     FakeNode.overrides = {'model_path': str(model), 'provider': 'cpu', 'publish_cmd_vel': True}
@@ -270,12 +277,9 @@ def test_node_drops_frames_that_waited_too_long(
     node_module: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # inference fell behind: frames older than silence_timeout are not acted on
-    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
-    node = node_module.FusionNode()
+    node, cam_cb, lid_cb = _started(node_module, tmp_path)
     clock = [100.0]
     monkeypatch.setattr(node_module.time, 'monotonic', lambda: clock[0])
-    _, cam_cb, _, _ = node.subs['/camera/image_raw']
-    _, lid_cb, _, _ = node.subs['/lidar/points']
     for k in range(4):  # received at 100.0 s
         cam_cb(flat_image(1_000_000_000 + k * 50_000_000, 100))
     clock[0] = 100.6  # 0.6 s later (silence_timeout 0.5 s)
@@ -292,8 +296,7 @@ def test_node_drops_frames_that_waited_too_long(
 def test_an_unexpected_inference_error_skips_the_frame_not_the_node(
     node_module: Any, tmp_path: Path
 ) -> None:
-    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
-    node = node_module.FusionNode()
+    node, cam_cb, lid_cb = _started(node_module, tmp_path)
     infer = node.pipeline.infer
     failed: list[int] = []
 
@@ -305,8 +308,6 @@ def test_an_unexpected_inference_error_skips_the_frame_not_the_node(
         return infer(jobs)
 
     node.pipeline.infer = flaky
-    _, cam_cb, _, _ = node.subs['/camera/image_raw']
-    _, lid_cb, _, _ = node.subs['/lidar/points']
     cam_cb(flat_image(1_000_000_000, 100))
     lid_cb(vlp16(1_007_000_000))  # completes the first pair: its inference fails
     cam_cb(flat_image(1_050_000_000, 100))
@@ -319,10 +320,7 @@ def test_an_unexpected_inference_error_skips_the_frame_not_the_node(
 
 
 def test_stop_lets_nothing_run_after_it(node_module: Any, tmp_path: Path) -> None:
-    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
-    node = node_module.FusionNode()
-    _, cam_cb, _, _ = node.subs['/camera/image_raw']
-    _, lid_cb, _, _ = node.subs['/lidar/points']
+    node, cam_cb, lid_cb = _started(node_module, tmp_path)
     cam_cb(flat_image(1_000_000_000, 100))
     lid_cb(vlp16(1_007_000_000))
     node.stop()
@@ -334,8 +332,7 @@ def test_stop_lets_nothing_run_after_it(node_module: Any, tmp_path: Path) -> Non
 
 def test_publishing_into_a_shut_down_context_is_quiet(node_module: Any, tmp_path: Path) -> None:
     # Humble's SIGINT handler shuts the context down from another thread, mid-callback
-    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
-    node = node_module.FusionNode()
+    node, cam_cb, lid_cb = _started(node_module, tmp_path)
     node.context = types.SimpleNamespace(ok=lambda: False)
 
     def invalid(_: Any) -> None:
@@ -344,8 +341,6 @@ def test_publishing_into_a_shut_down_context_is_quiet(node_module: Any, tmp_path
 
     for pub in node.pubs.values():
         pub.publish = invalid
-    _, cam_cb, _, _ = node.subs['/camera/image_raw']
-    _, lid_cb, _, _ = node.subs['/lidar/points']
     cam_cb(flat_image(1_000_000_000, 100))
     lid_cb(vlp16(1_007_000_000))
     node.guards[0].cb()  # no exception
@@ -378,9 +373,7 @@ def test_wrong_parameter_type_stops_startup(node_module: Any, tmp_path: Path) ->
 
 def test_drain_takes_only_what_is_queued(node_module: Any, tmp_path: Path) -> None:
     """A drain returns even while input keeps coming, so the timer of its group gets a turn."""
-    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
-    node = node_module.FusionNode()
-    _, cam_cb, _, _ = node.subs['/camera/image_raw']
+    node, cam_cb, _ = _started(node_module, tmp_path)
     guard = node.guards[0]
     for k in range(3):
         cam_cb(flat_image(k * 50_000_000, 100))
@@ -412,8 +405,7 @@ def test_stop_waits_for_a_running_inference_then_nothing_runs(
     import threading
     import time
 
-    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
-    node = node_module.FusionNode()
+    node, cam_cb, lid_cb = _started(node_module, tmp_path)
     infer = node.pipeline.infer
     started = threading.Event()
 
@@ -424,8 +416,6 @@ def test_stop_waits_for_a_running_inference_then_nothing_runs(
         return infer(jobs)
 
     node.pipeline.infer = slow
-    _, cam_cb, _, _ = node.subs['/camera/image_raw']
-    _, lid_cb, _, _ = node.subs['/lidar/points']
     cam_cb(flat_image(1_000_000_000, 100))
     lid_cb(vlp16(1_007_000_000))
     cam_cb(flat_image(1_050_000_000, 100))
@@ -444,8 +434,7 @@ def test_stop_waits_for_a_running_inference_then_nothing_runs(
 
 
 def test_stop_gives_up_on_a_hung_inference(node_module: Any, tmp_path: Path) -> None:
-    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
-    node = node_module.FusionNode()
+    node, _, _ = _started(node_module, tmp_path)
     node._work_lock.acquire()  # a callback stuck in a GPU call
     try:
         assert node.stop(timeout=0.05) is False
@@ -457,8 +446,7 @@ def test_stop_gives_up_on_a_hung_inference(node_module: Any, tmp_path: Path) -> 
 def test_a_publish_error_in_a_live_context_is_raised_for_diagnostics(
     node_module: Any, tmp_path: Path
 ) -> None:
-    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
-    node = node_module.FusionNode()
+    node, cam_cb, lid_cb = _started(node_module, tmp_path)
     node.context = types.SimpleNamespace(ok=lambda: True)
 
     def broken(_: Any) -> None:
@@ -469,8 +457,6 @@ def test_a_publish_error_in_a_live_context_is_raised_for_diagnostics(
     with pytest.raises(TypeError, match='converter bug'):
         node.timers[0].cb()  # not swallowed: only a dead context is
     node.pubs['~/action_probs'].publish = broken
-    _, cam_cb, _, _ = node.subs['/camera/image_raw']
-    _, lid_cb, _, _ = node.subs['/lidar/points']
     cam_cb(flat_image(1_000_000_000, 100))
     lid_cb(vlp16(1_007_000_000))
     node.guards[0].cb()
