@@ -28,7 +28,9 @@ two-scene pair, and count it.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Any, Final, Literal, NamedTuple
+
+from dmil_ros.actions import FAMILIES
 
 Verdict = Literal['one_scene', 'two_scenes', 'unconfirmed']
 UNREADABLE: Final = (AttributeError, TypeError, ValueError, KeyError, OverflowError)
@@ -38,6 +40,28 @@ topic should carry, or holds a value that is no number (trainer and audit count 
 ONE_SCENE: Final = 'one_scene'
 TWO_SCENES: Final = 'two_scenes'
 UNCONFIRMED: Final = 'unconfirmed'
+
+
+class FrameTruth(NamedTuple):
+    """The fields of one ``/sim/ground_truth`` message that trainer and audit use, read together
+    when it arrives (a message lacking one is unusable as a whole: :data:`UNREADABLE`)."""
+
+    action: int
+    family: int  # index in FAMILIES, -1 for a name it does not know
+    segment: int
+    camera_latent: int
+    lidar_latent: int
+
+    @classmethod
+    def of(cls, msg: Any) -> FrameTruth:
+        family = str(msg.family)
+        return cls(
+            int(msg.action),
+            FAMILIES.index(family) if family in FAMILIES else -1,
+            int(msg.segment),
+            int(msg.camera_latent),
+            int(msg.lidar_latent),
+        )
 
 
 class SweepScenes:
@@ -80,4 +104,12 @@ class SweepScenes:
         return ONE_SCENE if seen == camera_segment else TWO_SCENES
 
 
-__all__ = ['ONE_SCENE', 'TWO_SCENES', 'UNCONFIRMED', 'UNREADABLE', 'SweepScenes', 'Verdict']
+__all__ = [
+    'ONE_SCENE',
+    'TWO_SCENES',
+    'UNCONFIRMED',
+    'UNREADABLE',
+    'FrameTruth',
+    'SweepScenes',
+    'Verdict',
+]

@@ -48,18 +48,18 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from dmil_ros.actions import ACTION_INDEX, ACTIONS, FAMILIES
+from dmil_ros.actions import ACTION_INDEX, ACTIONS
 from dmil_ros.audit.bagresult import BagResult
 from dmil_ros.audit.masking import MaskStats, Profile, masked_inputs
 from dmil_ros.runtime.faults import stamp_ns
 from dmil_ros.runtime.model import FusionModel
 from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Job, PipelineConfig
-from dmil_ros.scenes import ONE_SCENE, UNCONFIRMED, UNREADABLE, SweepScenes
+from dmil_ros.scenes import ONE_SCENE, UNCONFIRMED, UNREADABLE, FrameTruth, SweepScenes
 
 logger = logging.getLogger(__name__)
 
@@ -303,30 +303,9 @@ class _Collector:
         return out
 
 
-class _FrameTruth(NamedTuple):
-    """The fields of one ``/sim/ground_truth`` message the audit uses (read when it arrives)."""
-
-    action: int
-    family: int  # index in FAMILIES, -1 for a name it does not know
-    segment: int
-    camera_latent: int
-    lidar_latent: int
-
-    @classmethod
-    def of(cls, msg: Any) -> _FrameTruth:
-        family = str(msg.family)
-        return cls(
-            int(msg.action),
-            FAMILIES.index(family) if family in FAMILIES else -1,
-            int(msg.segment),
-            int(msg.camera_latent),
-            int(msg.lidar_latent),
-        )
-
-
 def _labels(
     stamps: npt.NDArray[np.int64],
-    truth: dict[int, _FrameTruth],
+    truth: dict[int, FrameTruth],
     actions: dict[int, int],
     camera_log: dict[int, int],
     *,
@@ -394,7 +373,7 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
     pipeline = FusionPipeline(model, config)
     collector = _Collector(model, options)
     collector.pipeline = pipeline
-    truth: dict[int, _FrameTruth] = {}
+    truth: dict[int, FrameTruth] = {}
     actions: dict[int, int] = {}
     camera_log: dict[int, int] = {}
     sweeps = SweepScenes()
@@ -419,7 +398,7 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
             else:
                 try:
                     if raw.topic == GROUND_TRUTH_TOPIC:
-                        truth[stamp_ns(msg)] = _FrameTruth.of(msg)
+                        truth[stamp_ns(msg)] = FrameTruth.of(msg)
                     elif raw.topic == LIDAR_TRUTH_TOPIC:
                         sweeps.add(stamp_ns(msg), int(msg.segment))
                     elif raw.topic == ACTION_TOPIC:

@@ -34,20 +34,17 @@ import numpy as np
 from dmil_ros.audit.render import birds_eye, png_base64, thumbnail
 from dmil_ros.runtime.decode import decode_image, decode_laserscan, decode_pointcloud2
 from dmil_ros.runtime.errors import DecodeError
+from dmil_ros.runtime.faults import stamp_ns
 
 logger = logging.getLogger(__name__)
 WINDOW_NS = 100_000_000  # max |LiDAR stamp - camera stamp| of a bird's-eye view
-
-
-def _stamp(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
 def _message(reader: Any, raw: Any) -> tuple[Any, int]:
     """Deserialized message and its header stamp; ``(None, 0)`` when unreadable."""
     try:
         msg = reader.store.deserialize_cdr(raw.data, raw.msgtype)
-        return msg, _stamp(msg)
+        return msg, stamp_ns(msg)
     except Exception as exc:  # any CDR failure: this message just has no picture
         logger.debug('topic %r: message at %d unreadable (%s)', raw.topic, raw.timestamp, exc)
         return None, 0

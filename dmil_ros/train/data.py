@@ -65,16 +65,16 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dmil_ros.actions import ACTION_INDEX, FAMILIES
+from dmil_ros.actions import ACTION_INDEX
+from dmil_ros.runtime.faults import stamp_ns
 from dmil_ros.runtime.preprocess import PreprocessSpec, prepare_image, prepare_points
-from dmil_ros.scenes import TWO_SCENES, UNCONFIRMED, UNREADABLE, SweepScenes
+from dmil_ros.scenes import TWO_SCENES, UNCONFIRMED, UNREADABLE, FrameTruth, SweepScenes
 from dmil_ros.train.config import DataConfig
 from dmil_ros.train.dataset import Arrays, atomic_write, remove_stale_temporaries
 from dmil_ros.train.errors import DataError
 
 logger = logging.getLogger(__name__)
 CACHE_VERSION = 1
-_FAMILY_INDEX = {name: i for i, name in enumerate(FAMILIES)}
 
 
 @dataclass
@@ -106,10 +106,6 @@ def discretise_twist(linear_x: float, angular_z: float, cfg: DataConfig) -> int:
     if linear_x >= cfg.forward_speed:
         return ACTION_INDEX['forward']
     return ACTION_INDEX['stop']
-
-
-def _stamp_ns(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
 _FINGERPRINTED = ('runtime/preprocess.py', 'runtime/decode.py', 'runtime/pairing.py',
@@ -183,10 +179,10 @@ def read_bag(
             try:
                 if topic == cfg.camera_topic:
                     image = prepare_image(decode_image(m, topic), spec)
-                    pairs += pairer.push_camera(_stamp_ns(m), (int(raw.timestamp), image))
+                    pairs += pairer.push_camera(stamp_ns(m), (int(raw.timestamp), image))
                 elif topic == cfg.lidar_topic:
                     lidar = prepare_points(decode_pointcloud2(m, topic), spec)
-                    pairs += pairer.push_lidar(_stamp_ns(m), lidar)
+                    pairs += pairer.push_lidar(stamp_ns(m), lidar)
                 elif topic == label_topic:
                     if cfg.label_source == 'action':
                         if m.data not in ACTION_INDEX:
@@ -205,11 +201,11 @@ def read_bag(
                     label_t.append(int(raw.timestamp))
                     label_v.append(value)
                 elif topic == cfg.lidar_truth_topic:
-                    sweeps.add(_stamp_ns(m), int(m.segment))
-                else:  # ground truth: every field read before either is kept
-                    stamp, segment_ = _stamp_ns(m), int(m.segment)
-                    family_by_stamp[stamp] = _FAMILY_INDEX.get(str(m.family), -1)
-                    segment_by_stamp[stamp] = segment_
+                    sweeps.add(stamp_ns(m), int(m.segment))
+                else:  # ground truth: every field read before any is kept
+                    stamp, truth = stamp_ns(m), FrameTruth.of(m)
+                    family_by_stamp[stamp] = truth.family
+                    segment_by_stamp[stamp] = truth.segment
             except (DecodeError, *UNREADABLE) as exc:
                 stats.skipped[f'{topic}:{type(exc).__name__}'] += 1
                 if topic == cfg.lidar_truth_topic:
