@@ -87,8 +87,6 @@ SUPPORTED_IMAGE_ENCODINGS: Final[tuple[str, ...]] = (*_RAW, *_YUV420)
 _JPEG_MAGIC: Final = b'\xff\xd8'
 _PNG_MAGIC: Final = b'\x89PNG\r\n\x1a\n'
 
-_NATIVE_F32: Final = np.dtype(np.float32)
-_XYZ_RECORD: Final = np.dtype('V12')
 # sensor_msgs/PointField datatype -> numpy base type
 _POINT_TYPES: Final[dict[int, str]] = {
     1: 'i1',  # INT8
@@ -397,31 +395,26 @@ def decode_pointcloud2(msg: Any, topic: str = '') -> Points:
         raise DecodeError(msg_, topic=topic, field='data', reason='size')
     # 1. a (height, width) strided structured view of the buffer: no copy
     cloud = np.ndarray((height, width), dtype, data, 0, (row_step, point_step)).reshape(-1)
-    # 2. coordinates as float32, non-finite points dropped
+    # 2. coordinates as one (3, N) float32 block, handed over as its (N, 3) transpose: the
+    #    preprocessing then reads each axis contiguously. x, y, z of one type at evenly spaced
+    #    offsets (the usual float32 x, y, z) are one strided copy of a (3, height, width) view
+    #    of the buffer, converting other types and byte orders on the way (2.5x faster than
+    #    copying xyz records and transposing them; benchmarks/bench_runtime.py)
     fx, fy, fz = (dtype.fields[a] for a in 'xyz')  # type: ignore[index]
-    base, off = fx[0], fx[1]
-    adjacent = fy == (base, off + base.itemsize) and fz == (base, off + 2 * base.itemsize)
-    if adjacent and base == _NATIVE_F32:
-        # x, y, z adjacent native float32 (the usual layout): copy 12-byte records (a strided
-        # memcpy, ~2.6x faster than astype from the unaligned strided floats), then view
-        records = np.ndarray((height, width), _XYZ_RECORD, data, off, (row_step, point_step))
-        xyz = records.reshape(-1).copy().view(np.float32).reshape(-1, 3)  # (N, 3)
-    elif adjacent:
-        # x, y, z adjacent and of one type: one strided converting copy
-        strides = (row_step, point_step, base.itemsize)
-        view = np.ndarray((height, width, 3), base, data, off, strides)
-        xyz = view.reshape(-1, 3).astype(np.float32)  # (N, 3)
+    base, step = fx[0], fy[1] - fx[1]
+    xt = np.empty((3, height * width), np.float32)  # (3, N)
+    if fy[0] == base and fz[0] == base and step > 0 and fz[1] - fy[1] == step:
+        view = np.ndarray((3, height, width), base, data, fx[1], (step, row_step, point_step))
+        xt.reshape(3, height, width)[...] = view
     else:
-        xyz = np.empty((cloud.size, 3), np.float32)  # (N, 3)
-        xyz[:, 0] = cloud['x']
-        xyz[:, 1] = cloud['y']
-        xyz[:, 2] = cloud['z']
-    # 3. non-finite points: one flat test first (all(axis=1) over 3 columns is ~30x slower)
-    every = bool(np.isfinite(xyz).all())
+        for k, axis in enumerate('xyz'):
+            xt[k] = cloud[axis]
+    # 3. non-finite points dropped: one flat test first
+    every = bool(np.isfinite(xt).all())
     if not every:
-        fin = np.isfinite(xyz)
-        finite = fin[:, 0] & fin[:, 1] & fin[:, 2]
-        xyz = xyz[finite]
+        finite = np.isfinite(xt).all(axis=0)  # (N,)
+        xt = xt[:, finite]
+    xyz = xt.T  # (N, 3), F-ordered
     intensity = ring = None
     # 4. per-point extras as contiguous copies: a strided (often unaligned) view of the buffer
     #    would make every later gather from it several times slower
@@ -458,9 +451,10 @@ def decode_laserscan(msg: Any, topic: str = '') -> Points:
     index = np.flatnonzero(keep)
     angles = angle_min + index * increment  # (N,)
     r = ranges[index]
-    xyz = np.zeros((index.size, 3), np.float32)  # (N, 3)
-    xyz[:, 0] = r * np.cos(angles)
-    xyz[:, 1] = r * np.sin(angles)
+    xt = np.zeros((3, index.size), np.float32)  # (3, N): seen as (N, 3) like a cloud's
+    xt[0] = r * np.cos(angles)
+    xt[1] = r * np.sin(angles)
+    xyz = xt.T  # (N, 3)
     intensity = _finite_or_zero(intens_raw[index]) if intens_raw.size else None
     return Points(xyz, intensity, None)
 

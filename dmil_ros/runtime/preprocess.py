@@ -169,54 +169,81 @@ def _image_affine(
 
 def prepare_points(points: Points, spec: PreprocessSpec) -> F32:
     """A point cloud -> ``(2, beams, azimuth_bins)`` float32 range image (nearest return)."""
-    out = np.zeros(spec.lidar_shape, np.float32)
+    out = np.zeros(spec.lidar_shape, np.float32)  # (2, beams, bins)
     n = len(points)
     if n == 0:
         return out
-    bins, cells = spec.azimuth_bins, spec.beams * spec.azimuth_bins
-    xyz = np.asarray(points.xyz, np.float32)  # the range bits below assume float32
-    x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-    # 1. spherical coordinates, float32 and in place (column arithmetic: 2x faster than an
-    #    einsum on (N, 3))
-    rng = x * x  # (N,)
-    rng += y * y
-    rng += z * z
+    beams, bins = spec.beams, spec.azimuth_bins
+    cells = beams * bins
+    # the range bits below assume float32; decoders hand over a (3, N) buffer seen as (N, 3),
+    # so this transpose is free for them (a copy for C-ordered clouds from other code)
+    xt = np.asarray(points.xyz, np.float32).T  # (3, N)
+    if not xt.flags.c_contiguous:
+        xt = np.ascontiguousarray(xt)
+    x, y, z = xt
+    # 1. spherical coordinates, float32 and in place
+    squares = np.square(xt)  # (3, N)
+    rng = squares[0]  # (N,) x^2 + y^2 + z^2, summed in that order
+    rng += squares[1]
+    rng += squares[2]
     np.sqrt(rng, out=rng)
     col_f = np.arctan2(y, x)  # (N,) in [-pi, pi], 0 = straight ahead
     col_f += np.float32(np.pi)
     col_f *= np.float32(bins / (2 * np.pi))
     col = col_f.astype(np.int32)
     np.minimum(col, bins - 1, out=col)  # azimuth = +pi lands one past the end
-    # 2. rows: the ring when the driver gives one, else the binned elevation
+    # 2. rows: the ring when the driver gives one, else the binned elevation (int32 either way)
     if points.ring is not None:
-        ring = points.ring
-        row = ring if np.issubdtype(ring.dtype, np.integer) else ring.astype(np.int64)
+        row = _ring_rows(points.ring, beams)
     else:
         lo, hi = np.deg2rad(spec.vertical_fov_deg)
         elevation = np.arcsin(np.clip(z / np.maximum(rng, 1e-9), -1.0, 1.0))
-        row = np.rint((elevation - lo) / (hi - lo) * (spec.beams - 1)).astype(np.int32)
+        row = np.rint((elevation - lo) / (hi - lo) * (beams - 1)).astype(np.int32)
     flat = row * np.int32(bins)  # (N,) cell of each return
     flat += col
-    outside = (row < 0) | (row >= spec.beams) | ~(rng > 0) | (rng > spec.max_range)
-    flat[outside] = cells  # one spare cell takes every return outside the image
-    # 3. nearest return per cell in one unbuffered minimum: positive float32 ranges order like
-    #    their bit patterns, so key = (range bits << 32) | point index sorts by range, then by
-    #    index, and the cell's minimum key names its winner (2x faster than a per-cell float
-    #    minimum plus a unique() for the intensity; benchmarks/bench_runtime.py)
-    key = rng.view(np.int32).astype(np.int64)  # (N,)
+    # 3. returns outside the image go to one spare cell: a row outside [0, beams) and a range
+    #    outside (0, max_range] (positive float32 ranges order like their bit patterns; zero,
+    #    -0, NaN and inf all fail the unsigned test) each in one comparison
+    bits = rng.view(np.int32)  # (N,)
+    outside = row.view(np.uint32) >= np.uint32(beams)
+    outside |= (bits - np.int32(1)).view(np.uint32) >= _range_bits(spec.max_range)
+    flat[outside] = cells
+    # 4. nearest return per cell in one unbuffered minimum: key = (range bits << 32) | point
+    #    index sorts by range, then by index, and the cell's minimum key names its winner (2x
+    #    faster than a per-cell float minimum plus a unique() for the intensity;
+    #    benchmarks/bench_runtime.py)
+    key = bits.astype(np.int64)  # (N,)
     key <<= 32
     key |= _point_index(n)
     best = np.full(cells + 1, _NO_RETURN, np.int64)  # (cells + 1,)
     np.minimum.at(best, flat, key)
-    hit = np.flatnonzero(best[:cells] != _NO_RETURN)
-    winner = best[hit]
-    nearest = (winner >> 32).astype(np.int32).view(np.float32)
-    out[0].reshape(-1)[hit] = nearest / np.float32(spec.max_range)
-    # 4. intensity of that nearest return (the first point on exact ties)
+    best = best[:cells]
+    hit = best != _NO_RETURN  # (cells,)
+    nearest = (best >> 32).astype(np.int32).view(np.float32)  # (cells,) NaN where no return
+    np.divide(nearest, np.float32(spec.max_range), out=out[0].reshape(-1), where=hit)
+    # 5. intensity of that nearest return (the first point on exact ties); a cell without a
+    #    return indexes past the end, clipped and then masked out
     if points.intensity is not None:
+        winner = points.intensity.take(best & 0xFFFFFFFF, mode='clip')  # (cells,)
         scale = np.float32(spec.intensity_scale)
-        out[1].reshape(-1)[hit] = points.intensity[winner & 0xFFFFFFFF] * scale
+        np.multiply(winner, scale, out=out[1].reshape(-1), where=hit)
     return out
+
+
+def _ring_rows(ring: npt.NDArray[np.generic], beams: int) -> npt.NDArray[np.int32]:
+    """The ring field as int32 rows; values far outside ``[0, beams)`` stay outside."""
+    if ring.dtype == np.int32:
+        return ring.astype(np.int32, copy=False)  # no copy
+    if not np.issubdtype(ring.dtype, np.integer):  # floats truncate like a C cast
+        ring = np.nan_to_num(ring, nan=-1.0)  # NaN rows end up outside the image
+    clipped: npt.NDArray[np.generic] = np.clip(ring, -1, beams)  # huge values stay outside
+    return clipped.astype(np.int32)
+
+
+@functools.lru_cache(maxsize=8)
+def _range_bits(max_range: float) -> np.uint32:
+    """The float32 bit pattern of ``max_range`` as uint32."""
+    return np.uint32(np.float32(max_range).view(np.int32))
 
 
 _NO_RETURN = np.iinfo(np.int64).max
