@@ -53,6 +53,43 @@ def _median(ordered: list[float]) -> float:
     return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def _mad(ordered: list[float], centre: float) -> float:
+    """Median of ``|v - centre|`` over an ascending, non-empty list: O(log n), no sort.
+
+    The distances of the values below ``centre`` (read right to left) and of those at or above
+    it (left to right) are two ascending runs. The ``take = ceil(n / 2)`` smallest distances
+    are ``i`` from the left run and ``take - i`` from the right one; ``i`` is bisected (the
+    k-th element of two sorted arrays), and the lower median distance is the largest taken,
+    the upper one (even ``n``) the smallest not taken. The floats equal those of sorting
+    ``[abs(v - centre) for v in ordered]``: ``centre - v`` is exactly ``abs(v - centre)`` for
+    ``v < centre`` (tests/runtime/test_monitor.py).
+    """
+    n = len(ordered)
+    split = bisect.bisect_left(ordered, centre)  # the left run: ordered[:split]
+    n_right = n - split
+    take = (n + 1) // 2
+    lo, hi = max(0, take - n_right), min(take, split)
+    while lo < hi:
+        i = (lo + hi) // 2
+        # the left run's next distance below the right run's last taken: take more from the left
+        if centre - ordered[split - 1 - i] < ordered[split + take - i - 1] - centre:
+            lo = i + 1
+        else:
+            hi = i
+    i, j = lo, take - lo
+    lower = max(
+        centre - ordered[split - i] if i else -math.inf,
+        ordered[split + j - 1] - centre if j else -math.inf,
+    )
+    if n % 2:
+        return lower
+    upper = min(
+        centre - ordered[split - 1 - i] if i < split else math.inf,
+        ordered[split + j] - centre if j < n_right else math.inf,
+    )
+    return (lower + upper) / 2
+
+
 @dataclass(frozen=True)
 class MonitorConfig:
     """Synergy monitor parameters (validated on construction; see the module docstring)."""
@@ -119,12 +156,11 @@ class SynergyMonitor:
         if not math.isfinite(s):
             # a non-finite estimate says nothing: keep the state, count nothing
             return MonitorState(s, math.nan, math.nan, math.nan, self.alert, False, False)
-        # 1. baseline and robust scale from the window (kept sorted: the median is read off,
-        #    the MAD needs one sort of 100 distances; ~10x cheaper than two np.median calls)
+        # 1. baseline and robust scale from the window (kept sorted: the median is read off, the
+        #    MAD bisected; ~10x cheaper than two np.median calls)
         if self._sorted:
             baseline = _median(self._sorted)
-            spread = sorted([abs(v - baseline) for v in self._sorted])
-            scale = max(1.4826 * _median(spread), cfg.min_scale)
+            scale = max(1.4826 * _mad(self._sorted, baseline), cfg.min_scale)
         else:
             baseline, scale = math.nan, cfg.min_scale
         warm = len(self._window) >= cfg.warmup

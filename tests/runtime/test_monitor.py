@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dmil_ros.runtime.errors import RuntimeConfigError
-from dmil_ros.runtime.monitor import MonitorConfig, SynergyMonitor
+from dmil_ros.runtime.monitor import MonitorConfig, SynergyMonitor, _mad
 
 
 def feed(m: SynergyMonitor, values: np.ndarray) -> np.ndarray:
@@ -124,3 +124,19 @@ def test_baseline_and_scale_match_numpy(values: list[float], window: int) -> Non
             assert state.baseline == m
             mad = float(np.median(np.abs(before - m)))
             assert state.scale == max(1.4826 * mad, mon.config.min_scale)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.sampled_from([-1.0, 0.0, 0.1, 0.1, 0.25, 0.5, 2.0]) | st.floats(-3, 3), min_size=1
+    ),
+    st.floats(-4.0, 4.0) | st.none(),
+)
+def test_bisected_mad_equals_numpy_for_any_centre(
+    values: list[float], centre: float | None
+) -> None:
+    """Ties, runs on one side only, a centre outside the values: numpy's MAD, bit for bit."""
+    ordered = sorted(values)
+    c = float(np.median(ordered)) if centre is None else centre
+    assert _mad(ordered, c) == float(np.median(np.abs(np.asarray(ordered) - c)))
