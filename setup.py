@@ -56,6 +56,9 @@ RUNTIME = [
     'rosbags>=0.11,<0.12',
     # rosbags parses metadata.yaml with ruamel.yaml: its C loader opens a bag 3x faster
     "ruamel.yaml.clib>=0.2.8; platform_python_implementation == 'CPython'",
+    # zstd that releases the GIL: bag chunks inflate on a second core while the replay and the
+    # audit work (dmil_ros/bagio/prefetch.py; optional, no rosdep key: without it rosbags reads)
+    'zstandard>=0.22',
     'open3d>=0.18',
     'scipy>=1.11',
     'scikit-learn>=1.4',

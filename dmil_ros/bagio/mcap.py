@@ -79,7 +79,7 @@ def _decompressor(compression: str) -> Any:
     raise ValueError(msg)
 
 
-def _decompress(data: bytes, compression: str, size: int) -> bytes:
+def decompress_bounded(data: bytes, compression: str, size: int) -> bytes:
     """A chunk's bytes, inflated to at most ``size`` + 1 bytes (a zstd/lz4 bomb is not expanded).
 
     ``size`` is the chunk's declared uncompressed size; a size over :data:`MAX_CHUNK_BYTES` is
@@ -124,7 +124,7 @@ def bound_rosbags_decompression() -> None:
     if isinstance(table, dict):
         for name in ('zstd', 'lz4'):
             if name in table:
-                table[name] = lambda data, size, name=name: _decompress(data, name, size)
+                table[name] = lambda data, size, name=name: decompress_bounded(data, name, size)
 
 
 def check_mcap_records(path: Path) -> str | None:
@@ -232,7 +232,7 @@ class McapSalvager:
         raw, pos = _take(body, pos, 8)
         (csize,) = _U64.unpack(raw)
         data, _ = _take(body, pos, csize)
-        inner = _decompress(bytes(data), compression, usize)
+        inner = decompress_bounded(bytes(data), compression, usize)
         if len(inner) != usize:
             msg = f'chunk decompressed to {len(inner)} bytes, header says {usize}'
             raise ValueError(msg)
@@ -308,5 +308,6 @@ __all__ = [
     'McapSalvager',
     'bound_rosbags_decompression',
     'check_mcap_records',
+    'decompress_bounded',
     'decompress_prefix',
 ]

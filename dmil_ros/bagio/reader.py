@@ -52,6 +52,7 @@ from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.storage_mcap import McapReader
 from rosbags.typesys.store import Typestore
 
+from dmil_ros.bagio import prefetch
 from dmil_ros.bagio.mcap import (
     MCAP_MAGIC,
     LayoutError,
@@ -210,7 +211,8 @@ class RobustReader:
             ]
             expected = sum(int(getattr(c, 'msgcount', 0) or 0) for c in conns)
             got = 0
-            for conn, stamp, data in reader.messages(conns):
+            source = prefetch.messages(reader, conns) if single else reader.messages(conns)
+            for conn, stamp, data in source:
                 got += 1
                 yield RawMessage(conn.topic, conn.msgtype, stamp, bytes(data))
             if got < expected:  # e.g. a chunk that inflates to garbage (rosbags writes no CRC)

@@ -1,0 +1,204 @@
+# Copyright 2026 The dmil_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Indexed MCAP reading with the next chunks inflated on a second core.
+
+Reading the 6.3 s sample bag spends most of its time in zstd (13 MB of noisy sensor data); the
+replay and the audit spend the rest of theirs on the messages. ``python-zstandard`` releases
+the GIL while it decompresses (``backports.zstd``, which rosbags uses, does not), so a worker
+thread reads, inflates and CRC-checks chunk k + 1 while the caller works through chunk k
+(benchmarks/bench_runtime.py prints the replay with and without it).
+
+The messages, their order and their bytes are those of rosbags' ``McapReader.messages``
+(tests/bagio/test_prefetch.py): rosbags merges the chunks by (log time, chunk offset) after
+sorting each chunk's messages by log time; when the chunks follow each other in time (a bag
+recorded live), that merge is the chunks one after the other, which is what is read here.
+Chunks that overlap in time, or an MCAP file without chunk index, go to rosbags' merge instead.
+Damage surfaces as an exception, as from rosbags, and the :class:`RobustReader` salvages.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections import deque
+from collections.abc import Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import pairwise
+from operator import itemgetter
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from dmil_ros.bagio.mcap import MAX_CHUNK_BYTES, decompress_bounded
+
+zstandard: Any
+try:  # optional: without it rosbags reads (backports.zstd, on the reading thread)
+    import zstandard
+except ImportError:  # pragma: no cover - exercised where zstandard is not installed
+    zstandard = None
+
+AHEAD = 2
+"""Chunks inflated ahead of the one being read (memory: about AHEAD + 1 chunks)."""
+
+_OP_CHUNK, _OP_MESSAGE = 0x06, 0x05
+_RECORD = struct.Struct('<BQ')  # opcode, body length
+_CHUNK_HEAD = struct.Struct('<QQQI')  # start, end, uncompressed size, crc
+_U32 = struct.Struct('<I')
+_U64 = struct.Struct('<Q')
+_MSG_HEAD = struct.Struct('<HIQQ')  # channel id, sequence, log time, publish time
+
+
+def inflate(data: bytes, compression: str, size: int) -> bytes:
+    """A chunk's records: :func:`~dmil_ros.bagio.mcap.decompress_bounded`, GIL-free for zstd.
+
+    python-zstandard decodes a frame that declares its content size in one call with the GIL
+    released; the declared size is compared with the chunk's before anything is allocated (a
+    bomb is not expanded). Anything else (no declared size, several frames, damage) takes the
+    bounded streaming path, which decides.
+    """
+    if compression == 'zstd' and zstandard is not None and size <= MAX_CHUNK_BYTES:
+        try:
+            if zstandard.frame_content_size(data) == size:
+                out = zstandard.ZstdDecompressor().decompress(data, allow_extra_data=False)
+                if len(out) == size:
+                    return bytes(out)
+        except zstandard.ZstdError:
+            pass
+    return decompress_bounded(data, compression, size)
+
+
+def sequential(chunks: list[Any]) -> bool:
+    """True when reading ``chunks`` one after the other equals rosbags' merge of them.
+
+    ``chunks``: rosbags ``ChunkInfo`` records. In file order, each chunk must start at or
+    after the end of the one before (at a shared stamp, the merge puts the earlier chunk's
+    messages first, as reading in file order does).
+    """
+    ordered = sorted(chunks, key=lambda c: c.chunk_start_offset)
+    return all(b.message_start_time >= a.message_end_time for a, b in pairwise(ordered))
+
+
+class ChunkLoader:
+    """Reads, inflates and CRC-checks one chunk record (on the worker thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: BinaryIO | None = None
+
+    def __call__(self, chunk: Any) -> bytes:
+        if self._file is None:
+            self._file = self.path.open('rb')
+        self._file.seek(chunk.chunk_start_offset)
+        record = self._file.read(chunk.chunk_length)
+        if len(record) != chunk.chunk_length:
+            msg = f'chunk at {chunk.chunk_start_offset}: file ends inside it'
+            raise ValueError(msg)
+        op, length = _RECORD.unpack_from(record)
+        if op != _OP_CHUNK or _RECORD.size + length != len(record):
+            msg = f'chunk at {chunk.chunk_start_offset}: the index does not point at a chunk'
+            raise ValueError(msg)
+        # 1. header: start, end, uncompressed size, crc, compression, records length
+        pos = _RECORD.size
+        _, _, usize, crc = _CHUNK_HEAD.unpack_from(record, pos)
+        pos += _CHUNK_HEAD.size
+        (n,) = _U32.unpack_from(record, pos)
+        compression = record[pos + 4 : pos + 4 + n].decode()
+        pos += 4 + n
+        (csize,) = _U64.unpack_from(record, pos)
+        pos += _U64.size
+        if pos + csize > len(record):
+            msg = f'chunk at {chunk.chunk_start_offset}: records overrun the chunk'
+            raise ValueError(msg)
+        # 2. inflate and check (zlib.crc32 releases the GIL on large buffers, too)
+        inner = inflate(record[pos : pos + csize], compression, usize)
+        if len(inner) != usize:
+            msg = f'chunk at {chunk.chunk_start_offset}: {len(inner)} bytes, header says {usize}'
+            raise ValueError(msg)
+        if crc and zlib.crc32(inner) != crc:
+            msg = f'chunk at {chunk.chunk_start_offset}: CRC mismatch'
+            raise ValueError(msg)
+        return inner
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def chunk_messages(
+    inner: bytes, channels: dict[int, Any], start: int, end: int
+) -> list[tuple[int, Any, bytes]]:
+    """``(log time, connection, data)`` of a chunk's messages on ``channels``, by log time.
+
+    Stamps outside the chunk's ``[start, end]`` are left out, as rosbags does.
+    """
+    out: list[tuple[int, Any, bytes]] = []
+    pos, size = 0, len(inner)
+    while pos < size:
+        op, length = _RECORD.unpack_from(inner, pos)
+        pos += _RECORD.size
+        if pos + length > size:
+            msg = f'chunk record at {pos - _RECORD.size} overruns the chunk'
+            raise ValueError(msg)
+        if op == _OP_MESSAGE:
+            channel, _, log_time, _ = _MSG_HEAD.unpack_from(inner, pos)
+            conn = channels.get(channel)
+            if conn is not None and start <= log_time <= end:
+                out.append((log_time, conn, inner[pos + _MSG_HEAD.size : pos + length]))
+        pos += length
+    out.sort(key=itemgetter(0))  # stable: storage order at equal stamps
+    return out
+
+
+def messages(reader: Any, connections: Collection[Any]) -> Iterator[tuple[Any, int, bytes]]:
+    """``(connection, log time, data)`` as ``reader.messages(connections)`` yields them.
+
+    ``reader``: an open rosbags ``McapReader``. Chunks are read ahead on a worker thread when
+    python-zstandard is installed and they follow each other in time; otherwise rosbags reads.
+    """
+    channels = {c.id: c for c in connections}
+    chunks = [
+        c
+        for c in reader.chunks
+        if any(c.channel_count.get(cid, 0) for cid in channels)  # as rosbags filters them
+    ]
+    if zstandard is None or not chunks or not sequential(chunks):
+        yield from reader.messages(connections)
+        return
+    chunks.sort(key=lambda c: c.chunk_start_offset)
+    loader = ChunkLoader(Path(reader.path))
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='mcap-inflate')
+    try:
+        todo = iter(chunks)
+        pending: deque[tuple[Any, Future[bytes]]] = deque()
+        for chunk in todo:
+            pending.append((chunk, pool.submit(loader, chunk)))
+            if len(pending) > AHEAD:
+                break
+        while pending:
+            chunk, future = pending.popleft()
+            inner = future.result()
+            following = next(todo, None)
+            if following is not None:
+                pending.append((following, pool.submit(loader, following)))
+            for log_time, conn, data in chunk_messages(
+                inner, channels, chunk.message_start_time, chunk.message_end_time
+            ):
+                yield conn, log_time, data
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        loader.close()
+
+
+__all__ = ['AHEAD', 'ChunkLoader', 'chunk_messages', 'inflate', 'messages', 'sequential']
