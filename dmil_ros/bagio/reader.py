@@ -16,7 +16,8 @@
 
 A bag that was recorded to the end is read with ``rosbags`` (indexed, time ordered; a bag of one
 MCAP file without file/message compression through its ``McapReader``, which skips the slow
-``metadata.yaml`` parse). Before rosbags sees an MCAP file, its top-level record lengths are
+``metadata.yaml`` parse, with the next chunks inflated on a worker thread:
+:mod:`dmil_ros.bagio.prefetch`). Before rosbags sees an MCAP file, its top-level record lengths are
 checked against the file size (rosbags allocates them as read), and chunks inflate with a bound
 (the declared uncompressed size, at most :data:`MAX_CHUNK_BYTES`) in rosbags and here alike. A
 bag whose recorder died (no ``metadata.yaml``, an MCAP file without summary or footer), whose
