@@ -152,6 +152,9 @@ def chunk_messages(
             msg = f'chunk record at {pos - _RECORD.size} overruns the chunk'
             raise ValueError(msg)
         if op == _OP_MESSAGE:
+            if length < _MSG_HEAD.size:
+                msg = f'message record at {pos - _RECORD.size} is {length} bytes long'
+                raise ValueError(msg)
             channel, _, log_time, _ = _MSG_HEAD.unpack_from(inner, pos)
             conn = channels.get(channel)
             if conn is not None and start <= log_time <= end:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import struct
 import threading
 from pathlib import Path
 from typing import Any
@@ -140,3 +141,15 @@ def test_without_zstandard_rosbags_reads(tmp_path: Path, monkeypatch: pytest.Mon
     write_bag(tmp_path / 'bag', [10**18 + i * 1_000 for i in range(30)])
     expected, got, _ = both(tmp_path / 'bag' / 'bag.mcap')
     assert got == expected
+
+
+def test_short_message_record_is_an_error_not_a_misread() -> None:
+    """A message record shorter than its 22-byte head would read the next record's bytes."""
+    good = struct.pack('<BQ', 0x05, 26) + struct.pack('<HIQQ', 1, 0, 5, 5) + b'abcd'
+    short = struct.pack('<BQ', 0x05, 4) + b'wxyz'
+    channels = {1: 'conn'}
+    assert prefetch.chunk_messages(good, channels, 0, 10) == [(5, 'conn', b'abcd')]
+    with pytest.raises(ValueError, match='4 bytes long'):
+        prefetch.chunk_messages(short + good, channels, 0, 10)
+    with pytest.raises(ValueError, match='overruns'):
+        prefetch.chunk_messages(good[:-1], channels, 0, 10)
