@@ -47,7 +47,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dmil_ros.bagio import prefetch  # noqa: E402
+from dmil_ros.bagio import mcap  # noqa: E402
 from dmil_ros.bagio.reader import RobustReader  # noqa: E402
 from dmil_ros.runtime.model import FusionModel  # noqa: E402
 from dmil_ros.runtime.outputs import OutputBuilder  # noqa: E402
@@ -320,17 +320,17 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
             f'({summary.bag_seconds / cpu:.1f}x on CPU time) (target >= 50x): '
             f'{"PASS" if rt >= 50 else "FAIL"}'
         )
-    if prefetch.zstandard is not None:  # the same replay with the chunks inflated inline
+    if mcap.zstandard is not None:  # the same replay with the chunks inflated inline
         walls = {'read ahead': [], 'inline': []}
         for k in range(3):
             for mode in walls:
-                saved = prefetch.zstandard
-                prefetch.zstandard = saved if mode == 'read ahead' else None
+                saved = mcap.zstandard
+                mcap.zstandard = saved if mode == 'read ahead' else None
                 try:
                     out = tmp / f'replay_{mode.replace(" ", "_")}_{k}'
                     walls[mode].append(replay(FusionPipeline(model), bag, out, progress=False))
                 finally:
-                    prefetch.zstandard = saved
+                    mcap.zstandard = saved
         ahead, inline = (float(np.median([s.wall_seconds for s in v])) for v in walls.values())
         print(
             f'replay batch 32, chunks inflated on a second core (python-zstandard) {ahead:.3f} s '

@@ -23,12 +23,18 @@ of its readable head, compressed or not; the scan stops at the first record cut 
 from __future__ import annotations
 
 import struct
-from binascii import crc32
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
+from zlib import crc32  # releases the GIL on large buffers (the read-ahead thread)
 
 from dmil_ros.bagio.records import RawMessage, ReadIssue
+
+zstandard: Any
+try:  # optional: zstd with the GIL released (without it, backports.zstd, as rosbags)
+    import zstandard
+except ImportError:  # pragma: no cover - exercised where zstandard is not installed
+    zstandard = None
 
 MCAP_MAGIC = b'\x89MCAP0\r\n'
 _OP_HEADER, _OP_FOOTER, _OP_SCHEMA, _OP_CHANNEL, _OP_MESSAGE, _OP_CHUNK = 1, 2, 3, 4, 5, 6
@@ -84,12 +90,24 @@ def decompress_bounded(data: bytes, compression: str, size: int) -> bytes:
 
     ``size`` is the chunk's declared uncompressed size; a size over :data:`MAX_CHUNK_BYTES` is
     refused before anything is allocated, and output past ``size`` is an error, not a buffer.
+    With python-zstandard installed, a zstd frame that declares exactly ``size`` bytes is
+    decoded in one call with the GIL released (so :mod:`dmil_ros.bagio.prefetch` can inflate on
+    a second core); anything else (no declared size, several frames, damage) takes the bounded
+    streaming decoder, which decides.
     """
     if size > MAX_CHUNK_BYTES:
         msg = f'chunk declares {size} uncompressed bytes (limit {MAX_CHUNK_BYTES})'
         raise ValueError(msg)
     if compression == '':
         return data
+    if compression == 'zstd' and zstandard is not None:
+        try:
+            if zstandard.frame_content_size(data) == size:
+                out = zstandard.ZstdDecompressor().decompress(data, allow_extra_data=False)
+                if len(out) == size:
+                    return bytes(out)
+        except zstandard.ZstdError:
+            pass
     dec = _decompressor(compression)
     out = bytes(dec.decompress(data, max_length=size + 1))
     if len(out) > size:
@@ -99,6 +117,26 @@ def decompress_bounded(data: bytes, compression: str, size: int) -> bytes:
         msg = f'chunk stream does not end after {len(out)} bytes (declared {size})'
         raise ValueError(msg)
     return out
+
+
+def chunk_records(body: memoryview) -> bytes:
+    """A chunk record's body (after opcode and length) -> its records, inflated and checked.
+
+    A size or CRC mismatch raises ValueError; a body cut short, the scanner's truncation error.
+    """
+    _, _, usize, crc = _CHUNK_HEAD.unpack(body[: _CHUNK_HEAD.size])
+    compression, pos = _string(body, _CHUNK_HEAD.size)
+    raw, pos = _take(body, pos, 8)
+    (csize,) = _U64.unpack(raw)
+    data, _ = _take(body, pos, csize)
+    inner = decompress_bounded(bytes(data), compression, usize)
+    if len(inner) != usize:
+        msg = f'chunk decompressed to {len(inner)} bytes, header says {usize}'
+        raise ValueError(msg)
+    if crc and crc32(inner) != crc:
+        msg = 'chunk CRC mismatch'
+        raise ValueError(msg)
+    return inner
 
 
 def decompress_prefix(data: bytes, compression: str, size: int) -> bytes:
@@ -227,19 +265,7 @@ class McapSalvager:
             self.channels[cid] = (topic, self.schemas.get(sid, ''))
 
     def _chunk(self, body: memoryview, offset: int) -> list[RawMessage]:
-        _, _, usize, crc = _CHUNK_HEAD.unpack(body[: _CHUNK_HEAD.size])
-        compression, pos = _string(body, _CHUNK_HEAD.size)
-        raw, pos = _take(body, pos, 8)
-        (csize,) = _U64.unpack(raw)
-        data, _ = _take(body, pos, csize)
-        inner = decompress_bounded(bytes(data), compression, usize)
-        if len(inner) != usize:
-            msg = f'chunk decompressed to {len(inner)} bytes, header says {usize}'
-            raise ValueError(msg)
-        if crc and crc32(inner) != crc:
-            msg = 'chunk CRC mismatch'
-            raise ValueError(msg)
-        return self._chunk_messages(memoryview(inner), offset)
+        return self._chunk_messages(memoryview(chunk_records(body)), offset)
 
     def _chunk_messages(self, records: memoryview, offset: int) -> list[RawMessage]:
         """The readable messages of a chunk's records, in log-time order (schemas and channels
@@ -308,6 +334,7 @@ __all__ = [
     'McapSalvager',
     'bound_rosbags_decompression',
     'check_mcap_records',
+    'chunk_records',
     'decompress_bounded',
     'decompress_prefix',
 ]

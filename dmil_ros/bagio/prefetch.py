@@ -31,7 +31,6 @@ Damage surfaces as an exception, as from rosbags, and the :class:`RobustReader` 
 from __future__ import annotations
 
 import struct
-import zlib
 from collections import deque
 from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,42 +39,13 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from dmil_ros.bagio.mcap import MAX_CHUNK_BYTES, decompress_bounded
-
-zstandard: Any
-try:  # optional: without it rosbags reads (backports.zstd, on the reading thread)
-    import zstandard
-except ImportError:  # pragma: no cover - exercised where zstandard is not installed
-    zstandard = None
+from dmil_ros.bagio import mcap
+from dmil_ros.bagio.mcap import _MSG_HEAD, _OP_CHUNK, _OP_MESSAGE
 
 AHEAD = 2
 """Chunks inflated ahead of the one being read (memory: about AHEAD + 1 chunks)."""
 
-_OP_CHUNK, _OP_MESSAGE = 0x06, 0x05
 _RECORD = struct.Struct('<BQ')  # opcode, body length
-_CHUNK_HEAD = struct.Struct('<QQQI')  # start, end, uncompressed size, crc
-_U32 = struct.Struct('<I')
-_U64 = struct.Struct('<Q')
-_MSG_HEAD = struct.Struct('<HIQQ')  # channel id, sequence, log time, publish time
-
-
-def inflate(data: bytes, compression: str, size: int) -> bytes:
-    """A chunk's records: :func:`~dmil_ros.bagio.mcap.decompress_bounded`, GIL-free for zstd.
-
-    python-zstandard decodes a frame that declares its content size in one call with the GIL
-    released; the declared size is compared with the chunk's before anything is allocated (a
-    bomb is not expanded). Anything else (no declared size, several frames, damage) takes the
-    bounded streaming path, which decides.
-    """
-    if compression == 'zstd' and zstandard is not None and size <= MAX_CHUNK_BYTES:
-        try:
-            if zstandard.frame_content_size(data) == size:
-                out = zstandard.ZstdDecompressor().decompress(data, allow_extra_data=False)
-                if len(out) == size:
-                    return bytes(out)
-        except zstandard.ZstdError:
-            pass
-    return decompress_bounded(data, compression, size)
 
 
 def sequential(chunks: list[Any]) -> bool:
@@ -108,27 +78,8 @@ class ChunkLoader:
         if op != _OP_CHUNK or _RECORD.size + length != len(record):
             msg = f'chunk at {chunk.chunk_start_offset}: the index does not point at a chunk'
             raise ValueError(msg)
-        # 1. header: start, end, uncompressed size, crc, compression, records length
-        pos = _RECORD.size
-        _, _, usize, crc = _CHUNK_HEAD.unpack_from(record, pos)
-        pos += _CHUNK_HEAD.size
-        (n,) = _U32.unpack_from(record, pos)
-        compression = record[pos + 4 : pos + 4 + n].decode()
-        pos += 4 + n
-        (csize,) = _U64.unpack_from(record, pos)
-        pos += _U64.size
-        if pos + csize > len(record):
-            msg = f'chunk at {chunk.chunk_start_offset}: records overrun the chunk'
-            raise ValueError(msg)
-        # 2. inflate and check (zlib.crc32 releases the GIL on large buffers, too)
-        inner = inflate(record[pos : pos + csize], compression, usize)
-        if len(inner) != usize:
-            msg = f'chunk at {chunk.chunk_start_offset}: {len(inner)} bytes, header says {usize}'
-            raise ValueError(msg)
-        if crc and zlib.crc32(inner) != crc:
-            msg = f'chunk at {chunk.chunk_start_offset}: CRC mismatch'
-            raise ValueError(msg)
-        return inner
+        # inflated and CRC-checked here, on the worker (zlib.crc32 releases the GIL, too)
+        return mcap.chunk_records(memoryview(record)[_RECORD.size :])
 
     def close(self) -> None:
         if self._file is not None:
@@ -176,7 +127,7 @@ def messages(reader: Any, connections: Collection[Any]) -> Iterator[tuple[Any, i
         for c in reader.chunks
         if any(c.channel_count.get(cid, 0) for cid in channels)  # as rosbags filters them
     ]
-    if zstandard is None or not chunks or not sequential(chunks):
+    if mcap.zstandard is None or not chunks or not sequential(chunks):
         yield from reader.messages(connections)
         return
     chunks.sort(key=lambda c: c.chunk_start_offset)
@@ -204,4 +155,4 @@ def messages(reader: Any, connections: Collection[Any]) -> Iterator[tuple[Any, i
         loader.close()
 
 
-__all__ = ['AHEAD', 'ChunkLoader', 'chunk_messages', 'inflate', 'messages', 'sequential']
+__all__ = ['AHEAD', 'ChunkLoader', 'chunk_messages', 'messages', 'sequential']

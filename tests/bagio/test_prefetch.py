@@ -26,7 +26,7 @@ from backports import zstd
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.rosbag2.storage_mcap import McapReader
 
-from dmil_ros.bagio import RobustReader, prefetch, typestore
+from dmil_ros.bagio import RobustReader, mcap, prefetch, typestore
 
 STRING = 'std_msgs/msg/String'
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ def both(mcap: Path, topics: set[str] | None = None) -> tuple[list[Any], list[An
         reader.close()
 
 
-@pytest.mark.skipif(prefetch.zstandard is None, reason='python-zstandard not installed')
+@pytest.mark.skipif(mcap.zstandard is None, reason='python-zstandard not installed')
 @pytest.mark.parametrize('topics', [None, {'/b'}])
 def test_same_messages_as_rosbags_in_time_ordered_chunks(
     tmp_path: Path, topics: set[str] | None
@@ -90,7 +90,7 @@ def test_shipped_sample_bag_reads_identically() -> None:
     assert len(got) > 800
 
 
-@pytest.mark.skipif(prefetch.zstandard is None, reason='python-zstandard not installed')
+@pytest.mark.skipif(mcap.zstandard is None, reason='python-zstandard not installed')
 def test_corrupt_chunk_is_salvaged_around(tmp_path: Path) -> None:
     """Garbage in the third chunk: the read-ahead raises, the reader salvages the others."""
     stamps = [10**18 + i * 1_000 for i in range(60)]
@@ -114,7 +114,7 @@ def test_corrupt_chunk_is_salvaged_around(tmp_path: Path) -> None:
     assert set(stamps_read) < set(stamps)
 
 
-@pytest.mark.skipif(prefetch.zstandard is None, reason='python-zstandard not installed')
+@pytest.mark.skipif(mcap.zstandard is None, reason='python-zstandard not installed')
 def test_abandoned_read_stops_its_worker(tmp_path: Path) -> None:
     write_bag(tmp_path / 'bag', [10**18 + i * 1_000 for i in range(60)])
     before = {t.ident for t in threading.enumerate()}
@@ -131,13 +131,13 @@ def test_abandoned_read_stops_its_worker(tmp_path: Path) -> None:
 def test_inflate_refuses_a_frame_larger_than_declared() -> None:
     """A zstd frame announcing more than the chunk declares is not expanded (bomb)."""
     frame = zstd.compress(bytes(1 << 20))
-    assert prefetch.inflate(frame, 'zstd', 1 << 20) == bytes(1 << 20)
+    assert mcap.decompress_bounded(frame, 'zstd', 1 << 20) == bytes(1 << 20)
     with pytest.raises(ValueError, match='past its declared'):
-        prefetch.inflate(frame, 'zstd', 1000)
+        mcap.decompress_bounded(frame, 'zstd', 1000)
 
 
 def test_without_zstandard_rosbags_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prefetch, 'zstandard', None)
+    monkeypatch.setattr(mcap, 'zstandard', None)
     write_bag(tmp_path / 'bag', [10**18 + i * 1_000 for i in range(30)])
     expected, got, _ = both(tmp_path / 'bag' / 'bag.mcap')
     assert got == expected
