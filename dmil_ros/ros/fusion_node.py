@@ -203,11 +203,8 @@ class FusionNode(Node):  # type: ignore[misc]
 
     def _skipped(self, stage: str, exc: Exception) -> None:
         """Count and log (throttled) an error that cost one frame; the node keeps running."""
-        self.pipeline.errors[(stage, type(exc).__name__)] += 1
-        self.pipeline.last_error = f'{stage}: {type(exc).__name__}: {exc}'
-        self.get_logger().error(
-            f'frame skipped: {self.pipeline.last_error}', throttle_duration_sec=5.0
-        )
+        text = self.pipeline.count_error(stage, exc)
+        self.get_logger().error(f'frame skipped: {text}', throttle_duration_sec=5.0)
 
     def _publish(self, result: FrameResult) -> None:
         for topic, msg in self.builder.frame(result):

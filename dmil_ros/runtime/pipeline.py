@@ -407,6 +407,13 @@ class FusionPipeline:
 
     # ---- counters ---------------------------------------------------------------------------
 
+    def count_error(self, stage: str, exc: Exception) -> str:
+        """Count an error that cost one frame outside the pipeline's own checks (the node's
+        ``model`` / ``publish`` stages) under ``(stage, error type)``; returns its text."""
+        self.errors[(stage, type(exc).__name__)] += 1
+        self.last_error = f'{stage}: {type(exc).__name__}: {exc}'
+        return self.last_error
+
     @property
     def drops(self) -> Counter[str]:
         """Pairing drops by reason plus decode errors as ``'<topic>: <reason>'``."""
