@@ -163,6 +163,68 @@ def compare_preprocess(messages: list[tuple[str, Any]], spec: PreprocessSpec) ->
         )
 
 
+def compare_providers(model: FusionModel, messages: list[tuple[str, Any]], threads: int) -> None:
+    """A GPU session against a CPU session of the same model on the same preprocessed frames."""
+    cpu = FusionModel(model.path, 'cpu', threads, outputs=model.outputs)
+    pipe = FusionPipeline(cpu)
+    images, lidars = [], []
+    for topic, msg in messages:
+        for job in pipe.feed_camera(msg) if topic == CAM else pipe.feed_lidar(msg):
+            images.append(job.image)
+            lidars.append(job.lidar)
+    image, lidar = np.stack(images), np.stack(lidars)  # (N, 3, H, W), (N, 2, beams, bins)
+    n = len(image)
+    got = {}
+    for name, m in (('gpu', model), ('cpu', cpu)):
+        # batch 1 as in the node, then batch 32 as in the replay; 100 calls each over the frames,
+        # after one warm-up call at that size
+        one = [m.run(image[i : i + 1], lidar[i : i + 1]) for i in range(n)]
+        got[name] = {k: np.concatenate([o[k] for o in one]) for k in m.outputs}
+        times = {}
+        for batch in (1, 32):
+            m.run(image[:batch], lidar[:batch])
+            t = []
+            for k in range(100):
+                i = (k * batch) % (n - batch + 1)
+                t0 = time.perf_counter()
+                m.run(image[i : i + batch], lidar[i : i + batch])
+                t.append(time.perf_counter() - t0)
+            times[batch] = pct(t)[0]
+        print(
+            f'{m.provider:>5} call p50: batch 1 {times[1]:.3f} ms, batch 32 {times[32]:.3f} ms '
+            f'({times[32] / 32:.3f} ms per frame)'
+        )
+    diffs = ', '.join(
+        f'{k} {np.abs(got["gpu"][k] - got["cpu"][k]).max():.1e}' for k in model.outputs
+    )
+    same = np.mean(got['gpu']['probs'].argmax(1) == got['cpu']['probs'].argmax(1))
+    print(
+        f'{model.provider} vs cpu on {n} frames, batch 1: max |difference| {diffs}; '
+        f'same action on {same:.1%} of frames'
+    )
+    # calls alternating between 1 and 2 frames, as the node's: the bare session plans anew at
+    # each change of shape; FusionModel pads to a fixed size (runtime/model.py). One series after
+    # the other: interleaved, each would change the shape the other left.
+    names = list(model.outputs)
+    series: dict[str, list[float]] = {'bare': [], 'padded': []}
+    for kind, values in series.items():
+        for k in range(21):
+            size = 1 + k % 2
+            im, li = image[k : k + size], lidar[k : k + size]
+            t0 = time.perf_counter()
+            if kind == 'bare':
+                model.session.run(names, {'image': im, 'lidar': li})
+            else:
+                model.run(im, li)
+            values.append(time.perf_counter() - t0)
+    b50, p50 = (pct(v[1:])[0] for v in series.values())  # the first call of each set aside
+    print(
+        f'{model.provider} calls alternating 1 and 2 frames, p50: bare session {b50:.3f} ms '
+        f'(a new plan per change of shape), padded to a fixed shape {p50:.3f} ms: '
+        f'{b50 / p50:.1f}x'
+    )
+
+
 def empty_writer(out: Path) -> None:
     """The output bag's fixed cost: open, the usual connections, close (metadata.yaml)."""
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -204,6 +266,9 @@ def per_frame(model: FusionModel, messages: list[tuple[str, Any]], repeat: int) 
             for job in jobs:
                 frame += 1
                 feeds = {'image': job.image[None], 'lidar': job.lidar[None]}
+                if model.fixed_shapes:  # a GPU session runs at one padded shape (model.py)
+                    rows = max(model.call_batch, 1)
+                    feeds = {k: np.repeat(v, rows, axis=0) for k, v in feeds.items()}
                 first = frame % 2 == 0
                 if first:
                     t1 = time.perf_counter()
@@ -292,6 +357,8 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     )
 
     compare_preprocess(messages, model.spec)
+    if model.provider != 'cpu':
+        compare_providers(model, messages, args.threads)
 
     # 3. replay throughput over the whole bag: wall time of replay()'s loop = bag read (index,
     #    zstd, CDR) + decode + preprocess + inference + monitor + serialise + write + close

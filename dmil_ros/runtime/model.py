@@ -30,6 +30,18 @@ created on it, else CPU; ``cpu``, ``cuda`` and ``tensorrt`` (TensorRT, then CUDA
 nodes TensorRT cannot take) force one. The provider actually in use is
 :attr:`FusionModel.provider`. On CUDA the inputs and outputs go through an I/O binding (one copy
 in, one out, no per-call allocation of output buffers by the session).
+
+Fixed shapes on a GPU: ONNX Runtime's CUDA convolutions plan anew (cuDNN algorithm search, memory
+workspace) whenever a call's input shape differs from the previous call's, even for a shape seen
+before. Measured on an H100 with the shipped model: 64-160 ms per change (cuDNN's exhaustive
+search, ORT's default), 20-30 ms with its heuristic search, against 2-4 ms for a steady call; the
+first call of a session 0.1-0.8 s. The node's calls alternate between 1 and 2 frames (a sweep
+completes one or two camera frames) and the replay's between batch sizes, so on a GPU every call
+is padded (repeating its last row; rows do not interact) to a power of two that only grows: a
+session changes shape at most log2(largest batch) + 1 times, and :meth:`FusionModel.warm_up`
+pays the first of them at start-up (``benchmarks/bench_runtime.py --provider cuda`` prints the
+cost of a change and of a padded call). On the CPU a new shape costs nothing measurable, so CPU
+calls run unpadded.
 """
 
 from __future__ import annotations
@@ -60,6 +72,11 @@ _ORT_NAMES: Final = {
     'cuda': ['CUDAExecutionProvider', 'CPUExecutionProvider'],
     'tensorrt': ['TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider'],
 }
+# CUDA in full float32: ORT's default lets cuBLAS / cuDNN use TF32 (10-bit mantissa) products,
+# and the sample-level PID heads subtract log densities of similar size, so TF32 moved pid_lsmi by
+# up to 0.11 bits against the CPU on the sample bag (batch 32, H100), at no measurable speed gain
+# for a model this small (benchmarks/bench_runtime.py --provider cuda prints the differences).
+_PROVIDER_OPTIONS: Final[dict[str, dict[str, str]]] = {'CUDAExecutionProvider': {'use_tf32': '0'}}
 _SHORT: Final = {
     'CPUExecutionProvider': 'cpu',
     'CUDAExecutionProvider': 'cuda',
@@ -223,7 +240,10 @@ class FusionModel:
     Parameters: ``path`` of the ``.onnx`` file; ``provider`` in :data:`PROVIDERS`; ``threads``
     for intra-op parallelism (default 1; 0 = ONNX Runtime's default, one per core);
     ``io_binding`` ``None`` = on for CUDA / TensorRT, off for CPU (where plain ``run`` is as
-    fast); ``outputs`` to fetch (default: the runtime outputs the model has).
+    fast); ``fixed_shapes`` ``None`` = on for CUDA / TensorRT, off for CPU (module docstring);
+    ``outputs`` to fetch (default: the runtime outputs the model has). A GPU session is warmed up
+    here at batch 2 (the node's calls carry one or two frames), so the first frame does not pay
+    the session's set-up.
     """
 
     def __init__(
@@ -231,8 +251,10 @@ class FusionModel:
         path: str | Path,
         provider: str = 'auto',
         threads: int = 1,
+        *,
         io_binding: bool | None = None,
         outputs: tuple[str, ...] | None = None,
+        fixed_shapes: bool | None = None,
     ) -> None:
         self.path = str(path)
         if provider not in PROVIDERS:
@@ -273,6 +295,10 @@ class FusionModel:
             raise ModelError(msg)
         self.outputs: tuple[str, ...] = tuple(wanted)
         self.io_binding = self.provider != 'cpu' if io_binding is None else io_binding
+        self.fixed_shapes = self.provider != 'cpu' if fixed_shapes is None else fixed_shapes
+        self.call_batch = 0  # the batch size the session last ran at (0: not run yet)
+        if self.provider != 'cpu':
+            self.warm_up(2)  # a LiDAR sweep completes one or two camera frames per call
 
     def _session(self, ort: Any, options: Any, provider: str) -> Any:
         available = set(ort.get_available_providers())
@@ -282,8 +308,12 @@ class FusionModel:
             chain = [provider]
         last: Exception | None = None
         for name in chain:
-            providers = [p for p in _ORT_NAMES[name] if p in available]
-            if name != 'cpu' and _ORT_NAMES[name][0] not in providers:
+            providers: list[Any] = [
+                (p, _PROVIDER_OPTIONS[p]) if p in _PROVIDER_OPTIONS else p
+                for p in _ORT_NAMES[name]
+                if p in available
+            ]
+            if name != 'cpu' and _ORT_NAMES[name][0] not in available:
                 msg = f'provider {name!r} is not in this ONNX Runtime ({sorted(available)})'
                 raise RuntimeConfigError(msg)
             # probing a GPU provider whose libraries are missing logs an ERROR line before ORT
@@ -317,6 +347,33 @@ class FusionModel:
 
     def run(self, image: F32, lidar: F32) -> dict[str, F32]:
         """One batch: ``image`` ``(B, 3, H, W)``, ``lidar`` ``(B, 2, beams, bins)`` -> outputs."""
+        n = len(image)
+        size = self._padded_size(n)
+        if size == n:
+            return self._run(image, lidar)
+        # 1. pad to the session's fixed batch size with copies of the last row
+        rows = size - n
+        image = np.concatenate([image, np.repeat(image[-1:], rows, axis=0)])  # (size, 3, H, W)
+        lidar = np.concatenate([lidar, np.repeat(lidar[-1:], rows, axis=0)])  # (size, 2, b, w)
+        # 2. run, then keep the real rows
+        return {name: value[:n] for name, value in self._run(image, lidar).items()}
+
+    def warm_up(self, batch: int = 1) -> None:
+        """Run once at ``batch`` frames (the shape calls of up to ``batch`` frames will use)."""
+        spec = self.spec
+        size = self._padded_size(batch)
+        image = np.zeros((size, *spec.image_shape), np.float32)  # (size, 3, H, W)
+        lidar = np.zeros((size, *spec.lidar_shape), np.float32)  # (size, 2, beams, bins)
+        self._run(image, lidar)
+
+    def _padded_size(self, n: int) -> int:
+        if not self.fixed_shapes or n < 1:
+            return n
+        size = max(self.call_batch, 1 << (n - 1).bit_length())  # a power of two >= n
+        self.call_batch = size
+        return size
+
+    def _run(self, image: F32, lidar: F32) -> dict[str, F32]:
         feeds = {'image': image, 'lidar': lidar}
         if not self.io_binding:
             values = self.session.run(list(self.outputs), feeds)

@@ -65,6 +65,63 @@ def test_auto_provider_runs_somewhere(model_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize('io_binding', [False, True])
+def test_cuda_outputs_match_reference(model_path: Path, io_binding: bool) -> None:
+    # runs only where a GPU is usable (the lent GPU machine); CI skips it
+    model = FusionModel(model_path, provider='auto', io_binding=io_binding)
+    if model.provider != 'cuda':
+        pytest.skip('needs a CUDA-enabled ONNX Runtime and a usable GPU')
+    image, lidar = inputs(4, seed=3)
+    ref = reference(image, lidar)
+    for n in (1, 4):
+        got = model.run(image[:n], lidar[:n])
+        for name in model.outputs:
+            # cuDNN may pick TF32 convolutions: float32 to about 1e-3 relative
+            np.testing.assert_allclose(got[name], ref[name][:n], rtol=2e-3, atol=2e-4)
+
+
+def test_fixed_shapes_pad_to_a_growing_power_of_two(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the GPU policy, exercised on the CPU: every call padded, the shape never shrinks
+    model = FusionModel(model_path, provider='cpu', fixed_shapes=True)
+    sizes: list[int] = []
+    run = model.session.run
+
+    def spy(names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        sizes.append(len(feeds['image']))
+        return run(names, feeds)
+
+    monkeypatch.setattr(model.session, 'run', spy)
+    image, lidar = inputs(6, seed=5)
+    ref = reference(image, lidar)
+    for n in (1, 3, 2, 6, 1):
+        got = model.run(image[:n], lidar[:n])
+        for name in model.outputs:
+            assert got[name].shape[0] == n
+            np.testing.assert_allclose(got[name], ref[name][:n], rtol=1e-5, atol=1e-6)
+    assert sizes == [1, 4, 4, 8, 8]
+    model.warm_up(9)
+    model.run(image[:1], lidar[:1])
+    assert sizes[-2:] == [16, 16]
+
+
+def test_cpu_calls_are_not_padded(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = FusionModel(model_path, provider='cpu')
+    assert not model.fixed_shapes
+    sizes: list[int] = []
+    run = model.session.run
+    monkeypatch.setattr(
+        model.session,
+        'run',
+        lambda names, feeds: sizes.append(len(feeds['image'])) or run(names, feeds),
+    )
+    image, lidar = inputs(3)
+    for n in (3, 1, 2):
+        model.run(image[:n], lidar[:n])
+    assert sizes == [3, 1, 2]
+
+
 def test_foreign_model_with_only_probs(tmp_path: Path) -> None:
     path = build_model(
         tmp_path / 'foreign.onnx',
