@@ -296,9 +296,13 @@ class FusionModel:
         self.outputs: tuple[str, ...] = tuple(wanted)
         self.io_binding = self.provider != 'cpu' if io_binding is None else io_binding
         self.fixed_shapes = self.provider != 'cpu' if fixed_shapes is None else fixed_shapes
-        self.call_batch = 0  # the batch size the session last ran at (0: not run yet)
+        self.call_batch = 0  # a fixed-shape session's padded batch size (0: not run yet)
         if self.provider != 'cpu':
-            self.warm_up(2)  # a LiDAR sweep completes one or two camera frames per call
+            try:
+                self.warm_up(2)  # a LiDAR sweep completes one or two camera frames per call
+            except Exception as exc:  # ORT raises its own untyped errors (out of memory ...)
+                msg = f'model {self.path!r}: first run on {self.provider} failed ({exc})'
+                raise ModelError(msg) from exc
 
     def _session(self, ort: Any, options: Any, provider: str) -> Any:
         available = set(ort.get_available_providers())

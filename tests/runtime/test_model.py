@@ -202,3 +202,35 @@ def test_a_missing_onnx_runtime_is_named(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # import now raises ImportError
     with pytest.raises(ModelError, match='pip install onnxruntime-gpu'):
         FusionModel(path, 'cpu')
+
+
+class _CudaLabel:
+    """A CPU session that reports CUDA as its provider (the GPU start-up path, without a GPU)."""
+
+    def __init__(self, session: object) -> None:
+        self._session = session
+
+    def get_providers(self) -> list[str]:
+        return ['CUDAExecutionProvider', 'CPUExecutionProvider']
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._session, name)
+
+
+def test_a_failing_gpu_warm_up_names_the_model(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnxruntime as ort
+
+    def fail(self: FusionModel, batch: int = 1) -> None:
+        raise RuntimeError('CUDA failure 2: out of memory')
+
+    def session(self: FusionModel, ort_: object, options: object, provider: str) -> _CudaLabel:
+        return _CudaLabel(
+            ort.InferenceSession(str(model_path), providers=['CPUExecutionProvider'])
+        )
+
+    monkeypatch.setattr(FusionModel, 'warm_up', fail)
+    monkeypatch.setattr(FusionModel, '_session', session)
+    with pytest.raises(ModelError, match=r'full\.onnx.*first run on cuda failed .*out of memory'):
+        FusionModel(model_path, provider='cuda')
