@@ -26,6 +26,10 @@ the contract's default sizes: 128x96 rgb8 at 20 Hz, VLP-16 PointCloud2 at 10 Hz)
 3. ``dmil-ros replay`` throughput over the whole bag (read, decode, infer, write the output
    bag) at max speed, as a multiple of real time (target: >= 50x), batched and frame by frame.
 
+4. with a GPU provider: the same model on the CPU beside it, on the same frames (call p50 at
+   batch 1 and 32, the max |difference| of every output, the share of equal actions), and the
+   cost of a change of batch size against FusionModel's padded calls.
+
 Targets: p99 end to end <= 10 ms on 2 CPU cores. ``--provider cuda`` reports the CUDA figures
 (run it beside a CPU run on a GPU machine). Without the shipped model, an untrained DMIL network
 of the default architecture is exported as a stand-in (same graph, same cost).
