@@ -50,8 +50,9 @@ from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.lsmi import (
     LSMIConfig,
     check_inputs,
-    check_probs,
+    check_widths,
     class_count,
+    normalised_probs,
     train_classifier,
 )
 
@@ -194,8 +195,8 @@ class BATCH:
             for name, p in zip(('probs_1', 'probs_2', 'probs_12'), probs, strict=True):
                 if p is None:  # all() above; this narrows the type
                     raise PIDInputError(f'{name}: missing')
-                a = check_probs(p, len(f1), self.n_classes, name)
-                out.append(torch.as_tensor(a / a.sum(1, keepdims=True), dtype=torch.float32))
+                a = normalised_probs(p, len(f1), self.n_classes, name)
+                out.append(torch.as_tensor(a, dtype=torch.float32))
             return out[0], out[1], out[2]
         if any(p is not None for p in probs):
             raise PIDInputError('probs_1, probs_2, probs_12: give all three or none')
@@ -323,10 +324,7 @@ class BATCH:
         f1, f2, _ = check_inputs(features_1, features_2, None)
         if len(f1) == 0:
             raise PIDInputError('features_1: no samples to estimate on')
-        for i, f in enumerate((f1, f2)):
-            if f.shape[1] != len(self.mean[i]):
-                msg = f'features_{i + 1}: {f.shape[1]} columns, fitted on {len(self.mean[i])}'
-                raise PIDInputError(msg)
+        check_widths(f1, f2, (len(self.mean[0]), len(self.mean[1])))
         p1, p2, p12 = self._probs(f1, f2, (probs_1, probs_2, probs_12))
         x1, x2 = self._norm(f1, 0), self._norm(f2, 1)
         n, m = len(f1), min(self.batch_size, len(f1))

@@ -102,7 +102,7 @@ from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
 from dmil_ros.pid.errors import PIDInputError
-from dmil_ros.pid.lsmi import check_inputs, check_probs, class_count
+from dmil_ros.pid.lsmi import check_inputs, check_widths, class_count, normalised_probs
 from dmil_ros.pid.measures import normalise
 
 __all__ = [
@@ -531,10 +531,7 @@ class BROJALocal:
         a1, a2, labels_ = check_inputs(features_1, features_2, labels)
         if labels_ is None:  # check_inputs returns labels whenever it is given some
             raise PIDInputError('labels: required')
-        for m, a in ((1, a1), (2, a2)):
-            width = mod._buf(f'w{m}').shape[0]
-            if a.shape[1] != width:
-                raise PIDInputError(f'features_{m}: {a.shape[1]} columns, fitted on {width}')
+        check_widths(a1, a2, (mod._buf('w1').shape[0], mod._buf('w2').shape[0]))
         f1 = torch.as_tensor(a1, dtype=torch.float32)
         f2 = torch.as_tensor(a2, dtype=torch.float32)
         y = torch.as_tensor(labels_, dtype=torch.int64)
@@ -545,18 +542,14 @@ class BROJALocal:
         with torch.inference_mode():
             if all(p is not None for p in probs):
                 # rows renormalised as LSMI does: a scaled row would shift every term
-                checked = [
-                    check_probs(p, len(a1), nc, name)
-                    for name, p in zip(('probs_1', 'probs_2', 'probs_12'), probs, strict=True)
-                    if p is not None
-                ]
                 lps = [
                     torch.log(
                         torch.as_tensor(
-                            c / c.sum(1, keepdims=True), dtype=torch.float32
+                            normalised_probs(p, len(a1), nc, name), dtype=torch.float32
                         ).clamp_min(1e-12)
                     )
-                    for c in checked
+                    for name, p in zip(('probs_1', 'probs_2', 'probs_12'), probs, strict=True)
+                    if p is not None  # all() above; this narrows the type
                 ]
                 out = mod(f1, f2, y, *lps)
             elif any(p is not None for p in probs):

@@ -352,9 +352,21 @@ def class_count(labels: NDArray[np.int64], n_classes: int | None) -> int:
     return c
 
 
-def _log_probs(probs: NDArray[np.floating], n: int, c: int, name: str) -> FloatArray:
+def check_widths(f1: FloatArray, f2: FloatArray, widths: tuple[int, int]) -> None:
+    """Both feature arrays have the column counts an estimator was fitted on."""
+    for m, (f, width) in enumerate(((f1, widths[0]), (f2, widths[1])), 1):
+        if f.shape[1] != width:
+            raise PIDInputError(f'features_{m}: {f.shape[1]} columns, fitted on {width}')
+
+
+def normalised_probs(probs: NDArray[np.floating], n: int, c: int, name: str) -> FloatArray:
+    """``probs`` checked (:func:`check_probs`) with every row scaled to sum to 1."""
     p = check_probs(probs, n, c, name)
-    p = p / p.sum(1, keepdims=True)
+    return np.asarray(p / p.sum(1, keepdims=True), dtype=np.float64)
+
+
+def _log_probs(probs: NDArray[np.floating], n: int, c: int, name: str) -> FloatArray:
+    p = normalised_probs(probs, n, c, name)
     return np.asarray(np.log(np.maximum(p, 1e-12)), dtype=np.float64)
 
 
@@ -488,9 +500,7 @@ class LSMI:
             raise PIDInputError('LSMI: call fit() before evaluating')
         if len(f1) == 0:
             raise PIDInputError('features_1: no samples to evaluate')
-        for m, (f, knife) in enumerate(((f1, self.densities.m1), (f2, self.densities.m2)), 1):
-            if f.shape[1] != knife.dim:
-                raise PIDInputError(f'features_{m}: {f.shape[1]} columns, fitted on {knife.dim}')
+        check_widths(f1, f2, (self.densities.m1.dim, self.densities.m2.dim))
         if y.size and y.max() >= self.n_classes:
             raise PIDInputError(f'labels: value {int(y.max())} >= n_classes {self.n_classes}')
         lp1, lp2, lp12 = self.log_probs(

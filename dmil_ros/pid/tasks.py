@@ -183,22 +183,16 @@ class Task:
         py = p.sum((0, 1))  # (ny,)
         p1y = p.sum(1) / py  # (n1, ny) = p(x1|y)
         p2y = p.sum(0) / py  # (n2, ny)
-        ll1 = self._log_kernel(s.features_1, self.codes_1, self.modality_1)  # (N, n1)
-        ll2 = self._log_kernel(s.features_2, self.codes_2, self.modality_2)  # (N, n2)
+        ll1, ll2, lj = self._log_joint(s)
         with np.errstate(divide='ignore'):
             lp1y = np.log(p1y)
             lp2y = np.log(p2y)
-            lp = np.log(p)
         y = s.labels
         ln2 = np.log(2.0)
         h1 = -logsumexp(ll1 + np.log(p.sum((1, 2)))[None], axis=1) / ln2
         h2 = -logsumexp(ll2 + np.log(p.sum((0, 2)))[None], axis=1) / ln2
         h1y = -logsumexp(ll1 + lp1y.T[y], axis=1) / ln2
         h2y = -logsumexp(ll2 + lp2y.T[y], axis=1) / ln2
-        # joint: log p(f1, f2, y) for every y, (N, ny)
-        lj = logsumexp(
-            ll1[:, :, None, None] + ll2[:, None, :, None] + lp[None], axis=(1, 2)
-        )  # (N, ny)
         i12 = (lj[np.arange(len(y)), y] - logsumexp(lj, axis=1) - np.log(py[y])) / ln2
         i1 = h1 - h1y
         i2 = h2 - h2y
@@ -209,18 +203,26 @@ class Task:
         """Exact p(y|f1), p(y|f2), p(y|f1, f2) of the continuous features, (N, ny) each: the
         Bayes classifiers of the mixture (the ideal probs_1 / probs_2 / probs_12)."""
         p = self.joint
-        ll1 = self._log_kernel(s.features_1, self.codes_1, self.modality_1)  # (N, n1)
-        ll2 = self._log_kernel(s.features_2, self.codes_2, self.modality_2)  # (N, n2)
+        ll1, ll2, lj = self._log_joint(s)
         with np.errstate(divide='ignore'):
-            lp1, lp2, lp = np.log(p.sum(1)), np.log(p.sum(0)), np.log(p)  # p(x1,y), p(x2,y)
+            lp1, lp2 = np.log(p.sum(1)), np.log(p.sum(0))  # p(x1, y), p(x2, y)
         # log p(f, y) for every y, (N, ny), then normalised over y
         joint = (
             logsumexp(ll1[:, :, None] + lp1[None], axis=1),
             logsumexp(ll2[:, :, None] + lp2[None], axis=1),
-            logsumexp(ll1[:, :, None, None] + ll2[:, None, :, None] + lp[None], axis=(1, 2)),
+            lj,
         )
         out = tuple(np.exp(j - logsumexp(j, axis=1, keepdims=True)) for j in joint)
         return out[0], out[1], out[2]
+
+    def _log_joint(self, s: TaskSample) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """log N(f1; ...) (N, n1), log N(f2; ...) (N, n2) and log p(f1, f2, y) (N, ny)."""
+        ll1 = self._log_kernel(s.features_1, self.codes_1, self.modality_1)  # (N, n1)
+        ll2 = self._log_kernel(s.features_2, self.codes_2, self.modality_2)  # (N, n2)
+        with np.errstate(divide='ignore'):
+            lp = np.log(self.joint)  # (n1, n2, ny)
+        lj = logsumexp(ll1[:, :, None, None] + ll2[:, None, :, None] + lp[None], axis=(1, 2))
+        return ll1, ll2, lj
 
     @staticmethod
     def _log_kernel(f: FloatArray, codes: FloatArray, m: ModalitySpec) -> FloatArray:

@@ -119,7 +119,6 @@ class FusionNode(Node):  # type: ignore[misc]
             self._pubs[topic] = self.create_publisher(CONVERTERS[msgtype][0], topic, 10)
 
         # intake: cheap callbacks that only queue the message
-        self._tracker_lock = threading.Lock()  # arrivals (intake) vs reports (work)
         self._stopping = threading.Event()
         self._work_lock = threading.Lock()  # held by a running drain / diagnostics callback
         intake = MutuallyExclusiveCallbackGroup()
@@ -160,8 +159,7 @@ class FusionNode(Node):  # type: ignore[misc]
         topic = self.pipeline.config.camera_topic if camera else self.pipeline.config.lidar_topic
         now = time.monotonic()
         self.inbox.put(camera, msg, now)
-        with self._tracker_lock:
-            self.tracker.arrived(topic, now)
+        self.tracker.arrived(topic, now)
         try:
             self._wake.trigger()
         except Exception:
@@ -216,8 +214,7 @@ class FusionNode(Node):  # type: ignore[misc]
         with self._work_lock:
             if self._stopping.is_set():
                 return
-            with self._tracker_lock:
-                statuses = self.tracker.report(time.monotonic())
+            statuses = self.tracker.report(time.monotonic())
             now = self.get_clock().now().to_msg()
             header = Header(int(now.sec), int(now.nanosec), '')
             msg = self.builder.diagnostics(header, statuses)

@@ -72,8 +72,6 @@ def run(args: argparse.Namespace) -> int:
         values['publish_cmd_vel'] = True
     settings = params.build(values)
     model = FusionModel(settings.model_path, settings.provider, settings.threads)
-    if model.fixed_shapes and args.rate is None:
-        model.warm_up(args.batch)  # a GPU session's shape for the batches to come
     pipeline = FusionPipeline(model, settings.pipeline)
     summary = replay(
         pipeline,

@@ -26,6 +26,7 @@ a second by the node and written to the replay bag at the same cadence of bag ti
 
 from __future__ import annotations
 
+import threading
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Final
@@ -59,7 +60,8 @@ class DiagnosticsTracker:
     Times are seconds on any monotonic clock: receive wall time in the node, bag time in the
     replay. ``window`` is the span over which input rates are measured. The node passes its
     :class:`~dmil_ros.runtime.inbox.Inbox`: its drops count with the pipeline's, and the queue
-    wait p99 is reported.
+    wait p99 is reported. ``arrived`` and ``report`` may run on different threads (the node's
+    intake and work threads): a lock keeps a report from reading an arrival queue mid-append.
     """
 
     def __init__(
@@ -73,9 +75,11 @@ class DiagnosticsTracker:
         self._last_drops: Counter[str] = Counter()
         self._last_alerts = 0
         self._last_jumps = 0
+        self._lock = threading.Lock()
 
     def arrived(self, topic: str, now: float) -> None:
-        self._arrivals[topic].append(now)
+        with self._lock:
+            self._arrivals[topic].append(now)
 
     def rate(self, topic: str, now: float) -> float:
         times = [t for t in self._arrivals[topic] if now - t <= self.window]
@@ -90,6 +94,10 @@ class DiagnosticsTracker:
         return now - arrivals[-1] if arrivals else None
 
     def report(self, now: float) -> list[Status]:
+        with self._lock:
+            return self._report(now)
+
+    def _report(self, now: float) -> list[Status]:
         p = self.pipeline
         timeout = p.config.silence_timeout
         cam, lid = self.topics

@@ -356,9 +356,7 @@ class FusionModel:
         if size == n:
             return self._run(image, lidar)
         # 1. pad to the session's fixed batch size with copies of the last row
-        rows = size - n
-        image = np.concatenate([image, np.repeat(image[-1:], rows, axis=0)])  # (size, 3, H, W)
-        lidar = np.concatenate([lidar, np.repeat(lidar[-1:], rows, axis=0)])  # (size, 2, b, w)
+        image, lidar = (_padded(a, size) for a in (image, lidar))  # (size, ...) each
         # 2. run, then keep the real rows
         return {name: value[:n] for name, value in self._run(image, lidar).items()}
 
@@ -401,3 +399,11 @@ class FusionModel:
             msg = f'model {self.path!r}: pid_source {requested!r} is not among its outputs'
             raise ModelError(msg)
         return requested
+
+
+def _padded(a: F32, size: int) -> F32:
+    """``a`` (n, ...) grown to (size, ...) by repeating its last row, in one allocation."""
+    out = np.empty((size, *a.shape[1:]), a.dtype)
+    out[: len(a)] = a
+    out[len(a) :] = a[-1]
+    return out

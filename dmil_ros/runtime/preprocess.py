@@ -177,9 +177,7 @@ def prepare_points(points: Points, spec: PreprocessSpec) -> F32:
     cells = beams * bins
     # the range bits below assume float32; decoders hand over a (3, N) buffer seen as (N, 3),
     # so this transpose is free for them (a copy for C-ordered clouds from other code)
-    xt = np.asarray(points.xyz, np.float32).T  # (3, N)
-    if not xt.flags.c_contiguous:
-        xt = np.ascontiguousarray(xt)
+    xt = np.ascontiguousarray(np.asarray(points.xyz, np.float32).T)  # (3, N)
     x, y, z = xt
     # 1. spherical coordinates, float32 and in place
     squares = np.square(xt)  # (3, N)

@@ -197,6 +197,8 @@ def replay(
     if batch < 1:
         msg = f'batch {batch!r} must be >= 1'
         raise RuntimeConfigError(msg)
+    if rate is None and pipeline.model.fixed_shapes:
+        pipeline.model.warm_up(batch)  # a GPU session's shape for the batches to come, untimed
     cfg = pipeline.config
     cam_topic, lid_topic = cfg.camera_topic, cfg.lidar_topic
     reader = RobustReader(bag, topics=[cam_topic, lid_topic])
