@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Collection, Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from zlib import crc32  # releases the GIL on large buffers (the read-ahead thread)
@@ -137,6 +138,45 @@ def chunk_records(body: memoryview) -> bytes:
         msg = 'chunk CRC mismatch'
         raise ValueError(msg)
     return inner
+
+
+_RECORD = struct.Struct('<BQ')  # opcode, body length
+
+
+def chunk_body(record: bytes) -> memoryview | None:
+    """The body of ``record`` when it is exactly one chunk record (opcode, length, body)."""
+    op, length = _RECORD.unpack_from(record)
+    if op != _OP_CHUNK or _RECORD.size + length != len(record):
+        return None
+    return memoryview(record)[_RECORD.size :]
+
+
+def chunk_messages(
+    inner: bytes, channels: dict[int, Any], start: int, end: int
+) -> list[tuple[int, Any, bytes]]:
+    """``(log time, connection, data)`` of a chunk's messages on ``channels``, by log time.
+
+    Stamps outside the chunk's ``[start, end]`` are left out, as rosbags does.
+    """
+    out: list[tuple[int, Any, bytes]] = []
+    pos, size = 0, len(inner)
+    while pos < size:
+        op, length = _RECORD.unpack_from(inner, pos)
+        pos += _RECORD.size
+        if pos + length > size:
+            msg = f'chunk record at {pos - _RECORD.size} overruns the chunk'
+            raise ValueError(msg)
+        if op == _OP_MESSAGE:
+            if length < _MSG_HEAD.size:
+                msg = f'message record at {pos - _RECORD.size} is {length} bytes long'
+                raise ValueError(msg)
+            channel, _, log_time, _ = _MSG_HEAD.unpack_from(inner, pos)
+            conn = channels.get(channel)
+            if conn is not None and start <= log_time <= end:
+                out.append((log_time, conn, inner[pos + _MSG_HEAD.size : pos + length]))
+        pos += length
+    out.sort(key=itemgetter(0))  # stable: storage order at equal stamps
+    return out
 
 
 def decompress_prefix(data: bytes, compression: str, size: int) -> bytes:
@@ -334,6 +374,8 @@ __all__ = [
     'McapSalvager',
     'bound_rosbags_decompression',
     'check_mcap_records',
+    'chunk_body',
+    'chunk_messages',
     'chunk_records',
     'decompress_bounded',
     'decompress_prefix',

@@ -30,22 +30,17 @@ Damage surfaces as an exception, as from rosbags, and the :class:`RobustReader` 
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import pairwise
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from dmil_ros.bagio import mcap
-from dmil_ros.bagio.mcap import _MSG_HEAD, _OP_CHUNK, _OP_MESSAGE
 
 AHEAD = 2
 """Chunks inflated ahead of the one being read (memory: about AHEAD + 1 chunks)."""
-
-_RECORD = struct.Struct('<BQ')  # opcode, body length
 
 
 def sequential(chunks: list[Any]) -> bool:
@@ -74,45 +69,17 @@ class ChunkLoader:
         if len(record) != chunk.chunk_length:
             msg = f'chunk at {chunk.chunk_start_offset}: file ends inside it'
             raise ValueError(msg)
-        op, length = _RECORD.unpack_from(record)
-        if op != _OP_CHUNK or _RECORD.size + length != len(record):
+        body = mcap.chunk_body(record)
+        if body is None:
             msg = f'chunk at {chunk.chunk_start_offset}: the index does not point at a chunk'
             raise ValueError(msg)
         # inflated and CRC-checked here, on the worker (zlib.crc32 releases the GIL, too)
-        return mcap.chunk_records(memoryview(record)[_RECORD.size :])
+        return mcap.chunk_records(body)
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
-
-
-def chunk_messages(
-    inner: bytes, channels: dict[int, Any], start: int, end: int
-) -> list[tuple[int, Any, bytes]]:
-    """``(log time, connection, data)`` of a chunk's messages on ``channels``, by log time.
-
-    Stamps outside the chunk's ``[start, end]`` are left out, as rosbags does.
-    """
-    out: list[tuple[int, Any, bytes]] = []
-    pos, size = 0, len(inner)
-    while pos < size:
-        op, length = _RECORD.unpack_from(inner, pos)
-        pos += _RECORD.size
-        if pos + length > size:
-            msg = f'chunk record at {pos - _RECORD.size} overruns the chunk'
-            raise ValueError(msg)
-        if op == _OP_MESSAGE:
-            if length < _MSG_HEAD.size:
-                msg = f'message record at {pos - _RECORD.size} is {length} bytes long'
-                raise ValueError(msg)
-            channel, _, log_time, _ = _MSG_HEAD.unpack_from(inner, pos)
-            conn = channels.get(channel)
-            if conn is not None and start <= log_time <= end:
-                out.append((log_time, conn, inner[pos + _MSG_HEAD.size : pos + length]))
-        pos += length
-    out.sort(key=itemgetter(0))  # stable: storage order at equal stamps
-    return out
 
 
 def messages(reader: Any, connections: Collection[Any]) -> Iterator[tuple[Any, int, bytes]]:
@@ -146,7 +113,7 @@ def messages(reader: Any, connections: Collection[Any]) -> Iterator[tuple[Any, i
             following = next(todo, None)
             if following is not None:
                 pending.append((following, pool.submit(loader, following)))
-            for log_time, conn, data in chunk_messages(
+            for log_time, conn, data in mcap.chunk_messages(
                 inner, channels, chunk.message_start_time, chunk.message_end_time
             ):
                 yield conn, log_time, data
@@ -155,4 +122,4 @@ def messages(reader: Any, connections: Collection[Any]) -> Iterator[tuple[Any, i
         loader.close()
 
 
-__all__ = ['AHEAD', 'ChunkLoader', 'chunk_messages', 'messages', 'sequential']
+__all__ = ['AHEAD', 'ChunkLoader', 'messages', 'sequential']

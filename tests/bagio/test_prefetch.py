@@ -148,8 +148,8 @@ def test_short_message_record_is_an_error_not_a_misread() -> None:
     good = struct.pack('<BQ', 0x05, 26) + struct.pack('<HIQQ', 1, 0, 5, 5) + b'abcd'
     short = struct.pack('<BQ', 0x05, 4) + b'wxyz'
     channels = {1: 'conn'}
-    assert prefetch.chunk_messages(good, channels, 0, 10) == [(5, 'conn', b'abcd')]
+    assert mcap.chunk_messages(good, channels, 0, 10) == [(5, 'conn', b'abcd')]
     with pytest.raises(ValueError, match='4 bytes long'):
-        prefetch.chunk_messages(short + good, channels, 0, 10)
+        mcap.chunk_messages(short + good, channels, 0, 10)
     with pytest.raises(ValueError, match='overruns'):
-        prefetch.chunk_messages(good[:-1], channels, 0, 10)
+        mcap.chunk_messages(good[:-1], channels, 0, 10)
