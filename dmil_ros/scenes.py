@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Any, Final, Literal, NamedTuple
 
 from dmil_ros.actions import FAMILIES
+from dmil_ros.runtime.faults import stamp_ns
 
 Verdict = Literal['one_scene', 'two_scenes', 'unconfirmed']
 UNREADABLE: Final = (AttributeError, TypeError, ValueError, KeyError, OverflowError)
@@ -79,6 +80,15 @@ class SweepScenes:
         known = self._segment.setdefault(stamp_ns, segment)
         if known != segment:
             self._conflicting.add(stamp_ns)
+
+    def add_message(self, msg: Any) -> None:
+        """Record one ``SweepTruth`` message; one that cannot be read is noted as
+        :meth:`unusable` and its error (one of :data:`UNREADABLE`) re-raised for counting."""
+        try:
+            self.add(stamp_ns(msg), int(msg.segment))
+        except UNREADABLE:
+            self.unusable()
+            raise
 
     def unusable(self) -> None:
         """Note a message on the topic that could not be read: the bag does name its sweeps'

@@ -101,6 +101,13 @@ class BagOptions:
         return json.dumps(fields, sort_keys=True)
 
 
+def _degrade(info: dict[str, Any], *errors: dict[str, Any]) -> None:
+    """Add error entries to a bag's ``info``; an ``ok`` bag becomes ``partial``."""
+    if info['status'] == 'ok':
+        info['status'] = 'partial'
+    info['errors'].extend(errors)
+
+
 class _RecordingModel(FusionModel):
     """A FusionModel fetching every output and remembering the last batch's outputs."""
 
@@ -400,7 +407,7 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
                     if raw.topic == GROUND_TRUTH_TOPIC:
                         truth[stamp_ns(msg)] = FrameTruth.of(msg)
                     elif raw.topic == LIDAR_TRUTH_TOPIC:
-                        sweeps.add(stamp_ns(msg), int(msg.segment))
+                        sweeps.add_message(msg)
                     elif raw.topic == ACTION_TOPIC:
                         if isinstance(msg.data, str) and msg.data in ACTION_INDEX:
                             actions[raw.timestamp] = ACTION_INDEX[msg.data]
@@ -408,33 +415,32 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
                             unusable[(raw.topic, 'naming no known action')] += 1
                 except UNREADABLE:
                     unusable[(raw.topic, 'without the fields read')] += 1
-                    if raw.topic == LIDAR_TRUTH_TOPIC:
-                        sweeps.unusable()
     except BagReadError as exc:
         info['status'] = 'failed'
         info['errors'].append({'message': str(exc)})
     collector.flush(final=True)  # frames read before a read error are audited too
     audited = sum(len(a) for a in collector.rows['stamp'])
     if audited and collector.mask_missing:
-        info['status'] = 'partial' if info['status'] == 'ok' else info['status']
-        info['errors'].append(
+        _degrade(
+            info,
             {
                 'message': f'masking: {len(collector.profile_jobs)} usable frame(s), at least 2 '
                 'needed to profile the inputs: no unimodal predictions (p_camera, p_lidar NaN)'
-            }
+            },
         )
     for (topic, why), count in sorted(unusable.items()):
-        info['status'] = 'partial' if info['status'] == 'ok' else info['status']
-        info['errors'].append({'message': f'topic {topic!r}: {count} messages {why}, skipped'})
+        _degrade(info, {'message': f'topic {topic!r}: {count} messages {why}, skipped'})
     if reader is not None:
         info['read'] = reader.report()
         if reader.issues or reader.skipped:
-            info['status'] = 'partial' if info['status'] == 'ok' else info['status']
-            info['errors'].extend(i.as_dict() for i in reader.issues)
-            for topic, count in reader.skipped.items():
-                info['errors'].append(
+            _degrade(
+                info,
+                *(i.as_dict() for i in reader.issues),
+                *(
                     {'message': f'topic {topic!r}: {count} undecodable messages'}
-                )
+                    for topic, count in reader.skipped.items()
+                ),
+            )
     arrays = collector.arrays()
     if not arrays:
         result = BagResult.empty(name, info)
@@ -445,12 +451,12 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
         )
         arrays.update(labels)
         if unconfirmed:
-            info['status'] = 'partial' if info['status'] == 'ok' else info['status']
-            info['errors'].append(
+            _degrade(
+                info,
                 {
                     'message': f'topic {LIDAR_TRUTH_TOPIC!r}: the sweeps of {unconfirmed} frames '
                     'have no scene truth, or two that disagree: no family for them'
-                }
+                },
             )
         result = BagResult(name, arrays, info)
     if result.frames == 0 and reader is not None and reader.issues:

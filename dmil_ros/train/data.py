@@ -201,15 +201,13 @@ def read_bag(
                     label_t.append(int(raw.timestamp))
                     label_v.append(value)
                 elif topic == cfg.lidar_truth_topic:
-                    sweeps.add(stamp_ns(m), int(m.segment))
+                    sweeps.add_message(m)
                 else:  # ground truth: every field read before any is kept
                     stamp, truth = stamp_ns(m), FrameTruth.of(m)
                     family_by_stamp[stamp] = truth.family
                     segment_by_stamp[stamp] = truth.segment
             except (DecodeError, *UNREADABLE) as exc:
                 stats.skipped[f'{topic}:{type(exc).__name__}'] += 1
-                if topic == cfg.lidar_truth_topic:
-                    sweeps.unusable()
     except BagReadError as exc:
         raise DataError(str(exc)) from exc
     for topic, count in reader.skipped.items():
