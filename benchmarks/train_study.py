@@ -64,7 +64,6 @@ TRAIN_BAGS = {
     **{f'rare_s{s}': (s, 6000, RARE_MIX) for s in (1, 2, 3, 4)},
     **{f'val_s{s}': (s, 2000, EVEN_MIX) for s in (51, 52)},
 }
-TEST_SEEDS = (103, 104)
 CONFIGS = {
     'dmil': 'config/train_hallway_pair_grad.json',
     'joint': 'config/train_hallway.json',
@@ -182,6 +181,12 @@ def _targets(d: dict[str, Any], j: dict[str, Any], e: dict[str, Any]) -> dict[st
     }
 
 
+def avg(values: list[float | None]) -> float | None:
+    """Mean of the values that are not None (None when there are none)."""
+    got = [v for v in values if v is not None]
+    return float(np.mean(got)) if got else None
+
+
 def report(rows: dict[str, Any], seeds: list[int]) -> None:
     def pct(v: float | None) -> str:
         return '-' if v is None else f'{100 * v:.2f}'
@@ -199,11 +204,6 @@ def report(rows: dict[str, Any], seeds: list[int]) -> None:
     mean: dict[str, dict[str, Any]] = {}
     for kind in CONFIGS:
         ms = [m for m in rows.values() if m['kind'] == kind]
-
-        def avg(values: list[float | None]) -> float | None:
-            got = [v for v in values if v is not None]
-            return float(np.mean(got)) if got else None
-
         mean[kind] = {
             'accuracy': avg([m['accuracy'] for m in ms]),
             'per_family': {f: avg([m['per_family'][f] for m in ms]) for f in FAMS},

@@ -196,10 +196,11 @@ def test_every_python_file_carries_the_licence_header() -> None:
     ).stdout.split()
     if not tracked:
         pytest.skip('not a git checkout')
+    heads = {f: (ROOT / f).read_text()[:400] for f in tracked}
     missing = [
         f
-        for f in tracked
-        if not (ROOT / f).read_text().startswith('# Copyright ')
-        or 'Licensed under the Apache License, Version 2.0' not in (ROOT / f).read_text()[:400]
+        for f, head in heads.items()
+        if not head.startswith('# Copyright ')
+        or 'Licensed under the Apache License, Version 2.0' not in head
     ]
     assert missing == []

@@ -80,11 +80,8 @@ def test_cuda_outputs_match_reference(model_path: Path, io_binding: bool) -> Non
             np.testing.assert_allclose(got[name], ref[name][:n], rtol=2e-3, atol=2e-4)
 
 
-def test_fixed_shapes_pad_to_a_growing_power_of_two(
-    model_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # the GPU policy, exercised on the CPU: every call padded, the shape never shrinks
-    model = FusionModel(model_path, provider='cpu', fixed_shapes=True)
+def _batch_sizes(model: FusionModel, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The batch size of every call the session gets from now on."""
     sizes: list[int] = []
     run = model.session.run
 
@@ -93,6 +90,15 @@ def test_fixed_shapes_pad_to_a_growing_power_of_two(
         return run(names, feeds)
 
     monkeypatch.setattr(model.session, 'run', spy)
+    return sizes
+
+
+def test_fixed_shapes_pad_to_a_growing_power_of_two(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the GPU policy, exercised on the CPU: every call padded, the shape never shrinks
+    model = FusionModel(model_path, provider='cpu', fixed_shapes=True)
+    sizes = _batch_sizes(model, monkeypatch)
     image, lidar = inputs(6, seed=5)
     ref = reference(image, lidar)
     for n in (1, 3, 2, 6, 1):
@@ -109,13 +115,7 @@ def test_fixed_shapes_pad_to_a_growing_power_of_two(
 def test_cpu_calls_are_not_padded(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = FusionModel(model_path, provider='cpu')
     assert not model.fixed_shapes
-    sizes: list[int] = []
-    run = model.session.run
-    monkeypatch.setattr(
-        model.session,
-        'run',
-        lambda names, feeds: sizes.append(len(feeds['image'])) or run(names, feeds),
-    )
+    sizes = _batch_sizes(model, monkeypatch)
     image, lidar = inputs(3)
     for n in (3, 1, 2):
         model.run(image[:n], lidar[:n])
