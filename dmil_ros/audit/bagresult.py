@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from dmil_ros.atomic import atomic_write, atomic_write_bytes
 from dmil_ros.audit.errors import AuditInputError
 
 F32 = npt.NDArray[np.float32]
@@ -89,20 +90,13 @@ class BagResult:
         return cls(name, arrays, info)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
 def save(result: BagResult, directory: Path, key: str) -> None:
     """Write ``frames.npz`` then ``bag.json`` (the completion marker) atomically."""
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / 'frames.tmp.npz'
-    np.savez(tmp, **{k: result.arrays[k] for k in ARRAYS})  # type: ignore[arg-type]
-    tmp.replace(directory / 'frames.npz')
+    arrays = {k: result.arrays[k] for k in ARRAYS}
+    atomic_write(directory / 'frames.npz', lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
     info = dict(result.info, name=result.name, frames=result.frames, key=key)
-    _atomic_write(directory / 'bag.json', json.dumps(info, indent=1, default=str).encode())
+    atomic_write_bytes(directory / 'bag.json', json.dumps(info, indent=1, default=str).encode())
 
 
 def is_done(directory: Path, key: str) -> bool:

@@ -44,6 +44,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from dmil_ros.actions import ACTIONS, COMPONENTS
+from dmil_ros.atomic import atomic_write_text
 from dmil_ros.audit.tables import GATE_COLUMNS, TERM_COLUMNS, column, matrix
 
 COLOURS = {
@@ -556,9 +557,7 @@ def write_report(
 ) -> Path:
     """Write the report atomically; returns its path."""
     text = render_report(summary, table, media, title or 'dmil-ros audit')
-    tmp = path.with_suffix('.html.tmp')
-    tmp.write_text(text, encoding='utf-8')
-    tmp.replace(path)
+    atomic_write_text(path, text)
     return path
 
 

@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dmil_ros.atomic import atomic_write_text, remove_stale_temporaries
 from dmil_ros.audit import bagresult
 from dmil_ros.audit.bagaudit import BagOptions, audit_bag
 from dmil_ros.audit.errors import AuditError
@@ -259,9 +260,7 @@ def _run_ray(
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(json.dumps(data, indent=1, default=str, allow_nan=False))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(data, indent=1, default=str, allow_nan=False))
 
 
 def _clean(value: Any) -> Any:
@@ -320,12 +319,14 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     options_key = bag_opts.key()
     keys = [bag_key(path, options_key) for path in bags]
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
     jobs: list[Job] = []
     skipped = []
     for path, name, key in zip(bags, names, keys, strict=True):
         bag_dir = out / 'bags' / name
         if options.resume and bagresult.is_done(bag_dir, key):
             skipped.append(name)
+            remove_stale_temporaries(bag_dir)  # of an earlier audit killed mid-write
         else:
             # an old result must not outlive a run of this bag that fails with an exception
             _remove_old_result(out, bag_dir)

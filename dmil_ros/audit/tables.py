@@ -55,6 +55,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from dmil_ros.actions import ACTIONS, COMPONENTS
+from dmil_ros.atomic import atomic_write
 from dmil_ros.audit.errors import AuditInputError
 
 PROB_COLUMNS = tuple(f'prob_{a}' for a in ACTIONS)
@@ -115,12 +116,8 @@ def write_table(table: pa.Table, out_dir: Path, stem: str = 'frames') -> tuple[P
     out_dir.mkdir(parents=True, exist_ok=True)
     parquet = out_dir / f'{stem}.parquet'
     csv = out_dir / f'{stem}.csv'
-    tmp_p = parquet.with_suffix('.parquet.tmp')
-    tmp_c = csv.with_suffix('.csv.tmp')
-    pq.write_table(table, tmp_p, compression='zstd')
-    pacsv.write_csv(table, tmp_c)
-    tmp_p.replace(parquet)
-    tmp_c.replace(csv)
+    atomic_write(parquet, lambda f: pq.write_table(table, f, compression='zstd'))
+    atomic_write(csv, lambda f: pacsv.write_csv(table, f))
     return parquet, csv
 
 

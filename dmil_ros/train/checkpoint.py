@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dmil_ros.atomic import atomic_write
 from dmil_ros.train.config import TrainConfig
 from dmil_ros.train.errors import CheckpointError
 
@@ -56,9 +57,7 @@ def save_checkpoint(
     }
     if optimizer is not None:
         blob['optimizer'] = optimizer.state_dict()
-    tmp = path.with_suffix(path.suffix + '.tmp')
-    torch.save(blob, tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda f: torch.save(blob, f))
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], TrainConfig, dict[str, Any]]:

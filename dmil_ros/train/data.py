@@ -66,11 +66,12 @@ import numpy as np
 from tqdm import tqdm
 
 from dmil_ros.actions import ACTION_INDEX
+from dmil_ros.atomic import atomic_write, remove_stale_temporaries
 from dmil_ros.runtime.faults import stamp_ns
 from dmil_ros.runtime.preprocess import PreprocessSpec, prepare_image, prepare_points
 from dmil_ros.scenes import TWO_SCENES, UNCONFIRMED, UNREADABLE, FrameTruth, SweepScenes
 from dmil_ros.train.config import DataConfig
-from dmil_ros.train.dataset import Arrays, atomic_write, remove_stale_temporaries
+from dmil_ros.train.dataset import Arrays
 from dmil_ros.train.errors import DataError
 
 logger = logging.getLogger(__name__)

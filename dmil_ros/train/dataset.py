@@ -22,84 +22,21 @@ stamps (integer nanoseconds, exact: they match ``/sim/ground_truth`` stamps).
 
 from __future__ import annotations
 
-import errno
-import os
-import re
-import secrets
-import time
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from dmil_ros.atomic import atomic_write
 from dmil_ros.train.errors import DataError
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
 FIELDS = ('image', 'lidar', 'action', 'family', 'stamp', 'segment')
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write ``path`` whole or not at all: into a temporary file named for this call (process
-    id + random token; so trainings sharing a cache that decode one bag at once each replace
-    the entry whole, the last one winning), then renamed over ``path``. The file is created
-    with the usual permissions (umask), so a shared cache stays readable; its bytes reach the
-    disk before the rename (fsync), so a crash leaves the old entry or the new one, never a
-    torn one. A temporary left by a killed process is removed by
-    :func:`remove_stale_temporaries`."""
-    tmp = path.with_name(f'{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')
-    try:
-        with tmp.open('xb') as f:
-            write(f)
-            f.flush()
-            _fsync(f.fileno())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync(fd: int) -> None:
-    """``os.fsync``, except on a file system that does not support it (the write stands)."""
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.ENOSYS):
-            raise
-
-
-_TEMPORARY = re.compile(r'\.\d+\.[0-9a-f]{8}\.tmp$')  # atomic_write's: <name>.<pid>.<token>.tmp
-STALE_TEMPORARY_S = 86_400.0
-"""Age past which a temporary of :func:`atomic_write` is taken for a dead writer's leftover
-(a live one writes a bag's entry in seconds)."""
-
-
-def remove_stale_temporaries(directory: Path, max_age_s: float = STALE_TEMPORARY_S) -> int:
-    """Remove :func:`atomic_write` temporaries older than ``max_age_s`` in ``directory`` (left
-    by a process killed mid-write); returns how many. Other files are never touched."""
-    removed = 0
-    now = time.time()
-    try:
-        candidates = [p for p in directory.iterdir() if _TEMPORARY.search(p.name)]
-    except OSError:
-        return 0
-    for path in candidates:
-        removed += _remove_if_older(path, now - max_age_s)
-    return removed
-
-
-def _remove_if_older(path: Path, cutoff: float) -> bool:
-    try:
-        if path.stat().st_mtime >= cutoff:
-            return False
-        path.unlink()
-    except OSError:  # gone meanwhile, or not ours to remove
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -134,7 +71,7 @@ class Arrays:
         )
 
     def save(self, path: Path) -> None:
-        """Write an uncompressed ``.npz`` atomically (see :func:`atomic_write`)."""
+        """Write an uncompressed ``.npz`` atomically (see :func:`dmil_ros.atomic.atomic_write`)."""
         atomic_write(path, lambda f: np.savez(f, **{name: getattr(self, name) for name in FIELDS}))
 
     @staticmethod

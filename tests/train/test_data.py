@@ -281,18 +281,3 @@ def test_a_torn_cache_entry_is_decoded_again(
     assert np.array_equal(again.image, first.image)
     _, rewritten = load_bags([bag], DataConfig(), SPEC, tmp_path / 'cache')
     assert rewritten[0].cached  # the entry was written whole again
-
-
-def test_only_stale_temporaries_of_atomic_write_are_removed(tmp_path: Path) -> None:
-    from dmil_ros.train.dataset import STALE_TEMPORARY_S, remove_stale_temporaries
-
-    names = ['e.npz.4242.0a1b2c3d.tmp', 'e.json.7.deadbeef.tmp', 'e.npz.99.0badcafe.tmp',
-             'notes.tmp', 'e.npz']  # fmt: skip
-    for name in names:
-        (tmp_path / name).write_bytes(b'x')
-    old = (tmp_path / names[0]).stat().st_mtime - STALE_TEMPORARY_S - 60
-    for name in (names[0], names[1], names[3]):
-        os.utime(tmp_path / name, (old, old))
-    assert remove_stale_temporaries(tmp_path) == 2
-    # a fresh temporary may be a live writer's; other files are not the cache's to remove
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])
