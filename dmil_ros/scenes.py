@@ -43,8 +43,8 @@ TWO_SCENES: Final = 'two_scenes'
 UNCONFIRMED: Final = 'unconfirmed'
 
 
-class FrameTruth(NamedTuple):
-    """The fields of one ``/sim/ground_truth`` message that trainer and audit use, read together
+class FrameLabels(NamedTuple):
+    """The labels of one ``/sim/ground_truth`` message that trainer and audit use, read together
     when it arrives (a message lacking one is unusable as a whole: :data:`UNREADABLE`)."""
 
     action: int
@@ -54,7 +54,7 @@ class FrameTruth(NamedTuple):
     lidar_latent: int
 
     @classmethod
-    def of(cls, msg: Any) -> FrameTruth:
+    def of(cls, msg: Any) -> FrameLabels:
         family = str(msg.family)
         return cls(
             int(msg.action),
@@ -119,7 +119,7 @@ __all__ = [
     'TWO_SCENES',
     'UNCONFIRMED',
     'UNREADABLE',
-    'FrameTruth',
+    'FrameLabels',
     'SweepScenes',
     'Verdict',
 ]

@@ -59,7 +59,7 @@ from dmil_ros.audit.masking import MaskStats, Profile, masked_inputs
 from dmil_ros.runtime.faults import stamp_ns
 from dmil_ros.runtime.model import FusionModel
 from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Job, PipelineConfig
-from dmil_ros.scenes import ONE_SCENE, UNCONFIRMED, UNREADABLE, FrameTruth, SweepScenes
+from dmil_ros.scenes import ONE_SCENE, UNCONFIRMED, UNREADABLE, FrameLabels, SweepScenes
 
 logger = logging.getLogger(__name__)
 
@@ -312,7 +312,7 @@ class _Collector:
 
 def _labels(
     stamps: npt.NDArray[np.int64],
-    truth: dict[int, FrameTruth],
+    truth: dict[int, FrameLabels],
     actions: dict[int, int],
     camera_log: dict[int, int],
     *,
@@ -380,7 +380,7 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
     pipeline = FusionPipeline(model, config)
     collector = _Collector(model, options)
     collector.pipeline = pipeline
-    truth: dict[int, FrameTruth] = {}
+    truth: dict[int, FrameLabels] = {}
     actions: dict[int, int] = {}
     camera_log: dict[int, int] = {}
     sweeps = SweepScenes()
@@ -405,7 +405,7 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
             else:
                 try:
                     if raw.topic == GROUND_TRUTH_TOPIC:
-                        truth[stamp_ns(msg)] = FrameTruth.of(msg)
+                        truth[stamp_ns(msg)] = FrameLabels.of(msg)
                     elif raw.topic == LIDAR_TRUTH_TOPIC:
                         sweeps.add_message(msg)
                     elif raw.topic == ACTION_TOPIC:

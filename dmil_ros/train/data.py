@@ -69,7 +69,7 @@ from dmil_ros.actions import ACTION_INDEX
 from dmil_ros.atomic import atomic_write, remove_stale_temporaries
 from dmil_ros.runtime.faults import stamp_ns
 from dmil_ros.runtime.preprocess import PreprocessSpec, prepare_image, prepare_points
-from dmil_ros.scenes import TWO_SCENES, UNCONFIRMED, UNREADABLE, FrameTruth, SweepScenes
+from dmil_ros.scenes import TWO_SCENES, UNCONFIRMED, UNREADABLE, FrameLabels, SweepScenes
 from dmil_ros.train.config import DataConfig
 from dmil_ros.train.dataset import Arrays
 from dmil_ros.train.errors import DataError
@@ -204,7 +204,7 @@ def read_bag(
                 elif topic == cfg.lidar_truth_topic:
                     sweeps.add_message(m)
                 else:  # ground truth: every field read before any is kept
-                    stamp, truth = stamp_ns(m), FrameTruth.of(m)
+                    stamp, truth = stamp_ns(m), FrameLabels.of(m)
                     family_by_stamp[stamp] = truth.family
                     segment_by_stamp[stamp] = truth.segment
             except (DecodeError, *UNREADABLE) as exc:
