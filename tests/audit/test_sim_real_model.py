@@ -69,23 +69,12 @@ def test_spikes_follow_the_node_alarm_estimate(summary: dict) -> None:
 def test_frames_spanning_two_scenes_have_no_family(tmp_path: Path) -> None:
     # as in training and evaluation: expected scenes from the simulator's plan (the sweep
     # nearest the camera frame, as the pipeline's pairer picks it)
-    import numpy as np
-
-    from dmil_ros.actions import FAMILIES
     from dmil_ros.audit.bagaudit import audit_bag
-    from dmil_ros.sim import Simulator
+    from tests.sim.scene_bags import SHORT, planned_families
 
-    cfg = SimConfig(frames=80, seed=3, segment_frames=(5, 9))
-    record_bag(cfg, tmp_path / 'short')
+    record_bag(SHORT, tmp_path / 'short')
     result = audit_bag(tmp_path / 'short', 'short', BagOptions(model=str(MODEL)))
-    sim = Simulator(cfg)
-    cam_stamps = [sim.stamp_ns(float(t)) for t in sim.camera_times]
-    expected = []
-    for t in result.arrays['stamp']:
-        k = cam_stamps.index(int(t))
-        j = int(np.argmin(np.abs(sim.lidar_times - sim.camera_times[k])))
-        seg_c, seg_l = sim.segment_of_frame(k), sim.segment_at(float(sim.lidar_nominal[j]))
-        expected.append(-1 if seg_c.index != seg_l.index else FAMILIES.index(seg_c.family))
+    expected, _ = planned_families(result.arrays['stamp'].tolist(), unknown=set())
     assert result.arrays['family'].tolist() == expected
     assert expected.count(-1) > 0
     assert result.info['family_frames'] == len(expected) - expected.count(-1)
