@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dmil_ros.audit.merge import dataset_pid
+from dmil_ros.audit.dataset_pid import dataset_pid
 
 
 def _copies(frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
