@@ -23,7 +23,9 @@ bits), ``feat_camera`` / ``feat_lidar`` ``(B, D)``. Metadata ``dmil_ros.labels``
 ``dmil_ros.components`` (JSON lists that must equal ACTIONS / COMPONENTS when present),
 ``dmil_ros.preprocess`` (the PreprocessSpec the model was trained with; defaults are assumed for a
 foreign model without it, provided the input shapes agree), ``dmil_ros.kind``,
-``dmil_ros.version``. Outputs a model lacks are reported as unavailable, never invented.
+``dmil_ros.version``. Outputs a model lacks are reported as unavailable, never invented. A model
+exported with a fixed batch size instead of a batch axis (``torch.onnx.export`` without dynamic
+axes) is run in chunks of that size, the last one padded.
 
 Providers: ``auto`` takes CUDA when the installed ONNX Runtime offers it and a session can be
 created on it, else CPU; ``cpu``, ``cuda`` and ``tensorrt`` (TensorRT, then CUDA, then CPU for the
@@ -110,6 +112,7 @@ class ModelInfo:
     kind: str
     version: str
     metadata: dict[str, str]
+    fixed_batch: int | None = None  # the batch size a model exported without a batch axis takes
 
 
 def _onnxruntime() -> Any:
@@ -138,8 +141,8 @@ def _check_list(path: str, meta: dict[str, str], key: str, want: tuple[str, ...]
     except json.JSONDecodeError as exc:
         msg = f'model {path!r}: metadata {key!r} is not JSON ({exc})'
         raise ModelError(msg) from exc
-    if list(got) != list(want):
-        msg = f'model {path!r}: metadata {key!r} is {got}, this package expects {list(want)}'
+    if not isinstance(got, list) or got != list(want):
+        msg = f'model {path!r}: metadata {key!r} is {got!r}, this package expects {list(want)}'
         raise ModelError(msg)
 
 
@@ -209,6 +212,17 @@ def check_contract(path: str, inputs: Any, outputs: Any, meta: dict[str, str]) -
     if 'probs' not in names:
         msg = f'model {path!r}: no output named probs (outputs: {names})'
         raise ModelError(msg)
+    # 4. the batch axis: symbolic, or one fixed size (an export without a dynamic batch axis),
+    #    which the model then runs in chunks of
+    fixed = {
+        f'{kind} {arg.name!r}': dims[0]
+        for kind, args in (('input', inputs), ('output', outputs))
+        for arg in args
+        if (dims := _dims(arg.shape)) and dims[0] is not None
+    }
+    if len(set(fixed.values())) > 1 or any(size < 1 for size in fixed.values()):
+        msg = f'model {path!r}: fixed batch sizes disagree ({fixed}); export one batch axis'
+        raise ModelError(msg)
     return ModelInfo(
         path=path,
         spec=spec,
@@ -216,6 +230,7 @@ def check_contract(path: str, inputs: Any, outputs: Any, meta: dict[str, str]) -
         kind=meta.get('dmil_ros.kind', 'foreign'),
         version=meta.get('dmil_ros.version', ''),
         metadata=dict(meta),
+        fixed_batch=next(iter(fixed.values()), None),
     )
 
 
@@ -352,10 +367,23 @@ class FusionModel:
     def run(self, image: F32, lidar: F32) -> dict[str, F32]:
         """One batch: ``image`` ``(B, 3, H, W)``, ``lidar`` ``(B, 2, beams, bins)`` -> outputs."""
         n = len(image)
-        size = self._padded_size(n)
+        step = self.info.fixed_batch
+        if step is None or n == 0:
+            return self._run_padded(image, lidar, self._padded_size(n))
+        if n == step:
+            return self._run(image, lidar)
+        # a model exported with a fixed batch size: chunks of it, the last one padded
+        parts = [
+            self._run_padded(image[i : i + step], lidar[i : i + step], step)
+            for i in range(0, n, step)
+        ]
+        return {name: np.concatenate([p[name] for p in parts]) for name in self.outputs}
+
+    def _run_padded(self, image: F32, lidar: F32, size: int) -> dict[str, F32]:
+        n = len(image)
         if size == n:
             return self._run(image, lidar)
-        # 1. pad to the session's fixed batch size with copies of the last row
+        # 1. pad to ``size`` rows with copies of the last row (rows do not interact)
         image, lidar = (_padded(a, size) for a in (image, lidar))  # (size, ...) each
         # 2. run, then keep the real rows
         return {name: value[:n] for name, value in self._run(image, lidar).items()}
@@ -363,7 +391,7 @@ class FusionModel:
     def warm_up(self, batch: int = 1) -> None:
         """Run once at ``batch`` frames (the shape calls of up to ``batch`` frames will use)."""
         spec = self.spec
-        size = self._padded_size(batch)
+        size = self.info.fixed_batch or self._padded_size(batch)
         image = np.zeros((size, *spec.image_shape), np.float32)  # (size, 3, H, W)
         lidar = np.zeros((size, *spec.lidar_shape), np.float32)  # (size, 2, beams, bins)
         self._run(image, lidar)

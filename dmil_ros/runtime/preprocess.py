@@ -86,7 +86,17 @@ class PreprocessSpec:
                 msg = f'preprocess spec: {name}={getattr(self, name)!r} is not a list of numbers'
                 raise ConfigError(msg) from exc
             object.__setattr__(self, name, value)
-        # 2. ranges
+        # 2. sizes are integers (an integral float from a YAML / JSON writer is taken), the
+        #    scalars real numbers: a string or a bool is refused here, not deep in numpy later
+        for name in ('image_width', 'image_height', 'beams', 'azimuth_bins'):
+            object.__setattr__(self, name, _integer(name, getattr(self, name)))
+        for name in ('max_range', 'intensity_scale'):
+            object.__setattr__(self, name, _real(name, getattr(self, name)))
+        extra: object = self.extra  # from JSON: any value
+        if not isinstance(extra, dict):
+            msg = f'preprocess spec: extra={extra!r} is not an object'
+            raise ConfigError(msg)
+        # 3. ranges
         checks = {
             'image_width': 0 < self.image_width <= MAX_IMAGE_SIDE,
             'image_height': 0 < self.image_height <= MAX_IMAGE_SIDE,
@@ -95,9 +105,11 @@ class PreprocessSpec:
             'max_range': math.isfinite(self.max_range) and self.max_range > 0,
             'intensity_scale': math.isfinite(self.intensity_scale),
             'vertical_fov_deg': len(self.vertical_fov_deg) == 2
+            and all(map(math.isfinite, self.vertical_fov_deg))
             and self.vertical_fov_deg[0] < self.vertical_fov_deg[1],
-            'image_std': len(self.image_std) == 3 and all(s > 0 for s in self.image_std),
-            'image_mean': len(self.image_mean) == 3,
+            'image_std': len(self.image_std) == 3
+            and all(math.isfinite(s) and s > 0 for s in self.image_std),
+            'image_mean': len(self.image_mean) == 3 and all(map(math.isfinite, self.image_mean)),
         }
         for name, ok in checks.items():
             if not ok:
@@ -130,10 +142,25 @@ class PreprocessSpec:
         if unknown:
             msg = f'preprocess spec: unknown keys {sorted(unknown)}'
             raise ConfigError(msg)
-        for key in ('image_mean', 'image_std', 'vertical_fov_deg'):
-            if key in raw:
-                raw[key] = tuple(raw[key])
-        return cls(**raw)
+        return cls(**raw)  # lists become tuples in __post_init__
+
+
+def _integer(name: str, value: object) -> int:
+    """``value`` as an int; an integral float (64.0) is taken, anything else refused."""
+    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+        number = float(value)
+        if number.is_integer():
+            return int(number)
+    msg = f'preprocess spec: {name}={value!r} is not an integer'
+    raise ConfigError(msg)
+
+
+def _real(name: str, value: object) -> float:
+    """``value`` as a float; strings and bools are refused."""
+    if not isinstance(value, int | float | np.integer | np.floating) or isinstance(value, bool):
+        msg = f'preprocess spec: {name}={value!r} is not a number'
+        raise ConfigError(msg)
+    return float(value)
 
 
 def prepare_image(rgb: npt.NDArray[np.uint8], spec: PreprocessSpec) -> F32:

@@ -122,6 +122,49 @@ def test_cpu_calls_are_not_padded(model_path: Path, monkeypatch: pytest.MonkeyPa
     assert sizes == [3, 1, 2]
 
 
+@pytest.mark.parametrize('fixed', [1, 2])
+def test_a_model_with_a_fixed_batch_size_runs_in_chunks_of_it(
+    tmp_path: Path, fixed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # torch.onnx.export without dynamic axes: a sweep completing two frames, or the replay's
+    # batches, must still run (review 10, 1); every call the session gets has that size
+    spec = PreprocessSpec()
+    shapes: dict[str, list[int | str]] = {
+        'image': [fixed, *spec.image_shape],
+        'lidar': [fixed, *spec.lidar_shape],
+    }
+    model = FusionModel(build_model(tmp_path / 'fixed.onnx', input_shapes=shapes), 'cpu')
+    assert model.info.fixed_batch == fixed
+    sizes = _batch_sizes(model, monkeypatch)
+    image, lidar = inputs(5, seed=2)
+    ref = reference(image, lidar)
+    for n in (1, 2, 5):
+        got = model.run(image[:n], lidar[:n])
+        for name in model.outputs:
+            assert got[name].shape[0] == n
+            np.testing.assert_allclose(got[name], ref[name][:n], rtol=1e-5, atol=1e-6)
+    model.warm_up(4)
+    assert set(sizes) == {fixed}
+
+
+def test_fixed_batch_sizes_that_disagree_are_refused() -> None:
+    # ONNX Runtime's own shape inference refuses most such graphs; the contract check names
+    # the file and the sizes for those it loads
+    from types import SimpleNamespace
+
+    from dmil_ros.runtime.model import check_contract
+
+    spec = PreprocessSpec()
+
+    def arg(name: str, *shape: int | str) -> SimpleNamespace:
+        return SimpleNamespace(name=name, type='tensor(float)', shape=list(shape))
+
+    inputs = [arg('image', 1, *spec.image_shape), arg('lidar', 'B', *spec.lidar_shape)]
+    assert check_contract('m.onnx', inputs, [arg('probs', 'B', 4)], {}).fixed_batch == 1
+    with pytest.raises(ModelError, match=r"'m.onnx': fixed batch sizes disagree .*output 'probs'"):
+        check_contract('m.onnx', inputs, [arg('probs', 2, 4)], {})
+
+
 def test_foreign_model_with_only_probs(tmp_path: Path) -> None:
     path = build_model(
         tmp_path / 'foreign.onnx',
@@ -159,6 +202,8 @@ def test_not_onnx(tmp_path: Path) -> None:
     [
         ({'metadata': {'dmil_ros.labels': json.dumps(['a', 'b', 'c', 'd'])}}, 'labels'),
         ({'metadata': {'dmil_ros.components': json.dumps(['x'])}}, 'components'),
+        ({'metadata': {'dmil_ros.labels': '5'}}, "'dmil_ros.labels' is 5, this package"),
+        ({'metadata': {'dmil_ros.preprocess': '{"image_width": "64"}'}}, 'not an integer'),
         ({'metadata': {'dmil_ros.preprocess': '{"beams": 0}'}}, 'beams'),
         ({'input_shapes': {'image': ['B', 3, 32, 32]}}, "input 'image' has shape"),
         ({'input_shapes': {'lidar': ['B', 2, 32, 180]}}, "input 'lidar' has shape"),

@@ -155,6 +155,34 @@ def test_spec_json_round_trip_and_validation() -> None:
         PreprocessSpec.from_json('{')
 
 
+@pytest.mark.parametrize(
+    ('text', 'message'),
+    [
+        ('{"image_width": "64"}', "image_width='64' is not an integer"),
+        ('{"beams": 16.5}', 'beams=16.5 is not an integer'),
+        ('{"azimuth_bins": true}', 'azimuth_bins=True is not an integer'),
+        ('{"max_range": "20"}', "max_range='20' is not a number"),
+        ('{"image_mean": 5}', 'image_mean=5 is not a list of numbers'),
+        ('{"image_mean": [0.5, NaN, 0.5]}', r'image_mean=\(0.5, nan, 0.5\) is not valid'),
+        ('{"image_std": [0.2, Infinity, 0.2]}', 'image_std=.* is not valid'),
+        ('{"vertical_fov_deg": [-15, NaN]}', 'vertical_fov_deg=.* is not valid'),
+        ('{"extra": [1]}', r'extra=\[1\] is not an object'),
+    ],
+)
+def test_spec_from_model_metadata_refuses_wrong_types_by_name(text: str, message: str) -> None:
+    # a model's metadata is untrusted text: each bad value is a ConfigError naming it, never a
+    # TypeError from deep in numpy, and never a NaN that makes every frame non-finite
+    with pytest.raises(ConfigError, match=message):
+        PreprocessSpec.from_json(text)
+
+
+def test_spec_takes_integral_floats_as_integers() -> None:
+    spec = PreprocessSpec.from_json('{"image_width": 64.0, "beams": 16.0}')
+    assert (spec.image_width, spec.beams) == (64, 16)
+    assert isinstance(spec.image_width, int)
+    assert spec == PreprocessSpec()
+
+
 def test_spec_sequences_become_tuples_and_bad_ones_are_refused() -> None:
     mean, std = [0.4, 0.5, 0.6], np.array([0.2, 0.3, 0.25])
     listed = PreprocessSpec(image_mean=mean, image_std=std)  # type: ignore[arg-type]
