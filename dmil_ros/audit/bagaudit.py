@@ -418,6 +418,7 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
     except BagReadError as exc:
         info['status'] = 'failed'
         info['errors'].append({'message': str(exc)})
+    collector.add(pipeline.finish())  # frames waiting for a sweep the bag no longer has
     collector.flush(final=True)  # frames read before a read error are audited too
     audited = sum(len(a) for a in collector.rows['stamp'])
     if audited and collector.mask_missing:

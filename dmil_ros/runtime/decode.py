@@ -103,15 +103,16 @@ _RING_NAMES: Final = ('ring', 'line', 'channel')
 
 
 def as_bytes(data: Any, *, topic: str = '', field: str = 'data') -> U8:
-    """A message's byte sequence (numpy array, ``array.array``, bytes or list) as 1-D uint8.
+    """A message's byte sequence (numpy array, ``array.array``, bytes or list) as contiguous
+    1-D uint8 (the decoders view it with strides of their own).
 
-    Zero-copy for anything exporting the buffer protocol.
+    Zero-copy for anything exporting the buffer protocol; a strided uint8 array is copied.
     """
     if isinstance(data, np.ndarray):
         if data.dtype != np.uint8:
             msg = f'{field}: expected uint8 bytes, got dtype {data.dtype}'
             raise DecodeError(msg, topic=topic, field=field, reason='data')
-        return data.reshape(-1)
+        return np.ascontiguousarray(data.reshape(-1))  # no copy when already contiguous
     try:
         return np.frombuffer(memoryview(data).cast('B'), np.uint8)
     except TypeError:
@@ -167,11 +168,8 @@ def _decode_raw(msg: Any, topic: str) -> U8:
         msg_ = f'data has {data.size} bytes, {encoding!r} {width}x{height} needs {need}'
         raise DecodeError(msg_, topic=topic, field='data', reason='size')
     # 1. a strided (rows, row_bytes) view: step padding is skipped without a copy
-    if data.flags.c_contiguous:  # the usual case: a direct view (3x cheaper than as_strided)
-        view = np.ndarray((rows, row_bytes), np.uint8, data, 0, (step, 1))
-        view.flags.writeable = False
-    else:
-        view = np.lib.stride_tricks.as_strided(data, (rows, row_bytes), (step, 1), writeable=False)
+    view = np.ndarray((rows, row_bytes), np.uint8, data, 0, (step, 1))
+    view.flags.writeable = False
     if dtype is np.uint16:
         # 2a. 16-bit: honour is_bigendian, keep the high byte (8 most significant bits)
         wide = np.ascontiguousarray(view).view('>u2' if msg.is_bigendian else '<u2')

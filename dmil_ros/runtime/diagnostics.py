@@ -43,6 +43,13 @@ STALE: Final = 3
 NAME: Final = 'dmil_ros: fusion'
 
 
+def _stamp_lag(camera_ns: int | None, lidar_ns: int | None) -> float:
+    """Seconds the LiDAR's newest stamp trails the camera's (negative: the camera trails)."""
+    if camera_ns is None or lidar_ns is None:
+        return 0.0
+    return (camera_ns - lidar_ns) / 1e9
+
+
 @dataclass(frozen=True)
 class Status:
     """One ``diagnostic_msgs/DiagnosticStatus``: level, name, message, key/value pairs."""
@@ -141,8 +148,31 @@ class DiagnosticsTracker:
         self._last_jumps = p.clock_jumps_back
         silent_cam = (self.silent_for(cam, now) or 0.0) > timeout
         silent_lid = (self.silent_for(lid, now) or 0.0) > timeout
+        lag = _stamp_lag(p.last_camera_ns, p.last_lidar_ns)  # s the LiDAR's stamps trail by
         if silent_cam and silent_lid:
             level, message = ERROR, 'no input: both sensors silent'
+        elif (
+            p.degraded == LIDAR_SILENT and self.silent_for(lid, now) is not None and not silent_lid
+        ):
+            level, message = (
+                ERROR,
+                (
+                    f'degraded: LiDAR {lid!r} publishing, but its stamps trail the camera by '
+                    f'{lag:.2f} s (sensor clocks out of step?); camera only'
+                ),
+            )
+        elif (
+            p.degraded == CAMERA_SILENT
+            and self.silent_for(cam, now) is not None
+            and not silent_cam
+        ):
+            level, message = (
+                ERROR,
+                (
+                    f'degraded: camera {cam!r} publishing, but its stamps trail the LiDAR by '
+                    f'{-lag:.2f} s (sensor clocks out of step?); LiDAR only'
+                ),
+            )
         elif p.degraded == LIDAR_SILENT or silent_lid:
             level, message = ERROR, f'degraded: LiDAR {lid!r} silent, camera only'
         elif p.degraded == CAMERA_SILENT or silent_cam:

@@ -111,6 +111,24 @@ class ApproxTimePairer(Generic[C, L]):
         self._lidars.append((stamp_ns, item))
         return self._resolve()
 
+    def finish(self) -> list[Pair[C, L]]:
+        """End of stream: decide the camera frames still waiting for a later LiDAR message.
+
+        None will come, so each frame's nearest is the newest queued LiDAR message (all queued
+        stamps lie before the waiting frames'); a frame with none within slop is dropped as
+        ``camera_no_match``, as during the stream.
+        """
+        out: list[Pair[C, L]] = []
+        while self._cams:
+            t_cam, cam = self._cams.popleft()
+            if self._lidars and abs(t_cam - self._lidars[-1][0]) <= self.slop_ns:
+                t_lid, lid = self._lidars[-1]
+                out.append(Pair(t_cam, cam, t_lid, lid))
+                self.pairs += 1
+            else:
+                self.drops['camera_no_match'] += 1
+        return out
+
     def take_cameras(self) -> list[tuple[int, C]]:
         """Remove and return every waiting camera frame (used when the LiDAR falls silent)."""
         out = list(self._cams)

@@ -223,6 +223,10 @@ class FusionPipeline:
             self.errors[(topic, 'type')] += 1
             self.last_error = f'topic {topic!r}: {type(msg).__name__} is not usable ({exc})'
             return None
+        except Exception as exc:  # anything else one message triggers costs that message only
+            self.errors[(topic, 'unexpected')] += 1
+            self.last_error = f'topic {topic!r}: message skipped ({type(exc).__name__}: {exc})'
+            return None
         return Prepared(header, tensor, t1 - t0, t2 - t1)
 
     def feed_camera(self, msg: Any) -> list[Job]:
@@ -237,9 +241,10 @@ class FusionPipeline:
         alone = t - ref > self.config.silence_timeout * 1e9
         if alone and self._out_of_order(t, self.last_camera_ns, 'camera'):
             return []
-        self.last_camera_ns = t
+        # the newest stamp: a late frame (dropped by the pairer) must not rewind it
+        self.last_camera_ns = t if self.last_camera_ns is None else max(t, self.last_camera_ns)
         restored: list[Job] = []
-        if self.degraded == CAMERA_SILENT:
+        if self.degraded == CAMERA_SILENT and not self._behind(t, self.last_lidar_ns):
             self.degraded = ''
             # the camera is back: the last sweep run alone may still pair with its first frame
             # (and decides the frames queued before the silence, like any sweep)
@@ -266,8 +271,8 @@ class FusionPipeline:
         alone = t - ref > self.config.silence_timeout * 1e9
         if alone and self._out_of_order(t, self.last_lidar_ns, 'lidar'):
             return []
-        self.last_lidar_ns = t
-        if self.degraded == LIDAR_SILENT:
+        self.last_lidar_ns = t if self.last_lidar_ns is None else max(t, self.last_lidar_ns)
+        if self.degraded == LIDAR_SILENT and not self._behind(t, self.last_camera_ns):
             self.degraded = ''
         if alone:
             self.degraded = CAMERA_SILENT
@@ -275,6 +280,16 @@ class FusionPipeline:
             self._charged_lidar = t  # its decode + preprocess count for the degraded frame
             return [self._alone(prep, camera=False)]
         return [self._pair_job(p.camera, p.lidar) for p in self.pairer.push_lidar(t, prep)]
+
+    def finish(self) -> list[Job]:
+        """End of a recording: the camera frames still waiting for a later sweep, paired with
+        the newest one (:meth:`ApproxTimePairer.finish`); the replay and the audit call it."""
+        return [self._pair_job(p.camera, p.lidar) for p in self.pairer.finish()]
+
+    def _behind(self, t: int, other: int | None) -> bool:
+        """True when stamp ``t`` lies more than ``silence_timeout`` before the other sensor's
+        newest: the sensor is publishing, but its clock is out of step (degraded mode stays)."""
+        return other is not None and other - t > self.config.silence_timeout * 1e9
 
     def _out_of_order(self, t: int, latest: int | None, sensor: str) -> bool:
         """In degraded mode (no pairer), drop and count a repeated or earlier stamp as the

@@ -289,6 +289,7 @@ def replay(
                 bar.set_postfix_str(_progress_text(pipeline, last, wall0), refresh=False)
             if bar is not None:
                 bar.update(1)
+        pending.extend((j, last_log) for j in pipeline.finish())
         emit(pending)
         final = builder.diagnostics(_header_of_ns(last_log), tracker.report(last_log / 1e9))
         writer.write('diagnostics', final, last_log)

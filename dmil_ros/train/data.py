@@ -43,9 +43,9 @@ that hashes the bag's files (names, sizes, mtimes), the data config, the preproc
 and the package version, so a code change never serves stale tensors); the bag's skip counts
 are kept beside it (``.json``) and reported again on a cache hit.
 
-Camera frames still waiting for a LiDAR sweep when the bag ends are counted as
-``<camera_topic>:unpaired``; a cmd_vel message with a non-finite component as
-``<cmd_vel_topic>:non_finite`` (skipped, never labelled).
+Camera frames still waiting for a later LiDAR sweep when the bag ends are paired with the last
+one (:meth:`ApproxTimePairer.finish`, as the replay and the audit do); a cmd_vel message with a
+non-finite component is counted as ``<cmd_vel_topic>:non_finite`` (skipped, never labelled).
 A bag that breaks mid-way yields the pairs read so far, and the error is logged and returned.
 """
 
@@ -220,10 +220,9 @@ def read_bag(
         if not seen[topic]:
             msg = f'bag {str(bag)!r}: no readable message on topic {topic!r}'
             raise DataError(msg)
+    pairs += pairer.finish()  # frames waiting for a sweep the bag no longer has
     for reason, count in pairer.drops.items():
         stats.skipped[f'pairing:{reason}'] += count
-    if pairer.pending_camera:  # the bag ended before a LiDAR sweep could decide them
-        stats.skipped[f'{cfg.camera_topic}:unpaired'] += pairer.pending_camera
     # label and assemble
     order = np.argsort(label_t, kind='stable')
     lt = [label_t[i] for i in order]

@@ -381,6 +381,27 @@ def test_velodyne_layout_from_contract() -> None:
     np.testing.assert_array_equal(out.ring, [3, 15])
 
 
+def test_strided_data_arrays_decode_like_contiguous_ones(rgb: np.ndarray) -> None:
+    """A message built in code may hold a strided uint8 view as ``data`` (review 10, 5)."""
+    fields = [('x', 7, 0), ('y', 7, 4), ('z', 7, 8), ('intensity', 7, 12), ('ring', 4, 16)]
+    pts = [{'x': 1.0 + k, 'y': -2.0, 'z': 0.5 * k, 'intensity': 3.0, 'ring': k} for k in range(5)]
+    cloud = pack_cloud(pts, fields, 18, 5, 1, 0, False)
+    image = typestore().types['sensor_msgs/msg/Image'](
+        header=cloud.header, height=6, width=10, encoding='rgb8', is_bigendian=0, step=30,
+        data=rgb.reshape(-1),
+    )  # fmt: skip
+    expected = (decode_pointcloud2(cloud), decode_image(image))
+    for msg in (cloud, image):
+        spread = np.zeros(2 * msg.data.size, np.uint8)
+        spread[::2] = msg.data
+        msg.data = spread[::2]  # the same bytes, every other one of a bigger buffer
+        assert not msg.data.flags.c_contiguous
+    points, pixels = decode_pointcloud2(cloud), decode_image(image)
+    np.testing.assert_array_equal(points.xyz, expected[0].xyz)
+    np.testing.assert_array_equal(points.ring, expected[0].ring)
+    np.testing.assert_array_equal(pixels, expected[1])
+
+
 def test_non_finite_intensity_reads_as_zero() -> None:
     """A valid point with a NaN / inf intensity is kept, its intensity 0 (a NaN in the range
     image would make every model output NaN)."""

@@ -82,6 +82,14 @@ def test_matches_brute_force(cams: list[int], lids: list[int], slop_ms: int, lag
     assert got == {c: t for c, t in decided.items() if t is not None}
     assert p.drops['camera_no_match'] == sum(t is None for t in decided.values())
     assert p.pending_camera == sum(c > lids[-1] for c in cams)
+    # the end of the stream decides the rest: then every frame is as the brute force says
+    pairs += p.finish()
+    assert {q.camera_stamp // MS: q.lidar_stamp // MS for q in pairs} == {
+        c: t for c, t in ref.items() if t is not None
+    }
+    assert p.drops['camera_no_match'] == sum(t is None for t in ref.values())
+    assert p.pending_camera == 0
+    assert p.pairs == len(pairs)
 
 
 def test_bounded_queue_drops_oldest() -> None:

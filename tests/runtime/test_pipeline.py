@@ -153,6 +153,34 @@ def test_malformed_messages_counted_and_skipped(model: FusionModel, clouds: list
     assert len(run_stream(pipe, clouds, 1.0, start=1.0)) == 19
 
 
+def test_an_unexpected_error_costs_one_message_not_the_stream(
+    model: FusionModel, clouds: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever a decoder raises for one message (here a ValueError), it is counted under the
+    topic with its text, and the next message runs."""
+    import dmil_ros.runtime.pipeline as pipeline_module
+
+    real = pipeline_module.decode_pointcloud2
+    calls = 0
+
+    def flaky(msg: Any, topic: str = '') -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ValueError('ndarray is not contiguous')
+        return real(msg, topic)
+
+    monkeypatch.setattr(pipeline_module, 'decode_pointcloud2', flaky)
+    pipe = FusionPipeline(model)
+    out = run_stream(pipe, clouds, 1.0)
+    assert pipe.errors == {('/lidar/points', 'unexpected'): 1}
+    assert (
+        pipe.last_error
+        == "topic '/lidar/points': message skipped (ValueError: ndarray is not contiguous)"
+    )
+    assert len(out) == 19 - 2  # the two frames nearest the lost sweep find no other within slop
+
+
 def test_lidar_silent_degraded_mode(model: FusionModel, clouds: list[Any]) -> None:
     pipe = FusionPipeline(model, PipelineConfig(silence_timeout=0.5))
     results = run_stream(pipe, clouds, 3.0, lidar_until=1.0)
@@ -266,6 +294,61 @@ def test_first_frame_after_a_camera_outage_pairs_with_the_sweep_before_it(
     back = next(r for r in out if r.header.ns == int(2.02 * 1e9))
     assert not back.degraded
     assert back.lidar_stamp_ns == int(2.007 * 1e9)
+
+
+def test_a_late_message_does_not_rewind_the_sensor_clock(
+    model: FusionModel, clouds: list[Any]
+) -> None:
+    """A sweep (or frame) 0.48 s late, under silence_timeout, is dropped as out of order; it
+    used to set the sensor's newest stamp back, so the next frames ran degraded (review 10, 3)."""
+    for late in ('l', 'c'):
+        pipe = FusionPipeline(model, PipelineConfig(silence_timeout=0.5))
+        events = [(k * 50 * MS, 'c', k) for k in range(40)]
+        events += [(k * 100 * MS + 7 * MS, 'l', k) for k in range(20)]
+        out = feed(pipe, clouds, [e for e in events if e[0] < 1_320 * MS])
+        stamp = 827 * MS if late == 'l' else 850 * MS  # one already seen
+        out += (
+            pipe.push_lidar(cloud_at(clouds, stamp, 0))
+            if late == 'l'
+            else pipe.push_camera(flat_image(stamp, 100))
+        )
+        out += feed(pipe, clouds, [e for e in events if e[0] >= 1_320 * MS])
+        assert not any(r.degraded for r in out)
+        assert pipe.drops[f'{"lidar" if late == "l" else "camera"}_out_of_order'] == 1
+        assert len(out) + 1 == 40  # every frame but the last (it waits for a later sweep)
+
+
+def test_one_sensor_clock_stepping_ahead_is_named_not_called_silence(
+    model: FusionModel, clouds: list[Any]
+) -> None:
+    """The camera's stamps jump 3 s ahead (a time sync step on one sensor) while both keep
+    publishing: the frames run camera-only, the degraded state holds steady instead of
+    flipping at every sweep, and diagnostics name the stamp offset, not a silent LiDAR."""
+    from dmil_ros.runtime.diagnostics import ERROR, DiagnosticsTracker
+
+    pipe = FusionPipeline(model, PipelineConfig(silence_timeout=0.5))
+    tracker = DiagnosticsTracker(pipe)
+    events = [(k * 50 * MS, 'c', k) for k in range(80)]
+    events += [(k * 100 * MS + 7 * MS, 'l', k) for k in range(40)]
+    states = []
+    for t, kind, k in sorted(events):
+        now = t / 1e9  # receive time: both sensors arrive on time
+        if kind == 'c':
+            tracker.arrived(pipe.config.camera_topic, now)
+            step = 3_000 * MS if t >= 2_000 * MS else 0
+            pipe.push_camera(flat_image(t + step, 100))
+        else:
+            tracker.arrived(pipe.config.lidar_topic, now)
+            pipe.push_lidar(cloud_at(clouds, t, k))
+        if t >= 2_600 * MS:
+            states.append(pipe.degraded)
+    assert set(states) == {LIDAR_SILENT}
+    (status,) = tracker.report(3.95)
+    assert status.level == ERROR
+    assert "LiDAR '/lidar/points' publishing, but its stamps trail the camera by 3.0" in (
+        status.message
+    )
+    assert 'silent' not in status.message
 
 
 def test_camera_silent_degraded_mode(model: FusionModel, clouds: list[Any]) -> None:
