@@ -79,7 +79,7 @@ def dataset_pid(
     :data:`BIAS_BITS` with at least :data:`MIN_PER_CELL` frames per occupied (c1, c2) cell, or
     which the worst-case rule allows; when none qualifies (few frames), k = the number of
     classes with a ``warning`` (fewer clusters than classes cannot carry the label: on the
-    127-frame sample bag the worst-case k = 2 put R 1.9 bits below the truth). Measured on
+    sample bag (127 frames) the worst-case k = 2 put R 1.9 bits below the truth). Measured on
     a 2,000-frame simulator bag with the shipped model: the worst-case rule's k = 6 misses the
     ground truth by 0.17 bits, k = 20-30 by 0.035-0.04 (data level).
     """
