@@ -22,6 +22,8 @@ of its readable head, compressed or not; the scan stops at the first record cut 
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import struct
 from collections.abc import Collection, Iterator
 from operator import itemgetter
@@ -252,6 +254,7 @@ class McapSalvager:
         self.issues = issues
         self.schemas: dict[int, str] = {}
         self.channels: dict[int, tuple[str, str]] = {}  # id -> (topic, msgtype)
+        self.unknown_channel = 0  # messages whose channel record was never read
 
     def _issue(self, offset: int | None, message: str) -> None:
         self.issues.append(ReadIssue(str(self.path), offset, message))
@@ -288,6 +291,7 @@ class McapSalvager:
         channel, _, log_time, _ = _MSG_HEAD.unpack(body[: _MSG_HEAD.size])
         entry = self.channels.get(channel)
         if entry is None:
+            self.unknown_channel += 1
             return None
         topic, msgtype = entry
         if self.topics is not None and topic not in self.topics:
@@ -341,11 +345,45 @@ class McapSalvager:
         return self._chunk_messages(memoryview(inner), offset)
 
     def messages(self) -> Iterator[RawMessage]:
-        data = self.path.read_bytes()
-        if not data.startswith(MCAP_MAGIC):
+        """The readable messages, file order; damage is noted in ``issues`` as it is met."""
+        with self.path.open('rb') as f:
+            size = f.seek(0, 2)
+            if size < len(MCAP_MAGIC):
+                self._issue(0, 'not an MCAP file (bad magic)')
+                return
+            # mapped, not read: a multi-GB bag whose recorder died costs page cache, not memory
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            yield from self._scan(memoryview(mapped))
+        finally:
+            if self.unknown_channel:
+                self._issue(
+                    None,
+                    f'{self.unknown_channel} messages on channels whose record was never read: '
+                    'skipped',
+                )
+            with contextlib.suppress(BufferError):  # a view held by a traceback: GC unmaps it
+                mapped.close()
+
+    def _declarations(self, buf: memoryview) -> None:
+        """Register the top-level Schema and Channel records first (the summary section at the
+        end repeats every one), so a damaged chunk that held a channel's first declaration
+        costs that chunk's messages only, not every later message of the channel."""
+        quiet = McapSalvager(self.path, None, [])  # its issues are the scan's to report
+        for op, body, _ in quiet._records(buf, len(MCAP_MAGIC), 0, in_chunk=False):
+            if op in (_OP_SCHEMA, _OP_CHANNEL):
+                try:
+                    quiet._meta(op, body)
+                except _TruncatedError:
+                    continue
+        self.schemas.update(quiet.schemas)
+        self.channels.update(quiet.channels)
+
+    def _scan(self, buf: memoryview) -> Iterator[RawMessage]:
+        if bytes(buf[: len(MCAP_MAGIC)]) != MCAP_MAGIC:
             self._issue(0, 'not an MCAP file (bad magic)')
             return
-        buf = memoryview(data)
+        self._declarations(buf)
         for op, body, offset in self._records(buf, len(MCAP_MAGIC), 0, in_chunk=False):
             try:
                 if op == _OP_CHUNK:

@@ -212,3 +212,56 @@ def test_switch_to_salvage_loses_nothing_at_a_shared_stamp(
     got = sorted((m.timestamp, m.topic, m.data) for m in reader)
     assert reader.mode == 'salvage'
     assert got == sorted(rows)  # each exactly once
+
+
+def test_a_damaged_first_chunk_costs_its_own_messages_only(tmp_path: Path) -> None:
+    """rosbags declares each channel inside the first chunk that uses it; the summary section
+    repeats the declarations. A damaged first chunk used to lose every later message (their
+    channel was never read); now it loses its own (review 10, audit 1)."""
+    from rosbags.rosbag2 import CompressionFormat, CompressionMode
+    from rosbags.rosbag2.storage_mcap import McapReader
+
+    store = typestore()
+    rows = []  # 20 kB messages of letters on two topics: about 1 MB chunks
+    for i in range(150):
+        text = ''.join(random.Random(i).choices('ABCDEFGH', k=20_000))
+        data = bytes(store.serialize_cdr(store.types[STRING](data=text), STRING))
+        rows.append((10**18 + i, '/a' if i % 3 else '/b', data))
+    write_bag_at(
+        tmp_path / 'bag', rows, set_compression=(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+    )
+    file = tmp_path / 'bag' / 'bag.mcap'
+    intact = McapReader(file)
+    intact.open()
+    chunks = sorted(intact.chunks, key=lambda c: c.chunk_start_offset)
+    intact.close()
+    assert len(chunks) >= 3
+    first_end = chunks[0].message_end_time
+    data = bytearray(file.read_bytes())
+    at = chunks[0].chunk_start_offset + 9 + 60  # inside the first chunk's zstd stream
+    data[at : at + 4] = bytes(b ^ 0xFF for b in data[at : at + 4])
+    file.write_bytes(bytes(data))
+    got = RobustReader(tmp_path / 'bag')
+    messages = [(m.timestamp, m.topic, m.data) for m in got]
+    assert got.mode == 'salvage'
+    assert messages == [r for r in rows if r[0] > first_end]
+    assert not any('never read' in i.message for i in got.issues)
+
+
+def test_messages_of_a_channel_never_declared_are_counted(tmp_path: Path) -> None:
+    """Without the summary (the file cut short) and with the first chunk damaged, nothing
+    declares the channel: the messages are lost, and the read says how many."""
+    rows = messages_of(tmp_path, 10)
+    write_bag_at(tmp_path / 'bag', rows)
+    file = tmp_path / 'bag' / 'bag.mcap'
+    data = bytearray(file.read_bytes())
+    channel = data.index(b'/a') - 4 - 4  # the channel record's body: id u16, schema id u16
+    data[channel : channel + 2] = struct.pack('<H', 999)  # declares another channel id
+    (summary_start,) = struct.unpack_from('<Q', data, len(data) - 8 - 20)
+    file.write_bytes(bytes(data[:summary_start]))  # no summary: nothing declares channel 1
+    got = RobustReader(file)
+    assert list(got) == []
+    assert any(
+        i.message == '10 messages on channels whose record was never read: skipped'
+        for i in got.issues
+    )
