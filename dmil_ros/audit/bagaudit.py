@@ -108,14 +108,46 @@ def _degrade(info: dict[str, Any], *errors: dict[str, Any]) -> None:
     info['errors'].extend(errors)
 
 
+SCORE_OUTPUTS = ('probs', 'probs_camera', 'probs_lidar', 'probs_joint')
+"""Outputs the audit reads as action probabilities (raw scores get a softmax)."""
+
+
+def is_distribution(values: F32) -> bool:
+    """True when every finite row of ``values`` (B, K) is a probability vector (1e-3)."""
+    rows = values[np.isfinite(values).all(axis=1)]  # (B', K)
+    return bool(
+        (rows >= 0).all() and (rows <= 1).all() and np.allclose(rows.sum(axis=1), 1, atol=1e-3)
+    )
+
+
+def softmax(values: F32) -> F32:
+    """Row-wise softmax of raw action scores (B, K); a non-finite row stays non-finite."""
+    shifted = values - values.max(axis=1, keepdims=True)  # (B, K)
+    e = np.exp(shifted)
+    return np.asarray(e / e.sum(axis=1, keepdims=True), np.float32)
+
+
 class _RecordingModel(FusionModel):
-    """A FusionModel fetching every output and remembering the last batch's outputs."""
+    """A FusionModel fetching every output and remembering the last batch's outputs.
+
+    Any model returning action scores can be audited (issue #8): an output of
+    :data:`SCORE_OUTPUTS` whose rows are not probability vectors (logits) is turned into
+    probabilities by a softmax, from then on for the whole bag; ``softmaxed`` names them.
+    """
 
     last: dict[str, F32]
+    softmaxed: set[str]
 
     def run(self, image: F32, lidar: F32) -> dict[str, F32]:
-        out = super().run(image, lidar)
+        out = self.as_probabilities(super().run(image, lidar))
         self.last = out
+        return out
+
+    def as_probabilities(self, out: dict[str, F32]) -> dict[str, F32]:
+        for name in SCORE_OUTPUTS:
+            if name in out and (name in self.softmaxed or not is_distribution(out[name])):
+                self.softmaxed.add(name)
+                out[name] = softmax(out[name])
         return out
 
 
@@ -136,10 +168,12 @@ def load_model(options: BagOptions) -> _RecordingModel:
         cached = _MODELS.get(key)
         if cached is not None:
             cached.last = {}
+            cached.softmaxed = set()
             return cached
     model = _RecordingModel(options.model, provider='cpu', threads=options.threads)
     model.outputs = model.info.outputs  # every output, not only the node's
     model.last = {}
+    model.softmaxed = set()
     if key is not None:
         if len(_MODELS) >= 4:
             _MODELS.clear()
@@ -273,8 +307,9 @@ class _Collector:
             cam_only, lid_only = masked_inputs(
                 self.stats, image, lidar, stamps, seed=self.options.seed, draw=draw
             )
-            p_cam += FusionModel.run(self.model, *cam_only)['probs']
-            p_lid += FusionModel.run(self.model, *lid_only)['probs']
+            # the plain run: the recorded outputs stay the pipeline's batch
+            p_cam += self.model.as_probabilities(FusionModel.run(self.model, *cam_only))['probs']
+            p_lid += self.model.as_probabilities(FusionModel.run(self.model, *lid_only))['probs']
         self.inference_s += time.perf_counter() - t0
         k = float(self.options.mask_samples)
         return (p_cam / k).astype(np.float32), (p_lid / k).astype(np.float32)
@@ -427,6 +462,22 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
             {
                 'message': f'masking: {len(collector.profile_jobs)} usable frame(s), at least 2 '
                 'needed to profile the inputs: no unimodal predictions (p_camera, p_lidar NaN)'
+            },
+        )
+    if model.softmaxed:
+        info['softmax_applied'] = sorted(model.softmaxed)
+        logger.warning(
+            '%s: model outputs %s are raw scores, not probabilities: softmax applied',
+            path,
+            sorted(model.softmaxed),
+        )
+    non_finite = pipeline.errors[('model', 'non_finite_output')]
+    if non_finite:
+        _degrade(
+            info,
+            {
+                'message': f'model {options.model!r}: non-finite action scores for {non_finite} '
+                'frames: no action for them, left out of the model-level terms'
             },
         )
     for (topic, why), count in sorted(unusable.items()):

@@ -23,6 +23,7 @@ with a ``bag.json`` whose key matches is finished, and a resumed audit skips it.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,8 +118,8 @@ def load(directory: Path) -> BagResult:
         info = json.loads((directory / 'bag.json').read_text())
         with np.load(directory / 'frames.npz', allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in ARRAYS}
-    except (OSError, KeyError, ValueError) as exc:
-        msg = f'{directory}: unreadable bag result ({exc})'
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        msg = f'{directory}: unreadable bag result ({type(exc).__name__}: {exc})'
         raise AuditInputError(msg) from exc
     return BagResult(str(info.get('name', directory.name)), arrays, info)
 

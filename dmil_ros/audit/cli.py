@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dmil_ros.audit.bagaudit import BagOptions
+    from dmil_ros.audit.bagaudit import BagOptions, load_model
     from dmil_ros.audit.errors import AuditError
     from dmil_ros.audit.merge import MergeOptions
     from dmil_ros.audit.runner import AuditOptions, run_audit
@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         report=not args.no_report,
     )
+    load_model(options.bag)  # once, up front: a model that cannot be audited stops here (exit 2)
     summary = run_audit(args.bags, args.out, options)
     frames = summary['frames']
     logger.info(
@@ -129,4 +130,5 @@ def run(args: argparse.Namespace) -> int:
     )
     for err in summary['errors'][:10]:
         logger.warning('bag %s: %s', err.get('bag'), err.get('message'))
-    return 0
+    # 1: the summary is written, but a bag gave nothing (what a script running audits checks)
+    return 1 if frames['failed_bags'] else 0

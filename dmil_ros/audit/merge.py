@@ -152,7 +152,9 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
     n = len(names)
     bag_arr = np.array(names, dtype=object)
     probs = arrays['probs'].astype(np.float64)
-    pred = probs.argmax(axis=1).astype(np.int64) if n else np.zeros(0, np.int64)
+    # the model's action; -1 where its scores are not finite (counted in the bag's errors)
+    valid = np.isfinite(probs).all(axis=1)
+    pred = np.where(valid, probs.argmax(axis=1), -1).astype(np.int64)
     label = arrays['label'].astype(np.int64)
     p_cam = arrays['p_camera'].astype(np.float64)
     p_lid = arrays['p_lidar'].astype(np.float64)
@@ -160,7 +162,9 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
     f_cam = arrays['feat_camera'].astype(np.float64)
     f_lid = arrays['feat_lidar'].astype(np.float64)
     usable = (
-        np.isfinite(p_cam).all(1)
+        valid
+        & np.isfinite(p_joint).all(1)
+        & np.isfinite(p_cam).all(1)
         & np.isfinite(p_lid).all(1)
         & np.isfinite(f_cam).all(1)
         & np.isfinite(f_lid).all(1)
@@ -260,7 +264,7 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
         if n
         else np.zeros(0, np.int32),
         'stamp': arrays['stamp'],
-        'action': [ACTIONS[int(a)] for a in pred],
+        'action': [ACTIONS[int(a)] if a >= 0 else '' for a in pred],
         'label': [ACTIONS[int(a)] if a >= 0 else '' for a in label],
         'alert': arrays['alert'].astype(bool),
         'spike': in_spike,

@@ -47,8 +47,8 @@ from typing import Any
 
 from dmil_ros.atomic import atomic_write_text, remove_stale_temporaries
 from dmil_ros.audit import bagresult
-from dmil_ros.audit.bagaudit import BagOptions, audit_bag
-from dmil_ros.audit.errors import AuditError
+from dmil_ros.audit.bagaudit import SIDE_CAR, BagOptions, audit_bag
+from dmil_ros.audit.errors import AuditError, AuditInputError
 from dmil_ros.audit.merge import MergeOptions, merge
 from dmil_ros.bagio.reader import storage_kind
 
@@ -95,6 +95,7 @@ def find_bags(paths: Sequence[str | Path]) -> list[Path]:
             msg = f'bag {str(path)!r} does not exist'
             raise AuditError(msg)
         if _is_bag(path):
+            _refuse_mixed(path)
             found.append(path)
             continue
         inner = sorted(p for p in path.iterdir() if _is_bag(p)) if path.is_dir() else []
@@ -103,6 +104,22 @@ def find_bags(paths: Sequence[str | Path]) -> list[Path]:
             raise AuditError(msg)
         found.extend(inner)
     return found
+
+
+def _refuse_mixed(path: Path) -> None:
+    """A folder without ``metadata.yaml`` holding loose storage files *and* bag folders is
+    ambiguous (one bag whose recorder died, or a folder of bags plus a stray file): refused,
+    rather than silently auditing one reading of it."""
+    if not path.is_dir() or (path / 'metadata.yaml').is_file():
+        return
+    folders = sorted(p.name for p in path.iterdir() if p.is_dir() and _is_bag(p))
+    if folders:
+        loose = sorted(p.name for p in path.iterdir() if p.is_file() and storage_kind(p))
+        msg = (
+            f'{str(path)!r} holds loose storage files {loose} and bag folders {folders} and no '
+            'metadata.yaml: name the bags (or the storage files) themselves'
+        )
+        raise AuditError(msg)
 
 
 def _safe(text: str) -> str:
@@ -164,9 +181,11 @@ def storage_files(bag: Path) -> list[Path]:
 
 def bag_key(bag: Path, options_key: str) -> str:
     """The resume key of one bag: the options' key, the bag's resolved path and the size and
-    mtime (ns) of each of its files, so a result is reused only for the same, unchanged bag."""
+    mtime (ns) of each of its files and of its ground-truth sidecar, so a result is reused
+    only for the same, unchanged bag."""
     files = []
-    for p in storage_files(bag):
+    sidecar = (bag if bag.is_dir() else bag.parent) / SIDE_CAR  # ground truth read with the bag
+    for p in [*storage_files(bag), *([sidecar] if sidecar.is_file() else [])]:
         st = p.stat()
         files.append([p.name, st.st_size, st.st_mtime_ns])
     return json.dumps(
@@ -322,9 +341,15 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     remove_stale_temporaries(out)
     jobs: list[Job] = []
     skipped = []
+    finished: dict[str, bagresult.BagResult] = {}  # results of an earlier run, read back
     for path, name, key in zip(bags, names, keys, strict=True):
         bag_dir = out / 'bags' / name
         if options.resume and bagresult.is_done(bag_dir, key):
+            try:
+                finished[name] = bagresult.load(bag_dir)
+            except AuditInputError as exc:  # marked done, but damaged since: audit it again
+                logger.warning('%s; auditing the bag again', exc)
+        if name in finished:
             skipped.append(name)
             remove_stale_temporaries(bag_dir)  # of an earlier audit killed mid-write
         else:
@@ -350,8 +375,17 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     bag_entries: list[dict[str, Any]] = []
     for path, name, key in zip(bags, names, keys, strict=True):
         bag_dir = out / 'bags' / name
-        if bagresult.is_done(bag_dir, key):
-            res = bagresult.load(bag_dir)
+        res = finished.get(name)
+        if res is None and bagresult.is_done(bag_dir, key):
+            try:
+                res = bagresult.load(bag_dir)
+            except AuditInputError as exc:  # written by this run, unreadable now: say so
+                accounts[name] = {
+                    'name': name,
+                    'status': 'failed',
+                    'errors': [{'message': str(exc)}],
+                }
+        if res is not None:
             results.append(res)
             entry = dict(res.info)
         else:
@@ -373,6 +407,7 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
         'kind': ','.join(sorted(kinds)) or 'unknown',  # metadata dmil_ros.kind, else 'foreign'
         'unimodal': ','.join(sorted(unimodal)) or 'unknown',
         'alert_source': ','.join(sorted(alert_sources)) or None,  # what the node's alarm reads
+        'softmax_applied': sorted({n for e in bag_entries for n in e.get('softmax_applied', ())}),
     }
     summary['bags'] = [
         {

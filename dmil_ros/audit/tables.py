@@ -19,7 +19,7 @@ One row per fused frame (camera image + paired cloud), in bag order then time or
 =====================  ==================================================================
 ``bag``, ``index``     bag name, frame index within the bag
 ``stamp``              camera header stamp, ns since the epoch (int64)
-``action``             the model's action (argmax of ``probs``)
+``action``             the model's action (argmax of ``probs``), '' where they are not finite
 ``prob_<action>``      the model's action probabilities
 ``gate_<component>``   DMIL gates (NaN when the model has none)
 ``lsmi_model_<c>``     LSMI terms (bits) with the model's prediction as target (the model's

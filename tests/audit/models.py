@@ -33,7 +33,11 @@ from dmil_ros.runtime.preprocess import PreprocessSpec
 W = np.array([[3.0, -3.0, 0.0, 0.0], [0.0, 0.0, 3.0, -3.0], [4.0, 4.0, -4.0, -4.0]], np.float32)
 
 
-def build(path: Path, heads: bool = False) -> Path:
+def build(
+    path: Path, heads: bool = False, scores: bool = False, nan_below: float | None = None
+) -> Path:
+    """``scores``: ``probs`` holds the raw scores (no softmax); ``nan_below``: ``probs`` is NaN
+    for frames whose image feature ``a`` (2 x mean of the image input) is below it."""
     spec = PreprocessSpec()
     inputs = [
         helper.make_tensor_value_info('image', TensorProto.FLOAT, ['B', *spec.image_shape]),
@@ -46,6 +50,7 @@ def build(path: Path, heads: bool = False) -> Path:
         numpy_helper.from_array(np.array([[2.0, -2.0, 0.0, 0.0]], np.float32), 'WA'),
         numpy_helper.from_array(np.array([[0.0, 0.0, 2.0, -2.0]], np.float32), 'WB'),
     ]
+    soft: dict[str, int] = {} if scores else {'axis': 1}
     nodes = [
         helper.make_node('ReduceMean', ['image'], ['a0'], axes=[1, 2, 3], keepdims=0),
         helper.make_node('ReduceMean', ['lidar'], ['b0'], axes=[1, 2, 3], keepdims=0),
@@ -57,8 +62,21 @@ def build(path: Path, heads: bool = False) -> Path:
         helper.make_node('Mul', ['a', 'b'], ['ab']),
         helper.make_node('Concat', ['a', 'b', 'ab'], ['f'], axis=1),
         helper.make_node('MatMul', ['f', 'W'], ['logits']),
-        helper.make_node('Softmax', ['logits'], ['probs'], axis=1),
+        helper.make_node('Identity' if scores else 'Softmax', ['logits'], ['p0'], **soft),
     ]
+    if nan_below is None:
+        nodes.append(helper.make_node('Identity', ['p0'], ['probs']))
+    else:  # p0 + 0 * sqrt(a - nan_below): NaN where a < nan_below
+        inits += [
+            numpy_helper.from_array(np.array([nan_below], np.float32), 'NB'),
+            numpy_helper.from_array(np.array([0.0], np.float32), 'ZERO'),
+        ]
+        nodes += [
+            helper.make_node('Sub', ['a', 'NB'], ['d0']),
+            helper.make_node('Sqrt', ['d0'], ['d1']),
+            helper.make_node('Mul', ['d1', 'ZERO'], ['d2']),
+            helper.make_node('Add', ['p0', 'd2'], ['probs']),
+        ]
     inits.append(numpy_helper.from_array(np.array([1], np.int64), 'ax'))
     outs = ['probs']
     if heads:

@@ -105,7 +105,7 @@ def test_masking_profiled_when_the_last_batch_is_full(
 ) -> None:
     """A bag shorter than the masking profile whose frame count is a multiple of --batch."""
     bag = tmp_path / 'short'
-    write_small_bag(bag, frames=40)  # 39 audited frames: the first image precedes any sweep
+    write_small_bag(bag, frames=39)  # 39 audited frames: 3 batches of 13
     out = tmp_path / 'out'
     args = ['audit', str(bag), '--out', str(out), '--model', str(fleet / 'foreign.onnx')]
     assert main([*args, '--clusters', '2', '--workers', '1', '--no-report', '--batch', batch]) == 0
@@ -172,9 +172,17 @@ def test_resume_skips_finished_bags(fleet: Path, tmp_path: Path) -> None:
     assert np.allclose(gates.sum(1), 1.0, atol=1e-5)
 
 
-def test_bad_arguments(fleet: Path, tmp_path: Path) -> None:
+def test_bad_arguments(fleet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ['audit', str(fleet / 'bags'), '--out', str(tmp_path / 'x')]
     assert main([*args, '--model', str(tmp_path / 'none.onnx')]) == 2
+    # a model the audit cannot run is refused once, up front, naming the file and the reason
+    # (it used to fail every bag and exit 0 with an empty table)
+    from tests.runtime.contract_models import build_model
+
+    wrong = build_model(tmp_path / 'wrong.onnx', input_shapes={'image': ['B', 3, 32, 32]})
+    assert main([*args, '--model', str(wrong)]) == 2
+    assert "wrong.onnx': input 'image' has shape" in capsys.readouterr().err
+    assert not (tmp_path / 'x').exists()
     assert (
         main(
             [

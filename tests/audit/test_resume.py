@@ -34,15 +34,12 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build(tmp_path_factory.mktemp('model') / 'heads.onnx', heads=True)
 
 
-def _audit(model: Path, out: Path, *bags: Path, extra: tuple[str, ...] = ()) -> dict:
+def _audit(
+    model: Path, out: Path, *bags: Path, extra: tuple[str, ...] = (), code: int = 0
+) -> dict:
     args = ['audit', *map(str, bags), '--out', str(out), '--model', str(model)]
-    assert main([*args, '--clusters', '2', '--workers', '1', '--no-report', *extra]) == 0
+    assert main([*args, '--clusters', '2', '--workers', '1', '--no-report', *extra]) == code
     return json.loads((out / 'summary.json').read_text())
-
-
-def _paired(frames: int) -> int:
-    """Audited frames of a small bag: its first camera frame precedes the first sweep."""
-    return frames - 1
 
 
 def _frames(summary: dict) -> dict[str, int]:
@@ -71,10 +68,10 @@ def test_resume_with_an_added_bag_keeps_every_bag_its_own_result(
     write_small_bag(bags / 'drive.002', frames=24)
     out = tmp_path / 'out'
     first = _frames(_audit(model, out, bags))
-    assert first == {'drive.001': _paired(40), 'drive.002': _paired(24)}
+    assert first == {'drive.001': 40, 'drive.002': 24}
     write_small_bag(bags / 'drive.000', frames=30)
     again = _audit(model, out, bags)
-    want = {'drive.000': _paired(30), 'drive.001': _paired(40), 'drive.002': _paired(24)}
+    want = {'drive.000': 30, 'drive.001': 40, 'drive.002': 24}
     assert _frames(again) == want
     assert again['frames']['total'] == sum(want.values())
     assert {b['name']: b['resumed'] for b in again['bags']} == {
@@ -88,9 +85,9 @@ def test_resume_ignores_another_bag_of_the_same_name(model: Path, tmp_path: Path
     write_small_bag(tmp_path / 'one' / 'hallway', frames=40)
     write_small_bag(tmp_path / 'two' / 'hallway', frames=20)
     out = tmp_path / 'out'
-    assert _frames(_audit(model, out, tmp_path / 'one' / 'hallway')) == {'hallway': _paired(40)}
+    assert _frames(_audit(model, out, tmp_path / 'one' / 'hallway')) == {'hallway': 40}
     second = _audit(model, out, tmp_path / 'two' / 'hallway')
-    assert _frames(second) == {'hallway': _paired(20)}
+    assert _frames(second) == {'hallway': 20}
     assert second['bags'][0]['resumed'] is False
 
 
@@ -102,10 +99,10 @@ def test_resume_redoes_a_bag_whose_files_changed(model: Path, tmp_path: Path) ->
     storage.write_bytes(full[: len(full) // 2])
     out = tmp_path / 'out'
     cut = _frames(_audit(model, out, bag))['bag']
-    assert 0 < cut < _paired(40)
+    assert 0 < cut < 40
     storage.write_bytes(full)  # the complete copy put back
     again = _audit(model, out, bag)
-    assert _frames(again) == {'bag': _paired(40)}
+    assert _frames(again) == {'bag': 40}
     assert again['bags'][0]['resumed'] is False
 
 
@@ -115,14 +112,14 @@ def test_no_resume_drops_the_old_result_of_a_bag_that_now_raises(
     bag = tmp_path / 'bag'
     write_small_bag(bag, frames=40)
     out = tmp_path / 'out'
-    assert _frames(_audit(model, out, bag)) == {'bag': _paired(40)}
+    assert _frames(_audit(model, out, bag)) == {'bag': 40}
 
     def boom(*_: object) -> None:
         msg = 'worker died'
         raise RuntimeError(msg)
 
     monkeypatch.setattr(runner, 'audit_bag', boom)
-    again = _audit(model, out, bag, extra=('--no-resume',))
+    again = _audit(model, out, bag, extra=('--no-resume',), code=1)  # the bag failed
     assert again['bags'][0]['status'] == 'failed'
     assert again['frames']['total'] == 0
     assert any('worker died' in e['message'] for e in again['errors'])
@@ -178,3 +175,46 @@ def test_results_of_an_older_result_version_are_recomputed(
     assert _audit(model, out, bag)['bags'][0]['resumed'] is True
     monkeypatch.setattr(bagaudit, 'RESULT_VERSION', bagaudit.RESULT_VERSION + 1)
     assert _audit(model, out, bag)['bags'][0]['resumed'] is False
+
+
+def test_a_changed_ground_truth_sidecar_is_not_served_from_the_old_result(
+    model: Path, tmp_path: Path
+) -> None:
+    bag = tmp_path / 'bag'
+    write_small_bag(bag, frames=20)
+    out = tmp_path / 'out'
+    (bag / 'ground_truth.json').write_text(json.dumps({'mix_pid': {'synergy': 0.5}}))
+    _audit(model, out, bag)
+    (bag / 'ground_truth.json').write_text(json.dumps({'mix_pid': {'synergy': 0.25}}))
+    again = _audit(model, out, bag)
+    assert not again['bags'][0]['resumed']  # the sidecar is read with the bag
+    (bag / 'ground_truth.json').unlink()
+    assert not _audit(model, out, bag)['bags'][0]['resumed']
+    assert _audit(model, out, bag)['bags'][0]['resumed']  # unchanged since: reused
+
+
+def test_a_damaged_finished_result_is_audited_again(model: Path, tmp_path: Path) -> None:
+    """bag.json says done, but frames.npz is empty or cut short (a disk full, a power cut):
+    the bag is audited again instead of the whole audit dying on the file."""
+    bag = tmp_path / 'bag'
+    write_small_bag(bag, frames=20)
+    out = tmp_path / 'out'
+    _audit(model, out, bag)
+    result = out / 'bags' / 'bag' / 'frames.npz'
+    for damage in (b'', result.read_bytes()[:100]):
+        result.write_bytes(damage)
+        again = _audit(model, out, bag)
+        assert again['bags'][0] | {'resumed': False} == again['bags'][0]  # recomputed
+        assert _frames(again) == {'bag': 20}
+
+
+def test_a_folder_of_bags_with_a_loose_storage_file_is_refused(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / 'mixed'
+    write_small_bag(root / 'drive', frames=10)
+    shutil.copy(next((root / 'drive').glob('*.mcap')), root / 'stray.mcap')
+    args = ['audit', str(root), '--out', str(tmp_path / 'out'), '--model', str(model)]
+    assert main(args) == 2  # it used to audit the stray file alone and skip the bag folder
+    err = capsys.readouterr().err
+    assert "loose storage files ['stray.mcap'] and bag folders ['drive']" in err

@@ -32,9 +32,9 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build(tmp_path_factory.mktemp('model') / 'heads.onnx', heads=True)
 
 
-def _audit(model: Path, out: Path, *bags: Path) -> dict:
+def _audit(model: Path, out: Path, *bags: Path, code: int = 0) -> dict:
     args = ['audit', *map(str, bags), '--out', str(out), '--model', str(model)]
-    assert main([*args, '--clusters', '2', '--workers', '1', '--no-report']) == 0
+    assert main([*args, '--clusters', '2', '--workers', '1', '--no-report']) == code
     return json.loads((out / 'summary.json').read_text())
 
 
@@ -49,7 +49,7 @@ def test_unreadable_bags_are_failed_not_partial(model: Path, tmp_path: Path) -> 
     head.write_bytes(data[:200])  # header only, no complete chunk
     cut = tmp_path / 'files' / 'cut.mcap'
     cut.write_bytes(data[: len(data) // 2])
-    summary = _audit(model, tmp_path / 'out', good, empty, head, cut)
+    summary = _audit(model, tmp_path / 'out', good, empty, head, cut, code=1)  # 2 failed
     status = {b['name']: (b['status'], b['frames']) for b in summary['bags']}
     assert status['empty'] == ('failed', 0)
     assert status['head'] == ('failed', 0)
