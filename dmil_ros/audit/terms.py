@@ -88,7 +88,6 @@ class TermsConfig:
     """LSMI settings of the audit."""
 
     n_components: int = 16
-    specificity: str = 'kernel'
     density_dims: int = 8
     seed: int = 0
 
@@ -167,10 +166,7 @@ def lsmi_frames(  # noqa: PLR0917 - the six per-frame arrays, in the estimator's
     f1 = reduce_features(feat_camera[rows], cfg.density_dims)
     f2 = reduce_features(feat_lidar[rows], cfg.density_dims)
     probs = [_normalise(p[rows][:, kept]) for p in (p_camera, p_lidar, p_joint)]
-    options: dict[str, object] = {'n_components': cfg.n_components, 'seed': cfg.seed}
-    if 'specificity' in LSMIConfig.__dataclass_fields__:
-        options['specificity'] = cfg.specificity
-    est = LSMI(LSMIConfig(**options))  # type: ignore[arg-type]
+    est = LSMI(LSMIConfig(n_components=cfg.n_components, seed=cfg.seed))
     heads = {'probs_1': probs[0], 'probs_2': probs[1], 'probs_12': probs[2]}
     # one BLAS/OpenMP thread: EM on small mixtures is 10-25x faster than with busy-waiting
     # thread pools on a shared 2-core machine (measured: 16 kernels, 1500 points, 3.7 s -> 0.15 s)
@@ -231,7 +227,9 @@ def broja_frames(
     with threadpool_limits(1):
         est.fit(f1, f2, y, n_classes=len(ACTIONS))
         pw = est.pointwise(f1, f2, y)
-    out[rows] = np.column_stack([pw.redundancy, pw.unique_1, pw.unique_2, pw.synergy])
+    terms = np.column_stack([pw.redundancy, pw.unique_1, pw.unique_2, pw.synergy])  # (M, 4)
+    terms[~pw.seen] = np.nan  # left out of the histogram by the label floor: no evidence
+    out[rows] = terms
     pid = est.pid
     r, u1, u2, syn = (
         float(getattr(pid, k)) for k in ('redundancy', 'unique_1', 'unique_2', 'synergy')

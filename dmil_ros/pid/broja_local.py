@@ -363,7 +363,13 @@ class BROJALocalModule(nn.Module):
 
 @dataclass(frozen=True)
 class BROJALocalPointwise:
-    """Per-sample terms (N,) in bits and the cluster ids."""
+    """Per-sample terms (N,) in bits and the cluster ids.
+
+    ``seen``: the sample's (cluster, label) pairs of both modalities are in the fitted
+    histogram. Where not (left out by ``label_floor``, or never met) the terms are bounded by
+    the log floors (s = 0, but a unique term near -60 bits): no evidence, so leave those
+    samples out of any average (the mean identities hold over the histogram's samples).
+    """
 
     redundancy: FloatArray
     unique_1: FloatArray
@@ -371,6 +377,7 @@ class BROJALocalPointwise:
     synergy: FloatArray
     cluster_1: NDArray[np.int64]
     cluster_2: NDArray[np.int64]
+    seen: NDArray[np.bool_]
 
 
 class BROJALocal:
@@ -558,5 +565,8 @@ class BROJALocal:
                 out = mod(f1, f2, y)
             c1 = mod.assign(f1, 1).numpy()
             c2 = mod.assign(f2, 2).numpy()
-        o = out.double().numpy()
-        return BROJALocalPointwise(o[:, 0], o[:, 1], o[:, 2], o[:, 3], c1, c2)
+        o = out.double().numpy()  # (N, 4)
+        joint = self.tables[v].joint  # (n1, n2, ny)
+        y_np = labels_.astype(np.int64)
+        seen = (joint.sum(1)[c1, y_np] > 0) & (joint.sum(0)[c2, y_np] > 0)  # (N,)
+        return BROJALocalPointwise(o[:, 0], o[:, 1], o[:, 2], o[:, 3], c1, c2, seen)

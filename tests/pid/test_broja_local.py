@@ -235,6 +235,30 @@ def test_label_floor_keeps_one_sensor_frames_quiet() -> None:
         BROJALocal(label_floor=1.0)
 
 
+def test_frames_left_out_by_the_label_floor_are_marked_unseen() -> None:
+    # 1 % label noise: the floor leaves the noisy frames out of the histogram; their unique
+    # terms sit at the log floors (~ -60 bits), so they are marked, and the means over the
+    # seen frames are the table's (the audit averaged them in: R 0.09 instead of 0.25)
+    from dmil_ros.audit.terms import broja_frames
+
+    task = make_task({'RDN': 1, 'UNQ1': 1, 'UNQ2': 1, 'XOR': 1}, seed=0)
+    sample = task.sample(4000, seed=1)
+    y = sample.labels.copy()
+    flip = np.random.default_rng(2).random(len(y)) < 0.01
+    y[flip] = 1 - y[flip]
+    est = BROJALocal(n_clusters=12, pca_dim=5, variant='dual', label_floor=0.02)
+    est.fit(sample.features_1, sample.features_2, y)
+    pw = est.pointwise(sample.features_1, sample.features_2, y)
+    assert est.table is not None
+    assert 0 < est.dropped == int((~pw.seen).sum())
+    terms = np.column_stack([pw.redundancy, pw.unique_1, pw.unique_2, pw.synergy])
+    assert terms[~pw.seen].min() < -30
+    np.testing.assert_allclose(terms[pw.seen].mean(0), est.table.means(), atol=1e-4)
+    audit = broja_frames(sample.features_1, sample.features_2, y, 12)
+    assert int(np.isnan(audit.terms).any(1).sum()) == est.dropped
+    np.testing.assert_allclose(np.nanmean(audit.terms, 0), est.table.means(), atol=1e-4)
+
+
 @pytest.mark.parametrize('shape', [(3, 4, 2), (6, 5, 3), (9, 7, 4)])
 def test_label_by_label_dual_fit_equals_the_joint_fit(shape: tuple[int, int, int]) -> None:
     """The per-label least squares give the one big fit's minimum-norm solution."""
