@@ -91,6 +91,7 @@ def dataset_pid(
     if n < 2 * (n_clusters or 2):
         return None, {'error': f'{n} usable frames: too few for {n_clusters} clusters'}
     from dmil_ros.pid import cvx_pid
+    from dmil_ros.pid.errors import PIDInputError
 
     rule = default_clusters(n, classes, None)
     # fewer clusters than classes cannot carry the label's information (2 clusters per sensor
@@ -105,7 +106,10 @@ def dataset_pid(
     for k in ks:
         if 2 * k > n:
             continue
-        res = cvx_pid(f1[rows], f2[rows], target[rows], n_clusters=k, seed=seed)
+        try:
+            res = cvx_pid(f1[rows], f2[rows], target[rows], n_clusters=k, seed=seed)
+        except PIDInputError as exc:  # e.g. features the estimator refuses: no estimate
+            return None, {'error': f'{n} usable frames: {exc}'}
         bias = occupied_bias_bits(res.histogram)
         cells = int((res.histogram.sum(axis=2) > 0).sum())
         if n_clusters or k <= rule or (bias <= BIAS_BITS and n >= MIN_PER_CELL * cells):

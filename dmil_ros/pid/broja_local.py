@@ -101,6 +101,7 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
+from dmil_ros.pid.checks import count, count_pair
 from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.lsmi import check_inputs, check_widths, class_count, normalised_probs
 from dmil_ros.pid.measures import normalise
@@ -404,9 +405,10 @@ class BROJALocal:
     ) -> None:
         if not 0.0 <= label_floor < 1.0:
             raise PIDInputError(f'label_floor: {label_floor!r} not in [0, 1)')
-        ks = (n_clusters, n_clusters) if isinstance(n_clusters, int) else tuple(n_clusters)
-        if len(ks) != 2 or min(ks) < 1 or (pca_dim is not None and pca_dim < 1):
-            raise PIDInputError(f'n_clusters {n_clusters!r} / pca_dim {pca_dim!r} must be >= 1')
+        ks = count_pair('n_clusters', n_clusters)
+        if pca_dim is not None:
+            pca_dim = count('pca_dim', pca_dim)
+        n_init = count('n_init', n_init)
         if variant not in VARIANTS:
             raise PIDInputError(f'variant: {variant!r} not in {VARIANTS}')
         self.variant = variant

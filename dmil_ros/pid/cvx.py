@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from dmil_ros.pid.checks import count, count_pair
 from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.exact import PIDResult, exact_pid
 
@@ -140,19 +141,19 @@ def fit_discretiser(
     from sklearn.decomposition import PCA
 
     x = _as_features(features, name)
-    if n_clusters < 1:
-        msg = f'n_clusters: must be >= 1, got {n_clusters!r}'
-        raise PIDInputError(msg)
+    n_clusters = count('n_clusters', n_clusters)
+    n_init = count('n_init', n_init)
+    seed = count('seed', seed, minimum=0)
+    if pca_dim is not None:
+        pca_dim = count('pca_dim', pca_dim)
     mean = x.mean(axis=0)
     std = x.std(axis=0)
     scale = np.where(std > 0, std, 1.0)
     z = (x - mean) / scale  # (N, D)
     dim = z.shape[1]
-    if pca_dim is not None and pca_dim < dim:
-        if pca_dim < 1:
-            msg = f'pca_dim: must be >= 1 or None, got {pca_dim!r}'
-            raise PIDInputError(msg)
-        pca = PCA(n_components=pca_dim, svd_solver='full', random_state=seed).fit(z)
+    # N samples span at most N dimensions (PCA refuses more: a tiny audit asked for 5 of 4)
+    if pca_dim is not None and min(pca_dim, len(z)) < dim:
+        pca = PCA(n_components=min(pca_dim, len(z)), svd_solver='full', random_state=seed).fit(z)
         components = np.asarray(pca.components_, dtype=np.float64)  # (d, D)
         # PCA centres on the (already zero) mean; keep the projection linear.
     else:
@@ -196,17 +197,14 @@ def cvx_pid(
     if n < 2:
         msg = f'labels: need at least 2 samples, got {n}'
         raise PIDInputError(msg)
+    if y.dtype.kind == 'f' and not np.isfinite(y).all():
+        msg = 'labels: NaN or infinite values'
+        raise PIDInputError(msg)
     classes, y_idx = np.unique(y, return_inverse=True)
     if n_clusters is None:
         k1 = k2 = suggest_n_clusters(n, len(classes))
-    elif isinstance(n_clusters, tuple):
-        sizes: tuple[int, ...] = n_clusters  # a caller's tuple may have any length
-        if len(sizes) != 2:
-            msg = f'n_clusters: expected an int or (k1, k2), got {n_clusters!r}'
-            raise PIDInputError(msg)
-        k1, k2 = sizes
     else:
-        k1 = k2 = int(n_clusters)
+        k1, k2 = count_pair('n_clusters', n_clusters)
     d1 = fit_discretiser(x1, k1, pca_dim=pca_dim, seed=seed, n_init=n_init, name='features_1')
     d2 = fit_discretiser(x2, k2, pca_dim=pca_dim, seed=seed, n_init=n_init, name='features_2')
     c1, c2 = d1.assign(x1), d2.assign(x2)

@@ -283,6 +283,9 @@ def test_label_by_label_dual_fit_equals_the_joint_fit(shape: tuple[int, int, int
 def test_bad_inputs() -> None:
     with pytest.raises(PIDInputError, match='n_clusters'):
         BROJALocal(n_clusters=0)
+    with pytest.raises(PIDInputError, match=r'n_clusters: expected an integer, got 2\.5'):
+        BROJALocal(n_clusters=2.5)  # type: ignore[arg-type]
+    assert BROJALocal(n_clusters=np.int64(3)).n_clusters == (3, 3)  # was a TypeError
     with pytest.raises(PIDInputError, match='fit'):
         BROJALocal().pointwise(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros(2, dtype=int))
     with pytest.raises(PIDInputError, match='shape'):

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -155,5 +156,39 @@ def test_n_clusters_tuple_must_name_two_sizes() -> None:
     rng = np.random.default_rng(0)
     f = rng.normal(size=(40, 2))
     y = (f[:, 0] > 0).astype(np.int64)
-    with pytest.raises(PIDInputError, match=r'n_clusters: expected an int or \(k1, k2\)'):
+    with pytest.raises(PIDInputError, match=r'n_clusters: expected an integer or a pair'):
         cvx_pid(f, f, y, n_clusters=(2, 2, 2))  # type: ignore[arg-type]
+    assert cvx_pid(f, f, y, n_clusters=[2, 3]).histogram.shape[:2] == (2, 3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'match'),
+    [
+        ({'n_clusters': 2.7}, 'n_clusters: expected an integer, got 2.7'),  # was truncated to 2
+        ({'n_clusters': '5'}, "n_clusters: expected an integer, got '5'"),
+        ({'n_clusters': (3.5, 4)}, 'n_clusters: expected an integer, got 3.5'),
+        ({'n_clusters': True}, 'n_clusters: expected an integer, got True'),
+        ({'pca_dim': 2.5}, 'pca_dim: expected an integer, got 2.5'),
+        ({'n_init': 0}, 'n_init: must be >= 1, got 0'),
+        ({'seed': -1}, 'seed: must be >= 0, got -1'),
+    ],
+)
+def test_arguments_are_checked_by_name(kwargs: dict[str, object], match: str) -> None:
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(40, 8))
+    y = (f[:, 0] > 0).astype(np.int64)
+    with pytest.raises(PIDInputError, match=re.escape(match)):
+        cvx_pid(f, f, y, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(PIDInputError, match='labels: NaN'):
+        cvx_pid(f, f, np.where(y > 0, 1.0, np.nan), n_clusters=2)
+
+
+def test_fewer_samples_than_pca_dimensions() -> None:
+    # 4 frames of 16-d features (a tiny audit): PCA keeps at most 4 dimensions; the estimate
+    # equals the one without PCA when k-means sees the same geometry (4 distinct points)
+    rng = np.random.default_rng(0)
+    f = rng.standard_normal((4, 16))
+    y = np.array([0, 1, 0, 1])
+    res = cvx_pid(f, f + 0.1, y, n_clusters=2)
+    assert res.discretiser_1.components.shape == (4, 16)
+    assert res.pid.mi_12 <= 1.0 + 1e-9

@@ -1,0 +1,52 @@
+# Copyright 2026 The dmil_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""Argument checks shared by the estimators: integers that are integers, pairs that are pairs.
+
+Each raises :class:`dmil_ros.pid.errors.PIDInputError` naming the argument and its value,
+instead of letting a float be truncated (``n_clusters=2.7`` -> 2) or a library deep inside
+raise its own error type.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from dmil_ros.pid.errors import PIDInputError
+
+
+def count(name: str, value: object, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``; bools, floats and strings are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        msg = f'{name}: expected an integer, got {value!r}'
+        raise PIDInputError(msg)
+    if int(value) < minimum:
+        msg = f'{name}: must be >= {minimum}, got {value!r}'
+        raise PIDInputError(msg)
+    return int(value)
+
+
+def count_pair(name: str, value: object, minimum: int = 1) -> tuple[int, int]:
+    """One count for both modalities, or a pair ``(k1, k2)`` (tuple or list)."""
+    if isinstance(value, tuple | list):
+        if len(value) != 2:
+            msg = f'{name}: expected an integer or a pair (k1, k2), got {value!r}'
+            raise PIDInputError(msg)
+        return count(name, value[0], minimum), count(name, value[1], minimum)
+    k = count(name, value, minimum)
+    return k, k
+
+
+__all__ = ['count', 'count_pair']
