@@ -52,6 +52,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from dmil_ros.pid.checks import count
 from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.knife import KNIFE, evaluate_chunked, fit_knife
 from dmil_ros.pid.pointwise import shift_delta
@@ -96,17 +97,19 @@ class LSMIConfig:
 
     def __post_init__(self) -> None:
         for name in ('n_components', 'hidden', 'epochs', 'batch_size', 'num_threads'):
-            if getattr(self, name) < 1:
-                raise PIDInputError(f'LSMIConfig.{name}: {getattr(self, name)!r} must be >= 1')
-        if not self.lr > 0 or self.reg_covar < 0 or self.weight_decay < 0:
-            msg = f'LSMIConfig: lr {self.lr!r}, reg_covar {self.reg_covar!r} out of range'
-            raise PIDInputError(msg)
-        if self.patience < 0 or not 0 < self.val_fraction < 1 or self.tol < 0:
-            msg = (
-                f'LSMIConfig: patience {self.patience!r}, val_fraction {self.val_fraction!r}, '
-                f'tol {self.tol!r} out of range'
-            )
-            raise PIDInputError(msg)
+            count(f'LSMIConfig.{name}', getattr(self, name))
+        count('LSMIConfig.patience', self.patience, minimum=0)
+        ranges = {
+            'lr': self.lr > 0,
+            'reg_covar': self.reg_covar >= 0,
+            'weight_decay': self.weight_decay >= 0,
+            'val_fraction': 0 < self.val_fraction < 1,
+            'tol': self.tol >= 0,
+        }
+        for name, ok in ranges.items():  # NaN fails every comparison
+            if not ok or not math.isfinite(getattr(self, name)):
+                msg = f'LSMIConfig.{name}: {getattr(self, name)!r} out of range'
+                raise PIDInputError(msg)
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,22 @@ def test_bad_inputs() -> None:
         model.pointwise(np.zeros((4, 2)), np.zeros((4, 2)), np.array([0, 1, 0, 1]))
 
 
+@pytest.mark.parametrize(
+    ('kwargs', 'match'),
+    [
+        ({'weight_decay': -1.0}, r'LSMIConfig\.weight_decay: -1\.0 out of range'),
+        ({'lr': float('nan')}, r'LSMIConfig\.lr: nan out of range'),
+        ({'tol': float('nan')}, r'LSMIConfig\.tol: nan'),
+        ({'n_components': 2.5}, r'LSMIConfig\.n_components: expected an integer, got 2\.5'),
+        ({'patience': -1}, r'LSMIConfig\.patience: must be >= 0'),
+        ({'val_fraction': 1.0}, r'LSMIConfig\.val_fraction: 1\.0 out of range'),
+    ],
+)
+def test_config_names_the_bad_value(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(PIDInputError, match=match):
+        LSMIConfig(**kwargs)  # type: ignore[arg-type]
+
+
 class _Graph(torch.nn.Module):
     """What the node's graph does: densities of the features + terms from the heads."""
 
