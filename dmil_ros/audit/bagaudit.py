@@ -143,6 +143,11 @@ class _RecordingModel(FusionModel):
         self.last = out
         return out
 
+    def reset(self) -> None:
+        """Forget the last batch and the softmax decisions (a new bag starts)."""
+        self.last = {}
+        self.softmaxed = set()
+
     def as_probabilities(self, out: dict[str, F32]) -> dict[str, F32]:
         for name in SCORE_OUTPUTS:
             if name in out and (name in self.softmaxed or not is_distribution(out[name])):
@@ -167,13 +172,11 @@ def load_model(options: BagOptions) -> _RecordingModel:
         key += (stat.st_ctime_ns, options.threads, threading.get_ident())
         cached = _MODELS.get(key)
         if cached is not None:
-            cached.last = {}
-            cached.softmaxed = set()
+            cached.reset()
             return cached
     model = _RecordingModel(options.model, provider='cpu', threads=options.threads)
     model.outputs = model.info.outputs  # every output, not only the node's
-    model.last = {}
-    model.softmaxed = set()
+    model.reset()
     if key is not None:
         if len(_MODELS) >= 4:
             _MODELS.clear()

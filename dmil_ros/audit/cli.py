@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dmil_ros.audit.bagaudit import BagOptions, load_model
+    from dmil_ros.audit.bagaudit import BagOptions
     from dmil_ros.audit.errors import AuditError
     from dmil_ros.audit.merge import MergeOptions
     from dmil_ros.audit.runner import AuditOptions, run_audit
@@ -117,7 +117,6 @@ def run(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         report=not args.no_report,
     )
-    load_model(options.bag)  # once, up front: a model that cannot be audited stops here (exit 2)
     summary = run_audit(args.bags, args.out, options)
     frames = summary['frames']
     logger.info(

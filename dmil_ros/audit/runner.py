@@ -47,7 +47,7 @@ from typing import Any
 
 from dmil_ros.atomic import atomic_write_text, remove_stale_temporaries
 from dmil_ros.audit import bagresult
-from dmil_ros.audit.bagaudit import SIDE_CAR, BagOptions, audit_bag
+from dmil_ros.audit.bagaudit import SIDE_CAR, BagOptions, audit_bag, load_model
 from dmil_ros.audit.errors import AuditError, AuditInputError
 from dmil_ros.audit.merge import MergeOptions, merge
 from dmil_ros.bagio.reader import storage_kind
@@ -329,6 +329,7 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     from dmil_ros.audit.tables import write_table
 
     t_start = time.perf_counter()
+    load_model(options.bag)  # once, up front: a model that cannot be audited stops the audit
     bags = find_bags(paths)
     names = bag_names(bags)
     workers = options.workers or os.cpu_count() or 1

@@ -347,8 +347,7 @@ class McapSalvager:
     def messages(self) -> Iterator[RawMessage]:
         """The readable messages, file order; damage is noted in ``issues`` as it is met."""
         with self.path.open('rb') as f:
-            size = f.seek(0, 2)
-            if size < len(MCAP_MAGIC):
+            if f.read(len(MCAP_MAGIC)) != MCAP_MAGIC:  # an empty file, too (mmap refuses those)
                 self._issue(0, 'not an MCAP file (bad magic)')
                 return
             # mapped, not read: a multi-GB bag whose recorder died costs page cache, not memory
@@ -380,9 +379,6 @@ class McapSalvager:
         self.channels.update(quiet.channels)
 
     def _scan(self, buf: memoryview) -> Iterator[RawMessage]:
-        if bytes(buf[: len(MCAP_MAGIC)]) != MCAP_MAGIC:
-            self._issue(0, 'not an MCAP file (bad magic)')
-            return
         self._declarations(buf)
         for op, body, offset in self._records(buf, len(MCAP_MAGIC), 0, in_chunk=False):
             try:

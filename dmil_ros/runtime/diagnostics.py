@@ -43,13 +43,6 @@ STALE: Final = 3
 NAME: Final = 'dmil_ros: fusion'
 
 
-def _stamp_lag(camera_ns: int | None, lidar_ns: int | None) -> float:
-    """Seconds the LiDAR's newest stamp trails the camera's (negative: the camera trails)."""
-    if camera_ns is None or lidar_ns is None:
-        return 0.0
-    return (camera_ns - lidar_ns) / 1e9
-
-
 @dataclass(frozen=True)
 class Status:
     """One ``diagnostic_msgs/DiagnosticStatus``: level, name, message, key/value pairs."""
@@ -100,6 +93,27 @@ class DiagnosticsTracker:
         arrivals = self._arrivals[topic]
         return now - arrivals[-1] if arrivals else None
 
+    def _out_of_step(self, now: float, timeout: float) -> str | None:
+        """The message for a degraded mode whose "silent" sensor is in fact publishing, with
+        its stamps behind the other's (a clock step on one sensor); None otherwise."""
+        p = self.pipeline
+        cam, lid = self.topics
+        if p.degraded == LIDAR_SILENT:
+            topic, name, other, behind = lid, 'LiDAR', 'camera', p.last_lidar_ns
+            ahead = p.last_camera_ns
+        elif p.degraded == CAMERA_SILENT:
+            topic, name, other, behind = cam, 'camera', 'LiDAR', p.last_camera_ns
+            ahead = p.last_lidar_ns
+        else:
+            return None
+        silent = self.silent_for(topic, now)
+        if silent is None or silent > timeout or behind is None or ahead is None:
+            return None
+        return (
+            f'degraded: {name} {topic!r} publishing, but its stamps trail the {other} by '
+            f'{(ahead - behind) / 1e9:.2f} s (sensor clocks out of step?); {other} only'
+        )
+
     def report(self, now: float) -> list[Status]:
         with self._lock:
             return self._report(now)
@@ -148,31 +162,11 @@ class DiagnosticsTracker:
         self._last_jumps = p.clock_jumps_back
         silent_cam = (self.silent_for(cam, now) or 0.0) > timeout
         silent_lid = (self.silent_for(lid, now) or 0.0) > timeout
-        lag = _stamp_lag(p.last_camera_ns, p.last_lidar_ns)  # s the LiDAR's stamps trail by
+        out_of_step = self._out_of_step(now, timeout)
         if silent_cam and silent_lid:
             level, message = ERROR, 'no input: both sensors silent'
-        elif (
-            p.degraded == LIDAR_SILENT and self.silent_for(lid, now) is not None and not silent_lid
-        ):
-            level, message = (
-                ERROR,
-                (
-                    f'degraded: LiDAR {lid!r} publishing, but its stamps trail the camera by '
-                    f'{lag:.2f} s (sensor clocks out of step?); camera only'
-                ),
-            )
-        elif (
-            p.degraded == CAMERA_SILENT
-            and self.silent_for(cam, now) is not None
-            and not silent_cam
-        ):
-            level, message = (
-                ERROR,
-                (
-                    f'degraded: camera {cam!r} publishing, but its stamps trail the LiDAR by '
-                    f'{-lag:.2f} s (sensor clocks out of step?); LiDAR only'
-                ),
-            )
+        elif out_of_step:
+            level, message = ERROR, out_of_step
         elif p.degraded == LIDAR_SILENT or silent_lid:
             level, message = ERROR, f'degraded: LiDAR {lid!r} silent, camera only'
         elif p.degraded == CAMERA_SILENT or silent_cam:

@@ -42,6 +42,13 @@ def _audit(
     return json.loads((out / 'summary.json').read_text())
 
 
+def _small_bag(tmp_path: Path, frames: int) -> tuple[Path, Path]:
+    """A small bag ``tmp_path/bag`` of ``frames`` frames, and the audit's ``--out``."""
+    bag = tmp_path / 'bag'
+    write_small_bag(bag, frames=frames)
+    return bag, tmp_path / 'out'
+
+
 def _frames(summary: dict) -> dict[str, int]:
     return {b['name']: b['frames'] for b in summary['bags']}
 
@@ -109,9 +116,7 @@ def test_resume_redoes_a_bag_whose_files_changed(model: Path, tmp_path: Path) ->
 def test_no_resume_drops_the_old_result_of_a_bag_that_now_raises(
     model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bag = tmp_path / 'bag'
-    write_small_bag(bag, frames=40)
-    out = tmp_path / 'out'
+    bag, out = _small_bag(tmp_path, frames=40)
     assert _frames(_audit(model, out, bag)) == {'bag': 40}
 
     def boom(*_: object) -> None:
@@ -168,9 +173,7 @@ def test_results_of_an_older_result_version_are_recomputed(
 ) -> None:
     from dmil_ros.audit import bagaudit
 
-    bag = tmp_path / 'bag'
-    write_small_bag(bag, frames=20)
-    out = tmp_path / 'out'
+    bag, out = _small_bag(tmp_path, frames=20)
     _audit(model, out, bag)
     assert _audit(model, out, bag)['bags'][0]['resumed'] is True
     monkeypatch.setattr(bagaudit, 'RESULT_VERSION', bagaudit.RESULT_VERSION + 1)
@@ -180,9 +183,7 @@ def test_results_of_an_older_result_version_are_recomputed(
 def test_a_changed_ground_truth_sidecar_is_not_served_from_the_old_result(
     model: Path, tmp_path: Path
 ) -> None:
-    bag = tmp_path / 'bag'
-    write_small_bag(bag, frames=20)
-    out = tmp_path / 'out'
+    bag, out = _small_bag(tmp_path, frames=20)
     (bag / 'ground_truth.json').write_text(json.dumps({'mix_pid': {'synergy': 0.5}}))
     _audit(model, out, bag)
     (bag / 'ground_truth.json').write_text(json.dumps({'mix_pid': {'synergy': 0.25}}))
@@ -196,9 +197,7 @@ def test_a_changed_ground_truth_sidecar_is_not_served_from_the_old_result(
 def test_a_damaged_finished_result_is_audited_again(model: Path, tmp_path: Path) -> None:
     """bag.json says done, but frames.npz is empty or cut short (a disk full, a power cut):
     the bag is audited again instead of the whole audit dying on the file."""
-    bag = tmp_path / 'bag'
-    write_small_bag(bag, frames=20)
-    out = tmp_path / 'out'
+    bag, out = _small_bag(tmp_path, frames=20)
     _audit(model, out, bag)
     result = out / 'bags' / 'bag' / 'frames.npz'
     for damage in (b'', result.read_bytes()[:100]):
