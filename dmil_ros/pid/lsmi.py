@@ -190,21 +190,43 @@ def lsmi_terms(  # noqa: PLR0917  (positional inputs of an exported graph)
 class LSMIDensities(nn.Module):
     """KNIFE densities of both modalities.
 
-    ``forward(f1, f2)`` -> h1 (B,), h2 (B,), h1y (B, C), h2y (B, C).
+    ``forward(f1, f2)`` -> h1 (B,), h2 (B,), h1y (B, C), h2y (B, C), in bits:
 
-    h(x_m) = -log2 p(x_m) and h(x_m|y) = -log2 p(x_m|y) for every class y, in bits.
+    1. h(x_m|y) = -log2 p(x_m|y) for every class y, from the class-conditional mixtures;
+    2. h(x_m) = -log2 Σ_y p(y) p(x_m|y), the marginal as the prior-weighted mixture of them.
+
+    Step 2 is not in the paper, which fits the marginal as a mixture of its own. Fitted
+    separately, the two need not agree, and a rare class's tight conditional then puts
+    h(x) - h(x|y) (the specificity part of i(x;y)) tens of bits above its bound -log2 p(y).
+    Taken as their mixture, the densities are one model of p(x, y), so h(x) - h(x|y) =
+    -log2 p(y|x) - (-log2 p(y)) <= -log2 p(y) for every sample, and r <= -log2 p(y).
     """
 
-    def __init__(self, m1: KNIFE, c1: KNIFE, m2: KNIFE, c2: KNIFE) -> None:
+    log_prior: torch.Tensor  # buffer, (C,) natural log
+
+    def __init__(self, c1: KNIFE, c2: KNIFE, log_prior: torch.Tensor) -> None:
         super().__init__()
-        self.m1, self.c1, self.m2, self.c2 = m1, c1, m2, c2
+        if not c1.n_groups == c2.n_groups == log_prior.numel():
+            msg = (
+                f'LSMIDensities: {c1.n_groups} and {c2.n_groups} class mixtures for '
+                f'{log_prior.numel()} classes'
+            )
+            raise PIDInputError(msg)
+        self.c1, self.c2 = c1, c2
+        self.register_buffer('log_prior', log_prior.float())  # (C,) natural log
 
     def forward(
         self, f1: torch.Tensor, f2: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        h1 = self.m1(f1).squeeze(1)  # (B,)
-        h2 = self.m2(f2).squeeze(1)
-        return h1, h2, self.c1(f1), self.c2(f2)  # ..., (B, C), (B, C)
+        h1y, h2y = self.c1(f1), self.c2(f2)  # (B, C) bits each
+        h1 = -torch.logsumexp(self.log_prior - h1y * _LN2, dim=1) / _LN2  # (B,)
+        h2 = -torch.logsumexp(self.log_prior - h2y * _LN2, dim=1) / _LN2
+        return h1, h2, h1y, h2y
+
+    @property
+    def widths(self) -> tuple[int, int]:
+        """The feature widths the densities were fitted on."""
+        return self.c1.dim, self.c2.dim
 
 
 class LSMITerms(nn.Module):
@@ -449,10 +471,9 @@ class LSMI:
                 self.discriminators = None
             kn = {'n_components': cfg.n_components, 'seed': cfg.seed, 'reg_covar': cfg.reg_covar}
             self.densities = LSMIDensities(
-                fit_knife(f1, name='features_1', **kn),  # type: ignore[arg-type]
                 fit_knife(f1, y, c, name='features_1', **kn),  # type: ignore[arg-type]
-                fit_knife(f2, name='features_2', **kn),  # type: ignore[arg-type]
                 fit_knife(f2, y, c, name='features_2', **kn),  # type: ignore[arg-type]
+                torch.as_tensor(self.log_prior),
             ).eval()
             self.delta = 0.0
             pw = self._raw(f1, f2, y, probs_1=probs_1, probs_2=probs_2, probs_12=probs_12)
@@ -503,7 +524,7 @@ class LSMI:
             raise PIDInputError('LSMI: call fit() before evaluating')
         if len(f1) == 0:
             raise PIDInputError('features_1: no samples to evaluate')
-        check_widths(f1, f2, (self.densities.m1.dim, self.densities.m2.dim))
+        check_widths(f1, f2, self.densities.widths)
         if y.size and y.max() >= self.n_classes:
             raise PIDInputError(f'labels: value {int(y.max())} >= n_classes {self.n_classes}')
         lp1, lp2, lp12 = self.log_probs(
