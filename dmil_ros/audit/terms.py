@@ -48,9 +48,9 @@ p(c1, c2, y), and give every frame
 with ℓ̃ = log2 softmax_y(λ(c1,·) + μ(c2,·))[y] from the optimiser q* (the cluster histogram's
 conditionals, as in the exported ``pid_broja`` head). Their means are the BROJA atoms up to one
 dataset-level shift E_p[g] <= 0 (see that module); a frame whose action one sensor settles gets
-s = 0, so ranking frames by s is meaningful. LSMI's per-frame values on continuous features carry
-the differential-entropy scale of the KNIFE densities (the shipped model's δ is -9.4 bits), so
-they serve dataset profiles, not frame rankings (issue 4's decision). The audit fits this
+s = 0, so ranking frames by s is meaningful. LSMI's per-frame values are I±_min, which gives a
+frame one sensor settles the synergy of an XOR frame (methods.md §3), so they serve dataset
+profiles, not frame rankings (issue 4's decision). The audit fits this
 estimator for the data level (target: the recorded action) and, for models without a
 ``pid_broja`` output, for the model level (target: the prediction).
 
