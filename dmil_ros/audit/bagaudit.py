@@ -174,7 +174,7 @@ def load_model(options: BagOptions) -> _RecordingModel:
         if cached is not None:
             cached.reset()
             return cached
-    model = _RecordingModel(options.model, provider='cpu', threads=options.threads)
+    model = _RecordingModel(options.model, provider='cpu', threads=options.threads, adapt=True)
     model.outputs = model.info.outputs  # every output, not only the node's
     model.reset()
     if key is not None:

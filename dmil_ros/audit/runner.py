@@ -329,7 +329,7 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     from dmil_ros.audit.tables import write_table
 
     t_start = time.perf_counter()
-    load_model(options.bag)  # once, up front: a model that cannot be audited stops the audit
+    info = load_model(options.bag).info  # once, up front: a model that cannot be audited stops
     bags = find_bags(paths)
     names = bag_names(bags)
     workers = options.workers or os.cpu_count() or 1
@@ -409,6 +409,8 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
         'unimodal': ','.join(sorted(unimodal)) or 'unknown',
         'alert_source': ','.join(sorted(alert_sources)) or None,  # what the node's alarm reads
         'softmax_applied': sorted({n for e in bag_entries for n in e.get('softmax_applied', ())}),
+        'graph_names': info.graph_names,  # contract name -> the model's own, where they differ
+        'ignored_outputs': list(info.ignored_outputs),
     }
     summary['bags'] = [
         {

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -113,6 +113,12 @@ class ModelInfo:
     version: str
     metadata: dict[str, str]
     fixed_batch: int | None = None  # the batch size a model exported without a batch axis takes
+    graph_names: dict[str, str] = field(default_factory=dict)  # contract name -> graph name
+    ignored_outputs: tuple[str, ...] = ()  # graph outputs outside the contract (adapted only)
+
+    def graph_name(self, name: str) -> str:
+        """The graph's name for contract input or output ``name``."""
+        return self.graph_names.get(name, name)
 
 
 def _onnxruntime() -> Any:
@@ -146,11 +152,19 @@ def _check_list(path: str, meta: dict[str, str], key: str, want: tuple[str, ...]
         raise ModelError(msg)
 
 
-def check_contract(path: str, inputs: Any, outputs: Any, meta: dict[str, str]) -> ModelInfo:
+def check_contract(
+    path: str, inputs: Any, outputs: Any, meta: dict[str, str], *, adapt: bool = False
+) -> ModelInfo:
     """Validate a session's inputs, outputs and metadata; return what the model offers.
 
     ``inputs`` / ``outputs`` are ONNX Runtime ``NodeArg`` lists (``.name``, ``.type``,
     ``.shape``). Raises :class:`ModelError` naming the file and the mismatch.
+
+    ``adapt`` (the audit: any model taking the image and the points and returning action
+    scores): inputs named otherwise are told apart by their per-sample shapes, an output of
+    shape (B, 4) stands for ``probs`` when the model has no ``probs`` and no other unknown
+    output of that shape, and outputs outside the contract are ignored (``ignored_outputs``).
+    The node keeps the strict contract: a model it cannot read fully is refused.
     """
     # 1. the preprocessing the model was trained with
     if 'dmil_ros.preprocess' in meta:
@@ -164,53 +178,69 @@ def check_contract(path: str, inputs: Any, outputs: Any, meta: dict[str, str]) -
         logger.warning('model %r has no dmil_ros.preprocess metadata: assuming defaults', path)
     _check_list(path, meta, 'dmil_ros.labels', ACTIONS)
     _check_list(path, meta, 'dmil_ros.components', COMPONENTS)
-    # 2. inputs: names, element type, per-sample shape
-    by_name = {i.name: i for i in inputs}
+    # 2. inputs: names (or, adapted, shapes), element type, per-sample shape
     expect = {'image': spec.image_shape, 'lidar': spec.lidar_shape}
+    by_name = {i.name: i for i in inputs}
+    names_in = {name: name for name in expect}
     if set(by_name) != set(expect):
-        msg = f'model {path!r}: inputs are {sorted(by_name)}, the contract needs image and lidar'
-        raise ModelError(msg)
-    for name, want in expect.items():
-        arg = by_name[name]
-        if arg.type != 'tensor(float)':
-            msg = f'model {path!r}: input {name!r} is {arg.type}, expected tensor(float)'
-            raise ModelError(msg)
-        dims = _dims(arg.shape)
-        if len(dims) != 4 or any(
-            d is not None and d != w for d, w in zip(dims[1:], want, strict=True)
-        ):
+        if not adapt:
             msg = (
-                f'model {path!r}: input {name!r} has shape {list(arg.shape)}, the preprocessing '
-                f'spec makes (B, {", ".join(map(str, want))})'
+                f'model {path!r}: inputs are {sorted(by_name)}, the contract needs image and lidar'
+            )
+            raise ModelError(msg)
+        names_in = _inputs_by_shape(path, list(inputs), expect)
+    for name, want in expect.items():
+        arg = by_name[names_in[name]]
+        if arg.type != 'tensor(float)':
+            msg = f'model {path!r}: input {arg.name!r} is {arg.type}, expected tensor(float)'
+            raise ModelError(msg)
+        if not _fits(arg.shape, want):
+            msg = (
+                f'model {path!r}: input {arg.name!r} has shape {list(arg.shape)}, the '
+                f'preprocessing spec makes (B, {", ".join(map(str, want))})'
             )
             raise ModelError(msg)
     # 3. outputs: probs is required; every output must be a contract output of its shape
-    names = [arg.name for arg in outputs]
-    unknown = [n for n in names if n not in KNOWN_OUTPUTS]
+    #    (adapted: the one unknown (B, 4) output stands for probs, other unknown ones are
+    #    ignored)
+    names_out = {arg.name: arg.name for arg in outputs}
+    ignored: list[str] = []
+    unknown = [arg for arg in outputs if arg.name not in KNOWN_OUTPUTS]
+    if unknown and adapt:
+        scores = [a for a in unknown if _fits(a.shape, KNOWN_OUTPUTS['probs'], rank=2)]
+        if 'probs' not in names_out and len(scores) == 1:
+            names_out = {**names_out, 'probs': scores[0].name}
+            del names_out[scores[0].name]
+        ignored = [a.name for a in unknown if a.name in names_out]
+        for name in ignored:
+            del names_out[name]
+        outputs = [a for a in outputs if a.name not in ignored]
+        unknown = []
     if unknown:
         msg = (
-            f'model {path!r}: outputs {unknown} are not in the model contract '
+            f'model {path!r}: outputs {[a.name for a in unknown]} are not in the model contract '
             f'(known: {list(KNOWN_OUTPUTS)})'
         )
         raise ModelError(msg)
+    contract_of = {graph: contract for contract, graph in names_out.items()}
     for arg in outputs:
         if arg.type != 'tensor(float)':
             msg = f'model {path!r}: output {arg.name!r} is {arg.type}, expected tensor(float)'
             raise ModelError(msg)
-        want_tail = KNOWN_OUTPUTS[arg.name]
-        dims = _dims(arg.shape)
-        tail_ok = len(dims) == 1 + len(want_tail) and all(
-            d is None or w is None or d == w for d, w in zip(dims[1:], want_tail, strict=True)
-        )
-        if not tail_ok:
+        want_tail = KNOWN_OUTPUTS[contract_of[arg.name]]
+        if not _fits(arg.shape, want_tail):
             want_txt = ', '.join('D' if w is None else str(w) for w in want_tail)
             msg = (
                 f'model {path!r}: output {arg.name!r} has shape {list(arg.shape)}, '
                 f'the contract says (B, {want_txt})'
             )
             raise ModelError(msg)
+    names = [contract_of[arg.name] for arg in outputs]
     if 'probs' not in names:
-        msg = f'model {path!r}: no output named probs (outputs: {names})'
+        graph = [arg.name for arg in outputs]
+        msg = f'model {path!r}: no output named probs (outputs: {graph})'
+        if adapt:
+            msg += '; and not exactly one other output of shape (B, 4) to take as the scores'
         raise ModelError(msg)
     # 4. the batch axis: symbolic, or one fixed size (an export without a dynamic batch axis),
     #    which the model then runs in chunks of
@@ -231,7 +261,43 @@ def check_contract(path: str, inputs: Any, outputs: Any, meta: dict[str, str]) -
         version=meta.get('dmil_ros.version', ''),
         metadata=dict(meta),
         fixed_batch=next(iter(fixed.values()), None),
+        graph_names={k: v for k, v in {**names_in, **names_out}.items() if k != v},
+        ignored_outputs=tuple(ignored),
     )
+
+
+def _fits(shape: Any, want: tuple[int | None, ...], rank: int | None = None) -> bool:
+    """A (B, *want) shape, unknown dims matching anything; ``rank`` defaults to 1 + len(want)."""
+    dims = _dims(shape)
+    if len(dims) != (rank or 1 + len(want)):
+        return False
+    return all(d is None or w is None or d == w for d, w in zip(dims[1:], want, strict=True))
+
+
+def _inputs_by_shape(
+    path: str, inputs: list[Any], expect: dict[str, tuple[int, int, int]]
+) -> dict[str, str]:
+    """Contract input name -> graph input name, decided by the per-sample shapes."""
+    if len(inputs) != len(expect):
+        msg = (
+            f'model {path!r}: inputs are {[i.name for i in inputs]}; an audited model takes '
+            'two, the image and the LiDAR range image'
+        )
+        raise ModelError(msg)
+    first, second = inputs
+    fits = [
+        {'image': a.name, 'lidar': b.name}
+        for a, b in ((first, second), (second, first))
+        if _fits(a.shape, expect['image']) and _fits(b.shape, expect['lidar'])
+    ]
+    if len(fits) != 1:
+        want = ', '.join(f'{k} (B, {", ".join(map(str, v))})' for k, v in expect.items())
+        got = ', '.join(f'{i.name!r} {list(i.shape)}' for i in inputs)
+        how = 'both ways' if fits else 'neither way'
+        msg = f'model {path!r}: inputs {got} match {want} {how}; name them image and lidar'
+        raise ModelError(msg)
+    logger.info('model %r: inputs taken by shape: %s', path, fits[0])
+    return fits[0]
 
 
 def _check_external_data(path: str) -> None:
@@ -256,7 +322,8 @@ class FusionModel:
     for intra-op parallelism (default 1; 0 = ONNX Runtime's default, one per core);
     ``io_binding`` ``None`` = on for CUDA / TensorRT, off for CPU (where plain ``run`` is as
     fast); ``fixed_shapes`` ``None`` = on for CUDA / TensorRT, off for CPU (module docstring);
-    ``outputs`` to fetch (default: the runtime outputs the model has). A GPU session is warmed up
+    ``outputs`` to fetch (default: the runtime outputs the model has); ``adapt`` reads a model
+    outside the contract's names (:func:`check_contract`; the audit). A GPU session is warmed up
     here at batch 2 (the node's calls carry one or two frames), so the first frame does not pay
     the session's set-up.
     """
@@ -270,6 +337,7 @@ class FusionModel:
         io_binding: bool | None = None,
         outputs: tuple[str, ...] | None = None,
         fixed_shapes: bool | None = None,
+        adapt: bool = False,
     ) -> None:
         self.path = str(path)
         if provider not in PROVIDERS:
@@ -301,8 +369,10 @@ class FusionModel:
         self.provider = _SHORT.get(first, first)
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         self.info = check_contract(
-            self.path, self.session.get_inputs(), self.session.get_outputs(), meta
+            self.path, self.session.get_inputs(), self.session.get_outputs(), meta, adapt=adapt
         )
+        self._inputs = (self.info.graph_name('image'), self.info.graph_name('lidar'))
+        self._fetched: tuple[tuple[str, ...], list[str]] = ((), [])  # outputs, graph names
         wanted = outputs or tuple(n for n in RUNTIME_OUTPUTS if n in self.info.outputs)
         missing = [n for n in wanted if n not in self.info.outputs]
         if missing:
@@ -403,15 +473,22 @@ class FusionModel:
         self.call_batch = size
         return size
 
+    def _graph_outputs(self) -> list[str]:
+        """The graph's names of :attr:`outputs` (recomputed when ``outputs`` is reassigned)."""
+        if self._fetched[0] is not self.outputs:
+            self._fetched = (self.outputs, [self.info.graph_name(n) for n in self.outputs])
+        return self._fetched[1]
+
     def _run(self, image: F32, lidar: F32) -> dict[str, F32]:
-        feeds = {'image': image, 'lidar': lidar}
+        feeds = dict(zip(self._inputs, (image, lidar), strict=True))
+        fetch = self._graph_outputs()
         if not self.io_binding:
-            values = self.session.run(list(self.outputs), feeds)
+            values = self.session.run(fetch, feeds)
             return dict(zip(self.outputs, values, strict=True))
         binding = self.session.io_binding()
         for name, value in feeds.items():
             binding.bind_cpu_input(name, value)
-        for name in self.outputs:
+        for name in fetch:
             binding.bind_output(name, 'cpu')
         self.session.run_with_iobinding(binding)
         return dict(zip(self.outputs, binding.copy_outputs_to_cpu(), strict=True))

@@ -34,14 +34,27 @@ W = np.array([[3.0, -3.0, 0.0, 0.0], [0.0, 0.0, 3.0, -3.0], [4.0, 4.0, -4.0, -4.
 
 
 def build(
-    path: Path, heads: bool = False, scores: bool = False, nan_below: float | None = None
+    path: Path,
+    heads: bool = False,
+    scores: bool = False,
+    nan_below: float | None = None,
+    *,
+    rename: dict[str, str] | None = None,
+    extra_output: bool = False,
+    input_dims: tuple[list[object], list[object]] | None = None,
 ) -> Path:
     """``scores``: ``probs`` holds the raw scores (no softmax); ``nan_below``: ``probs`` is NaN
-    for frames whose image feature ``a`` (2 x mean of the image input) is below it."""
+    for frames whose image feature ``a`` (2 x mean of the image input) is below it.
+
+    A model outside the contract's names: ``rename`` maps contract names (``image``, ``lidar``,
+    ``probs``) to the graph's; ``extra_output`` adds an ``embedding`` (B, 3) output;
+    ``input_dims`` declares the inputs' shapes (e.g. all symbolic).
+    """
     spec = PreprocessSpec()
+    dims_in = input_dims or (['B', *spec.image_shape], ['B', *spec.lidar_shape])
     inputs = [
-        helper.make_tensor_value_info('image', TensorProto.FLOAT, ['B', *spec.image_shape]),
-        helper.make_tensor_value_info('lidar', TensorProto.FLOAT, ['B', *spec.lidar_shape]),
+        helper.make_tensor_value_info('image', TensorProto.FLOAT, dims_in[0]),
+        helper.make_tensor_value_info('lidar', TensorProto.FLOAT, dims_in[1]),
     ]
     inits = [
         numpy_helper.from_array(W, 'W'),
@@ -100,11 +113,21 @@ def build(
             'feat_camera',
             'feat_lidar',
         ]
-    dims = {'feat_camera': 2, 'feat_lidar': 2}
+    if extra_output:
+        nodes.append(helper.make_node('Identity', ['f'], ['embedding']))
+        outs.append('embedding')
+    dims = {'feat_camera': 2, 'feat_lidar': 2, 'embedding': 3}
     outputs = [
         helper.make_tensor_value_info(n, TensorProto.FLOAT, ['B', dims.get(n, 4)]) for n in outs
     ]
     graph = helper.make_graph(nodes, 'audit_test', inputs, outputs, inits)
+    for old, new in (rename or {}).items():  # every use of the tensor name, then the graph's
+        for node in graph.node:
+            node.input[:] = [new if n == old else n for n in node.input]
+            node.output[:] = [new if n == old else n for n in node.output]
+        for value in (*graph.input, *graph.output):
+            if value.name == old:
+                value.name = new
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
