@@ -514,8 +514,31 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
                 },
             )
         result = BagResult(name, arrays, info)
-    if result.frames == 0 and reader is not None and reader.issues:
-        info['status'] = 'failed'  # nothing readable: not a partial result
+    if reader is not None:
+        # a sensor topic without messages (a wrong topic name, a one-sensor recording): every
+        # frame then runs degraded and stays out of the tables, so say which topic and why
+        for role, topic in (('camera', options.camera_topic), ('LiDAR', options.lidar_topic)):
+            if not pipeline.received[topic]:
+                near = sorted(t for t in reader.available if t not in topics)
+                _degrade(
+                    info,
+                    {
+                        'message': f'topic {topic!r}: no {role} messages in the bag (its other '
+                        f'topics: {near}); frames need both sensors'
+                    },
+                )
+    if result.frames == 0 and reader is not None and not info['errors']:
+        received = dict(pipeline.received)
+        drops = dict(pipeline.drops)
+        _degrade(
+            info,
+            {
+                'message': f'no frame pairs: messages {received}, none paired within '
+                f'{config.slop} s (drops: {drops}, degraded frames: {collector.degraded})'
+            },
+        )
+    if result.frames == 0 and info['errors']:
+        info['status'] = 'failed'  # nothing audited, for a reason named: not a partial result
     info.update(
         frames=result.frames,
         degraded_frames=collector.degraded,

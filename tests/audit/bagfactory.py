@@ -34,9 +34,15 @@ def _stamp(store, ns: int):
 
 
 def write_small_bag(
-    path: Path, frames: int = 40, storage: str = 'mcap', chunk_size: int | None = None
+    path: Path,
+    frames: int = 40,
+    storage: str = 'mcap',
+    chunk_size: int | None = None,
+    encoding: str = 'rgb8',
 ) -> list[int]:
-    """A bag with ``frames`` camera images (20 Hz), clouds (10 Hz) and actions; camera stamps."""
+    """A bag with ``frames`` camera images (20 Hz), clouds (10 Hz) and actions; camera stamps.
+
+    ``encoding`` labels the images (the bytes stay rgb8: another label makes them malformed)."""
     store = typestore()
     image_cls = store.types['sensor_msgs/msg/Image']
     cloud_cls = store.types['sensor_msgs/msg/PointCloud2']
@@ -62,7 +68,7 @@ def write_small_bag(
                 header=header_cls(stamp=_stamp(store, ns), frame_id='camera_optical_frame'),
                 height=24,
                 width=32,
-                encoding='rgb8',
+                encoding=encoding,
                 is_bigendian=0,
                 step=96,
                 data=rgb.reshape(-1),

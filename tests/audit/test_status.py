@@ -69,3 +69,35 @@ def test_summary_names_the_model_kind(model: Path, tmp_path: Path) -> None:
     tagged = tmp_path / 'tagged.onnx'
     onnx.save(proto, str(tagged))
     assert _audit(tagged, tmp_path / 'b', bag)['model']['kind'] == 'late_fusion'
+
+
+@pytest.mark.parametrize(
+    ('flag', 'role'), [('--lidar-topic', 'LiDAR'), ('--camera-topic', 'camera')]
+)
+def test_a_sensor_topic_without_messages_fails_the_bag_by_name(
+    model: Path, tmp_path: Path, flag: str, role: str
+) -> None:
+    # a mistyped topic (or a one-sensor recording): every frame ran degraded and none was
+    # audited, yet the bag read 'ok' with 0 frames and the audit exited 0
+    bag = tmp_path / 'bags' / 'small'
+    write_small_bag(bag, frames=40)
+    args = ['audit', str(bag), '--out', str(tmp_path / 'out'), '--model', str(model)]
+    args += ['--clusters', '2', '--workers', '1', '--no-report', flag, '/typo']
+    assert main(args) == 1
+    summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+    (entry,) = summary['bags']
+    assert (entry['status'], entry['frames']) == ('failed', 0)
+    messages = [e['message'] for e in summary['errors']]
+    assert any(f"topic '/typo': no {role} messages in the bag" in m for m in messages)
+
+
+def test_a_bag_whose_frames_all_fail_to_decode_says_why(model: Path, tmp_path: Path) -> None:
+    # every image malformed (an encoding no decoder takes): no frame, and the bag said 'ok'
+    bag = tmp_path / 'bags' / 'small'
+    write_small_bag(bag, frames=40, encoding='yuv444_weird')
+    summary = _audit(model, tmp_path / 'out', bag, code=1)
+    (entry,) = summary['bags']
+    assert (entry['status'], entry['frames']) == ('failed', 0)
+    (message,) = [e['message'] for e in summary['errors']]
+    assert message.startswith('no frame pairs:')
+    assert "'/camera/image_raw: encoding': 40" in message
