@@ -46,6 +46,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from dmil_ros.pid.checks import count
 from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.lsmi import (
     LSMIConfig,
@@ -169,10 +170,21 @@ class BATCH:
         num_threads: int = 1,
         tol: float = 0.005,
     ) -> None:
-        if min(embed_dim, hidden, batch_size, epochs, sinkhorn_iters, num_threads) < 1:
-            raise PIDInputError('BATCH: sizes, epochs and iterations must be >= 1')
-        if tol < 0:
-            raise PIDInputError(f'BATCH: tol {tol!r} must be >= 0')
+        sizes = {
+            'embed_dim': embed_dim,
+            'hidden': hidden,
+            'batch_size': batch_size,
+            'epochs': epochs,
+            'sinkhorn_iters': sinkhorn_iters,
+            'num_threads': num_threads,
+        }
+        for name, size in sizes.items():
+            count(f'BATCH.{name}', size)
+        count('BATCH.classifier_epochs', classifier_epochs, minimum=0)
+        # lr 0 trained nothing and returned the initial encoders' atoms as an estimate
+        for name, rate, ok in (('lr', lr, lr > 0), ('tol', tol, tol >= 0)):
+            if not ok or not math.isfinite(rate):  # NaN fails every comparison
+                raise PIDInputError(f'BATCH.{name}: {rate!r} out of range')
         self.tol = tol
         self.epochs_run = 0
         self.embed_dim, self.hidden, self.batch_size = embed_dim, hidden, batch_size

@@ -24,13 +24,21 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from dmil_ros.pid.errors import PIDInputError
+
 
 def dit_atoms(joint: npt.NDArray[np.floating]) -> tuple[float, float, float, float]:
-    """(R, U1, U2, S) in bits of ``joint`` p[x1, x2, y] by ``dit.pid.PID_BROJA(method='cone')``."""
+    """(R, U1, U2, S) in bits of ``joint`` p[x1, x2, y] (probabilities or counts) by
+    ``dit.pid.PID_BROJA(method='cone')``."""
     import dit
     from dit.pid import PID_BROJA
 
     p = np.asarray(joint, dtype=np.float64)
+    total = float(p.sum()) if p.ndim == 3 and np.all(np.isfinite(p)) and p.min() >= 0 else 0.0
+    if not total > 0:
+        msg = f'joint: expected a non-negative finite (n1, n2, ny) table with mass, got {p.shape}'
+        raise PIDInputError(msg)
+    p = p / total  # counts are welcome: dit reads the values as probabilities as they are
     idx = np.argwhere(p > 0)
     d = dit.Distribution(
         [tuple(int(v) for v in i) for i in idx], [float(p[tuple(i)]) for i in idx]

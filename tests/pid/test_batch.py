@@ -57,9 +57,23 @@ def test_atoms_match_exact_truth(name: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ('kwargs', 'match'),
+    [
+        ({'epochs': 0}, r'BATCH\.epochs: must be >= 1, got 0'),
+        ({'hidden': 2.5}, r'BATCH\.hidden: expected an integer, got 2\.5'),
+        ({'lr': 0.0}, r'BATCH\.lr: 0\.0 out of range'),
+        ({'lr': float('nan')}, r'BATCH\.lr: nan out of range'),
+        ({'tol': -1.0}, r'BATCH\.tol: -1\.0 out of range'),
+        ({'classifier_epochs': -1}, r'BATCH\.classifier_epochs: must be >= 0'),
+    ],
+)
+def test_settings_name_the_bad_value(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(PIDInputError, match=match):
+        BATCH(**kwargs)  # type: ignore[arg-type]
+
+
 def test_bad_inputs() -> None:
-    with pytest.raises(PIDInputError, match='BATCH'):
-        BATCH(epochs=0)
     with pytest.raises(PIDInputError, match='fit'):
         BATCH().estimate(np.zeros((4, 2)), np.zeros((4, 2)))
 

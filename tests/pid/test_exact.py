@@ -213,6 +213,17 @@ def test_agrees_with_dit_cone(label: str, p: np.ndarray) -> None:
     np.testing.assert_allclose(ours.atoms, ref, atol=1e-5, err_msg=label)
 
 
+def test_dit_reference_takes_counts() -> None:
+    # counts of AND (x1 x2 y): dit read unnormalised values as probabilities (atoms 40x off)
+    pytest.importorskip('dit')
+    pytest.importorskip('ecos')
+    counts = np.zeros((2, 2, 2))
+    counts[0, 0, 0] = counts[0, 1, 0] = counts[1, 0, 0] = counts[1, 1, 1] = 10.0
+    np.testing.assert_allclose(dit_atoms(counts), exact_pid(counts / 40).atoms, atol=1e-5)
+    with pytest.raises(PIDInputError, match='non-negative finite'):
+        dit_atoms(-counts)
+
+
 # --- properties -------------------------------------------------------------------------------
 
 
