@@ -260,21 +260,23 @@ class McapSalvager:
         self.issues.append(ReadIssue(str(self.path), offset, message))
 
     def _records(
-        self, buf: memoryview, pos: int, base: int, in_chunk: bool
+        self, buf: memoryview, pos: int, base: int, in_chunk: bool, *, report: bool = True
     ) -> Iterator[tuple[int, memoryview, int]]:
-        """Yield ``(opcode, body, file_offset)`` until the data ends or is cut short."""
+        """Yield ``(opcode, body, file_offset)`` until the data ends or is cut short (noted in
+        ``issues`` unless ``report`` is false)."""
+        note = self._issue if report else lambda offset, message: None
         end = len(buf)
         while pos < end:
             start = pos
             if end - pos < 9:
-                self._issue(base + start, f'record header cut short ({end - pos} bytes left)')
+                note(base + start, f'record header cut short ({end - pos} bytes left)')
                 return
             op = buf[pos]
             (size,) = _U64.unpack(buf[pos + 1 : pos + 9])
             pos += 9
             if size > end - pos:
                 where = 'chunk' if in_chunk else 'file'
-                self._issue(
+                note(
                     base + start,
                     f'record opcode 0x{op:02x} of {size} bytes runs past the end of the {where}'
                     f' ({end - pos} bytes left): truncated',
@@ -368,15 +370,11 @@ class McapSalvager:
         """Register the top-level Schema and Channel records first (the summary section at the
         end repeats every one), so a damaged chunk that held a channel's first declaration
         costs that chunk's messages only, not every later message of the channel."""
-        quiet = McapSalvager(self.path, None, [])  # its issues are the scan's to report
-        for op, body, _ in quiet._records(buf, len(MCAP_MAGIC), 0, in_chunk=False):
+        # the scan that follows reports every damaged record, these ones included
+        for op, body, _ in self._records(buf, len(MCAP_MAGIC), 0, in_chunk=False, report=False):
             if op in (_OP_SCHEMA, _OP_CHANNEL):
-                try:
-                    quiet._meta(op, body)
-                except _TruncatedError:
-                    continue
-        self.schemas.update(quiet.schemas)
-        self.channels.update(quiet.channels)
+                with contextlib.suppress(Exception):
+                    self._meta(op, body)
 
     def _scan(self, buf: memoryview) -> Iterator[RawMessage]:
         self._declarations(buf)

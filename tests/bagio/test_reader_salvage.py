@@ -265,3 +265,20 @@ def test_messages_of_a_channel_never_declared_are_counted(tmp_path: Path) -> Non
         i.message == '10 messages on channels whose record was never read: skipped'
         for i in got.issues
     )
+
+
+def test_a_declaration_too_short_to_read_is_one_issue(tmp_path: Path) -> None:
+    """A top-level Channel record with a 2-byte body: the declarations pre-pass let its
+    struct.error stop the whole salvage; it is one skipped record, as in the scan."""
+    from dmil_ros.bagio.mcap import MCAP_MAGIC, McapSalvager
+
+    def record(op: int, body: bytes) -> bytes:
+        return struct.pack('<BQ', op, len(body)) + body
+
+    file = tmp_path / 'x.mcap'
+    file.write_bytes(MCAP_MAGIC + record(0x04, b'\x01\x00') + record(0x02, bytes(20)))
+    issues: list = []
+    assert list(McapSalvager(file, None, issues).messages()) == []
+    assert [i.message for i in issues] == [
+        'record opcode 0x04 skipped: error: unpack requires a buffer of 4 bytes'
+    ]
