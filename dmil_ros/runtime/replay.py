@@ -220,6 +220,13 @@ def replay(
     last: FrameResult | None = None
 
     def emit(items: list[tuple[Job, int]]) -> None:
+        # at most ``batch`` jobs per model call: one message (or the end of the bag) can
+        # complete several, and a GPU session warmed up to ``batch`` would otherwise grow its
+        # padded shape for the rest of the run (model.py)
+        for start in range(0, len(items), batch):
+            emit_batch(items[start : start + batch])
+
+    def emit_batch(items: list[tuple[Job, int]]) -> None:
         nonlocal pid_n, last
         results = pipeline.infer([j for j, _ in items])
         for (_, log_ns), r in zip(items, results, strict=True):

@@ -304,3 +304,27 @@ def test_rate_pacing_does_not_wait_through_a_long_gap(
     # the sleeps are not real, so they add up: at most the 2 s of recorded bag / 5, never the
     # 600 s gap / 5
     assert max(slept) < 1.0
+
+
+@pytest.mark.parametrize('batch', [1, 8])
+def test_a_fixed_shape_session_keeps_the_batch_it_was_warmed_to(
+    tmp_path: Path, model: Path, batch: int
+) -> None:
+    # a GPU session's calls are padded to one growing shape (model.py); a sweep completing
+    # several frames, or the end of the bag, made a call of batch + k frames and doubled the
+    # padded shape for the rest of the run. Run on the CPU with the GPU policy forced.
+    write_bag(tmp_path / 'in', 4.0)
+    fused = FusionModel(model, provider='cpu', fixed_shapes=True)
+    sizes: list[int] = []
+    run = fused._run
+
+    def spy(image: np.ndarray, lidar: np.ndarray) -> dict[str, np.ndarray]:
+        sizes.append(len(image))
+        return run(image, lidar)
+
+    fused._run = spy  # type: ignore[method-assign]
+    summary = replay(FusionPipeline(fused), tmp_path / 'in', tmp_path / 'out', batch=batch,
+                     progress=False)  # fmt: skip
+    assert summary.frames > 0
+    assert set(sizes) == {batch}
+    assert fused.call_batch == batch
