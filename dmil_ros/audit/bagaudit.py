@@ -143,6 +143,10 @@ class _RecordingModel(FusionModel):
         self.last = out
         return out
 
+    def unrecorded_probs(self, image: F32, lidar: F32) -> F32:
+        """``probs`` of a side run (masked inputs), leaving the recorded batch as it is."""
+        return self.as_probabilities(FusionModel.run(self, image, lidar))['probs']
+
     def reset(self) -> None:
         """Forget the last batch and the softmax decisions (a new bag starts)."""
         self.last = {}
@@ -311,8 +315,8 @@ class _Collector:
                 self.stats, image, lidar, stamps, seed=self.options.seed, draw=draw
             )
             # the plain run: the recorded outputs stay the pipeline's batch
-            p_cam += self.model.as_probabilities(FusionModel.run(self.model, *cam_only))['probs']
-            p_lid += self.model.as_probabilities(FusionModel.run(self.model, *lid_only))['probs']
+            p_cam += self.model.unrecorded_probs(*cam_only)
+            p_lid += self.model.unrecorded_probs(*lid_only)
         self.inference_s += time.perf_counter() - t0
         k = float(self.options.mask_samples)
         return (p_cam / k).astype(np.float32), (p_lid / k).astype(np.float32)
@@ -390,9 +394,14 @@ def _labels(
     return out, unconfirmed
 
 
+def sidecar_path(bag: Path) -> Path:
+    """Where the simulator's ``ground_truth.json`` of ``bag`` (a folder or one file) lies."""
+    return (bag if bag.is_dir() else bag.parent) / SIDE_CAR
+
+
 def read_sidecar(bag: Path) -> dict[str, Any] | None:
     """The simulator's ``ground_truth.json`` next to the bag, if any (not an error when absent)."""
-    path = (bag if bag.is_dir() else bag.parent) / SIDE_CAR
+    path = sidecar_path(bag)
     if not path.is_file():
         return None
     try:
@@ -514,29 +523,27 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
                 },
             )
         result = BagResult(name, arrays, info)
-    if reader is not None:
-        # a sensor topic without messages (a wrong topic name, a one-sensor recording): every
-        # frame then runs degraded and stays out of the tables, so say which topic and why
-        for role, topic in (('camera', options.camera_topic), ('LiDAR', options.lidar_topic)):
-            if not pipeline.received[topic]:
-                near = sorted(t for t in reader.available if t not in topics)
-                _degrade(
-                    info,
-                    {
-                        'message': f'topic {topic!r}: no {role} messages in the bag (its other '
-                        f'topics: {near}); frames need both sensors'
-                    },
-                )
-    if result.frames == 0 and reader is not None and not info['errors']:
-        received = dict(pipeline.received)
-        drops = dict(pipeline.drops)
-        _degrade(
-            info,
+    if result.frames == 0 and reader is not None:
+        # nothing audited: say why. A sensor topic without messages (a wrong topic name, a
+        # one-sensor recording) makes every frame run degraded, out of the tables
+        others = sorted(t for t in reader.available if t not in topics)
+        missing = [
             {
-                'message': f'no frame pairs: messages {received}, none paired within '
-                f'{config.slop} s (drops: {drops}, degraded frames: {collector.degraded})'
-            },
-        )
+                'message': f'topic {topic!r}: no {role} messages in the bag (its other topics: '
+                f'{others}); frames need both sensors'
+            }
+            for role, topic in (('camera', options.camera_topic), ('LiDAR', options.lidar_topic))
+            if not pipeline.received[topic]
+        ]
+        if missing:
+            _degrade(info, *missing)
+        elif not info['errors']:
+            message = (
+                f'no frame pairs: messages {dict(pipeline.received)}, none paired within '
+                f'{config.slop} s (drops: {dict(pipeline.drops)}, degraded frames: '
+                f'{collector.degraded})'
+            )
+            _degrade(info, {'message': message})
     if result.frames == 0 and info['errors']:
         info['status'] = 'failed'  # nothing audited, for a reason named: not a partial result
     info.update(

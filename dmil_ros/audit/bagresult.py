@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from dmil_ros.atomic import atomic_write, atomic_write_bytes
+from dmil_ros.atomic import atomic_write, atomic_write_text
 from dmil_ros.audit.errors import AuditInputError
 
 F32 = npt.NDArray[np.float32]
@@ -97,7 +97,7 @@ def save(result: BagResult, directory: Path, key: str) -> None:
     arrays = {k: result.arrays[k] for k in ARRAYS}
     atomic_write(directory / 'frames.npz', lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
     info = dict(result.info, name=result.name, frames=result.frames, key=key)
-    atomic_write_bytes(directory / 'bag.json', json.dumps(info, indent=1, default=str).encode())
+    atomic_write_text(directory / 'bag.json', json.dumps(info, indent=1, default=str))
 
 
 def is_done(directory: Path, key: str) -> bool:

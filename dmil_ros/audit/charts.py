@@ -135,12 +135,7 @@ def timeline_svg(
             f'<line x1="{xa:.1f}" x2="{xa:.1f}" y1="{top + ph}" y2="{top + ph + 5}" '
             'stroke="#b00020" stroke-width="1"/>'
         )
-    for frac in (0.0, 0.5, 1.0):
-        yy = float(y(frac * ymax))
-        parts.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#ddd"/>'
-            f'<text x="{left - 4}" y="{yy + 3:.1f}" text-anchor="end">{frac * ymax:.2f}</text>'
-        )
+    parts.extend(_gridlines(0.0, ymax, left, pw, lambda v: float(y(v))))
     for frac in np.linspace(0, 1, 6):
         tv = t0 + frac * span
         parts.append(

@@ -47,7 +47,7 @@ from typing import Any
 
 from dmil_ros.atomic import atomic_write_text, remove_stale_temporaries
 from dmil_ros.audit import bagresult
-from dmil_ros.audit.bagaudit import SIDE_CAR, BagOptions, audit_bag, load_model
+from dmil_ros.audit.bagaudit import BagOptions, audit_bag, load_model, sidecar_path
 from dmil_ros.audit.errors import AuditError, AuditInputError
 from dmil_ros.audit.merge import MergeOptions, merge
 from dmil_ros.bagio.reader import storage_kind
@@ -184,7 +184,7 @@ def bag_key(bag: Path, options_key: str) -> str:
     mtime (ns) of each of its files and of its ground-truth sidecar, so a result is reused
     only for the same, unchanged bag."""
     files = []
-    sidecar = (bag if bag.is_dir() else bag.parent) / SIDE_CAR  # ground truth read with the bag
+    sidecar = sidecar_path(bag)  # ground truth read with the bag
     for p in [*storage_files(bag), *([sidecar] if sidecar.is_file() else [])]:
         st = p.stat()
         files.append([p.name, st.st_size, st.st_mtime_ns])
@@ -329,13 +329,15 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     from dmil_ros.audit.tables import write_table
 
     t_start = time.perf_counter()
-    info = load_model(options.bag).info  # once, up front: a model that cannot be audited stops
     bags = find_bags(paths)
     names = bag_names(bags)
     workers = options.workers or os.cpu_count() or 1
     workers = min(workers, len(bags))
     cores = os.cpu_count() or 1
     bag_opts = replace(options.bag, threads=max(1, cores // max(workers, 1)))
+    # once, up front: a model that cannot be audited stops the audit; loaded with the bags'
+    # options, so a serial audit reuses this session (load_model's cache)
+    info = load_model(bag_opts).info
     options_key = bag_opts.key()
     keys = [bag_key(path, options_key) for path in bags]
     out.mkdir(parents=True, exist_ok=True)

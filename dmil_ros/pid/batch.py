@@ -46,7 +46,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from dmil_ros.pid.checks import count
+from dmil_ros.pid.checks import count, in_range
 from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.lsmi import (
     LSMIConfig,
@@ -182,9 +182,8 @@ class BATCH:
             count(f'BATCH.{name}', size)
         count('BATCH.classifier_epochs', classifier_epochs, minimum=0)
         # lr 0 trained nothing and returned the initial encoders' atoms as an estimate
-        for name, rate, ok in (('lr', lr, lr > 0), ('tol', tol, tol >= 0)):
-            if not ok or not math.isfinite(rate):  # NaN fails every comparison
-                raise PIDInputError(f'BATCH.{name}: {rate!r} out of range')
+        in_range('BATCH.lr', lr, lr > 0)
+        in_range('BATCH.tol', tol, tol >= 0)
         self.tol = tol
         self.epochs_run = 0
         self.embed_dim, self.hidden, self.batch_size = embed_dim, hidden, batch_size

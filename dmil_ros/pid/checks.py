@@ -22,6 +22,7 @@ raise its own error type.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 from dmil_ros.pid.errors import PIDInputError
@@ -38,6 +39,14 @@ def count(name: str, value: object, minimum: int = 1) -> int:
     return int(value)
 
 
+def in_range(name: str, value: float, ok: bool) -> float:
+    """``value`` when ``ok`` (its range test, computed by the caller) holds and it is finite."""
+    if not ok or not math.isfinite(value):  # NaN fails every comparison anyway
+        msg = f'{name}: {value!r} out of range'
+        raise PIDInputError(msg)
+    return value
+
+
 def count_pair(name: str, value: object, minimum: int = 1) -> tuple[int, int]:
     """One count for both modalities, or a pair ``(k1, k2)`` (tuple or list)."""
     if isinstance(value, tuple | list):
@@ -49,4 +58,4 @@ def count_pair(name: str, value: object, minimum: int = 1) -> tuple[int, int]:
     return k, k
 
 
-__all__ = ['count', 'count_pair']
+__all__ = ['count', 'count_pair', 'in_range']

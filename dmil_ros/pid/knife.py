@@ -143,8 +143,8 @@ def fit_knife(
     spread = xs.std(0)  # (D,)
     scale = np.where(spread > 1e-12 * np.maximum(1.0, np.abs(center)), spread, 1.0)
     xs_std = (xs - center) / scale  # (N, D)
-    means = np.zeros((n_groups, n_components, xs.shape[1]))
-    prec = np.tile(np.eye(xs.shape[1]), (n_groups, n_components, 1, 1))
+    means = np.zeros((n_groups, n_components, dim))
+    prec = np.tile(np.eye(dim), (n_groups, n_components, 1, 1))
     logw = np.full((n_groups, n_components), _PAD_LOG_WEIGHT)
     per_kernel = dim * (dim + 3) // 2  # free parameters of one kernel: D means + D(D+1)/2 cov.
     for g in range(n_groups):

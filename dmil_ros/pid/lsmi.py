@@ -52,7 +52,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from dmil_ros.pid.checks import count
+from dmil_ros.pid.checks import count, in_range
 from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.knife import KNIFE, evaluate_chunked, fit_knife
 from dmil_ros.pid.pointwise import shift_delta
@@ -106,10 +106,8 @@ class LSMIConfig:
             'val_fraction': 0 < self.val_fraction < 1,
             'tol': self.tol >= 0,
         }
-        for name, ok in ranges.items():  # NaN fails every comparison
-            if not ok or not math.isfinite(getattr(self, name)):
-                msg = f'LSMIConfig.{name}: {getattr(self, name)!r} out of range'
-                raise PIDInputError(msg)
+        for name, ok in ranges.items():
+            in_range(f'LSMIConfig.{name}', getattr(self, name), ok)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dmil_ros.pid.errors import PIDInputError
+from dmil_ros.pid.measures import normalise
 
 
 def dit_atoms(joint: npt.NDArray[np.floating]) -> tuple[float, float, float, float]:
@@ -33,12 +34,11 @@ def dit_atoms(joint: npt.NDArray[np.floating]) -> tuple[float, float, float, flo
     import dit
     from dit.pid import PID_BROJA
 
-    p = np.asarray(joint, dtype=np.float64)
-    total = float(p.sum()) if p.ndim == 3 and np.all(np.isfinite(p)) and p.min() >= 0 else 0.0
-    if not total > 0:
-        msg = f'joint: expected a non-negative finite (n1, n2, ny) table with mass, got {p.shape}'
-        raise PIDInputError(msg)
-    p = p / total  # counts are welcome: dit reads the values as probabilities as they are
+    try:  # counts are welcome: dit reads the values as probabilities as they are
+        p = normalise(joint, ndim=3)
+    except PIDInputError as exc:
+        msg = f'joint: expected a non-negative finite (n1, n2, ny) table with mass ({exc})'
+        raise PIDInputError(msg) from exc
     idx = np.argwhere(p > 0)
     d = dit.Distribution(
         [tuple(int(v) for v in i) for i in idx], [float(p[tuple(i)]) for i in idx]

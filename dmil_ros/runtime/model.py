@@ -203,26 +203,19 @@ def check_contract(
     # 3. outputs: probs is required; every output must be a contract output of its shape
     #    (adapted: the one unknown (B, 4) output stands for probs, other unknown ones are
     #    ignored)
-    names_out = {arg.name: arg.name for arg in outputs}
-    ignored: list[str] = []
-    unknown = [arg for arg in outputs if arg.name not in KNOWN_OUTPUTS]
-    if unknown and adapt:
-        scores = [a for a in unknown if _fits(a.shape, KNOWN_OUTPUTS['probs'], rank=2)]
-        if 'probs' not in names_out and len(scores) == 1:
-            names_out = {**names_out, 'probs': scores[0].name}
-            del names_out[scores[0].name]
-        ignored = [a.name for a in unknown if a.name in names_out]
-        for name in ignored:
-            del names_out[name]
-        outputs = [a for a in outputs if a.name not in ignored]
-        unknown = []
-    if unknown:
+    contract_of = {a.name: a.name for a in outputs if a.name in KNOWN_OUTPUTS}  # graph -> ours
+    unknown = [a for a in outputs if a.name not in KNOWN_OUTPUTS]
+    if unknown and not adapt:
         msg = (
             f'model {path!r}: outputs {[a.name for a in unknown]} are not in the model contract '
             f'(known: {list(KNOWN_OUTPUTS)})'
         )
         raise ModelError(msg)
-    contract_of = {graph: contract for contract, graph in names_out.items()}
+    scores = [a.name for a in unknown if _fits(a.shape, KNOWN_OUTPUTS['probs'])]
+    if 'probs' not in contract_of and len(scores) == 1:
+        contract_of[scores[0]] = 'probs'
+    ignored = [a.name for a in unknown if a.name not in contract_of]
+    outputs = [a for a in outputs if a.name in contract_of]
     for arg in outputs:
         if arg.type != 'tensor(float)':
             msg = f'model {path!r}: output {arg.name!r} is {arg.type}, expected tensor(float)'
@@ -261,15 +254,18 @@ def check_contract(
         version=meta.get('dmil_ros.version', ''),
         metadata=dict(meta),
         fixed_batch=next(iter(fixed.values()), None),
-        graph_names={k: v for k, v in {**names_in, **names_out}.items() if k != v},
+        graph_names={
+            **{k: v for k, v in names_in.items() if k != v},
+            **{k: v for v, k in contract_of.items() if k != v},
+        },
         ignored_outputs=tuple(ignored),
     )
 
 
-def _fits(shape: Any, want: tuple[int | None, ...], rank: int | None = None) -> bool:
-    """A (B, *want) shape, unknown dims matching anything; ``rank`` defaults to 1 + len(want)."""
+def _fits(shape: Any, want: tuple[int | None, ...]) -> bool:
+    """A (B, *want) shape, unknown dims matching anything."""
     dims = _dims(shape)
-    if len(dims) != (rank or 1 + len(want)):
+    if len(dims) != 1 + len(want):
         return False
     return all(d is None or w is None or d == w for d, w in zip(dims[1:], want, strict=True))
 
@@ -372,13 +368,12 @@ class FusionModel:
             self.path, self.session.get_inputs(), self.session.get_outputs(), meta, adapt=adapt
         )
         self._inputs = (self.info.graph_name('image'), self.info.graph_name('lidar'))
-        self._fetched: tuple[tuple[str, ...], list[str]] = ((), [])  # outputs, graph names
         wanted = outputs or tuple(n for n in RUNTIME_OUTPUTS if n in self.info.outputs)
         missing = [n for n in wanted if n not in self.info.outputs]
         if missing:
             msg = f'model {self.path!r}: outputs {missing} are not in {self.info.outputs}'
             raise ModelError(msg)
-        self.outputs: tuple[str, ...] = tuple(wanted)
+        self.outputs = tuple(wanted)
         self.io_binding = self.provider != 'cpu' if io_binding is None else io_binding
         self.fixed_shapes = self.provider != 'cpu' if fixed_shapes is None else fixed_shapes
         self.call_batch = 0  # a fixed-shape session's padded batch size (0: not run yet)
@@ -431,6 +426,16 @@ class FusionModel:
     def spec(self) -> PreprocessSpec:
         return self.info.spec
 
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The outputs each call fetches, by contract name (assignable)."""
+        return self._outputs
+
+    @outputs.setter
+    def outputs(self, names: tuple[str, ...]) -> None:
+        self._outputs = tuple(names)
+        self._fetch = [self.info.graph_name(n) for n in self._outputs]  # the graph's names
+
     def has(self, output: str) -> bool:
         return output in self.outputs
 
@@ -473,15 +478,9 @@ class FusionModel:
         self.call_batch = size
         return size
 
-    def _graph_outputs(self) -> list[str]:
-        """The graph's names of :attr:`outputs` (recomputed when ``outputs`` is reassigned)."""
-        if self._fetched[0] is not self.outputs:
-            self._fetched = (self.outputs, [self.info.graph_name(n) for n in self.outputs])
-        return self._fetched[1]
-
     def _run(self, image: F32, lidar: F32) -> dict[str, F32]:
         feeds = dict(zip(self._inputs, (image, lidar), strict=True))
-        fetch = self._graph_outputs()
+        fetch = self._fetch
         if not self.io_binding:
             values = self.session.run(fetch, feeds)
             return dict(zip(self.outputs, values, strict=True))

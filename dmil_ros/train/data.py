@@ -66,7 +66,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dmil_ros.actions import ACTION_INDEX
-from dmil_ros.atomic import atomic_write, remove_stale_temporaries
+from dmil_ros.atomic import atomic_write_text, remove_stale_temporaries
 from dmil_ros.runtime.faults import stamp_ns
 from dmil_ros.runtime.preprocess import PreprocessSpec, prepare_image, prepare_points
 from dmil_ros.scenes import TWO_SCENES, UNCONFIRMED, UNREADABLE, FrameLabels, SweepScenes
@@ -295,7 +295,7 @@ def _write_cache(cache: Path, arrays: Arrays, stats: BagStats) -> None:
         removed = remove_stale_temporaries(cache.parent)
         if removed:
             logger.info('cache %s: removed %d stale temporary files', cache.parent, removed)
-        atomic_write(side, lambda f: f.write(json.dumps(doc).encode()))
+        atomic_write_text(side, json.dumps(doc))
         arrays.save(cache)
     except OSError as exc:
         logger.warning('cache %s: not written (%s)', cache, exc)
