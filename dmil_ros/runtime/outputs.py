@@ -137,29 +137,46 @@ def _middle(frame_id: str, names: tuple[bytes, ...]) -> tuple[bytes, bytes]:
 
 
 _EMPTY_TAIL: Final = b'\x00' * 8  # velocity and effort: two empty sequences
+_DOUBLES: dict[int, struct.Struct] = {}
 
 
-def joint_state_cdr(h: Header, names: tuple[bytes, ...], values: Any) -> bytes:
+def _doubles(values: Any) -> bytes:
+    """``values`` (an array, or a sequence of numbers) as little-endian float64 bytes."""
+    floats = values.ravel().tolist() if isinstance(values, np.ndarray) else list(values)
+    packer = _DOUBLES.get(len(floats))
+    if packer is None:
+        packer = _DOUBLES.setdefault(len(floats), struct.Struct(f'<{len(floats)}d'))
+    return packer.pack(*floats)
+
+
+def joint_state_cdr(
+    h: Header, names: tuple[bytes, ...], values: Any, head: bytes | None = None
+) -> bytes:
     """``sensor_msgs/JointState`` CDR bytes with empty velocity/effort, written directly.
 
     Byte-identical to ``typestore.serialize_cdr`` (tests/runtime/test_outputs_cdr.py) at a
     fraction of the cost (benchmarks/bench_runtime.py); alignment is relative to the end of
-    the 4-byte encapsulation header, as in the CDR spec.
+    the 4-byte encapsulation header, as in the CDR spec. ``head`` is :func:`cdr_head` of ``h``
+    when the caller encodes several messages of one frame.
     """
-    position = np.asarray(values, '<f8').reshape(-1)
+    position = _doubles(values)
+    n = len(position) // 8
     body, pad8 = _middle(h.frame_id, names)
-    n = position.size
     return b''.join(
         (
-            _CDR_LE,
-            _STAMP.pack(h.sec, h.nanosec),
+            cdr_head(h) if head is None else head,
             body,
             _U32.pack(n),
             pad8 if n else b'',
-            position.tobytes(),
+            position,
             _EMPTY_TAIL,
         )
     )
+
+
+def cdr_head(h: Header) -> bytes:
+    """The encapsulation header and the stamp: the first 12 bytes of a stamped message."""
+    return _CDR_LE + _STAMP.pack(h.sec, h.nanosec)
 
 
 def _names(values: tuple[str, ...] | list[str]) -> tuple[bytes, ...]:
@@ -238,24 +255,26 @@ class OutputBuilder:
         if not r.valid:
             return [(t, self.serialize(t, m)) for t, m in self.frame(r)]
         h = r.header
+        head = cdr_head(h)
+        probs = r.probs.tolist()
         out = [
             (
                 '~/action',
-                joint_state_cdr(h, _ACTION_NAMES[r.action], r.probs[r.action : r.action + 1]),
+                joint_state_cdr(h, _ACTION_NAMES[r.action], probs[r.action : r.action + 1], head),
             ),
-            ('~/action_probs', joint_state_cdr(h, _ACTIONS, r.probs)),
+            ('~/action_probs', joint_state_cdr(h, _ACTIONS, probs, head)),
         ]
         if r.gates is not None:
-            out.append(('~/gates', joint_state_cdr(h, _COMPONENTS, r.gates)))
+            out.append(('~/gates', joint_state_cdr(h, _COMPONENTS, r.gates, head)))
         pid = r.interactions
         if pid is not None:
-            out.append(('~/interactions', joint_state_cdr(h, _FAMILIES, pid)))
+            out.append(('~/interactions', joint_state_cdr(h, _FAMILIES, pid, head)))
             m = r.monitor
             if m is None:
                 values = [float(r.alert), math.nan, math.nan, math.nan]
             else:
                 values = [float(m.alert), m.synergy, m.baseline, m.z]
-            out.append(('~/synergy_alert', joint_state_cdr(h, _ALERT, values)))
+            out.append(('~/synergy_alert', joint_state_cdr(h, _ALERT, values, head)))
         if self.twists is not None:
             linear, angular = (0.0, 0.0) if r.degraded else self.twists.of(r.action_label)
             out.append(('~/cmd_vel', self.serialize('~/cmd_vel', self.twist(linear, angular))))

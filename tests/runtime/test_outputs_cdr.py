@@ -43,8 +43,9 @@ def test_joint_state_bytes_match_rosbags(
 ) -> None:
     h = Header(sec, nanosec, frame_id)
     reference = BUILDER.serialize('~/gates', BUILDER.joint_state(h, names, values))
-    got = joint_state_cdr(h, tuple(n.encode() for n in names), np.asarray(values, np.float64))
-    assert got == reference
+    encoded = tuple(n.encode() for n in names)
+    assert joint_state_cdr(h, encoded, np.asarray(values, np.float64)) == reference
+    assert joint_state_cdr(h, encoded, values) == reference  # a list of floats, too
 
 
 def _result(gates: bool, pid: bool, monitor: bool, degraded: str) -> FrameResult:
