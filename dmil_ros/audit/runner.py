@@ -211,6 +211,17 @@ def _failed(name: str, path: Path, exc: BaseException) -> dict[str, Any]:
     }
 
 
+def _missing(name: str, account: dict[str, Any] | None) -> dict[str, Any]:
+    """The entry of a bag with no result on disk: its failure, or one that says so."""
+    if account is not None and account.get('status') == 'failed':
+        return account
+    message = 'no result on disk after the audit of this bag'
+    if account is not None:
+        message += f' (the worker reported {account.get("status")!r})'
+    logger.error('bag %s: %s', name, message)
+    return {'name': name, 'status': 'failed', 'frames': 0, 'errors': [{'message': message}]}
+
+
 def _run_process(
     jobs: list[Job],
     bag: BagOptions,
@@ -263,8 +274,14 @@ def _run_ray(
         except (ConnectionError, RuntimeError):
             ray.init(num_cpus=workers or None, ignore_reinit_error=True, log_to_driver=False)
     remote = ray.remote(num_cpus=bag.threads)(_work)
+    # absolute paths: a worker on another node of the cluster starts in a directory of its own
+    # (the files must be on storage every node mounts at the same path)
     opts = asdict(bag)
-    refs = {remote.remote(str(p), n, opts, str(o), k): (p, n) for p, n, o, k in jobs}
+    opts['model'] = str(Path(bag.model).resolve())
+    refs = {
+        remote.remote(str(p.resolve()), n, opts, str(o.resolve()), k): (p, n)
+        for p, n, o, k in jobs
+    }
     accounts: dict[str, dict[str, Any]] = {}
     pending = list(refs)
     while pending:
@@ -391,8 +408,8 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
         if res is not None:
             results.append(res)
             entry = dict(res.info)
-        else:
-            entry = accounts.get(name) or {'name': name, 'status': 'failed', 'errors': []}
+        else:  # failed, or a worker that said it finished left no result behind
+            entry = _missing(name, accounts.get(name))
         entry.update(name=name, path=str(path), resumed=name in skipped)
         bag_entries.append(entry)
     t_wait = time.perf_counter()

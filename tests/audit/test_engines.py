@@ -1,0 +1,109 @@
+# Copyright 2026 The dmil_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The audit's engines: what a worker is sent, and what a worker's word is worth."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bagfactory import write_small_bag
+
+from dmil_ros.audit import runner
+from dmil_ros.cli import main
+from models import build
+
+
+@pytest.fixture(scope='module')
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory.mktemp('model') / 'heads.onnx', heads=True)
+
+
+class _Ref:
+    """An object reference: hashable, as Ray's are."""
+
+    def __init__(self, fn: Any, args: tuple[Any, ...]) -> None:
+        self.fn, self.args = fn, args
+
+
+class _FakeRay(types.ModuleType):
+    """Just enough of ``ray`` for runner._run_ray: remote calls run here, their args kept."""
+
+    def __init__(self) -> None:
+        super().__init__('ray')
+        self.calls: list[tuple[Any, ...]] = []
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def remote(self, **_options: Any) -> Any:
+        def wrap(fn: Any) -> Any:
+            return types.SimpleNamespace(remote=lambda *args: _Ref(fn, args))
+
+        return wrap
+
+    def wait(self, refs: list[Any], num_returns: int) -> tuple[list[Any], list[Any]]:
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref: _Ref) -> Any:
+        self.calls.append(ref.args)
+        return ref.fn(*ref.args)
+
+
+def test_ray_workers_get_absolute_paths(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a worker on another node starts elsewhere: relative paths would name other files there
+    write_small_bag(tmp_path / 'bags' / 'small', frames=20)
+    (tmp_path / 'model.onnx').write_bytes(model.read_bytes())
+    fake = _FakeRay()
+    monkeypatch.setitem(sys.modules, 'ray', fake)
+    monkeypatch.chdir(tmp_path)
+    args = ['audit', 'bags/small', '--out', 'out', '--model', 'model.onnx', '--engine', 'ray']
+    assert main([*args, '--clusters', '2', '--workers', '1', '--no-report']) == 0
+    ((path, name, options, out_dir, _key),) = fake.calls
+    assert path == str(tmp_path / 'bags' / 'small')
+    assert out_dir == str(tmp_path / 'out' / 'bags' / name)
+    assert options['model'] == str(tmp_path / 'model.onnx')
+    summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+    assert summary['bags'][0]['status'] == 'ok'
+    assert summary['model']['path'] == 'model.onnx'  # as the user wrote it
+
+
+def test_a_worker_that_leaves_no_result_fails_the_bag(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a worker whose write went nowhere (a full disk behind a lying mount, a bug) said 'ok':
+    # the summary listed the bag as audited while none of its frames was in the tables
+    write_small_bag(tmp_path / 'bag', frames=20)
+
+    def claims_success(path: str, name: str, *_args: Any) -> dict[str, Any]:
+        return {'name': name, 'path': path, 'status': 'ok', 'frames': 20, 'errors': []}
+
+    monkeypatch.setattr(runner, '_work', claims_success)
+    args = ['audit', str(tmp_path / 'bag'), '--out', str(tmp_path / 'out'), '--model', str(model)]
+    assert main([*args, '--clusters', '2', '--workers', '1', '--no-report']) == 1
+    summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+    (entry,) = summary['bags']
+    assert (entry['status'], entry['frames']) == ('failed', 0)
+    (error,) = summary['errors']
+    assert (
+        "no result on disk after the audit of this bag (the worker reported 'ok')"
+        in error['message']
+    )
