@@ -41,9 +41,8 @@ def _predictions(a: NDArray[np.generic], n: int, name: str) -> NDArray[np.int64]
         return np.asarray(np.argmax(arr, axis=1), dtype=np.int64)
     if arr.shape == (n,) and np.issubdtype(arr.dtype, np.integer):
         return arr.astype(np.int64)
-    raise PIDInputError(
-        f'{name}: expected ({n},) class indices or ({n}, C) scores, got {arr.shape}'
-    )
+    msg = f'{name}: expected ({n},) class indices or ({n}, C) scores, got {arr.dtype} {arr.shape}'
+    raise PIDInputError(msg)
 
 
 def synergy_indicator(
@@ -58,7 +57,8 @@ def synergy_indicator(
     """
     y = np.asarray(labels)
     if y.ndim != 1 or y.size == 0 or not np.issubdtype(y.dtype, np.integer):
-        raise PIDInputError(f'labels: expected a non-empty (N,) integer array, got {y.shape}')
+        msg = f'labels: expected a non-empty (N,) integer array, got {y.dtype} {y.shape}'
+        raise PIDInputError(msg)
     n = len(y)
     j = _predictions(pred_joint, n, 'pred_joint')
     a = _predictions(pred_1, n, 'pred_1')

@@ -75,3 +75,12 @@ def test_bad_shapes() -> None:
         synergy_indicator(np.array([0, 1]), np.array([0, 1]), np.array([0]), np.array([0, 1]))
     with pytest.raises(PIDInputError, match='labels'):
         synergy_indicator(np.array([]), np.array([]), np.array([]), np.array([]))
+
+
+def test_float_labels_and_predictions_are_named_with_their_dtype() -> None:
+    # (3,) float labels read "got (3,)": the shape asked for, so the message hid the dtype
+    ok = np.array([0, 1, 2])
+    with pytest.raises(PIDInputError, match=r'labels: .* got float64 \(3,\)'):
+        synergy_indicator(ok.astype(float), ok, ok, ok)
+    with pytest.raises(PIDInputError, match=r'pred_2: .* got float64 \(3,\)'):
+        synergy_indicator(ok, ok, ok, ok.astype(float))
