@@ -22,6 +22,12 @@ a second by the node and written to the replay bag at the same cadence of bag ti
 * ``WARN``: the clock jumped back (pairing reset), messages were dropped or malformed since the
   previous report, or a synergy alert is on;
 * ``OK`` otherwise.
+
+``latency p50/p99`` is the sum of the pipeline's stage timers for a frame pair (decode and
+preprocess of its camera frame, and of its sweep when this is the first pair the sweep serves,
+inference, monitor). Headers, pairing and the records built per message are in no timer: about
+10% more (the ``glue`` row of benchmarks/bench_runtime.py); ``queue wait p99`` is the time a
+message waited for the inference thread.
 """
 
 from __future__ import annotations
