@@ -214,7 +214,7 @@ def _failed(name: str, path: Path, exc: BaseException) -> dict[str, Any]:
 def _missing(name: str, account: dict[str, Any] | None) -> dict[str, Any]:
     """The entry of a bag with no result on disk: its failure, or one that says so."""
     if account is not None and account.get('status') == 'failed':
-        return account
+        return {'frames': 0, **account}
     message = 'no result on disk after the audit of this bag'
     if account is not None:
         message += f' (the worker reported {account.get("status")!r})'

@@ -141,12 +141,28 @@ _DOUBLES: dict[int, struct.Struct] = {}
 
 
 def _doubles(values: Any) -> bytes:
-    """``values`` (an array, or a sequence of numbers) as little-endian float64 bytes."""
-    floats = values.ravel().tolist() if isinstance(values, np.ndarray) else list(values)
-    packer = _DOUBLES.get(len(floats))
+    """``values`` as little-endian float64 bytes, as ``np.asarray(values, '<f8').reshape(-1)``.
+
+    A numeric array or a flat sequence of numbers (what the pipeline hands over) is packed with
+    :mod:`struct`; anything else (a scalar, nested sequences, numeric strings) goes through numpy.
+    """
+    try:
+        if isinstance(values, np.ndarray) and values.dtype.kind in 'biuf':
+            floats = values.ravel().tolist()
+        else:
+            floats = list(values)
+        return _packer(len(floats)).pack(*floats)
+    except (TypeError, struct.error):
+        return _packer(np.size(values)).pack(*np.asarray(values, '<f8').reshape(-1).tolist())
+
+
+def _packer(n: int) -> struct.Struct:
+    packer = _DOUBLES.get(n)
     if packer is None:
-        packer = _DOUBLES.setdefault(len(floats), struct.Struct(f'<{len(floats)}d'))
-    return packer.pack(*floats)
+        if len(_DOUBLES) > 64:
+            _DOUBLES.clear()
+        packer = _DOUBLES.setdefault(n, struct.Struct(f'<{n}d'))
+    return packer
 
 
 def joint_state_cdr(

@@ -177,7 +177,7 @@ def prepare_image(rgb: npt.NDArray[np.uint8], spec: PreprocessSpec) -> F32:
     #    whole of prepare_image 1.2x faster than with numpy's per-plane x * a + b, on the caches
     #    a model call leaves; benchmarks/bench_runtime.py)
     params = _blob_params(spec.image_mean, spec.image_std, spec.image_width, spec.image_height)
-    if params is None:  # OpenCV < 4.9 (Debian's python3-opencv on Humble and Jazzy)
+    if params is None:  # OpenCV < 4.8 (Debian's python3-opencv on Humble and Jazzy)
         return affine_image(rgb, spec)
     blob = cv2.dnn.blobFromImageWithParams(np.ascontiguousarray(rgb), params)  # (1, 3, h, w)
     return np.asarray(blob, np.float32).reshape(spec.image_shape)
@@ -203,7 +203,11 @@ def _blob_params(
     width: int,
     height: int,
 ) -> Any:
-    """``cv2.dnn.Image2BlobParams`` for the standardisation, or None without it (< 4.9)."""
+    """``cv2.dnn.Image2BlobParams`` for the standardisation, or None without it (< 4.8).
+
+    One object, shared by every thread: OpenCV copies it into each call, and nothing here
+    changes it after it is built.
+    """
     dnn = getattr(cv2, 'dnn', None)
     if dnn is None or not hasattr(dnn, 'blobFromImageWithParams'):
         return None

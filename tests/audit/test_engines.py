@@ -78,9 +78,10 @@ def test_ray_workers_get_absolute_paths(
     args = ['audit', 'bags/small', '--out', 'out', '--model', 'model.onnx', '--engine', 'ray']
     assert main([*args, '--clusters', '2', '--workers', '1', '--no-report']) == 0
     ((path, name, options, out_dir, _key),) = fake.calls
-    assert path == str(tmp_path / 'bags' / 'small')
-    assert out_dir == str(tmp_path / 'out' / 'bags' / name)
-    assert options['model'] == str(tmp_path / 'model.onnx')
+    here = tmp_path.resolve()  # the runner resolves symbolic links too (/tmp on macOS)
+    assert path == str(here / 'bags' / 'small')
+    assert out_dir == str(here / 'out' / 'bags' / name)
+    assert options['model'] == str(here / 'model.onnx')
     summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
     assert summary['bags'][0]['status'] == 'ok'
     assert summary['model']['path'] == 'model.onnx'  # as the user wrote it

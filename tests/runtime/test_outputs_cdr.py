@@ -17,8 +17,10 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,6 +48,20 @@ def test_joint_state_bytes_match_rosbags(
     encoded = tuple(n.encode() for n in names)
     assert joint_state_cdr(h, encoded, np.asarray(values, np.float64)) == reference
     assert joint_state_cdr(h, encoded, values) == reference  # a list of floats, too
+
+
+@pytest.mark.parametrize(
+    'values',
+    [1.5, np.float32(0.25), [[1.0, 2.0], [3.0, -0.0]], [np.array([1.0]), np.array([2.5])],
+     ['1.5', '-2'], np.array([[1, 2]], np.int64), [True, False], []],
+)  # fmt: skip
+def test_joint_state_takes_what_numpy_takes(values: Any) -> None:
+    # the struct fast path must not narrow what np.asarray(values, '<f8') accepted
+    h = Header(3, 4, 'base_link')
+    flat = np.asarray(values, '<f8').reshape(-1)
+    names = [f'j{i}' for i in range(flat.size)]
+    reference = BUILDER.serialize('~/gates', BUILDER.joint_state(h, names, flat))
+    assert joint_state_cdr(h, tuple(n.encode() for n in names), values) == reference
 
 
 def _result(gates: bool, pid: bool, monitor: bool, degraded: str) -> FrameResult:

@@ -197,12 +197,32 @@ def test_spec_sequences_become_tuples_and_bad_ones_are_refused() -> None:
             PreprocessSpec(**bad)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize('blob', [True, False], ids=['opencv', 'numpy'])
+def test_per_channel_standardisation_follows_the_formula(
+    blob: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(x / 255 - mean) / std per channel, RGB order kept, on both paths of prepare_image."""
+    spec = PreprocessSpec(image_mean=(0.4, 0.5, 0.6), image_std=(0.2, 0.3, 0.25))
+    if blob and preprocess._blob_params(spec.image_mean, spec.image_std, 64, 48) is None:
+        pytest.skip('this OpenCV has no blobFromImageWithParams')
+    if not blob:
+        monkeypatch.setattr(preprocess, '_blob_params', lambda *args: None)
+    rgb = np.random.default_rng(5).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    out = prepare_image(rgb, spec)
+    assert out.shape == spec.image_shape
+    assert out.dtype == np.float32
+    assert out.flags.c_contiguous
+    expected = (rgb / 255.0 - spec.image_mean) / spec.image_std  # (h, w, 3)
+    np.testing.assert_allclose(out, expected.transpose(2, 0, 1), rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize('shape', [(48, 64, 3), (96, 128, 3), (480, 640, 3), (50, 70, 3)])
 def test_opencv_blob_and_numpy_fallback_agree(
     shape: tuple[int, int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """OpenCV >= 4.9 standardises in blobFromImageWithParams; older ones (Debian's python3-opencv
-    on Humble and Jazzy) take the numpy per-plane affine. Both give the same model input."""
+    """OpenCV >= 4.8 standardises in blobFromImageWithParams; older ones (Debian's python3-opencv
+    on Humble and Jazzy) take the numpy per-plane affine. Both give the same model input, from
+    any input size and memory layout."""
     spec = PreprocessSpec(image_mean=(0.4, 0.5, 0.6), image_std=(0.2, 0.3, 0.25))
     if preprocess._blob_params(spec.image_mean, spec.image_std, 64, 48) is None:
         pytest.skip('this OpenCV has no blobFromImageWithParams')
@@ -212,12 +232,7 @@ def test_opencv_blob_and_numpy_fallback_agree(
     monkeypatch.setattr(preprocess, '_blob_params', lambda *args: None)
     with_numpy = prepare_image(rgb, spec)
     assert with_blob.shape == with_numpy.shape == spec.image_shape
-    assert with_blob.dtype == with_numpy.dtype == np.float32
     np.testing.assert_allclose(with_blob, with_numpy, rtol=0, atol=1e-6)
-    # and the fallback against the formula: (x / 255 - mean) / std on the resized image
-    if shape[:2] == (48, 64):
-        expected = (rgb / 255.0 - spec.image_mean) / spec.image_std  # (h, w, 3)
-        np.testing.assert_allclose(with_numpy, expected.transpose(2, 0, 1), atol=1e-5)
 
 
 def test_image_of_the_wrong_shape_is_named() -> None:
