@@ -56,6 +56,7 @@ sys.path.insert(0, str(ROOT))
 
 from dmil_ros.bagio import mcap  # noqa: E402
 from dmil_ros.bagio.reader import RobustReader  # noqa: E402
+from dmil_ros.runtime.faults import stamp_ns  # noqa: E402
 from dmil_ros.runtime.model import FusionModel  # noqa: E402
 from dmil_ros.runtime.outputs import OutputBuilder  # noqa: E402
 from dmil_ros.runtime.pipeline import FusionPipeline  # noqa: E402
@@ -131,19 +132,22 @@ def float_min_prepare_points(points: Points, spec: PreprocessSpec) -> np.ndarray
     return out
 
 
+def _resized(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Step 1 of prepare_image: area averaging to the model's size."""
+    if rgb.shape[:2] == (spec.image_height, spec.image_width):
+        return rgb
+    size = (spec.image_width, spec.image_height)
+    return np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
+
+
 def numpy_prepare_image(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """prepare_image's numpy fallback (OpenCV < 4.8): the resize, then a per-plane affine."""
-    if rgb.shape[:2] != (spec.image_height, spec.image_width):
-        size = (spec.image_width, spec.image_height)
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    return affine_image(rgb, spec)
+    return affine_image(_resized(rgb, spec), spec)
 
 
 def interleaved_prepare_image(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """The plain numpy alternative: broadcast over the interleaved (h, w, 3) layout."""
-    if rgb.shape[:2] != (spec.image_height, spec.image_width):
-        size = (spec.image_width, spec.image_height)
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    rgb = _resized(rgb, spec)
     mean = np.asarray(spec.image_mean, np.float32)
     inv_std = 1.0 / np.asarray(spec.image_std, np.float32)
     out = (rgb.astype(np.float32) * np.float32(1.0 / 255.0) - mean) * inv_std  # (h, w, 3)
@@ -209,16 +213,15 @@ def compare_serialise(model: FusionModel, messages: list[tuple[str, Any]]) -> No
         builder.frame_cdr(r) == [(t, builder.serialize(t, m)) for t, m in builder.frame(r)]
         for r in results
     )
-    times: dict[str, list[float]] = {'frame_cdr': [], 'serialize_cdr': []}
-    for _ in range(3):
-        for r in results:
-            t0 = time.perf_counter()
-            builder.frame_cdr(r)
-            t1 = time.perf_counter()
-            [(t, builder.serialize(t, m)) for t, m in builder.frame(r)]
-            times['frame_cdr'].append(t1 - t0)
-            times['serialize_cdr'].append(time.perf_counter() - t1)
-    a, b = (pct(v)[0] for v in times.values())
+    a, b = _p50_ms_pair(
+        (
+            lambda r, _: builder.frame_cdr(r),
+            lambda r, _: [(t, builder.serialize(t, m)) for t, m in builder.frame(r)],
+        ),
+        results,
+        model.spec,
+        lambda: None,  # a tight loop
+    )
     print(
         f'serialise {len(results)} frames: frame_cdr p50 {a:.3f} ms, rosbags serialize_cdr of '
         f'the message objects {b:.3f} ms ({b / a:.1f}x), bytes {"identical" if same else "DIFFER"}'
@@ -306,10 +309,6 @@ def pct(values: list[float]) -> tuple[float, float]:
     return float(np.percentile(a, 50)), float(np.percentile(a, 99))
 
 
-def _stamp_ns(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-
-
 def per_frame(model: FusionModel, messages: list[tuple[str, Any]], repeat: int) -> dict[str, Any]:
     """Stage timings at batch 1, the wall clock per frame pair, and the bare ORT call.
 
@@ -337,7 +336,7 @@ def per_frame(model: FusionModel, messages: list[tuple[str, Any]], repeat: int) 
         for topic, msg in messages:
             t0 = time.perf_counter()
             jobs = pipe.feed_camera(msg) if topic == CAM else pipe.feed_lidar(msg)
-            fed[topic, _stamp_ns(msg)] = time.perf_counter() - t0
+            fed[topic, stamp_ns(msg)] = time.perf_counter() - t0
             for job in jobs:
                 frame += 1
                 feeds = {'image': job.image[None], 'lidar': job.lidar[None]}

@@ -481,7 +481,7 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
         logger.warning(
             '%s: model outputs %s are raw scores, not probabilities: softmax applied',
             path,
-            sorted(model.softmaxed),
+            info['softmax_applied'],
         )
     non_finite = pipeline.errors[('model', 'non_finite_output')]
     if non_finite:
@@ -532,8 +532,7 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
                 'message': f'topic {topic!r}: no {role} messages in the bag (its other topics: '
                 f'{others}); frames need both sensors'
             }
-            for role, topic in (('camera', options.camera_topic), ('LiDAR', options.lidar_topic))
-            if not pipeline.received[topic]
+            for role, topic in pipeline.silent_sensors()
         ]
         if missing:
             _degrade(info, *missing)

@@ -100,22 +100,33 @@ def save(result: BagResult, directory: Path, key: str) -> None:
     atomic_write_text(directory / 'bag.json', json.dumps(info, indent=1, default=str))
 
 
-def is_done(directory: Path, key: str) -> bool:
-    """True when ``directory`` holds a finished result computed with options ``key``."""
+def load_if_done(directory: Path, key: str) -> BagResult | None:
+    """The result in ``directory`` if it is finished and was computed with options ``key``,
+    else None; :class:`AuditInputError` when it is marked so but its arrays do not read."""
     marker = directory / 'bag.json'
     if not marker.is_file() or not (directory / 'frames.npz').is_file():
-        return False
+        return None
     try:
         info = json.loads(marker.read_text())
     except (OSError, json.JSONDecodeError):
-        return False
-    return isinstance(info, dict) and info.get('key') == key
+        return None
+    if not isinstance(info, dict) or info.get('key') != key:
+        return None
+    return _load(directory, info)
 
 
 def load(directory: Path) -> BagResult:
     """Read a result written by :func:`save`."""
     try:
         info = json.loads((directory / 'bag.json').read_text())
+    except (OSError, ValueError) as exc:
+        msg = f'{directory}: unreadable bag result ({type(exc).__name__}: {exc})'
+        raise AuditInputError(msg) from exc
+    return _load(directory, info)
+
+
+def _load(directory: Path, info: dict[str, Any]) -> BagResult:
+    try:
         with np.load(directory / 'frames.npz', allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in ARRAYS}
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
@@ -124,4 +135,4 @@ def load(directory: Path) -> BagResult:
     return BagResult(str(info.get('name', directory.name)), arrays, info)
 
 
-__all__ = ['ARRAYS', 'BagResult', 'is_done', 'load', 'save']
+__all__ = ['ARRAYS', 'BagResult', 'load', 'load_if_done', 'save']

@@ -129,7 +129,7 @@ def dataset_pid(
             'expect a biased estimate'
         )
     pid = res.pid
-    atoms = as_atoms([pid.redundancy, pid.unique_1, pid.unique_2, pid.synergy])
+    atoms = as_atoms(pid.atoms)
     meta: dict[str, Any] = {
         'frames': n,
         'n_clusters': k,

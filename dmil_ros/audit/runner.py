@@ -112,9 +112,10 @@ def _refuse_mixed(path: Path) -> None:
     rather than silently auditing one reading of it."""
     if not path.is_dir() or (path / 'metadata.yaml').is_file():
         return
-    folders = sorted(p.name for p in path.iterdir() if p.is_dir() and _is_bag(p))
+    entries = list(path.iterdir())
+    folders = sorted(p.name for p in entries if p.is_dir() and _is_bag(p))
     if folders:
-        loose = sorted(p.name for p in path.iterdir() if p.is_file() and storage_kind(p))
+        loose = sorted(p.name for p in entries if p.is_file() and storage_kind(p))
         msg = (
             f'{str(path)!r} holds loose storage files {loose} and bag folders {folders} and no '
             'metadata.yaml: name the bags (or the storage files) themselves'
@@ -364,12 +365,14 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     finished: dict[str, bagresult.BagResult] = {}  # results of an earlier run, read back
     for path, name, key in zip(bags, names, keys, strict=True):
         bag_dir = out / 'bags' / name
-        if options.resume and bagresult.is_done(bag_dir, key):
+        done = None
+        if options.resume:
             try:
-                finished[name] = bagresult.load(bag_dir)
+                done = bagresult.load_if_done(bag_dir, key)
             except AuditInputError as exc:  # marked done, but damaged since: audit it again
                 logger.warning('%s; auditing the bag again', exc)
-        if name in finished:
+        if done is not None:
+            finished[name] = done
             skipped.append(name)
             remove_stale_temporaries(bag_dir)  # of an earlier audit killed mid-write
         else:
@@ -396,9 +399,9 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     for path, name, key in zip(bags, names, keys, strict=True):
         bag_dir = out / 'bags' / name
         res = finished.get(name)
-        if res is None and bagresult.is_done(bag_dir, key):
+        if res is None:
             try:
-                res = bagresult.load(bag_dir)
+                res = bagresult.load_if_done(bag_dir, key)
             except AuditInputError as exc:  # written by this run, unreadable now: say so
                 accounts[name] = {
                     'name': name,

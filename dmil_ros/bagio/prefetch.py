@@ -94,10 +94,10 @@ def messages(reader: Any, connections: Collection[Any]) -> Iterator[tuple[Any, i
         for c in reader.chunks
         if any(c.channel_count.get(cid, 0) for cid in channels)  # as rosbags filters them
     ]
+    chunks.sort(key=lambda c: c.chunk_start_offset)
     if mcap.zstandard is None or not chunks or not sequential(chunks):
         yield from reader.messages(connections)
         return
-    chunks.sort(key=lambda c: c.chunk_start_offset)
     loader = ChunkLoader(Path(reader.path))
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='mcap-inflate')
     try:

@@ -53,7 +53,7 @@ from dmil_ros.pid.lsmi import (
     check_inputs,
     check_widths,
     class_count,
-    normalised_probs,
+    external_probs,
     train_classifier,
 )
 
@@ -201,16 +201,10 @@ class BATCH:
         f2: NDArray[np.float64],
         probs: tuple[NDArray[np.floating] | None, ...],
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if all(p is not None for p in probs):
-            out = []
-            for name, p in zip(('probs_1', 'probs_2', 'probs_12'), probs, strict=True):
-                if p is None:  # all() above; this narrows the type
-                    raise PIDInputError(f'{name}: missing')
-                a = normalised_probs(p, len(f1), self.n_classes, name)
-                out.append(torch.as_tensor(a, dtype=torch.float32))
-            return out[0], out[1], out[2]
-        if any(p is not None for p in probs):
-            raise PIDInputError('probs_1, probs_2, probs_12: give all three or none')
+        given = external_probs(probs, len(f1), self.n_classes)
+        if given is not None:
+            p1, p2, p12 = (torch.as_tensor(a, dtype=torch.float32) for a in given)
+            return p1, p2, p12
         if self.classifiers is None:
             raise PIDInputError('BATCH: fitted with external probabilities; pass probs_1/2/12')
         c1, c2, c12 = self.classifiers

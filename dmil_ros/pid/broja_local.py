@@ -93,6 +93,7 @@ clustered histogram: AUC 0.40 against UNQ2, 0.81-0.86 against the others (LSMI: 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -103,7 +104,7 @@ from torch import nn
 
 from dmil_ros.pid.checks import count, count_pair
 from dmil_ros.pid.errors import PIDInputError
-from dmil_ros.pid.lsmi import check_inputs, check_widths, class_count, normalised_probs
+from dmil_ros.pid.lsmi import check_inputs, check_widths, class_count, external_probs
 from dmil_ros.pid.measures import normalise
 
 __all__ = [
@@ -145,6 +146,11 @@ class LocalTable:
     synergy: FloatArray
     variant: str = 'exact_mean'
     log_partition: FloatArray | None = None  # (n1, n2) g(x1,x2) in bits ('dual'), else None
+
+    @functools.cached_property
+    def support(self) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """Where p(x1, y) > 0 ``(n1, ny)`` and p(x2, y) > 0 ``(n2, ny)``."""
+        return self.joint.sum(1) > 0, self.joint.sum(0) > 0
 
     def mean_deviation(self) -> float:
         """E_p[g] (bits): E[s] - S of the 'dual' variant (0.0 for 'exact_mean')."""
@@ -416,7 +422,7 @@ class BROJALocal:
         self.dropped = 0
         self.modules: dict[str, BROJALocalModule] = {}
         self.tables: dict[str, LocalTable] = {}
-        self.n_clusters: tuple[int, int] = (int(ks[0]), int(ks[1]))
+        self.n_clusters: tuple[int, int] = ks
         self.pca_dim = pca_dim
         self.seed = seed
         self.n_init = n_init
@@ -547,28 +553,20 @@ class BROJALocal:
         nc = mod._buf('ell').shape[2]
         if y.numel() and int(y.max()) >= nc:
             raise PIDInputError(f'labels: values must lie in [0, {nc})')
-        probs = [probs_1, probs_2, probs_12]
+        # rows renormalised as LSMI does: a scaled row would shift every term
+        given = external_probs((probs_1, probs_2, probs_12), len(a1), nc)
         with torch.inference_mode():
-            if all(p is not None for p in probs):
-                # rows renormalised as LSMI does: a scaled row would shift every term
+            if given is not None:
                 lps = [
-                    torch.log(
-                        torch.as_tensor(
-                            normalised_probs(p, len(a1), nc, name), dtype=torch.float32
-                        ).clamp_min(1e-12)
-                    )
-                    for name, p in zip(('probs_1', 'probs_2', 'probs_12'), probs, strict=True)
-                    if p is not None  # all() above; this narrows the type
+                    torch.log(torch.as_tensor(a, dtype=torch.float32).clamp_min(1e-12))
+                    for a in given
                 ]
                 out = mod(f1, f2, y, *lps)
-            elif any(p is not None for p in probs):
-                raise PIDInputError('probs_1, probs_2, probs_12: give all three or none')
             else:
                 out = mod(f1, f2, y)
             c1 = mod.assign(f1, 1).numpy()
             c2 = mod.assign(f2, 2).numpy()
         o = out.double().numpy()  # (N, 4)
-        joint = self.tables[v].joint  # (n1, n2, ny)
-        y_np = labels_.astype(np.int64)
-        seen = (joint.sum(1)[c1, y_np] > 0) & (joint.sum(0)[c2, y_np] > 0)  # (N,)
+        on_1, on_2 = self.tables[v].support
+        seen = on_1[c1, labels_] & on_2[c2, labels_]  # (N,)
         return BROJALocalPointwise(o[:, 0], o[:, 1], o[:, 2], o[:, 3], c1, c2, seen)

@@ -152,8 +152,9 @@ def fit_discretiser(
     z = (x - mean) / scale  # (N, D)
     dim = z.shape[1]
     # N samples span at most N dimensions (PCA refuses more: a tiny audit asked for 5 of 4)
-    if pca_dim is not None and min(pca_dim, len(z)) < dim:
-        pca = PCA(n_components=min(pca_dim, len(z)), svd_solver='full', random_state=seed).fit(z)
+    d = dim if pca_dim is None else min(pca_dim, len(z))
+    if d < dim:
+        pca = PCA(n_components=d, svd_solver='full', random_state=seed).fit(z)
         components = np.asarray(pca.components_, dtype=np.float64)  # (d, D)
         # PCA centres on the (already zero) mean; keep the projection linear.
     else:

@@ -388,6 +388,31 @@ def normalised_probs(probs: NDArray[np.floating], n: int, c: int, name: str) -> 
     return np.asarray(p / p.sum(1, keepdims=True), dtype=np.float64)
 
 
+_PROB_NAMES = ('probs_1', 'probs_2', 'probs_12')
+
+
+def all_or_none(probs: tuple[NDArray[np.floating] | None, ...]) -> bool:
+    """True when all three external heads' probabilities are given, False when none is."""
+    given = [p is not None for p in probs]
+    if any(given) and not all(given):
+        raise PIDInputError('probs_1, probs_2, probs_12: give all three or none')
+    return all(given)
+
+
+def external_probs(
+    probs: tuple[NDArray[np.floating] | None, ...], n: int, c: int
+) -> tuple[FloatArray, FloatArray, FloatArray] | None:
+    """The three heads' probabilities, each row scaled to sum to 1; None when none is given."""
+    if not all_or_none(probs):
+        return None
+    out = [
+        normalised_probs(p, n, c, name)
+        for name, p in zip(_PROB_NAMES, probs, strict=True)
+        if p is not None
+    ]  # all_or_none: every one is given; this narrows the type
+    return out[0], out[1], out[2]
+
+
 def _log_probs(probs: NDArray[np.floating], n: int, c: int, name: str) -> FloatArray:
     p = normalised_probs(probs, n, c, name)
     return np.asarray(np.log(np.maximum(p, 1e-12)), dtype=np.float64)
@@ -440,10 +465,7 @@ class LSMI:
         # busy-waiting thread pools on a shared machine (audit measurement)
         limits = threadpool_limits(cfg.num_threads)
         try:
-            external = [p is not None for p in (probs_1, probs_2, probs_12)]
-            if any(external) and not all(external):
-                raise PIDInputError('probs_1, probs_2, probs_12: give all three or none')
-            if not all(external):
+            if not all_or_none((probs_1, probs_2, probs_12)):
                 kw = {
                     'hidden': cfg.hidden,
                     'epochs': cfg.epochs,

@@ -44,6 +44,7 @@ published and the diagnostics say ``unavailable``.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from dataclasses import dataclass
@@ -137,7 +138,6 @@ def _middle(frame_id: str, names: tuple[bytes, ...]) -> tuple[bytes, bytes]:
 
 
 _EMPTY_TAIL: Final = b'\x00' * 8  # velocity and effort: two empty sequences
-_DOUBLES: dict[int, struct.Struct] = {}
 
 
 def _doubles(values: Any) -> bytes:
@@ -153,16 +153,12 @@ def _doubles(values: Any) -> bytes:
             floats = list(values)
         return _packer(len(floats)).pack(*floats)
     except (TypeError, struct.error):
-        return _packer(np.size(values)).pack(*np.asarray(values, '<f8').reshape(-1).tolist())
+        return np.asarray(values, '<f8').tobytes()
 
 
+@functools.lru_cache(maxsize=64)
 def _packer(n: int) -> struct.Struct:
-    packer = _DOUBLES.get(n)
-    if packer is None:
-        if len(_DOUBLES) > 64:
-            _DOUBLES.clear()
-        packer = _DOUBLES.setdefault(n, struct.Struct(f'<{n}d'))
-    return packer
+    return struct.Struct(f'<{n}d')
 
 
 def joint_state_cdr(

@@ -121,10 +121,8 @@ class ApproxTimePairer(Generic[C, L]):
         out: list[Pair[C, L]] = []
         while self._cams:
             t_cam, cam = self._cams.popleft()
-            if self._lidars and abs(t_cam - self._lidars[-1][0]) <= self.slop_ns:
-                t_lid, lid = self._lidars[-1]
-                out.append(Pair(t_cam, cam, t_lid, lid))
-                self.pairs += 1
+            if self._lidars:
+                self._decide(t_cam, cam, *self._lidars[-1], out)
             else:
                 self.drops['camera_no_match'] += 1
         return out
@@ -164,9 +162,13 @@ class ApproxTimePairer(Generic[C, L]):
             # 2. LiDAR older than the chosen one can never be nearest for a later frame
             for _ in range(best):
                 self._lidars.popleft()
-            if abs(t_lid - t_cam) <= self.slop_ns:
-                out.append(Pair(t_cam, cam, t_lid, lid))
-                self.pairs += 1
-            else:
-                self.drops['camera_no_match'] += 1
+            self._decide(t_cam, cam, t_lid, lid, out)
         return out
+
+    def _decide(self, t_cam: int, cam: C, t_lid: int, lid: L, out: list[Pair[C, L]]) -> None:
+        """Pair a camera frame with its nearest LiDAR message if within slop, else drop it."""
+        if abs(t_lid - t_cam) <= self.slop_ns:
+            out.append(Pair(t_cam, cam, t_lid, lid))
+            self.pairs += 1
+        else:
+            self.drops['camera_no_match'] += 1

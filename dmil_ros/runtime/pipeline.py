@@ -437,6 +437,11 @@ class FusionPipeline:
             out[f'{topic}: {reason}'] += n
         return out
 
+    def silent_sensors(self) -> list[tuple[str, str]]:
+        """``(role, topic)`` of each sensor ('camera', 'LiDAR') that sent no message yet."""
+        topics = (('camera', self.config.camera_topic), ('LiDAR', self.config.lidar_topic))
+        return [(role, topic) for role, topic in topics if not self.received[topic]]
+
     @property
     def alert(self) -> bool:
         return self.monitor.alert

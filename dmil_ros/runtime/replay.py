@@ -322,13 +322,12 @@ def replay(
             f'rate {rate:g}x requested, {summary.realtime_factor:.1f}x reached (the pipeline '
             f'is slower than that here)'
         )
-    for topic in (cam_topic, lid_topic):
-        if pipeline.received[topic] == 0:
-            text = f'topic {topic!r}: no message in the bag'
-            if reader.available:
-                text += f' (its topics: {sorted(reader.available)})'
-            summary.problems.append(text)
-            logger.warning('%s', text)
+    for _, topic in pipeline.silent_sensors():
+        text = f'topic {topic!r}: no message in the bag'
+        if reader.available:
+            text += f' (its topics: {sorted(reader.available)})'
+        summary.problems.append(text)
+        logger.warning('%s', text)
     return summary
 
 
