@@ -259,8 +259,15 @@ class _Collector:
         self._mask_backfill()
 
     def _run(self, jobs: list[Job], masked: bool) -> None:
-        assert self.pipeline is not None
+        # at most ``batch`` frames per model call, as in the replay: one message, or the end
+        # of the bag, can complete several frames at once, and a GPU session would otherwise
+        # grow its padded shape past ``batch`` for the rest of the bag (runtime/model.py)
         self.pending = []
+        for start in range(0, len(jobs), self.options.batch):
+            self._run_batch(jobs[start : start + self.options.batch], masked)
+
+    def _run_batch(self, jobs: list[Job], masked: bool) -> None:
+        assert self.pipeline is not None
         t0 = time.perf_counter()
         results = self.pipeline.infer(jobs)
         out = self.model.last
