@@ -21,7 +21,9 @@ Each sub-command lives in the subpackage that owns it, as a module with two func
 
 Modules are imported only when their sub-command runs, so ``dmil-ros --help`` stays fast and
 never imports torch or onnxruntime. Errors derived from :class:`dmil_ros.errors.DmilError` are
-reported as one line and exit code 2; anything else is a bug and keeps its traceback.
+reported as one line and exit code 2, and so is an ``OSError`` (a path the system refused: no
+permission, a full disk; the commands check their paths first, see :mod:`dmil_ros.paths`);
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -110,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command.run(args)
     except DmilError as exc:
+        logger.error('%s', exc)
+        return 2
+    except OSError as exc:  # its text names the file: "[Errno 13] Permission denied: 'x'"
         logger.error('%s', exc)
         return 2
     except KeyboardInterrupt:

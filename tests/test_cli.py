@@ -93,3 +93,27 @@ def test_main_reports_usage_errors_through_argparse() -> None:
     with pytest.raises(SystemExit) as info:
         main(['no-such-command'])
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ('error', 'code'),
+    [(PermissionError(13, 'Permission denied', '/x/out'), 2), (RuntimeError('a bug'), None)],
+)
+def test_os_errors_are_one_line_and_bugs_keep_their_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: Exception,
+    code: int | None,
+) -> None:
+    import dmil_ros.runtime.cli as replay_cli
+
+    def fail(args: object) -> int:
+        raise error
+
+    monkeypatch.setattr(replay_cli, 'run', fail)
+    if code is None:
+        with pytest.raises(RuntimeError, match='a bug'):
+            main(['replay', 'bag', '--out', 'o'])
+        return
+    assert main(['replay', 'bag', '--out', 'o']) == code
+    assert "Permission denied: '/x/out'" in capsys.readouterr().err

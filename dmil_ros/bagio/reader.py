@@ -131,6 +131,7 @@ class RobustReader:
         self.count = 0
         self.available: dict[str, str] = {}  # every topic of the bag seen -> its type
         self._files: list[Path] | None = None
+        self._storage_files()  # not a bag at all: BagReadError now, before any output is made
 
     @property
     def complete(self) -> bool:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from pathlib import Path
 
 logger = logging.getLogger('dmil_ros.replay')
 
@@ -53,11 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dmil_ros.paths import output_dir, output_file
     from dmil_ros.runtime import params
     from dmil_ros.runtime.model import FusionModel
     from dmil_ros.runtime.pipeline import FusionPipeline
     from dmil_ros.runtime.replay import replay
 
+    output_dir(args.out, '--out', new=True)  # before the model loads and the bag is read
+    summary_path = output_file(args.summary, '--summary') if args.summary else None
     values = params.load_yaml(args.params, namespace=args.namespace) if args.params else {}
     overrides = {
         'model_path': args.model,
@@ -85,6 +87,13 @@ def run(args: argparse.Namespace) -> int:
     )
     for line in summary.lines():
         logger.info('%s', line)
-    if args.summary:
-        Path(args.summary).write_text(json.dumps(summary.as_dict(), indent=2), encoding='utf-8')
-    return 0
+    for line in summary.warnings():
+        logger.warning('%s', line)
+    if summary_path is not None:
+        summary_path.parent.mkdir(parents=True, exist_ok=True)
+        summary_path.write_text(json.dumps(summary.as_dict(), indent=2), encoding='utf-8')
+    if summary.interrupted:
+        return 130  # as for any Ctrl-C, after the summary is written
+    # 1: the output bag is written, but the input gave no frame pair or a topic stayed silent
+    # (a wrong topic name, a bag without one sensor): what a script running replays checks
+    return 1 if summary.failed else 0

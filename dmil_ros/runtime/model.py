@@ -343,7 +343,8 @@ class FusionModel:
             msg = f'threads {threads!r} must be >= 0'
             raise RuntimeConfigError(msg)
         if not Path(self.path).is_file():
-            msg = f'model {self.path!r}: no such file'
+            what = 'a directory, not an ONNX file' if Path(self.path).is_dir() else 'no such file'
+            msg = f'model {self.path!r}: {what}'
             raise ModelError(msg)
         _check_external_data(self.path)
         ort = _onnxruntime()

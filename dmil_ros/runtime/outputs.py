@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any, Final
@@ -55,6 +56,7 @@ import numpy as np
 from dmil_ros.actions import ACTIONS, COMPONENTS, FAMILIES
 from dmil_ros.bagio import typestore
 from dmil_ros.runtime.diagnostics import Status
+from dmil_ros.runtime.errors import RuntimeConfigError
 from dmil_ros.runtime.pipeline import FrameResult, Header
 
 NODE_NAME: Final = 'fusion_node'
@@ -73,6 +75,22 @@ TOPICS: Final[dict[str, str]] = {
     'diagnostics': DIAGNOSTIC_ARRAY,
     '~/cmd_vel': TWIST,
 }
+
+
+_NAME_TOKEN: Final = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
+
+
+def check_namespace(namespace: str) -> str:
+    """``namespace`` when ROS 2 accepts it (tokens of letters, digits and underscores, not
+    starting with a digit, between single slashes), else :class:`RuntimeConfigError`."""
+    tokens = namespace.strip('/').split('/') if namespace.strip('/') else []
+    if '//' in namespace or not all(_NAME_TOKEN.fullmatch(t) for t in tokens):
+        msg = (
+            f'namespace {namespace!r} is not a ROS 2 namespace (letters, digits and underscores '
+            'between single slashes, no token starting with a digit)'
+        )
+        raise RuntimeConfigError(msg)
+    return namespace
 
 
 def resolve(name: str, namespace: str = '', node: str = NODE_NAME) -> str:

@@ -28,7 +28,6 @@ hardly matters for the shipped model: benchmarks/bench_runtime.py compares 1, 4 
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections import Counter
@@ -42,10 +41,8 @@ from dmil_ros.actions import ACTIONS
 from dmil_ros.bagio.reader import RobustReader
 from dmil_ros.runtime.diagnostics import DiagnosticsTracker
 from dmil_ros.runtime.errors import RuntimeConfigError
-from dmil_ros.runtime.outputs import TOPICS, OutputBuilder, Twists, resolve
+from dmil_ros.runtime.outputs import TOPICS, OutputBuilder, Twists, check_namespace, resolve
 from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Header, Job
-
-logger = logging.getLogger(__name__)
 
 STAGE_ORDER = ('decode', 'preprocess', 'inference', 'monitor', 'serialise', 'total')
 MAX_GAP_REPORTS = 60  # diagnostics written through one gap in the bag (one per second)
@@ -72,6 +69,14 @@ class ReplaySummary:
     mean_interactions: tuple[float, float, float, float] | None = None
     read: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # e.g. an input topic the bag lacks
+    silent: list[str] = field(default_factory=list)  # input topics without a single message
+    interrupted: bool = False  # stopped by Ctrl-C: the output holds the frames before it
+
+    @property
+    def failed(self) -> bool:
+        """Nothing to act on: no frame pair came out, or an input topic had no message (a
+        wrong topic name, a bag without that sensor; the frames are then degraded ones)."""
+        return self.frames == 0 or bool(self.silent)
 
     @property
     def realtime_factor(self) -> float:
@@ -95,6 +100,9 @@ class ReplaySummary:
             'drops': dict(self.drops),
             'stages_ms_p50_p99': self.stages,
             'problems': self.problems,
+            'silent_topics': self.silent,
+            'failed': self.failed,
+            'interrupted': self.interrupted,
             'mean_interactions': self.mean_interactions,
             'read': self.read,
         }
@@ -130,10 +138,30 @@ class ReplaySummary:
             out.append(f'degraded frames (one sensor silent): {self.degraded_frames}')
         drops = ', '.join(f'{k} {n}' for k, n in sorted(self.drops.items())) or 'none'
         out.append(f'dropped / malformed: {drops}')
-        out.extend(f'PROBLEM: {p}' for p in self.problems)
-        if not self.read.get('complete', True):
-            out.append(f'input bag damaged: {self.read}')
         out.append('written: ' + ', '.join(f'{t} {n}' for t, n in sorted(self.written.items())))
+        return out
+
+    def warnings(self) -> list[str]:
+        """What went wrong with the input, one line each (empty for a clean replay)."""
+        out = [f'{self.bag}: {p}' for p in self.problems]
+        if self.interrupted:
+            text = f'interrupted; {self.out} holds the {self.frames} frames before it'
+            out.append(f'{self.bag}: {text}')
+        if self.frames == 0:
+            out.append(f'{self.bag}: no frame pair came out of the bag')
+        if not self.read.get('complete', True):
+            issues = self.read.get('issues', [])
+            skipped = self.read.get('skipped', {})
+            text = f'{self.bag}: damaged input, {self.read.get("messages", 0)} messages read'
+            if self.read.get('mode') == 'salvage':
+                text += ' (salvaged: the index was unusable)'
+            if issues:
+                text += f'; {len(issues)} problem(s), the first: {issues[0]["message"]}'
+            if skipped:
+                text += '; undecodable messages skipped: ' + ', '.join(
+                    f'{topic} {n}' for topic, n in sorted(skipped.items())
+                )
+            out.append(text)
         return out
 
 
@@ -197,6 +225,7 @@ def replay(
     if batch < 1:
         msg = f'batch {batch!r} must be >= 1'
         raise RuntimeConfigError(msg)
+    check_namespace(namespace)
     if rate is None and pipeline.model.fixed_shapes:
         pipeline.model.warm_up(batch)  # a GPU session's shape for the batches to come, untimed
     cfg = pipeline.config
@@ -300,6 +329,8 @@ def replay(
         emit(pending)
         final = builder.diagnostics(_header_of_ns(last_log), tracker.report(last_log / 1e9))
         writer.write('diagnostics', final, last_log)
+    except KeyboardInterrupt:  # Ctrl-C: the bag so far and its summary are kept
+        summary.interrupted = True
     finally:
         writer.close()
         if bar is not None:
@@ -327,7 +358,7 @@ def replay(
         if reader.available:
             text += f' (its topics: {sorted(reader.available)})'
         summary.problems.append(text)
-        logger.warning('%s', text)
+        summary.silent.append(topic)
     return summary
 
 

@@ -106,6 +106,5 @@ def test_not_a_bag(tmp_path: Path) -> None:
     with pytest.raises(BagReadError, match='does not exist'):
         RobustReader(tmp_path / 'nope')
     (tmp_path / 'empty').mkdir()
-    reader = RobustReader(tmp_path / 'empty')
     with pytest.raises(BagReadError, match=r'no \.mcap or \.db3'):
-        list(reader)
+        RobustReader(tmp_path / 'empty')  # on construction: before a caller makes any output

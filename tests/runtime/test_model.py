@@ -188,6 +188,9 @@ def test_foreign_model_with_only_probs(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r'nope\.onnx.*no such file'):
         FusionModel(tmp_path / 'nope.onnx')
+    (tmp_path / 'models').mkdir()
+    with pytest.raises(ModelError, match=r"models': a directory, not an ONNX file"):
+        FusionModel(tmp_path / 'models')
 
 
 def test_not_onnx(tmp_path: Path) -> None:

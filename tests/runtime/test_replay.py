@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from dmil_ros.bagio import typestore
 from dmil_ros.cli import main
 from dmil_ros.runtime.errors import RuntimeConfigError
 from dmil_ros.runtime.model import FusionModel
-from dmil_ros.runtime.outputs import OutputBuilder
+from dmil_ros.runtime.outputs import OutputBuilder, check_namespace, resolve
 from dmil_ros.runtime.pipeline import FusionPipeline
 from dmil_ros.runtime.replay import replay
 from tests.runtime.contract_models import build_model
@@ -211,6 +212,99 @@ def test_cli_missing_model(tmp_path: Path) -> None:
     assert code == 2
 
 
+@pytest.mark.parametrize(
+    ('option', 'make', 'named'),
+    [
+        ('--out', lambda t: (t / 'f').write_text('x') and t / 'f' / 'out', 'is a file'),
+        ('--out', lambda t: (t / 'exists').mkdir() or t / 'exists', 'already exists'),
+        ('--summary', lambda t: t, 'is a directory'),
+        ('--summary', lambda t: (t / 'f').write_text('x') and t / 'f' / 's.json', 'is a file'),
+    ],
+)
+def test_cli_bad_output_paths_fail_before_any_work(
+    tmp_path: Path, model: Path, capsys: Any, option: str, make: Any, named: str
+) -> None:
+    """A bad --out / --summary is refused with one line naming the option and the path,
+    before the bag is read (the summary used to be lost after a whole replay)."""
+    write_bag(tmp_path / 'in', 1.0)
+    bad = make(tmp_path)
+    paths = {'--out': str(tmp_path / 'o'), '--summary': str(tmp_path / 's.json'), option: str(bad)}
+    args = ['replay', str(tmp_path / 'in'), '--model', str(model), '--no-progress']
+    code = main([*args, '--out', paths['--out'], '--summary', paths['--summary']])
+    assert code == 2
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if 'ERROR' in line]
+    assert option in error
+    assert str(bad) in error
+    assert named in error
+    assert not (tmp_path / 'o').exists()
+
+
+@pytest.mark.parametrize('bag', ['plain.txt', 'folder'])
+def test_cli_input_that_is_no_bag_leaves_no_output(tmp_path: Path, model: Path, bag: str) -> None:
+    (tmp_path / 'plain.txt').write_text('not a bag')
+    (tmp_path / 'folder').mkdir()
+    args = ['replay', str(tmp_path / bag), '--out', str(tmp_path / 'o'), '--model', str(model)]
+    assert main([*args, '--no-progress']) == 2
+    assert not (tmp_path / 'o').exists()  # a rerun with the right input is not refused
+
+
+def test_cli_exit_code_says_whether_the_replay_found_its_topics(
+    tmp_path: Path, model: Path, capsys: Any
+) -> None:
+    write_bag(tmp_path / 'in', 1.0)
+    args = ['replay', str(tmp_path / 'in'), '--model', str(model), '--no-progress']
+    assert main([*args, '--out', str(tmp_path / 'good')]) == 0
+    assert 'WARNING' not in capsys.readouterr().err
+    code = main([*args, '--out', str(tmp_path / 'typo'), '--image-topic', '/camera/imag'])
+    assert code == 1
+    warnings = [line for line in capsys.readouterr().err.splitlines() if 'WARNING' in line]
+    assert any("'/camera/imag': no message in the bag" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize('ns', ['', '/', 'robot1', '/fleet/robot_1/', '_a'])
+def test_ros_namespaces_are_accepted(ns: str) -> None:
+    assert check_namespace(ns) == ns
+    assert resolve('~/action', ns).startswith(('/fusion_node', '/fleet', '/robot1', '/_a'))
+
+
+@pytest.mark.parametrize('ns', ['bad ns!', '1robot', 'a//b', '/fleet/2nd', 'a-b'])
+def test_names_ros_refuses_are_refused_before_any_output(
+    tmp_path: Path, model: Path, ns: str
+) -> None:
+    """The node could never publish under them; the replay used to write them into the bag."""
+    with pytest.raises(RuntimeConfigError, match='not a ROS 2 namespace'):
+        check_namespace(ns)
+    write_bag(tmp_path / 'in', 1.0)
+    pipe = FusionPipeline(FusionModel(model, provider='cpu'))
+    with pytest.raises(RuntimeConfigError, match=re.escape(repr(ns))):
+        replay(pipe, tmp_path / 'in', tmp_path / 'out', namespace=ns, progress=False)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_ctrl_c_keeps_the_output_and_the_summary(
+    tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_bag(tmp_path / 'in', 3.0)
+    feed = FusionPipeline.feed_lidar
+    calls = []
+
+    def interrupted(self: FusionPipeline, msg: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 15:  # half-way through the 30 sweeps
+            raise KeyboardInterrupt
+        return feed(self, msg)
+
+    monkeypatch.setattr(FusionPipeline, 'feed_lidar', interrupted)
+    summary = tmp_path / 's.json'
+    args = ['replay', str(tmp_path / 'in'), '--out', str(tmp_path / 'o'), '--model', str(model)]
+    assert main([*args, '--no-progress', '--summary', str(summary), '--batch', '1']) == 130
+    data = json.loads(summary.read_text())
+    assert data['interrupted']
+    assert 20 <= data['frames'] < 60
+    written = read_bag(tmp_path / 'o')['/fusion_node/action_probs']  # a readable bag
+    assert len(written) == data['frames']
+
+
 def write_segments(path: Path, segments: list[tuple[float, float]]) -> None:
     """Camera 20 Hz and LiDAR 10 Hz during each ``(start, stop)`` second span, nothing between."""
     store = typestore()
@@ -266,7 +360,9 @@ def test_missing_input_topic_is_named(tmp_path: Path, model: Path) -> None:
     assert "'/camera/image'" in problem
     assert CAM in problem  # the bag's topics are listed
     assert LID in problem
-    assert any(problem in line for line in summary.lines())
+    assert any(problem in line for line in summary.warnings())
+    assert summary.silent == ['/camera/image']
+    assert summary.failed  # the CLI's exit code 1
 
 
 def test_a_long_gap_gets_a_bounded_number_of_reports(tmp_path: Path, model: Path) -> None:
