@@ -115,7 +115,7 @@ def train_all(out: Path, seeds: list[int], jobs: int) -> list[tuple[str, int, Pa
         cfg_path = out / 'runs' / f'{kind}_seed{seed}.json'
         cfg_path.write_text(json.dumps(cfg, indent=1))
         cmd = _cli('train', '--bags', *bags, '--val-bags', *val, '--out', str(path), '--model',
-                   kind, '--config', str(cfg_path), '--no-progress')  # fmt: skip
+                   kind, '--config', str(cfg_path), '--no-progress', '--overwrite')  # fmt: skip
         t0 = time.perf_counter()
         log_path = out / 'runs' / f'{kind}_seed{seed}.log'
         with log_path.open('w') as log:

@@ -181,8 +181,10 @@ def lsmi_terms(  # noqa: PLR0917  (positional inputs of an exported graph)
     u2 = i2 - r
     s = i12 - r - u1 - u2
     raw = torch.stack([r, u1, u2, s], dim=1)  # (B, 4)
-    sign = torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=raw.dtype)
-    return raw, raw + sign * delta.to(raw.dtype)
+    # 4. the shift: +delta on r and s, -delta on u1 and u2 (no torch.tensor constant: the
+    #    ONNX trace warns about those)
+    d = delta.to(raw.dtype)
+    return raw, torch.stack([r + d, u1 - d, u2 - d, s + d], dim=1)
 
 
 class LSMIDensities(nn.Module):

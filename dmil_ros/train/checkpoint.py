@@ -68,7 +68,10 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], TrainConfig, dict[str, 
     try:
         blob = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as exc:  # torch raises many types for damaged or foreign files
-        msg = f'checkpoint {str(path)!r}: cannot be loaded safely ({exc})'
+        msg = (
+            f'checkpoint {str(path)!r}: not a torch checkpoint that loads with '
+            f'weights_only=True ({type(exc).__name__}: {exc})'
+        )
         raise CheckpointError(msg) from exc
     if not isinstance(blob, dict) or 'state_dict' not in blob or 'meta' not in blob:
         msg = f'checkpoint {str(path)!r}: not a dmil_ros checkpoint (missing state_dict/meta)'

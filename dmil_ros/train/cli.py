@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 
 from dmil_ros.model.config import KINDS
+from dmil_ros.paths import output_dir
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument('--no-cache', action='store_true', help='do not read or write the cache')
     parser.add_argument('--resume', action='store_true', help='continue from RUN/last.pt')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace an earlier run in --out (its checkpoints, summary and TensorBoard events)',
+    )
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')  # fmt: skip
 
 
@@ -72,8 +78,23 @@ def run(args: argparse.Namespace) -> int:
     from dmil_ros.train.config import TrainConfig
     from dmil_ros.train.data import load_bags
     from dmil_ros.train.dataset import time_block_split
-    from dmil_ros.train.trainer import train
+    from dmil_ros.train.errors import TrainError
+    from dmil_ros.train.trainer import earlier_run, train
 
+    output_dir(args.out, '--out')
+    if args.resume and args.overwrite:
+        msg = '--resume continues the run in --out, --overwrite replaces it: choose one'
+        raise TrainError(msg)
+    fresh = not (args.resume or args.overwrite) and args.out.is_dir()
+    earlier = earlier_run(args.out) if fresh else []
+    if earlier:  # checked before the bags are read
+        names = ', '.join(str(p.relative_to(args.out)) for p in earlier[:4])
+        more = f' and {len(earlier) - 4} more' if len(earlier) > 4 else ''
+        msg = (
+            f'--out {str(args.out)!r} holds an earlier run ({names}{more}): --resume continues '
+            'it, --overwrite replaces it'
+        )
+        raise TrainError(msg)
     config = TrainConfig.load(args.config) if args.config else TrainConfig()
     if args.model:
         config = config.with_kind(args.model)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from dmil_ros.actions import FAMILIES
+from dmil_ros.runtime.model import F32, FusionModel
 from dmil_ros.runtime.preprocess import PreprocessSpec
 from dmil_ros.train.config import DataConfig, TrainConfig
 from dmil_ros.train.dataset import Arrays
@@ -49,26 +50,30 @@ def model_settings(path: Path) -> tuple[DataConfig, PreprocessSpec, dict[str, st
     return data, spec, meta
 
 
-def run_onnx(path: Path, arrays: Arrays, batch: int = 256) -> dict[str, np.ndarray[Any, Any]]:
-    """Every output of the model over the arrays (batched)."""
-    import onnxruntime as ort
+EVALUATED_OUTPUTS = ('probs', 'probs_camera', 'probs_lidar', 'gates')
 
-    ort.set_default_logger_severity(3)
-    sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
-    names = [o.name for o in sess.get_outputs()]
-    chunks: dict[str, list[np.ndarray[Any, Any]]] = {n: [] for n in names}
+
+def load_for_evaluation(path: Path) -> FusionModel:
+    """The model on the CPU (one thread per core), checked against the runtime's model contract
+    (:class:`~dmil_ros.runtime.errors.ModelError` naming the file and the mismatch), fetching
+    the outputs :func:`evaluate_model` reads."""
+    model = FusionModel(path, provider='cpu', threads=0)
+    model.outputs = tuple(n for n in EVALUATED_OUTPUTS if n in model.info.outputs)
+    return model
+
+
+def run_model(model: FusionModel, arrays: Arrays, batch: int = 256) -> dict[str, F32]:
+    """The fetched outputs of ``model`` over the arrays, ``batch`` frames per call."""
+    chunks: dict[str, list[F32]] = {n: [] for n in model.outputs}
     for i in range(0, len(arrays), batch):
-        feed = {'image': arrays.image[i : i + batch], 'lidar': arrays.lidar[i : i + batch]}
-        for n, v in zip(names, sess.run(names, feed), strict=True):
-            chunks[n].append(v)
+        out = model.run(arrays.image[i : i + batch], arrays.lidar[i : i + batch])
+        for name, value in out.items():
+            chunks[name].append(value)
     return {n: np.concatenate(v) for n, v in chunks.items()}
 
 
-def evaluate_model(path: Path, arrays: Arrays) -> dict[str, Any]:
-    out = run_onnx(path, arrays)
-    if 'probs' not in out:
-        msg = f'model {str(path)!r}: no output named probs'
-        raise TrainError(msg)
+def evaluate_model(model: FusionModel, arrays: Arrays) -> dict[str, Any]:
+    out = run_model(model, arrays)
     return evaluate_predictions(
         out['probs'], arrays.action, arrays.family, probs_camera=out.get('probs_camera'),
         probs_lidar=out.get('probs_lidar'), gates=out.get('gates'),

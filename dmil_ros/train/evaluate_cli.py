@@ -65,15 +65,27 @@ def model_names(paths: list[Path]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dmil_ros.paths import input_file, output_file
     from dmil_ros.train.cli import default_cache_dir
     from dmil_ros.train.data import load_bags
-    from dmil_ros.train.evaluate import comparison_table, evaluate_model, model_settings
+    from dmil_ros.train.evaluate import (
+        comparison_table,
+        evaluate_model,
+        load_for_evaluation,
+        model_settings,
+    )
 
+    if args.json is not None:
+        output_file(args.json, '--json')
+    # every model checked before any bag is read: a broken second model costs nothing
+    for path in args.model:
+        input_file(path, '--model')
+    models = [(path, load_for_evaluation(path), model_settings(path)) for path in args.model]
     cache = None if args.no_cache else (args.cache or default_cache_dir())
     results = {}
     loaded: dict[str, tuple[Arrays, int, int]] = {}  # data key -> (pairs, two-scene, unconfirmed)
-    for path, name in zip(args.model, model_names(list(args.model)), strict=True):
-        data_cfg, spec, _ = model_settings(path)
+    names = model_names(list(args.model))
+    for (path, model, (data_cfg, spec, _)), name in zip(models, names, strict=True):
         key = json.dumps([data_cfg.__dict__, spec.to_json()], sort_keys=True, default=str)
         if key not in loaded:
             arrays, stats = load_bags(list(args.bags), data_cfg, spec, cache)
@@ -83,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
                 sum(s.unconfirmed for s in stats),
             )
         arrays, two, unconfirmed = loaded[key]
-        results[name] = evaluate_model(path, arrays)
+        logger.info('evaluating %s on %d pairs', path, len(arrays))
+        results[name] = evaluate_model(model, arrays)
         results[name]['pairs_two_scenes'] = two
         results[name]['pairs_unconfirmed_scene'] = unconfirmed
     sys.stdout.write(comparison_table(results) + '\n')

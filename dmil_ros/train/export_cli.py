@@ -63,13 +63,41 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from dmil_ros.errors import DmilError
+    from dmil_ros.errors import ConfigError, DmilError
+    from dmil_ros.paths import input_file, output_file
     from dmil_ros.train.checkpoint import load_model
     from dmil_ros.train.cli import default_cache_dir
     from dmil_ros.train.data import load_bags
     from dmil_ros.train.errors import CheckpointError
     from dmil_ros.train.export import export_onnx
 
+    # every path and the card's inputs checked before the (minutes of) fitting and export
+    output_file(args.out, '--out')
+    for option in ('card', 'report'):
+        if getattr(args, option) is not None:
+            output_file(getattr(args, option), f'--{option}')
+    if args.pid_frames < 1:
+        msg = f'--pid-frames {args.pid_frames!r} must be >= 1'
+        raise ConfigError(msg)
+    evaluation = None
+    if args.eval_json:
+        text = input_file(args.eval_json, '--eval-json').read_text(encoding='utf-8')
+        try:
+            evaluation = json.loads(text)
+        except json.JSONDecodeError as exc:
+            msg = f'--eval-json {str(args.eval_json)!r}: not JSON ({exc})'
+            raise ConfigError(msg) from exc
+        if not (
+            isinstance(evaluation, dict)
+            and isinstance(evaluation.get('bags'), list)
+            and isinstance(evaluation.get('models'), dict)
+        ):
+            msg = (
+                f'--eval-json {str(args.eval_json)!r}: not the output of `dmil-ros evaluate '
+                "--json` (a 'bags' list and a 'models' mapping)"
+            )
+            raise ConfigError(msg)
+    notes = input_file(args.notes, '--notes').read_text(encoding='utf-8') if args.notes else ''
     ckpt = args.run_dir / args.checkpoint
     model, config, _ = load_model(ckpt)
     summary_path = args.run_dir / 'summary.json'
@@ -111,10 +139,6 @@ def run(args: argparse.Namespace) -> int:
     report = export_onnx(model, config, args.out, training, sample=sample, pid_heads=heads)
     from dmil_ros.train.card import write_card
 
-    evaluation = None
-    if args.eval_json:
-        evaluation = json.loads(args.eval_json.read_text(encoding='utf-8'))
-    notes = args.notes.read_text(encoding='utf-8') if args.notes else ''
     card = args.card or args.out.with_suffix('.md')
     write_card(card, config.to_dict(), training, report, evaluation=evaluation, notes=notes)
     if args.report:

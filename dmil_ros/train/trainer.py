@@ -198,6 +198,14 @@ def _loss_fn(
     return lambda out, y, fam: ensemble_loss(out, y)
 
 
+def earlier_run(out: Path) -> list[Path]:
+    """The files an earlier run left in ``out`` that a fresh run removes: checkpoints, summary
+    and TensorBoard events (TensorBoard would mix the two runs' curves)."""
+    stale = sorted(out.glob('stage*_best.pt'))
+    stale += [out / n for n in ('model.pt', 'last.pt', 'summary.json') if (out / n).exists()]
+    return stale + sorted((out / 'tb').glob('events.out.tfevents.*'))
+
+
 def train(
     config: TrainConfig,
     train_set: Arrays,
@@ -251,14 +259,11 @@ def train(
         state = meta['state']
         logger.info('resuming %s at phase %d epoch %d', out, state['phase'], state['epoch'])
     else:
-        stale = sorted(out.glob('stage*_best.pt')) + [
-            out / n for n in ('model.pt', 'last.pt', 'summary.json') if (out / n).exists()
-        ]
-        old_tb = sorted((out / 'tb').glob('events.out.tfevents.*'))  # TensorBoard would mix runs
-        if stale or old_tb:
-            names = [p.name for p in stale] + [f'tb/{p.name}' for p in old_tb]
+        stale = earlier_run(out)
+        if stale:
+            names = [str(p.relative_to(out)) for p in stale]
             logger.info('%s: removing files of an earlier run: %s', out, names)
-            for p in stale + old_tb:
+            for p in stale:
                 p.unlink()
     tr, va = _tensors(train_set), _tensors(val_set)
     log = _Logger(out, resume)

@@ -108,3 +108,67 @@ def test_model_names_are_unique_when_stems_clash() -> None:
     assert names[1] == 'b/m'
     assert names[3].startswith('c')
     assert model_names([Path('a/m.onnx'), Path('b/n.onnx')]) == ['m', 'n']
+
+
+def test_train_refuses_to_replace_an_earlier_run_unasked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An earlier run's model is kept unless --overwrite (or --resume) says otherwise; the check
+    comes before any bag is read (this bag does not even exist)."""
+    run = tmp_path / 'run'
+    (run / 'tb').mkdir(parents=True)
+    (run / 'model.pt').write_bytes(b'weights')
+    (run / 'tb' / 'events.out.tfevents.1').write_bytes(b'')
+    args = ['train', '--bags', str(tmp_path / 'nobag'), '--out', str(run)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert 'holds an earlier run (model.pt, tb/events.out.tfevents.1)' in err
+    assert (run / 'model.pt').read_bytes() == b'weights'
+    assert main([*args, '--resume', '--overwrite']) == 2
+    assert 'choose one' in capsys.readouterr().err
+    assert main([*args, '--overwrite']) == 2  # past the guard: now the missing bag is named
+    assert 'nobag' in capsys.readouterr().err
+    (tmp_path / 'file').write_text('')
+    assert main(['train', '--bags', str(tmp_path / 'nobag'), '--out', str(tmp_path / 'file')]) == 2
+    assert 'is a file, not a directory' in capsys.readouterr().err
+
+
+def test_evaluate_checks_every_model_and_path_before_reading_bags(
+    bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second model of the wrong input shape, or a --json that is a directory, is named in
+    one line before the (here missing) bags are read; it used to be an ORT traceback after
+    every bag was decoded."""
+    from tests.runtime.contract_models import build_model
+
+    good = build_model(tmp_path / 'good.onnx')
+    wrong = build_model(tmp_path / 'wrong.onnx', input_shapes={'lidar': ['B', 2, 16, 90]})
+    nobag = str(tmp_path / 'nobag')
+    assert main(['evaluate', '--model', str(good), '--model', str(wrong), nobag]) == 2
+    assert "wrong.onnx': input 'lidar' has shape" in capsys.readouterr().err
+    assert main(['evaluate', '--model', str(good), nobag, '--json', str(tmp_path)]) == 2
+    assert 'is a directory, not a file' in capsys.readouterr().err
+    assert main(['evaluate', '--model', str(tmp_path), nobag]) == 2
+    assert '--model' in capsys.readouterr().err
+
+
+def test_export_checks_its_paths_and_card_inputs_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each is named in one line before the checkpoint is even read (this run does not exist);
+    a bad --eval-json used to fail after the .onnx was written, leaving it without its card."""
+    (tmp_path / 'bad.json').write_text('{"bags": ')
+    (tmp_path / 'other.json').write_text('{"accuracy": 1}')
+    run, out = str(tmp_path / 'norun'), str(tmp_path / 'm.onnx')
+    cases = [
+        (['--out', str(tmp_path)], 'is a directory, not a file'),
+        (['--out', out, '--pid-frames', '-1'], '--pid-frames -1 must be >= 1'),
+        (['--out', out, '--eval-json', str(tmp_path / 'none.json')], 'no such file'),
+        (['--out', out, '--eval-json', str(tmp_path / 'bad.json')], 'not JSON'),
+        (['--out', out, '--eval-json', str(tmp_path / 'other.json')], 'dmil-ros evaluate'),
+        (['--out', out, '--report', str(tmp_path)], '--report'),
+    ]
+    for extra, named in cases:
+        assert main(['export', run, *extra]) == 2, extra
+        assert named in capsys.readouterr().err, extra
+    assert not (tmp_path / 'm.onnx').exists()

@@ -28,7 +28,7 @@ import torch
 from dmil_ros.actions import ACTIONS, COMPONENTS
 from dmil_ros.model import build_model
 from dmil_ros.runtime.preprocess import PreprocessSpec
-from dmil_ros.train.evaluate import evaluate_model
+from dmil_ros.train.evaluate import evaluate_model, load_for_evaluation
 from dmil_ros.train.export import OUTPUTS, export_onnx
 from tests.train.test_trainer import small_config
 from tests.train.toy import toy_arrays
@@ -37,6 +37,7 @@ ort.set_default_logger_severity(3)
 
 
 @pytest.mark.parametrize('kind', ['dmil', 'joint', 'ensemble'])
+@pytest.mark.filterwarnings('error::torch.jit.TracerWarning')  # a trace that may not generalise
 def test_export_matches_torch_and_carries_metadata(kind: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
     cfg = small_config(kind)
@@ -75,11 +76,12 @@ def test_export_matches_torch_and_carries_metadata(kind: str, tmp_path: Path) ->
         assert got['gates'].shape == (5, 4)
         assert got['sub_probs'].shape == (5, 4, 4)
     # evaluation runs on the exported graph
-    m = evaluate_model(path, data)
+    m = evaluate_model(load_for_evaluation(path), data)
     assert 0.0 <= m['accuracy'] <= 1.0
     assert (m['gate_family_agreement'] is None) == (kind != 'dmil')
 
 
+@pytest.mark.filterwarnings('error::torch.jit.TracerWarning')
 def test_export_with_pid_heads(tmp_path: Path) -> None:
     """pid_lsmi / pid_broja are composed into the graph; ORT equals torch; atoms add up."""
     from dmil_ros.train.pid_heads import fit_pid_heads
