@@ -25,8 +25,10 @@ more than ``silence_timeout`` s: under overload the node acts on recent frames, 
 backlog (``<sensor>_inbox_full`` / ``<sensor>_stale`` and the queue wait in the diagnostics).
 
 An error the pipeline does not expect (ONNX Runtime failing, a CUDA error) is counted and logged
-for the message that caused it; the node keeps running. Shutdown (Ctrl-C, launch stopping it)
-lets a running callback finish and publishes nothing after: no traceback on Humble or Jazzy.
+for the message that caused it, and so is a diagnostics report that fails; the node keeps
+running. Shutdown (Ctrl-C, launch stopping it) lets a running callback finish and publishes
+nothing after: no traceback on Humble or Jazzy. A callback still running after
+``STOP_TIMEOUT_S`` (a hung GPU call) is not waited for: the process exits with code 1.
 
 Start-up fails with one log line naming the file and the problem when the model is missing or
 does not follow the model contract. Parameters: :data:`dmil_ros.runtime.params.PARAMS`
@@ -35,6 +37,7 @@ does not follow the model contract. Parameters: :data:`dmil_ros.runtime.params.P
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -214,16 +217,21 @@ class FusionNode(Node):  # type: ignore[misc]
         with self._work_lock:
             if self._stopping.is_set():
                 return
-            statuses = self.tracker.report(time.monotonic())
-            now = self.get_clock().now().to_msg()
-            header = Header(int(now.sec), int(now.nanosec), '')
-            msg = self.builder.diagnostics(header, statuses)
             try:
+                statuses = self.tracker.report(time.monotonic())
+                now = self.get_clock().now().to_msg()
+                header = Header(int(now.sec), int(now.nanosec), '')
+                msg = self.builder.diagnostics(header, statuses)
                 self._pubs['diagnostics'].publish(CONVERTERS[TOPICS['diagnostics']][1](msg))
-            except Exception:
-                if self._context_ok():
-                    raise
-                # the context was shut down under us (Ctrl-C on Humble): nothing to report to
+            except Exception as exc:
+                if not self._context_ok():
+                    return  # the context was shut down under us (Ctrl-C on Humble)
+                # counted and logged like a frame's publish error: an exception out of a timer
+                # callback would end executor.spin() and the node with it
+                text = self.pipeline.count_error('diagnostics', exc)
+                self.get_logger().error(
+                    f'diagnostics not published: {text}', throttle_duration_sec=5.0
+                )
 
     def _context_ok(self) -> bool:
         context = getattr(self, 'context', None)
@@ -257,9 +265,16 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if node is not None:
-            node.stop()  # before destroy_node: Jazzy's executor.shutdown does not wait for it
-        executor.shutdown()
+        # stop before destroy_node: Jazzy's executor.shutdown does not wait for callbacks
+        if node is not None and not node.stop():
+            # a callback hangs in the model (a stuck GPU call): Humble's executor.shutdown and
+            # the interpreter's exit (which joins the executor's worker threads) would both
+            # wait for it forever, so the process leaves without them
+            rclpy.try_shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
+        executor.shutdown(timeout_sec=STOP_TIMEOUT_S)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

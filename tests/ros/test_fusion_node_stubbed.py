@@ -152,6 +152,8 @@ def node_module(monkeypatch: pytest.MonkeyPatch) -> Any:
         pass
 
     class Executor:
+        shutdowns: ClassVar[list[float | None]] = []  # timeout_sec of each shutdown() call
+
         def __init__(self, num_threads: int = 1) -> None:
             self.nodes: list[Any] = []
 
@@ -161,8 +163,9 @@ def node_module(monkeypatch: pytest.MonkeyPatch) -> Any:
         def spin(self) -> None:
             raise ExternalShutdownException
 
-        def shutdown(self) -> None:
-            pass
+        def shutdown(self, timeout_sec: float | None = None) -> bool:
+            Executor.shutdowns.append(timeout_sec)
+            return True
 
     executors.MultiThreadedExecutor = Executor  # type: ignore[attr-defined]
     executors.ExternalShutdownException = ExternalShutdownException  # type: ignore[attr-defined]
@@ -396,7 +399,38 @@ def test_drain_takes_only_what_is_queued(node_module: Any, tmp_path: Path) -> No
 
 def test_clean_shutdown_on_external_shutdown(node_module: Any, tmp_path: Path) -> None:
     FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
+    executor = node_module.MultiThreadedExecutor
+    executor.shutdowns.clear()
     node_module.main([])  # the stand-in executor raises ExternalShutdownException at once
+    # bounded: Humble's shutdown() waits for running callbacks, by default forever
+    assert executor.shutdowns == [node_module.STOP_TIMEOUT_S]
+
+
+def test_a_hung_inference_does_not_hang_the_process_exit(
+    node_module: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stop() gives up on a stuck callback; the executor's shutdown and the interpreter's exit
+    would still wait for it (rclpy humble Executor.shutdown; concurrent.futures joins its
+    threads at exit), so main leaves with os._exit(1) before either."""
+    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
+    monkeypatch.setattr(node_module.FusionNode, 'stop', lambda self, timeout=0.0: False)
+
+    class Exit(BaseException):
+        pass
+
+    codes: list[int] = []
+
+    def exit_(code: int) -> None:
+        codes.append(code)
+        raise Exit
+
+    monkeypatch.setattr(node_module.os, '_exit', exit_)
+    executor = node_module.MultiThreadedExecutor
+    executor.shutdowns.clear()
+    with pytest.raises(Exit):
+        node_module.main([])
+    assert codes == [1]
+    assert executor.shutdowns == []  # never reached
 
 
 def test_stop_waits_for_a_running_inference_then_nothing_runs(
@@ -443,9 +477,11 @@ def test_stop_gives_up_on_a_hung_inference(node_module: Any, tmp_path: Path) -> 
     assert any('not waiting' in line for line in node.logged)
 
 
-def test_a_publish_error_in_a_live_context_is_raised_for_diagnostics(
+def test_a_publish_error_in_a_live_context_is_counted_for_diagnostics(
     node_module: Any, tmp_path: Path
 ) -> None:
+    """Counted and logged, not raised: an exception out of a timer callback comes back out of
+    executor.spin() (rclpy's Task keeps it, the executor re-raises it) and ends the node."""
     node, cam_cb, lid_cb = _started(node_module, tmp_path)
     node.context = types.SimpleNamespace(ok=lambda: True)
 
@@ -454,8 +490,10 @@ def test_a_publish_error_in_a_live_context_is_raised_for_diagnostics(
         raise TypeError(msg)
 
     node.pubs['diagnostics'].publish = broken
-    with pytest.raises(TypeError, match='converter bug'):
-        node.timers[0].cb()  # not swallowed: only a dead context is
+    node.timers[0].cb()
+    node.timers[0].cb()
+    assert node.pipeline.errors[('diagnostics', 'TypeError')] == 2
+    assert any('diagnostics not published' in line for line in node.logged)
     node.pubs['~/action_probs'].publish = broken
     cam_cb(flat_image(1_000_000_000, 100))
     lid_cb(vlp16(1_007_000_000))
