@@ -83,15 +83,16 @@ def run(args: argparse.Namespace) -> int:
     from dmil_ros.audit.runner import AuditOptions, run_audit
     from dmil_ros.audit.spikes import SpikeConfig
     from dmil_ros.audit.terms import TermsConfig
+    from dmil_ros.paths import input_file, output_dir
 
     if args.model is None:
         args.model = _default_model()
-    if not Path(args.model).is_file():
-        msg = f'model {args.model!r}: no such file'
-        raise AuditError(msg)
-    if args.clusters < 0:
-        msg = f'--clusters {args.clusters!r} must be >= 0'
-        raise AuditError(msg)
+    input_file(args.model, '--model')
+    output_dir(args.out, '--out')
+    for name in ('clusters', 'max_frames'):
+        if getattr(args, name) < 0:
+            msg = f'--{name.replace("_", "-")} {getattr(args, name)!r} must be >= 0'
+            raise AuditError(msg)
     for name in ('batch', 'mask_samples'):
         if getattr(args, name) < 1:
             msg = f'--{name.replace("_", "-")} {getattr(args, name)!r} must be >= 1'

@@ -51,6 +51,7 @@ from dmil_ros.audit.bagaudit import BagOptions, audit_bag, load_model, sidecar_p
 from dmil_ros.audit.errors import AuditError, AuditInputError
 from dmil_ros.audit.merge import MergeOptions, merge
 from dmil_ros.bagio.reader import storage_kind
+from dmil_ros.log import setup_logging
 
 logger = logging.getLogger(__name__)
 ENGINES = ('process', 'ray')
@@ -243,7 +244,10 @@ def _run_process(
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = mp.get_context('spawn')  # no forked ONNX Runtime / torch thread pools
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=setup_logging, initargs=(level,)
+    ) as pool:
         futures = {
             pool.submit(_work, str(path), name, opts, str(out), key): (path, name)
             for path, name, out, key in jobs

@@ -134,11 +134,15 @@ def test_truncated_bag_reports_readable_part_and_error(audited: tuple[Path, dict
 
 
 def test_workers_give_identical_tables(
-    fleet: Path, audited: tuple[Path, dict], tmp_path: Path
+    fleet: Path, audited: tuple[Path, dict], tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     out1, _ = audited
     out2 = tmp_path / 'two'
     summary2 = _audit(fleet, out2, 'foreign.onnx', '--workers', '2', '--no-report')
+    # the worker processes log as the command does (level and logger name first)
+    salvage = [line for line in capfd.readouterr().err.splitlines() if 'salvaging' in line]
+    assert salvage, 'the cut bag was not reported'
+    assert all(line.startswith('WARNING dmil_ros.') for line in salvage), salvage
     one = pq.read_table(out1 / 'frames.parquet')
     two = pq.read_table(out2 / 'frames.parquet')
     assert one.equals(two)
@@ -182,6 +186,19 @@ def test_bad_arguments(fleet: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     wrong = build_model(tmp_path / 'wrong.onnx', input_shapes={'image': ['B', 3, 32, 32]})
     assert main([*args, '--model', str(wrong)]) == 2
     assert "wrong.onnx': input 'image' has shape" in capsys.readouterr().err
+    assert not (tmp_path / 'x').exists()
+    model = ['--model', str(fleet / 'foreign.onnx')]
+    # checked before any bag runs, each named: a negative frame cap used to read as "no camera
+    # messages in the bag", an --out that is a file or a model that is a folder gave tracebacks
+    (tmp_path / 'file').write_text('')
+    bad = [
+        ([*args, *model, '--max-frames', '-5'], '--max-frames -5 must be >= 0'),
+        ([*args, *model, '--out', str(tmp_path / 'file')], 'is a file, not a directory'),
+        ([*args, '--model', str(tmp_path)], 'is a directory, not a file'),
+    ]
+    for argv, named in bad:
+        assert main(argv) == 2, argv
+        assert named in capsys.readouterr().err, argv
     assert not (tmp_path / 'x').exists()
     assert (
         main(
