@@ -55,10 +55,12 @@ def run(args: argparse.Namespace) -> int:
     from dmil_ros.paths import output_dir, output_file
     from dmil_ros.runtime import params
     from dmil_ros.runtime.model import FusionModel
+    from dmil_ros.runtime.outputs import check_namespace
     from dmil_ros.runtime.pipeline import FusionPipeline
     from dmil_ros.runtime.replay import replay
 
     output_dir(args.out, '--out', new=True)  # before the model loads and the bag is read
+    check_namespace(args.namespace, '--namespace')
     summary_path = output_file(args.summary, '--summary') if args.summary else None
     values = params.load_yaml(args.params, namespace=args.namespace) if args.params else {}
     overrides = {
@@ -84,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         twists=settings.twists,
         progress=not args.no_progress,
+        keep_on_interrupt=True,
     )
     for line in summary.lines():
         logger.info('%s', line)

@@ -80,14 +80,17 @@ TOPICS: Final[dict[str, str]] = {
 _NAME_TOKEN: Final = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 
 
-def check_namespace(namespace: str) -> str:
-    """``namespace`` when ROS 2 accepts it (tokens of letters, digits and underscores, not
-    starting with a digit, between single slashes), else :class:`RuntimeConfigError`."""
+def check_namespace(namespace: str, what: str = 'namespace') -> str:
+    """``namespace`` when ROS 2 accepts it (rmw_validate_namespace: tokens of letters, digits
+    and underscores, none starting with a digit, between single slashes, no trailing slash but
+    for ``/`` itself; ``''`` is the root here), else :class:`RuntimeConfigError` naming ``what``.
+    """
     tokens = namespace.strip('/').split('/') if namespace.strip('/') else []
-    if '//' in namespace or not all(_NAME_TOKEN.fullmatch(t) for t in tokens):
+    trailing = len(namespace) > 1 and namespace.endswith('/')
+    if trailing or '//' in namespace or not all(_NAME_TOKEN.fullmatch(t) for t in tokens):
         msg = (
-            f'namespace {namespace!r} is not a ROS 2 namespace (letters, digits and underscores '
-            'between single slashes, no token starting with a digit)'
+            f'{what} {namespace!r} is not a ROS 2 namespace (letters, digits and underscores '
+            'between single slashes, no token starting with a digit, no trailing slash)'
         )
         raise RuntimeConfigError(msg)
     return namespace

@@ -71,6 +71,7 @@ class ReplaySummary:
     problems: list[str] = field(default_factory=list)  # e.g. an input topic the bag lacks
     silent: list[str] = field(default_factory=list)  # input topics without a single message
     interrupted: bool = False  # stopped by Ctrl-C: the output holds the frames before it
+    written_frames: int = 0  # frames whose outputs are in the bag (all of them, unless stopped)
 
     @property
     def failed(self) -> bool:
@@ -103,6 +104,7 @@ class ReplaySummary:
             'silent_topics': self.silent,
             'failed': self.failed,
             'interrupted': self.interrupted,
+            'written_frames': self.written_frames,
             'mean_interactions': self.mean_interactions,
             'read': self.read,
         }
@@ -145,7 +147,7 @@ class ReplaySummary:
         """What went wrong with the input, one line each (empty for a clean replay)."""
         out = [f'{self.bag}: {p}' for p in self.problems]
         if self.interrupted:
-            text = f'interrupted; {self.out} holds the {self.frames} frames before it'
+            text = f'interrupted; {self.out} holds the {self.written_frames} frames before it'
             out.append(f'{self.bag}: {text}')
         if self.frames == 0:
             out.append(f'{self.bag}: no frame pair came out of the bag')
@@ -217,8 +219,14 @@ def replay(
     batch: int = 32,
     twists: Twists | None = None,
     progress: bool = True,
+    keep_on_interrupt: bool = False,
 ) -> ReplaySummary:
-    """Run ``pipeline`` over ``bag`` and write every output topic to ``out`` (MCAP)."""
+    """Run ``pipeline`` over ``bag`` and write every output topic to ``out`` (MCAP).
+
+    What went wrong with the input is in the summary (:meth:`ReplaySummary.warnings`), not
+    logged. A Ctrl-C closes the output bag (readable, with the frames written so far) and
+    propagates, unless ``keep_on_interrupt``: then the summary comes back ``interrupted``.
+    """
     if rate is not None and not rate > 0:
         msg = f'rate {rate!r} must be positive'
         raise RuntimeConfigError(msg)
@@ -263,6 +271,7 @@ def replay(
             for topic, data in builder.frame_cdr(r):
                 writer.write_cdr(topic, data, log_ns)
             serialise = time.perf_counter() - t0
+            summary.written_frames += 1
             for stage in STAGE_ORDER[:4]:
                 stage_times[stage].append(r.timings[stage])
             stage_times['serialise'].append(serialise)
@@ -329,7 +338,9 @@ def replay(
         emit(pending)
         final = builder.diagnostics(_header_of_ns(last_log), tracker.report(last_log / 1e9))
         writer.write('diagnostics', final, last_log)
-    except KeyboardInterrupt:  # Ctrl-C: the bag so far and its summary are kept
+    except KeyboardInterrupt:  # Ctrl-C: the bag so far (closed below) and its summary
+        if not keep_on_interrupt:
+            raise
         summary.interrupted = True
     finally:
         writer.close()

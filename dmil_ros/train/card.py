@@ -147,4 +147,5 @@ def write_card(
     notes: str = '',
 ) -> None:
     text = render_card(path.stem, config, training, report, evaluation=evaluation, notes=notes)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding='utf-8')

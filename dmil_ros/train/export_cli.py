@@ -73,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
 
     # every path and the card's inputs checked before the (minutes of) fitting and export
     output_file(args.out, '--out')
-    for option in ('card', 'report'):
-        if getattr(args, option) is not None:
-            output_file(getattr(args, option), f'--{option}')
+    card = output_file(args.card or args.out.with_suffix('.md'), '--card')
+    if args.report is not None:
+        output_file(args.report, '--report')
     if args.pid_frames < 1:
         msg = f'--pid-frames {args.pid_frames!r} must be >= 1'
         raise ConfigError(msg)
@@ -139,9 +139,9 @@ def run(args: argparse.Namespace) -> int:
     report = export_onnx(model, config, args.out, training, sample=sample, pid_heads=heads)
     from dmil_ros.train.card import write_card
 
-    card = args.card or args.out.with_suffix('.md')
     write_card(card, config.to_dict(), training, report, evaluation=evaluation, notes=notes)
     if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(report, indent=1), encoding='utf-8')
     logger.info(
         'wrote %s (%d bytes): onnx.checker ok, max |onnxruntime - torch| = %.3g over %d frames',

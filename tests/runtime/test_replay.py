@@ -261,15 +261,15 @@ def test_cli_exit_code_says_whether_the_replay_found_its_topics(
     assert any("'/camera/imag': no message in the bag" in w for w in warnings), warnings
 
 
-@pytest.mark.parametrize('ns', ['', '/', 'robot1', '/fleet/robot_1/', '_a'])
+@pytest.mark.parametrize('ns', ['', '/', 'robot1', '/fleet/robot_1', '_a'])
 def test_ros_namespaces_are_accepted(ns: str) -> None:
     assert check_namespace(ns) == ns
     assert resolve('~/action', ns).startswith(('/fusion_node', '/fleet', '/robot1', '/_a'))
 
 
-@pytest.mark.parametrize('ns', ['bad ns!', '1robot', 'a//b', '/fleet/2nd', 'a-b'])
+@pytest.mark.parametrize('ns', ['bad ns!', '1robot', 'a//b', '/fleet/2nd', 'a-b', 'robot1/'])
 def test_names_ros_refuses_are_refused_before_any_output(
-    tmp_path: Path, model: Path, ns: str
+    tmp_path: Path, model: Path, ns: str, capsys: Any
 ) -> None:
     """The node could never publish under them; the replay used to write them into the bag."""
     with pytest.raises(RuntimeConfigError, match='not a ROS 2 namespace'):
@@ -279,6 +279,9 @@ def test_names_ros_refuses_are_refused_before_any_output(
     with pytest.raises(RuntimeConfigError, match=re.escape(repr(ns))):
         replay(pipe, tmp_path / 'in', tmp_path / 'out', namespace=ns, progress=False)
     assert not (tmp_path / 'out').exists()
+    args = ['replay', str(tmp_path / 'in'), '--out', str(tmp_path / 'out'), '--model', 'none']
+    assert main([*args, f'--namespace={ns}']) == 2  # named before the (missing) model
+    assert f'--namespace {ns!r} is not a ROS 2 namespace' in capsys.readouterr().err
 
 
 def test_ctrl_c_keeps_the_output_and_the_summary(
@@ -300,9 +303,15 @@ def test_ctrl_c_keeps_the_output_and_the_summary(
     assert main([*args, '--no-progress', '--summary', str(summary), '--batch', '1']) == 130
     data = json.loads(summary.read_text())
     assert data['interrupted']
-    assert 20 <= data['frames'] < 60
+    assert 20 <= data['written_frames'] < 60
     written = read_bag(tmp_path / 'o')['/fusion_node/action_probs']  # a readable bag
-    assert len(written) == data['frames']
+    assert len(written) == data['written_frames']
+    # the library call propagates it (a benchmark's loop must not go on with a partial run)
+    calls.clear()
+    pipe = FusionPipeline(FusionModel(model, provider='cpu'))
+    with pytest.raises(KeyboardInterrupt):
+        replay(pipe, tmp_path / 'in', tmp_path / 'o2', progress=False)
+    assert len(read_bag(tmp_path / 'o2')['/fusion_node/action_probs']) > 0  # closed, readable
 
 
 def write_segments(path: Path, segments: list[tuple[float, float]]) -> None:

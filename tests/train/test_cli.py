@@ -54,9 +54,11 @@ def test_train_export_evaluate(
     summary = json.loads((run / 'summary.json').read_text())
     assert summary['train_frames'] + summary['val_frames'] >= 195
     model = tmp_path / 'models' / 'tiny.onnx'
+    report = tmp_path / 'reports' / 'new' / 'export.json'  # folders made, not refused
     rc = main(['export', str(run), '--out', str(model), '--cache', str(cache),
-               '--pid-frames', '190'])  # fmt: skip
+               '--pid-frames', '190', '--report', str(report)])  # fmt: skip
     assert rc == 0
+    assert json.loads(report.read_text())['bytes'] == model.stat().st_size
     names = [o.name for o in onnx.load(str(model)).graph.output]
     assert names[-2:] == ['pid_lsmi', 'pid_broja']
     assert 'gates' in names
