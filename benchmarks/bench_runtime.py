@@ -48,7 +48,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +65,7 @@ from dmil_ros.runtime.preprocess import (  # noqa: E402
     affine_image,
     prepare_image,
     prepare_points,
+    resize_image,
 )
 from dmil_ros.runtime.replay import replay  # noqa: E402
 
@@ -132,22 +132,14 @@ def float_min_prepare_points(points: Points, spec: PreprocessSpec) -> np.ndarray
     return out
 
 
-def _resized(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """Step 1 of prepare_image: area averaging to the model's size."""
-    if rgb.shape[:2] == (spec.image_height, spec.image_width):
-        return rgb
-    size = (spec.image_width, spec.image_height)
-    return np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
-
-
 def numpy_prepare_image(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """prepare_image's numpy fallback (OpenCV < 4.8): the resize, then a per-plane affine."""
-    return affine_image(_resized(rgb, spec), spec)
+    return affine_image(resize_image(rgb, spec), spec)
 
 
 def interleaved_prepare_image(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """The plain numpy alternative: broadcast over the interleaved (h, w, 3) layout."""
-    rgb = _resized(rgb, spec)
+    rgb = resize_image(rgb, spec)
     mean = np.asarray(spec.image_mean, np.float32)
     inv_std = 1.0 / np.asarray(spec.image_std, np.float32)
     out = (rgb.astype(np.float32) * np.float32(1.0 / 255.0) - mean) * inv_std  # (h, w, 3)

@@ -111,10 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = cast(Command, importlib.import_module(module))
     try:
         return command.run(args)
-    except DmilError as exc:
-        logger.error('%s', exc)
-        return 2
-    except OSError as exc:  # its text names the file: "[Errno 13] Permission denied: 'x'"
+    except (DmilError, OSError) as exc:  # an OSError's text names the file
         logger.error('%s', exc)
         return 2
     except KeyboardInterrupt:

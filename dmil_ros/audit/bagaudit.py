@@ -260,8 +260,8 @@ class _Collector:
 
     def _run(self, jobs: list[Job], masked: bool) -> None:
         # at most ``batch`` frames per model call, as in the replay: one message, or the end
-        # of the bag, can complete several frames at once, and a GPU session would otherwise
-        # grow its padded shape past ``batch`` for the rest of the bag (runtime/model.py)
+        # of the bag, can complete several frames at once (the audit's session is a CPU one,
+        # so this bounds the call's memory; no padded GPU shape is involved)
         self.pending = []
         for start in range(0, len(jobs), self.options.batch):
             self._run_batch(jobs[start : start + self.options.batch], masked)
@@ -298,9 +298,9 @@ class _Collector:
         if self.heads:
             self.rows['p_camera'].append(out['probs_camera'])
             self.rows['p_lidar'].append(out['probs_lidar'])
-        self._features(out, n)
+        self._features(out)
 
-    def _features(self, out: dict[str, F32], n: int) -> None:
+    def _features(self, out: dict[str, F32]) -> None:
         if 'feat_camera' in out and 'feat_lidar' in out:
             self.rows['feat_camera'].append(np.asarray(out['feat_camera'], np.float32))
             self.rows['feat_lidar'].append(np.asarray(out['feat_lidar'], np.float32))

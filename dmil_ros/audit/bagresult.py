@@ -112,20 +112,6 @@ def load_if_done(directory: Path, key: str) -> BagResult | None:
         return None
     if not isinstance(info, dict) or info.get('key') != key:
         return None
-    return _load(directory, info)
-
-
-def load(directory: Path) -> BagResult:
-    """Read a result written by :func:`save`."""
-    try:
-        info = json.loads((directory / 'bag.json').read_text())
-    except (OSError, ValueError) as exc:
-        msg = f'{directory}: unreadable bag result ({type(exc).__name__}: {exc})'
-        raise AuditInputError(msg) from exc
-    return _load(directory, info)
-
-
-def _load(directory: Path, info: dict[str, Any]) -> BagResult:
     try:
         with np.load(directory / 'frames.npz', allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in ARRAYS}
@@ -135,4 +121,4 @@ def _load(directory: Path, info: dict[str, Any]) -> BagResult:
     return BagResult(str(info.get('name', directory.name)), arrays, info)
 
 
-__all__ = ['ARRAYS', 'BagResult', 'load', 'load_if_done', 'save']
+__all__ = ['ARRAYS', 'BagResult', 'load_if_done', 'save']

@@ -49,11 +49,11 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def fmt(value: Any, digits: int = 3) -> str:
+def fmt(value: Any) -> str:
     if value is None:
         return '–'
     if isinstance(value, float | np.floating):
-        return '–' if not math.isfinite(float(value)) else f'{float(value):.{digits}f}'
+        return '–' if not math.isfinite(float(value)) else f'{float(value):.3f}'
     return esc(value)
 
 

@@ -89,13 +89,9 @@ def run(args: argparse.Namespace) -> int:
         args.model = _default_model()
     input_file(args.model, '--model')
     output_dir(args.out, '--out')
-    for name in ('clusters', 'max_frames'):
-        if getattr(args, name) < 0:
-            msg = f'--{name.replace("_", "-")} {getattr(args, name)!r} must be >= 0'
-            raise AuditError(msg)
-    for name in ('batch', 'mask_samples'):
-        if getattr(args, name) < 1:
-            msg = f'--{name.replace("_", "-")} {getattr(args, name)!r} must be >= 1'
+    for name, least in (('clusters', 0), ('max_frames', 0), ('batch', 1), ('mask_samples', 1)):
+        if getattr(args, name) < least:
+            msg = f'--{name.replace("_", "-")} {getattr(args, name)!r} must be >= {least}'
             raise AuditError(msg)
     options = AuditOptions(
         bag=BagOptions(

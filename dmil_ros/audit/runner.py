@@ -116,7 +116,7 @@ def _refuse_mixed(path: Path) -> None:
     entries = list(path.iterdir())
     folders = sorted(p.name for p in entries if p.is_dir() and _is_bag(p))
     if folders:
-        loose = sorted(p.name for p in entries if p.is_file() and storage_kind(p))
+        loose = [p.name for p in storage_files(path)]  # no metadata.yaml here
         msg = (
             f'{str(path)!r} holds loose storage files {loose} and bag folders {folders} and no '
             'metadata.yaml: name the bags (or the storage files) themselves'
@@ -202,26 +202,25 @@ def _work(path: str, name: str, options: dict[str, Any], out_dir: str, key: str)
     return dict(result.info, name=name, frames=result.frames)
 
 
+def _failed_entry(name: str, message: str) -> dict[str, Any]:
+    """The summary entry of a bag that gave nothing."""
+    return {'name': name, 'status': 'failed', 'frames': 0, 'errors': [{'message': message}]}
+
+
 def _failed(name: str, path: Path, exc: BaseException) -> dict[str, Any]:
     logger.error('bag %s: audit failed: %s', path, exc)
-    return {
-        'name': name,
-        'path': str(path),
-        'status': 'failed',
-        'frames': 0,
-        'errors': [{'message': f'{type(exc).__name__}: {exc}'}],
-    }
+    return {**_failed_entry(name, f'{type(exc).__name__}: {exc}'), 'path': str(path)}
 
 
 def _missing(name: str, account: dict[str, Any] | None) -> dict[str, Any]:
     """The entry of a bag with no result on disk: its failure, or one that says so."""
     if account is not None and account.get('status') == 'failed':
-        return {'frames': 0, **account}
+        return dict(account)
     message = 'no result on disk after the audit of this bag'
     if account is not None:
         message += f' (the worker reported {account.get("status")!r})'
     logger.error('bag %s: %s', name, message)
-    return {'name': name, 'status': 'failed', 'frames': 0, 'errors': [{'message': message}]}
+    return _failed_entry(name, message)
 
 
 def _run_process(
@@ -365,7 +364,6 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     jobs: list[Job] = []
-    skipped = []
     finished: dict[str, bagresult.BagResult] = {}  # results of an earlier run, read back
     for path, name, key in zip(bags, names, keys, strict=True):
         bag_dir = out / 'bags' / name
@@ -377,7 +375,6 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
                 logger.warning('%s; auditing the bag again', exc)
         if done is not None:
             finished[name] = done
-            skipped.append(name)
             remove_stale_temporaries(bag_dir)  # of an earlier audit killed mid-write
         else:
             # an old result must not outlive a run of this bag that fails with an exception
@@ -386,7 +383,7 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     logger.info(
         'audit: %d bags (%d already done), %d workers, engine %s',
         len(bags),
-        len(skipped),
+        len(finished),
         workers,
         options.engine,
     )
@@ -407,17 +404,13 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
             try:
                 res = bagresult.load_if_done(bag_dir, key)
             except AuditInputError as exc:  # written by this run, unreadable now: say so
-                accounts[name] = {
-                    'name': name,
-                    'status': 'failed',
-                    'errors': [{'message': str(exc)}],
-                }
+                accounts[name] = _failed_entry(name, str(exc))
         if res is not None:
             results.append(res)
             entry = dict(res.info)
         else:  # failed, or a worker that said it finished left no result behind
             entry = _missing(name, accounts.get(name))
-        entry.update(name=name, path=str(path), resumed=name in skipped)
+        entry.update(name=name, path=str(path), resumed=name in finished)
         bag_entries.append(entry)
     t_wait = time.perf_counter()
     preload.join()  # before the merge imports the same modules itself

@@ -46,12 +46,11 @@ AHEAD = 2
 def sequential(chunks: list[Any]) -> bool:
     """True when reading ``chunks`` one after the other equals rosbags' merge of them.
 
-    ``chunks``: rosbags ``ChunkInfo`` records. In file order, each chunk must start at or
-    after the end of the one before (at a shared stamp, the merge puts the earlier chunk's
-    messages first, as reading in file order does).
+    ``chunks``: rosbags ``ChunkInfo`` records in file order (``chunk_start_offset``). Each
+    chunk must start at or after the end of the one before (at a shared stamp, the merge puts
+    the earlier chunk's messages first, as reading in file order does).
     """
-    ordered = sorted(chunks, key=lambda c: c.chunk_start_offset)
-    return all(b.message_start_time >= a.message_end_time for a, b in pairwise(ordered))
+    return all(b.message_start_time >= a.message_end_time for a, b in pairwise(chunks))
 
 
 class ChunkLoader:

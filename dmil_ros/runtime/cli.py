@@ -52,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dmil_ros.atomic import atomic_write_text
     from dmil_ros.paths import output_dir, output_file
     from dmil_ros.runtime import params
     from dmil_ros.runtime.model import FusionModel
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         logger.warning('%s', line)
     if summary_path is not None:
         summary_path.parent.mkdir(parents=True, exist_ok=True)
-        summary_path.write_text(json.dumps(summary.as_dict(), indent=2), encoding='utf-8')
+        atomic_write_text(summary_path, json.dumps(summary.as_dict(), indent=2))
     if summary.interrupted:
         return 130  # as for any Ctrl-C, after the summary is written
     # 1: the output bag is written, but the input gave no frame pair or a topic stayed silent

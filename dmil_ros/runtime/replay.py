@@ -271,7 +271,6 @@ def replay(
             for topic, data in builder.frame_cdr(r):
                 writer.write_cdr(topic, data, log_ns)
             serialise = time.perf_counter() - t0
-            summary.written_frames += 1
             for stage in STAGE_ORDER[:4]:
                 stage_times[stage].append(r.timings[stage])
             stage_times['serialise'].append(serialise)
@@ -359,6 +358,7 @@ def replay(
         m = pid_sum / pid_n
         summary.mean_interactions = (float(m[0]), float(m[1]), float(m[2]), float(m[3]))
     summary.read = reader.report()
+    summary.written_frames = len(stage_times['serialise'])  # one per frame whose outputs went out
     if rate is not None and summary.frames and summary.realtime_factor < 0.9 * rate:
         summary.problems.append(
             f'rate {rate:g}x requested, {summary.realtime_factor:.1f}x reached (the pipeline '

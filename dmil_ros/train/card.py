@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dmil_ros.actions import FAMILIES
+from dmil_ros.errors import ConfigError
 
 LIMITS = """\
 ## Limits
@@ -135,6 +136,27 @@ def render_card(
         lines += ['', notes.strip()]
     lines += ['', LIMITS]
     return '\n'.join(lines)
+
+
+def load_evaluation(text: str, source: str) -> dict[str, Any]:
+    """The output of ``dmil-ros evaluate --json`` for a card, checked: a ``'bags'`` list and a
+    ``'models'`` mapping (what :func:`render_card` reads); ``source`` names it in errors."""
+    try:
+        evaluation = json.loads(text)
+    except json.JSONDecodeError as exc:
+        msg = f'{source}: not JSON ({exc})'
+        raise ConfigError(msg) from exc
+    if not (
+        isinstance(evaluation, dict)
+        and isinstance(evaluation.get('bags'), list)
+        and isinstance(evaluation.get('models'), dict)
+    ):
+        msg = (
+            f"{source}: not the output of `dmil-ros evaluate --json` (a 'bags' list and a "
+            "'models' mapping)"
+        )
+        raise ConfigError(msg)
+    return evaluation
 
 
 def write_card(

@@ -78,23 +78,10 @@ def run(args: argparse.Namespace) -> int:
     from dmil_ros.train.config import TrainConfig
     from dmil_ros.train.data import load_bags
     from dmil_ros.train.dataset import time_block_split
-    from dmil_ros.train.errors import TrainError
-    from dmil_ros.train.trainer import earlier_run, train
+    from dmil_ros.train.trainer import check_out, train
 
     output_dir(args.out, '--out')
-    if args.resume and args.overwrite:
-        msg = '--resume continues the run in --out, --overwrite replaces it: choose one'
-        raise TrainError(msg)
-    fresh = not (args.resume or args.overwrite) and args.out.is_dir()
-    earlier = earlier_run(args.out) if fresh else []
-    if earlier:  # checked before the bags are read
-        names = ', '.join(str(p.relative_to(args.out)) for p in earlier[:4])
-        more = f' and {len(earlier) - 4} more' if len(earlier) > 4 else ''
-        msg = (
-            f'--out {str(args.out)!r} holds an earlier run ({names}{more}): --resume continues '
-            'it, --overwrite replaces it'
-        )
-        raise TrainError(msg)
+    check_out(args.out, resume=args.resume, overwrite=args.overwrite)  # before the bags are read
     config = TrainConfig.load(args.config) if args.config else TrainConfig()
     if args.model:
         config = config.with_kind(args.model)

@@ -27,27 +27,17 @@ from dmil_ros.runtime.model import F32, FusionModel
 from dmil_ros.runtime.preprocess import PreprocessSpec
 from dmil_ros.train.config import DataConfig, TrainConfig
 from dmil_ros.train.dataset import Arrays
-from dmil_ros.train.errors import TrainError
 from dmil_ros.train.metrics import evaluate_predictions
 
 
-def model_settings(path: Path) -> tuple[DataConfig, PreprocessSpec, dict[str, str]]:
-    """Data config and preprocess spec a model was trained with (defaults when absent)."""
-    import onnx
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError, OSError, ...
-        msg = f'model {str(path)!r}: cannot be read as ONNX ({exc})'
-        raise TrainError(msg) from exc
-    meta = {p.key: p.value for p in proto.metadata_props}
+def model_settings(model: FusionModel) -> tuple[DataConfig, PreprocessSpec]:
+    """Data config and preprocess spec a model was trained with (defaults when absent), from
+    the metadata its :class:`FusionModel` already read and checked."""
+    meta = model.info.metadata
     data = DataConfig()
     if 'dmil_ros.config' in meta:
         data = TrainConfig.from_dict(json.loads(meta['dmil_ros.config'])).data
-    spec = PreprocessSpec()
-    if 'dmil_ros.preprocess' in meta:
-        spec = PreprocessSpec.from_json(meta['dmil_ros.preprocess'])
-    return data, spec, meta
+    return data, model.spec
 
 
 EVALUATED_OUTPUTS = ('probs', 'probs_camera', 'probs_lidar', 'gates')

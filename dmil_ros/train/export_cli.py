@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     from dmil_ros.errors import ConfigError, DmilError
     from dmil_ros.paths import input_file, output_file
+    from dmil_ros.train.card import load_evaluation, write_card
     from dmil_ros.train.checkpoint import load_model
     from dmil_ros.train.cli import default_cache_dir
     from dmil_ros.train.data import load_bags
@@ -82,21 +83,7 @@ def run(args: argparse.Namespace) -> int:
     evaluation = None
     if args.eval_json:
         text = input_file(args.eval_json, '--eval-json').read_text(encoding='utf-8')
-        try:
-            evaluation = json.loads(text)
-        except json.JSONDecodeError as exc:
-            msg = f'--eval-json {str(args.eval_json)!r}: not JSON ({exc})'
-            raise ConfigError(msg) from exc
-        if not (
-            isinstance(evaluation, dict)
-            and isinstance(evaluation.get('bags'), list)
-            and isinstance(evaluation.get('models'), dict)
-        ):
-            msg = (
-                f'--eval-json {str(args.eval_json)!r}: not the output of `dmil-ros evaluate '
-                "--json` (a 'bags' list and a 'models' mapping)"
-            )
-            raise ConfigError(msg)
+        evaluation = load_evaluation(text, f'--eval-json {str(args.eval_json)!r}')
     notes = input_file(args.notes, '--notes').read_text(encoding='utf-8') if args.notes else ''
     ckpt = args.run_dir / args.checkpoint
     model, config, _ = load_model(ckpt)
@@ -137,8 +124,6 @@ def run(args: argparse.Namespace) -> int:
     elif not args.no_pid:
         logger.warning('no bags to fit the PID heads on: exporting without pid_lsmi / pid_broja')
     report = export_onnx(model, config, args.out, training, sample=sample, pid_heads=heads)
-    from dmil_ros.train.card import write_card
-
     write_card(card, config.to_dict(), training, report, evaluation=evaluation, notes=notes)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -206,6 +206,23 @@ def earlier_run(out: Path) -> list[Path]:
     return stale + sorted((out / 'tb').glob('events.out.tfevents.*'))
 
 
+def check_out(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to train into ``out`` when it holds an earlier run that neither ``resume`` (go on
+    with it) nor ``overwrite`` (replace it: :func:`train` removes its files) was asked for."""
+    if resume and overwrite:
+        msg = '--resume continues the run in --out, --overwrite replaces it: choose one'
+        raise TrainError(msg)
+    earlier = [] if resume or overwrite else earlier_run(out)
+    if earlier:
+        names = ', '.join(str(p.relative_to(out)) for p in earlier[:4])
+        more = f' and {len(earlier) - 4} more' if len(earlier) > 4 else ''
+        msg = (
+            f'--out {str(out)!r} holds an earlier run ({names}{more}): --resume continues '
+            'it, --overwrite replaces it'
+        )
+        raise TrainError(msg)
+
+
 def train(
     config: TrainConfig,
     train_set: Arrays,

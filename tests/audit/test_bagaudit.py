@@ -32,9 +32,8 @@ def test_no_model_call_exceeds_the_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, heads: bool
 ) -> None:
     """A LiDAR message completes two camera frames at once and the end of the bag several, so
-    the pending frames overshoot ``batch``; every call still carries at most ``batch`` frames
-    (a GPU session pads to its largest call for the rest of the bag), and the frames are the
-    same as with one large batch."""
+    the pending frames overshoot ``batch``; every call still carries at most ``batch`` frames,
+    as the replay's do, and the frames are the same as with one large batch."""
     bag = tmp_path / 'bag'
     write_small_bag(bag, frames=40)
     model = str(build(tmp_path / 'm.onnx', heads=heads))
