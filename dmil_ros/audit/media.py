@@ -111,7 +111,8 @@ def fetch_media(
     best: dict[int, tuple[int, Any]] = {}
     reader = None
     try:
-        reader = RobustReader(bag, topics=[camera_topic, lidar_topic])
+        # the audit's first pass already reported this bag's damage (a second warning per bag)
+        reader = RobustReader(bag, topics=[camera_topic, lidar_topic], warn=False)
         for raw in reader:
             stamp = _header_stamp(reader, raw)
             if stamp is None:

@@ -109,8 +109,10 @@ class RobustReader:
     """Iterate a bag's messages; damage becomes :attr:`issues` instead of an exception.
 
     ``path`` is a rosbag2 directory, or a single ``.mcap`` / ``.db3`` file. ``topics`` limits the
-    topics read (``None``: all). Messages come in time order in indexed mode; in salvage mode in
-    storage order (time order within each chunk, which is time order for bags recorded live).
+    topics read (``None``: all). ``warn=False`` keeps the damage out of the log (it is still in
+    :attr:`issues`): for a second pass over a bag whose damage the first pass reported.
+    Messages come in time order in indexed mode; in salvage mode in storage order (time order
+    within each chunk, which is time order for bags recorded live).
     """
 
     def __init__(
@@ -118,8 +120,11 @@ class RobustReader:
         path: str | Path,
         topics: Collection[str] | None = None,
         store: Typestore | None = None,
+        *,
+        warn: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.warn = warn
         if not self.path.exists():
             msg = f'bag {str(self.path)!r} does not exist'
             raise BagReadError(msg)
@@ -268,7 +273,8 @@ class RobustReader:
             where = 'while reading' if last is not None else 'on open'
             text = f'indexed reader failed {where}: {type(exc).__name__}: {exc}'
             self.issues.append(ReadIssue(str(self.path), None, f'{self.path}: {text}'))
-            logger.warning('bag %s: %s; salvaging what is readable', self.path, text)
+            if self.warn:
+                logger.warning('bag %s: %s; salvaging what is readable', self.path, text)
         for message in self._salvage():
             if last is not None and message.timestamp < last:
                 continue
@@ -284,7 +290,7 @@ class RobustReader:
             try:
                 obj = self.store.deserialize_cdr(raw.data, raw.msgtype)
             except Exception as exc:  # any CDR failure means one bad message
-                if not self.skipped[raw.topic]:
+                if self.warn and not self.skipped[raw.topic]:
                     logger.warning(
                         'topic %r: message at %d not decodable: %s', raw.topic, raw.timestamp, exc
                     )

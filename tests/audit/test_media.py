@@ -16,12 +16,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 from bagfactory import write_small_bag
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from dmil_ros.audit.media import fetch_media
+from dmil_ros.bagio.reader import RobustReader
 
 
 def _relog(src: Path, dst: Path, lag_ns: int) -> None:
@@ -53,3 +56,22 @@ def test_frames_without_a_sweep_nearby_get_no_bev(tmp_path: Path) -> None:
     got = fetch_media(tmp_path / 'bag', [stamps[4], far])
     assert set(got[stamps[4]]) == {'camera', 'bev'}
     assert got[far] == {}
+
+
+def test_a_damaged_bag_is_not_reported_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The pictures' second pass stays quiet: the audit's first pass reported the damage."""
+    stamps = write_small_bag(tmp_path / 'bag', frames=60)
+    storage = next((tmp_path / 'bag').glob('*.mcap'))
+    data = storage.read_bytes()
+    storage.write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING, logger='dmil_ros'):
+        got = fetch_media(tmp_path / 'bag', [stamps[2]])
+    assert set(got[stamps[2]]) == {'camera', 'bev'}  # the readable part still gives pictures
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
+    # the first pass (the reader as the audit builds it) does warn
+    with caplog.at_level(logging.WARNING, logger='dmil_ros'):
+        reader = RobustReader(tmp_path / 'bag')
+        assert sum(1 for _ in reader) > 0
+    assert any('salvaging' in r.getMessage() for r in caplog.records)
