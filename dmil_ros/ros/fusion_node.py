@@ -108,7 +108,7 @@ class FusionNode(Node):  # type: ignore[misc]
         self.builder = OutputBuilder(settings.twists)
         cfg = settings.pipeline
         self.inbox = Inbox(cfg.queue_size, cfg.silence_timeout)
-        self.tracker = DiagnosticsTracker(self.pipeline, inbox=self.inbox)
+        self.tracker = DiagnosticsTracker(self.pipeline, inbox=self.inbox, start=time.monotonic())
 
         # publishers: every output the model can fill
         self._pubs: dict[str, Any] = {}

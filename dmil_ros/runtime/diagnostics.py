@@ -19,6 +19,8 @@
 a second by the node and written to the replay bag at the same cadence of bag time. Levels:
 
 * ``ERROR``: degraded mode (one sensor silent), or both sensors silent for ``silence_timeout``;
+  a topic that never delivered counts as silent since ``start`` (a mistyped topic or namespace
+  is an ERROR after ``silence_timeout``, not an OK "waiting for input" forever);
 * ``WARN``: the clock jumped back (pairing reset), messages were dropped or malformed since the
   previous report, or a synergy alert is on;
 * ``OK`` otherwise.
@@ -66,14 +68,21 @@ class DiagnosticsTracker:
     Times are seconds on any monotonic clock: receive wall time in the node, bag time in the
     replay. ``window`` is the span over which input rates are measured. The node passes its
     :class:`~dmil_ros.runtime.inbox.Inbox`: its drops count with the pipeline's, and the queue
-    wait p99 is reported. ``arrived`` and ``report`` may run on different threads (the node's
-    intake and work threads): a lock keeps a report from reading an arrival queue mid-append.
+    wait p99 is reported. ``start`` is when the inputs were first awaited (the node's start-up;
+    ``None``: the first arrival, as in a replay). ``arrived`` and ``report`` may run on different
+    threads (the node's intake and work threads): a lock keeps a report from reading an arrival
+    queue mid-append.
     """
 
     def __init__(
-        self, pipeline: FusionPipeline, window: float = 5.0, inbox: Inbox | None = None
+        self,
+        pipeline: FusionPipeline,
+        window: float = 5.0,
+        inbox: Inbox | None = None,
+        start: float | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.start = start
         self.inbox = inbox
         self.window = window
         self.topics = (pipeline.config.camera_topic, pipeline.config.lidar_topic)
@@ -85,6 +94,8 @@ class DiagnosticsTracker:
 
     def arrived(self, topic: str, now: float) -> None:
         with self._lock:
+            if self.start is None:
+                self.start = now
             self._arrivals[topic].append(now)
 
     def rate(self, topic: str, now: float) -> float:
@@ -166,10 +177,20 @@ class DiagnosticsTracker:
         self._last_drops = drops
         new_jumps = p.clock_jumps_back - self._last_jumps
         self._last_jumps = p.clock_jumps_back
-        silent_cam = (self.silent_for(cam, now) or 0.0) > timeout
-        silent_lid = (self.silent_for(lid, now) or 0.0) > timeout
+        since_start = 0.0 if self.start is None else now - self.start
+        silence = {t: self.silent_for(t, now) for t in self.topics}  # None: never received
+        never = [t for t, s in silence.items() if s is None]
+        silent_cam, silent_lid = (
+            (since_start if s is None else s) > timeout for s in silence.values()
+        )
         out_of_step = self._out_of_step(now, timeout)
-        if silent_cam and silent_lid:
+        if never and since_start > timeout:
+            # nothing ever came on a topic: most often its name or the namespace is wrong
+            names = ', '.join(repr(t) for t in never)
+            state = 'no input' if silent_cam and silent_lid else 'degraded'
+            level = ERROR
+            message = f'{state}: nothing received on {names} in {since_start:.1f} s (topic name?)'
+        elif silent_cam and silent_lid:
             level, message = ERROR, 'no input: both sensors silent'
         elif out_of_step:
             level, message = ERROR, out_of_step

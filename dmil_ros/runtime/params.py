@@ -80,7 +80,8 @@ PARAMS: Final[tuple[Param, ...]] = (
     Param(
         'silence_timeout',
         0.5,
-        'seconds without a sensor before degraded mode; also the longest a message waits',
+        "seconds a sensor's newest stamp may trail the other's before degraded mode (above the "
+        'LiDAR period plus its delivery delay); also the longest a message waits',
     ),
     Param(
         'pid_source',

@@ -351,6 +351,37 @@ def test_one_sensor_clock_stepping_ahead_is_named_not_called_silence(
     assert 'silent' not in status.message
 
 
+def test_a_topic_that_never_delivers_is_an_error_after_the_timeout(model: FusionModel) -> None:
+    """A mistyped topic or namespace: nothing ever arrives. Diagnostics say so once
+    ``silence_timeout`` has passed since start-up, naming the topic; before, they read OK
+    ('waiting for input') forever."""
+    from dmil_ros.runtime.diagnostics import ERROR, OK, DiagnosticsTracker
+
+    pipe = FusionPipeline(model, PipelineConfig(silence_timeout=0.5))
+    cam, lid = pipe.config.camera_topic, pipe.config.lidar_topic
+    tracker = DiagnosticsTracker(pipe, start=100.0)
+    (status,) = tracker.report(100.3)
+    assert (status.level, status.message) == (OK, 'waiting for input')
+    for now in (101.0, 3700.0):
+        (status,) = tracker.report(now)
+        assert status.level == ERROR
+        assert status.message.startswith('no input: nothing received on')
+        assert repr(cam) in status.message
+        assert repr(lid) in status.message
+    # the camera arrives, the LiDAR never does: only the LiDAR is named
+    tracker.arrived(cam, 3700.1)
+    (status,) = tracker.report(3700.2)
+    assert status.level == ERROR
+    assert status.message.startswith(f'degraded: nothing received on {lid!r}')
+    assert repr(cam) not in status.message
+    # a replay's tracker starts at the first arrival: the bag's first message
+    replayed = DiagnosticsTracker(pipe)
+    replayed.arrived(cam, 5.0)
+    assert replayed.report(5.2)[0].level == OK
+    replayed.arrived(cam, 5.5)
+    assert replayed.report(5.6)[0].message.startswith(f'degraded: nothing received on {lid!r}')
+
+
 def test_camera_silent_degraded_mode(model: FusionModel, clouds: list[Any]) -> None:
     pipe = FusionPipeline(model)
     results = run_stream(pipe, clouds, 3.0, camera_until=1.0)
