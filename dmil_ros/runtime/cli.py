@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         rate=args.rate,
         batch=args.batch,
         twists=settings.twists,
+        diagnostics_period=settings.diagnostics_period,
         progress=not args.no_progress,
         keep_on_interrupt=True,
     )

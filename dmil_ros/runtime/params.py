@@ -145,17 +145,16 @@ def check(values: dict[str, Any]) -> dict[str, Any]:
             raise RuntimeConfigError(msg)
         p = BY_NAME[name]
         kind = type(p.default)
-        given = value
-        ok = isinstance(given, kind) and not (kind is not bool and isinstance(given, bool))
-        if kind is float and isinstance(given, int) and not isinstance(given, bool):
-            given, ok = float(given), True
-        if not ok:
-            msg = f'parameter {name!r}: {value!r} is not a {kind.__name__}'
+        # strictly typed, as ROS 2 parameters are (an int for a float stops the node too), so a
+        # file that a replay accepts starts the node
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            hint = f' (write {float(value)!r})' if kind is float and type(value) is int else ''
+            msg = f'parameter {name!r}: {value!r} is not a {kind.__name__}{hint}'
             raise RuntimeConfigError(msg)
-        if p.choices and given not in p.choices:
+        if p.choices and value not in p.choices:
             msg = f'parameter {name!r}: {value!r} not one of {list(p.choices)}'
             raise RuntimeConfigError(msg)
-        out[name] = given
+        out[name] = value
     return out
 
 

@@ -45,7 +45,7 @@ from dmil_ros.runtime.outputs import TOPICS, OutputBuilder, Twists, check_namesp
 from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Header, Job
 
 STAGE_ORDER = ('decode', 'preprocess', 'inference', 'monitor', 'serialise', 'total')
-MAX_GAP_REPORTS = 60  # diagnostics written through one gap in the bag (one per second)
+MAX_GAP_REPORTS = 60  # diagnostics written through one gap in the bag (one per period)
 
 
 @dataclass
@@ -218,6 +218,7 @@ def replay(
     rate: float | None = None,
     batch: int = 32,
     twists: Twists | None = None,
+    diagnostics_period: float = 1.0,
     progress: bool = True,
     keep_on_interrupt: bool = False,
 ) -> ReplaySummary:
@@ -226,6 +227,7 @@ def replay(
     What went wrong with the input is in the summary (:meth:`ReplaySummary.warnings`), not
     logged. A Ctrl-C closes the output bag (readable, with the frames written so far) and
     propagates, unless ``keep_on_interrupt``: then the summary comes back ``interrupted``.
+    Diagnostics are written every ``diagnostics_period`` s of bag time, as the node's timer.
     """
     if rate is not None and not rate > 0:
         msg = f'rate {rate!r} must be positive'
@@ -233,6 +235,10 @@ def replay(
     if batch < 1:
         msg = f'batch {batch!r} must be >= 1'
         raise RuntimeConfigError(msg)
+    if not diagnostics_period > 0:
+        msg = f'diagnostics_period {diagnostics_period!r} must be positive'
+        raise RuntimeConfigError(msg)
+    period_ns = max(1, round(diagnostics_period * 1e9))
     check_namespace(namespace)
     if rate is None and pipeline.model.fixed_shapes:
         pipeline.model.warm_up(batch)  # a GPU session's shape for the batches to come, untimed
@@ -296,12 +302,12 @@ def replay(
                 ahead = bag_s / rate - (time.perf_counter() - wall0)
                 if ahead > 0:
                     time.sleep(ahead)
-            # diagnostics once per second of bag time, through gaps too (the node's timer):
+            # diagnostics once per period of bag time, through gaps too (the node's timer):
             # each report covers the time before this message arrived; a gap longer than
             # MAX_GAP_REPORTS s (two recordings in one bag, a clock step) gets that many, then
             # the reports resume at this message (not millions of 'silent' reports)
             if next_diag is None:
-                next_diag = log_ns + 1_000_000_000
+                next_diag = log_ns + period_ns
             written = 0
             while log_ns >= next_diag:
                 emit(pending)
@@ -310,15 +316,16 @@ def replay(
                     _header_of_ns(next_diag), tracker.report(next_diag / 1e9)
                 )
                 writer.write('diagnostics', diag, next_diag)
-                next_diag += 1_000_000_000
+                next_diag += period_ns
                 written += 1
                 if written == MAX_GAP_REPORTS and log_ns >= next_diag:
-                    skipped = (log_ns - next_diag) // 1_000_000_000 + 1
+                    skipped = (log_ns - next_diag) // period_ns + 1
+                    jump = (log_ns - next_diag) / 1e9 + written * diagnostics_period
                     summary.problems.append(
-                        f'bag time jumps {skipped + written} s at {next_diag / 1e9:.3f} s: '
+                        f'bag time jumps {jump:.0f} s at {next_diag / 1e9:.3f} s: '
                         f'{skipped} diagnostics reports of the gap not written'
                     )
-                    next_diag += skipped * 1_000_000_000
+                    next_diag += skipped * period_ns
             now_s = log_ns / 1e9
             tracker.arrived(raw.topic, now_s)
             jobs = (

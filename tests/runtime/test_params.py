@@ -16,11 +16,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from dmil_ros.runtime import params
+from dmil_ros.runtime.errors import RuntimeConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,3 +102,24 @@ def test_shipped_config_reaches_a_namespaced_node() -> None:
     assert set(plain) == set(declared)
     for name, value in plain.items():
         assert type(value) is type(declared[name]), name
+
+
+@pytest.mark.parametrize(
+    ('text', 'message'),
+    [
+        ('monitor:\n  on_z: 3', "'monitor.on_z': 3 is not a float (write 3.0)"),
+        ('diagnostics_period: 1', "'diagnostics_period': 1 is not a float (write 1.0)"),
+        ('queue_size: 30.0', "'queue_size': 30.0 is not a int"),
+        ('publish_cmd_vel: 1', "'publish_cmd_vel': 1 is not a bool"),
+        ('slop: true', "'slop': True is not a float"),
+    ],
+)
+def test_types_are_as_strict_as_ros(tmp_path: Path, text: str, message: str) -> None:
+    """rclpy refuses an int for a declared double (InvalidParameterTypeException), so the
+    replay refuses it too: a parameters file a replay accepts starts the node."""
+    path = _write(
+        tmp_path,
+        f'/**/fusion_node:\n  ros__parameters:\n    {text.replace(chr(10), chr(10) + "    ")}\n',
+    )
+    with pytest.raises(RuntimeConfigError, match=re.escape(message)):
+        params.build(params.load_yaml(path))

@@ -389,6 +389,23 @@ def test_a_long_gap_gets_a_bounded_number_of_reports(tmp_path: Path, model: Path
     assert times == sorted(times)
 
 
+@pytest.mark.parametrize('period', [0.25, 2.0])
+def test_diagnostics_follow_the_period(tmp_path: Path, model: Path, period: float) -> None:
+    """``diagnostics_period`` sets the cadence in bag time, as the node's timer (it was fixed
+    at 1 s in the replay)."""
+    write_segments(tmp_path / 'in', [(1.0, 9.0)])
+    out = tmp_path / f'out{period}'
+    pipe = FusionPipeline(FusionModel(model))
+    replay(pipe, tmp_path / 'in', out, progress=False, diagnostics_period=period)
+    times = [t for t, _, _ in read_bag(out)['/diagnostics']]
+    # one report per period through the 8 s, plus the final one at the last message
+    assert abs(len(times) - (8.0 / period + 1)) <= 1
+    steps = np.diff(times[:-1]) / 1e9
+    np.testing.assert_allclose(steps, period, rtol=0, atol=1e-9)
+    with pytest.raises(RuntimeConfigError, match='diagnostics_period'):
+        replay(pipe, tmp_path / 'in', tmp_path / 'x', progress=False, diagnostics_period=0.0)
+
+
 def test_rate_pacing_does_not_wait_through_a_long_gap(
     tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
