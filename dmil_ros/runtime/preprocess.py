@@ -22,7 +22,11 @@ The model sees
   input of range-image LiDAR networks such as RangeNet++ / SqueezeSeg): channel 0 is
   ``range / max_range`` of the nearest return in the cell (0 where none), channel 1 the intensity
   of that return scaled by ``intensity_scale``. The row is the ``ring`` field when the cloud has
-  one, otherwise the elevation angle binned over the spec's vertical field of view.
+  one numbered as the model's rows are (fewer rings than rows, ring 0 the lowest beam, as
+  Velodyne drivers number them), otherwise the elevation angle binned over the spec's vertical
+  field of view: a sensor with more rings than the model has rows (an OS1-64 for a 16-row
+  model), or one numbering from the top beam down (Ouster), gets the rows its elevations
+  give, with one warning, instead of dropped or upside-down rows.
 
 The spec travels inside every exported ONNX model (``metadata_props['preprocess']``) so the node
 preprocesses exactly as the model was trained.
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -41,6 +46,8 @@ import numpy as np
 import numpy.typing as npt
 
 from dmil_ros.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
 
@@ -260,10 +267,13 @@ def prepare_points(points: Points, spec: PreprocessSpec) -> F32:
     col_f *= np.float32(bins / (2 * np.pi))
     col = col_f.astype(np.int32)
     np.minimum(col, bins - 1, out=col)  # azimuth = +pi lands one past the end
-    # 2. rows: the ring when the driver gives one, else the binned elevation (int32 either way)
-    if points.ring is not None:
-        row = _ring_rows(points.ring, beams)
-    else:
+    # 2. rows: the ring when the driver gives one numbered as the rows are, else the binned
+    #    elevation (int32 either way)
+    row = None if points.ring is None else _ring_rows(points.ring, beams)
+    if row is not None and (why := _ring_mismatch(row, xt, rng, spec)):
+        _warn_rows(why)
+        row = None
+    if row is None:
         lo, hi = np.deg2rad(spec.vertical_fov_deg)
         elevation = np.arcsin(np.clip(z / np.maximum(rng, 1e-9), -1.0, 1.0))
         row = np.rint((elevation - lo) / (hi - lo) * (beams - 1)).astype(np.int32)
@@ -306,6 +316,35 @@ def _ring_rows(ring: npt.NDArray[np.generic], beams: int) -> npt.NDArray[np.int3
         ring = np.nan_to_num(ring, nan=-1.0)  # NaN rows end up outside the image
     clipped: npt.NDArray[np.generic] = np.clip(ring, -1, beams)  # huge values stay outside
     return clipped.astype(np.int32)
+
+
+def _ring_mismatch(
+    row: npt.NDArray[np.int32], xt: F32, rng: F32, spec: PreprocessSpec
+) -> str | None:
+    """Why the ring cannot be the row (None: it can): more rings than rows, or ring 0 on top.
+
+    Two points decide the order, the first of the lowest and of the highest ring: their
+    elevations differ by the sensor's whole vertical field (30 degrees on a VLP-16), far more
+    than a mounting tilt, so one sweep suffices and the check costs ~10 us.
+    """
+    i_lo, i_hi = int(row.argmin()), int(row.argmax())
+    if row[i_hi] >= spec.beams:  # clipped by _ring_rows: at least this many rings
+        return f'ring values reach {spec.beams} or more, the model has {spec.beams} rows'
+    if row[i_lo] >= row[i_hi] or not (rng[i_lo] > 0 and rng[i_hi] > 0):
+        return None  # one ring only, or no range to tell the order by
+    lo, hi = spec.vertical_fov_deg
+    step = math.radians(hi - lo) / max(spec.beams - 1, 1)  # one row
+    low = math.asin(min(1.0, max(-1.0, float(xt[2, i_lo] / rng[i_lo]))))
+    high = math.asin(min(1.0, max(-1.0, float(xt[2, i_hi] / rng[i_hi]))))
+    if low - high > step:
+        return f'ring {int(row[i_lo])} is above ring {int(row[i_hi])} (numbered from the top)'
+    return None
+
+
+@functools.cache
+def _warn_rows(why: str) -> None:
+    """Say once per process and reason that the rows come from the elevation."""
+    logger.warning('LiDAR range image rows from the elevation, not the ring field: %s', why)
 
 
 @functools.lru_cache(maxsize=8)

@@ -274,7 +274,7 @@ def reference_range_image(points: Points, spec: PreprocessSpec) -> np.ndarray:
 @given(
     st.lists(
         st.tuples(
-            st.integers(-3, 19),  # ring, beyond both ends too
+            st.integers(-3, SPEC.beams - 1),  # ring, below the image too (above: see below)
             st.integers(0, 179),
             st.sampled_from([0.0, 0.7, 3.0, 3.0, 12.5, SPEC.max_range, 25.0]),  # ties, 0, far
             st.floats(0.0, 255.0, width=32),
@@ -296,3 +296,65 @@ def test_range_image_matches_a_point_by_point_reference(
     intensity = np.array([i for _, _, _, i in cells], np.float32)
     pts = Points(xyz=xyz, intensity=intensity, ring=ring)
     np.testing.assert_array_equal(prepare_points(pts, SPEC), reference_range_image(pts, SPEC))
+
+
+def sweep(beams: int, *, top_first: bool = False, tilt_deg: float = 0.0) -> Points:
+    """A spinning LiDAR's sweep over the spec's vertical field, ``beams`` rings, 2 degrees of
+    azimuth apart; the upper half 10 m away, the lower half 5 m; pitched by ``tilt_deg``."""
+    lo, hi = SPEC.vertical_fov_deg
+    elevation = np.deg2rad(np.linspace(lo, hi, beams))  # ring 0 the lowest ...
+    ring = np.arange(beams)[::-1] if top_first else np.arange(beams)  # ... or the highest
+    azimuth = np.deg2rad(np.arange(-179.0, 180.0, 2.0))
+    e, a = np.meshgrid(elevation, azimuth, indexing='ij')  # (beams, A)
+    r = np.where(e > 0, 10.0, 5.0)
+    xyz = np.stack([r * np.cos(e) * np.cos(a), r * np.cos(e) * np.sin(a), r * np.sin(e)], -1)
+    t = np.deg2rad(tilt_deg)  # pitch about y
+    pitch = np.array([[np.cos(t), 0, np.sin(t)], [0, 1, 0], [-np.sin(t), 0, np.cos(t)]])
+    xyz = xyz.reshape(-1, 3) @ pitch.T
+    rings = np.repeat(ring, azimuth.size).astype(np.int32)
+    return Points(xyz=xyz.astype(np.float32), intensity=None, ring=rings)
+
+
+@pytest.mark.parametrize(
+    ('beams', 'top_first', 'why'),
+    [
+        (16, True, 'ring 0 is above ring 15 (numbered from the top)'),
+        (64, True, 'ring values reach 16 or more, the model has 16 rows'),
+        (32, False, 'ring values reach 16 or more, the model has 16 rows'),
+    ],
+)
+def test_a_ring_numbered_otherwise_gives_the_rows_of_the_elevation(
+    beams: int, top_first: bool, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An Ouster-style ring (0 = top beam) or more rings than rows: the image of the same
+    points without a ring, i.e. row 0 at the bottom of the field and no return dropped (with
+    the ring, a 64-beam sweep lost 3/4 of its returns and the rest came out upside down)."""
+    preprocess._warn_rows.cache_clear()
+    points = sweep(beams, top_first=top_first)
+    with caplog.at_level('WARNING', logger='dmil_ros'):
+        got = prepare_points(points, SPEC)
+        prepare_points(points, SPEC)  # said once
+    want = prepare_points(Points(xyz=points.xyz), SPEC)
+    np.testing.assert_array_equal(got, want)
+    assert np.count_nonzero(got[0]) == SPEC.beams * 180  # every cell, none dropped
+    np.testing.assert_allclose(got[0, 0][got[0, 0] > 0], 5.0 / SPEC.max_range, rtol=1e-5)
+    np.testing.assert_allclose(got[0, -1][got[0, -1] > 0], 10.0 / SPEC.max_range, rtol=1e-5)
+    assert [r.getMessage() for r in caplog.records] == [
+        f'LiDAR range image rows from the elevation, not the ring field: {why}'
+    ]
+
+
+def test_a_bottom_up_ring_keeps_setting_the_rows_of_a_tilted_sensor(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A VLP-16 pitched 5 degrees: the ring still names the row (elevation binning would smear
+    the beams across rows), and nothing is logged."""
+    points = sweep(16, tilt_deg=5.0)
+    with caplog.at_level('WARNING', logger='dmil_ros'):
+        got = prepare_points(points, SPEC)
+    assert not caplog.records
+    by_elevation = prepare_points(Points(xyz=points.xyz), SPEC)
+    assert not np.array_equal(got, by_elevation)
+    assert np.count_nonzero(got[0]) > 0.99 * 16 * 180  # the pitch moves a few azimuths
+    np.testing.assert_allclose(got[0, :8][got[0, :8] > 0], 5.0 / SPEC.max_range, rtol=1e-5)
+    np.testing.assert_allclose(got[0, 8:][got[0, 8:] > 0], 10.0 / SPEC.max_range, rtol=1e-5)
