@@ -51,8 +51,11 @@ def _version() -> str:
 
 
 RUNTIME = [
-    'numpy>=1.26,<3',
-    'opencv-python-headless>=4.9',
+    # Humble's python3-numpy / python3-opencv (1.21.5 / 4.5.4) run the node and the replay
+    # (tests/runtime, tests/ros, tests/bagio pass on them, Python 3.10): numpy.typing.NDArray
+    # needs 1.21; OpenCV >= 4.8 only enables the one-call image standardisation (preprocess.py)
+    'numpy>=1.21.5,<3',
+    'opencv-python-headless>=4.5.4',
     'rosbags>=0.11,<0.12',
     # rosbags parses metadata.yaml with ruamel.yaml: its C loader opens a bag 3x faster
     "ruamel.yaml.clib>=0.2.8; platform_python_implementation == 'CPython'",
