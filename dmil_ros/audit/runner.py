@@ -36,6 +36,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import threading
 import time
@@ -88,7 +89,8 @@ def _is_bag(path: Path) -> bool:
 
 
 def find_bags(paths: Sequence[str | Path]) -> list[Path]:
-    """Bags named directly, or found one level down in a directory of bags (sorted)."""
+    """Bags named directly, or found one level down in a directory of bags (sorted); a folder
+    of single-file bags (storage files, no ``metadata.yaml``) gives each file as a bag."""
     found: list[Path] = []
     for item in paths:
         path = Path(item)
@@ -97,14 +99,55 @@ def find_bags(paths: Sequence[str | Path]) -> list[Path]:
             raise AuditError(msg)
         if _is_bag(path):
             _refuse_mixed(path)
-            found.append(path)
+            found.extend(_loose_bags(path) or [path])
             continue
         inner = sorted(p for p in path.iterdir() if _is_bag(p)) if path.is_dir() else []
         if not inner:
             msg = f'{str(path)!r} is neither a bag nor a directory of bags'
             raise AuditError(msg)
-        found.extend(inner)
+        for bag in inner:
+            found.extend(_loose_bags(bag) or [bag])
+        deeper = sorted(
+            str(q)
+            for p in path.iterdir()
+            if p.is_dir() and not _is_bag(p)
+            for q in p.iterdir()
+            if _is_bag(q)
+        )
+        if deeper:
+            logger.warning(
+                '%s: bags two levels down not audited (name their folders): %s',
+                path,
+                ', '.join(deeper),
+            )
     return found
+
+
+def _loose_bags(path: Path) -> list[Path] | None:
+    """The storage files of a folder without ``metadata.yaml`` when they are separate bags;
+    None when the folder is one bag (it has the metadata, one storage file, or the split parts
+    ``<folder>_<N>`` a recorder leaves when it dies before writing the metadata).
+
+    Read as one bag, separate recordings would be merged by stamp: one drive's frames would
+    take another's labels. Split parts mixed with other files are refused as ambiguous.
+    """
+    if not path.is_dir() or (path / 'metadata.yaml').is_file():
+        return None
+    files = sorted(p for p in path.iterdir() if p.is_file() and storage_kind(p))
+    if len(files) < 2:
+        return None
+    part = re.compile(rf'{re.escape(path.name)}_\d+\.')
+    parts = [p.name for p in files if part.match(p.name)]
+    if len(parts) == len(files):
+        return None
+    if parts:
+        others = [p.name for p in files if not part.match(p.name)]
+        msg = (
+            f'{str(path)!r} holds the split parts {parts} of one recording and other storage '
+            f'files {others}, and no metadata.yaml: name the bags (or storage files) themselves'
+        )
+        raise AuditError(msg)
+    return files
 
 
 def _refuse_mixed(path: Path) -> None:

@@ -24,7 +24,8 @@ import pytest
 from bagfactory import write_small_bag
 
 from dmil_ros.audit import runner
-from dmil_ros.audit.runner import bag_names
+from dmil_ros.audit.errors import AuditError
+from dmil_ros.audit.runner import bag_names, find_bags
 from dmil_ros.cli import main
 from models import build
 
@@ -217,3 +218,44 @@ def test_a_folder_of_bags_with_a_loose_storage_file_is_refused(
     assert main(args) == 2  # it used to audit the stray file alone and skip the bag folder
     err = capsys.readouterr().err
     assert "loose storage files ['stray.mcap'] and bag folders ['drive']" in err
+
+
+def test_a_folder_of_single_file_bags_gives_one_bag_per_file(tmp_path: Path) -> None:
+    """Storage files without metadata.yaml are separate recordings unless they are one
+    recording's split parts: read as one bag, one drive's frames took the other's labels."""
+    root = tmp_path / 'loose'
+    for name in ('drive_a', 'drive_b'):
+        write_small_bag(tmp_path / name, frames=5)
+        root.mkdir(exist_ok=True)
+        shutil.copy(next((tmp_path / name).glob('*.mcap')), root / f'{name}.mcap')
+    assert find_bags([root]) == [root / 'drive_a.mcap', root / 'drive_b.mcap']
+    assert bag_names(find_bags([root])) == ['drive_a', 'drive_b']
+    # in a directory of bags too
+    fleet = tmp_path / 'fleet'
+    fleet.mkdir()
+    shutil.move(root, fleet / 'loose')
+    assert find_bags([fleet]) == [
+        fleet / 'loose' / 'drive_a.mcap',
+        fleet / 'loose' / 'drive_b.mcap',
+    ]
+    # a recorder that died before writing metadata.yaml leaves its split parts: one bag
+    died = tmp_path / 'rec'
+    died.mkdir()
+    for k, name in enumerate(('drive_a', 'drive_b')):
+        shutil.copy(next((tmp_path / name).glob('*.mcap')), died / f'rec_{k}.mcap')
+    assert find_bags([died]) == [died]
+    # split parts beside another recording: ambiguous, refused by name
+    shutil.copy(next((tmp_path / 'drive_a').glob('*.mcap')), died / 'other.mcap')
+    with pytest.raises(AuditError, match=r"split parts \['rec_0.mcap', 'rec_1.mcap'\]"):
+        find_bags([died])
+
+
+def test_bags_two_levels_down_are_named_not_skipped_silently(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fleet = tmp_path / 'fleet'
+    write_small_bag(fleet / 'hall_a', frames=5)
+    write_small_bag(fleet / 'robot2' / 'hall_b', frames=5)
+    with caplog.at_level('WARNING', logger='dmil_ros'):
+        assert find_bags([fleet]) == [fleet / 'hall_a']
+    assert any(str(fleet / 'robot2' / 'hall_b') in r.getMessage() for r in caplog.records)
