@@ -148,6 +148,9 @@ def merge(
 
 
 def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, dict[str, Any]]:
+    # bags in name order (names are unique): k-means and the LSMI fits see the rows in one
+    # order, so the dataset-level PID does not depend on the order the bags were named in
+    results = sorted(results, key=lambda r: r.name)
     arrays, names = concat(results)
     n = len(names)
     bag_arr = np.array(names, dtype=object)

@@ -20,6 +20,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from bagfactory import write_small_bag
 
@@ -259,3 +260,20 @@ def test_bags_two_levels_down_are_named_not_skipped_silently(
     with caplog.at_level('WARNING', logger='dmil_ros'):
         assert find_bags([fleet]) == [fleet / 'hall_a']
     assert any(str(fleet / 'robot2' / 'hall_b') in r.getMessage() for r in caplog.records)
+
+
+def test_the_dataset_level_results_do_not_depend_on_the_order_of_the_bags(
+    model: Path, tmp_path: Path
+) -> None:
+    """``audit a b`` and ``audit b a``: the same tables and PID (k-means and the LSMI fits
+    saw the rows in the order the bags were named in)."""
+    for name, frames in (('a', 30), ('b', 50)):
+        write_small_bag(tmp_path / name, frames=frames)
+    extra = ('--clusters', '3', '--no-resume')
+    one = _audit(model, tmp_path / 'ab', tmp_path / 'a', tmp_path / 'b', extra=extra)
+    two = _audit(model, tmp_path / 'ba', tmp_path / 'b', tmp_path / 'a', extra=extra)
+    for key in ('data_pid', 'model_pid', 'lsmi_mean', 'per_action'):
+        assert one[key] == two[key], key
+    assert pq.read_table(tmp_path / 'ab' / 'frames.parquet').equals(
+        pq.read_table(tmp_path / 'ba' / 'frames.parquet')
+    )
