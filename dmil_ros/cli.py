@@ -31,9 +31,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from dmil_ros import __version__
 from dmil_ros.errors import DmilError
@@ -109,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     command = cast(Command, importlib.import_module(module))
+    previous = _stop_on_sigterm()
     try:
         return command.run(args)
     except (DmilError, OSError) as exc:  # an OSError's text names the file
@@ -117,6 +120,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         logger.warning('interrupted')
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM (``timeout``, systemd, a CI cancel) stops a command as Ctrl-C does: what is
+    finished is kept and worker processes are stopped, not left running without a parent.
+    Returns the handler it replaced (None off the main thread, where none can be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 if __name__ == '__main__':

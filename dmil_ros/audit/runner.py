@@ -30,6 +30,7 @@ order, so the tables do not depend on the engine or on the number of workers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -271,37 +272,74 @@ def _run_process(
     bag: BagOptions,
     workers: int,
     progress: Callable[[str], None],
+    work: Callable[..., dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
+    """Each bag in a worker process, ``workers`` at a time (``work``: :func:`_work`).
+
+    One single-worker pool per slot, not one pool of ``workers``: a worker that dies (the OOM
+    killer, a crash in native code) breaks only its own pool, so only the bag it held fails,
+    by name, and the slot gets a fresh worker; a shared pool fails every unfinished bag. The
+    workers are terminated on the way out (Ctrl-C, SIGTERM): none is left running its bag.
+    """
+    work = work or _work
     accounts: dict[str, dict[str, Any]] = {}
     opts = asdict(bag)
     if workers <= 1 or len(jobs) <= 1:
         for path, name, out, key in jobs:
             try:
-                accounts[name] = _work(str(path), name, opts, str(out), key)
+                accounts[name] = work(str(path), name, opts, str(out), key)
             except Exception as exc:
                 accounts[name] = _failed(name, path, exc)
             progress(name)
         return accounts
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = mp.get_context('spawn')  # no forked ONNX Runtime / torch thread pools
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=setup_logging, initargs=(level,)
-    ) as pool:
-        futures = {
-            pool.submit(_work, str(path), name, opts, str(out), key): (path, name)
-            for path, name, out, key in jobs
-        }
-        for fut in as_completed(futures):
-            path, name = futures[fut]
-            try:
-                accounts[name] = fut.result()
-            except Exception as exc:
-                accounts[name] = _failed(name, path, exc)
-            progress(name)
+    slots: dict[int, ProcessPoolExecutor] = {}
+    running: dict[Future[dict[str, Any]], tuple[int, Path, str]] = {}
+    pending = list(jobs)
+    try:
+        while pending or running:
+            busy = {slot for slot, _, _ in running.values()}
+            for slot in (s for s in range(workers) if s not in busy):
+                if not pending:
+                    break
+                if slot not in slots:
+                    slots[slot] = ProcessPoolExecutor(
+                        max_workers=1, mp_context=ctx, initializer=setup_logging, initargs=(level,)
+                    )
+                path, name, out, key = pending.pop(0)
+                future = slots[slot].submit(work, str(path), name, opts, str(out), key)
+                running[future] = (slot, path, name)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                slot, path, name = running.pop(future)
+                try:
+                    accounts[name] = future.result()
+                except BrokenProcessPool:
+                    died = RuntimeError('its worker process died (killed, or out of memory?)')
+                    accounts[name] = _failed(name, path, died)
+                    slots.pop(slot).shutdown(wait=False)
+                except Exception as exc:
+                    accounts[name] = _failed(name, path, exc)
+                progress(name)
+    finally:
+        for pool in slots.values():
+            _stop(pool, wait=not running)
     return accounts
+
+
+def _stop(pool: Any, *, wait: bool) -> None:
+    """Shut a pool down; ``wait=False`` (interrupted) terminates its workers first."""
+    if not wait:
+        # ProcessPoolExecutor has no public terminate before Python 3.14 (terminate_workers)
+        for process in list((getattr(pool, '_processes', None) or {}).values()):
+            with contextlib.suppress(OSError, ValueError):  # gone already, or closed
+                process.terminate()
+    pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def _run_ray(

@@ -16,12 +16,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 from typing import Any
 
+import dying_worker
 import pytest
 from bagfactory import write_small_bag
 
@@ -108,3 +114,71 @@ def test_a_worker_that_leaves_no_result_fails_the_bag(
         "no result on disk after the audit of this bag (the worker reported 'ok')"
         in error['message']
     )
+
+
+def test_a_worker_that_dies_fails_only_its_own_bag(tmp_path: Path) -> None:
+    """A killed worker process (the OOM killer) used to break the shared pool: every bag not
+    finished yet failed with BrokenProcessPool and the culprit went unnamed."""
+    names = ['a', 'boom', 'c', 'd', 'e']
+    jobs = [(tmp_path / n, n, tmp_path / 'out' / n, 'key') for n in names]
+    done: list[str] = []
+    accounts = runner._run_process(
+        jobs, runner.BagOptions(model='unused.onnx'), 2, done.append, work=dying_worker.work
+    )
+    assert sorted(done) == sorted(names)
+    assert accounts['boom']['status'] == 'failed'
+    assert 'worker process died' in accounts['boom']['errors'][0]['message']
+    for name in ('a', 'c', 'd', 'e'):
+        assert accounts[name]['status'] == 'ok', accounts[name]
+    # the slot whose worker died got a fresh one: three worker processes served the bags
+    assert len({accounts[n]['pid'] for n in ('a', 'c', 'd', 'e')}) <= 3
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        state = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != 'Z'
+
+
+@pytest.mark.skipif(not Path('/proc/self/stat').exists(), reason='needs /proc (Linux)')
+def test_sigterm_stops_the_workers_too(model: Path, tmp_path: Path) -> None:
+    """SIGTERM to ``audit --workers 2`` (timeout, systemd, a CI cancel) left its worker
+    processes running their bags without a parent; now it stops them, as Ctrl-C does."""
+    for k in range(4):
+        write_small_bag(tmp_path / 'bags' / f'b{k}', frames=400)
+    args = ['audit', str(tmp_path / 'bags'), '--out', str(tmp_path / 'out'), '--model', str(model)]
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'dmil_ros.cli', *args, '--workers', '2', '--no-report'],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+        children = Path(f'/proc/{proc.pid}/task/{proc.pid}/children')
+        pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+        workers = [
+            p
+            for p in pids
+            if 'spawn_main' in Path(f'/proc/{p}/cmdline').read_bytes().decode(errors='replace')
+        ]
+    try:
+        assert len(workers) >= 2, 'no worker processes started'
+        proc.send_signal(signal.SIGTERM)
+        # (orphaned workers would hold stderr open: communicate would time out)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert 'interrupted' in err
+        deadline = time.monotonic() + 10
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(_alive, workers)), 'worker processes outlived the audit'
+    finally:  # nothing left behind when the test fails
+        for pid in [proc.pid, *workers]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
