@@ -533,7 +533,8 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
     if result.frames == 0 and reader is not None:
         # nothing audited: say why. A sensor topic without messages (a wrong topic name, a
         # one-sensor recording) makes every frame run degraded, out of the tables
-        others = sorted(t for t in reader.available if t not in topics)
+        sensors = (options.camera_topic, options.lidar_topic)
+        others = sorted(t for t in reader.available if t not in sensors)
         missing = [
             {
                 'message': f'topic {topic!r}: no {role} messages in the bag (its other topics: '

@@ -93,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) < least:
             msg = f'--{name.replace("_", "-")} {getattr(args, name)!r} must be >= {least}'
             raise AuditError(msg)
+    if args.clusters == 1:  # one cluster per modality carries no information: every atom 0
+        msg = '--clusters 1 leaves the features no information (all PID atoms 0): use >= 2'
+        raise AuditError(msg)
     options = AuditOptions(
         bag=BagOptions(
             model=str(args.model),

@@ -210,10 +210,12 @@ def render_report(
     for sp in summary.get('spikes', []):
         spikes_by_bag.setdefault(str(sp['bag']), []).append(sp)
     names = list(dict.fromkeys(bags.tolist()))
+    # seconds from each bag's first frame, in the timelines and the cards alike
+    origins = {name: int(stamps[bags == name].min()) for name in names}
     for i, name in enumerate(names[:MAX_TIMELINES]):
         sel = bags == name
         t_ns = stamps[sel]
-        origin = int(t_ns.min()) if t_ns.size else 0
+        origin = origins[name]
         sec = (t_ns - origin).astype(np.float64) * 1e-9
         sp = [
             ((s['start'] - origin) * 1e-9, (s['end'] - origin) * 1e-9, float(s['peak']))
@@ -266,8 +268,9 @@ def render_report(
         bag, stamp = str(bags[row]), int(stamps[row])
         cards.append(
             _frame_card(
-                f'{bag} @ {stamp * 1e-9:.3f} s',
+                f'{bag} @ {(stamp - origins[bag]) * 1e-9:.3f} s',
                 [
+                    ('stamp (ns)', str(stamp)),
                     ('GapScore', fmt(float(gap[row]))),
                     ('action / label', f'{esc(actions[row])} / {esc(labels[row] or "–")}'),
                     ('family', esc(families[row] or '–')),
@@ -286,8 +289,10 @@ def render_report(
     for sp in spikes[:MAX_SPIKES]:
         cards.append(
             _frame_card(
-                f'{sp["bag"]}: {sp["start"] * 1e-9:.2f}-{sp["end"] * 1e-9:.2f} s',
+                f'{sp["bag"]}: {(sp["start"] - origins.get(str(sp["bag"]), 0)) * 1e-9:.2f}-'
+                f'{(sp["end"] - origins.get(str(sp["bag"]), 0)) * 1e-9:.2f} s',
                 [
+                    ('start stamp (ns)', str(sp['start'])),
                     ('peak synergy', f'{float(sp["peak"]):.3f} bits'),
                     ('frames', esc(sp.get('frames', '?'))),
                     ('mean synergy', fmt(sp.get('mean'))),

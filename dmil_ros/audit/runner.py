@@ -573,6 +573,8 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
             media,
             title=f'dmil-ros audit: {len(bags)} bag(s)',
         )
+    else:  # a report of an earlier run beside this summary would describe other bags
+        (out / 'report.html').unlink(missing_ok=True)
     summary['timing']['total_seconds'] = time.perf_counter() - t_start
     summary = dict(_clean(summary))
     _write_json(out / 'summary.json', summary)

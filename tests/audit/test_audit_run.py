@@ -274,3 +274,21 @@ def test_ray_engine_gives_identical_tables(
     one = pq.read_table(out1 / 'frames.parquet')
     two = pq.read_table(out2 / 'frames.parquet')
     assert one.equals(two)
+
+
+def test_report_cards_give_seconds_from_the_bag_start(audited: tuple[Path, dict]) -> None:
+    """The cards' titles used epoch seconds (1700000001.60 s) beside timelines in seconds
+    from each bag's first frame; both now count from the bag's first frame."""
+    out, summary = audited
+    text = (out / 'report.html').read_text()
+    table = pq.read_table(out / 'frames.parquet')
+    bags = table.column('bag').to_numpy(zero_copy_only=False)
+    stamps = table.column('stamp').to_numpy()
+    assert summary['spikes'], 'the fleet has spikes'
+    for sp in summary['spikes'][:3]:
+        origin = int(stamps[bags == sp['bag']].min())
+        title = (
+            f'{sp["bag"]}: {(sp["start"] - origin) * 1e-9:.2f}-{(sp["end"] - origin) * 1e-9:.2f} s'
+        )
+        assert title in text
+    assert f'{stamps.min() * 1e-9:.2f}' not in text  # no epoch seconds in a title

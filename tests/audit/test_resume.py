@@ -277,3 +277,23 @@ def test_the_dataset_level_results_do_not_depend_on_the_order_of_the_bags(
     assert pq.read_table(tmp_path / 'ab' / 'frames.parquet').equals(
         pq.read_table(tmp_path / 'ba' / 'frames.parquet')
     )
+
+
+def test_a_run_without_report_removes_an_earlier_report(model: Path, tmp_path: Path) -> None:
+    """``--no-report`` into a folder of an earlier audit left its report.html beside the new
+    summary, describing other bags."""
+    bag, out = _small_bag(tmp_path, frames=20)
+    out.mkdir()
+    (out / 'report.html').write_text('<html>an earlier audit</html>')
+    _audit(model, out, bag)
+    assert not (out / 'report.html').exists()
+    assert (out / 'summary.json').is_file()
+
+
+def test_one_cluster_is_refused(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bag, out = _small_bag(tmp_path, frames=20)
+    args = ['audit', str(bag), '--out', str(out), '--model', str(model), '--clusters', '1']
+    assert main(args) == 2
+    assert '--clusters 1 leaves the features no information' in capsys.readouterr().err
