@@ -108,6 +108,11 @@ class FusionNode(Node):  # type: ignore[misc]
         self.builder = OutputBuilder(settings.twists)
         cfg = settings.pipeline
         self.inbox = Inbox(cfg.queue_size, cfg.silence_timeout)
+        if settings.points_type == 'laserscan' and model.spec.beams > 1:
+            self.get_logger().warning(
+                f'points_type laserscan: a LaserScan fills 1 of the {model.spec.beams} rows the '
+                'model was trained on (a 3-D LiDAR): expect decisions close to camera-only'
+            )
         self.tracker = DiagnosticsTracker(self.pipeline, inbox=self.inbox, start=time.monotonic())
 
         # publishers: every output the model can fill

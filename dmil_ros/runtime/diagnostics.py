@@ -161,6 +161,8 @@ class DiagnosticsTracker:
         values.extend((f'drop: {k}', str(n)) for k, n in sorted(drops.items()))
         if p.last_error:
             values.append(('last error', p.last_error))
+        if p.planar_lidar:
+            values.append(('lidar input', p.planar_lidar))
         values.append(('provider', p.model.provider))
         values.append(('model', p.model.path))
         values.append(('synergy source', p.pid_source or 'unavailable'))

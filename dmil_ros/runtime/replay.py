@@ -377,6 +377,8 @@ def replay(
             text += f' (its topics: {sorted(reader.available)})'
         summary.problems.append(text)
         summary.silent.append(topic)
+    if pipeline.planar_lidar:
+        summary.problems.append(pipeline.planar_lidar)
     return summary
 
 

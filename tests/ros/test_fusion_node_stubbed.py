@@ -500,3 +500,17 @@ def test_a_publish_error_in_a_live_context_is_counted_for_diagnostics(
     node.guards[0].cb()
     assert node.pipeline.errors[('publish', 'TypeError')] == 1  # counted apart from the model's
     assert ('model', 'TypeError') not in node.pipeline.errors
+
+
+@pytest.mark.parametrize('points_type', ['laserscan', 'pointcloud2'])
+def test_a_laserscan_input_is_a_start_up_warning(
+    node_module: Any, tmp_path: Path, points_type: str
+) -> None:
+    FakeNode.overrides = {
+        'model_path': str(build_model(tmp_path / 'm.onnx')),
+        'provider': 'cpu',
+        'points_type': points_type,
+    }
+    node = node_module.FusionNode()
+    warned = [t for t in node.logged if 'a LaserScan fills 1 of the' in t]
+    assert len(warned) == (points_type == 'laserscan'), node.logged

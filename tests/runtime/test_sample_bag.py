@@ -90,3 +90,28 @@ def test_synergy_frames_alert_more_than_redundant_ones(replayed: tuple[Path, obj
     assert 'S' in rate
     assert 'R' in rate
     assert rate['S'] >= 3 * rate['R'] + 0.05, rate
+
+
+def test_a_planar_scan_on_the_3d_model_is_a_warning(tmp_path: Path) -> None:
+    """The bag's /scan (LaserScan) fills one row of the model's 16: the replay ran it without
+    a word, its actions those of the camera alone. Now the summary warns and the diagnostics
+    name it; the PointCloud2 replay (the fixture's) has no such warning."""
+    from dmil_ros.runtime.pipeline import PipelineConfig
+
+    pipe = FusionPipeline(FusionModel(MODEL, provider='cpu'), PipelineConfig(lidar_topic='/scan'))
+    summary = replay(pipe, BAG, tmp_path / 'out', progress=False)
+    warning = "topic '/scan': a LaserScan fills 1 of the 16 rows the model was trained on"
+    assert any(warning in line for line in summary.warnings())
+    assert summary.frames > 100  # still runs
+    store = typestore()
+    with Reader(tmp_path / 'out') as r:
+        (conn,) = [c for c in r.connections if c.topic == '/diagnostics']
+        _, _, data = next(iter(r.messages([conn])))
+        msg = store.deserialize_cdr(data, conn.msgtype)
+    values = {kv.key: kv.value for kv in msg.status[0].values}
+    assert warning in values['lidar input']
+
+
+def test_the_point_cloud_replay_has_no_planar_warning(replayed: tuple[Path, object]) -> None:
+    _, summary = replayed
+    assert not any('LaserScan' in line for line in summary.warnings())  # type: ignore[attr-defined]
