@@ -68,6 +68,13 @@ def _node(context: LaunchContext, *args: object, **kwargs: object) -> list[Node]
     if not TOPIC_NAME.fullmatch(diagnostics):  # rcl would refuse the remap rule with a traceback
         msg = f'diagnostics_topic {diagnostics!r}: not a ROS topic name'
         raise RuntimeError(msg)
+    cmd_vel = LaunchConfiguration('cmd_vel_topic').perform(context)
+    if not TOPIC_NAME.fullmatch(cmd_vel.removeprefix('~/')):
+        msg = f'cmd_vel_topic {cmd_vel!r}: not a ROS topic name'
+        raise RuntimeError(msg)
+    remappings = [('diagnostics', LaunchConfiguration('diagnostics_topic'))]
+    if cmd_vel != '~/cmd_vel':  # the Twist output (publish_cmd_vel), where a base listens
+        remappings.append(('~/cmd_vel', cmd_vel))
     parameters = [LaunchConfiguration('params_file')]
     chosen = overrides(values)
     if chosen:
@@ -81,7 +88,7 @@ def _node(context: LaunchContext, *args: object, **kwargs: object) -> list[Node]
             output='screen',
             emulate_tty=True,
             parameters=parameters,
-            remappings=[('diagnostics', LaunchConfiguration('diagnostics_topic'))],
+            remappings=remappings,
             arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')],
         )
     ]
@@ -123,6 +130,12 @@ def generate_launch_description() -> LaunchDescription:
             default_value='diagnostics',
             description='where diagnostics go (relative: in the namespace; /diagnostics for '
             'diagnostic_aggregator)',
+        ),
+        DeclareLaunchArgument(
+            'cmd_vel_topic',
+            default_value='~/cmd_vel',
+            description='where the Twist output goes when publish_cmd_vel is on (e.g. /cmd_vel '
+            'for the base controller); default: private to the node',
         ),
         DeclareLaunchArgument('log_level', default_value='info', description='ROS log level'),
     ]

@@ -153,6 +153,14 @@ class FusionNode(Node):  # type: ignore[misc]
         self._timer = self.create_timer(
             settings.diagnostics_period, self._diagnostics, callback_group=work
         )
+        # cmd_vel watchdog: Twist has no stamp, so a base keeps the last command until its own
+        # timeout; when no frame came for silence_timeout (input stopped, frames dropped), a
+        # zero Twist is sent once
+        self._moving_since: float | None = None  # time of the last non-zero Twist sent
+        if '~/cmd_vel' in self._pubs:
+            self._watchdog = self.create_timer(
+                cfg.silence_timeout / 2, self._stop_stale_command, callback_group=work
+            )
         self.get_logger().info(
             f'model {model.path} ({model.info.kind}) on {model.provider}; '
             f'{cfg.camera_topic} + {cfg.lidar_topic} -> {", ".join(self._pubs)}; '
@@ -217,6 +225,30 @@ class FusionNode(Node):  # type: ignore[misc]
             pub = self._pubs.get(topic)
             if pub is not None:
                 pub.publish(CONVERTERS[TOPICS[topic]][1](msg))
+                if topic == '~/cmd_vel':
+                    moving = bool(msg.linear.x or msg.angular.z)
+                    self._moving_since = time.monotonic() if moving else None
+
+    def _stop_stale_command(self) -> None:
+        """Send a zero Twist once when the last non-zero one is older than silence_timeout."""
+        with self._work_lock:
+            since = self._moving_since
+            timeout = self.pipeline.config.silence_timeout
+            if self._stopping.is_set() or since is None or time.monotonic() - since <= timeout:
+                return
+            self._moving_since = None
+            try:
+                zero = CONVERTERS[TOPICS['~/cmd_vel']][1](self.builder.twist(0.0, 0.0))
+                self._pubs['~/cmd_vel'].publish(zero)
+            except Exception as exc:
+                if self._context_ok():
+                    text = self.pipeline.count_error('cmd_vel', exc)
+                    self.get_logger().error(f'zero cmd_vel not published: {text}')
+                return
+            self.get_logger().warning(
+                f'no frame for {timeout:g} s: zero cmd_vel sent (the last command is stale)',
+                throttle_duration_sec=5.0,
+            )
 
     def _diagnostics(self) -> None:
         with self._work_lock:

@@ -514,3 +514,40 @@ def test_a_laserscan_input_is_a_start_up_warning(
     node = node_module.FusionNode()
     warned = [t for t in node.logged if 'a LaserScan fills 1 of the' in t]
     assert len(warned) == (points_type == 'laserscan'), node.logged
+
+
+def test_a_stale_velocity_command_is_zeroed_once(
+    node_module: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twist has no stamp: when frames stop, a base keeps the last command until its own
+    timeout. The node sends one zero Twist once no frame came for silence_timeout."""
+    model = build_model(tmp_path / 'm.onnx')
+    FakeNode.overrides = {'model_path': str(model), 'provider': 'cpu', 'publish_cmd_vel': True}
+    node = node_module.FusionNode()
+    (watchdog,) = [t for t in node.timers if t.cb == node._stop_stale_command]
+    assert watchdog.period == pytest.approx(0.25)  # silence_timeout / 2
+    assert watchdog.group is node.guards[0].group
+    sent = node.pubs['~/cmd_vel'].sent
+    clock = [100.0]
+    monkeypatch.setattr(node_module.time, 'monotonic', lambda: clock[0])
+    forward = node.builder.twist(0.3, 0.0)
+    monkeypatch.setattr(node.builder, 'frame', lambda _result: [('~/cmd_vel', forward)])
+    node._publish(None)  # a frame's non-zero command
+    assert len(sent) == 1
+    clock[0] = 100.4  # within silence_timeout (0.5 s): the command stands
+    watchdog.cb()
+    assert len(sent) == 1
+    clock[0] = 100.6  # no frame for longer: one zero command
+    watchdog.cb()
+    assert len(sent) == 2
+    assert (sent[-1].linear.x, sent[-1].angular.z) == (0.0, 0.0)
+    clock[0] = 101.6
+    watchdog.cb()
+    assert len(sent) == 2  # once
+    assert any('zero cmd_vel sent' in line for line in node.logged)
+
+
+def test_no_watchdog_without_the_twist_output(node_module: Any, tmp_path: Path) -> None:
+    node, _, _ = _started(node_module, tmp_path)
+    assert '~/cmd_vel' not in node.pubs
+    assert len(node.timers) == 1  # diagnostics only

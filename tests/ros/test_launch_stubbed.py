@@ -81,6 +81,7 @@ def _context(**values: str) -> dict[str, str]:
         'provider': '',
         'params_file': PARAMS_FILE,
         'diagnostics_topic': 'diagnostics',
+        'cmd_vel_topic': '~/cmd_vel',
     }
     return {**base, **values}
 
@@ -97,6 +98,7 @@ def test_declared_arguments_default_to_the_parameters_file(launch_file: Any) -> 
         'model',
         'provider',
         'diagnostics_topic',
+        'cmd_vel_topic',
         'log_level',
     }
     for arg in launch_file.OVERRIDES:
@@ -148,3 +150,15 @@ def test_a_diagnostics_topic_rcl_refuses_stops_the_launch(launch_file: Any, name
         launch_file._node(_context(diagnostics_topic=name))
     for good in ('diagnostics', '/diagnostics', 'robot1/diagnostics'):
         launch_file._node(_context(diagnostics_topic=good))
+
+
+def test_the_twist_output_can_go_where_the_base_listens(launch_file: Any) -> None:
+    """``~/cmd_vel`` is private (/<ns>/fusion_node/cmd_vel), where no base controller listens:
+    ``cmd_vel_topic:=/cmd_vel`` remaps it; the default adds no rule."""
+    (node,) = launch_file._node(_context(cmd_vel_topic='/cmd_vel'))
+    assert node.kwargs['remappings'][1] == ('~/cmd_vel', '/cmd_vel')
+    (node,) = launch_file._node(_context())
+    assert len(node.kwargs['remappings']) == 1
+    for bad in ('', 'cmd vel', '~cmd_vel', '/cmd_vel/'):
+        with pytest.raises(RuntimeError, match='cmd_vel_topic'):
+            launch_file._node(_context(cmd_vel_topic=bad))
