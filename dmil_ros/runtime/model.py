@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -174,8 +174,7 @@ def check_contract(
             msg = f'model {path!r}: metadata dmil_ros.preprocess: {exc}'
             raise ModelError(msg) from exc
     else:
-        spec = PreprocessSpec()
-        logger.warning('model %r has no dmil_ros.preprocess metadata: assuming defaults', path)
+        spec = _spec_from_inputs(path, inputs)
     _check_list(path, meta, 'dmil_ros.labels', ACTIONS)
     _check_list(path, meta, 'dmil_ros.components', COMPONENTS)
     # 2. inputs: names (or, adapted, shapes), element type, per-sample shape
@@ -268,6 +267,32 @@ def _fits(shape: Any, want: tuple[int | None, ...]) -> bool:
     if len(dims) != 1 + len(want):
         return False
     return all(d is None or w is None or d == w for d, w in zip(dims[1:], want, strict=True))
+
+
+def _spec_from_inputs(path: str, inputs: Any) -> PreprocessSpec:
+    """The default preprocessing at the sizes of a model without ``dmil_ros.preprocess``:
+    a static ``(B, 3, H, W)`` input sets the image size, a static ``(B, 2, beams, bins)`` one
+    the range image's (an ONNX model from elsewhere, trained at other sizes, still runs)."""
+    sizes: dict[str, Any] = {}
+    for arg in inputs:
+        dims = list(arg.shape)[1:]
+        if len(dims) != 3 or not all(isinstance(d, int) and d > 0 for d in dims):
+            continue
+        if dims[0] == 3:
+            sizes.update(image_height=dims[1], image_width=dims[2])
+        elif dims[0] == 2:
+            sizes.update(beams=dims[1], azimuth_bins=dims[2])
+    try:
+        spec = replace(PreprocessSpec(), **sizes)
+    except ConfigError as exc:
+        msg = f'model {path!r}: input sizes {sizes}: {exc}'
+        raise ModelError(msg) from exc
+    logger.warning(
+        'model %r has no dmil_ros.preprocess metadata: default preprocessing at %s',
+        path,
+        ', '.join(f'{k} {v}' for k, v in sizes.items()) or 'the default sizes',
+    )
+    return spec
 
 
 def _inputs_by_shape(

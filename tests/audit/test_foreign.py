@@ -98,7 +98,7 @@ def test_the_node_keeps_the_strict_contract(tmp_path: Path) -> None:
             {'input_dims': (['B', 'C', 'H', 'W'], ['B', 'C', 'H', 'W'])},
             'match image .* both ways; name them image and lidar',
         ),
-        ({'input_dims': (['B', 3, 5, 5], ['B', 2, 16, 180])}, 'neither way'),
+        ({'input_dims': (['B', 3, 5, 5], ['B', 4, 16, 180])}, 'neither way'),
         # two unknown (B, 4) outputs: which one are the scores?
         (
             {'extra_output': False, 'heads': True, 'rename': {'probs': 's', 'gates': 'g'}},
@@ -113,3 +113,20 @@ def test_what_cannot_be_told_apart_is_refused_by_name(
     path = build(tmp_path / 'm.onnx', **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ModelError, match=match):
         FusionModel(path, 'cpu', adapt=True)
+
+
+def test_a_model_of_other_sizes_without_metadata_is_audited_at_its_sizes(
+    bag: Path, tmp_path: Path
+) -> None:
+    """No dmil_ros.preprocess metadata and a 96x128 image, an 8x90 range image: the default
+    preprocessing at the sizes of its inputs (it was refused: 'the preprocessing spec makes
+    (B, 3, 48, 64)')."""
+    dims = (['B', 3, 96, 128], ['B', 2, 8, 90])
+    path = build(tmp_path / 'hires.onnx', rename=RENAME, input_dims=dims)  # type: ignore[arg-type]
+    model = FusionModel(path, 'cpu', adapt=True)
+    assert model.spec.image_shape == (3, 96, 128)
+    assert model.spec.lidar_shape == (2, 8, 90)
+    assert model.spec.max_range == PreprocessSpec().max_range  # the rest: the defaults
+    summary, got = _audit(bag, path, tmp_path / 'out')
+    assert summary['frames']['total'] == 40
+    assert np.isfinite(got['prob_forward']).all()
