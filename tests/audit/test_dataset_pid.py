@@ -47,3 +47,17 @@ def test_enough_frames_need_no_warning() -> None:
     assert meta['n_clusters'] >= 4
     assert 'warning' not in meta
     assert abs(atoms['redundancy'] - 2.0) < 1e-6
+
+
+def test_few_runs_of_equal_targets_warn_that_frames_are_not_independent() -> None:
+    """400 frames in 8 scenes of 50 (a recording: the action holds through a scene) are far
+    fewer independent units than frames; the same frames shuffled are not."""
+    f1, f2, label = _copies(400)
+    order = np.argsort(label, kind='stable')  # 4 runs of 100
+    atoms, meta = dataset_pid(f1[order], f2[order], label[order], None, 0)
+    assert atoms is not None
+    assert meta['target_runs'] == 4
+    assert f'4 runs of equal targets for k={meta["n_clusters"]} clusters' in meta['warning']
+    _, shuffled = dataset_pid(f1, f2, label, None, 0)
+    assert shuffled['target_runs'] == 400
+    assert 'warning' not in shuffled
