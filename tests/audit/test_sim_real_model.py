@@ -35,7 +35,9 @@ from dmil_ros.audit.runner import AuditOptions, run_audit
 from dmil_ros.sim import SimConfig, record_bag
 
 MODEL = Path(__file__).resolve().parents[2] / 'models' / 'dmil_hallway.onnx'
-FRAMES = 2000  # the issue-8 check; at 1,200 frames k = 30 misses redundancy by 0.056 bits
+# the issue-8 check, on one seed: at 1,200 frames k = 30 misses redundancy by 0.056 bits, and
+# on other seeds 2,000 frames (~50 scenes) miss by 0.04-0.14 (README; the audit warns then)
+FRAMES = 2000
 
 pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason='real model not present')
 
