@@ -22,7 +22,8 @@ Arguments: ``namespace`` (outputs go to /<namespace>/fusion_node/... and
 ``/**/fusion_node`` entry reaches the node in any namespace; a path that is no file stops the
 launch), ``image_topic``, ``points_topic``, ``model``, ``provider`` (auto|cpu|cuda|tensorrt),
 ``diagnostics_topic`` (default ``diagnostics``, in the namespace; ``/diagnostics`` is where
-diagnostic_aggregator and rqt_robot_monitor listen), ``log_level``.
+diagnostic_aggregator and rqt_robot_monitor listen), ``cmd_vel_topic`` (default the private
+``~/cmd_vel``; ``/cmd_vel`` for the base controller), ``log_level``.
 
 ``image_topic``, ``points_topic``, ``model`` and ``provider`` are empty by default: the
 parameters file decides (its empty ``model_path`` means the shipped models/dmil_hallway.onnx).
@@ -58,20 +59,24 @@ def overrides(arguments: dict[str, str]) -> dict[str, str]:
     return {param: arguments[arg] for arg, param in OVERRIDES.items() if arguments.get(arg)}
 
 
+def _topic_argument(context: LaunchContext, name: str, *, private: bool = False) -> str:
+    """A topic-name launch argument's value (``private``: ``~/name`` too); rcl would refuse
+    a bad remap rule with a traceback, so a bad name stops the launch with one line."""
+    value = LaunchConfiguration(name).perform(context)
+    if not TOPIC_NAME.fullmatch(value.removeprefix('~/') if private else value):
+        msg = f'{name} {value!r}: not a ROS topic name'
+        raise RuntimeError(msg)
+    return value
+
+
 def _node(context: LaunchContext, *args: object, **kwargs: object) -> list[Node]:
     values = {arg: LaunchConfiguration(arg).perform(context) for arg in OVERRIDES}
     params_file = LaunchConfiguration('params_file').perform(context)
     if not Path(params_file).is_file():  # launch_ros would only warn, then run on defaults
         msg = f'params_file {params_file!r}: no such file'
         raise RuntimeError(msg)
-    diagnostics = LaunchConfiguration('diagnostics_topic').perform(context)
-    if not TOPIC_NAME.fullmatch(diagnostics):  # rcl would refuse the remap rule with a traceback
-        msg = f'diagnostics_topic {diagnostics!r}: not a ROS topic name'
-        raise RuntimeError(msg)
-    cmd_vel = LaunchConfiguration('cmd_vel_topic').perform(context)
-    if not TOPIC_NAME.fullmatch(cmd_vel.removeprefix('~/')):
-        msg = f'cmd_vel_topic {cmd_vel!r}: not a ROS topic name'
-        raise RuntimeError(msg)
+    _topic_argument(context, 'diagnostics_topic')
+    cmd_vel = _topic_argument(context, 'cmd_vel_topic', private=True)
     remappings = [('diagnostics', LaunchConfiguration('diagnostics_topic'))]
     if cmd_vel != '~/cmd_vel':  # the Twist output (publish_cmd_vel), where a base listens
         remappings.append(('~/cmd_vel', cmd_vel))

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for err in summary['errors'][:10]:
         logger.warning('bag %s: %s', err.get('bag'), err.get('message'))
-    for text in summary.get('warnings', []):  # e.g. a dataset-level PID from too few scenes
+    for text in summary['warnings']:  # e.g. a dataset-level PID from too few scenes
         logger.warning('%s', text)
     # 1: the summary is written, but a bag gave nothing (what a script running audits checks)
     return 1 if frames['failed_bags'] else 0

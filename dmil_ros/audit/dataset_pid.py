@@ -84,8 +84,9 @@ def dataset_pid(
     ground truth by 0.17 bits, k = 20-30 by 0.035-0.04 (data level).
     """
     rows = (target >= 0) & np.isfinite(f1).all(axis=1) & np.isfinite(f2).all(axis=1)
-    n = int(rows.sum())
-    classes = len(np.unique(target[rows]))
+    x1, x2, y = f1[rows], f2[rows], target[rows]  # once, not per candidate k
+    n = len(y)
+    classes = len(np.unique(y))
     if classes < 2:
         return None, {'error': f'{classes} distinct target value(s): no information to split'}
     if n < 2 * (n_clusters or 2):
@@ -107,7 +108,7 @@ def dataset_pid(
         if 2 * k > n:
             continue
         try:
-            res = cvx_pid(f1[rows], f2[rows], target[rows], n_clusters=k, seed=seed)
+            res = cvx_pid(x1, x2, y, n_clusters=k, seed=seed)
         except PIDInputError as exc:  # e.g. features the estimator refuses: no estimate
             return None, {'error': f'{n} usable frames: {exc}'}
         bias = occupied_bias_bits(res.histogram)
@@ -134,7 +135,7 @@ def dataset_pid(
     # information the scene lacks, taken out of synergy: measured on 2,000-frame simulator
     # bags (33-42 runs, k = 30), data-level synergy 0.04-0.14 bits low over five seeds, within
     # 0.05 at 4,000 frames (67+ runs). This criterion is ours: no source gives one.
-    runs = 1 + int(np.count_nonzero(np.diff(target[rows]) != 0))
+    runs = 1 + int(np.count_nonzero(np.diff(y) != 0))
     if runs < 2 * k:
         few = (
             f'{runs} runs of equal targets for k={k} clusters: consecutive frames are not '

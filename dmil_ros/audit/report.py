@@ -287,10 +287,11 @@ def render_report(
     out.append(f'<h2>Synergy spikes ({len(spikes)})</h2>')
     cards = []
     for sp in spikes[:MAX_SPIKES]:
+        origin = origins[str(sp['bag'])]  # a spike's frames are in the table
         cards.append(
             _frame_card(
-                f'{sp["bag"]}: {(sp["start"] - origins.get(str(sp["bag"]), 0)) * 1e-9:.2f}-'
-                f'{(sp["end"] - origins.get(str(sp["bag"]), 0)) * 1e-9:.2f} s',
+                f'{sp["bag"]}: {(sp["start"] - origin) * 1e-9:.2f}-'
+                f'{(sp["end"] - origin) * 1e-9:.2f} s',
                 [
                     ('start stamp (ns)', str(sp['start'])),
                     ('peak synergy', f'{float(sp["peak"]):.3f} bits'),

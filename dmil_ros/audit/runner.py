@@ -37,7 +37,6 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import threading
 import time
@@ -52,7 +51,7 @@ from dmil_ros.audit import bagresult
 from dmil_ros.audit.bagaudit import BagOptions, audit_bag, load_model, sidecar_path
 from dmil_ros.audit.errors import AuditError, AuditInputError
 from dmil_ros.audit.merge import MergeOptions, merge
-from dmil_ros.bagio.reader import storage_kind
+from dmil_ros.bagio.reader import BagReadError, separate_recordings, storage_kind
 from dmil_ros.log import setup_logging
 
 logger = logging.getLogger(__name__)
@@ -100,21 +99,23 @@ def find_bags(paths: Sequence[str | Path]) -> list[Path]:
             raise AuditError(msg)
         if _is_bag(path):
             _refuse_mixed(path)
-            found.extend(_loose_bags(path) or [path])
+            found.extend(_recordings(path))
             continue
-        inner = sorted(p for p in path.iterdir() if _is_bag(p)) if path.is_dir() else []
+        children = sorted(path.iterdir()) if path.is_dir() else []
+        is_bag = {p: _is_bag(p) for p in children}
+        inner = [p for p in children if is_bag[p]]
         if not inner:
             msg = f'{str(path)!r} is neither a bag nor a directory of bags'
             raise AuditError(msg)
         for bag in inner:
-            found.extend(_loose_bags(bag) or [bag])
-        deeper = sorted(
+            found.extend(_recordings(bag))
+        deeper = [
             str(q)
-            for p in path.iterdir()
-            if p.is_dir() and not _is_bag(p)
-            for q in p.iterdir()
+            for p in children
+            if p.is_dir() and not is_bag[p]
+            for q in sorted(p.iterdir())
             if _is_bag(q)
-        )
+        ]
         if deeper:
             logger.warning(
                 '%s: bags two levels down not audited (name their folders): %s',
@@ -124,31 +125,12 @@ def find_bags(paths: Sequence[str | Path]) -> list[Path]:
     return found
 
 
-def _loose_bags(path: Path) -> list[Path] | None:
-    """The storage files of a folder without ``metadata.yaml`` when they are separate bags;
-    None when the folder is one bag (it has the metadata, one storage file, or the split parts
-    ``<folder>_<N>`` a recorder leaves when it dies before writing the metadata).
-
-    Read as one bag, separate recordings would be merged by stamp: one drive's frames would
-    take another's labels. Split parts mixed with other files are refused as ambiguous.
-    """
-    if not path.is_dir() or (path / 'metadata.yaml').is_file():
-        return None
-    files = sorted(p for p in path.iterdir() if p.is_file() and storage_kind(p))
-    if len(files) < 2:
-        return None
-    part = re.compile(rf'{re.escape(path.name)}_\d+\.')
-    parts = [p.name for p in files if part.match(p.name)]
-    if len(parts) == len(files):
-        return None
-    if parts:
-        others = [p.name for p in files if not part.match(p.name)]
-        msg = (
-            f'{str(path)!r} holds the split parts {parts} of one recording and other storage '
-            f'files {others}, and no metadata.yaml: name the bags (or storage files) themselves'
-        )
-        raise AuditError(msg)
-    return files
+def _recordings(bag: Path) -> list[Path]:
+    """``bag``, or the separate recordings of a folder of single-file bags."""
+    try:
+        return separate_recordings(bag) or [bag]
+    except BagReadError as exc:
+        raise AuditError(str(exc)) from exc
 
 
 def _refuse_mixed(path: Path) -> None:
@@ -300,23 +282,24 @@ def _run_process(
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
     slots: dict[int, ProcessPoolExecutor] = {}
     running: dict[Future[dict[str, Any]], tuple[int, Path, str]] = {}
-    pending = list(jobs)
+    free = list(range(workers))
+    todo = iter(jobs)
     try:
-        while pending or running:
-            busy = {slot for slot, _, _ in running.values()}
-            for slot in (s for s in range(workers) if s not in busy):
-                if not pending:
-                    break
+        while True:
+            for slot, (path, name, out, key) in zip(list(free), todo, strict=False):
+                free.remove(slot)
                 if slot not in slots:
                     slots[slot] = ProcessPoolExecutor(
                         max_workers=1, mp_context=ctx, initializer=setup_logging, initargs=(level,)
                     )
-                path, name, out, key = pending.pop(0)
                 future = slots[slot].submit(work, str(path), name, opts, str(out), key)
                 running[future] = (slot, path, name)
+            if not running:
+                break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 slot, path, name = running.pop(future)
+                free.append(slot)
                 try:
                     accounts[name] = future.result()
                 except BrokenProcessPool:
@@ -560,7 +543,7 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
             lacking = sorted({b for b, s in wanted if what not in media.get((b, s), {})})
             count = sum(what not in media.get(w, {}) for w in wanted)
             if count:
-                summary.setdefault('warnings', []).append(
+                summary['warnings'].append(
                     f'report: {count} of {len(wanted)} shown frames have no {label} '
                     f'(bags: {", ".join(lacking)}; no message with a matching header stamp)'
                 )

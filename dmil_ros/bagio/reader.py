@@ -84,6 +84,35 @@ def _natural_key(path: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', path.name)]
 
 
+def separate_recordings(folder: Path) -> list[Path] | None:
+    """The storage files of a folder without ``metadata.yaml`` when they are separate
+    recordings; None when the folder is one bag (it has the metadata, one storage file, or the
+    split parts ``<folder>_<N>`` a recorder leaves when it dies before writing the metadata).
+
+    Read as one bag, separate recordings would be merged by stamp (one drive's frames taking
+    another's labels). Split parts mixed with other storage files are refused as ambiguous.
+    """
+    if not folder.is_dir() or (folder / 'metadata.yaml').is_file():
+        return None
+    files = sorted(
+        (p for p in folder.iterdir() if p.is_file() and storage_kind(p)), key=_natural_key
+    )
+    if len(files) < 2:
+        return None
+    part = re.compile(rf'{re.escape(folder.name)}_\d+\.')
+    parts = [p.name for p in files if part.match(p.name)]
+    if len(parts) == len(files):
+        return None
+    if parts:
+        others = [p.name for p in files if not part.match(p.name)]
+        msg = (
+            f'{str(folder)!r} holds the split parts {parts} of one recording and other storage '
+            f'files {others}, and no metadata.yaml: name the bags (or storage files) themselves'
+        )
+        raise BagReadError(msg)
+    return files
+
+
 def listed_files(metadata: str) -> list[str] | None:
     """``relative_file_paths`` from ``metadata.yaml`` text (block or flow list; None: no key).
 
@@ -310,4 +339,11 @@ class RobustReader:
         }
 
 
-__all__ = ['MCAP_MAGIC', 'BagReadError', 'RawMessage', 'ReadIssue', 'RobustReader']
+__all__ = [
+    'MCAP_MAGIC',
+    'BagReadError',
+    'RawMessage',
+    'ReadIssue',
+    'RobustReader',
+    'separate_recordings',
+]

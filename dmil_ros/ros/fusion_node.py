@@ -57,9 +57,9 @@ from dmil_ros.ros.convert import CONVERTERS
 from dmil_ros.runtime.diagnostics import DiagnosticsTracker
 from dmil_ros.runtime.inbox import Inbox
 from dmil_ros.runtime.model import FusionModel
-from dmil_ros.runtime.outputs import NODE_NAME, TOPICS, OutputBuilder
+from dmil_ros.runtime.outputs import NODE_NAME, TOPICS, OutputBuilder, StaleCommand
 from dmil_ros.runtime.params import PARAMS, build
-from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Header
+from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Header, planar_warning
 
 try:  # Humble and later; older rclpy raises only KeyboardInterrupt
     from rclpy.executors import ExternalShutdownException
@@ -108,11 +108,9 @@ class FusionNode(Node):  # type: ignore[misc]
         self.builder = OutputBuilder(settings.twists)
         cfg = settings.pipeline
         self.inbox = Inbox(cfg.queue_size, cfg.silence_timeout)
-        if settings.points_type == 'laserscan' and model.spec.beams > 1:
-            self.get_logger().warning(
-                f'points_type laserscan: a LaserScan fills 1 of the {model.spec.beams} rows the '
-                'model was trained on (a 3-D LiDAR): expect decisions close to camera-only'
-            )
+        planar = planar_warning(cfg.lidar_topic, model.spec.beams)
+        if settings.points_type == 'laserscan' and planar:
+            self.get_logger().warning(planar)
         self.tracker = DiagnosticsTracker(self.pipeline, inbox=self.inbox, start=time.monotonic())
 
         # publishers: every output the model can fill
@@ -153,10 +151,8 @@ class FusionNode(Node):  # type: ignore[misc]
         self._timer = self.create_timer(
             settings.diagnostics_period, self._diagnostics, callback_group=work
         )
-        # cmd_vel watchdog: Twist has no stamp, so a base keeps the last command until its own
-        # timeout; when no frame came for silence_timeout (input stopped, frames dropped), a
-        # zero Twist is sent once
-        self._moving_since: float | None = None  # time of the last non-zero Twist sent
+        # cmd_vel watchdog: one zero Twist when no frame came for silence_timeout
+        self._command = StaleCommand(cfg.silence_timeout)
         if '~/cmd_vel' in self._pubs:
             self._watchdog = self.create_timer(
                 cfg.silence_timeout / 2, self._stop_stale_command, callback_group=work
@@ -216,9 +212,13 @@ class FusionNode(Node):  # type: ignore[misc]
         return True
 
     def _skipped(self, stage: str, exc: Exception) -> None:
-        """Count and log (throttled) an error that cost one frame; the node keeps running."""
+        """Count and log an error that cost one frame; the node keeps running."""
+        self._count_error(stage, exc, 'frame skipped')
+
+    def _count_error(self, stage: str, exc: Exception, what: str) -> None:
+        """Count an error for the diagnostics (``<stage>: <Error>``) and log it, throttled."""
         text = self.pipeline.count_error(stage, exc)
-        self.get_logger().error(f'frame skipped: {text}', throttle_duration_sec=5.0)
+        self.get_logger().error(f'{what}: {text}', throttle_duration_sec=5.0)
 
     def _publish(self, result: FrameResult) -> None:
         for topic, msg in self.builder.frame(result):
@@ -226,27 +226,23 @@ class FusionNode(Node):  # type: ignore[misc]
             if pub is not None:
                 pub.publish(CONVERTERS[TOPICS[topic]][1](msg))
                 if topic == '~/cmd_vel':
-                    moving = bool(msg.linear.x or msg.angular.z)
-                    self._moving_since = time.monotonic() if moving else None
+                    self._command.sent(msg, time.monotonic())
 
     def _stop_stale_command(self) -> None:
         """Send a zero Twist once when the last non-zero one is older than silence_timeout."""
         with self._work_lock:
-            since = self._moving_since
-            timeout = self.pipeline.config.silence_timeout
-            if self._stopping.is_set() or since is None or time.monotonic() - since <= timeout:
+            if self._stopping.is_set() or not self._command.due(time.monotonic()):
                 return
-            self._moving_since = None
             try:
                 zero = CONVERTERS[TOPICS['~/cmd_vel']][1](self.builder.twist(0.0, 0.0))
                 self._pubs['~/cmd_vel'].publish(zero)
             except Exception as exc:
                 if self._context_ok():
-                    text = self.pipeline.count_error('cmd_vel', exc)
-                    self.get_logger().error(f'zero cmd_vel not published: {text}')
+                    self._count_error('cmd_vel', exc, 'zero cmd_vel not published')
                 return
             self.get_logger().warning(
-                f'no frame for {timeout:g} s: zero cmd_vel sent (the last command is stale)',
+                f'no frame for {self._command.timeout:g} s: zero cmd_vel sent (the last '
+                'command is stale)',
                 throttle_duration_sec=5.0,
             )
 
@@ -265,10 +261,7 @@ class FusionNode(Node):  # type: ignore[misc]
                     return  # the context was shut down under us (Ctrl-C on Humble)
                 # counted and logged like a frame's publish error: an exception out of a timer
                 # callback would end executor.spin() and the node with it
-                text = self.pipeline.count_error('diagnostics', exc)
-                self.get_logger().error(
-                    f'diagnostics not published: {text}', throttle_duration_sec=5.0
-                )
+                self._count_error('diagnostics', exc, 'diagnostics not published')
 
     def _context_ok(self) -> bool:
         context = getattr(self, 'context', None)

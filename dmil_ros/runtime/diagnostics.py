@@ -140,8 +140,8 @@ class DiagnosticsTracker:
         timeout = p.config.silence_timeout
         cam, lid = self.topics
         values: list[tuple[str, str]] = []
-        for topic in self.topics:
-            silent = self.silent_for(topic, now)
+        silence = [self.silent_for(topic, now) for topic in self.topics]  # None: never received
+        for topic, silent in zip(self.topics, silence, strict=True):
             values.append((f'{topic} rate (Hz)', f'{self.rate(topic, now):.2f}'))
             values.append((f'{topic} received', str(p.received[topic])))
             values.append(
@@ -180,11 +180,8 @@ class DiagnosticsTracker:
         new_jumps = p.clock_jumps_back - self._last_jumps
         self._last_jumps = p.clock_jumps_back
         since_start = 0.0 if self.start is None else now - self.start
-        silence = {t: self.silent_for(t, now) for t in self.topics}  # None: never received
-        never = [t for t, s in silence.items() if s is None]
-        silent_cam, silent_lid = (
-            (since_start if s is None else s) > timeout for s in silence.values()
-        )
+        never = [t for t, s in zip(self.topics, silence, strict=True) if s is None]
+        silent_cam, silent_lid = ((since_start if s is None else s) > timeout for s in silence)
         out_of_step = self._out_of_step(now, timeout)
         if never and since_start > timeout:
             # nothing ever came on a topic: most often its name or the namespace is wrong

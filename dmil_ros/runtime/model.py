@@ -275,8 +275,8 @@ def _spec_from_inputs(path: str, inputs: Any) -> PreprocessSpec:
     the range image's (an ONNX model from elsewhere, trained at other sizes, still runs)."""
     sizes: dict[str, Any] = {}
     for arg in inputs:
-        dims = list(arg.shape)[1:]
-        if len(dims) != 3 or not all(isinstance(d, int) and d > 0 for d in dims):
+        dims = _dims(arg.shape)[1:]
+        if len(dims) != 3 or None in dims or min(d or 0 for d in dims) <= 0:
             continue
         if dims[0] == 3:
             sizes.update(image_height=dims[1], image_width=dims[2])

@@ -121,6 +121,29 @@ class Twists:
         }.get(action, (0.0, 0.0))
 
 
+class StaleCommand:
+    """When to send a zero ``~/cmd_vel``: Twist has no stamp, so a base keeps the last command
+    until its own timeout; once the last non-zero command is older than ``timeout`` s (no
+    frame came: input stopped, frames dropped), one zero command is due. Times are seconds on
+    a monotonic clock."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._moving_since: float | None = None  # time of the last non-zero command
+
+    def sent(self, twist: Any, now: float) -> None:
+        """Record a command as published."""
+        self._moving_since = now if (twist.linear.x or twist.angular.z) else None
+
+    def due(self, now: float) -> bool:
+        """True once per stale non-zero command: the caller sends a zero one."""
+        since = self._moving_since
+        if since is None or now - since <= self.timeout:
+            return False
+        self._moving_since = None
+        return True
+
+
 _CDR_LE: Final = b'\x00\x01\x00\x00'  # encapsulation: CDR, little endian
 _U32: Final = struct.Struct('<I')
 _STAMP: Final = struct.Struct('<iI')

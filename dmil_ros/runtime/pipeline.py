@@ -162,6 +162,19 @@ def header_of(msg: Any, topic: str) -> Header:
     return Header(sec, nanosec, frame_id)
 
 
+def planar_warning(topic: str, beams: int) -> str:
+    """What a planar LaserScan on ``topic`` means for a model of ``beams`` rows ('' for one
+    row): it fills one row of the range image, so a model trained on a 3-D LiDAR (the shipped
+    one) decides almost as from the camera alone. For the diagnostics, the node's start-up log
+    and the replay's warnings."""
+    if beams <= 1:
+        return ''
+    return (
+        f'topic {topic!r}: a LaserScan fills 1 of the {beams} rows the model was trained on '
+        '(a 3-D LiDAR): expect decisions close to camera-only'
+    )
+
+
 class FusionPipeline:
     """Feed raw messages with :meth:`push_camera` / :meth:`push_lidar`; get frame results.
 
@@ -194,7 +207,7 @@ class FusionPipeline:
         self.clock_jumps_back = 0
         self.last_jump = ''
         self.latency: deque[float] = deque(maxlen=500)  # end-to-end seconds, recent frames
-        self.planar_lidar = ''  # set (and logged once) when a LaserScan feeds a 3-D model
+        self.planar_lidar = ''  # planar_warning, once a LaserScan fed a 3-D model
 
     # ---- stage 1: decode + preprocess -------------------------------------------------------
 
@@ -211,8 +224,8 @@ class FusionPipeline:
             else:
                 if hasattr(msg, 'ranges'):
                     points = decode_laserscan(msg, topic)
-                    if not self.planar_lidar and self.spec.beams > 1:
-                        self._planar(topic)
+                    if not self.planar_lidar:
+                        self.planar_lidar = planar_warning(topic, self.spec.beams)
                 else:
                     points = decode_pointcloud2(msg, topic)
                 t1 = time.perf_counter()
@@ -231,15 +244,6 @@ class FusionPipeline:
             self.last_error = f'topic {topic!r}: message skipped ({type(exc).__name__}: {exc})'
             return None
         return Prepared(header, tensor, t1 - t0, t2 - t1)
-
-    def _planar(self, topic: str) -> None:
-        """A planar scan fills one row of the model's range image: kept for the diagnostics,
-        the node's log and the replay's warnings (the shipped model, trained on a 16-beam
-        LiDAR, then decides almost as from the camera alone)."""
-        self.planar_lidar = (
-            f'topic {topic!r}: a LaserScan fills 1 of the {self.spec.beams} rows the model was '
-            'trained on (a 3-D LiDAR): expect decisions close to camera-only'
-        )
 
     def feed_camera(self, msg: Any) -> list[Job]:
         """Decode a camera message; return the jobs it makes ready (pairs or degraded frames)."""
