@@ -38,6 +38,7 @@ import functools
 import json
 import logging
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -323,15 +324,19 @@ def _ring_mismatch(
 ) -> str | None:
     """Why the ring cannot be the row (None: it can): more rings than rows, or ring 0 on top.
 
-    Two points decide the order, the first of the lowest and of the highest ring: their
-    elevations differ by the sensor's whole vertical field (30 degrees on a VLP-16), far more
-    than a mounting tilt, so one sweep suffices and the check costs ~10 us.
+    Two returns decide the order, the first of the lowest and of the highest ring among the
+    points with a range (a beam into the sky often has none): their elevations differ by the
+    sensor's whole vertical field (30 degrees on a VLP-16), far more than a mounting tilt, so
+    one sweep suffices and the check costs ~10 us.
     """
-    i_lo, i_hi = int(row.argmin()), int(row.argmax())
-    if row[i_hi] >= spec.beams:  # clipped by _ring_rows: at least this many rings
+    if row.max() >= spec.beams:  # clipped by _ring_rows: at least this many rings
         return f'ring values reach {spec.beams} or more, the model has {spec.beams} rows'
-    if row[i_lo] >= row[i_hi] or not (rng[i_lo] > 0 and rng[i_hi] > 0):
-        return None  # one ring only, or no range to tell the order by
+    returns = np.flatnonzero(rng > 0)  # (M,) NaN and 0 fail
+    if returns.size == 0:
+        return None
+    i_lo, i_hi = (int(returns[f(row[returns])]) for f in (np.argmin, np.argmax))
+    if row[i_lo] >= row[i_hi]:
+        return None  # one ring only
     lo, hi = spec.vertical_fov_deg
     step = math.radians(hi - lo) / max(spec.beams - 1, 1)  # one row
     low = math.asin(min(1.0, max(-1.0, float(xt[2, i_lo] / rng[i_lo]))))
@@ -341,10 +346,16 @@ def _ring_mismatch(
     return None
 
 
-@functools.cache
+_WARNED: set[str] = set()
+
+
 def _warn_rows(why: str) -> None:
-    """Say once per process and reason that the rows come from the elevation."""
-    logger.warning('LiDAR range image rows from the elevation, not the ring field: %s', why)
+    """Say once per process and reason that the rows come from the elevation (the reason
+    without its numbers: the rings named vary from sweep to sweep)."""
+    kind = re.sub(r'\d+', 'N', why)
+    if kind not in _WARNED:
+        _WARNED.add(kind)
+        logger.warning('LiDAR range image rows from the elevation, not the ring field: %s', why)
 
 
 @functools.lru_cache(maxsize=8)

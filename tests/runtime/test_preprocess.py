@@ -329,7 +329,7 @@ def test_a_ring_numbered_otherwise_gives_the_rows_of_the_elevation(
     """An Ouster-style ring (0 = top beam) or more rings than rows: the image of the same
     points without a ring, i.e. row 0 at the bottom of the field and no return dropped (with
     the ring, a 64-beam sweep lost 3/4 of its returns and the rest came out upside down)."""
-    preprocess._warn_rows.cache_clear()
+    preprocess._WARNED.clear()
     points = sweep(beams, top_first=top_first)
     with caplog.at_level('WARNING', logger='dmil_ros'):
         got = prepare_points(points, SPEC)
@@ -358,3 +358,24 @@ def test_a_bottom_up_ring_keeps_setting_the_rows_of_a_tilted_sensor(
     assert np.count_nonzero(got[0]) > 0.99 * 16 * 180  # the pitch moves a few azimuths
     np.testing.assert_allclose(got[0, :8][got[0, :8] > 0], 5.0 / SPEC.max_range, rtol=1e-5)
     np.testing.assert_allclose(got[0, 8:][got[0, 8:] > 0], 10.0 / SPEC.max_range, rtol=1e-5)
+
+
+def test_a_top_ring_without_returns_does_not_hide_the_numbering(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An Ouster's ring 0 looks up: its first point often has no return (the sky). The order
+    check used that point, found no range and kept the ring: the image came out upside down."""
+    preprocess._WARNED.clear()
+    points = sweep(16, top_first=True)
+    xyz = points.xyz.copy()
+    xyz[int(np.argmax(points.ring == 0))] = 0.0  # ring 0's first point (top beam): no return
+    sky = Points(xyz=xyz, intensity=None, ring=points.ring)
+    with caplog.at_level('WARNING', logger='dmil_ros'):
+        got = prepare_points(sky, SPEC)
+    np.testing.assert_array_equal(got, prepare_points(Points(xyz=xyz), SPEC))
+    assert any('numbered from the top' in r.getMessage() for r in caplog.records)
+    # the numbers in the reason vary by sweep: said once all the same
+    caplog.clear()
+    with caplog.at_level('WARNING', logger='dmil_ros'):
+        prepare_points(Points(xyz=points.xyz[180:], intensity=None, ring=points.ring[180:]), SPEC)
+    assert not caplog.records
