@@ -98,7 +98,6 @@ def find_bags(paths: Sequence[str | Path]) -> list[Path]:
             msg = f'bag {str(path)!r} does not exist'
             raise AuditError(msg)
         if _is_bag(path):
-            _refuse_mixed(path)
             found.extend(_recordings(path))
             continue
         children = sorted(path.iterdir()) if path.is_dir() else []
@@ -126,7 +125,9 @@ def find_bags(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def _recordings(bag: Path) -> list[Path]:
-    """``bag``, or the separate recordings of a folder of single-file bags."""
+    """``bag``, or the separate recordings of a folder of single-file bags; an ambiguous
+    folder is refused, whether named or found in a directory of bags."""
+    _refuse_mixed(bag)
     try:
         return separate_recordings(bag) or [bag]
     except BagReadError as exc:

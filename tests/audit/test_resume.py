@@ -297,3 +297,14 @@ def test_one_cluster_is_refused(
     args = ['audit', str(bag), '--out', str(out), '--model', str(model), '--clusters', '1']
     assert main(args) == 2
     assert '--clusters 1 leaves the features no information' in capsys.readouterr().err
+
+
+def test_a_mixed_folder_inside_a_fleet_is_refused_too(tmp_path: Path) -> None:
+    """Named directly it was refused; found one level down it was audited as its stray file
+    alone, and the bag folder inside it was neither audited nor named."""
+    fleet = tmp_path / 'fleet'
+    write_small_bag(fleet / 'hall', frames=5)
+    write_small_bag(fleet / 'mixed' / 'drive', frames=5)
+    shutil.copy(next((fleet / 'hall').glob('*.mcap')), fleet / 'mixed' / 'stray.mcap')
+    with pytest.raises(AuditError, match=r"loose storage files \['stray.mcap'\]"):
+        find_bags([fleet])
