@@ -19,7 +19,8 @@ workers give identical tables): the per-frame LSMI terms (``lsmi_model_*``, ``ls
 and BROJA-consistent local terms (``broja_model_*``, ``broja_data_*``; see
 :mod:`dmil_ros.audit.terms`), GapScore, the offline synergy spikes per bag, the dataset-level
 PID from the exact CVX estimator with the recorded labels (``data_pid``) and with the model's
-predictions (``model_pid``), and, for simulator bags, the ground truth
+predictions (``model_pid``; ``model_labelled_pid`` on the labelled frames alone when some bags
+have no labels), and, for simulator bags, the ground truth
 (:mod:`dmil_ros.audit.dataset_pid`).
 
 Spikes and GapScore use the model-level estimate the node's synergy alarm reads, so the audit
@@ -207,6 +208,14 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
         dataset_level['model'] = dataset_pid(f_cam, f_lid, pred, opts.n_clusters, opts.seed)
         if has_labels:
             dataset_level['data'] = dataset_pid(f_cam, f_lid, label, opts.n_clusters, opts.seed)
+        if has_labels and bool(((pred >= 0) & (label < 0)).any()):
+            # some bags unlabelled: model_pid covers frames data_pid does not (its own
+            # clusters, its own scenes); the shortcut check compares data_pid with the model's
+            # PID on the labelled frames, where both see the same frames
+            on_labelled = np.where(label >= 0, pred, -1)
+            dataset_level['model_labelled'] = dataset_pid(
+                f_cam, f_lid, on_labelled, opts.n_clusters, opts.seed
+            )
     # 3. per-frame BROJA-local terms ('dual' variant): the model's pid_broja output (the node's
     # alarm input) at model level, else refitted with the predictions; data level with labels
     broja_model = np.full((n, 4), np.nan)
@@ -307,6 +316,9 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
         },
         'data_pid': None,
         'model_pid': None,
+        # the model's PID on data_pid's frames, when some bags are unlabelled (else None:
+        # model_pid then covers the same frames)
+        'model_labelled_pid': None,
         'pid_estimator': {
             'method': 'cvx',
             'n_clusters': opts.n_clusters,

@@ -134,8 +134,16 @@ def top_gapscore_rows(table: pa.Table, k: int = TOP_FRAMES) -> list[int]:
     return [int(i) for i in order[:k] if np.isfinite(g[i])]
 
 
+def _compared_model_pid(summary: Mapping[str, Any]) -> tuple[Any, str]:
+    """The model-level PID to set beside ``data_pid`` and its legend: on the labelled frames
+    when some bags have no labels (``model_labelled_pid``), so both see the same frames."""
+    if summary.get('model_labelled_pid'):
+        return summary['model_labelled_pid'], 'model (predictions, labelled frames)'
+    return summary.get('model_pid'), 'model (predictions)'
+
+
 def _shortcut_text(summary: Mapping[str, Any]) -> str:
-    data, model = summary.get('data_pid'), summary.get('model_pid')
+    data, (model, _) = summary.get('data_pid'), _compared_model_pid(summary)
     if not data or not model:
         return '<p class="muted">Needs labelled bags for the data-level PID.</p>'
     ds, ms = float(data['synergy']), float(model['synergy'])
@@ -246,15 +254,12 @@ def render_report(
     out.append(boxplot_svg('gates-per-action', groups, COMPONENTS, width=1100))
     # 3. data vs model PID
     gt = (summary.get('ground_truth') or {}).get('pid')
+    compared, model_name = _compared_model_pid(summary)
     out.append('<h2>Data vs model PID (dataset level, bits): the shortcut check</h2>')
     out.append(
         bars_svg(
             'pid-bars',
-            {
-                'data (labels)': summary.get('data_pid'),
-                'model (predictions)': summary.get('model_pid'),
-                'ground truth': gt,
-            },
+            {'data (labels)': summary.get('data_pid'), model_name: compared, 'ground truth': gt},
         )
     )
     out.append(_shortcut_text(summary))

@@ -93,3 +93,25 @@ def test_sidecar_truth_only_when_the_bags_agree() -> None:
     assert set(differ['ground_truth']['sidecars']) == {'a', 'b'}
     _, agree = merge([bag('a', 1.0), bag('c', 1.0)])
     assert agree['ground_truth']['pid'] == {'redundancy': 1.0}
+
+
+def test_model_pid_on_the_labelled_frames_when_some_bags_are_unlabelled() -> None:
+    """data_pid sees the labelled bags only; the shortcut check's model PID must see the same
+    frames: it equals the model_pid of an audit of the labelled bag alone."""
+    from dmil_ros.audit.report import render_report
+
+    labelled = oracle_bag(600, seed=21, name='a_labelled')
+    unlabelled = oracle_bag(600, seed=22, name='b_unlabelled')
+    for key in ('label', 'family', 'segment', 'camera_latent', 'lidar_latent'):
+        unlabelled.arrays[key] = np.full(unlabelled.frames, -1, np.int64)
+    opts = MergeOptions(n_clusters=12)
+    _, alone = merge([labelled], opts)
+    table, mixed = merge([unlabelled, labelled], opts)
+    assert alone['model_labelled_pid'] is None  # every frame labelled: model_pid is comparable
+    assert mixed['frames']['labelled'] == labelled.frames
+    assert mixed['data_pid'] == alone['data_pid']
+    assert mixed['model_labelled_pid'] == alone['model_pid']
+    assert mixed['pid_estimator']['model_labelled']['frames'] == labelled.frames
+    assert mixed['pid_estimator']['model']['frames'] == labelled.frames + unlabelled.frames
+    # the report's bars use the comparable one
+    assert 'model (predictions, labelled frames)' in render_report(mixed, table, {})
