@@ -87,10 +87,12 @@ def _natural_key(path: Path) -> list[Any]:
 def separate_recordings(folder: Path) -> list[Path] | None:
     """The storage files of a folder without ``metadata.yaml`` when they are separate
     recordings; None when the folder is one bag (it has the metadata, one storage file, or the
-    split parts ``<folder>_<N>`` a recorder leaves when it dies before writing the metadata).
+    split parts ``<name>_<N>`` a recorder leaves when it dies before writing the metadata).
 
-    Read as one bag, separate recordings would be merged by stamp (one drive's frames taking
-    another's labels). Split parts mixed with other storage files are refused as ambiguous.
+    The parts share their ``<name>``, the folder's name when recorded: not compared with the
+    folder's, which may have been renamed since. Read as one bag, separate recordings would be
+    merged by stamp (one drive's frames taking another's labels). Split parts mixed with other
+    storage files are refused as ambiguous.
     """
     if not folder.is_dir() or (folder / 'metadata.yaml').is_file():
         return None
@@ -99,12 +101,15 @@ def separate_recordings(folder: Path) -> list[Path] | None:
     )
     if len(files) < 2:
         return None
-    part = re.compile(rf'{re.escape(folder.name)}_\d+\.')
-    parts = [p.name for p in files if part.match(p.name)]
+    groups: dict[str, list[str]] = {}  # <name> -> the files <name>_<N>.*
+    for p in files:
+        if named := re.match(r'(.+)_\d+\.', p.name):
+            groups.setdefault(named.group(1), []).append(p.name)
+    parts = max(groups.values(), key=len, default=[])
     if len(parts) == len(files):
         return None
-    if parts:
-        others = [p.name for p in files if not part.match(p.name)]
+    if len(parts) > 1:
+        others = [p.name for p in files if p.name not in parts]
         msg = (
             f'{str(folder)!r} holds the split parts {parts} of one recording and other storage '
             f'files {others}, and no metadata.yaml: name the bags (or storage files) themselves'
@@ -199,6 +204,24 @@ class RobustReader:
             self.issues.append(ReadIssue(str(self.path), None, text))
         if not files:
             msg = f'bag {str(self.path)!r}: no .mcap or .db3 storage file found'
+            raise BagReadError(msg)
+        separate = separate_recordings(self.path)  # BagReadError for split parts mixed in
+        if separate is not None:
+            msg = (
+                f'bag {str(self.path)!r}: no metadata.yaml and {len(separate)} storage files '
+                f'that are separate recordings ({", ".join(p.name for p in separate)}); read as '
+                "one bag, they would merge by stamp (one drive's frames taking another's labels):"
+                ' name each file as a bag of its own'
+            )
+            raise BagReadError(msg)
+        separate = separate_recordings(self.path)  # BagReadError for split parts mixed in
+        if separate is not None:
+            msg = (
+                f'bag {str(self.path)!r}: no metadata.yaml and {len(separate)} storage files '
+                f'that are separate recordings ({", ".join(p.name for p in separate)}); read as '
+                "one bag, they would merge by stamp (one drive's frames taking another's labels):"
+                ' name each file as a bag of its own'
+            )
             raise BagReadError(msg)
         self._files = files
         return files

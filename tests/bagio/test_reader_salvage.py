@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from dmil_ros.bagio import RawMessage, RobustReader, reader, typestore
+from dmil_ros.bagio import BagReadError, RawMessage, RobustReader, reader, typestore
 
 STRING = 'std_msgs/msg/String'
 
@@ -115,6 +115,25 @@ def test_split_parts_are_read_in_numeric_order(tmp_path: Path) -> None:
     (tmp_path / 'bag' / 'metadata.yaml').unlink()
     got = [(m.timestamp, m.topic, m.data) for m in RobustReader(tmp_path / 'bag')]
     assert got == rows
+    # the parts are named after the folder as recorded ('split'), not as renamed since ('bag')
+    assert reader.separate_recordings(tmp_path / 'bag') is None
+
+
+def test_separate_recordings_in_one_folder_are_refused_by_name(tmp_path: Path) -> None:
+    """Storage files without metadata.yaml that are not one recording's parts: read as one
+    bag, their messages merged by stamp (train, evaluate and replay read such a folder so)."""
+    rows = messages_of(tmp_path, 6)
+    root = tmp_path / 'drives'
+    root.mkdir()
+    for k, name in enumerate(('monday_0', 'tuesday_0')):
+        write_bag_at(tmp_path / name, rows[3 * k : 3 * k + 3])
+        (tmp_path / name / f'{name}.mcap').rename(root / f'{name}.mcap')
+    assert reader.separate_recordings(root) == [root / 'monday_0.mcap', root / 'tuesday_0.mcap']
+    with pytest.raises(BagReadError, match=r'separate recordings \(monday_0.mcap, tuesday_0'):
+        RobustReader(root)
+    # each file is a bag of its own
+    got = [(m.timestamp, m.topic, m.data) for m in RobustReader(root / 'tuesday_0.mcap')]
+    assert got == rows[3:]
 
 
 def test_missing_split_part_is_an_issue(tmp_path: Path) -> None:
