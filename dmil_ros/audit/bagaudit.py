@@ -55,6 +55,7 @@ import numpy.typing as npt
 
 from dmil_ros.actions import ACTION_INDEX, ACTIONS
 from dmil_ros.audit.bagresult import BagResult
+from dmil_ros.audit.errors import AuditError
 from dmil_ros.audit.masking import MaskStats, Profile, masked_inputs
 from dmil_ros.runtime.faults import stamp_ns
 from dmil_ros.runtime.model import FusionModel
@@ -86,6 +87,14 @@ class BagOptions:
     seed: int = 0
     threads: int = 1
     max_frames: int = 0  # 0: all
+
+    def __post_init__(self) -> None:
+        least = {'batch': 1, 'profile_frames': 1, 'mask_samples': 1, 'threads': 0, 'max_frames': 0}
+        for name, low in least.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                msg = f'audit option {name}={value!r} must be an integer >= {low}'
+                raise AuditError(msg)
 
     def key(self) -> str:
         model = Path(self.model)

@@ -43,6 +43,7 @@ import pyarrow as pa
 from dmil_ros.actions import ACTIONS, COMPONENTS, FAMILIES
 from dmil_ros.audit.bagresult import ARRAYS, BagResult
 from dmil_ros.audit.dataset_pid import as_atoms, dataset_pid, default_clusters, ground_truth
+from dmil_ros.audit.errors import AuditError
 from dmil_ros.audit.spikes import SpikeConfig, find_spikes, segment_coverage, spike_mask
 from dmil_ros.audit.tables import (
     GAP_COLUMNS,
@@ -72,6 +73,16 @@ class MergeOptions:
     spikes: SpikeConfig = field(default_factory=SpikeConfig)
     n_clusters: int | None = None  # None: the CVX plug-in bias rule (suggest_n_clusters)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        k = self.n_clusters
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 2):
+            # one cluster per modality carries no information: every atom 0, "no shortcut"
+            msg = (
+                f'audit option n_clusters={k!r}: use None (the bias rule) or an integer >= 2 '
+                '(fewer clusters leave the features no information: all PID atoms 0)'
+            )
+            raise AuditError(msg)
 
 
 def concat(results: Sequence[BagResult]) -> tuple[dict[str, npt.NDArray[Any]], list[str]]:

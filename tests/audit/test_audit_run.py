@@ -192,7 +192,7 @@ def test_bad_arguments(fleet: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     # messages in the bag", an --out that is a file or a model that is a folder gave tracebacks
     (tmp_path / 'file').write_text('')
     bad = [
-        ([*args, *model, '--max-frames', '-5'], '--max-frames -5 must be >= 0'),
+        ([*args, *model, '--max-frames', '-5'], 'max_frames=-5 must be an integer >= 0'),
         ([*args, *model, '--out', str(tmp_path / 'file')], 'is a file, not a directory'),
         ([*args, '--model', str(tmp_path)], 'is a directory, not a file'),
     ]

@@ -296,7 +296,7 @@ def test_one_cluster_is_refused(
     bag, out = _small_bag(tmp_path, frames=20)
     args = ['audit', str(bag), '--out', str(out), '--model', str(model), '--clusters', '1']
     assert main(args) == 2
-    assert '--clusters 1 leaves the features no information' in capsys.readouterr().err
+    assert 'n_clusters=1: use None' in capsys.readouterr().err
 
 
 def test_a_mixed_folder_inside_a_fleet_is_refused_too(tmp_path: Path) -> None:

@@ -24,8 +24,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dmil_ros.audit.errors import AuditInputError
+from dmil_ros.audit.bagaudit import BagOptions
+from dmil_ros.audit.errors import AuditError, AuditInputError
 from dmil_ros.audit.masking import MaskStats, Profile, masked_inputs
+from dmil_ros.audit.merge import MergeOptions
 from dmil_ros.audit.spikes import SpikeConfig, find_spikes, segment_coverage, spike_mask
 from dmil_ros.audit.tables import COLUMNS, build_table, read_table, write_table
 from dmil_ros.audit.terms import entropy_bits, gapscore, reduce_features
@@ -73,6 +75,30 @@ def test_spike_config_validated() -> None:
         SpikeConfig(window=4)
     with pytest.raises(AuditInputError, match='low'):
         SpikeConfig(high=0.1, low=0.2)
+
+
+@pytest.mark.parametrize(
+    ('options', 'named'),
+    [
+        ({'batch': 0}, 'batch=0'),
+        ({'mask_samples': -1}, 'mask_samples=-1'),
+        ({'max_frames': -5}, 'max_frames=-5'),
+        ({'profile_frames': 2.5}, 'profile_frames=2.5'),
+        ({'threads': True}, 'threads=True'),
+    ],
+)
+def test_bag_options_validated_where_defined(options: dict[str, object], named: str) -> None:
+    """A library caller gets the checks the CLI's users get (batch 0 raised a bare ValueError
+    from range() deep in the bag stage)."""
+    with pytest.raises(AuditError, match=named):
+        BagOptions(model='m.onnx', **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize('k', [0, 1, -3, 2.0])
+def test_merge_options_refuse_fewer_than_two_clusters(k: object) -> None:
+    with pytest.raises(AuditError, match=f'n_clusters={k!r}'):
+        MergeOptions(n_clusters=k)  # type: ignore[arg-type]
+    assert MergeOptions(n_clusters=2).n_clusters == 2
 
 
 def _columns(n: int) -> dict[str, object]:
