@@ -518,12 +518,14 @@ class LSMI:
         """Natural-log class probabilities (N, C) of the three discriminators."""
         f1, f2, _ = check_inputs(features_1, features_2, None)
         n, c = len(f1), self.n_classes
-        if probs_1 is not None and probs_2 is not None and probs_12 is not None:
-            return (
-                _log_probs(probs_1, n, c, 'probs_1'),
-                _log_probs(probs_2, n, c, 'probs_2'),
-                _log_probs(probs_12, n, c, 'probs_12'),
-            )
+        given = (probs_1, probs_2, probs_12)
+        if all_or_none(given):  # a partial set is refused, not silently replaced by the heads
+            lp = [
+                _log_probs(p, n, c, k)
+                for k, p in zip(_PROB_NAMES, given, strict=True)
+                if p is not None
+            ]
+            return lp[0], lp[1], lp[2]
         if self.discriminators is None:
             raise PIDInputError('probs_1/2/12: LSMI was fitted with external probabilities')
         d1, d2, d12 = self.discriminators

@@ -174,6 +174,12 @@ def test_external_probabilities() -> None:
     np.testing.assert_allclose(est.raw, truth, atol=0.01)
     with pytest.raises(PIDInputError, match='external'):
         model.dataset(test.features_1, test.features_2, test.labels)
+    # a partial set is refused by name, also by a model with its own heads (which used to
+    # ignore it and evaluate its heads instead)
+    own = LSMI(FAST).fit(train.features_1, train.features_2, train.labels)
+    for fitted in (model, own):
+        with pytest.raises(PIDInputError, match='give all three or none'):
+            fitted.dataset(test.features_1, test.features_2, test.labels, probs_1=p_te[0])
 
 
 def test_bad_inputs() -> None:
