@@ -111,7 +111,7 @@ class PreprocessSpec:
             'beams': 0 < self.beams <= MAX_BEAMS,
             'azimuth_bins': 0 < self.azimuth_bins <= MAX_AZIMUTH_BINS,
             'max_range': math.isfinite(self.max_range) and self.max_range > 0,
-            'intensity_scale': math.isfinite(self.intensity_scale),
+            'intensity_scale': math.isfinite(self.intensity_scale) and self.intensity_scale >= 0,
             'vertical_fov_deg': len(self.vertical_fov_deg) == 2
             and all(map(math.isfinite, self.vertical_fov_deg))
             and self.vertical_fov_deg[0] < self.vertical_fov_deg[1],
@@ -257,11 +257,13 @@ def prepare_points(points: Points, spec: PreprocessSpec) -> F32:
     # so this transpose is free for them (a copy for C-ordered clouds from other code)
     xt = np.ascontiguousarray(np.asarray(points.xyz, np.float32).T)  # (3, N)
     x, y, z = xt
-    # 1. spherical coordinates, float32 and in place
-    squares = np.square(xt)  # (3, N)
-    rng = squares[0]  # (N,) x^2 + y^2 + z^2, summed in that order
-    rng += squares[1]
-    rng += squares[2]
+    # 1. spherical coordinates, float32 and in place (a coordinate beyond 1.8e19 m, corrupt
+    #    data, squares to inf: its range is then outside the image, quietly)
+    with np.errstate(over='ignore'):
+        squares = np.square(xt)  # (3, N)
+        rng = squares[0]  # (N,) x^2 + y^2 + z^2, summed in that order
+        rng += squares[1]
+        rng += squares[2]
     np.sqrt(rng, out=rng)
     col_f = np.arctan2(y, x)  # (N,) in [-pi, pi], 0 = straight ahead
     col_f += np.float32(np.pi)
@@ -272,7 +274,7 @@ def prepare_points(points: Points, spec: PreprocessSpec) -> F32:
     #    elevation (int32 either way)
     row = None if points.ring is None else _ring_rows(points.ring, beams)
     if row is not None and (why := _ring_mismatch(row, xt, rng, spec)):
-        _warn_rows(why)
+        _warn_once(f'LiDAR range image rows from the elevation, not the ring field: {why}')
         row = None
     if row is None:
         lo, hi = np.deg2rad(spec.vertical_fov_deg)
@@ -305,7 +307,18 @@ def prepare_points(points: Points, spec: PreprocessSpec) -> F32:
     if points.intensity is not None:
         winner = points.intensity.take(best & 0xFFFFFFFF, mode='clip')  # (cells,)
         scale = np.float32(spec.intensity_scale)
-        np.multiply(winner, scale, out=out[1].reshape(-1), where=hit)
+        channel = out[1]  # (beams, bins)
+        np.multiply(winner, scale, out=channel.reshape(-1), where=hit)
+        # 6. saturated to [0, 1], the range trained on (0..1 / intensity_scale): a sensor
+        #    reporting more (16-bit reflectivity) or one corrupt return (1e5) would otherwise
+        #    outweigh the whole image and decide the action
+        top, bottom = float(channel.max()), float(channel.min())
+        if top > 1.0 or bottom < 0.0:
+            _warn_once(
+                f'LiDAR intensities from {bottom / scale:g} to {top / scale:g} exceed the '
+                f"model's range 0..{1 / scale:g} (1 / intensity_scale): saturated"
+            )
+            np.clip(channel, 0.0, 1.0, out=channel)
     return out
 
 
@@ -334,9 +347,10 @@ def _ring_mismatch(
     returns = np.flatnonzero(rng > 0)  # (M,) NaN and 0 fail
     if returns.size == 0:
         return None
-    i_lo, i_hi = (int(returns[f(row[returns])]) for f in (np.argmin, np.argmax))
-    if row[i_lo] >= row[i_hi]:
-        return None  # one ring only
+    rows = row[returns]  # (M,)
+    i_lo, i_hi = int(returns[rows.argmin()]), int(returns[rows.argmax()])
+    if row[i_lo] >= row[i_hi]:  # no rows in it: a planar sensor's, or a driver's unset field
+        return f'every return has ring {int(row[i_lo])}'
     lo, hi = spec.vertical_fov_deg
     step = math.radians(hi - lo) / max(spec.beams - 1, 1)  # one row
     low = math.asin(min(1.0, max(-1.0, float(xt[2, i_lo] / rng[i_lo]))))
@@ -349,13 +363,13 @@ def _ring_mismatch(
 _WARNED: set[str] = set()
 
 
-def _warn_rows(why: str) -> None:
-    """Say once per process and reason that the rows come from the elevation (the reason
-    without its numbers: the rings named vary from sweep to sweep)."""
-    kind = re.sub(r'\d+', 'N', why)
+def _warn_once(text: str) -> None:
+    """Log ``text`` once per process and kind (the text without its numbers: the rings or
+    intensities named vary from sweep to sweep)."""
+    kind = re.sub(r'-?\d+(\.\d+)?(e[+-]?\d+)?', 'N', text)
     if kind not in _WARNED:
         _WARNED.add(kind)
-        logger.warning('LiDAR range image rows from the elevation, not the ring field: %s', why)
+        logger.warning('%s', text)
 
 
 @functools.lru_cache(maxsize=8)

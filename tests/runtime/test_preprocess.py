@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from dmil_ros.errors import ConfigError
@@ -84,8 +84,10 @@ def test_points_land_in_their_cell_with_range_and_intensity() -> None:
 
 
 def test_ring_field_sets_the_row() -> None:
-    xyz = np.stack([cell_centre(0, 90, 5.0)])  # elevation says row 0 ...
-    pts = Points(xyz=xyz, intensity=None, ring=np.array([7], np.int32))  # ... the driver says 7
+    # elevation says row 0 ... the driver says 7 (beside a ring-0 return lower down: one ring
+    # alone names no rows)
+    xyz = np.stack([cell_centre(0, 90, 5.0), cell_centre(0, 20, 5.0)])
+    pts = Points(xyz=xyz, intensity=None, ring=np.array([7, 0], np.int32))
     img = prepare_points(pts, SPEC)
     assert img[0, 7, 90] > 0
     assert img[0, 0, 90] == 0
@@ -241,9 +243,9 @@ def test_image_of_the_wrong_shape_is_named() -> None:
 
 
 def test_float_ring_values_set_the_row() -> None:
-    xyz = np.stack([cell_centre(3, 10, 5.0)])
-    as_float = prepare_points(Points(xyz=xyz, ring=np.array([7.0], np.float32)), SPEC)
-    as_int = prepare_points(Points(xyz=xyz, ring=np.array([7], np.int32)), SPEC)
+    xyz = np.stack([cell_centre(3, 10, 5.0), cell_centre(0, 20, 5.0)])
+    as_float = prepare_points(Points(xyz=xyz, ring=np.array([7.0, 0.0], np.float32)), SPEC)
+    as_int = prepare_points(Points(xyz=xyz, ring=np.array([7, 0], np.int32)), SPEC)
     np.testing.assert_array_equal(as_float, as_int)
     assert as_int[0, 7, 10] > 0
 
@@ -289,6 +291,8 @@ def test_range_image_matches_a_point_by_point_reference(
 ) -> None:
     """Bit-exact against the loop: nearest return, first of equals, rows and ranges outside
     the image dropped, for decoder-style (F-ordered) and plain C-ordered coordinates."""
+    # two rings among the returns at least: a single ring gives no rows (elevation instead)
+    assume(len({r for r, _, d, _ in cells if d > 0}) >= 2)
     xyz = np.stack([cell_centre(5, c, d) for _, c, d, _ in cells]).astype(np.float32)
     if not c_ordered:
         xyz = np.asfortranarray(xyz)
@@ -379,3 +383,40 @@ def test_a_top_ring_without_returns_does_not_hide_the_numbering(
     with caplog.at_level('WARNING', logger='dmil_ros'):
         prepare_points(Points(xyz=points.xyz[180:], intensity=None, ring=points.ring[180:]), SPEC)
     assert not caplog.records
+
+
+def test_one_ring_for_every_return_gives_the_rows_of_the_elevation(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A driver that leaves the ring field at 0 (or a planar sensor that fills it): the ring
+    names no rows. With it, the whole 3-D sweep was squashed into row 0, silently."""
+    preprocess._WARNED.clear()
+    points = sweep(16)
+    unset = Points(xyz=points.xyz, ring=np.zeros_like(points.ring))
+    with caplog.at_level('WARNING', logger='dmil_ros'):
+        got = prepare_points(unset, SPEC)
+    np.testing.assert_array_equal(got, prepare_points(points, SPEC))  # the VLP-16's own rows
+    assert [r.getMessage() for r in caplog.records] == [
+        'LiDAR range image rows from the elevation, not the ring field: every return has ring 0'
+    ]
+
+
+def test_intensities_beyond_the_trained_range_saturate(caplog: pytest.LogCaptureFixture) -> None:
+    """One corrupt return (1e5) or a 16-bit reflectivity: channel 1 stays in [0, 1], equal to
+    the image of the intensities clipped to 0..255 (1 / intensity_scale), said once."""
+    preprocess._WARNED.clear()
+    points = sweep(16)
+    rng = np.random.default_rng(0)
+    intensity = rng.uniform(0.0, 255.0, len(points)).astype(np.float32)
+    intensity[[7, 300]] = (1e5, -40.0)
+    wide = Points(xyz=points.xyz, intensity=intensity, ring=points.ring)
+    clipped = Points(xyz=points.xyz, intensity=np.clip(intensity, 0, 255), ring=points.ring)
+    with caplog.at_level('WARNING', logger='dmil_ros'):
+        got = prepare_points(wide, SPEC)
+        sixteen_bit = Points(xyz=points.xyz, intensity=intensity * 257.0, ring=points.ring)
+        prepare_points(sixteen_bit, SPEC)  # the same kind of warning: not said again
+    np.testing.assert_array_equal(got, prepare_points(clipped, SPEC))
+    assert got[1].max() == 1.0
+    assert got[1].min() == 0.0
+    (record,) = caplog.records
+    assert record.getMessage().startswith('LiDAR intensities from -40 to 100000 exceed')
