@@ -30,6 +30,7 @@ nothing is allocated from a size before that size has been checked against the d
 
 from __future__ import annotations
 
+import math
 from typing import Any, Final
 
 import cv2
@@ -217,7 +218,9 @@ def _decode_compressed(msg: Any, topic: str) -> U8:
         raise DecodeError(msg_, topic=topic, field='data', reason='size')
     # 2. decode
     try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        # the pixels as stored: no EXIF rotation (as image_transport's IMREAD_UNCHANGED); a
+        # rotated frame would reach the model transposed and squeezed to its size
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     except cv2.error as exc:
         msg_ = f'{kind.upper()} data could not be decoded ({data.size} bytes): {exc}'
         raise DecodeError(msg_, topic=topic, field='data', reason='corrupt') from exc
@@ -245,7 +248,7 @@ def _jpeg_size(data: U8) -> tuple[int, int] | None:
     Walks the marker segments from SOI (each ``FF xx`` + big-endian length) up to the first
     SOFn, where ``P (1) Y (2) X (2)`` follow the length: ITU-T T.81 B.2.2.
     """
-    buf = data[: 1 << 20].tobytes()  # SOFn lies after the APPn segments (each < 64 kB)
+    buf = data.data  # a memoryview, no copy: the segments are jumped over, not scanned
     i, n = 2, len(buf)
     while i + 4 <= n:
         if buf[i] != 0xFF:
@@ -444,6 +447,10 @@ def decode_laserscan(msg: Any, topic: str = '') -> Points:
     if intens_raw.size not in (0, ranges.size):
         msg_ = f'{intens_raw.size} intensities for {ranges.size} ranges'
         raise DecodeError(msg_, topic=topic, field='intensities', reason='size')
+    last = angle_min + max(ranges.size - 1, 0) * increment
+    if not math.isfinite(last):  # every angle then finite: the rest lie between the two
+        msg_ = f'angle_min {angle_min} + {ranges.size} x angle_increment {increment} overflows'
+        raise DecodeError(msg_, topic=topic, field='angle_increment', reason='angles')
     lo, hi = float(msg.range_min), float(msg.range_max)
     keep = np.isfinite(ranges) & (ranges >= lo) & (ranges <= hi)
     index = np.flatnonzero(keep)

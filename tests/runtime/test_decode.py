@@ -222,6 +222,44 @@ def test_compressed_round_trip(fmt: str, ext: str) -> None:
             np.testing.assert_allclose(out[ys, xs].astype(int), img[ys, xs].astype(int), atol=8)
 
 
+def _with_segments(jpeg: bytes, *segments: bytes) -> bytes:
+    """``jpeg`` with marker segments inserted right after its SOI."""
+    return jpeg[:2] + b''.join(segments) + jpeg[2:]
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return struct.pack('>BBH', 0xFF, marker, len(payload) + 2) + payload
+
+
+def test_exif_orientation_is_not_applied() -> None:
+    """A camera's JPEG tagged Orientation = 6 (rotate 90 degrees): the pixels as stored, as
+    image_transport decodes them; rotated, a 128x96 frame came out 96x128."""
+    img = np.repeat(np.repeat(flat_blocks(), 4, axis=0), 6, axis=1)  # (64, 96, 3) blocks
+    ok, buf = cv2.imencode('.jpg', img[:, :, ::-1])
+    assert ok
+    # APP1 'Exif': a big-endian TIFF header, one IFD entry: Orientation (0x0112) SHORT 6
+    ifd = struct.pack('>H', 1) + struct.pack('>HHIHH', 0x0112, 3, 1, 6, 0) + b'\0' * 4
+    exif = _segment(0xE1, b'Exif\0\0' + b'MM\0*' + struct.pack('>I', 8) + ifd)
+    tagged = _with_segments(buf.tobytes(), exif)
+    assert cv2.imdecode(np.frombuffer(tagged, np.uint8), cv2.IMREAD_COLOR).shape[:2] == (96, 64)
+    out = decode_image(CompressedImage(header(), 'jpeg', np.frombuffer(tagged, np.uint8)))
+    assert out.shape == img.shape
+    np.testing.assert_allclose(out[8:16, 8:16].astype(int), img[8:16, 8:16].astype(int), atol=8)
+
+
+def test_a_jpeg_with_megabytes_of_metadata_before_its_frame_header_decodes() -> None:
+    """The size check walks every segment to SOFn; it read the first MiB only, and refused
+    a valid JPEG with 17 x 64 kB of APP2 (an embedded ICC profile) as corrupt."""
+    img = flat_blocks()
+    ok, buf = cv2.imencode('.jpg', img[:, :, ::-1])
+    assert ok
+    icc = [_segment(0xE2, bytes(65000)) for _ in range(17)]
+    big = np.frombuffer(_with_segments(buf.tobytes(), *icc), np.uint8)
+    assert big.size > 1 << 20
+    out = decode_image(CompressedImage(header(), 'jpeg', big))
+    np.testing.assert_array_equal(out, decode_image(CompressedImage(header(), 'jpeg', buf)))
+
+
 def test_compressed_rgb8_suffix_keeps_order() -> None:
     img = flat_blocks()
     ok, buf = cv2.imencode('.png', img)  # written in RGB order, as 'compressed rgb8' says
@@ -517,4 +555,10 @@ def test_laserscan_bad() -> None:
         np.ones(2, np.float32),
     )
     with pytest.raises(DecodeError, match='2 intensities for 3 ranges'):
+        decode_laserscan(msg, '/scan')
+    # angles that overflow: the points would be NaN (Points holds finite points only)
+    msg = LaserScan(
+        header(), 0.0, 1.0, 1e308, 0.0, 0.1, 0.1, 10.0, np.full(3, 5.0, np.float32), []
+    )
+    with pytest.raises(DecodeError, match='overflows'):
         decode_laserscan(msg, '/scan')
