@@ -159,6 +159,14 @@ def header_of(msg: Any, topic: str) -> Header:
     if not 0 <= nanosec < 1_000_000_000:
         text = f'header.stamp.nanosec {nanosec} out of range'
         raise DecodeError(text, topic=topic, field='header.stamp', reason='header')
+    if not -(2**31) <= sec < 2**31:  # builtin_interfaces/Time.sec is an int32
+        text = f'header.stamp.sec {sec} out of the int32 range'
+        raise DecodeError(text, topic=topic, field='header.stamp', reason='header')
+    try:  # copied into every output message, encoded as UTF-8 there
+        frame_id.encode()
+    except UnicodeEncodeError as exc:
+        text = f'header.frame_id {frame_id!r} is not valid UTF-8 ({exc.reason})'
+        raise DecodeError(text, topic=topic, field='header.frame_id', reason='header') from exc
     return Header(sec, nanosec, frame_id)
 
 

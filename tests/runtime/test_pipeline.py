@@ -153,6 +153,30 @@ def test_malformed_messages_counted_and_skipped(model: FusionModel, clouds: list
     assert len(run_stream(pipe, clouds, 1.0, start=1.0)) == 19
 
 
+@pytest.mark.parametrize(
+    ('sec', 'frame_id', 'named'),
+    [
+        (10**400, 'cam', 'out of the int32 range'),  # overflowed the clock check next frame
+        (2**40, 'cam', 'out of the int32 range'),  # failed later, serialising the outputs
+        (-(2**31) - 1, 'cam', 'out of the int32 range'),
+        (1, 'cam\udcff', 'not valid UTF-8'),  # a lone surrogate: failed serialising too
+    ],
+    ids=['sec-10e400', 'sec-2e40', 'sec-below-int32', 'frame-id-surrogate'],
+)
+def test_a_header_no_output_could_carry_is_counted_and_skipped(
+    model: FusionModel, clouds: list[Any], sec: int, frame_id: str, named: str
+) -> None:
+    """Message objects built in code (rosbags' CDR reader cannot produce these): refused as
+    the header they are, before they reach the pairer, the clock checks or the outputs."""
+    pipe = FusionPipeline(model)
+    bad = flat_image(0, 100)
+    bad.header.stamp.sec, bad.header.frame_id = sec, frame_id
+    assert pipe.push_camera(bad) == []
+    assert pipe.drops == {'/camera/image_raw: header': 1}
+    assert named in pipe.last_error
+    assert len(run_stream(pipe, clouds, 1.0, start=1.0)) == 19
+
+
 def test_an_unexpected_error_costs_one_message_not_the_stream(
     model: FusionModel, clouds: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
