@@ -21,12 +21,13 @@ The model sees
 * ``lidar``: ``(2, beams, azimuth_bins)`` float32 range image (spherical projection, the usual
   input of range-image LiDAR networks such as RangeNet++ / SqueezeSeg): channel 0 is
   ``range / max_range`` of the nearest return in the cell (0 where none), channel 1 the intensity
-  of that return scaled by ``intensity_scale``. The row is the ``ring`` field when the cloud has
-  one numbered as the model's rows are (fewer rings than rows, ring 0 the lowest beam, as
-  Velodyne drivers number them), otherwise the elevation angle binned over the spec's vertical
-  field of view: a sensor with more rings than the model has rows (an OS1-64 for a 16-row
-  model), or one numbering from the top beam down (Ouster), gets the rows its elevations
-  give, with one warning, instead of dropped or upside-down rows.
+  of that return scaled by ``intensity_scale`` and saturated to [0, 1]. The row is the ``ring``
+  field when the cloud has one numbered as the model's rows are (fewer rings than rows, ring 0
+  the lowest beam, as Velodyne drivers number them), otherwise the elevation angle binned over
+  the spec's vertical field of view: a sensor with more rings than the model has rows (an
+  OS1-64 for a 16-row model), one numbering from the top beam down (Ouster), or one ring value
+  for every return, gets the rows its elevations give, with one warning, instead of dropped,
+  upside-down or squashed rows.
 
 The spec travels inside every exported ONNX model (``metadata_props['preprocess']``) so the node
 preprocesses exactly as the model was trained.
