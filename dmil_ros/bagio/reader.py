@@ -43,6 +43,7 @@ topic in :attr:`RobustReader.skipped` and skipped.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Collection, Iterator
@@ -114,6 +115,16 @@ def separate_recordings(folder: Path) -> list[Path] | None:
             f'{str(folder)!r} holds the split parts {parts} of one recording and other storage '
             f'files {others}, and no metadata.yaml: name the bags (or storage files) themselves'
         )
+        raise BagReadError(msg)
+    return files
+
+
+def _readable(files: list[Path]) -> list[Path]:
+    """``files``, or BagReadError naming those this process may not read: refused when the
+    reader is made, before a caller has written anything (an empty output bag was left)."""
+    denied = [p.name for p in files if not os.access(p, os.R_OK)]
+    if denied:
+        msg = f'storage file(s) {denied} in {str(files[0].parent)!r}: permission denied'
         raise BagReadError(msg)
     return files
 
@@ -191,7 +202,7 @@ class RobustReader:
                     'optionally .zstd / .lz4) nor a bag folder'
                 )
                 raise BagReadError(msg)
-            return [self.path]
+            return _readable([self.path])
         if self._files is not None:
             return self._files
         files = sorted(
@@ -223,7 +234,7 @@ class RobustReader:
                 ' name each file as a bag of its own'
             )
             raise BagReadError(msg)
-        self._files = files
+        self._files = _readable(files)
         return files
 
     def _listed_files(self) -> list[str] | None:

@@ -248,6 +248,27 @@ def test_cli_input_that_is_no_bag_leaves_no_output(tmp_path: Path, model: Path, 
     assert not (tmp_path / 'o').exists()  # a rerun with the right input is not refused
 
 
+def test_cli_unreadable_storage_file_is_named_and_leaves_no_output(
+    tmp_path: Path, model: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A storage file this user may not read (chmod 000; simulated, as root may read it
+    anyway): refused by name when the reader is made, before the output bag is created (an
+    empty one was left, which refused the rerun)."""
+    import os
+
+    from dmil_ros.bagio import reader
+
+    write_bag(tmp_path / 'bag', seconds=0.3)
+    (storage,) = (tmp_path / 'bag').glob('*.mcap')
+    real = os.access
+    monkeypatch.setattr(reader.os, 'access', lambda p, mode: Path(p) != storage and real(p, mode))
+    args = ['replay', str(tmp_path / 'bag'), '--out', str(tmp_path / 'o'), '--model', str(model)]
+    assert main([*args, '--no-progress']) == 2
+    err = capsys.readouterr().err
+    assert f"storage file(s) ['{storage.name}'] in {str(tmp_path / 'bag')!r}: permission" in err
+    assert not (tmp_path / 'o').exists()
+
+
 def test_cli_exit_code_says_whether_the_replay_found_its_topics(
     tmp_path: Path, model: Path, capsys: Any
 ) -> None:
