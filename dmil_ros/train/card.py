@@ -23,19 +23,24 @@ from typing import Any
 from dmil_ros.actions import FAMILIES
 from dmil_ros.errors import ConfigError
 
-LIMITS = """\
-## Limits
-
-- Trained and evaluated on the project's simulator only (hallway scenes, four scene families,
-  camera 128x96 rgb8, VLP-16-like LiDAR). No real-robot data has been seen; expect a domain gap.
+SIMULATOR_LIMITS = """\
+- Trained and evaluated on the project's simulator (hallway scenes, four scene families); no
+  real-robot data has been seen: expect a domain gap.
 - The scene families are a simulator construct; on real data the gates are an interaction
   profile, not a family classifier.
+"""
+
+LIMITS = """\
+- Trained on the bags above only: other sensors, mountings or places are off its distribution.
 - Actions are the expert's discrete forward / left / right / stop; the model is not a planner.
 - `pid_lsmi` / `pid_broja` are per-frame estimates fitted on the training frames' features; off
   the training distribution (new sensors, new scenes) they extrapolate. A frame whose predicted
   action the BROJA table never saw with its camera or LiDAR cluster gets synergy 0 and a unique
   term near -60 bits (the floored pointwise information of an event the table holds
   impossible).
+"""
+
+SCENE_BOUNDARIES = """\
 - Simulator scenes switch between frames, so at each scene boundary a camera frame can pair
   with a sweep of the neighbouring scene (about 1.4% of pairs); such pairs have no family and
   count only in the overall figures.
@@ -73,12 +78,20 @@ def render_card(
 ) -> str:
     kind = config['model']['kind']
     sched = training.get('schedule', [])
+    pre, data = config['preprocess'], config['data']
+    val_bags = training.get('val_bags') or []
+    validation = f'the bags {", ".join(val_bags)}' if val_bags else 'time blocks of the same bags'
+    label_topic = (
+        data['action_topic'] if data['label_source'] == 'action' else data['cmd_vel_topic']
+    )
     lines = [
         f'# {name}',
         '',
         (
-            f'Kind: **{kind}** (`dmil_ros.kind` in the ONNX metadata). Inputs `image` (B,3,48,64) '
-            'and `lidar` (B,2,16,180) exactly as `dmil_ros.runtime.preprocess` prepares them; '
+            f'Kind: **{kind}** (`dmil_ros.kind` in the ONNX metadata). Inputs `image` '
+            f'(B,3,{pre["image_height"]},{pre["image_width"]}) and `lidar` '
+            f'(B,2,{pre["beams"]},{pre["azimuth_bins"]}) exactly as '
+            '`dmil_ros.runtime.preprocess` prepares them; '
             f'outputs {", ".join(f"`{o}`" for o in report["outputs"])}.'
         ),
         '',
@@ -87,12 +100,9 @@ def render_card(
         (
             f'- Training bags: {", ".join(training.get("bags", [])) or "see data.json"} '
             f'({training.get("train_frames")} training / {training.get("val_frames")} validation '
-            'camera + LiDAR pairs, validation = time blocks of the same bags).'
+            f'camera + LiDAR pairs, validation = {validation}).'
         ),
-        (
-            f'- Labels: `{config["data"]["label_source"]}` ({config["data"]["action_topic"]}); '
-            f'pairing slop {config["data"]["slop"]} s.'
-        ),
+        f'- Labels: `{data["label_source"]}` ({label_topic}); pairing slop {data["slop"]} s.',
     ]
     if evaluation:
         lines.append(f'- Held-out evaluation bags (other seeds): {", ".join(evaluation["bags"])}.')
@@ -108,16 +118,25 @@ def render_card(
         ),
         (
             f'- training time {training.get("train_seconds")} s on {training.get("threads")} '
-            'thread(s) (shared 2-core machine; see benchmarks/bench_train.py for the timed run)'
+            'thread(s) (benchmarks/bench_train.py times a run)'
         ),
         f'- LiDAR encoder: `{config["model"]["lidar_encoder"]}`',
         '',
         '## Metrics',
         '',
-        'Validation (best epoch of the last stage):',
-        '',
-        metrics_table({name: training.get('val', {})}),
     ]
+    checkpoint = training.get('checkpoint', 'model.pt')
+    if checkpoint == 'model.pt':
+        lines += [
+            'Validation (best epoch of the last stage):',
+            '',
+            metrics_table({name: training.get('val', {})}),
+        ]
+    else:  # the run's summary holds model.pt's metrics, not this checkpoint's
+        lines.append(
+            f'Exported from the checkpoint `{checkpoint}`: the run recorded validation metrics '
+            'for `model.pt` only; measure this one with `dmil-ros evaluate`.'
+        )
     if evaluation:
         lines += ['', 'Held-out seeds (`dmil-ros evaluate`), all shipped models:', '',
                   metrics_table(evaluation['models'])]  # fmt: skip
@@ -134,7 +153,10 @@ def render_card(
         lines += ['', f'PID heads: `{json.dumps(training["pid"])}`']
     if notes:
         lines += ['', notes.strip()]
-    lines += ['', LIMITS]
+    families = training.get('val', {}).get('per_family', {})
+    simulated = any(v is not None for v in families.values())  # the simulator's ground truth
+    limits = (SIMULATOR_LIMITS + LIMITS + SCENE_BOUNDARIES) if simulated else LIMITS
+    lines += ['', '## Limits', '', limits.rstrip()]
     return '\n'.join(lines)
 
 

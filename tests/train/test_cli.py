@@ -36,7 +36,7 @@ def bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_train_export_evaluate(
-    bag: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    bag: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tmp_path / 'train.json'
     config.write_text(json.dumps({
@@ -47,9 +47,11 @@ def test_train_export_evaluate(
     }))  # fmt: skip
     cache = tmp_path / 'cache'
     run = tmp_path / 'run'
-    rc = main(['train', '--bags', str(bag), '--out', str(run), '--config', str(config),
+    monkeypatch.chdir(bag.parent)  # the bag named relative to the training's directory ...
+    rc = main(['train', '--bags', bag.name, '--out', str(run), '--config', str(config),
                '--cache', str(cache), '--no-progress'])  # fmt: skip
     assert rc == 0
+    monkeypatch.chdir(tmp_path)  # ... and exported from another: the PID heads still fitted
     assert 'reading drive' not in capfd.readouterr().err  # --no-progress: no bar at all
     summary = json.loads((run / 'summary.json').read_text())
     assert summary['train_frames'] + summary['val_frames'] >= 195
@@ -65,6 +67,28 @@ def test_train_export_evaluate(
     card = model.with_suffix('.md').read_text()
     assert '## Limits' in card
     assert '| tiny |' in card
+    assert "project's simulator" in card  # the bag carries the simulator's ground truth
+    # another checkpoint: the run's metrics are model.pt's, so neither card nor metadata has them
+    other = tmp_path / 'models' / 'stage1.onnx'
+    rc = main(['export', str(run), '--out', str(other), '--cache', str(cache),
+               '--pid-frames', '190', '--checkpoint', 'stage1_best.pt'])  # fmt: skip
+    assert rc == 0
+    assert '| stage1 |' not in other.with_suffix('.md').read_text()
+    assert 'the checkpoint `stage1_best.pt`' in other.with_suffix('.md').read_text()
+    meta = {p.key: p.value for p in onnx.load(str(other)).metadata_props}
+    training = json.loads(meta['dmil_ros.training'])
+    assert training['checkpoint'] == 'stage1_best.pt'
+    assert 'val' not in training
+    # the training bags moved away: refused by name unless the heads are left out on purpose
+    data = json.loads((run / 'data.json').read_text())
+    assert data['bags'] == [str(bag)]  # absolute
+    data['bags'] = [str(tmp_path / 'moved')]
+    (run / 'data.json').write_text(json.dumps(data))
+    gone = tmp_path / 'models' / 'gone.onnx'
+    assert main(['export', str(run), '--out', str(gone)]) == 2
+    assert (
+        f"training bags ['{tmp_path / 'moved'}'] (data.json) not found" in capfd.readouterr().err
+    )
     result = tmp_path / 'eval.json'
     rc = main(['evaluate', '--model', str(model), str(bag), '--json', str(result),
                '--cache', str(cache)])  # fmt: skip
@@ -135,6 +159,26 @@ def test_train_refuses_to_replace_an_earlier_run_unasked(
     assert 'is a file, not a directory' in capsys.readouterr().err
 
 
+def test_train_refuses_validation_on_training_bags_and_a_resume_on_other_bags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both before any bag is read (these do not exist) and before the run's files are
+    touched: a refused resume used to rewrite config.json and data.json all the same."""
+    a, b = str(tmp_path / 'a'), str(tmp_path / 'b')
+    args = ['train', '--bags', a, b, '--val-bags', b, '--out', str(tmp_path / 'new')]
+    assert main(args) == 2
+    assert f"--val-bags ['{b}'] are also --bags" in capsys.readouterr().err
+    run = tmp_path / 'run'
+    run.mkdir()
+    recorded = {'bags': [a], 'val_bags': [], 'stats': []}
+    (run / 'data.json').write_text(json.dumps(recorded))
+    (run / 'config.json').write_text('{"kept": true}')
+    assert main(['train', '--bags', b, '--out', str(run), '--resume']) == 2
+    assert f"the run was trained on --bags ['{a}'] --val-bags []" in capsys.readouterr().err
+    assert json.loads((run / 'data.json').read_text()) == recorded
+    assert (run / 'config.json').read_text() == '{"kept": true}'
+
+
 def test_evaluate_checks_every_model_and_path_before_reading_bags(
     bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -174,3 +218,23 @@ def test_export_checks_its_paths_and_card_inputs_first(
         assert main(['export', run, *extra]) == 2, extra
         assert named in capsys.readouterr().err, extra
     assert not (tmp_path / 'm.onnx').exists()
+
+
+def test_the_card_describes_the_model_it_was_written_for() -> None:
+    """Sizes, validation bags and label topic from the run, not the shipped model's; the
+    simulator's limits only for a model whose bags carry its ground truth."""
+    from dmil_ros.train.card import render_card
+    from dmil_ros.train.config import TrainConfig
+
+    config = TrainConfig().to_dict()
+    config['preprocess'].update(image_width=40, image_height=32, beams=32, azimuth_bins=90)
+    config['data'].update(label_source='cmd_vel', cmd_vel_topic='/robot/cmd_vel')
+    report = {'outputs': ['probs'], 'max_abs_diff_probabilities': 0.0, 'max_scaled_diff': 0.0,
+              'batch': 4, 'bytes': 10}  # fmt: skip
+    real = {'bags': ['monday'], 'val_bags': ['tuesday'], 'val': {'per_family': {'R': None}}}
+    card = render_card('mine', config, real, report)
+    assert 'Inputs `image` (B,3,32,40) and `lidar` (B,2,32,90)' in card
+    assert 'validation = the bags tuesday' in card
+    assert 'Labels: `cmd_vel` (/robot/cmd_vel)' in card
+    assert "project's simulator" not in card
+    assert '2-core' not in card
