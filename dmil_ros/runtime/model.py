@@ -322,7 +322,19 @@ def _inputs_by_shape(
 
 
 def _check_external_data(path: str) -> None:
-    """Refuse a model whose external data lies outside its own directory (ours, not ORT's)."""
+    """Refuse a model whose external data lies outside its own directory (ours, not ORT's),
+    and a PyTorch checkpoint by name (ORT's own message: "Protobuf parsing failed")."""
+    try:
+        with Path(path).open('rb') as file:
+            zipped = file.read(4) == b'PK\x03\x04'
+    except OSError:
+        zipped = False  # said below, by the parse
+    if zipped:
+        msg = (
+            f'model {path!r}: a zip archive, as a PyTorch checkpoint (.pt) is, not an ONNX '
+            'model: export the training run first (dmil-ros export RUN --out MODEL.onnx)'
+        )
+        raise ModelError(msg)
     try:
         outside = outside_locations(path)
     except (WireError, OSError) as exc:

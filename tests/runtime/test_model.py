@@ -200,6 +200,16 @@ def test_not_onnx(tmp_path: Path) -> None:
         FusionModel(bad, provider='cpu')
 
 
+def test_a_training_checkpoint_is_named_as_one(tmp_path: Path) -> None:
+    """`--model run/model.pt`: ORT's "Protobuf parsing failed" did not say what to do."""
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / 'model.pt', 'w') as archive:  # torch.save's format
+        archive.writestr('model/data.pkl', b'weights')
+    with pytest.raises(ModelError, match=r"model\.pt': a zip archive.*dmil-ros export RUN"):
+        FusionModel(tmp_path / 'model.pt', provider='cpu')
+
+
 @pytest.mark.parametrize(
     ('kwargs', 'text'),
     [
