@@ -225,15 +225,6 @@ class RobustReader:
                 ' name each file as a bag of its own'
             )
             raise BagReadError(msg)
-        separate = separate_recordings(self.path)  # BagReadError for split parts mixed in
-        if separate is not None:
-            msg = (
-                f'bag {str(self.path)!r}: no metadata.yaml and {len(separate)} storage files '
-                f'that are separate recordings ({", ".join(p.name for p in separate)}); read as '
-                "one bag, they would merge by stamp (one drive's frames taking another's labels):"
-                ' name each file as a bag of its own'
-            )
-            raise BagReadError(msg)
         self._files = _readable(files)
         return files
 
