@@ -97,9 +97,18 @@ def separate_recordings(folder: Path) -> list[Path] | None:
     """
     if not folder.is_dir() or (folder / 'metadata.yaml').is_file():
         return None
-    files = sorted(
+    return _separate(folder, _storage_listing(folder))
+
+
+def _storage_listing(folder: Path) -> list[Path]:
+    """A folder's storage files in recording order (split_2 before split_10)."""
+    return sorted(
         (p for p in folder.iterdir() if p.is_file() and storage_kind(p)), key=_natural_key
     )
+
+
+def _separate(folder: Path, files: list[Path]) -> list[Path] | None:
+    """:func:`separate_recordings` of ``folder``'s listed storage ``files``."""
     if len(files) < 2:
         return None
     groups: dict[str, list[str]] = {}  # <name> -> the files <name>_<N>.*
@@ -205,9 +214,7 @@ class RobustReader:
             return _readable([self.path])
         if self._files is not None:
             return self._files
-        files = sorted(
-            (p for p in self.path.iterdir() if p.is_file() and storage_kind(p)), key=_natural_key
-        )
+        files = _storage_listing(self.path)
         listed = self._listed_files()
         missing = [name for name in listed or [] if not (self.path / name).is_file()]
         if missing:
@@ -216,7 +223,8 @@ class RobustReader:
         if not files:
             msg = f'bag {str(self.path)!r}: no .mcap or .db3 storage file found'
             raise BagReadError(msg)
-        separate = separate_recordings(self.path)  # BagReadError for split parts mixed in
+        metadata = (self.path / 'metadata.yaml').is_file()
+        separate = None if metadata else _separate(self.path, files)  # raises on parts mixed in
         if separate is not None:
             msg = (
                 f'bag {str(self.path)!r}: no metadata.yaml and {len(separate)} storage files '

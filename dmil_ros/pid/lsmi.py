@@ -415,11 +415,6 @@ def external_probs(
     return out[0], out[1], out[2]
 
 
-def _log_probs(probs: NDArray[np.floating], n: int, c: int, name: str) -> FloatArray:
-    p = normalised_probs(probs, n, c, name)
-    return np.asarray(np.log(np.maximum(p, 1e-12)), dtype=np.float64)
-
-
 class LSMI:
     """LSMI estimator. ``fit(f1, f2, labels)`` then ``pointwise(...)`` / ``dataset(...)``.
 
@@ -518,14 +513,11 @@ class LSMI:
         """Natural-log class probabilities (N, C) of the three discriminators."""
         f1, f2, _ = check_inputs(features_1, features_2, None)
         n, c = len(f1), self.n_classes
-        given = (probs_1, probs_2, probs_12)
-        if all_or_none(given):  # a partial set is refused, not silently replaced by the heads
-            lp = [
-                _log_probs(p, n, c, k)
-                for k, p in zip(_PROB_NAMES, given, strict=True)
-                if p is not None
-            ]
-            return lp[0], lp[1], lp[2]
+        # a partial set is refused, not silently replaced by the heads
+        given = external_probs((probs_1, probs_2, probs_12), n, c)
+        if given is not None:
+            lp1, lp2, lp12 = (np.log(np.maximum(p, 1e-12)) for p in given)
+            return lp1, lp2, lp12
         if self.discriminators is None:
             raise PIDInputError('probs_1/2/12: LSMI was fitted with external probabilities')
         d1, d2, d12 = self.discriminators

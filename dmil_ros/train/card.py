@@ -125,8 +125,7 @@ def render_card(
         '## Metrics',
         '',
     ]
-    checkpoint = training.get('checkpoint', 'model.pt')
-    if checkpoint == 'model.pt':
+    if 'val' in training:  # the export leaves out model.pt's metrics for another checkpoint
         lines += [
             'Validation (best epoch of the last stage):',
             '',
@@ -134,8 +133,8 @@ def render_card(
         ]
     else:  # the run's summary holds model.pt's metrics, not this checkpoint's
         lines.append(
-            f'Exported from the checkpoint `{checkpoint}`: the run recorded validation metrics '
-            'for `model.pt` only; measure this one with `dmil-ros evaluate`.'
+            f'Exported from the checkpoint `{training.get("checkpoint")}`: the run recorded '
+            'validation metrics for `model.pt` only; measure this one with `dmil-ros evaluate`.'
         )
     if evaluation:
         lines += ['', 'Held-out seeds (`dmil-ros evaluate`), all shipped models:', '',

@@ -21,11 +21,9 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 from dmil_ros.model.config import KINDS
 from dmil_ros.paths import output_dir
-from dmil_ros.train.errors import TrainConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -76,48 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')  # fmt: skip
 
 
-def check_bags(out: Path, bags: list[Path], val_bags: list[Path], *, resume: bool) -> None:
-    """Refuse validation bags that are training bags, and a resume on other bags than the
-    run's (its checkpoints were trained on those), before any bag is read."""
-    train_set, val_set = ([Path(b).resolve() for b in group] for group in (bags, val_bags))
-    shared = [str(b) for b in val_set if b in train_set]
-    if shared:
-        msg = f'--val-bags {shared} are also --bags: validation would score training frames'
-        raise TrainConfigError(msg)
-    recorded = out / 'data.json'
-    if not (resume and recorded.is_file()):
-        return
-    data = json.loads(recorded.read_text(encoding='utf-8'))
-    # runs before absolute paths stored them as typed: resolved from here, as typed
-    was = [[Path(b).resolve() for b in data.get(key, [])] for key in ('bags', 'val_bags')]
-    if was != [train_set, val_set]:
-        msg = (
-            f'resume {str(out)!r}: the run was trained on --bags {data.get("bags")} '
-            f'--val-bags {data.get("val_bags")}; resume it on the same bags'
-        )
-        raise TrainConfigError(msg)
-
-
-def write_data_json(args: argparse.Namespace, stats: list[Any]) -> None:
-    """The run's bags (absolute: the export finds them from any directory) and their stats."""
-    (args.out / 'data.json').write_text(
-        json.dumps(
-            {
-                'bags': [str(Path(b).resolve()) for b in args.bags],
-                'val_bags': [str(Path(b).resolve()) for b in args.val_bags or []],
-                'stats': [s.to_dict() for s in stats],
-            },
-            indent=1,
-        ),
-        encoding='utf-8',
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     from dmil_ros.train.config import TrainConfig
     from dmil_ros.train.data import load_bags
     from dmil_ros.train.dataset import time_block_split
-    from dmil_ros.train.trainer import check_out, train
+    from dmil_ros.train.rundir import check_bags, check_out, write_run_files
+    from dmil_ros.train.trainer import train
 
     output_dir(args.out, '--out')
     check_out(args.out, resume=args.resume, overwrite=args.overwrite)  # before the bags are read
@@ -138,12 +100,10 @@ def run(args: argparse.Namespace) -> int:
         tr, va = time_block_split(data, config.data.val_fraction, config.data.block_seconds)
         train_set, val_set = data.subset(tr), data.subset(va)
     logger.info('%d training / %d validation pairs', len(train_set), len(val_set))
-    args.out.mkdir(parents=True, exist_ok=True)
-    # a resumed run keeps the files it started with (the trainer refuses another config)
-    if not (args.resume and (args.out / 'config.json').is_file()):
-        (args.out / 'config.json').write_text(config.to_json(), encoding='utf-8')
-    if not (args.resume and (args.out / 'data.json').is_file()):
-        write_data_json(args, stats)
+    write_run_files(
+        args.out, config.to_json(), list(args.bags), list(args.val_bags or []), stats,
+        resume=args.resume,
+    )  # fmt: skip
     summary = train(
         config, train_set, val_set, args.out, resume=args.resume, progress=not args.no_progress
     )

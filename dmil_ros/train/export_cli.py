@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from dmil_ros.train.data import load_bags
     from dmil_ros.train.errors import CheckpointError
     from dmil_ros.train.export import export_onnx
+    from dmil_ros.train.rundir import recorded_bags
 
     # every path and the card's inputs checked before the (minutes of) fitting and export
     output_file(args.out, '--out')
@@ -98,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
     sample = None
     heads = None
     bags = list(args.bags or [])
-    data_json = args.run_dir / 'data.json'
-    if not bags and data_json.is_file():
-        listed = [Path(b) for b in json.loads(data_json.read_text(encoding='utf-8'))['bags']]
+    recorded = None if bags else recorded_bags(args.run_dir)
+    if recorded is not None:
+        listed = recorded[0]
         bags = [b for b in listed if b.exists()]
         missing = [str(b) for b in listed if not b.exists()]
         if missing and not args.no_pid:

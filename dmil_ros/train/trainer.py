@@ -54,6 +54,7 @@ from dmil_ros.train.config import ScheduleConfig, TrainConfig
 from dmil_ros.train.dataset import Arrays
 from dmil_ros.train.errors import TrainError
 from dmil_ros.train.metrics import evaluate_predictions
+from dmil_ros.train.rundir import earlier_run
 
 logger = logging.getLogger(__name__)
 
@@ -196,31 +197,6 @@ def _loss_fn(
     if kind == 'joint':
         return lambda out, y, fam: joint_loss(out, y)
     return lambda out, y, fam: ensemble_loss(out, y)
-
-
-def earlier_run(out: Path) -> list[Path]:
-    """The files an earlier run left in ``out`` that a fresh run removes: checkpoints, summary
-    and TensorBoard events (TensorBoard would mix the two runs' curves)."""
-    stale = sorted(out.glob('stage*_best.pt'))
-    stale += [out / n for n in ('model.pt', 'last.pt', 'summary.json') if (out / n).exists()]
-    return stale + sorted((out / 'tb').glob('events.out.tfevents.*'))
-
-
-def check_out(out: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to train into ``out`` when it holds an earlier run that neither ``resume`` (go on
-    with it) nor ``overwrite`` (replace it: :func:`train` removes its files) was asked for."""
-    if resume and overwrite:
-        msg = '--resume continues the run in --out, --overwrite replaces it: choose one'
-        raise TrainError(msg)
-    earlier = [] if resume or overwrite else earlier_run(out)
-    if earlier:
-        names = ', '.join(str(p.relative_to(out)) for p in earlier[:4])
-        more = f' and {len(earlier) - 4} more' if len(earlier) > 4 else ''
-        msg = (
-            f'--out {str(out)!r} holds an earlier run ({names}{more}): --resume continues '
-            'it, --overwrite replaces it'
-        )
-        raise TrainError(msg)
 
 
 def train(

@@ -1,0 +1,110 @@
+# Copyright 2026 The dmil_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""A training run's directory: refusing to clobber an earlier run, checking a resume against
+the run's own bags, and the files that describe the run (``config.json``, ``data.json``).
+
+Every check here runs before a bag is read, and nothing of a run is rewritten by a command that
+is then refused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dmil_ros.train.errors import TrainConfigError, TrainError
+
+
+def earlier_run(out: Path) -> list[Path]:
+    """The files an earlier run left in ``out`` that a fresh run removes: checkpoints, summary
+    and TensorBoard events (TensorBoard would mix the two runs' curves)."""
+    stale = sorted(out.glob('stage*_best.pt'))
+    stale += [out / n for n in ('model.pt', 'last.pt', 'summary.json') if (out / n).exists()]
+    return stale + sorted((out / 'tb').glob('events.out.tfevents.*'))
+
+
+def check_out(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to train into ``out`` when it holds an earlier run that neither ``resume`` (go on
+    with it) nor ``overwrite`` (replace it: :func:`train` removes its files) was asked for."""
+    if resume and overwrite:
+        msg = '--resume continues the run in --out, --overwrite replaces it: choose one'
+        raise TrainError(msg)
+    earlier = [] if resume or overwrite else earlier_run(out)
+    if earlier:
+        names = ', '.join(str(p.relative_to(out)) for p in earlier[:4])
+        more = f' and {len(earlier) - 4} more' if len(earlier) > 4 else ''
+        msg = (
+            f'--out {str(out)!r} holds an earlier run ({names}{more}): --resume continues '
+            'it, --overwrite replaces it'
+        )
+        raise TrainError(msg)
+
+
+def check_bags(out: Path, bags: list[Path], val_bags: list[Path], *, resume: bool) -> None:
+    """Refuse validation bags that are training bags, and a resume on other bags than the
+    run's (its checkpoints were trained on those), before any bag is read."""
+    train_set, val_set = ([Path(b).resolve() for b in group] for group in (bags, val_bags))
+    shared = [str(b) for b in val_set if b in train_set]
+    if shared:
+        msg = f'--val-bags {shared} are also --bags: validation would score training frames'
+        raise TrainConfigError(msg)
+    recorded = recorded_bags(out) if resume else None
+    if recorded is None:
+        return
+    # runs before absolute paths stored them as typed: resolved from here, as typed
+    if [[b.resolve() for b in group] for group in recorded] != [train_set, val_set]:
+        was_bags, was_val = ([str(b) for b in group] for group in recorded)
+        msg = (
+            f'resume {str(out)!r}: the run was trained on --bags {was_bags} '
+            f'--val-bags {was_val}; resume it on the same bags'
+        )
+        raise TrainConfigError(msg)
+
+
+def recorded_bags(out: Path) -> tuple[list[Path], list[Path]] | None:
+    """The training and validation bags ``data.json`` records for the run (None: no file)."""
+    path = out / 'data.json'
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding='utf-8'))
+    return [Path(b) for b in data.get('bags', [])], [Path(b) for b in data.get('val_bags', [])]
+
+
+def write_run_files(
+    out: Path,
+    config_json: str,
+    bags: list[Path],
+    val_bags: list[Path],
+    stats: list[Any],
+    *,
+    resume: bool,
+) -> None:
+    """``config.json`` and ``data.json`` (the bags as absolute paths: the export finds them from
+    any directory, and their stats); a resumed run keeps the ones it started with (the trainer
+    refuses another config, :func:`check_bags` other bags)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not (resume and (out / 'config.json').is_file()):
+        (out / 'config.json').write_text(config_json, encoding='utf-8')
+    if not (resume and (out / 'data.json').is_file()):
+        data = {
+            'bags': [str(Path(b).resolve()) for b in bags],
+            'val_bags': [str(Path(b).resolve()) for b in val_bags],
+            'stats': [s.to_dict() for s in stats],
+        }
+        (out / 'data.json').write_text(json.dumps(data, indent=1), encoding='utf-8')
+
+
+__all__ = ['check_bags', 'check_out', 'earlier_run', 'recorded_bags', 'write_run_files']
