@@ -152,8 +152,7 @@ def render_card(
         lines += ['', f'PID heads: `{json.dumps(training["pid"])}`']
     if notes:
         lines += ['', notes.strip()]
-    families = training.get('val', {}).get('per_family', {})
-    simulated = any(v is not None for v in families.values())  # the simulator's ground truth
+    simulated = training.get('simulator_truth', False)  # set by the export
     limits = (SIMULATOR_LIMITS + LIMITS + SCENE_BOUNDARIES) if simulated else LIMITS
     lines += ['', '## Limits', '', limits.rstrip()]
     return '\n'.join(lines)

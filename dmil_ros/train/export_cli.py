@@ -94,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
         raise CheckpointError(msg)
     training = json.loads(summary_path.read_text(encoding='utf-8'))
     training['checkpoint'] = args.checkpoint
+    # validation frames with a scene family: the bags carry the simulator's ground truth
+    families = (training.get('val') or {}).get('per_family') or {}
+    training['simulator_truth'] = any(v is not None for v in families.values())
     if args.checkpoint != 'model.pt':  # summary.json's metrics are model.pt's, not this one's
         training.pop('val', None)
     sample = None

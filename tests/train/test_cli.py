@@ -75,6 +75,7 @@ def test_train_export_evaluate(
     assert rc == 0
     assert '| stage1 |' not in other.with_suffix('.md').read_text()
     assert 'the checkpoint `stage1_best.pt`' in other.with_suffix('.md').read_text()
+    assert "project's simulator" in other.with_suffix('.md').read_text()  # limits kept
     meta = {p.key: p.value for p in onnx.load(str(other)).metadata_props}
     training = json.loads(meta['dmil_ros.training'])
     assert training['checkpoint'] == 'stage1_best.pt'
@@ -231,7 +232,7 @@ def test_the_card_describes_the_model_it_was_written_for() -> None:
     config['data'].update(label_source='cmd_vel', cmd_vel_topic='/robot/cmd_vel')
     report = {'outputs': ['probs'], 'max_abs_diff_probabilities': 0.0, 'max_scaled_diff': 0.0,
               'batch': 4, 'bytes': 10}  # fmt: skip
-    real = {'bags': ['monday'], 'val_bags': ['tuesday'], 'val': {'per_family': {'R': None}}}
+    real = {'bags': ['monday'], 'val_bags': ['tuesday'], 'simulator_truth': False}
     card = render_card('mine', config, real, report)
     assert 'Inputs `image` (B,3,32,40) and `lidar` (B,2,32,90)' in card
     assert 'validation = the bags tuesday' in card
