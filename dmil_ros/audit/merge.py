@@ -193,7 +193,7 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
     fits = [('data', label, p_joint, lsmi_data)]
     if n and np.isfinite(own).all():
         # the model computes its per-frame LSMI terms for its predicted action (contract:
-        # pid_lsmi): use them instead of refitting densities (and importing torch) for them
+        # pid_lsmi): use them instead of refitting densities for them
         lsmi_model[:] = own
         sources['model'] = 'model output pid_lsmi'
     else:

@@ -381,7 +381,7 @@ def _clean(value: Any) -> Any:
 
 Job = tuple[Path, str, Path, str]  # bag, name, result directory, resume key
 PRELOAD = ('sklearn.decomposition', 'sklearn.cluster', 'sklearn.mixture', 'dmil_ros.pid.lsmi')
-"""Modules the merge imports (CVX: scikit-learn; an LSMI refit: torch), loaded while bags run."""
+"""Modules the merge imports (CVX, LSMI, BROJA-local: scikit-learn), loaded while bags run."""
 
 
 def _import_quietly(name: str) -> None:
@@ -394,7 +394,8 @@ def _import_quietly(name: str) -> None:
 def _preload() -> threading.Thread:
     """Import the merge's heavy modules in a thread while the bags are audited.
 
-    They take seconds to import (scikit-learn 3.3 s, torch 2.3 s at load ~5 on 2 cores) and the
+    They take seconds to import (scikit-learn 3.3 s at load ~5 on 2 cores; the merge no longer
+    needs torch) and the
     per-bag stage spends most of its time in code that releases the GIL (zstd, ONNX Runtime,
     numpy), so on two cores the imports overlap it. Failures are left to the merge to report.
     """

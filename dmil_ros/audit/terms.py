@@ -140,7 +140,7 @@ def lsmi_frames(  # noqa: PLR0917 - the six per-frame arrays, in the estimator's
     """Shifted LSMI terms for each frame whose ``target`` >= 0 (others NaN)."""
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-    from dmil_ros.pid.lsmi import LSMI, LSMIConfig  # torch: only when terms are computed
+    from dmil_ros.pid.lsmi import LSMI, LSMIConfig  # scikit-learn: only when terms are computed
 
     cfg = config or TermsConfig()
     n = len(target)
@@ -203,7 +203,7 @@ def broja_frames(
     """
     from threadpoolctl import threadpool_limits
 
-    from dmil_ros.pid.broja_local import BROJALocal  # torch: only when terms are computed
+    from dmil_ros.pid.broja_local import BROJALocal
 
     n = len(target)
     out = np.full((n, 4), np.nan)

@@ -50,22 +50,23 @@ __all__ = [
     'suggest_n_clusters',
 ]
 
-# --- issue 4: sample-level estimators. pointwise_pid and synergy_indicator are numpy-only; the
-# torch-backed names (LSMI, BROJALocal, BATCH, KNIFE and their ONNX-exportable modules) load on
-# first access so that importing dmil_ros.pid never imports torch. Synthetic tasks:
-# dmil_ros.pid.tasks.
+# --- issue 4: sample-level estimators. pointwise_pid, synergy_indicator, LSMI (with external
+# class probabilities) and BROJALocal are numpy-only; BATCH, KNIFE and the ONNX-exportable modules
+# need torch. The estimators load on first access (scikit-learn and torch take seconds to import).
+# Synthetic tasks: dmil_ros.pid.tasks.
 from dmil_ros.pid.indicator import synergy_indicator
 from dmil_ros.pid.pointwise import PointwisePID, pointwise_pid, shift_delta
 
 _LAZY = {
     'LSMI': 'dmil_ros.pid.lsmi',
     'LSMIConfig': 'dmil_ros.pid.lsmi',
-    'LSMIDensities': 'dmil_ros.pid.lsmi',
-    'LSMITerms': 'dmil_ros.pid.lsmi',
-    'lsmi_terms': 'dmil_ros.pid.lsmi',
-    'KNIFE': 'dmil_ros.pid.knife',
+    'LSMIDensities': 'dmil_ros.pid.modules',
+    'LSMITerms': 'dmil_ros.pid.modules',
+    'lsmi_terms': 'dmil_ros.pid.modules',
+    'KNIFE': 'dmil_ros.pid.modules',
+    'Mixtures': 'dmil_ros.pid.knife',
     'BROJALocal': 'dmil_ros.pid.broja_local',
-    'BROJALocalModule': 'dmil_ros.pid.broja_local',
+    'BROJALocalModule': 'dmil_ros.pid.modules',
     'local_table': 'dmil_ros.pid.broja_local',
     'BATCH': 'dmil_ros.pid.batch',
 }
@@ -90,6 +91,7 @@ __all__ += [
     'LSMIConfig',
     'LSMIDensities',
     'LSMITerms',
+    'Mixtures',
     'PointwisePID',
     'local_table',
     'lsmi_terms',

@@ -47,15 +47,9 @@ from numpy.typing import NDArray
 from torch import nn
 
 from dmil_ros.pid.checks import count, in_range
+from dmil_ros.pid.discriminators import train_classifier
 from dmil_ros.pid.errors import PIDInputError
-from dmil_ros.pid.lsmi import (
-    LSMIConfig,
-    check_inputs,
-    check_widths,
-    class_count,
-    external_probs,
-    train_classifier,
-)
+from dmil_ros.pid.lsmi import LSMIConfig, check_inputs, check_widths, class_count, external_probs
 
 __all__ = ['BATCH', 'BATCHResult', 'batch_atoms', 'sinkhorn_coupling']
 
@@ -152,8 +146,9 @@ class BATCH:
 
     Encoders train for at most ``epochs`` epochs and stop once the epoch-mean I_q̃ changes by
     less than ``tol`` bits (``epochs_run`` records how many ran). The classifiers (unless
-    supplied) train as LSMI's discriminators do (:func:`dmil_ros.pid.lsmi.train_classifier`,
-    early stopping on held-out cross-entropy), so neither estimator is handicapped.
+    supplied) train as LSMI's discriminators do
+    (:func:`dmil_ros.pid.discriminators.train_classifier`, early stopping on held-out
+    cross-entropy), so neither estimator is handicapped.
     """
 
     def __init__(

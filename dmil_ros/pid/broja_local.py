@@ -96,29 +96,24 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from numpy.typing import ArrayLike, NDArray
-from torch import nn
 
 from dmil_ros.pid.checks import count, count_pair
 from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.lsmi import check_inputs, check_widths, class_count, external_probs
 from dmil_ros.pid.measures import normalise
 
-__all__ = [
-    'VARIANTS',
-    'BROJALocal',
-    'BROJALocalModule',
-    'LocalTable',
-    'dual_extension',
-    'local_table',
-]
+if TYPE_CHECKING:
+    from dmil_ros.pid.modules import BROJALocalModule
+
+__all__ = ['VARIANTS', 'BROJALocal', 'LocalTable', 'dual_extension', 'local_table']
 
 FloatArray = NDArray[np.float64]
 _LN2 = math.log(2.0)
-_FLOOR = -60.0  # log2 floor for empty conditionals (bits)
+FLOOR = -60.0  # log2 floor for empty conditionals (bits)
 _DUAL_FLOOR = -1.0e3  # λ, μ where p(x, y) = 0 (bits; finite so exports carry no inf)
 VARIANTS = ('dual', 'exact_mean')
 
@@ -169,7 +164,7 @@ class LocalTable:
 def _safe_log2(a: FloatArray) -> FloatArray:
     with np.errstate(divide='ignore', invalid='ignore'):
         out = np.log2(a)
-    return np.where(np.isfinite(out), out, _FLOOR)
+    return np.where(np.isfinite(out), out, FLOOR)
 
 
 def _fit_duals(q: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -251,9 +246,9 @@ def local_table(
     if variant == 'dual':
         lam, mu = dual_extension(p, qs)
         ell, log_partition = _log2_softmax(lam[:, None, :] + mu[None, :, :])
-        # λ (μ) at _DUAL_FLOOR give ℓ̃ ~ -1000 bits where log2 p(y|.) stops at _FLOOR; one
+        # λ (μ) at _DUAL_FLOOR give ℓ̃ ~ -1000 bits where log2 p(y|.) stops at FLOOR; one
         # floor for both (cells in supp(p) lie far above it: the means are unchanged)
-        ell = np.maximum(ell, _FLOOR)
+        ell = np.maximum(ell, FLOOR)
     else:
         ell = _fit_ell(qs)
     py = p.sum((0, 1))  # (ny,)
@@ -294,80 +289,6 @@ def local_table(
     )
 
 
-def broja_local_terms(
-    ell: torch.Tensor,
-    log2_prior: torch.Tensor,
-    lp1: torch.Tensor,
-    lp2: torch.Tensor,
-    lp12: torch.Tensor,
-) -> torch.Tensor:
-    """(B, 4) = r, u1, u2, s in bits from per-sample ℓ, log2 p(y), log2 p(y|x1), ... (all (B,))."""
-    r = lp1 + lp2 - log2_prior - ell
-    return torch.stack([r, ell - lp2, ell - lp1, lp12 - ell], dim=1)
-
-
-class BROJALocalModule(nn.Module):
-    """Exportable per-sample BROJA-local terms.
-
-    Buffers: per modality an affine map (standardise + PCA) ``w_m`` (D_m, P_m), ``b_m`` (P_m,) and
-    centroids (K_m, P_m); the table ℓ (K1, K2, C) and histogram tables log2 p(y|c1) (K1, C),
-    log2 p(y|c2) (K2, C), log2 p(y|c1,c2) (K1, K2, C), log2 p(y) (C,), all bits.
-
-    ``forward(f1, f2, labels)`` -> (B, 4) r, u1, u2, s (histogram conditionals), or with
-    ``forward(f1, f2, labels, log_p1, log_p2, log_p12)`` (natural-log class probabilities (B, C) of
-    the discriminators) the discriminators replace the histogram conditionals.
-    """
-
-    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
-        super().__init__()
-        for k, v in tensors.items():
-            self.register_buffer(k, v.float())
-
-    def _buf(self, name: str) -> torch.Tensor:
-        t = getattr(self, name)
-        assert isinstance(t, torch.Tensor)
-        return t
-
-    def assign(self, f: torch.Tensor, m: int) -> torch.Tensor:
-        """Nearest-centroid cluster index (B,) of modality m's features f (B, D_m)."""
-        z = f @ self._buf(f'w{m}') + self._buf(f'b{m}')  # (B, P)
-        c = self._buf(f'centroids{m}')  # (K, P)
-        d = (c * c).sum(1).unsqueeze(0) - 2.0 * (z @ c.T)  # (B, K), |z|² dropped
-        return torch.argmin(d, dim=1)
-
-    def forward(  # noqa: PLR0917  (positional inputs of an exported graph)
-        self,
-        f1: torch.Tensor,
-        f2: torch.Tensor,
-        labels: torch.Tensor,
-        log_p1: torch.Tensor | None = None,
-        log_p2: torch.Tensor | None = None,
-        log_p12: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        c1 = self.assign(f1, 1)  # (B,)
-        c2 = self.assign(f2, 2)
-        y = labels.long()
-        ell_t = self._buf('ell')
-        k2, nc = ell_t.shape[1], ell_t.shape[2]
-        flat = (c1 * k2 + c2) * nc + y  # (B,)
-        ell = ell_t.reshape(-1).gather(0, flat)  # (B,)
-        lpy = self._buf('log2_prior').gather(0, y)
-        lp1 = self._buf('lp1').reshape(-1).gather(0, c1 * nc + y)
-        lp2 = self._buf('lp2').reshape(-1).gather(0, c2 * nc + y)
-        if log_p1 is None or log_p2 is None or log_p12 is None:
-            lp12 = self._buf('lp12').reshape(-1).gather(0, flat)
-        else:
-            # a label the table never saw with a sample's cluster: s = 0 as in the table (the
-            # discriminators' finite log p(y|x1,x2) against ℓ ~ -60 read as ~50 bits)
-            impossible = (lp1 <= _FLOOR) | (lp2 <= _FLOOR)  # (B,)
-            idx = y.unsqueeze(1)
-            lp1 = log_p1.gather(1, idx).squeeze(1) / _LN2
-            lp2 = log_p2.gather(1, idx).squeeze(1) / _LN2
-            lp12 = log_p12.gather(1, idx).squeeze(1) / _LN2
-            ell = torch.where(impossible, lp12, ell)
-        return broja_local_terms(ell, lpy, lp1, lp2, lp12)
-
-
 @dataclass(frozen=True)
 class BROJALocalPointwise:
     """Per-sample terms (N,) in bits and the cluster ids.
@@ -393,8 +314,9 @@ class BROJALocal:
     ``n_clusters`` per modality, one int or a pair (default 30, the CVX recipe); ``pca_dim``
     (None: no PCA; the recipe uses 5); k-means on standardised features. ``variant``: ``'dual'``
     (default; the synergy alarm's estimate, chosen by benchmarks/bench_pid_sample.py) or
-    ``'exact_mean'``; both are fitted, :meth:`pointwise` can ask for either; ``module`` is the
-    default variant's exportable module, ``modules[v]`` each variant's. ``label_floor`` τ in
+    ``'exact_mean'``; both are fitted, :meth:`pointwise` can ask for either. Fitting and
+    evaluation run in numpy; ``module`` is the default variant's exportable torch module,
+    ``export_module(v)`` each variant's. ``label_floor`` τ in
     [0, 1): frames whose label has p(y|c) < τ in their cluster of either modality are left out
     of the histogram (see the module notes; 0 keeps every frame). ``dropped`` counts them.
     """
@@ -420,13 +342,12 @@ class BROJALocal:
         self.variant = variant
         self.label_floor = float(label_floor)
         self.dropped = 0
-        self.modules: dict[str, BROJALocalModule] = {}
         self.tables: dict[str, LocalTable] = {}
+        self.maps: dict[str, FloatArray] = {}  # w_m (D_m, P_m), b_m (P_m,), centroids_m (K_m, P_m)
         self.n_clusters: tuple[int, int] = ks
         self.pca_dim = pca_dim
         self.seed = seed
         self.n_init = n_init
-        self.module: BROJALocalModule | None = None
         self.table: LocalTable | None = None
         self.pid: object = None
 
@@ -487,40 +408,32 @@ class BROJALocal:
         nc = class_count(y, n_classes)
         w1, b1, c1 = self._cluster(f1, self.n_clusters[0], 'features_1')
         w2, b2, c2 = self._cluster(f2, self.n_clusters[1], 'features_2')
-        bufs = {
-            'w1': torch.as_tensor(w1),
-            'b1': torch.as_tensor(b1),
-            'centroids1': torch.as_tensor(c1),
-            'w2': torch.as_tensor(w2),
-            'b2': torch.as_tensor(b2),
-            'centroids2': torch.as_tensor(c2),
-        }
-        tmp = BROJALocalModule(bufs)
-        with torch.inference_mode():
-            a1 = tmp.assign(torch.as_tensor(f1, dtype=torch.float32), 1).numpy()
-            a2 = tmp.assign(torch.as_tensor(f2, dtype=torch.float32), 2).numpy()
+        self.maps = {
+            'w1': w1, 'b1': b1, 'centroids1': c1, 'w2': w2, 'b2': b2, 'centroids2': c2,
+        }  # fmt: skip
+        a1, a2 = self.assign(f1, 1), self.assign(f2, 2)
         hist = np.zeros((len(c1), len(c2), nc))
         keep = self._label_floor_mask(a1, a2, y, (len(c1), len(c2), nc))  # (N,)
         self.dropped = int(len(y) - keep.sum())
         np.add.at(hist, (a1[keep], a2[keep], y[keep]), 1.0)
         res = exact_pid(hist)
         self.pid = res
-        for v in VARIANTS:
-            tab = local_table(hist, res.q, variant=v)
-            self.tables[v] = tab
-            self.modules[v] = BROJALocalModule(
-                {
-                    **bufs,
-                    'ell': torch.as_tensor(tab.ell),
-                    'lp1': torch.as_tensor(tab.log_p1),
-                    'lp2': torch.as_tensor(tab.log_p2),
-                    'lp12': torch.as_tensor(tab.log_p12),
-                    'log2_prior': torch.as_tensor(tab.log_prior),
-                }
-            ).eval()
+        self.tables = {v: local_table(hist, res.q, variant=v) for v in VARIANTS}
         self.table = self.tables[self.variant]
-        self.module = self.modules[self.variant]
         return self
+
+    def assign(self, features: NDArray[np.floating], m: int) -> NDArray[np.int64]:
+        """Nearest-centroid cluster (N,) of modality ``m``'s features (N, D_m), in float32.
+
+        float32 as the exported :class:`~dmil_ros.pid.modules.BROJALocalModule`, so that a
+        frame lands in the same cell here and on the robot: z = f w_m + b_m, then
+        argmin_k |c_k|² - 2 z·c_k (|z|² dropped).
+        """
+        w = self.maps[f'w{m}'].astype(np.float32)  # (D, P)
+        c = self.maps[f'centroids{m}'].astype(np.float32)  # (K, P)
+        z = np.asarray(features, np.float32) @ w + self.maps[f'b{m}'].astype(np.float32)
+        d = (c * c).sum(1)[None, :] - np.float32(2.0) * (z @ c.T)  # (N, K)
+        return np.asarray(np.argmin(d, axis=1), np.int64)
 
     def pointwise(
         self,
@@ -535,38 +448,74 @@ class BROJALocal:
     ) -> BROJALocalPointwise:
         """Per-sample terms; pass all three ``probs_*`` (N, C) to use discriminators.
 
-        ``variant`` (default: the estimator's) picks ``'dual'`` or ``'exact_mean'``.
+        ``variant`` (default: the estimator's) picks ``'dual'`` or ``'exact_mean'``. The steps
+        of :class:`~dmil_ros.pid.modules.BROJALocalModule`, in float32 as exported:
+
+        1. c_m = nearest centroid of x_m; ℓ, log2 p(y|c1), log2 p(y|c2), log2 p(y|c1,c2) and
+           log2 p(y) looked up in the table;
+        2. with discriminators: their log2 p(y|.) replace the table's, and ℓ := log2 p(y|x1,x2)
+           where the table never saw the label with c1 or c2 (s = 0 there, as in the table);
+        3. r = lp1 + lp2 - log2 p(y) - ℓ, u1 = ℓ - lp2, u2 = ℓ - lp1, s = lp12 - ℓ.
         """
-        if self.module is None:
+        if self.table is None:
             raise PIDInputError('BROJALocal: call fit() before pointwise()')
         v = self.variant if variant is None else variant
         if v not in VARIANTS:
             raise PIDInputError(f'variant: {v!r} not in {VARIANTS}')
-        mod = self.modules[v]
-        a1, a2, labels_ = check_inputs(features_1, features_2, labels)
-        if labels_ is None:  # check_inputs returns labels whenever it is given some
+        tab = self.tables[v]
+        f1, f2, y = check_inputs(features_1, features_2, labels)
+        if y is None:  # check_inputs returns labels whenever it is given some
             raise PIDInputError('labels: required')
-        check_widths(a1, a2, (mod._buf('w1').shape[0], mod._buf('w2').shape[0]))
-        f1 = torch.as_tensor(a1, dtype=torch.float32)
-        f2 = torch.as_tensor(a2, dtype=torch.float32)
-        y = torch.as_tensor(labels_, dtype=torch.int64)
-        nc = mod._buf('ell').shape[2]
-        if y.numel() and int(y.max()) >= nc:
+        check_widths(f1, f2, (self.maps['w1'].shape[0], self.maps['w2'].shape[0]))
+        nc = tab.ell.shape[2]
+        if y.size and int(y.max()) >= nc:
             raise PIDInputError(f'labels: values must lie in [0, {nc})')
         # rows renormalised as LSMI does: a scaled row would shift every term
-        given = external_probs((probs_1, probs_2, probs_12), len(a1), nc)
-        with torch.inference_mode():
-            if given is not None:
-                lps = [
-                    torch.log(torch.as_tensor(a, dtype=torch.float32).clamp_min(1e-12))
-                    for a in given
-                ]
-                out = mod(f1, f2, y, *lps)
-            else:
-                out = mod(f1, f2, y)
-            c1 = mod.assign(f1, 1).numpy()
-            c2 = mod.assign(f2, 2).numpy()
-        o = out.double().numpy()  # (N, 4)
-        on_1, on_2 = self.tables[v].support
-        seen = on_1[c1, labels_] & on_2[c2, labels_]  # (N,)
-        return BROJALocalPointwise(o[:, 0], o[:, 1], o[:, 2], o[:, 3], c1, c2, seen)
+        given = external_probs((probs_1, probs_2, probs_12), len(f1), nc)
+        # 1. table lookups
+        c1, c2 = self.assign(f1, 1), self.assign(f2, 2)  # (N,) each
+        f32 = np.float32
+        ell = np.asarray(tab.ell[c1, c2, y], f32)  # (N,)
+        lpy = np.asarray(tab.log_prior[y], f32)
+        lp1 = np.asarray(tab.log_p1[c1, y], f32)
+        lp2 = np.asarray(tab.log_p2[c2, y], f32)
+        lp12 = np.asarray(tab.log_p12[c1, c2, y], f32)
+        if given is not None:
+            # 2. the discriminators' conditionals
+            impossible = (lp1 <= FLOOR) | (lp2 <= FLOOR)  # (N,)
+            rows = np.arange(len(y))
+            lp1, lp2, lp12 = (
+                np.asarray(np.log(np.maximum(p.astype(f32), f32(1e-12)))[rows, y] / f32(_LN2), f32)
+                for p in given
+            )
+            ell = np.where(impossible, lp12, ell)
+        # 3. the terms
+        r = lp1 + lp2 - lpy - ell
+        t = [np.asarray(a, np.float64) for a in (r, ell - lp2, ell - lp1, lp12 - ell)]
+        on_1, on_2 = tab.support
+        seen = on_1[c1, y] & on_2[c2, y]  # (N,)
+        return BROJALocalPointwise(t[0], t[1], t[2], t[3], c1, c2, seen)
+
+    # -- export ---------------------------------------------------------------------------------
+    def export_module(self, variant: str | None = None) -> BROJALocalModule:
+        """The fit (``variant``, default the estimator's) as an exportable torch module."""
+        if self.table is None:
+            raise PIDInputError('BROJALocal: call fit() before export_module()')
+        from dmil_ros.pid.modules import BROJALocalModule
+
+        tab = self.tables[self.variant if variant is None else variant]
+        return BROJALocalModule(
+            {
+                **self.maps,
+                'ell': tab.ell,
+                'lp1': tab.log_p1,
+                'lp2': tab.log_p2,
+                'lp12': tab.log_p12,
+                'log2_prior': tab.log_prior,
+            }
+        ).eval()
+
+    @property
+    def module(self) -> BROJALocalModule | None:
+        """:meth:`export_module` of the default variant; None before :meth:`fit`."""
+        return None if self.table is None else self.export_module()

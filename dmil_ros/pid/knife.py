@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""KNIFE kernel-mixture density estimates of h(x) = -log p(x), as exportable torch modules.
+"""KNIFE kernel-mixture density estimates of h(x) = -log p(x), in numpy.
 
 KNIFE (Pichler, Colombo, Boudiaf, Koliander, Piantanida 2022, "A differential entropy estimator
 for training neural networks", ICML) models a density as a learnable Gaussian-kernel mixture
@@ -21,8 +21,10 @@ for training neural networks", ICML) models a density as a learnable Gaussian-ke
 
 trained by minimising E[-log p_θ(x)], an upper bound on the differential entropy. We fit the same
 maximum-likelihood objective by EM (scikit-learn ``GaussianMixture``, full covariances), which
-converges in a few dozen passes, then optionally refine by Adam on the KNIFE loss. One module holds
-G mixtures over the same space (G = 1 for h(x), G = C for the class-conditionals h(x|y)).
+converges in a few dozen passes. One :class:`Mixtures` holds G mixtures over the same space
+(G = 1 for h(x), G = C for the class-conditionals h(x|y)). Its exportable torch twin (and the
+optional Adam refinement on the KNIFE loss) is :class:`dmil_ros.pid.modules.KNIFE`; this module
+needs no torch.
 
 The mixtures live in standardised coordinates x' = (x - c) / s (c, s: the mean and standard
 deviation of all fitted samples, per dimension), which makes ``reg_covar`` relative to the data's
@@ -44,68 +46,77 @@ per-sample r on that class 6-7 bits with up to 5 kernels for 19 samples, 0.4-0.7
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
-from torch import nn
 
 from dmil_ros.pid.errors import PIDInputError
 
-if TYPE_CHECKING:
-    from collections.abc import Sequence
+__all__ = ['Mixtures', 'fit_mixtures']
 
-__all__ = ['KNIFE', 'fit_knife']
-
+FloatArray = NDArray[np.float64]
 _LN2 = math.log(2.0)
-_PAD_LOG_WEIGHT = -1.0e4  # log-weight of an unused kernel (finite, so exports carry no inf)
+PAD_LOG_WEIGHT = -1.0e4  # log-weight of an unused kernel (finite, so exports carry no inf)
+_CHUNK = 8192  # samples per evaluation block: (B, G, K, D) stays a few MB
 
 
-class KNIFE(nn.Module):
-    """G Gaussian-kernel mixtures of K components over R^D; ``forward(x)`` gives (B, G) bits."""
+@dataclass(frozen=True)
+class Mixtures:
+    """G Gaussian-kernel mixtures of K components over R^D, in standardised coordinates.
 
-    mask: torch.Tensor  # buffers, (D, D), (D,), (D,)
-    center: torch.Tensor
-    scale: torch.Tensor
+    ``means`` (G, K, D), ``prec_chol`` (G, K, D, D) upper-triangular precision factors P_k,
+    ``log_weights`` (G, K) natural log (unused kernels at ``PAD_LOG_WEIGHT``), ``center`` and
+    ``scale`` (D,) of x' = (x - c) / s.
+    """
 
-    def __init__(self, n_groups: int, n_components: int, dim: int) -> None:
-        super().__init__()
-        if min(n_groups, n_components, dim) < 1:
-            msg = f'KNIFE: sizes must be positive, got G={n_groups}, K={n_components}, D={dim}'
-            raise PIDInputError(msg)
-        self.n_groups = n_groups
-        self.n_components = n_components
-        self.dim = dim
-        eye = torch.eye(dim).expand(n_groups, n_components, dim, dim)
-        self.means = nn.Parameter(torch.zeros(n_groups, n_components, dim))  # (G, K, D)
-        self.prec_chol = nn.Parameter(eye.clone())  # (G, K, D, D), upper triangular
-        self.log_weights = nn.Parameter(
-            torch.full((n_groups, n_components), -math.log(n_components))
-        )  # (G, K)
-        self.register_buffer('mask', torch.triu(torch.ones(dim, dim)))  # (D, D)
-        self.register_buffer('center', torch.zeros(dim))  # (D,) c of x' = (x - c) / s
-        self.register_buffer('scale', torch.ones(dim))  # (D,) s
+    means: FloatArray
+    prec_chol: FloatArray
+    log_weights: FloatArray
+    center: FloatArray
+    scale: FloatArray
 
-    def log_components(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def n_groups(self) -> int:
+        return int(self.means.shape[0])
+
+    @property
+    def n_components(self) -> int:
+        return int(self.means.shape[1])
+
+    @property
+    def dim(self) -> int:
+        return int(self.means.shape[2])
+
+    def log_components(self, x: NDArray[np.floating]) -> FloatArray:
         """log w_k + log N_k(x) in nats, (B, G, K), for x of shape (B, D)."""
-        prec = self.prec_chol * self.mask  # (G, K, D, D)
-        log_w = torch.log_softmax(self.log_weights, dim=-1)  # (G, K)
+        prec = np.triu(self.prec_chol)  # (G, K, D, D)
+        top = self.log_weights.max(-1, keepdims=True)
+        log_w = self.log_weights - top - np.log(np.exp(self.log_weights - top).sum(-1))[..., None]
         # 1. z = P^T (x' - μ), the difference taken before the product, (B, G, K, D)
-        xs = (x - self.center) / self.scale  # (B, D)
-        diff = xs[:, None, None, :] - self.means.unsqueeze(0)  # (B, G, K, D)
-        z = torch.einsum('bgkd,gkde->bgke', diff, prec)
+        xs = (np.asarray(x, np.float64) - self.center) / self.scale  # (B, D)
+        diff = xs[:, None, None, :] - self.means[None]  # (B, G, K, D)
+        z = np.einsum('bgkd,gkde->bgke', diff, prec)
         # 2. log-normaliser, with the Jacobian of the standardisation
-        log_det = torch.log(torch.abs(torch.diagonal(prec, dim1=-2, dim2=-1))).sum(-1)  # (G, K)
-        log_norm = -0.5 * self.dim * math.log(2 * math.pi) + log_det - torch.log(self.scale).sum()
-        return log_w + log_norm - 0.5 * (z * z).sum(-1)  # (B, G, K)
+        log_det = np.log(np.abs(np.diagonal(prec, axis1=-2, axis2=-1))).sum(-1)  # (G, K)
+        log_norm = -0.5 * self.dim * math.log(2 * math.pi) + log_det - np.log(self.scale).sum()
+        return np.asarray(log_w + log_norm - 0.5 * (z * z).sum(-1), np.float64)  # (B, G, K)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """h(x) = -log2 p_g(x) for each group, (B, G) bits."""
-        return -torch.logsumexp(self.log_components(x), dim=-1) / _LN2
+    def bits(self, x: NDArray[np.floating]) -> FloatArray:
+        """3. h(x) = -log2 p_g(x) for each group, (B, G) bits (evaluated in blocks)."""
+        xs = np.asarray(x, np.float64)
+        if xs.ndim != 2 or xs.shape[1] != self.dim:
+            msg = f'features: expected (N, {self.dim}) samples, got shape {xs.shape}'
+            raise PIDInputError(msg)
+        out = np.empty((len(xs), self.n_groups))
+        for start in range(0, len(xs), _CHUNK):
+            lc = self.log_components(xs[start : start + _CHUNK])  # (b, G, K)
+            top = lc.max(-1)  # (b, G)
+            out[start : start + _CHUNK] = -(top + np.log(np.exp(lc - top[..., None]).sum(-1)))
+        return out / _LN2
 
 
-def fit_knife(
+def fit_mixtures(
     x: NDArray[np.floating],
     groups: NDArray[np.integer] | None = None,
     n_groups: int = 1,
@@ -114,15 +125,12 @@ def fit_knife(
     seed: int = 0,
     reg_covar: float = 1e-6,
     max_iter: int = 200,
-    refine_steps: int = 0,
-    lr: float = 1e-3,
     name: str = 'features',
-) -> KNIFE:
-    """Fit a :class:`KNIFE` by EM (per group: the samples with ``groups == g``), then refine.
+) -> Mixtures:
+    """Fit G mixtures by EM (group g: the samples with ``groups == g``).
 
-    ``refine_steps`` > 0 runs full-batch Adam on the KNIFE loss Σ_g E_{x|g}[-log p_g(x)].
-    A group of n samples uses at most n // (D(D + 3) / 2) kernels (at least one); ``reg_covar`` is
-    added to the diagonal of each covariance in standardised coordinates (relative to the
+    A group of n samples uses at most n // (D(D + 3) / 2) kernels (at least one); ``reg_covar``
+    is added to the diagonal of each covariance in standardised coordinates (relative to the
     variance of each dimension over all samples).
     """
     from sklearn.mixture import GaussianMixture
@@ -135,8 +143,10 @@ def fit_knife(
     if g_idx.shape != (len(xs),):
         msg = f'{name}: groups shape {g_idx.shape} does not match {len(xs)} samples'
         raise PIDInputError(msg)
+    if n_groups < 1 or n_components < 1:
+        msg = f'{name}: sizes must be positive, got G={n_groups}, K={n_components}'
+        raise PIDInputError(msg)
     dim = xs.shape[1]
-    model = KNIFE(n_groups, n_components, dim)
     # standardised coordinates: a dimension without spread keeps scale 1 (reg_covar then
     # decides its kernel width)
     center = xs.mean(0)  # (D,)
@@ -145,7 +155,7 @@ def fit_knife(
     xs_std = (xs - center) / scale  # (N, D)
     means = np.zeros((n_groups, n_components, dim))
     prec = np.tile(np.eye(dim), (n_groups, n_components, 1, 1))
-    logw = np.full((n_groups, n_components), _PAD_LOG_WEIGHT)
+    logw = np.full((n_groups, n_components), PAD_LOG_WEIGHT)
     per_kernel = dim * (dim + 3) // 2  # free parameters of one kernel: D means + D(D+1)/2 cov.
     for g in range(n_groups):
         xg = xs_std[g_idx == g]
@@ -159,55 +169,4 @@ def fit_knife(
         means[g, :k] = gm.means_
         prec[g, :k] = gm.precisions_cholesky_
         logw[g, :k] = np.log(np.maximum(gm.weights_, 1e-300))
-    with torch.no_grad():
-        model.means.copy_(torch.as_tensor(means))
-        model.prec_chol.copy_(torch.as_tensor(prec))
-        model.log_weights.copy_(torch.as_tensor(logw))
-        model.center.copy_(torch.as_tensor(center))
-        model.scale.copy_(torch.as_tensor(scale))
-    if refine_steps > 0:
-        _refine(model, xs, g_idx, n_groups=n_groups, steps=refine_steps, lr=lr)
-    return model
-
-
-def _refine(
-    model: KNIFE,
-    xs: NDArray[np.float64],
-    g_idx: NDArray[np.integer],
-    *,
-    n_groups: int,
-    steps: int,
-    lr: float,
-) -> None:
-    """Full-batch Adam on Σ_g mean_{i: g_i = g} -log p_g(x_i) (the KNIFE objective)."""
-    xt = torch.as_tensor(xs, dtype=torch.float32)
-    gt = torch.as_tensor(g_idx, dtype=torch.int64)
-    counts = torch.bincount(gt, minlength=n_groups).clamp_min(1).float()  # (G,)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(steps):
-        opt.zero_grad()
-        h = model(xt)  # (N, G)
-        own = h.gather(1, gt[:, None]).squeeze(1)  # (N,)
-        loss = (torch.zeros(n_groups).index_add(0, gt, own) / counts).sum()
-        loss.backward()  # type: ignore[no-untyped-call]
-        opt.step()
-
-
-def evaluate_chunked(
-    module: nn.Module, arrays: Sequence[NDArray[np.floating]], chunk: int = 8192
-) -> list[NDArray[np.float64]]:
-    """Run ``module`` on row chunks of float32 copies of ``arrays``; concatenate each output."""
-    n = len(arrays[0])
-    outs: list[list[NDArray[np.float64]]] = []
-    with torch.inference_mode():
-        for start in range(0, n, chunk):
-            ins = [
-                torch.as_tensor(np.asarray(a[start : start + chunk], np.float32)) for a in arrays
-            ]
-            res = module(*ins)
-            res_t = res if isinstance(res, tuple) else (res,)
-            if not outs:
-                outs = [[] for _ in res_t]
-            for lst, r in zip(outs, res_t, strict=True):
-                lst.append(r.double().numpy())
-    return [np.concatenate(o) for o in outs]
+    return Mixtures(means, prec, logw, center, scale)

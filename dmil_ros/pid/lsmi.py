@@ -38,35 +38,35 @@ not uniform 1/C; the discriminators (MLP(hidden), or class probabilities supplie
 e.g. the DMIL unimodal and joint heads) train lean: batches of 512, Adam 1e-2, early stopping on
 a held-out cross-entropy (a few epochs at 10k samples instead of 30 at Adam 1e-3; the dataset
 means stay within 0.01 bits of the truths, benchmarks/bench_pid_sample.py). Densities: EM, with
-torch and BLAS/OpenMP pools limited to ``num_threads`` (busy-waiting pools on a shared machine
-slowed EM 10-25x).
+BLAS/OpenMP pools limited to ``num_threads`` (busy-waiting pools on a shared machine slowed EM
+10-25x).
+
+Fitting and evaluation run in numpy (float64). torch is needed only to train the MLP
+discriminators (no external probabilities given) and for the ONNX-exportable twins of the
+densities and terms (:mod:`dmil_ros.pid.modules`), so the audit and library use with a model's
+own heads work on an install without torch.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
-from torch import nn
 
 from dmil_ros.pid.checks import count, in_range
 from dmil_ros.pid.errors import PIDInputError
-from dmil_ros.pid.knife import KNIFE, evaluate_chunked, fit_knife
+from dmil_ros.pid.knife import Mixtures, fit_mixtures
 from dmil_ros.pid.pointwise import shift_delta
 
-__all__ = [
-    'LSMI',
-    'LSMIConfig',
-    'LSMIDataset',
-    'LSMIDensities',
-    'LSMIPointwise',
-    'LSMITerms',
-    'lsmi_terms',
-    'train_classifier',
-]
+if TYPE_CHECKING:
+    from torch import nn
+
+    from dmil_ros.pid.modules import LSMIDensities, LSMITerms
+
+__all__ = ['LSMI', 'LSMIConfig', 'LSMIDataset', 'LSMIPointwise']
 
 FloatArray = NDArray[np.float64]
 _LN2 = math.log(2.0)
@@ -148,193 +148,35 @@ class LSMIDataset:
         return self.redundancy + d, self.unique_1 - d, self.unique_2 - d, self.synergy + d
 
 
-def lsmi_terms(  # noqa: PLR0917  (positional inputs of an exported graph)
-    log_prior: torch.Tensor,
-    log_p1: torch.Tensor,
-    log_p2: torch.Tensor,
-    log_p12: torch.Tensor,
-    h1: torch.Tensor,
-    h2: torch.Tensor,
-    h1y: torch.Tensor,
-    h2y: torch.Tensor,
-    labels: torch.Tensor,
-    delta: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """LSMI terms for the class ``labels`` of each sample; pure torch ops (ONNX-exportable).
+def _terms(  # noqa: PLR0917  (the arrays of lsmi_terms, in its order)
+    log_prior: FloatArray,
+    log_p1: FloatArray,
+    log_p2: FloatArray,
+    log_p12: FloatArray,
+    h1: FloatArray,
+    h2: FloatArray,
+    h1y: FloatArray,
+    h2y: FloatArray,
+    labels: NDArray[np.int64],
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Raw r, u1, u2, s and the three pointwise MIs (each (N,), bits) of each sample's label.
 
-    Inputs: natural-log probabilities ``log_prior`` (C,), ``log_p1``, ``log_p2``, ``log_p12``
-    (B, C); densities in bits ``h1``, ``h2`` (B,), ``h1y``, ``h2y`` (B, C); ``labels`` (B,) int64;
-    ``delta`` () bits. Returns ``raw`` and ``shifted``, each (B, 4) = r, u1, u2, s in bits.
+    The numpy twin of :func:`dmil_ros.pid.modules.lsmi_terms` (the exported graph's): natural-log
+    probabilities ``log_prior`` (C,), ``log_p*`` (N, C); densities in bits ``h1``, ``h2`` (N,),
+    ``h1y``, ``h2y`` (N, C).
     """
-    idx = labels.long().unsqueeze(1)  # (B, 1)
-    lp = log_prior.gather(0, labels.long())  # (B,)
+    rows = np.arange(len(labels))
+    lp = log_prior[labels]  # (N,)
     # 1. pointwise mutual informations, bits
-    i1 = (log_p1.gather(1, idx).squeeze(1) - lp) / _LN2  # (B,)
-    i2 = (log_p2.gather(1, idx).squeeze(1) - lp) / _LN2
-    i12 = (log_p12.gather(1, idx).squeeze(1) - lp) / _LN2
+    i1 = (log_p1[rows, labels] - lp) / _LN2  # (N,)
+    i2 = (log_p2[rows, labels] - lp) / _LN2
+    i12 = (log_p12[rows, labels] - lp) / _LN2
     # 2. I±_min redundancy
-    a1 = h1y.gather(1, idx).squeeze(1)  # (B,)
-    a2 = h2y.gather(1, idx).squeeze(1)
-    r = torch.minimum(h1, h2) - torch.minimum(a1, a2)
+    r = np.minimum(h1, h2) - np.minimum(h1y[rows, labels], h2y[rows, labels])
     # 3. the rest
     u1 = i1 - r
     u2 = i2 - r
-    s = i12 - r - u1 - u2
-    raw = torch.stack([r, u1, u2, s], dim=1)  # (B, 4)
-    # 4. the shift: +delta on r and s, -delta on u1 and u2 (no torch.tensor constant: the
-    #    ONNX trace warns about those)
-    d = delta.to(raw.dtype)
-    return raw, torch.stack([r + d, u1 - d, u2 - d, s + d], dim=1)
-
-
-class LSMIDensities(nn.Module):
-    """KNIFE densities of both modalities.
-
-    ``forward(f1, f2)`` -> h1 (B,), h2 (B,), h1y (B, C), h2y (B, C), in bits:
-
-    1. h(x_m|y) = -log2 p(x_m|y) for every class y, from the class-conditional mixtures;
-    2. h(x_m) = -log2 Σ_y p(y) p(x_m|y), the marginal as the prior-weighted mixture of them.
-
-    Step 2 is not in the paper, which fits the marginal as a mixture of its own. Fitted
-    separately, the two need not agree, and a rare class's tight conditional then puts
-    h(x) - h(x|y) (the specificity part of i(x;y)) tens of bits above its bound -log2 p(y).
-    Taken as their mixture, the densities are one model of p(x, y), so h(x) - h(x|y) =
-    -log2 p(y|x) - (-log2 p(y)) <= -log2 p(y) for every sample, and r <= -log2 p(y).
-    """
-
-    log_prior: torch.Tensor  # buffer, (C,) natural log
-
-    def __init__(self, c1: KNIFE, c2: KNIFE, log_prior: torch.Tensor) -> None:
-        super().__init__()
-        if not c1.n_groups == c2.n_groups == log_prior.numel():
-            msg = (
-                f'LSMIDensities: {c1.n_groups} and {c2.n_groups} class mixtures for '
-                f'{log_prior.numel()} classes'
-            )
-            raise PIDInputError(msg)
-        self.c1, self.c2 = c1, c2
-        self.register_buffer('log_prior', log_prior.float())  # (C,) natural log
-
-    def forward(
-        self, f1: torch.Tensor, f2: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        h1y, h2y = self.c1(f1), self.c2(f2)  # (B, C) bits each
-        h1 = -torch.logsumexp(self.log_prior - h1y * _LN2, dim=1) / _LN2  # (B,)
-        h2 = -torch.logsumexp(self.log_prior - h2y * _LN2, dim=1) / _LN2
-        return h1, h2, h1y, h2y
-
-    @property
-    def widths(self) -> tuple[int, int]:
-        """The feature widths the densities were fitted on."""
-        return self.c1.dim, self.c2.dim
-
-
-class LSMITerms(nn.Module):
-    """:func:`lsmi_terms` with the prior (natural log) and δ stored as buffers.
-
-    ``forward(log_p1, log_p2, log_p12, h1, h2, h1y, h2y, labels)`` -> (raw, shifted), (B, 4) bits.
-    """
-
-    def __init__(self, log_prior: torch.Tensor, delta: float) -> None:
-        super().__init__()
-        self.register_buffer('log_prior', log_prior.float())  # (C,)
-        self.register_buffer('delta', torch.tensor(float(delta)))
-
-    def forward(  # noqa: PLR0917  (positional inputs of an exported graph)
-        self,
-        log_p1: torch.Tensor,
-        log_p2: torch.Tensor,
-        log_p12: torch.Tensor,
-        h1: torch.Tensor,
-        h2: torch.Tensor,
-        h1y: torch.Tensor,
-        h2y: torch.Tensor,
-        labels: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        lp: torch.Tensor = self.log_prior  # type: ignore[assignment]
-        dl: torch.Tensor = self.delta  # type: ignore[assignment]
-        return lsmi_terms(lp, log_p1, log_p2, log_p12, h1, h2, h1y, h2y, labels, dl)
-
-
-def train_classifier(
-    x: NDArray[np.floating],
-    labels: NDArray[np.integer],
-    n_classes: int,
-    *,
-    hidden: int = 64,
-    epochs: int = 30,
-    batch_size: int = 256,
-    lr: float = 3e-3,
-    weight_decay: float = 0.0,
-    seed: int = 0,
-    patience: int = 0,
-    val_fraction: float = 0.1,
-    tol: float = 1e-3,
-) -> nn.Sequential:
-    """Standardise-then-MLP classifier (D -> hidden -> hidden -> C logits), Adam on cross-entropy.
-
-    The standardisation is the first (fixed) layer, so the module takes raw features.
-    ``patience`` > 0: hold out ``val_fraction`` of the samples, stop after ``patience`` epochs
-    without a validation cross-entropy gain of ``tol`` nats and keep the best epoch's weights.
-    """
-    xs = np.asarray(x, dtype=np.float32)
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    mean = xs.mean(0)
-    std = xs.std(0) + 1e-6
-    norm = nn.Linear(xs.shape[1], xs.shape[1])
-    with torch.no_grad():
-        norm.weight.copy_(torch.diag(torch.as_tensor(1.0 / std)))
-        norm.bias.copy_(torch.as_tensor(-mean / std))
-    norm.requires_grad_(False)
-    net = nn.Sequential(
-        norm,
-        nn.Linear(xs.shape[1], hidden),
-        nn.ReLU(),
-        nn.Linear(hidden, hidden),
-        nn.ReLU(),
-        nn.Linear(hidden, n_classes),
-    )
-    xt = torch.as_tensor(xs)
-    yt = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
-    n_val = round(val_fraction * len(xt)) if patience > 0 else 0
-    val: tuple[torch.Tensor, torch.Tensor] | None = None
-    if n_val > 0 and len(xt) - n_val >= 2:
-        order = torch.randperm(len(xt), generator=gen)
-        val = (xt[order[:n_val]], yt[order[:n_val]])
-        xt, yt = xt[order[n_val:]], yt[order[n_val:]]
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
-    n = len(xt)
-    steps = epochs * max(1, math.ceil(n / batch_size))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    loss_fn = nn.CrossEntropyLoss()
-    best, best_state, waited = math.inf, None, 0
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen)
-        for start in range(0, n, batch_size):
-            b = perm[start : start + batch_size]
-            opt.zero_grad()
-            loss = loss_fn(net(xt[b]), yt[b])
-            loss.backward()
-            opt.step()
-            sched.step()
-        if val is None:
-            continue
-        # early stopping on the held-out cross-entropy (nats)
-        with torch.no_grad():
-            val_loss = float(loss_fn(net(val[0]), val[1]))
-        if val_loss < best - tol:
-            best, waited = val_loss, 0
-            best_state = {k: v.clone() for k, v in net.state_dict().items()}
-        else:
-            waited += 1
-            if waited >= patience:
-                break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    net.eval()
-    return net
+    return r, u1, u2, i12 - r - u1 - u2, i1, i2, i12
 
 
 def check_inputs(
@@ -420,7 +262,9 @@ class LSMI:
 
     Pass ``probs_1``, ``probs_2``, ``probs_12`` ((N, C) class probabilities of the unimodal and
     joint discriminators) to :meth:`fit` *and* the evaluation calls to use external heads;
-    otherwise three MLP discriminators are trained on the features.
+    otherwise three MLP discriminators are trained on the features (this needs torch; with
+    external heads everything runs in numpy). :attr:`densities` and :meth:`terms_module` give the
+    fit as ONNX-exportable torch modules.
     """
 
     def __init__(self, config: LSMIConfig | None = None, **kwargs: object) -> None:
@@ -430,7 +274,7 @@ class LSMI:
         self.log_prior = np.zeros(0)
         self.delta = 0.0
         self.discriminators: tuple[nn.Module, nn.Module, nn.Module] | None = None
-        self.densities: LSMIDensities | None = None
+        self.mixtures: tuple[Mixtures, Mixtures] | None = None  # h(x_m|y) of each modality
 
     # -- fitting --------------------------------------------------------------------------------
     def fit(
@@ -456,49 +300,53 @@ class LSMI:
         self.log_prior = np.log(counts / counts.sum())
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-        prev_threads = torch.get_num_threads()
-        torch.set_num_threads(cfg.num_threads)
-        # BLAS/OpenMP pools limited too: sklearn's EM on small mixtures is 10-25x slower with
+        # BLAS/OpenMP pools limited: sklearn's EM on small mixtures is 10-25x slower with
         # busy-waiting thread pools on a shared machine (audit measurement)
-        limits = threadpool_limits(cfg.num_threads)
-        try:
-            if not all_or_none((probs_1, probs_2, probs_12)):
-                kw = {
-                    'hidden': cfg.hidden,
-                    'epochs': cfg.epochs,
-                    'batch_size': cfg.batch_size,
-                    'lr': cfg.lr,
-                    'weight_decay': cfg.weight_decay,
-                    'patience': cfg.patience,
-                    'val_fraction': cfg.val_fraction,
-                    'tol': cfg.tol,
-                }
-                d1 = train_classifier(f1, y, c, seed=cfg.seed, **kw)  # type: ignore[arg-type]
-                d2 = train_classifier(f2, y, c, seed=cfg.seed + 1, **kw)  # type: ignore[arg-type]
-                f12 = np.concatenate([f1, f2], axis=1)
-                d12 = train_classifier(
-                    f12,
-                    y,
-                    c,
-                    seed=cfg.seed + 2,
-                    **kw,  # type: ignore[arg-type]
-                )
-                self.discriminators = (d1, d2, d12)
-            else:
-                self.discriminators = None
+        with threadpool_limits(cfg.num_threads):
+            self.discriminators = (
+                None if all_or_none((probs_1, probs_2, probs_12)) else self._train(f1, f2, y)
+            )
             kn = {'n_components': cfg.n_components, 'seed': cfg.seed, 'reg_covar': cfg.reg_covar}
-            self.densities = LSMIDensities(
-                fit_knife(f1, y, c, name='features_1', **kn),  # type: ignore[arg-type]
-                fit_knife(f2, y, c, name='features_2', **kn),  # type: ignore[arg-type]
-                torch.as_tensor(self.log_prior),
-            ).eval()
+            self.mixtures = (
+                fit_mixtures(f1, y, c, name='features_1', **kn),  # type: ignore[arg-type]
+                fit_mixtures(f2, y, c, name='features_2', **kn),  # type: ignore[arg-type]
+            )
             self.delta = 0.0
             pw = self._raw(f1, f2, y, probs_1=probs_1, probs_2=probs_2, probs_12=probs_12)
             self.delta = shift_delta(*(float(a.mean()) for a in pw[:4]))
-        finally:
-            limits.restore_original_limits()
-            torch.set_num_threads(prev_threads)
         return self
+
+    def _train(
+        self, f1: FloatArray, f2: FloatArray, y: NDArray[np.int64]
+    ) -> tuple[nn.Module, nn.Module, nn.Module]:
+        """The three MLP discriminators (torch, ``num_threads`` threads)."""
+        import torch
+
+        from dmil_ros.pid.discriminators import train_classifier
+
+        cfg = self.config
+        kw = {
+            'hidden': cfg.hidden,
+            'epochs': cfg.epochs,
+            'batch_size': cfg.batch_size,
+            'lr': cfg.lr,
+            'weight_decay': cfg.weight_decay,
+            'patience': cfg.patience,
+            'val_fraction': cfg.val_fraction,
+            'tol': cfg.tol,
+        }
+        c = self.n_classes
+        prev_threads = torch.get_num_threads()
+        torch.set_num_threads(cfg.num_threads)
+        try:
+            f12 = np.concatenate([f1, f2], axis=1)
+            return (
+                train_classifier(f1, y, c, seed=cfg.seed, **kw),  # type: ignore[arg-type]
+                train_classifier(f2, y, c, seed=cfg.seed + 1, **kw),  # type: ignore[arg-type]
+                train_classifier(f12, y, c, seed=cfg.seed + 2, **kw),  # type: ignore[arg-type]
+            )
+        finally:
+            torch.set_num_threads(prev_threads)
 
     # -- evaluation -----------------------------------------------------------------------------
     def log_probs(
@@ -520,11 +368,36 @@ class LSMI:
             return lp1, lp2, lp12
         if self.discriminators is None:
             raise PIDInputError('probs_1/2/12: LSMI was fitted with external probabilities')
-        d1, d2, d12 = self.discriminators
-        out = evaluate_chunked(
-            _Heads(d1, d2, d12), [f1, f2, np.concatenate([f1, f2], axis=1)], chunk=16384
-        )
-        return out[0], out[1], out[2]
+        from dmil_ros.pid.discriminators import discriminator_log_probs
+
+        return discriminator_log_probs(self.discriminators, f1, f2)
+
+    def entropies(
+        self, features_1: NDArray[np.floating], features_2: NDArray[np.floating]
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """h1 (N,), h2 (N,), h1y (N, C), h2y (N, C) in bits (:class:`LSMIDensities`' steps).
+
+        1. h(x_m|y) = -log2 p(x_m|y) for every class y, from the class-conditional mixtures;
+        2. h(x_m) = -log2 Σ_y p(y) p(x_m|y), the marginal as the prior-weighted mixture of them.
+
+        Step 2 is not in the paper, which fits the marginal as a mixture of its own. Fitted
+        separately, the two need not agree, and a rare class's tight conditional then puts
+        h(x) - h(x|y) (the specificity part of i(x;y)) tens of bits above its bound -log2 p(y).
+        Taken as their mixture, the densities are one model of p(x, y), so h(x) - h(x|y) =
+        -log2 p(y|x) - (-log2 p(y)) <= -log2 p(y) for every sample, and r <= -log2 p(y).
+        """
+        if self.mixtures is None:
+            raise PIDInputError('LSMI: call fit() before evaluating')
+        f1, f2, _ = check_inputs(features_1, features_2, None)
+        check_widths(f1, f2, (self.mixtures[0].dim, self.mixtures[1].dim))
+        out: list[FloatArray] = []
+        for mix, f in zip(self.mixtures, (f1, f2), strict=True):
+            hy = mix.bits(f)  # (N, C) 1.
+            a = self.log_prior - hy * _LN2  # (N, C) natural log p(y) p(x|y)
+            top = a.max(1)
+            out.append(-(top + np.log(np.exp(a - top[:, None]).sum(1))) / _LN2)  # (N,) 2.
+            out.append(hy)
+        return out[0], out[2], out[1], out[3]
 
     def _raw(
         self,
@@ -536,27 +409,20 @@ class LSMI:
         probs_2: NDArray[np.floating] | None,
         probs_12: NDArray[np.floating] | None,
     ) -> tuple[FloatArray, ...]:
-        if self.densities is None:
+        if self.mixtures is None:
             raise PIDInputError('LSMI: call fit() before evaluating')
         if len(f1) == 0:
             raise PIDInputError('features_1: no samples to evaluate')
-        check_widths(f1, f2, self.densities.widths)
         if y.size and y.max() >= self.n_classes:
             raise PIDInputError(f'labels: value {int(y.max())} >= n_classes {self.n_classes}')
+        h1, h2, h1y, h2y = self.entropies(f1, f2)
         lp1, lp2, lp12 = self.log_probs(
             f1, f2, probs_1=probs_1, probs_2=probs_2, probs_12=probs_12
         )
-        h1, h2, h1y, h2y = evaluate_chunked(self.densities, [f1, f2], chunk=16384)
-        terms = LSMITerms(torch.as_tensor(self.log_prior), self.delta)
-        with torch.inference_mode():
-            t = [torch.as_tensor(a) for a in (lp1, lp2, lp12, h1, h2, h1y, h2y)]
-            raw, shifted = terms(*t, torch.as_tensor(y))
-            lpr = torch.as_tensor(self.log_prior).gather(0, torch.as_tensor(y))
-            pmi = [
-                ((lp.gather(1, torch.as_tensor(y)[:, None]).squeeze(1) - lpr) / _LN2).numpy()
-                for lp in t[:3]
-            ]
-        return (*(raw.double().numpy().T), *(shifted.double().numpy().T), *pmi)
+        r, u1, u2, s, *pmi = _terms(self.log_prior, lp1, lp2, lp12, h1, h2, h1y, h2y, y)
+        # 4. the shift: +delta on r and s, -delta on u1 and u2
+        d = self.delta
+        return (r, u1, u2, s, r + d, u1 - d, u2 - d, s + d, *pmi)
 
     def pointwise(
         self,
@@ -607,21 +473,22 @@ class LSMI:
         return LSMIDataset(m[0], m[1], m[2], m[3], delta=shift_delta(*m))
 
     # -- export ---------------------------------------------------------------------------------
+    @property
+    def densities(self) -> LSMIDensities | None:
+        """The fitted densities as an exportable torch module (None before :meth:`fit`)."""
+        if self.mixtures is None:
+            return None
+        import torch
+
+        from dmil_ros.pid.modules import KNIFE, LSMIDensities
+
+        c1, c2 = (KNIFE.from_mixtures(m) for m in self.mixtures)
+        return LSMIDensities(c1, c2, torch.as_tensor(self.log_prior)).eval()
+
     def terms_module(self) -> LSMITerms:
         """The exportable terms module with this fit's prior and δ."""
+        import torch
+
+        from dmil_ros.pid.modules import LSMITerms
+
         return LSMITerms(torch.as_tensor(self.log_prior), self.delta).eval()
-
-
-class _Heads(nn.Module):
-    def __init__(self, d1: nn.Module, d2: nn.Module, d12: nn.Module) -> None:
-        super().__init__()
-        self.d1, self.d2, self.d12 = d1, d2, d12
-
-    def forward(
-        self, f1: torch.Tensor, f2: torch.Tensor, f12: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return (
-            torch.log_softmax(self.d1(f1), -1),
-            torch.log_softmax(self.d2(f2), -1),
-            torch.log_softmax(self.d12(f12), -1),
-        )

@@ -102,7 +102,8 @@ def fit_pid_heads(
     ``outputs``: feat_camera, feat_lidar, probs, probs_camera, probs_lidar (and probs_joint).
     """
     from dmil_ros.pid.broja_local import BROJALocal
-    from dmil_ros.pid.lsmi import LSMI, LSMIConfig, LSMITerms
+    from dmil_ros.pid.lsmi import LSMI, LSMIConfig
+    from dmil_ros.pid.modules import LSMITerms
 
     f1, f2 = outputs['feat_camera'].astype(np.float64), outputs['feat_lidar'].astype(np.float64)
     y = labels.astype(np.int64)

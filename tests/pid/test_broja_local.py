@@ -336,7 +336,37 @@ def test_onnx_round_trip(tmp_path: Path) -> None:
         k: np.exp(v[:500]) for k, v in zip(('probs_1', 'probs_2', 'probs_12'), lp, strict=True)
     }
     pw = est.pointwise(test.features_1[:500], test.features_2[:500], test.labels[:500], **probs)
-    np.testing.assert_allclose(got[:, 3], pw.synergy, atol=1e-4)
+    terms = np.column_stack([pw.redundancy, pw.unique_1, pw.unique_2, pw.synergy])
+    np.testing.assert_allclose(got, terms, atol=1e-4)
+
+
+@pytest.mark.parametrize('variant', ['dual', 'exact_mean'])
+def test_the_exported_module_computes_the_estimators_terms(variant: str) -> None:
+    # the numpy estimator and its torch twin: same cells, same terms, with the table's
+    # conditionals and with discriminators. RDN clusters are label-pure, and every other frame
+    # is asked about the label its clusters never showed (the 'impossible' cells)
+    task = make_task('RDN')
+    train, test = task.sample(3000, seed=3), task.sample(800, seed=4)
+    est = BROJALocal(n_clusters=(5, 7), pca_dim=3, variant=variant)
+    est.fit(train.features_1, train.features_2, train.labels)
+    module = est.export_module()
+    labels = np.where(np.arange(len(test.labels)) % 2 == 0, test.labels, 1 - test.labels)
+    f1 = torch.as_tensor(test.features_1, dtype=torch.float32)
+    f2 = torch.as_tensor(test.features_2, dtype=torch.float32)
+    y = torch.as_tensor(labels)
+    rng = np.random.default_rng(1)
+    probs = [rng.dirichlet(np.ones(2), size=len(test.labels)) for _ in range(3)]
+    with torch.inference_mode():
+        assert np.array_equal(module.assign(f1, 1).numpy(), est.assign(test.features_1, 1))
+        assert np.array_equal(module.assign(f2, 2).numpy(), est.assign(test.features_2, 2))
+        table = module(f1, f2, y).numpy()
+        heads = module(f1, f2, y, *(torch.log(torch.as_tensor(p).float()) for p in probs)).numpy()
+    named = dict(zip(('probs_1', 'probs_2', 'probs_12'), probs, strict=True))
+    for got, kw in ((table, {}), (heads, named)):
+        pw = est.pointwise(test.features_1, test.features_2, labels, **kw)
+        assert 0 < np.count_nonzero(~pw.seen) < len(labels)
+        terms = np.column_stack([pw.redundancy, pw.unique_1, pw.unique_2, pw.synergy])
+        np.testing.assert_allclose(terms, got, atol=1e-5)
 
 
 def test_pointwise_checks_and_normalises_its_inputs() -> None:

@@ -253,9 +253,11 @@ def test_onnx_round_trip(fitted: dict, tmp_path: Path) -> None:
     diff = max(float(np.abs(g - r.numpy()).max()) for g, r in zip(got, ref, strict=True))
     print(f'LSMI ONNX max abs diff: {diff:.2e} bits')
     assert diff < 1e-3
-    # and against the estimator's own float64 numbers
+    # and against the estimator's own float64 numpy numbers, every term, raw and shifted
     pw = model.pointwise(test.features_1[:700], test.features_2[:700], test.labels[:700])
-    np.testing.assert_allclose(got[0][:, 3], pw.synergy, atol=1e-3)
+    raw = np.column_stack([pw.redundancy, pw.unique_1, pw.unique_2, pw.synergy])
+    np.testing.assert_allclose(got[0], raw, atol=1e-3)
+    np.testing.assert_allclose(got[1], raw + model.delta * np.array([1, -1, -1, 1]), atol=1e-3)
 
 
 @pytest.mark.slow
