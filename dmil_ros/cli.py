@@ -66,6 +66,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+TRAIN_ONLY = frozenset({'torch', 'onnx', 'onnxscript', 'tensorboard'})
+"""Modules of the ``train`` extra (setup.py): training and export need them, nothing else does."""
+
+
 def _command_in(argv: Sequence[str]) -> str | None:
     """The sub-command named in ``argv`` (the first word after the global options), if any."""
     words = iter(argv)
@@ -116,6 +120,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command.run(args)
     except (DmilError, OSError) as exc:  # an OSError's text names the file
         logger.error('%s', exc)
+        return 2
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or '').split('.')[0]
+        if missing not in TRAIN_ONLY:
+            raise
+        logger.error(
+            '%s: needs %r, which the runtime install leaves out; install the train extra '
+            "(pip install '.[train]' in the checkout, or bash scripts/setup.sh --dev)",
+            args.command,
+            missing,
+        )
         return 2
     except KeyboardInterrupt:
         logger.warning('interrupted')

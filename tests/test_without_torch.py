@@ -18,7 +18,8 @@ torch comes only with the ``train`` extra. Here an importable ``torch`` package 
 ModuleNotFoundError shadows the real one (PYTHONPATH, so spawned audit workers see it too), and
 the README's jobs run in fresh interpreters: the replay, a simulation, the audit of the sample bag
 through the shipped model (data-level LSMI and BROJA-local terms refitted), and the sample-level
-estimators with external class probabilities, as a library.
+estimators with external class probabilities, as a library. train and export stop with a message
+naming the missing module and the extra that brings it.
 """
 
 from __future__ import annotations
@@ -114,3 +115,15 @@ def test_the_sample_level_estimators_need_no_torch_with_external_heads(
     lsmi_s, broja_s = (float(v) for v in res.stdout.split())
     assert lsmi_s == pytest.approx(1.0, abs=0.1)  # XOR: one bit of synergy
     assert broja_s == pytest.approx(1.0, abs=0.05)
+
+
+def test_train_and_export_name_the_missing_extra(env: dict[str, str], tmp_path: Path) -> None:
+    for args in (
+        ('train', '--bags', str(BAG), '--out', str(tmp_path / 'run')),
+        ('export', str(tmp_path / 'run'), '--out', str(tmp_path / 'model.onnx')),
+    ):
+        res = _run(env, '-m', 'dmil_ros', *args)
+        assert res.returncode == 2, res.stderr[-2000:]
+        assert f"{args[0]}: needs 'torch'" in res.stderr
+        assert 'train extra' in res.stderr
+        assert 'Traceback' not in res.stderr
