@@ -80,6 +80,45 @@ def test_model_pid_lsmi_output_used_for_model_terms() -> None:
     assert summary['lsmi_mean']['data'] is not None  # data level still fitted
 
 
+def test_model_pid_broja_rows_on_floored_table_entries_are_left_out() -> None:
+    """The model's pid_broja rows that looked up a floored table entry (the fitting frames never
+    showed the predicted action with the frame's clusters) are NaN, counted; the rest are kept."""
+    import torch
+
+    from dmil_ros.pid.broja_local import FLOOR, BROJALocal
+
+    bag = oracle_bag(600, seed=14, name='own')
+    a = bag.arrays
+    f1, f2 = a['feat_camera'].astype(np.float64), a['feat_lidar'].astype(np.float64)
+    est = BROJALocal(n_clusters=10, seed=0).fit(f1, f2, a['label'], n_classes=4)
+    # a model that predicts another action on 10 % of the frames, with a pid_broja head fitted
+    # on the labels
+    rng = np.random.default_rng(0)
+    pred = np.where(rng.random(bag.frames) < 0.1, (a['label'] + 1) % 4, a['label'])
+    a['probs'] = np.eye(4, dtype=np.float32)[pred] * 0.9 + 0.025
+    with torch.inference_mode():
+        own = est.export_module()(
+            torch.as_tensor(a['feat_camera']), torch.as_tensor(a['feat_lidar']),
+            torch.as_tensor(pred),
+        ).numpy()  # fmt: skip
+    a['self_broja'] = own
+    # the table entries each row looked up, independently of the audit's threshold
+    c1, c2, tab = est.assign(f1, 1), est.assign(f2, 2), est.tables['dual']
+    floored = (
+        (tab.log_p1[c1, pred] <= FLOOR)
+        | (tab.log_p2[c2, pred] <= FLOOR)
+        | (tab.log_p12[c1, c2, pred] <= FLOOR)
+    )
+    assert 0 < floored.sum() < 0.2 * bag.frames
+    table, summary = merge([bag], MergeOptions(n_clusters=10))
+    got = np.stack([table.column(f'broja_model_{c}').to_numpy() for c in COMPONENTS], axis=1)
+    assert np.array_equal(np.isnan(got).all(axis=1), floored)
+    np.testing.assert_array_equal(got[~floored], own[~floored].astype(np.float64))
+    assert summary['broja_local_mean']['no_evidence']['model'] == int(floored.sum())
+    mean = summary['broja_local_mean']['model']['redundancy']
+    assert mean == pytest.approx(float(own[~floored, 0].astype(np.float64).mean()), abs=1e-6)
+
+
 def test_sidecar_truth_only_when_the_bags_agree() -> None:
     """Without frame-level ground truth, one bag's sidecar is not the truth of several bags."""
     from dmil_ros.audit.bagresult import BagResult
