@@ -22,7 +22,7 @@ one is built from a fitted estimator and computes the same formula as the estima
 evaluation (tests compare the two, and the ONNX exports against both):
 
 - :class:`KNIFE`: :meth:`Mixtures.log_components <dmil_ros.pid.knife.Mixtures.log_components>`
-  and ``bits``; :func:`fit_knife` adds the optional Adam refinement on the KNIFE loss;
+  and ``bits`` (``KNIFE.from_mixtures(fit_mixtures(...))``);
 - :class:`LSMIDensities`, :func:`lsmi_terms` / :class:`LSMITerms`: LSMI's densities and terms;
 - :class:`BROJALocalModule`: BROJA-local terms by nearest-centroid lookup.
 """
@@ -39,7 +39,7 @@ from torch import nn
 
 from dmil_ros.pid.broja_local import FLOOR
 from dmil_ros.pid.errors import PIDInputError
-from dmil_ros.pid.knife import Mixtures, fit_mixtures
+from dmil_ros.pid.knife import Mixtures
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -51,7 +51,6 @@ __all__ = [
     'LSMITerms',
     'broja_local_terms',
     'evaluate_chunked',
-    'fit_knife',
     'lsmi_terms',
 ]
 
@@ -126,44 +125,6 @@ class KNIFE(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """3. h(x) = -log2 p_g(x) for each group, (B, G) bits."""
         return -torch.logsumexp(self.log_components(x), dim=-1) / _LN2
-
-
-def fit_knife(
-    x: NDArray[np.floating],
-    groups: NDArray[np.integer] | None = None,
-    n_groups: int = 1,
-    *,
-    n_components: int = 5,
-    seed: int = 0,
-    reg_covar: float = 1e-6,
-    max_iter: int = 200,
-    refine_steps: int = 0,
-    lr: float = 1e-3,
-    name: str = 'features',
-) -> KNIFE:
-    """:func:`~dmil_ros.pid.knife.fit_mixtures` as a module, then refined.
-
-    ``refine_steps`` > 0 runs full-batch Adam on the KNIFE loss Σ_g E_{x|g}[-log p_g(x)].
-    """
-    mix = fit_mixtures(
-        x, groups, n_groups, n_components=n_components, seed=seed, reg_covar=reg_covar,
-        max_iter=max_iter, name=name,
-    )  # fmt: skip
-    model = KNIFE.from_mixtures(mix)
-    if refine_steps > 0:
-        g_idx = np.zeros(len(x), dtype=np.int64) if groups is None else np.asarray(groups)
-        xt = torch.as_tensor(np.asarray(x, np.float64), dtype=torch.float32)
-        gt = torch.as_tensor(g_idx, dtype=torch.int64)
-        counts = torch.bincount(gt, minlength=n_groups).clamp_min(1).float()  # (G,)
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        for _ in range(refine_steps):
-            opt.zero_grad()
-            h = model(xt)  # (N, G)
-            own = h.gather(1, gt[:, None]).squeeze(1)  # (N,)
-            loss = (torch.zeros(n_groups).index_add(0, gt, own) / counts).sum()
-            loss.backward()  # type: ignore[no-untyped-call]
-            opt.step()
-    return model
 
 
 def evaluate_chunked(

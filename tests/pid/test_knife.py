@@ -26,7 +26,7 @@ from scipy.stats import multivariate_normal
 
 from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.knife import Mixtures, fit_mixtures
-from dmil_ros.pid.modules import KNIFE, fit_knife
+from dmil_ros.pid.modules import KNIFE
 
 
 def _module_bits(model: KNIFE, x: np.ndarray, dtype: torch.dtype = torch.float64) -> np.ndarray:
@@ -103,7 +103,7 @@ def test_float32_far_from_the_origin() -> None:
     # difference) lost 0.05 bits here.
     rng = np.random.default_rng(3)
     x = 1024.0 + np.round(rng.normal(0.0, 0.05, (1000, 3)) * 1024) / 1024
-    model = fit_knife(x, n_components=2)
+    model = KNIFE.from_mixtures(fit_mixtures(x, n_components=2))
     err = np.abs(_module_bits(model, x, torch.float32) - _module_bits(model, x)).max()
     assert err < 1e-3
 
