@@ -22,10 +22,10 @@ for training neural networks", ICML) models a density as a learnable Gaussian-ke
 trained by minimising E[-log p_θ(x)], an upper bound on the differential entropy. We fit the same
 maximum-likelihood objective by EM (scikit-learn ``GaussianMixture``, full covariances), which
 converges in a few dozen passes to an optimum of that objective: 100 Adam steps on the KNIFE
-loss from the EM fit (lr 1e-3 and 1e-2, 1 and 2 kernels, 400 samples) lowered the mean entropy by
-at most 6e-7 bits, so no refinement is offered. One :class:`Mixtures` holds G mixtures over the same space (G = 1 for
-h(x), G = C for the class-conditionals h(x|y)). Its exportable torch twin is
-:class:`dmil_ros.pid.modules.KNIFE`; this module needs no torch.
+loss from the EM fit (lr 1e-3 and 1e-2, 1 and 2 kernels, 400 samples) lowered the mean entropy
+by at most 6e-7 bits, so no refinement is offered. One :class:`Mixtures` holds G mixtures over
+the same space (G = 1 for h(x), G = C for the class-conditionals h(x|y)). Its exportable torch
+twin is :class:`dmil_ros.pid.modules.KNIFE`; this module needs no torch.
 
 The mixtures live in standardised coordinates x' = (x - c) / s (c, s: the mean and standard
 deviation of all fitted samples, per dimension), which makes ``reg_covar`` relative to the data's
