@@ -190,7 +190,7 @@ class BrojaResult:
 
 
 BROJA_PCA_DIM = 5  # as the exported pid_broja head (dmil_ros.train.pid_heads)
-NO_EVIDENCE_BITS = 30.0
+NO_EVIDENCE_BITS = 30.0  # -FLOOR / 2 of dmil_ros.pid.broja_local (imported, it loads scipy)
 """A ``pid_broja`` row with a term this large (half the tables' 60-bit log floor) looked up a
 floored table entry: the fitting frames never showed the predicted action with the frame's camera
 cluster, its LiDAR cluster or the pair. Such a row's terms are floors (r or a unique term near

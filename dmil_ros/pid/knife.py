@@ -51,6 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import logsumexp
 
 from dmil_ros.pid.errors import PIDInputError
 
@@ -92,8 +93,7 @@ class Mixtures:
     def log_components(self, x: NDArray[np.floating]) -> FloatArray:
         """log w_k + log N_k(x) in nats, (B, G, K), for x of shape (B, D)."""
         prec = np.triu(self.prec_chol)  # (G, K, D, D)
-        top = self.log_weights.max(-1, keepdims=True)
-        log_w = self.log_weights - top - np.log(np.exp(self.log_weights - top).sum(-1))[..., None]
+        log_w = self.log_weights - logsumexp(self.log_weights, axis=-1, keepdims=True)  # (G, K)
         # 1. z = P^T (x' - μ), the difference taken before the product, (B, G, K, D)
         xs = (np.asarray(x, np.float64) - self.center) / self.scale  # (B, D)
         diff = xs[:, None, None, :] - self.means[None]  # (B, G, K, D)
@@ -111,9 +111,9 @@ class Mixtures:
             raise PIDInputError(msg)
         out = np.empty((len(xs), self.n_groups))
         for start in range(0, len(xs), _CHUNK):
-            lc = self.log_components(xs[start : start + _CHUNK])  # (b, G, K)
-            top = lc.max(-1)  # (b, G)
-            out[start : start + _CHUNK] = -(top + np.log(np.exp(lc - top[..., None]).sum(-1)))
+            out[start : start + _CHUNK] = -logsumexp(
+                self.log_components(xs[start : start + _CHUNK]), axis=-1
+            )  # (b, G)
         return out / _LN2
 
 

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import logsumexp
 
 from dmil_ros.pid.checks import count, in_range
 from dmil_ros.pid.errors import PIDInputError
@@ -390,14 +391,10 @@ class LSMI:
             raise PIDInputError('LSMI: call fit() before evaluating')
         f1, f2, _ = check_inputs(features_1, features_2, None)
         check_widths(f1, f2, (self.mixtures[0].dim, self.mixtures[1].dim))
-        out: list[FloatArray] = []
-        for mix, f in zip(self.mixtures, (f1, f2), strict=True):
-            hy = mix.bits(f)  # (N, C) 1.
-            a = self.log_prior - hy * _LN2  # (N, C) natural log p(y) p(x|y)
-            top = a.max(1)
-            out.append(-(top + np.log(np.exp(a - top[:, None]).sum(1))) / _LN2)  # (N,) 2.
-            out.append(hy)
-        return out[0], out[2], out[1], out[3]
+        h1y, h2y = (mix.bits(f) for mix, f in zip(self.mixtures, (f1, f2), strict=True))  # 1.
+        # 2. h(x_m) = -log2 Σ_y p(y) p(x_m|y), (N,) each
+        h1, h2 = (-logsumexp(self.log_prior - hy * _LN2, axis=1) / _LN2 for hy in (h1y, h2y))
+        return h1, h2, h1y, h2y
 
     def _raw(
         self,

@@ -103,7 +103,6 @@ def fit_pid_heads(
     """
     from dmil_ros.pid.broja_local import BROJALocal
     from dmil_ros.pid.lsmi import LSMI, LSMIConfig
-    from dmil_ros.pid.modules import LSMITerms
 
     f1, f2 = outputs['feat_camera'].astype(np.float64), outputs['feat_lidar'].astype(np.float64)
     y = labels.astype(np.int64)
@@ -119,20 +118,20 @@ def fit_pid_heads(
         p1, p2, y, probs_1=outputs['probs_camera'], probs_2=outputs['probs_lidar'],
         probs_12=joint, n_classes=joint.shape[1],
     )  # fmt: skip
-    if lsmi.densities is None:
+    densities = lsmi.densities  # built on each access: once here
+    if densities is None:
         msg = 'PID heads: LSMI fit returned no densities'
         raise ExportError(msg)
-    terms = LSMITerms(torch.as_tensor(lsmi.log_prior), lsmi.delta)
-    lsmi_head = LSMIHead((w1, b1, w2, b2), lsmi.densities, terms).eval()
+    lsmi_head = LSMIHead((w1, b1, w2, b2), densities, lsmi.terms_module()).eval()
     # label_floor: rare-label frames of a cluster (0.7 % here) let q* pair the dark-room camera
     # cluster with them and raised synergy alarms on LiDAR-only frames (broja_local notes)
     broja = BROJALocal(n_clusters=n_clusters, pca_dim=5, seed=seed, label_floor=label_floor).fit(
         f1, f2, y, n_classes=joint.shape[1]
     )
-    if broja.module is None:
-        msg = 'PID heads: BROJALocal fit returned no module'
-        raise ExportError(msg)
-    heads: dict[str, nn.Module] = {'pid_lsmi': lsmi_head, 'pid_broja': BROJAHead(broja.module)}
+    heads: dict[str, nn.Module] = {
+        'pid_lsmi': lsmi_head,
+        'pid_broja': BROJAHead(broja.export_module()),
+    }
     pid: Any = broja.pid
     summary = {
         'fit_frames': len(y),
