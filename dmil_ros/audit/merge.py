@@ -54,12 +54,12 @@ from dmil_ros.audit.tables import (
 )
 from dmil_ros.audit.terms import (
     BROJA_PCA_DIM,
-    NO_EVIDENCE_BITS,
     TermsConfig,
     broja_frames,
     gapscore,
     lsmi_frames,
 )
+from dmil_ros.runtime.model import no_evidence
 
 logger = logging.getLogger(__name__)
 F64 = npt.NDArray[np.float64]
@@ -234,14 +234,15 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
     broja_data = np.full((n, 4), np.nan)
     broja_sources: dict[str, str] = {}
     broja_fits: list[tuple[str, npt.NDArray[np.int64], F64]] = []
-    no_evidence: dict[str, int] = {}  # frames whose terms are left out (NaN), per level
+    no_evidence_counts: dict[str, int] = {}  # frames whose terms are left out (NaN), per level
     own_broja = arrays['self_broja'].astype(np.float64)  # (N, 4), NaN without
     if n and np.isfinite(own_broja).all():
-        # frames the exported table has no evidence for (NO_EVIDENCE_BITS) are left out, as
-        # the refit leaves out its unseen frames (at 1,000 frames, one moves a mean 0.06 bits)
-        floored = np.abs(own_broja).max(axis=1) >= NO_EVIDENCE_BITS  # (N,)
+        # frames the exported table has no evidence for (NO_EVIDENCE_BITS: the node publishes
+        # NaN for them) are left out, as the refit leaves out its unseen frames (at 1,000
+        # frames, one moves a mean 0.06 bits)
+        floored = no_evidence(own_broja)  # (N,)
         broja_model[:] = np.where(floored[:, None], np.nan, own_broja)
-        no_evidence['model'] = int(floored.sum())
+        no_evidence_counts['model'] = int(floored.sum())
         broja_sources['model'] = 'model output pid_broja'
     else:
         broja_fits.append(('model', pred, broja_model))
@@ -258,7 +259,7 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
         got = broja_frames(f_cam[rows], f_lid[rows], target[rows], k, opts.seed)
         if got.frames:
             dest[rows] = got.terms
-            no_evidence[which] = int(np.isnan(got.terms).any(axis=1).sum())
+            no_evidence_counts[which] = int(np.isnan(got.terms).any(axis=1).sum())
             broja_sources[which] = 'broja_local refit on the audit frames'
             broja_clusters[which] = k
     # the estimate the node's alarm reads drives the spikes and GapScore (pid_broja, else LSMI)
@@ -355,7 +356,7 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
             'variant': 'dual',
             'source': broja_sources,
             'n_clusters': broja_clusters,
-            'no_evidence': no_evidence,
+            'no_evidence': no_evidence_counts,
             'pca_dim': BROJA_PCA_DIM,
             'note': 'means equal the BROJA atoms of the cluster histogram up to one shift '
             'E[g] <= 0 (dmil_ros.pid.broja_local)',

@@ -190,13 +190,6 @@ class BrojaResult:
 
 
 BROJA_PCA_DIM = 5  # as the exported pid_broja head (dmil_ros.train.pid_heads)
-NO_EVIDENCE_BITS = 30.0  # -FLOOR / 2 of dmil_ros.pid.broja_local (imported, it loads scipy)
-"""A ``pid_broja`` row with a term this large (half the tables' 60-bit log floor) looked up a
-floored table entry: the fitting frames never showed the predicted action with the frame's camera
-cluster, its LiDAR cluster or the pair. Such a row's terms are floors (r or a unique term near
-∓60 bits, or s near -60), not estimates. Entries the frames did show stay far below: on 1,000
-held-out simulator frames the shipped model's rows peak at 2.9 bits, its 5 floored rows
-(two-scene pairs) at 57-60 bits."""
 BROJA_LABEL_FLOOR = 0.02  # likewise: rare-label frames of a cluster stay out of the histogram
 
 
@@ -269,7 +262,6 @@ def gapscore(terms: F64, p_camera: F64, p_lidar: F64, p_joint: F64) -> F64:
 
 
 __all__ = [
-    'NO_EVIDENCE_BITS',
     'BrojaResult',
     'LsmiResult',
     'TermsConfig',

@@ -171,6 +171,8 @@ class DiagnosticsTracker:
         values.append(('synergy alerts raised', str(p.monitor.alerts)))
         values.append(('degraded', p.degraded or 'no'))
         values.append(('degraded frames', str(p.degraded_frames)))
+        if p.model.has('pid_broja'):  # rows at the table's floor, published as NaN
+            values.append(('pid_broja frames without evidence', str(p.no_evidence_frames)))
         values.append(('clock jumps back', str(p.clock_jumps_back)))
         if p.last_jump:
             values.append(('last clock jump', p.last_jump))

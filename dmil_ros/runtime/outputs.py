@@ -26,7 +26,9 @@ topic                  type                        content
 ``~/action_probs``     sensor_msgs/JointState      name = ACTIONS, position = probabilities
 ``~/gates``            sensor_msgs/JointState      name = COMPONENTS, position = gates
 ``~/interactions``     sensor_msgs/JointState      name = R, U_camera, U_lidar, S (bits), from
-                                                   the model's ``pid_broja`` or ``pid_lsmi``
+                                                   the model's ``pid_broja`` or ``pid_lsmi``;
+                                                   NaN where ``pid_broja`` has no evidence
+                                                   (:mod:`~dmil_ros.runtime.pipeline`)
 ``~/synergy_alert``    sensor_msgs/JointState      name = alert (1/0), synergy, baseline, z
 ``diagnostics``        diagnostic_msgs/            one DiagnosticStatus ``dmil_ros: fusion``
                        DiagnosticArray             (about 1 Hz; relative, so ``/diagnostics``

@@ -23,6 +23,12 @@ Shared by the rclpy node and the ROS-less replay; ROS-free. Stages, each timed p
    replay; results are the same);
 4. ``monitor``: the synergy spike monitor on the chosen per-frame S estimate.
 
+No evidence. A ``pid_broja`` row that looked up a floored entry of the model's table (a term of
+at least :data:`~dmil_ros.runtime.model.NO_EVIDENCE_BITS`: the fitting frames never showed the
+predicted action with the frame's clusters) is replaced by NaN and counted
+(``no_evidence_frames``): its ±60 bits are the table's floor, not an estimate. The frame's action
+and gates are published as usual; the monitor skips its NaN synergy (the alert keeps its state).
+
 Degraded mode. When one sensor's stamps fall ``silence_timeout`` seconds behind the other's, the
 pipeline keeps going on the live sensor alone and feeds the model the silent modality's *absent*
 input: an all-zero range image ("no returns") for a silent LiDAR, an all-zero standardised
@@ -53,7 +59,7 @@ import numpy.typing as npt
 from dmil_ros.actions import ACTIONS
 from dmil_ros.runtime.decode import decode_image, decode_laserscan, decode_pointcloud2
 from dmil_ros.runtime.errors import DecodeError, RuntimeConfigError
-from dmil_ros.runtime.model import FusionModel
+from dmil_ros.runtime.model import FusionModel, no_evidence
 from dmil_ros.runtime.monitor import MonitorConfig, MonitorState, SynergyMonitor
 from dmil_ros.runtime.pairing import ApproxTimePairer
 from dmil_ros.runtime.preprocess import prepare_image, prepare_points
@@ -206,6 +212,7 @@ class FusionPipeline:
         self.last_error = ''
         self.frames = 0
         self.degraded_frames = 0
+        self.no_evidence_frames = 0  # pid_broja rows at the table's floor, published as NaN
         self.degraded = ''
         self.last_camera_ns: int | None = None
         self.last_lidar_ns: int | None = None
@@ -388,7 +395,14 @@ class FusionPipeline:
         # this batch-level part counts, shared out, in each frame's monitor stage
         batch_probs = np.asarray(out['probs'], np.float32)  # (B, 4)
         rows = batch_probs.tolist()
-        synergy = out[self.pid_source][:, 3].tolist() if self.pid_source is not None else None
+        pids = {n: out[n] for n in PID_OUTPUTS if n in out}  # name -> (B, 4)
+        broja = pids.get('pid_broja')
+        if broja is not None:
+            floored = no_evidence(broja)  # (B,)
+            if floored.any():
+                pids['pid_broja'] = np.where(floored[:, None], np.float32(np.nan), broja)
+                self.no_evidence_frames += int(floored.sum())
+        synergy = pids[self.pid_source][:, 3].tolist() if self.pid_source is not None else None
         shared = (time.perf_counter() - t1) / len(jobs)
         results = []
         for k, job in enumerate(jobs):
@@ -405,7 +419,7 @@ class FusionPipeline:
                     f'model {self.model.path!r}: non-finite action probabilities {probs} for the '
                     f'frame at {job.header.ns / 1e9:.3f} s; nothing published for it'
                 )
-            pid: dict[str, F32] = {n: out[n][k] for n in PID_OUTPUTS if n in out}
+            pid: dict[str, F32] = {n: v[k] for n, v in pids.items()}
             state = None
             if synergy is not None and not job.degraded and valid:
                 state = self.monitor.update(synergy[k])

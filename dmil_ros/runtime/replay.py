@@ -62,6 +62,7 @@ class ReplaySummary:
     alerts: int = 0
     alert_frames: int = 0
     degraded_frames: int = 0
+    no_evidence_frames: int = 0  # pid_broja rows at the model table's floor, written as NaN
     actions: Counter[str] = field(default_factory=Counter)
     written: Counter[str] = field(default_factory=Counter)
     drops: Counter[str] = field(default_factory=Counter)
@@ -96,6 +97,7 @@ class ReplaySummary:
             'alerts': self.alerts,
             'alert_frames': self.alert_frames,
             'degraded_frames': self.degraded_frames,
+            'no_evidence_frames': self.no_evidence_frames,
             'actions': dict(self.actions),
             'written': dict(self.written),
             'drops': dict(self.drops),
@@ -138,6 +140,11 @@ class ReplaySummary:
         )
         if self.degraded_frames:
             out.append(f'degraded frames (one sensor silent): {self.degraded_frames}')
+        if self.no_evidence_frames:
+            out.append(
+                f'pid_broja frames without evidence (interactions written as NaN, not in the '
+                f'mean): {self.no_evidence_frames}'
+            )
         drops = ', '.join(f'{k} {n}' for k, n in sorted(self.drops.items())) or 'none'
         out.append(f'dropped / malformed: {drops}')
         out.append('written: ' + ', '.join(f'{t} {n}' for t, n in sorted(self.written.items())))
@@ -285,7 +292,7 @@ def replay(
                 continue  # counted by the pipeline (non-finite model output)
             summary.actions[r.action_label] += 1
             pid = r.interactions
-            if pid is not None and not r.degraded:
+            if pid is not None and not r.degraded and np.isfinite(pid).all():
                 pid_sum[:] += pid
                 pid_n += 1
             last = r
@@ -358,6 +365,7 @@ def replay(
     summary.alerts = pipeline.monitor.alerts
     summary.alert_frames = pipeline.monitor.alert_frames
     summary.degraded_frames = pipeline.degraded_frames
+    summary.no_evidence_frames = pipeline.no_evidence_frames
     summary.written = writer.written
     summary.drops = pipeline.drops
     summary.stages = {s: _stats(v) for s, v in stage_times.items() if v}

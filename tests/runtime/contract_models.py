@@ -18,8 +18,9 @@ Each output is an affine function of the per-channel input means ``f = [mean(ima
 0..2] + [mean(lidar_c) for c in 0..1]`` (``(B, 5)``), so tests know what to expect:
 
 * ``probs = softmax(f @ W + b)``; ``gates = softmax(f @ Wg)``;
-* ``pid_broja[:, 3]`` (the synergy term) = mean of the standardised red channel, the other three
-  terms constants 0.1, 0.2, 0.3; ``pid_lsmi`` = ``pid_broja`` + 0.5 on every term.
+* ``pid_broja[:, 3]`` (the synergy term) = ``pid_scale`` (default 1) times the mean of the
+  standardised red channel, the other three terms constants 0.1, 0.2, 0.3; ``pid_lsmi`` =
+  ``pid_broja`` + 0.5 on every term.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ WP[0, 3] = 1.0
 BP = np.array([0.1, 0.2, 0.3, 0.0], np.float32)
 
 
-def reference(image: np.ndarray, lidar: np.ndarray) -> dict[str, np.ndarray]:
+def reference(
+    image: np.ndarray, lidar: np.ndarray, pid_scale: float = 1.0
+) -> dict[str, np.ndarray]:
     """What the model computes, in numpy."""
     f = np.concatenate([image.mean(axis=(2, 3)), lidar.mean(axis=(2, 3))], 1)  # (B, 5)
 
@@ -59,7 +62,7 @@ def reference(image: np.ndarray, lidar: np.ndarray) -> dict[str, np.ndarray]:
         e = np.exp(x - x.max(1, keepdims=True))
         return e / e.sum(1, keepdims=True)
 
-    pid = f @ WP + BP
+    pid = f @ (WP * pid_scale) + BP
     return {
         'probs': softmax(f @ W + B),
         'gates': softmax(f @ WG),
@@ -75,6 +78,7 @@ def build_model(
     metadata: dict[str, str | None] | None = None,
     input_shapes: dict[str, list[int | str]] | None = None,
     probs_width: int = 4,
+    pid_scale: float = 1.0,
 ) -> Path:
     spec = spec or PreprocessSpec()
     shapes = {'image': ['B', *spec.image_shape], 'lidar': ['B', *spec.lidar_shape]}
@@ -84,7 +88,7 @@ def build_model(
         numpy_helper.from_array(W[:, :probs_width] if probs_width != 4 else W, 'W'),
         numpy_helper.from_array(B[:probs_width], 'B'),
         numpy_helper.from_array(WG, 'WG'),
-        numpy_helper.from_array(WP, 'WP'),
+        numpy_helper.from_array(WP * np.float32(pid_scale), 'WP'),
         numpy_helper.from_array(BP, 'BP'),
         numpy_helper.from_array(np.full(4, 0.5, np.float32), 'HALF'),
     ]

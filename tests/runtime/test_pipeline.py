@@ -443,6 +443,59 @@ def test_synergy_segment_raises_alert(model: FusionModel, clouds: list[Any]) -> 
     assert pipe.monitor.alerts == 1
 
 
+def test_pid_broja_rows_at_the_table_floor_are_nan_and_skip_the_monitor(
+    tmp_path: Path, clouds: list[Any]
+) -> None:
+    """A pid_broja row with a term of 30 bits or more (the exported table's floor, no evidence)
+    is published as NaN, counted, and kept out of the monitor's baseline; the frame's action
+    still goes out. Here S = 20 x the standardised red mean: red 250 gives 38 bits, the other
+    frames -21 to -12."""
+    from dmil_ros.runtime.diagnostics import DiagnosticsTracker
+    from dmil_ros.runtime.model import NO_EVIDENCE_BITS
+    from dmil_ros.runtime.outputs import OutputBuilder
+
+    model = FusionModel(build_model(tmp_path / 's.onnx', pid_scale=20.0), provider='cpu')
+    pipe = FusionPipeline(model)
+    bright = {7, 8, 15}
+
+    def red(k: int) -> int:
+        return 250 if k in bright else 60 + k
+
+    results = run_stream(pipe, clouds, 1.5, reds=red)
+    expected_floored = 0
+    finite_s: list[float] = []
+    for r in results:
+        k = round(r.header.ns / (50 * MS))
+        assert r.monitor is not None
+        # the model's own row, recomputed independently of the pipeline
+        image = prepare_image(decode_image(flat_image(r.header.ns, red(k))), model.spec)
+        assert r.lidar_stamp_ns is not None
+        j = round((r.lidar_stamp_ns - 7 * MS) / (100 * MS))
+        lidar = prepare_points(
+            decode_pointcloud2(cloud_at(clouds, r.lidar_stamp_ns, j)), model.spec
+        )
+        row = reference(image[None], lidar[None], pid_scale=20.0)['pid_broja'][0]
+        floored = bool(np.abs(row).max() >= NO_EVIDENCE_BITS)
+        assert floored == (k in bright)  # the test's premise
+        expected_floored += floored
+        assert r.interactions is not None
+        msg = dict(OutputBuilder().frame(r))['~/interactions']
+        if floored:
+            assert np.isnan(r.interactions).all()
+            assert np.isnan(msg.position).all()
+            assert np.isnan(r.monitor.synergy)
+            assert r.action == int(np.argmax(reference(image[None], lidar[None])['probs'][0]))
+        else:
+            np.testing.assert_allclose(r.interactions, row, rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(msg.position, row, rtol=1e-4, atol=1e-4)
+            if finite_s:  # the baseline is the median of the finite values before this frame
+                assert r.monitor.baseline == pytest.approx(float(np.median(finite_s)))
+            finite_s.append(float(r.interactions[3]))
+    assert pipe.no_evidence_frames == expected_floored == len(bright)
+    values = dict(DiagnosticsTracker(pipe).report(1.0)[0].values)
+    assert values['pid_broja frames without evidence'] == str(len(bright))
+
+
 def test_bad_config() -> None:
     with pytest.raises(RuntimeConfigError, match='silence_timeout'):
         PipelineConfig(slop=0.5, silence_timeout=0.2)

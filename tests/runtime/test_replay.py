@@ -135,6 +135,36 @@ def test_replay_writes_every_output(tmp_path: Path, model: Path, batch: int) -> 
     assert any('real time' in line for line in summary.lines())
 
 
+def test_no_evidence_rows_are_written_as_nan_and_left_out_of_the_mean(tmp_path: Path) -> None:
+    """With S = 20 x the standardised red mean, the red segment's rows (38 bits) sit beyond
+    NO_EVIDENCE_BITS: their interactions are NaN in the bag, counted in the summary and the
+    diagnostics, outside the mean, and they raise no alert."""
+    reds = write_bag(tmp_path / 'in', 10.0)
+    path = build_model(tmp_path / 'scaled.onnx', pid_scale=20.0)
+    pipe = FusionPipeline(FusionModel(path, provider='cpu'))
+    summary = replay(pipe, tmp_path / 'in', tmp_path / 'out', namespace=NS, progress=False)
+    out = read_bag(tmp_path / 'out')
+    store = typestore()
+    rows = {}
+    for _, kind, data in out[f'/{NS}/fusion_node/interactions']:
+        msg = store.deserialize_cdr(data, kind)
+        rows[msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = msg.position
+    segment = [t for t in rows if reds[t] == 250]
+    assert len(segment) == 30
+    assert all(np.isnan(rows[t]).all() for t in segment)
+    calm = np.array([rows[t] for t in rows if reds[t] != 250])  # (N, 4)
+    assert np.isfinite(calm).all()
+    assert summary.no_evidence_frames == 30
+    assert summary.mean_interactions == pytest.approx(tuple(calm.mean(axis=0)), abs=1e-6)
+    assert summary.alerts == 0
+    assert any('without evidence' in line and line.endswith(': 30') for line in summary.lines())
+    last = store.deserialize_cdr(
+        out[f'/{NS}/diagnostics'][-1][2], 'diagnostic_msgs/msg/DiagnosticArray'
+    )
+    values = {kv.key: kv.value for kv in last.status[0].values}
+    assert values['pid_broja frames without evidence'] == '30'
+
+
 def test_cdr_bytes_equal_the_builders(tmp_path: Path, model: Path) -> None:
     """The bag holds exactly the bytes the node's messages serialise to."""
     write_bag(tmp_path / 'in', 2.0)
