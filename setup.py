@@ -62,7 +62,6 @@ RUNTIME = [
     # zstd that releases the GIL: bag chunks inflate on a second core while the replay and the
     # audit work (dmil_ros/bagio/prefetch.py; optional, no rosdep key: without it rosbags reads)
     'zstandard>=0.22',
-    'open3d>=0.18',
     'scipy>=1.11',
     'scikit-learn>=1.4',
     'tqdm>=4.66',
@@ -82,6 +81,9 @@ DEV = [
     'mypy>=1.11',
     'dit>=1.5',
     'ecos>=2.0.14',
+    # the benchmarks measure the hand-written point-cloud code against it (the node and the
+    # audit do not import it): bench_sim.py, bench_audit.py
+    'open3d>=0.18',
 ]
 
 setup(

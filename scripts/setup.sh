@@ -2,7 +2,7 @@
 # Set up dmil_ros for ROS-less use: system libraries, a virtual environment in .venv, the package.
 #
 #   bash scripts/setup.sh          runtime (node core, replay, simulate, audit)
-#   bash scripts/setup.sh --dev    + training (torch 2.13.0 CPU), tests, linters, chromium
+#   bash scripts/setup.sh --dev    + training (torch 2.13.0), tests, linters, open3d, chromium
 #
 # System packages that pip cannot provide are installed with apt-get when run as root;
 # otherwise the script names what is missing and stops.
@@ -13,9 +13,10 @@ dev=0
 [[ "${1:-}" == "--dev" ]] && dev=1
 venv="${DMIL_VENV:-.venv}"
 
-# 1. system packages: open3d needs libusb + GL/EGL; the report test drives Debian's chromium
-pkgs=(libusb-1.0-0 libgl1 libegl1 libgomp1)
-(( dev )) && pkgs+=(chromium)
+# 1. system packages: OpenMP; with --dev, libusb + GL/EGL for open3d (the benchmarks) and
+#    Debian's chromium (the report test)
+pkgs=(libgomp1)
+(( dev )) && pkgs+=(libusb-1.0-0 libgl1 libegl1 chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
