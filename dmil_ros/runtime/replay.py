@@ -141,10 +141,7 @@ class ReplaySummary:
         if self.degraded_frames:
             out.append(f'degraded frames (one sensor silent): {self.degraded_frames}')
         if self.no_evidence_frames:
-            out.append(
-                f'pid_broja frames without evidence (interactions written as NaN, not in the '
-                f'mean): {self.no_evidence_frames}'
-            )
+            out.append(f'pid_broja frames without evidence (NaN): {self.no_evidence_frames}')
         drops = ', '.join(f'{k} {n}' for k, n in sorted(self.drops.items())) or 'none'
         out.append(f'dropped / malformed: {drops}')
         out.append('written: ' + ', '.join(f'{t} {n}' for t, n in sorted(self.written.items())))
