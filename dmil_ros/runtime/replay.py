@@ -185,6 +185,9 @@ class _Writer:
         if out.exists():
             msg = f'output bag {str(out)!r} already exists'
             raise RuntimeConfigError(msg)
+        # metadata version 8: the newest both Humble and Jazzy read (rosbag2's humble
+        # metadata_io.cpp checks no version and reads only its own keys; version 9 writes
+        # offered_qos_profiles as a YAML list, which Humble fails on: ros2/rosbag2#2013)
         self.writer = Writer(out, version=8, storage_plugin=StoragePlugin.MCAP)
         self.writer.open()
         self.builder = builder

@@ -132,6 +132,9 @@ def record_bag(
     try:
         # metadata version 8: Humble's rosbag2 reads offered_qos_profiles as a YAML string and
         # fails on version 9's list; Jazzy reads both
+        # metadata version 8: the newest both Humble and Jazzy read (rosbag2's humble
+        # metadata_io.cpp checks no version and reads only its own keys; version 9 writes
+        # offered_qos_profiles as a YAML list, which Humble fails on: ros2/rosbag2#2013)
         writer = Writer(path, version=8, storage_plugin=STORAGES[storage])
         if compression == 'zstd':
             writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
