@@ -64,8 +64,10 @@ def run_stream(
     lidar_until: float = 1e9,
     camera_until: float = 1e9,
     start: float = 0.0,
+    one_by_one: bool = False,
 ) -> list[FrameResult]:
-    """Camera at 20 Hz, LiDAR at 10 Hz (+7 ms), delivered in stamp order."""
+    """Camera at 20 Hz, LiDAR at 10 Hz (+7 ms), delivered in stamp order; ``one_by_one`` runs
+    the model on each frame pair alone (the node's batch of 1; a sweep can complete two)."""
     events: list[tuple[int, str, int]] = []
     for k in range(int(seconds * 20)):
         t = int((start + k * 0.05) * 1e9)
@@ -78,9 +80,10 @@ def run_stream(
     out = []
     for t, kind, k in sorted(events):
         if kind == 'c':
-            out += pipe.push_camera(flat_image(t, int(reds(k))))
+            jobs = pipe.feed_camera(flat_image(t, int(reds(k))))
         else:
-            out += pipe.push_lidar(cloud_at(clouds, t, k))
+            jobs = pipe.feed_lidar(cloud_at(clouds, t, k))
+        out += [r for j in jobs for r in pipe.infer([j])] if one_by_one else pipe.infer(jobs)
     return out
 
 
@@ -443,8 +446,9 @@ def test_synergy_segment_raises_alert(model: FusionModel, clouds: list[Any]) -> 
     assert pipe.monitor.alerts == 1
 
 
+@pytest.mark.parametrize('one_by_one', [False, True])
 def test_pid_broja_rows_at_the_table_floor_are_nan_and_skip_the_monitor(
-    tmp_path: Path, clouds: list[Any]
+    tmp_path: Path, clouds: list[Any], one_by_one: bool
 ) -> None:
     """A pid_broja row with a term of 30 bits or more (the exported table's floor, no evidence)
     is published as NaN, counted, and kept out of the monitor's baseline; the frame's action
@@ -461,7 +465,7 @@ def test_pid_broja_rows_at_the_table_floor_are_nan_and_skip_the_monitor(
     def red(k: int) -> int:
         return 250 if k in bright else 60 + k
 
-    results = run_stream(pipe, clouds, 1.5, reds=red)
+    results = run_stream(pipe, clouds, 1.5, reds=red, one_by_one=one_by_one)
     expected_floored = 0
     finite_s: list[float] = []
     for r in results:
