@@ -171,7 +171,7 @@ class DiagnosticsTracker:
         values.append(('synergy alerts raised', str(p.monitor.alerts)))
         values.append(('degraded', p.degraded or 'no'))
         values.append(('degraded frames', str(p.degraded_frames)))
-        if p.model.has('pid_broja'):  # rows at the table's floor, published as NaN
+        if p.model.has('pid_broja'):  # rows at the table's floor, set to NaN
             values.append(('pid_broja frames without evidence', str(p.no_evidence_frames)))
         values.append(('clock jumps back', str(p.clock_jumps_back)))
         if p.last_jump:

@@ -224,7 +224,7 @@ class FusionPipeline:
         self.last_error = ''
         self.frames = 0
         self.degraded_frames = 0
-        self.no_evidence_frames = 0  # pid_broja rows at the table's floor, published as NaN
+        self.no_evidence_frames = 0  # pid_broja rows at the table's floor, set to NaN
         self.degraded = ''
         self.last_camera_ns: int | None = None
         self.last_lidar_ns: int | None = None

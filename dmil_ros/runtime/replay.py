@@ -62,7 +62,7 @@ class ReplaySummary:
     alerts: int = 0
     alert_frames: int = 0
     degraded_frames: int = 0
-    no_evidence_frames: int = 0  # pid_broja rows at the model table's floor, written as NaN
+    no_evidence_frames: int = 0  # pid_broja rows at the model table's floor, set to NaN
     actions: Counter[str] = field(default_factory=Counter)
     written: Counter[str] = field(default_factory=Counter)
     drops: Counter[str] = field(default_factory=Counter)
