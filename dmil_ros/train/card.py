@@ -148,6 +148,14 @@ def render_card(
             f'{report["batch"]} training frames; file size {report["bytes"]} bytes.'
         ),
     ]
+    static = report.get('static_graph')
+    if static:
+        before, after = static['nodes']
+        left = static['control_flow_left']
+        lines[-1] += (
+            f' Static graph (no control flow fixed by weights and shapes): {before} -> {after} '
+            f'nodes; control flow left: {", ".join(left) if left else "none"}.'
+        )
     if 'pid' in training:
         lines += ['', f'PID heads: `{json.dumps(training["pid"])}`']
     if notes:

@@ -22,6 +22,9 @@ Inputs ``image`` (B, 3, H, W) and ``lidar`` (B, 2, beams, bins) float32 exactly 
 * joint: probs, probs_camera, probs_lidar, probs_joint, feat_camera, feat_lidar;
 * ensemble: probs, probs_camera, probs_lidar, feat_camera, feat_lidar.
 
+The graph is then freed of control flow that the weights and shapes fix
+(:mod:`dmil_ros.train.static_graph`; ``static_graph`` in the report), so CUDA graphs can run it.
+
 Checks: ``onnx.checker.check_model`` (full check) and onnxruntime against torch on the same
 inputs: the largest absolute difference of every probability output (probs, gates, sub_probs,
 unimodal / joint heads) must be <= ``tolerance`` (1e-4); unbounded outputs (features, PID terms in
@@ -48,6 +51,7 @@ from dmil_ros import __version__
 from dmil_ros.actions import ACTIONS, COMPONENTS
 from dmil_ros.train.config import TrainConfig
 from dmil_ros.train.errors import ExportError
+from dmil_ros.train.static_graph import make_static
 
 logger = logging.getLogger(__name__)
 
@@ -146,13 +150,16 @@ def export_onnx(
         entry.key, entry.value = key, value
     proto.producer_name = 'dmil_ros'
     proto.producer_version = __version__
+    # 3. no control flow fixed by the weights and shapes (static_graph: the exporter writes If
+    #    nodes for torch.diagonal and squeeze; CUDA graphs refuse them, every call runs them)
+    proto, static = make_static(proto)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:
         msg = f'export {str(path)!r}: onnx.checker failed ({exc})'
         raise ExportError(msg) from exc
     onnx.save(proto, str(path))
-    # 3. onnxruntime against torch on the same batch
+    # 4. onnxruntime against torch on the same batch
     sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     got = sess.run(list(names), {'image': image.numpy(), 'lidar': lidar.numpy()})
     with torch.no_grad():
@@ -178,6 +185,11 @@ def export_onnx(
         'max_scaled_diff_per_output': scaled,
         'unbounded_over_abs_tolerance': over,
         'batch': int(image.shape[0]),
+        'static_graph': {
+            'nodes': [static.nodes_before, static.nodes_after],
+            'inlined': list(static.inlined),
+            'control_flow_left': list(static.kept),
+        },
         'bytes': path.stat().st_size,
     }
     if not worst <= tolerance:

@@ -68,6 +68,7 @@ def test_train_export_evaluate(
     assert '## Limits' in card
     assert '| tiny |' in card
     assert "project's simulator" in card  # the bag carries the simulator's ground truth
+    assert 'control flow left: none.' in card  # the PID heads' If nodes were taken out
     # another checkpoint: the run's metrics are model.pt's, so neither card nor metadata has them
     other = tmp_path / 'models' / 'stage1.onnx'
     rc = main(['export', str(run), '--out', str(other), '--cache', str(cache),
