@@ -22,7 +22,8 @@ the contract's default sizes: 128x96 rgb8 at 20 Hz, VLP-16 PointCloud2 at 10 Hz)
 1. per frame pair, batch 1 as in the node: p50 / p99 of decode, preprocess, inference, monitor,
    serialise (output messages built + CDR-encoded), glue (what no stage timer covers) and end
    to end (the wall clock of all the pipeline did for the pair);
-2. the bare ``onnxruntime`` call (``session.run`` on the same preprocessed inputs, batch 1), and
+2. the bare ``onnxruntime`` call (``session.run`` on the same preprocessed inputs, batch 1; with
+   CUDA graphs the graph's replay with its copies in and out), and
    the ratio end-to-end / bare call (target: <= 1.5, i.e. the pipeline adds <= 50 %);
    Beside them, the shipped preprocessing and serialisation against their plain alternatives
    (same inputs, outputs compared).
@@ -30,8 +31,9 @@ the contract's default sizes: 128x96 rgb8 at 20 Hz, VLP-16 PointCloud2 at 10 Hz)
    bag) at max speed, as a multiple of real time (target: >= 50x), batched and frame by frame.
 
 4. with a GPU provider: the same model on the CPU beside it, on the same frames (call p50 at
-   batch 1 and 32, the max |difference| of every output, the share of equal actions), and the
-   cost of a change of batch size against FusionModel's padded calls.
+   batch 1 and 32, the max |difference| of every output, the share of equal actions), and
+   calls alternating between 1 and 2 frames on new sessions: unpadded, padded, and padded with
+   CUDA graphs.
 
 Targets: p99 end to end <= 10 ms on 2 CPU cores. ``--provider cuda`` reports the CUDA figures
 (run it beside a CPU run on a GPU machine). Without the shipped model, an untrained DMIL network
@@ -259,26 +261,33 @@ def compare_providers(model: FusionModel, messages: list[tuple[str, Any]], threa
         f'{model.provider} vs cpu on {n} frames, batch 1: max |difference| {diffs}; '
         f'same action on {same:.1%} of frames'
     )
-    # calls alternating between 1 and 2 frames, as the node's: the bare session plans anew at
-    # each change of shape; FusionModel pads to a fixed size (runtime/model.py). One series after
-    # the other: interleaved, each would change the shape the other left.
-    names = list(model.outputs)
-    series: dict[str, list[float]] = {'bare': [], 'padded': []}
-    for kind, values in series.items():
-        for k in range(21):
+    if model.provider == 'cpu':
+        return
+    # calls alternating between 1 and 2 frames, as the node's, each way on a new session of the
+    # model: unpadded (a new cuDNN plan per change of shape), padded to a fixed size, and padded
+    # with CUDA graphs (runtime/model.py). One series after the other: interleaved, each would
+    # change the shape the other left.
+    ways = {
+        'unpadded': {'fixed_shapes': False, 'cuda_graph': False},
+        'padded': {'cuda_graph': False},
+        'padded + CUDA graphs': {},
+    }
+    p50s = {}
+    for way, kwargs in ways.items():
+        m = FusionModel(model.path, model.requested, threads, outputs=model.outputs, **kwargs)
+        if way.endswith('graphs') and not m.cuda_graph:
+            print(f'{way}: not measured, {m.cuda_graph_off}')
+            continue
+        t = []
+        for k in range(41):
             size = 1 + k % 2
-            im, li = image[k : k + size], lidar[k : k + size]
             t0 = time.perf_counter()
-            if kind == 'bare':
-                model.session.run(names, {'image': im, 'lidar': li})
-            else:
-                model.run(im, li)
-            values.append(time.perf_counter() - t0)
-    b50, p50 = (pct(v[1:])[0] for v in series.values())  # the first call of each set aside
+            m.run(image[k : k + size], lidar[k : k + size])
+            t.append(time.perf_counter() - t0)
+        p50s[way] = pct(t[1:])[0]  # the first call set aside
     print(
-        f'{model.provider} calls alternating 1 and 2 frames, p50: bare session {b50:.3f} ms '
-        f'(a new plan per change of shape), padded to a fixed shape {p50:.3f} ms: '
-        f'{b50 / p50:.1f}x'
+        f'{model.provider} calls alternating 1 and 2 frames, p50: '
+        + ', '.join(f'{way} {t:.3f} ms' for way, t in p50s.items())
     )
 
 
@@ -321,6 +330,14 @@ def per_frame(model: FusionModel, messages: list[tuple[str, Any]], repeat: int) 
     by_order: dict[str, list[float]] = {'bare first': [], 'bare second': []}
     outputs = list(model.outputs)
     frame = 0
+
+    def bare_call(names: list[str], feeds: dict[str, np.ndarray]) -> object:
+        # with CUDA graphs the bare call is the graph's: inputs into its buffers, replay, outputs
+        # out (a plain session.run would replay a graph bound to other buffers, model.py)
+        if model.cuda_graph:
+            return model.run(feeds['image'], feeds['lidar'])
+        return model.session.run(names, feeds)
+
     for rep in range(repeat):
         pipe = FusionPipeline(model)
         fed: dict[tuple[str, int], float] = {}  # (topic, stamp) -> wall of its feed call
@@ -338,7 +355,7 @@ def per_frame(model: FusionModel, messages: list[tuple[str, Any]], repeat: int) 
                 first = frame % 2 == 0
                 if first:
                     t1 = time.perf_counter()
-                    model.session.run(outputs, feeds)
+                    bare_call(outputs, feeds)
                     bare_t = time.perf_counter() - t1
                 t0 = time.perf_counter()
                 results = pipe.infer([job])
@@ -346,7 +363,7 @@ def per_frame(model: FusionModel, messages: list[tuple[str, Any]], repeat: int) 
                 builder.frame_cdr(results[0])  # what the replay writes
                 t2 = time.perf_counter()
                 if not first:
-                    model.session.run(outputs, feeds)
+                    bare_call(outputs, feeds)
                     bare_t = time.perf_counter() - t2
                 wall = t2 - t0
                 if job.camera_stamp_ns is not None:

@@ -103,7 +103,12 @@ class FusionNode(Node):  # type: ignore[misc]
             self.declare_parameter(p.name, p.default, descriptor)
         values = {p.name: self.get_parameter(p.name).value for p in PARAMS}
         settings = build(values)  # DmilError on a bad value
-        model = FusionModel(settings.model_path, settings.provider, settings.threads)
+        model = FusionModel(
+            settings.model_path,
+            settings.provider,
+            settings.threads,
+            cuda_graph=settings.cuda_graphs,
+        )
         self.pipeline = FusionPipeline(model, settings.pipeline)
         self.builder = OutputBuilder(settings.twists)
         cfg = settings.pipeline
@@ -157,8 +162,9 @@ class FusionNode(Node):  # type: ignore[misc]
             self._watchdog = self.create_timer(
                 cfg.silence_timeout / 2, self._stop_stale_command, callback_group=work
             )
+        graphs = ' with CUDA graphs' if model.cuda_graph else ''
         self.get_logger().info(
-            f'model {model.path} ({model.info.kind}) on {model.provider}; '
+            f'model {model.path} ({model.info.kind}) on {model.provider}{graphs}; '
             f'{cfg.camera_topic} + {cfg.lidar_topic} -> {", ".join(self._pubs)}; '
             f'synergy source {self.pipeline.pid_source or "unavailable"}'
         )

@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     if args.cmd_vel:
         values['publish_cmd_vel'] = True
     settings = params.build(values)
-    model = FusionModel(settings.model_path, settings.provider, settings.threads)
+    model = FusionModel(
+        settings.model_path, settings.provider, settings.threads, cuda_graph=settings.cuda_graphs
+    )
     pipeline = FusionPipeline(model, settings.pipeline)
     summary = replay(
         pipeline,

@@ -44,6 +44,19 @@ session changes shape at most log2(largest batch) + 1 times, and :meth:`FusionMo
 pays the first of them at start-up (``benchmarks/bench_runtime.py --provider cuda`` prints the
 cost of a change and of a padded call). On the CPU a new shape costs nothing measurable, so CPU
 calls run unpadded.
+
+CUDA graphs: a small model's CUDA call is bound by launching its ~130 kernels one by one, not by
+computing them (H100, shipped DMIL model, batch 1: 2.0 ms per call; that machine's CPU takes
+0.2-0.35 ms). On CUDA the session therefore captures each padded shape's kernels once in a CUDA
+graph (ONNX Runtime's ``enable_cuda_graph``, one graph per batch size through the run option
+``gpu_graph_id``) and replays it: 0.44-0.48 ms, copies in and out included. A graph reads and
+writes fixed device buffers, so each call copies its inputs into that shape's buffers and its
+outputs out of them (device memory: ONNX Runtime 1.31 refused ``cuda_pinned`` buffers, "Unsupported
+device type"). ONNX Runtime refuses graphs for a model holding control flow (``If``, ``Loop``,
+``Scan``) or nodes it places on the CPU; such a model runs without graphs, and
+:attr:`FusionModel.cuda_graph_off` says why.
+The shipped models hold no control flow (:mod:`dmil_ros.train.static_graph` takes it out at
+export). The session is not thread-safe: one caller at a time, as the pipeline is.
 """
 
 from __future__ import annotations
@@ -79,6 +92,7 @@ _ORT_NAMES: Final = {
 # up to 0.11 bits against the CPU on the sample bag (batch 32, H100), at no measurable speed gain
 # for a model this small (benchmarks/bench_runtime.py --provider cuda prints the differences).
 _PROVIDER_OPTIONS: Final[dict[str, dict[str, str]]] = {'CUDAExecutionProvider': {'use_tf32': '0'}}
+_GRAPH_DEVICE = 'cuda'  # where a CUDA graph's input and output buffers live
 _SHORT: Final = {
     'CPUExecutionProvider': 'cpu',
     'CUDAExecutionProvider': 'cuda',
@@ -370,9 +384,10 @@ class FusionModel:
     ``io_binding`` ``None`` = on for CUDA / TensorRT, off for CPU (where plain ``run`` is as
     fast); ``fixed_shapes`` ``None`` = on for CUDA / TensorRT, off for CPU (module docstring);
     ``outputs`` to fetch (default: the runtime outputs the model has); ``adapt`` reads a model
-    outside the contract's names (:func:`check_contract`; the audit). A GPU session is warmed up
-    here at batch 2 (the node's calls carry one or two frames), so the first frame does not pay
-    the session's set-up.
+    outside the contract's names (:func:`check_contract`; the audit); ``cuda_graph`` ``None`` =
+    CUDA graphs on CUDA when ONNX Runtime can capture the model (module docstring), ``False`` =
+    never. A GPU session is warmed up here at batch 2 (the node's calls carry one or two
+    frames), so the first frame does not pay the session's set-up.
     """
 
     def __init__(
@@ -385,6 +400,7 @@ class FusionModel:
         outputs: tuple[str, ...] | None = None,
         fixed_shapes: bool | None = None,
         adapt: bool = False,
+        cuda_graph: bool | None = None,
     ) -> None:
         self.path = str(path)
         if provider not in PROVIDERS:
@@ -412,7 +428,10 @@ class FusionModel:
         options.add_session_config_entry('session.inter_op.allow_spinning', '0')
         options.log_severity_level = 3
         self.requested = provider
-        self.session = self._session(ort, options, provider)
+        # why a CUDA session runs without graphs ('' when it uses them)
+        self.cuda_graph_off = 'not requested' if cuda_graph is False else ''
+        self._ort, self._options = ort, options
+        self.session = self._session(ort, options, provider, graph=cuda_graph is not False)
         first = self.session.get_providers()[0]
         self.provider = _SHORT.get(first, first)
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -429,14 +448,31 @@ class FusionModel:
         self.io_binding = self.provider != 'cpu' if io_binding is None else io_binding
         self.fixed_shapes = self.provider != 'cpu' if fixed_shapes is None else fixed_shapes
         self.call_batch = 0  # a fixed-shape session's padded batch size (0: not run yet)
-        if self.provider != 'cpu':
+        self._graphs: dict[int, _GraphSlot] = {}  # batch size -> its captured CUDA graph
+        while self.provider != 'cpu':
             try:
                 self.warm_up(2)  # a LiDAR sweep completes one or two camera frames per call
+                break
             except Exception as exc:  # ORT raises its own untyped errors (out of memory ...)
-                msg = f'model {self.path!r}: first run on {self.provider} failed ({exc})'
-                raise ModelError(msg) from exc
+                if not self.cuda_graph:
+                    msg = f'model {self.path!r}: first run on {self.provider} failed ({exc})'
+                    raise ModelError(msg) from exc
+                self._without_graphs(f'the first capture failed ({exc})')
 
-    def _session(self, ort: Any, options: Any, provider: str) -> Any:
+    @property
+    def cuda_graph(self) -> bool:
+        """Whether calls replay captured CUDA graphs."""
+        return self.provider == 'cuda' and not self.cuda_graph_off
+
+    def _without_graphs(self, why: str) -> None:
+        """Rebuild the CUDA session without graphs, saying ``why``."""
+        logger.warning('model %r: CUDA graphs off: %s', self.path, why)
+        self.cuda_graph_off = why
+        self._graphs.clear()
+        self.call_batch = 0
+        self.session = self._session(self._ort, self._options, 'cuda', graph=False)
+
+    def _session(self, ort: Any, options: Any, provider: str, *, graph: bool) -> Any:
         available = set(ort.get_available_providers())
         if provider == 'auto':
             chain = ['cuda', 'cpu'] if 'CUDAExecutionProvider' in available else ['cpu']
@@ -456,7 +492,7 @@ class FusionModel:
             # falls back to CPU; that fallback is expected here, so silence it while probing
             ort.set_default_logger_severity(4 if name != 'cpu' else 3)
             try:
-                session = ort.InferenceSession(self.path, options, providers=providers)
+                session = self._create(ort, options, providers, graph=graph and name == 'cuda')
             except Exception as exc:  # ORT raises its own untyped errors
                 last = exc
                 continue
@@ -473,6 +509,19 @@ class FusionModel:
             return session
         msg = f'model {self.path!r}: ONNX Runtime cannot load it ({last})'
         raise ModelError(msg)
+
+    def _create(self, ort: Any, options: Any, providers: list[Any], *, graph: bool) -> Any:
+        """A session; with CUDA graphs when ``graph`` and ONNX Runtime accepts them for this
+        model (it refuses control flow when the session is made), else without."""
+        if graph:
+            cuda = ('CUDAExecutionProvider', {**_PROVIDER_OPTIONS['CUDAExecutionProvider'],
+                                              'enable_cuda_graph': '1'})  # fmt: skip
+            try:
+                return ort.InferenceSession(self.path, options, providers=[cuda, *providers[1:]])
+            except Exception as exc:  # ORT raises its own untyped errors
+                self.cuda_graph_off = f'ONNX Runtime refused them ({exc})'
+                logger.warning('model %r: CUDA graphs off: %s', self.path, self.cuda_graph_off)
+        return ort.InferenceSession(self.path, options, providers=providers)
 
     @property
     def spec(self) -> PreprocessSpec:
@@ -531,6 +580,8 @@ class FusionModel:
         return size
 
     def _run(self, image: F32, lidar: F32) -> dict[str, F32]:
+        if self.cuda_graph and len(image):
+            return self._run_graph(image, lidar)
         feeds = dict(zip(self._inputs, (image, lidar), strict=True))
         fetch = self._fetch
         if not self.io_binding:
@@ -544,6 +595,50 @@ class FusionModel:
         self.session.run_with_iobinding(binding)
         return dict(zip(self.outputs, binding.copy_outputs_to_cpu(), strict=True))
 
+    def _run_graph(self, image: F32, lidar: F32) -> dict[str, F32]:
+        """One call through the CUDA graph of its batch size (captured on its first call)."""
+        n = len(image)
+        slot = self._graphs.get(n)
+        if slot is None:
+            slot = self._graphs[n] = self._graph_slot(image, lidar)
+        # 1. the inputs into the graph's fixed buffers
+        for buffer, value in zip(slot.inputs, (image, lidar), strict=True):
+            buffer.update_inplace(np.ascontiguousarray(value, np.float32))
+        # 2. replay (ONNX Runtime captures on the slot's first runs), 3. the outputs out
+        self.session.run_with_iobinding(slot.binding, slot.options)
+        return {n: v.numpy() for n, v in zip(self.outputs, slot.outputs, strict=True)}
+
+    def _graph_slot(self, image: F32, lidar: F32) -> _GraphSlot:
+        """Device buffers, binding and run options for batch size ``len(image)``."""
+        ort = self._ort
+        # 1. one run outside any graph (gpu_graph_id -1) gives the output shapes
+        probe = self.session.io_binding()
+        for name, value in zip(self._inputs, (image, lidar), strict=True):
+            probe.bind_cpu_input(name, value)
+        for name in self._fetch:
+            probe.bind_output(name, _GRAPH_DEVICE)
+        plain = ort.RunOptions()
+        plain.add_run_config_entry('gpu_graph_id', '-1')
+        self.session.run_with_iobinding(probe, plain)
+        shapes = [value.shape() for value in probe.get_outputs()]
+        # 2. fixed buffers, bound once; graph id = batch size (ids >= 1: 0 is ONNX Runtime's)
+        inputs = tuple(
+            ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(v, np.float32), _GRAPH_DEVICE)
+            for v in (image, lidar)
+        )
+        outputs = tuple(
+            ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, _GRAPH_DEVICE)
+            for shape in shapes
+        )
+        binding = self.session.io_binding()
+        for name, value in zip(self._inputs, inputs, strict=True):
+            binding.bind_ortvalue_input(name, value)
+        for name, value in zip(self._fetch, outputs, strict=True):
+            binding.bind_ortvalue_output(name, value)
+        options = ort.RunOptions()
+        options.add_run_config_entry('gpu_graph_id', str(len(image)))
+        return _GraphSlot(inputs, outputs, binding, options)
+
     def pid_source(self, requested: str = 'auto') -> str | None:
         """The per-frame S estimate the synergy monitor uses (None when the model has none)."""
         if requested not in PID_SOURCES:
@@ -555,6 +650,17 @@ class FusionModel:
             msg = f'model {self.path!r}: pid_source {requested!r} is not among its outputs'
             raise ModelError(msg)
         return requested
+
+
+@dataclass(frozen=True)
+class _GraphSlot:
+    """One batch size's CUDA graph: its fixed buffers (ONNX Runtime ``OrtValue``), binding and
+    run options (``gpu_graph_id``)."""
+
+    inputs: tuple[Any, ...]
+    outputs: tuple[Any, ...]
+    binding: Any
+    options: Any
 
 
 def _padded(a: F32, size: int) -> F32:

@@ -71,6 +71,11 @@ PARAMS: Final[tuple[Param, ...]] = (
         'provider', 'auto', 'ONNX Runtime provider (auto = CUDA if usable, else CPU)', PROVIDERS
     ),
     Param('threads', 1, 'ONNX Runtime intra-op threads (0 = one per core)'),
+    Param(
+        'cuda_graphs',
+        True,
+        'on CUDA, replay each batch size as a captured CUDA graph (off: launch kernel by kernel)',
+    ),
     Param('slop', 0.05, 'max |t_camera - t_lidar| of a pair, seconds'),
     Param(
         'queue_size',
@@ -114,6 +119,7 @@ class NodeSettings:
     model_path: Path
     provider: str
     threads: int
+    cuda_graphs: bool
     image_transport: str
     points_type: str
     pipeline: PipelineConfig
@@ -181,6 +187,7 @@ def build(values: dict[str, Any]) -> NodeSettings:
         model_path=Path(v['model_path']) if v['model_path'] else default_model_path(),
         provider=v['provider'],
         threads=v['threads'],
+        cuda_graphs=v['cuda_graphs'],
         image_transport=v['image_transport'],
         points_type=v['points_type'],
         pipeline=pipeline,

@@ -19,8 +19,9 @@ the per-sample shapes are: ``torch.diagonal`` of a weight checks that the diagon
 ``squeeze(1)`` of a ``(B, 1)`` tensor checks that dim 1 is 1. ONNX Runtime cannot fold them, so
 every call runs their branches, and CUDA graphs refuse any model holding one ("the model has
 control flow nodes"). Measured on an H100 with the shipped DMIL model (4 such nodes): CUDA
-0.52 ms per batch-1 call with a captured graph against 1.95 ms without (``benchmarks/
-bench_runtime.py --provider cuda``); on the CPU the change is within noise.
+0.48 ms per batch-1 call with a captured graph against 2.06 ms without (``benchmarks/
+bench_runtime.py --provider cuda``); on the CPU the change is within noise (0.232 against
+0.237 ms p50, one thread).
 
 Steps (:func:`make_static`), on the graph's top level:
 

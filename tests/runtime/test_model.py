@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dmil_ros.runtime.diagnostics import DiagnosticsTracker
 from dmil_ros.runtime.errors import ModelError, RuntimeConfigError
 from dmil_ros.runtime.model import FusionModel
+from dmil_ros.runtime.pipeline import FusionPipeline
 from dmil_ros.runtime.preprocess import PreprocessSpec
 from tests.runtime.contract_models import build_model, reference
 
@@ -283,7 +285,9 @@ def test_a_failing_gpu_warm_up_names_the_model(
     def fail(self: FusionModel, batch: int = 1) -> None:
         raise RuntimeError('CUDA failure 2: out of memory')
 
-    def session(self: FusionModel, ort_: object, options: object, provider: str) -> _CudaLabel:
+    def session(
+        self: FusionModel, ort_: object, options: object, provider: str, *, graph: bool
+    ) -> _CudaLabel:
         return _CudaLabel(
             ort.InferenceSession(str(model_path), providers=['CPUExecutionProvider'])
         )
@@ -292,3 +296,99 @@ def test_a_failing_gpu_warm_up_names_the_model(
     monkeypatch.setattr(FusionModel, '_session', session)
     with pytest.raises(ModelError, match=r'full\.onnx.*first run on cuda failed .*out of memory'):
         FusionModel(model_path, provider='cuda')
+
+
+def _cpu_session(path: Path) -> _CudaLabel:
+    import onnxruntime as ort
+
+    return _CudaLabel(ort.InferenceSession(str(path), providers=['CPUExecutionProvider']))
+
+
+def test_a_model_refused_for_cuda_graphs_runs_on_cuda_without_them(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ONNX Runtime refuses graphs for a model with control flow when the session is made; the
+    # model must still run on CUDA, kernel by kernel, and say why
+    import onnxruntime as ort
+
+    asked: list[dict[str, str]] = []
+    real = ort.InferenceSession
+
+    def session(path: str, options: object, providers: list[object]) -> _CudaLabel:
+        cuda = dict(next(p for p in providers if isinstance(p, tuple))[1])
+        asked.append(cuda)
+        if cuda.get('enable_cuda_graph') == '1':
+            msg = 'the model has control flow nodes which cannot be captured'
+            raise RuntimeError(msg)
+        return _CudaLabel(real(path, options, providers=['CPUExecutionProvider']))
+
+    monkeypatch.setattr(ort, 'get_available_providers', lambda: list(_CUDA_PROVIDERS))
+    monkeypatch.setattr(ort, 'InferenceSession', session)
+    model = FusionModel(model_path, provider='cuda')
+    assert [a.get('enable_cuda_graph') for a in asked] == ['1', None]
+    assert all(a['use_tf32'] == '0' for a in asked)
+    assert model.provider == 'cuda'
+    assert not model.cuda_graph
+    assert 'refused them' in model.cuda_graph_off
+    assert 'control flow' in model.cuda_graph_off
+    image, lidar = inputs(3, seed=4)
+    got, ref = model.run(image, lidar), reference(image, lidar)
+    for name in model.outputs:
+        np.testing.assert_allclose(got[name], ref[name], rtol=1e-5, atol=1e-6)
+    # diagnostics say it where an engineer looks
+    (status,) = DiagnosticsTracker(FusionPipeline(model)).report(0.0)
+    values = dict(status.values)
+    assert values['provider'] == 'cuda'
+    assert values['cuda graphs'] == f'off: {model.cuda_graph_off}'
+    asked.clear()
+    assert FusionModel(model_path, provider='cuda', cuda_graph=False).cuda_graph_off
+    assert [a.get('enable_cuda_graph') for a in asked] == [None]  # not even tried
+
+
+_CUDA_PROVIDERS = ('CUDAExecutionProvider', 'CPUExecutionProvider')
+
+
+def test_a_failed_first_capture_rebuilds_the_session_without_graphs(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    graphs: list[bool] = []
+
+    def session(
+        self: FusionModel, ort_: object, options: object, provider: str, *, graph: bool
+    ) -> _CudaLabel:
+        graphs.append(graph)
+        return _cpu_session(model_path)
+
+    def capture(self: FusionModel, image: np.ndarray, lidar: np.ndarray) -> None:
+        raise RuntimeError('CUDA failure 900: operation not permitted when stream is capturing')
+
+    monkeypatch.setattr(FusionModel, '_session', session)
+    monkeypatch.setattr(FusionModel, '_run_graph', capture)
+    model = FusionModel(model_path, provider='cuda')
+    assert graphs == [True, False]
+    assert not model.cuda_graph
+    assert model.cuda_graph_off.startswith('the first capture failed (CUDA failure 900')
+    image, lidar = inputs(2, seed=6)
+    got, ref = model.run(image, lidar), reference(image, lidar)
+    np.testing.assert_allclose(got['probs'], ref['probs'], rtol=1e-5, atol=1e-6)
+
+
+def test_cuda_graphs_match_the_reference_at_every_batch_size(model_path: Path) -> None:
+    # runs only where a GPU is usable (the lent GPU machine); CI skips it. New inputs each call
+    # (a graph reading stale buffers would repeat an old answer), sizes up and down.
+    model = FusionModel(model_path, provider='auto')
+    if model.provider != 'cuda':
+        pytest.skip('needs a CUDA-enabled ONNX Runtime and a usable GPU')
+    assert model.cuda_graph, model.cuda_graph_off
+    (status,) = DiagnosticsTracker(FusionPipeline(model)).report(0.0)
+    assert dict(status.values)['cuda graphs'] == 'on'
+    plain = FusionModel(model_path, provider='cuda', cuda_graph=False)
+    assert not plain.cuda_graph
+    for k, n in enumerate((1, 3, 2, 6, 1, 2)):
+        image, lidar = inputs(n, seed=20 + k)
+        ref = reference(image, lidar)
+        got, kernel_by_kernel = model.run(image, lidar), plain.run(image, lidar)
+        for name in model.outputs:
+            np.testing.assert_allclose(got[name], ref[name], rtol=2e-3, atol=2e-4)
+            np.testing.assert_allclose(got[name], kernel_by_kernel[name], rtol=1e-4, atol=1e-5)
+    assert sorted(model._graphs) == [2, 4, 8]  # one graph per padded size

@@ -123,3 +123,25 @@ def test_types_are_as_strict_as_ros(tmp_path: Path, text: str, message: str) -> 
     )
     with pytest.raises(RuntimeConfigError, match=re.escape(message)):
         params.build(params.load_yaml(path))
+
+
+@pytest.mark.parametrize(('text', 'expected'), [('', True), ('cuda_graphs: false', False)])
+def test_cuda_graphs_reach_the_replays_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, expected: bool
+) -> None:
+    from dmil_ros.cli import main
+    from dmil_ros.runtime.model import FusionModel
+
+    seen: list[object] = []
+    init = FusionModel.__init__
+
+    def spy(self: FusionModel, *args: object, **kwargs: object) -> None:
+        seen.append(kwargs.get('cuda_graph'))
+        init(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FusionModel, '__init__', spy)
+    path = _write(tmp_path, f'/**/fusion_node:\n  ros__parameters:\n    {text or "slop: 0.05"}\n')
+    bag = ROOT / 'bags' / 'hallway_demo'
+    argv = ['replay', str(bag), '--out', str(tmp_path / 'out'), '--params', str(path)]
+    assert main([*argv, '--provider', 'cpu', '--no-progress']) == 0
+    assert seen == [expected]
