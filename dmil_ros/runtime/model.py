@@ -61,6 +61,7 @@ export). The session is not thread-safe: one caller at a time, as the pipeline i
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from dataclasses import dataclass, field, replace
@@ -428,6 +429,8 @@ class FusionModel:
         options.add_session_config_entry('session.inter_op.allow_spinning', '0')
         options.log_severity_level = 3
         self.requested = provider
+        self._graphs: dict[int, _GraphSlot] = {}  # batch size -> its captured CUDA graph
+        self._graph_ids = itertools.count(1)  # ORT's gpu_graph_id: 0 is its own, never reused
         # why a CUDA session runs without graphs ('' when it uses them)
         self.cuda_graph_off = 'not requested' if cuda_graph is False else ''
         self._ort, self._options = ort, options
@@ -448,7 +451,6 @@ class FusionModel:
         self.io_binding = self.provider != 'cpu' if io_binding is None else io_binding
         self.fixed_shapes = self.provider != 'cpu' if fixed_shapes is None else fixed_shapes
         self.call_batch = 0  # a fixed-shape session's padded batch size (0: not run yet)
-        self._graphs: dict[int, _GraphSlot] = {}  # batch size -> its captured CUDA graph
         while self.provider != 'cpu':
             try:
                 self.warm_up(2)  # a LiDAR sweep completes one or two camera frames per call
@@ -536,6 +538,7 @@ class FusionModel:
     def outputs(self, names: tuple[str, ...]) -> None:
         self._outputs = tuple(names)
         self._fetch = [self.info.graph_name(n) for n in self._outputs]  # the graph's names
+        self._graphs.clear()  # bound to the old outputs; new ones get new graph ids
 
     def has(self, output: str) -> bool:
         return output in self.outputs
@@ -621,7 +624,8 @@ class FusionModel:
         plain.add_run_config_entry('gpu_graph_id', '-1')
         self.session.run_with_iobinding(probe, plain)
         shapes = [value.shape() for value in probe.get_outputs()]
-        # 2. fixed buffers, bound once; graph id = batch size (ids >= 1: 0 is ONNX Runtime's)
+        # 2. fixed buffers, bound once, and a graph id of their own: ONNX Runtime replays what
+        #    an id captured without checking the buffers, so an id is never used twice
         inputs = tuple(
             ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(v, np.float32), _GRAPH_DEVICE)
             for v in (image, lidar)
@@ -636,7 +640,7 @@ class FusionModel:
         for name, value in zip(self._fetch, outputs, strict=True):
             binding.bind_ortvalue_output(name, value)
         options = ort.RunOptions()
-        options.add_run_config_entry('gpu_graph_id', str(len(image)))
+        options.add_run_config_entry('gpu_graph_id', str(next(self._graph_ids)))
         return _GraphSlot(inputs, outputs, binding, options)
 
     def pid_source(self, requested: str = 'auto') -> str | None:

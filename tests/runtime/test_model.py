@@ -392,3 +392,12 @@ def test_cuda_graphs_match_the_reference_at_every_batch_size(model_path: Path) -
             np.testing.assert_allclose(got[name], ref[name], rtol=2e-3, atol=2e-4)
             np.testing.assert_allclose(got[name], kernel_by_kernel[name], rtol=1e-4, atol=1e-5)
     assert sorted(model._graphs) == [2, 4, 8]  # one graph per padded size
+    # other outputs: new buffers and new graphs (a reused graph id would replay the old ones)
+    image, lidar = inputs(2, seed=40)
+    ref = reference(image, lidar)
+    for outputs in (('probs',), ('pid_lsmi', 'probs'), model.outputs):
+        model.outputs = outputs
+        got = model.run(image, lidar)
+        assert tuple(got) == outputs
+        for name in outputs:
+            np.testing.assert_allclose(got[name], ref[name], rtol=2e-3, atol=2e-4)
