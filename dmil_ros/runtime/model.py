@@ -53,10 +53,14 @@ graph (ONNX Runtime's ``enable_cuda_graph``, one graph per batch size through th
 writes fixed device buffers, so each call copies its inputs into that shape's buffers and its
 outputs out of them (device memory: ONNX Runtime 1.31 refused ``cuda_pinned`` buffers, "Unsupported
 device type"). ONNX Runtime refuses graphs for a model holding control flow (``If``, ``Loop``,
-``Scan``) or nodes it places on the CPU; such a model runs without graphs, and
-:attr:`FusionModel.cuda_graph_off` says why.
-The shipped models hold no control flow (:mod:`dmil_ros.train.static_graph` takes it out at
-export). The session is not thread-safe: one caller at a time, as the pipeline is.
+``Scan``) or compute nodes it places on the CPU; such a model runs without graphs, as does a
+session whose graph run fails at any size (the session is rebuilt without them, and the call
+retried), and :attr:`FusionModel.cuda_graph_off` says why. The shipped models hold no control flow
+(:mod:`dmil_ros.train.static_graph` takes it out at export). ONNX Runtime keeps captured graphs
+per calling thread, so a thread that runs the model for the first time captures its own (the
+node's inference callbacks may run on any of its executor's threads: a capture per thread and
+batch size on the first frames, 9 ms each on the H100 against 0.45 ms for a replay). The
+session is not thread-safe: one caller at a time, as the pipeline is.
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ _ORT_NAMES: Final = {
 # up to 0.11 bits against the CPU on the sample bag (batch 32, H100), at no measurable speed gain
 # for a model this small (benchmarks/bench_runtime.py --provider cuda prints the differences).
 _PROVIDER_OPTIONS: Final[dict[str, dict[str, str]]] = {'CUDAExecutionProvider': {'use_tf32': '0'}}
-_GRAPH_DEVICE = 'cuda'  # where a CUDA graph's input and output buffers live
+_GRAPH_DEVICE: Final = 'cuda'  # where a CUDA graph's input and output buffers live
 _SHORT: Final = {
     'CPUExecutionProvider': 'cpu',
     'CUDAExecutionProvider': 'cuda',
@@ -385,10 +389,11 @@ class FusionModel:
     ``io_binding`` ``None`` = on for CUDA / TensorRT, off for CPU (where plain ``run`` is as
     fast); ``fixed_shapes`` ``None`` = on for CUDA / TensorRT, off for CPU (module docstring);
     ``outputs`` to fetch (default: the runtime outputs the model has); ``adapt`` reads a model
-    outside the contract's names (:func:`check_contract`; the audit); ``cuda_graph`` ``None`` =
-    CUDA graphs on CUDA when ONNX Runtime can capture the model (module docstring), ``False`` =
-    never. A GPU session is warmed up here at batch 2 (the node's calls carry one or two
-    frames), so the first frame does not pay the session's set-up.
+    outside the contract's names (:func:`check_contract`; the audit); ``cuda_graph`` ``None`` or
+    ``True`` = CUDA graphs on CUDA when ONNX Runtime can capture the model (module docstring;
+    calls then always go through their graph's buffers, whatever ``io_binding`` says),
+    ``False`` = never. A GPU session is warmed up here at batch 2 (the node's calls carry one or
+    two frames), so the first frame does not pay the session's set-up.
     """
 
     def __init__(
@@ -431,6 +436,8 @@ class FusionModel:
         self.requested = provider
         self._graphs: dict[int, _GraphSlot] = {}  # batch size -> its captured CUDA graph
         self._graph_ids = itertools.count(1)  # ORT's gpu_graph_id: 0 is its own, never reused
+        self._uncaptured = ort.RunOptions()  # a run of a graph session outside any graph
+        self._uncaptured.add_run_config_entry('gpu_graph_id', '-1')
         # why a CUDA session runs without graphs ('' when it uses them)
         self.cuda_graph_off = 'not requested' if cuda_graph is False else ''
         self._ort, self._options = ort, options
@@ -451,15 +458,13 @@ class FusionModel:
         self.io_binding = self.provider != 'cpu' if io_binding is None else io_binding
         self.fixed_shapes = self.provider != 'cpu' if fixed_shapes is None else fixed_shapes
         self.call_batch = 0  # a fixed-shape session's padded batch size (0: not run yet)
-        while self.provider != 'cpu':
-            try:
-                self.warm_up(2)  # a LiDAR sweep completes one or two camera frames per call
-                break
-            except Exception as exc:  # ORT raises its own untyped errors (out of memory ...)
-                if not self.cuda_graph:
-                    msg = f'model {self.path!r}: first run on {self.provider} failed ({exc})'
-                    raise ModelError(msg) from exc
-                self._without_graphs(f'the first capture failed ({exc})')
+        if self.provider == 'cpu':
+            return
+        try:
+            self.warm_up(2)  # a LiDAR sweep completes one or two camera frames per call
+        except Exception as exc:  # ORT raises its own untyped errors (out of memory ...)
+            msg = f'model {self.path!r}: first run on {self.provider} failed ({exc})'
+            raise ModelError(msg) from exc
 
     @property
     def cuda_graph(self) -> bool:
@@ -471,7 +476,6 @@ class FusionModel:
         logger.warning('model %r: CUDA graphs off: %s', self.path, why)
         self.cuda_graph_off = why
         self._graphs.clear()
-        self.call_batch = 0
         self.session = self._session(self._ort, self._options, 'cuda', graph=False)
 
     def _session(self, ort: Any, options: Any, provider: str, *, graph: bool) -> Any:
@@ -521,7 +525,7 @@ class FusionModel:
             try:
                 return ort.InferenceSession(self.path, options, providers=[cuda, *providers[1:]])
             except Exception as exc:  # ORT raises its own untyped errors
-                self.cuda_graph_off = f'ONNX Runtime refused them ({exc})'
+                self.cuda_graph_off = f'ONNX Runtime could not make a session with them ({exc})'
                 logger.warning('model %r: CUDA graphs off: %s', self.path, self.cuda_graph_off)
         return ort.InferenceSession(self.path, options, providers=providers)
 
@@ -538,7 +542,7 @@ class FusionModel:
     def outputs(self, names: tuple[str, ...]) -> None:
         self._outputs = tuple(names)
         self._fetch = [self.info.graph_name(n) for n in self._outputs]  # the graph's names
-        self._graphs.clear()  # bound to the old outputs; new ones get new graph ids
+        self._release_graphs()  # bound to the old outputs; new ones get new graph ids
 
     def has(self, output: str) -> bool:
         return output in self.outputs
@@ -584,19 +588,32 @@ class FusionModel:
 
     def _run(self, image: F32, lidar: F32) -> dict[str, F32]:
         if self.cuda_graph and len(image):
-            return self._run_graph(image, lidar)
+            try:
+                return self._run_graph(image, lidar)
+            except Exception as exc:  # ORT's untyped errors: a capture at a new size or thread
+                self._without_graphs(f'a graph run at batch {len(image)} failed ({exc})')
         feeds = dict(zip(self._inputs, (image, lidar), strict=True))
         fetch = self._fetch
+        options = self._uncaptured if self.cuda_graph else None  # an empty batch, say
         if not self.io_binding:
-            values = self.session.run(fetch, feeds)
+            values = self.session.run(fetch, feeds, options)
             return dict(zip(self.outputs, values, strict=True))
         binding = self.session.io_binding()
         for name, value in feeds.items():
             binding.bind_cpu_input(name, value)
         for name in fetch:
             binding.bind_output(name, 'cpu')
-        self.session.run_with_iobinding(binding)
+        self.session.run_with_iobinding(binding, options)
         return dict(zip(self.outputs, binding.copy_outputs_to_cpu(), strict=True))
+
+    def _release_graphs(self) -> None:
+        """Forget every batch size's graph, and free them where ONNX Runtime can (1.31 has
+        ``release_captured_graph``)."""
+        release = getattr(self.session, 'release_captured_graph', None)
+        for slot in self._graphs.values():
+            if release is not None:
+                release(slot.graph_id)
+        self._graphs.clear()
 
     def _run_graph(self, image: F32, lidar: F32) -> dict[str, F32]:
         """One call through the CUDA graph of its batch size (captured on its first call)."""
@@ -609,7 +626,7 @@ class FusionModel:
             buffer.update_inplace(np.ascontiguousarray(value, np.float32))
         # 2. replay (ONNX Runtime captures on the slot's first runs), 3. the outputs out
         self.session.run_with_iobinding(slot.binding, slot.options)
-        return {n: v.numpy() for n, v in zip(self.outputs, slot.outputs, strict=True)}
+        return {k: v.numpy() for k, v in zip(self.outputs, slot.outputs, strict=True)}
 
     def _graph_slot(self, image: F32, lidar: F32) -> _GraphSlot:
         """Device buffers, binding and run options for batch size ``len(image)``."""
@@ -620,9 +637,7 @@ class FusionModel:
             probe.bind_cpu_input(name, value)
         for name in self._fetch:
             probe.bind_output(name, _GRAPH_DEVICE)
-        plain = ort.RunOptions()
-        plain.add_run_config_entry('gpu_graph_id', '-1')
-        self.session.run_with_iobinding(probe, plain)
+        self.session.run_with_iobinding(probe, self._uncaptured)
         shapes = [value.shape() for value in probe.get_outputs()]
         # 2. fixed buffers, bound once, and a graph id of their own: ONNX Runtime replays what
         #    an id captured without checking the buffers, so an id is never used twice
@@ -639,9 +654,10 @@ class FusionModel:
             binding.bind_ortvalue_input(name, value)
         for name, value in zip(self._fetch, outputs, strict=True):
             binding.bind_ortvalue_output(name, value)
+        graph_id = next(self._graph_ids)
         options = ort.RunOptions()
-        options.add_run_config_entry('gpu_graph_id', str(next(self._graph_ids)))
-        return _GraphSlot(inputs, outputs, binding, options)
+        options.add_run_config_entry('gpu_graph_id', str(graph_id))
+        return _GraphSlot(inputs, outputs, binding, options, graph_id)
 
     def pid_source(self, requested: str = 'auto') -> str | None:
         """The per-frame S estimate the synergy monitor uses (None when the model has none)."""
@@ -665,6 +681,7 @@ class _GraphSlot:
     outputs: tuple[Any, ...]
     binding: Any
     options: Any
+    graph_id: int
 
 
 def _padded(a: F32, size: int) -> F32:

@@ -152,7 +152,7 @@ def export_onnx(
     proto.producer_version = __version__
     # 3. no control flow fixed by the weights and shapes (static_graph: the exporter writes If
     #    nodes for torch.diagonal and squeeze; CUDA graphs refuse them, every call runs them)
-    proto, static = make_static(proto)
+    proto, static = make_static(proto, name=f'export {str(path)!r}')
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:
@@ -188,6 +188,7 @@ def export_onnx(
         'static_graph': {
             'nodes': [static.nodes_before, static.nodes_after],
             'inlined': list(static.inlined),
+            'folded': list(static.folded),
             'control_flow_left': list(static.kept),
         },
         'bytes': path.stat().st_size,

@@ -25,19 +25,26 @@ bench_runtime.py --provider cuda``); on the CPU the change is within noise (0.23
 
 Steps (:func:`make_static`), on the graph's top level:
 
-1. Shape inference (``onnx.shape_inference``, strict) gives every tensor's shape.
-2. A tensor is *dynamic* when it depends on a graph input through anything but static sizes:
-   a ``Shape`` whose input's dims are all known, or a ``Gather`` of constant indices from a
-   ``Shape`` that picks known dims only, is static; random ops are always dynamic.
+1. Shape inference (``onnx.shape_inference``, strict) gives every tensor's shape. The shapes a
+   model declares (inputs, outputs, ``value_info``) are trusted, as ONNX Runtime's optimiser
+   trusts them: a model declaring a wrong static size is folded at that size.
+2. A tensor is *dynamic* when it depends on a graph input (an initializer that is also an input
+   included) through anything but static sizes: a ``Shape`` whose input's dims are all known,
+   or a ``Gather`` of constant indices from a ``Shape`` that picks known dims only, is static.
+   A node that is, or holds in a subgraph, a random op (``RandomNormal`` ..., ``Dropout``) is
+   always dynamic; ops of other domains match none of these names.
 3. Every static tensor a dynamic node (or a graph output) reads is evaluated once with ONNX
-   Runtime on the CPU (inputs of batch 1: no static value depends on them) and becomes an
-   initializer; the nodes that made them go. An ``If`` whose condition is now a constant is
-   replaced by the branch it takes, its local names prefixed with the node's name, and the
-   steps run again (a branch may hold more of them).
-4. Nodes whose outputs nobody reads are dropped; ``onnx.checker`` checks the result.
+   Runtime on the CPU, on the part of the graph that computes it (inputs of batch 1 and zeros:
+   no static value depends on them), and becomes an initializer; the nodes that made them go.
+   An ``If`` whose condition is now a constant is replaced by the branch it takes, the branch's
+   own names (in its nested subgraphs too) prefixed with the node's name, and the steps run
+   again (a branch may hold more of them).
+4. Nodes whose outputs nobody reads are dropped, and initializers nobody reads unless they back
+   a graph input; ``onnx.checker`` checks the result.
 
 An ``If`` whose condition depends on the data stays, and is reported. Metadata, opsets and the
-graph's inputs and outputs are left as they are.
+graph's inputs and outputs are left as they are. External data is read in and written inline
+(models under protobuf's 2 GB).
 """
 
 from __future__ import annotations
@@ -61,7 +68,7 @@ logger = logging.getLogger(__name__)
 
 RANDOM_OPS: Final = frozenset(
     {'RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'Multinomial',
-     'Bernoulli'}
+     'Bernoulli', 'Dropout'}
 )  # fmt: skip
 CONTROL_FLOW: Final = frozenset({'If', 'Loop', 'Scan'})
 
@@ -71,48 +78,72 @@ class StaticReport:
     """What :func:`make_static` did."""
 
     inlined: tuple[str, ...]  # If nodes replaced by the branch they take
+    folded: tuple[str, ...]  # control-flow nodes computed whole into constants
     kept: tuple[str, ...]  # control-flow nodes that depend on the data
     nodes_before: int
     nodes_after: int
 
 
-def make_static(model: onnx.ModelProto) -> tuple[onnx.ModelProto, StaticReport]:
-    """A copy of ``model`` without data-independent control flow (module docstring)."""
+def make_static(
+    model: onnx.ModelProto, *, name: str | None = None
+) -> tuple[onnx.ModelProto, StaticReport]:
+    """A copy of ``model`` without data-independent control flow (module docstring).
+
+    Raises :class:`ExportError` naming ``name`` (default: the graph's name).
+    """
+    what = name or f'graph {model.graph.name!r}'
     out = onnx.ModelProto()
     out.CopyFrom(model)
     before = len(out.graph.node)
+    flow = [n.name for n in out.graph.node if _op(n) in CONTROL_FLOW]
     inlined: list[str] = []
-    while True:
-        while _fold_static(out):
-            pass
-        ifs = [n for n in out.graph.node if n.op_type == 'If' and _is_constant(out, n.input[0])]
-        if not ifs:
-            break
-        for node in ifs:
-            _inline(out.graph, node, take=_constant_bool(out, node.input[0]))
-            inlined.append(node.name)
-    _prune(out.graph)
     try:
+        while True:
+            while _fold_static(out):
+                pass
+            ifs = [n for n in out.graph.node if _op(n) == 'If' and _is_constant(out, n.input[0])]
+            if not ifs:
+                break
+            for node in ifs:
+                _inline(out.graph, node, take=_constant_bool(out, node.input[0]))
+                inlined.append(node.name)
+        _prune(out.graph)
         onnx.checker.check_model(out, full_check=True)
-    except onnx.checker.ValidationError as exc:
-        msg = f'static graph of {model.graph.name!r}: onnx.checker failed ({exc})'
+    except (ExportError, onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
+        msg = f'static graph of {what}: {exc}'
         raise ExportError(msg) from exc
-    kept = tuple(n.name for n in out.graph.node if n.op_type in CONTROL_FLOW)
-    report = StaticReport(tuple(inlined), kept, before, len(out.graph.node))
+    kept = tuple(n.name for n in out.graph.node if _op(n) in CONTROL_FLOW)
+    folded = tuple(n for n in flow if n not in kept and n not in inlined)
+    report = StaticReport(tuple(inlined), folded, kept, before, len(out.graph.node))
     if kept:
-        logger.warning('control flow that depends on the data stays: %s', list(kept))
+        logger.warning('%s: control flow that depends on the data stays: %s', what, list(kept))
     return out, report
+
+
+def _op(node: onnx.NodeProto) -> str:
+    """The op type, qualified by its domain unless that is the default one."""
+    return node.op_type if node.domain in ('', 'ai.onnx') else f'{node.domain}.{node.op_type}'
+
+
+def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    return [g for a in node.attribute for g in (*([a.g] if a.HasField('g') else []), *a.graphs)]
 
 
 def _reads(node: onnx.NodeProto) -> set[str]:
     """Every tensor ``node`` reads, those its subgraphs take from the outer scope included."""
     names = {x for x in node.input if x}
-    for attr in node.attribute:
-        for graph in (*([attr.g] if attr.HasField('g') else []), *attr.graphs):
-            local = {o for n in graph.node for o in n.output}
-            local |= {i.name for i in (*graph.initializer, *graph.input)}
-            names |= {x for n in graph.node for x in _reads(n) if x not in local}
+    for graph in _subgraphs(node):
+        local = {o for n in graph.node for o in n.output}
+        local |= {i.name for i in (*graph.initializer, *graph.input)}
+        names |= {x for n in graph.node for x in _reads(n) if x not in local}
     return names
+
+
+def _random(node: onnx.NodeProto) -> bool:
+    """Whether ``node`` is, or holds in a subgraph, a random op."""
+    return _op(node) in RANDOM_OPS or any(
+        _random(n) for graph in _subgraphs(node) for n in graph.node
+    )
 
 
 def _dynamic(model: onnx.ModelProto) -> set[str]:
@@ -129,31 +160,34 @@ def _dynamic(model: onnx.ModelProto) -> set[str]:
     consts.update(
         (n.output[0], numpy_helper.to_array(n.attribute[0].t))
         for n in model.graph.node
-        if n.op_type == 'Constant' and n.attribute and n.attribute[0].name == 'value'
+        if _op(n) == 'Constant' and n.attribute and n.attribute[0].name == 'value'
     )
     consts = {k: v for k, v in consts.items() if k not in dynamic}
     shape_of: dict[str, tuple[int | None, ...]] = {}  # Shape output -> its input's dims
     for node in model.graph.node:
-        if node.op_type == 'Constant':
+        op = _op(node)
+        if op == 'Constant':
             continue
-        if node.op_type == 'Shape':
+        if op == 'Shape' and not node.attribute:  # start / end: left to the general rule
             dims = shapes.get(node.input[0])
-            if dims is not None and not any(a.name in ('start', 'end') for a in node.attribute):
+            if dims is not None:
                 if None not in dims:
                     continue  # every dim known: a constant
                 shape_of[node.output[0]] = dims
-        if node.op_type == 'Gather' and node.input[0] in shape_of and node.input[1] in consts:
+        if op == 'Gather' and node.input[0] in shape_of and node.input[1] in consts:
             dims = shape_of[node.input[0]]
             picked = np.asarray(consts[node.input[1]]).reshape(-1)
-            if all(dims[int(i)] is not None for i in picked):
-                continue  # picks known dims only
-        if node.op_type in RANDOM_OPS or _reads(node) & dynamic:
+            if all(-len(dims) <= i < len(dims) and dims[int(i)] is not None for i in picked):
+                continue  # picks known dims only (a Shape output is 1-D: axis 0)
+        if _random(node) or _reads(node) & dynamic:
             dynamic.update(node.output)
     return dynamic
 
 
 def _is_constant(model: onnx.ModelProto, name: str) -> bool:
-    return any(i.name == name for i in model.graph.initializer)
+    """An initializer that no caller can override (not also a graph input)."""
+    inputs = {i.name for i in model.graph.input}
+    return name not in inputs and any(i.name == name for i in model.graph.initializer)
 
 
 def _constant_bool(model: onnx.ModelProto, name: str) -> bool:
@@ -181,61 +215,74 @@ def _fold_static(model: onnx.ModelProto) -> bool:
 
 
 def _evaluate(model: onnx.ModelProto, names: list[str]) -> dict[str, np.ndarray[Any, Any]]:
-    """``names`` computed by ONNX Runtime (CPU) with batch-1 zero inputs."""
+    """``names`` computed by ONNX Runtime (CPU) on the nodes they need, batch-1 zero inputs."""
     import onnxruntime as ort
 
+    # 1. the nodes ``names`` need, nothing else (a dynamic node could fail on zeros)
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
+    want, kept = set(names), []
+    for node in reversed(probe.graph.node):
+        if set(node.output) & want:
+            kept.append(node)
+            want |= _reads(node)
+    del probe.graph.node[:]
+    probe.graph.node.extend(reversed(kept))
     del probe.graph.output[:]
     probe.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names)
+    # 2. zeros for every input, unknown dims 1
+    feeds = {}
+    for arg in probe.graph.input:
+        kind = arg.type.tensor_type
+        dims = [d.dim_value if d.HasField('dim_value') else 1 for d in kind.shape.dim]
+        feeds[arg.name] = np.zeros(dims, helper.tensor_dtype_to_np_dtype(kind.elem_type))
+    # 3. run, unoptimised
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
-    session = ort.InferenceSession(
-        probe.SerializeToString(), options, providers=['CPUExecutionProvider']
-    )
-    feeds: dict[str, np.ndarray[Any, Any]] = {}
-    for arg in session.get_inputs():
-        dims = [d if isinstance(d, int) else 1 for d in arg.shape]
-        feeds[arg.name] = np.zeros(dims, _NUMPY.get(arg.type, np.float32))
-    return dict(zip(names, session.run(names, feeds), strict=True))
+    try:
+        session = ort.InferenceSession(
+            probe.SerializeToString(), options, providers=['CPUExecutionProvider']
+        )
+        feeds = {a.name: feeds[a.name] for a in session.get_inputs()}
+        values = session.run(names, feeds)
+    except Exception as exc:  # ORT raises its own untyped errors
+        msg = f'ONNX Runtime could not evaluate the static tensors {names[:5]} ({exc})'
+        raise ExportError(msg) from exc
+    return dict(zip(names, values, strict=True))
 
 
-_NUMPY: Final = {
-    'tensor(float)': np.float32, 'tensor(double)': np.float64, 'tensor(int64)': np.int64,
-    'tensor(int32)': np.int32, 'tensor(bool)': np.bool_, 'tensor(float16)': np.float16,
-    'tensor(uint8)': np.uint8,
-}  # fmt: skip
+def _rename(graph: onnx.GraphProto, rename: dict[str, str]) -> None:
+    """Rename tensors in place, in ``graph`` and its nested subgraphs."""
+    for node in graph.node:
+        node.input[:] = [rename.get(x, x) for x in node.input]
+        node.output[:] = [rename.get(x, x) for x in node.output]
+        for inner in _subgraphs(node):
+            _rename(inner, rename)
+    for value in graph.output:
+        value.name = rename.get(value.name, value.name)
 
 
 def _inline(graph: onnx.GraphProto, node: onnx.NodeProto, *, take: bool) -> None:
     """Replace ``If`` ``node`` by its then (``take``) or else branch, in place."""
     name = 'then_branch' if take else 'else_branch'
-    branch = next(a.g for a in node.attribute if a.name == name)
+    branch = onnx.GraphProto()
+    branch.CopyFrom(next(a.g for a in node.attribute if a.name == name))
+    if branch.sparse_initializer:
+        msg = f'If {node.name!r}: a branch with sparse initializers is not supported'
+        raise ExportError(msg)
     prefix = f'{node.name or node.output[0]}/{name}/'
     local = {o for n in branch.node for o in n.output} | {i.name for i in branch.initializer}
-
-    def rename(x: str) -> str:
-        return prefix + x if x in local else x
-
-    nodes = []
-    for inner in branch.node:
-        copy = onnx.NodeProto()
-        copy.CopyFrom(inner)
-        copy.name = prefix + inner.name
-        copy.input[:] = [rename(x) for x in inner.input]
-        copy.output[:] = [rename(x) for x in inner.output]
-        nodes.append(copy)
+    _rename(branch, {x: prefix + x for x in local})
+    for k, inner in enumerate(branch.node):
+        inner.name = prefix + (inner.name or f'{inner.op_type}_{k}')
     for init in branch.initializer:
-        copy_init = onnx.TensorProto()
-        copy_init.CopyFrom(init)
-        copy_init.name = rename(init.name)
-        graph.initializer.append(copy_init)
-    for inner_out, outer_out in zip(branch.output, node.output, strict=True):
+        init.name = prefix + init.name
+    graph.initializer.extend(branch.initializer)
+    nodes = list(branch.node)
+    for k, (inner_out, outer_out) in enumerate(zip(branch.output, node.output, strict=True)):
         nodes.append(
-            helper.make_node(
-                'Identity', [rename(inner_out.name)], [outer_out], name=prefix + 'out'
-            )
+            helper.make_node('Identity', [inner_out.name], [outer_out], name=f'{prefix}out_{k}')
         )
     position = list(graph.node).index(node)
     kept = list(graph.node)
@@ -245,7 +292,7 @@ def _inline(graph: onnx.GraphProto, node: onnx.NodeProto, *, take: bool) -> None
 
 
 def _prune(graph: onnx.GraphProto) -> None:
-    """Step 4: drop nodes (and initializers) nothing reads."""
+    """Step 4: drop nodes, and initializers not backing an input, that nothing reads."""
     while True:
         read = {o.name for o in graph.output}
         for node in graph.node:
@@ -255,6 +302,7 @@ def _prune(graph: onnx.GraphProto) -> None:
             break
         del graph.node[:]
         graph.node.extend(kept)
+    read |= {i.name for i in graph.input}
     unused = [i for i in graph.initializer if i.name not in read]
     for init in unused:
         graph.initializer.remove(init)
@@ -268,7 +316,7 @@ def make_static_file(src: Path, dst: Path) -> StaticReport:
     except (OSError, DecodeError) as exc:
         msg = f'model {str(src)!r}: cannot load it ({exc})'
         raise ExportError(msg) from exc
-    static, report = make_static(model)
+    static, report = make_static(model, name=f'model {str(src)!r}')
     atomic_write_bytes(dst, static.SerializeToString())
     return report
 
@@ -286,9 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         logger.error('%s', exc)
         return 2
     logger.info(
-        '%s: %d -> %d nodes; If inlined: %s; control flow left: %s',
+        '%s: %d -> %d nodes; If inlined: %s; folded whole: %s; control flow left: %s',
         args.out, report.nodes_before, report.nodes_after, list(report.inlined),
-        list(report.kept),
+        list(report.folded), list(report.kept),
     )  # fmt: skip
     return 0
 

@@ -170,3 +170,137 @@ def test_cli_writes_the_static_model_and_names_a_bad_file(
     with caplog.at_level(logging.ERROR):
         assert main([str(tmp_path / 'bad.onnx'), str(dst)]) == 2
     assert "bad.onnx': cannot load it" in caplog.text
+
+
+def _model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto], outputs: list[str],
+           initializers: list[onnx.TensorProto] | None = None) -> onnx.ModelProto:  # fmt: skip
+    graph = helper.make_graph(
+        nodes,
+        'g',
+        inputs,
+        [helper.make_tensor_value_info(n, F, ['B', 3]) for n in outputs],
+        initializers or [],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 18)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+X = helper.make_tensor_value_info('x', F, ['B', 3])
+
+
+def test_an_input_with_a_default_is_data_and_stays_an_input() -> None:
+    # an initializer listed as a graph input is a default the caller may override
+    flag = helper.make_tensor_value_info('flag', TensorProto.BOOL, [])
+    w = helper.make_tensor_value_info('w', F, [3])
+    model = _model(
+        [_if('y', 'flag', ('Add', 1.0), ('Sub', 1.0)), helper.make_node('Relu', ['x'], ['z'])],
+        [X, flag, w],
+        ['y', 'z'],
+        [
+            numpy_helper.from_array(np.array(True), 'flag'),
+            numpy_helper.from_array(np.ones(3, np.float32), 'w'),
+        ],
+    )
+    static, report = make_static(model)
+    assert report.kept == ('y',)
+    assert [i.name for i in static.graph.input] == ['x', 'flag', 'w']
+    assert {i.name for i in static.graph.initializer} >= {'flag', 'w'}  # defaults kept
+    sess = ort.InferenceSession(static.SerializeToString(), providers=['CPUExecutionProvider'])
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(sess.run(['y'], {'x': x})[0], x + 1.0)
+    np.testing.assert_array_equal(sess.run(['y'], {'x': x, 'flag': np.array(False)})[0], x - 1.0)
+
+
+def test_a_random_op_inside_a_branch_is_never_frozen() -> None:
+    noise = helper.make_graph(
+        [helper.make_node('RandomNormal', [], ['eps'], shape=[1, 3], seed=3.0)],
+        'noise',
+        [],
+        [helper.make_tensor_value_info('eps', F, [1, 3])],
+    )
+    zero = helper.make_graph([_const('nil', np.zeros((1, 3)))], 'zero', [],
+                             [helper.make_tensor_value_info('nil', F, [1, 3])])  # fmt: skip
+    nodes = [
+        _const('yes', True, np.bool_),
+        helper.make_node('If', ['yes'], ['e'], name='draw', then_branch=noise, else_branch=zero),
+        helper.make_node('Add', ['x', 'e'], ['y']),
+    ]
+    static, report = make_static(_model(nodes, [X], ['y']))
+    assert report.inlined == ('draw',)  # the branch is taken, its draw stays a draw
+    assert 'RandomNormal' in {n.op_type for n in static.graph.node}
+    assert 'e' not in {i.name for i in static.graph.initializer}
+
+
+def test_nested_branches_and_repeated_branch_names_inline_cleanly() -> None:
+    # two Ifs built from the same branches (same local names), the inner one reading a name
+    # local to the outer branch: every name must be renamed, nested subgraphs included
+    def outer(tag: str) -> onnx.GraphProto:
+        inner = helper.make_graph(
+            [helper.make_node('Mul', ['x', 'k'], ['m'])],
+            'inner', [], [helper.make_tensor_value_info('m', F, ['B', 3])],
+        )  # fmt: skip
+        return helper.make_graph(
+            [
+                _const('k', 4.0),
+                _const('inner_yes', True, np.bool_),
+                helper.make_node('If', ['inner_yes'], ['r'], then_branch=inner,
+                                 else_branch=_branch(f'{tag}_else', 'Add', 0.0)),
+            ],
+            'outer', [], [helper.make_tensor_value_info('r', F, ['B', 3])],
+        )  # fmt: skip
+
+    nodes = [
+        _const('t', True, np.bool_),
+        helper.make_node('If', ['t'], ['a'], name='first', then_branch=outer('a'),
+                         else_branch=_branch('a_else2', 'Sub', 0.0)),
+        helper.make_node('If', ['t'], ['b'], name='second', then_branch=outer('b'),
+                         else_branch=_branch('b_else2', 'Sub', 0.0)),
+    ]  # fmt: skip
+    static, report = make_static(_model(nodes, [X], ['a', 'b']))
+    assert report.kept == ()
+    assert not {n.op_type for n in static.graph.node} & {'If'}
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    got = run(static, x)
+    np.testing.assert_array_equal(got['a'], x * 4.0)
+    np.testing.assert_array_equal(got['b'], x * 4.0)
+
+
+def test_only_the_nodes_a_static_tensor_needs_are_evaluated() -> None:
+    # Range with a data-made delta fails on the zero inputs the evaluation feeds; it is dynamic
+    # and must not run there
+    nodes = [
+        helper.make_node('ReduceSum', ['x'], ['s'], keepdims=0),
+        _const('nought', 0.0),
+        helper.make_node('Mul', ['s', 'nought'], ['delta']),
+        helper.make_node('Add', ['delta', 'nought'], ['delta1']),  # 0 on zeros: Range refuses
+        helper.make_node('Range', ['nought', 's', 'delta1'], ['r']),
+        helper.make_node('ReduceSum', ['r'], ['rs'], keepdims=0),
+        _const('two', 2.0),
+        _const('three', 3.0),
+        helper.make_node('Mul', ['two', 'three'], ['six']),
+        helper.make_node('Mul', ['x', 'six'], ['y']),
+    ]
+    model = _model(nodes, [X], ['y'])
+    model.graph.output.append(helper.make_tensor_value_info('rs', F, []))
+    static, _ = make_static(model)
+    assert 'six' in {i.name for i in static.graph.initializer}
+    assert 'Range' in {n.op_type for n in static.graph.node}
+
+
+def test_a_model_onnx_cannot_infer_is_refused_naming_the_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = helper.make_tensor_value_info('a', F, [2])
+    b = helper.make_tensor_value_info('b', F, [3])
+    graph = helper.make_graph([helper.make_node('Add', ['a', 'b'], ['c'])], 'g', [a, b],
+                              [helper.make_tensor_value_info('c', F, [2])])  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 18)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / 'broken.onnx'))
+    with caplog.at_level(logging.ERROR):
+        assert main([str(tmp_path / 'broken.onnx'), str(tmp_path / 'out.onnx')]) == 2
+    assert "static graph of model '" in caplog.text
+    assert "broken.onnx'" in caplog.text
+    assert not (tmp_path / 'out.onnx').exists()
