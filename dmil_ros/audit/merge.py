@@ -59,7 +59,7 @@ from dmil_ros.audit.terms import (
     gapscore,
     lsmi_frames,
 )
-from dmil_ros.runtime.model import no_evidence
+from dmil_ros.runtime.contract import no_evidence
 
 logger = logging.getLogger(__name__)
 F64 = npt.NDArray[np.float64]

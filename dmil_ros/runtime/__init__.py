@@ -27,6 +27,7 @@ Messages may be ``rosbags`` or ``rclpy`` objects (same attribute names).
 
 from __future__ import annotations
 
+from dmil_ros.runtime.contract import ModelInfo, check_contract
 from dmil_ros.runtime.decode import (
     SUPPORTED_IMAGE_ENCODINGS,
     decode_image,
@@ -34,7 +35,7 @@ from dmil_ros.runtime.decode import (
     decode_pointcloud2,
 )
 from dmil_ros.runtime.errors import DecodeError, ModelError, RuntimeConfigError, RuntimeDmilError
-from dmil_ros.runtime.model import FusionModel, ModelInfo, check_contract
+from dmil_ros.runtime.model import FusionModel
 from dmil_ros.runtime.monitor import MonitorConfig, MonitorState, SynergyMonitor
 from dmil_ros.runtime.pairing import ApproxTimePairer, Pair
 from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, PipelineConfig

@@ -24,7 +24,7 @@ Shared by the rclpy node and the ROS-less replay; ROS-free. Stages, each timed p
 4. ``monitor``: the synergy spike monitor on the chosen per-frame S estimate.
 
 No evidence. A ``pid_broja`` row that looked up a floored entry of the model's table (a term of
-at least :data:`~dmil_ros.runtime.model.NO_EVIDENCE_BITS`: the fitting frames never showed the
+at least :data:`~dmil_ros.runtime.contract.NO_EVIDENCE_BITS`: the fitting frames never showed the
 predicted action with the frame's clusters) is replaced by NaN and counted
 (``no_evidence_frames``): its ±60 bits are the table's floor, not an estimate. The frame's action
 and gates are published as usual; the monitor skips its NaN synergy (the alert keeps its state).
@@ -57,9 +57,10 @@ import numpy as np
 import numpy.typing as npt
 
 from dmil_ros.actions import ACTIONS
+from dmil_ros.runtime.contract import NO_EVIDENCE_BITS, no_evidence
 from dmil_ros.runtime.decode import decode_image, decode_laserscan, decode_pointcloud2
 from dmil_ros.runtime.errors import DecodeError, RuntimeConfigError
-from dmil_ros.runtime.model import NO_EVIDENCE_BITS, FusionModel, no_evidence
+from dmil_ros.runtime.model import FusionModel
 from dmil_ros.runtime.monitor import MonitorConfig, MonitorState, SynergyMonitor
 from dmil_ros.runtime.pairing import ApproxTimePairer
 from dmil_ros.runtime.preprocess import prepare_image, prepare_points

@@ -14,7 +14,7 @@
 
 """Record a simulated drive as a rosbag2 (mcap or sqlite3) with a ground-truth sidecar.
 
-Topics (the "Simulator bags" contract in notes/contracts.md): ``/camera/image_raw``,
+Topics (the README's simulator section lists them too): ``/camera/image_raw``,
 ``/camera/camera_info``, ``/lidar/points``, ``/scan``, ``/cmd_vel``, ``/expert/action``,
 ``/tf_static``, ``/sim/ground_truth`` (one per camera frame) and ``/sim/lidar_truth`` (one per
 sweep: the scene it was rendered in). Every message's bag timestamp equals its header stamp

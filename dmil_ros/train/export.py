@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Export a trained model to one ONNX graph (the contract in notes/contracts.md) and check it.
+"""Export a trained model to one ONNX graph (:mod:`dmil_ros.runtime.contract`) and check it.
 
 Inputs ``image`` (B, 3, H, W) and ``lidar`` (B, 2, beams, bins) float32 exactly as
 :mod:`dmil_ros.runtime.preprocess` prepares them; dynamic batch axis. Outputs, by model kind:

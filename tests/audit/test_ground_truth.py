@@ -86,7 +86,7 @@ def test_model_pid_broja_rows_on_floored_table_entries_are_left_out() -> None:
     import torch
 
     from dmil_ros.pid.broja_local import FLOOR, BROJALocal
-    from dmil_ros.runtime.model import NO_EVIDENCE_BITS
+    from dmil_ros.runtime.contract import NO_EVIDENCE_BITS
 
     assert NO_EVIDENCE_BITS == -FLOOR / 2  # the runtime's copy (no scipy import there)
     bag = oracle_bag(600, seed=14, name='own')

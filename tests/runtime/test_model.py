@@ -158,7 +158,7 @@ def test_fixed_batch_sizes_that_disagree_are_refused() -> None:
     # the file and the sizes for those it loads
     from types import SimpleNamespace
 
-    from dmil_ros.runtime.model import check_contract
+    from dmil_ros.runtime.contract import check_contract
 
     spec = PreprocessSpec()
 

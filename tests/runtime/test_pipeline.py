@@ -454,8 +454,8 @@ def test_pid_broja_rows_at_the_table_floor_are_nan_and_skip_the_monitor(
     is published as NaN, counted, and kept out of the monitor's baseline; the frame's action
     still goes out. Here S = 20 x the standardised red mean: red 250 gives 38 bits, the other
     frames -21 to -12."""
+    from dmil_ros.runtime.contract import NO_EVIDENCE_BITS
     from dmil_ros.runtime.diagnostics import DiagnosticsTracker
-    from dmil_ros.runtime.model import NO_EVIDENCE_BITS
     from dmil_ros.runtime.outputs import OutputBuilder
 
     model = FusionModel(build_model(tmp_path / 's.onnx', pid_scale=20.0), provider='cpu')
