@@ -341,15 +341,21 @@ def _ring_mismatch(
     Two returns decide the order, the first of the lowest and of the highest ring among the
     points with a range (a beam into the sky often has none): their elevations differ by the
     sensor's whole vertical field (30 degrees on a VLP-16), far more than a mounting tilt, so
-    one sweep suffices and the check costs ~10 us.
+    one sweep suffices. The check costs 11 us on the sample bag's 5.7k-point sweeps when the
+    first point of both rings has a return (the usual case, and then the same two returns), 32
+    us when one has none and the returns are searched.
     """
     if row.max() >= spec.beams:  # clipped by _ring_rows: at least this many rings
         return f'ring values reach {spec.beams} or more, the model has {spec.beams} rows'
-    returns = np.flatnonzero(rng > 0)  # (M,) NaN and 0 fail
-    if returns.size == 0:
-        return None
-    rows = row[returns]  # (M,)
-    i_lo, i_hi = int(returns[rows.argmin()]), int(returns[rows.argmax()])
+    # 1. the first point of the lowest and of the highest ring, when both have a range
+    i_lo, i_hi = int(row.argmin()), int(row.argmax())
+    if not (rng[i_lo] > 0 and rng[i_hi] > 0):  # NaN and 0 fail
+        # 2. else the same among the returns only
+        returns = np.flatnonzero(rng > 0)  # (M,)
+        if returns.size == 0:
+            return None
+        rows = row[returns]  # (M,)
+        i_lo, i_hi = int(returns[rows.argmin()]), int(returns[rows.argmax()])
     if row[i_lo] >= row[i_hi]:  # no rows in it: a planar sensor's, or a driver's unset field
         return f'every return has ring {int(row[i_lo])}'
     lo, hi = spec.vertical_fov_deg
