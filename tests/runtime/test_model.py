@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from pathlib import Path
@@ -153,44 +152,6 @@ def test_a_model_with_a_fixed_batch_size_runs_in_chunks_of_it(
     assert set(sizes) == {fixed}
 
 
-def test_fixed_batch_sizes_that_disagree_are_refused() -> None:
-    # ONNX Runtime's own shape inference refuses most such graphs; the contract check names
-    # the file and the sizes for those it loads
-    from types import SimpleNamespace
-
-    from dmil_ros.runtime.contract import check_contract
-
-    spec = PreprocessSpec()
-
-    def arg(name: str, *shape: int | str) -> SimpleNamespace:
-        return SimpleNamespace(name=name, type='tensor(float)', shape=list(shape))
-
-    inputs = [arg('image', 1, *spec.image_shape), arg('lidar', 'B', *spec.lidar_shape)]
-    assert check_contract('m.onnx', inputs, [arg('probs', 'B', 4)], {}).fixed_batch == 1
-    with pytest.raises(ModelError, match=r"'m.onnx': fixed batch sizes disagree .*output 'probs'"):
-        check_contract('m.onnx', inputs, [arg('probs', 2, 4)], {})
-
-
-def test_foreign_model_with_only_probs(tmp_path: Path) -> None:
-    path = build_model(
-        tmp_path / 'foreign.onnx',
-        outputs=('probs',),
-        metadata={
-            'dmil_ros.labels': None,
-            'dmil_ros.components': None,
-            'dmil_ros.preprocess': None,
-            'dmil_ros.kind': None,
-        },
-    )
-    model = FusionModel(path, provider='cpu')
-    assert model.outputs == ('probs',)
-    assert model.info.kind == 'foreign'
-    assert model.pid_source() is None
-    assert not model.has('gates')
-    with pytest.raises(ModelError, match='pid_source'):
-        model.pid_source('pid_lsmi')
-
-
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r'nope\.onnx.*no such file'):
         FusionModel(tmp_path / 'nope.onnx')
@@ -214,31 +175,6 @@ def test_a_training_checkpoint_is_named_as_one(tmp_path: Path) -> None:
         archive.writestr('model/data.pkl', b'weights')
     with pytest.raises(ModelError, match=r"model\.pt': a zip archive.*dmil-ros export RUN"):
         FusionModel(tmp_path / 'model.pt', provider='cpu')
-
-
-@pytest.mark.parametrize(
-    ('kwargs', 'text'),
-    [
-        ({'metadata': {'dmil_ros.labels': json.dumps(['a', 'b', 'c', 'd'])}}, 'labels'),
-        ({'metadata': {'dmil_ros.components': json.dumps(['x'])}}, 'components'),
-        ({'metadata': {'dmil_ros.labels': '5'}}, "'dmil_ros.labels' is 5, this package"),
-        ({'metadata': {'dmil_ros.preprocess': '{"image_width": "64"}'}}, 'not an integer'),
-        ({'metadata': {'dmil_ros.preprocess': '{"beams": 0}'}}, 'beams'),
-        ({'input_shapes': {'image': ['B', 3, 32, 32]}}, "input 'image' has shape"),
-        ({'input_shapes': {'lidar': ['B', 2, 32, 180]}}, "input 'lidar' has shape"),
-        ({'outputs': ('gates',)}, 'no output named probs'),
-        ({'probs_width': 3}, "output 'probs' has shape"),
-        (
-            {'spec': PreprocessSpec(beams=32), 'input_shapes': {'lidar': ['B', 2, 16, 180]}},
-            "input 'lidar'",
-        ),
-    ],
-)
-def test_mismatched_model_refused(tmp_path: Path, kwargs: dict[str, object], text: str) -> None:
-    path = build_model(tmp_path / 'mismatch.onnx', **kwargs)  # type: ignore[arg-type]
-    with pytest.raises(ModelError, match=text) as info:
-        FusionModel(path, provider='cpu')
-    assert 'mismatch.onnx' in str(info.value)
 
 
 def test_bad_parameters(model_path: Path) -> None:
