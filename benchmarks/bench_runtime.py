@@ -268,15 +268,15 @@ def compare_providers(model: FusionModel, messages: list[tuple[str, Any]], threa
     # with CUDA graphs (runtime/model.py). One series after the other: interleaved, each would
     # change the shape the other left.
     ways = {
-        'unpadded': {'fixed_shapes': False, 'cuda_graph': False},
-        'padded': {'cuda_graph': False},
+        'unpadded': {'fixed_shapes': False, 'cuda_graphs': False},
+        'padded': {'cuda_graphs': False},
         'padded + CUDA graphs': {},
     }
     p50s = {}
     for way, kwargs in ways.items():
         m = FusionModel(model.path, model.requested, threads, outputs=model.outputs, **kwargs)
-        if way.endswith('graphs') and not m.cuda_graph:
-            print(f'{way}: not measured, {m.cuda_graph_off}')
+        if way.endswith('graphs') and not m.cuda_graphs:
+            print(f'{way}: not measured, {m.cuda_graphs_off}')
             continue
         t = []
         for k in range(41):
@@ -334,7 +334,7 @@ def per_frame(model: FusionModel, messages: list[tuple[str, Any]], repeat: int) 
     def bare_call(names: list[str], feeds: dict[str, np.ndarray]) -> object:
         # with CUDA graphs the bare call is the graph's: inputs into its buffers, replay, outputs
         # out (a plain session.run would replay a graph bound to other buffers, model.py)
-        if model.cuda_graph:
+        if model.cuda_graphs:
             return model.run(feeds['image'], feeds['lidar'])
         return model.session.run(names, feeds)
 

@@ -107,7 +107,7 @@ class FusionNode(Node):  # type: ignore[misc]
             settings.model_path,
             settings.provider,
             settings.threads,
-            cuda_graph=settings.cuda_graphs,
+            cuda_graphs=settings.cuda_graphs,
         )
         self.pipeline = FusionPipeline(model, settings.pipeline)
         self.builder = OutputBuilder(settings.twists)
@@ -162,7 +162,7 @@ class FusionNode(Node):  # type: ignore[misc]
             self._watchdog = self.create_timer(
                 cfg.silence_timeout / 2, self._stop_stale_command, callback_group=work
             )
-        graphs = ' with CUDA graphs' if model.cuda_graph else ''
+        graphs = ' with CUDA graphs' if model.cuda_graphs else ''
         self.get_logger().info(
             f'model {model.path} ({model.info.kind}) on {model.provider}{graphs}; '
             f'{cfg.camera_topic} + {cfg.lidar_topic} -> {", ".join(self._pubs)}; '

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         values['publish_cmd_vel'] = True
     settings = params.build(values)
     model = FusionModel(
-        settings.model_path, settings.provider, settings.threads, cuda_graph=settings.cuda_graphs
+        settings.model_path, settings.provider, settings.threads, cuda_graphs=settings.cuda_graphs
     )
     pipeline = FusionPipeline(model, settings.pipeline)
     summary = replay(

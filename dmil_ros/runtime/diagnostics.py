@@ -165,7 +165,7 @@ class DiagnosticsTracker:
             values.append(('lidar input', p.planar_lidar))
         values.append(('provider', p.model.provider))
         if p.model.provider == 'cuda':
-            off = p.model.cuda_graph_off
+            off = p.model.cuda_graphs_off
             values.append(('cuda graphs', f'off: {off}' if off else 'on'))
         values.append(('model', p.model.path))
         values.append(('synergy source', p.pid_source or 'unavailable'))

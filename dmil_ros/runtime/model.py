@@ -43,7 +43,7 @@ outputs out of them (device memory: ONNX Runtime 1.31 refused ``cuda_pinned`` bu
 device type"). ONNX Runtime refuses graphs for a model holding control flow (``If``, ``Loop``,
 ``Scan``) or compute nodes it places on the CPU; such a model runs without graphs, as does a
 session whose graph run fails at any size (the session is rebuilt without them, and the call
-retried), and :attr:`FusionModel.cuda_graph_off` says why. The shipped models hold no control flow
+retried), and :attr:`FusionModel.cuda_graphs_off` says why. The shipped models hold no control flow
 (:mod:`dmil_ros.train.static_graph` takes it out at export). ONNX Runtime keeps captured graphs
 per calling thread, so a thread that runs the model for the first time captures its own (the
 node's inference callbacks may run on any of its executor's threads: a capture per thread and
@@ -140,7 +140,7 @@ class FusionModel:
     ``io_binding`` ``None`` = on for CUDA / TensorRT, off for CPU (where plain ``run`` is as
     fast); ``fixed_shapes`` ``None`` = on for CUDA / TensorRT, off for CPU (module docstring);
     ``outputs`` to fetch (default: the runtime outputs the model has); ``adapt`` reads a model
-    outside the contract's names (:func:`check_contract`; the audit); ``cuda_graph`` ``None`` or
+    outside the contract's names (:func:`check_contract`; the audit); ``cuda_graphs`` ``None`` or
     ``True`` = CUDA graphs on CUDA when ONNX Runtime can capture the model (module docstring;
     calls then always go through their graph's buffers, whatever ``io_binding`` says),
     ``False`` = never. A GPU session is warmed up here at batch 2 (the node's calls carry one or
@@ -157,7 +157,7 @@ class FusionModel:
         outputs: tuple[str, ...] | None = None,
         fixed_shapes: bool | None = None,
         adapt: bool = False,
-        cuda_graph: bool | None = None,
+        cuda_graphs: bool | None = None,
     ) -> None:
         self.path = str(path)
         if provider not in PROVIDERS:
@@ -190,9 +190,9 @@ class FusionModel:
         self._uncaptured = ort.RunOptions()  # a run of a graph session outside any graph
         self._uncaptured.add_run_config_entry('gpu_graph_id', '-1')
         # why a CUDA session runs without graphs ('' when it uses them)
-        self.cuda_graph_off = 'not requested' if cuda_graph is False else ''
+        self.cuda_graphs_off = 'not requested' if cuda_graphs is False else ''
         self._ort, self._options = ort, options
-        self.session = self._session(ort, options, provider, graph=cuda_graph is not False)
+        self.session = self._session(ort, options, provider, graph=cuda_graphs is not False)
         first = self.session.get_providers()[0]
         self.provider = _SHORT.get(first, first)
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -218,14 +218,14 @@ class FusionModel:
             raise ModelError(msg) from exc
 
     @property
-    def cuda_graph(self) -> bool:
+    def cuda_graphs(self) -> bool:
         """Whether calls replay captured CUDA graphs."""
-        return self.provider == 'cuda' and not self.cuda_graph_off
+        return self.provider == 'cuda' and not self.cuda_graphs_off
 
     def _without_graphs(self, why: str) -> None:
         """Rebuild the CUDA session without graphs, saying ``why``."""
         logger.warning('model %r: CUDA graphs off: %s', self.path, why)
-        self.cuda_graph_off = why
+        self.cuda_graphs_off = why
         self._graphs.clear()
         self.session = self._session(self._ort, self._options, 'cuda', graph=False)
 
@@ -276,8 +276,8 @@ class FusionModel:
             try:
                 return ort.InferenceSession(self.path, options, providers=[cuda, *providers[1:]])
             except Exception as exc:  # ORT raises its own untyped errors
-                self.cuda_graph_off = f'ONNX Runtime could not make a session with them ({exc})'
-                logger.warning('model %r: CUDA graphs off: %s', self.path, self.cuda_graph_off)
+                self.cuda_graphs_off = f'ONNX Runtime could not make a session with them ({exc})'
+                logger.warning('model %r: CUDA graphs off: %s', self.path, self.cuda_graphs_off)
         return ort.InferenceSession(self.path, options, providers=providers)
 
     @property
@@ -338,14 +338,14 @@ class FusionModel:
         return size
 
     def _run(self, image: F32, lidar: F32) -> dict[str, F32]:
-        if self.cuda_graph and len(image):
+        if self.cuda_graphs and len(image):
             try:
                 return self._run_graph(image, lidar)
             except Exception as exc:  # ORT's untyped errors: a capture at a new size or thread
                 self._without_graphs(f'a graph run at batch {len(image)} failed ({exc})')
         feeds = dict(zip(self._inputs, (image, lidar), strict=True))
         fetch = self._fetch
-        options = self._uncaptured if self.cuda_graph else None  # an empty batch, say
+        options = self._uncaptured if self.cuda_graphs else None  # an empty batch, say
         if not self.io_binding:
             values = self.session.run(fetch, feeds, options)
             return dict(zip(self.outputs, values, strict=True))

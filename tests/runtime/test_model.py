@@ -71,7 +71,7 @@ def test_auto_provider_runs_somewhere(model_path: Path) -> None:
 def test_cuda_outputs_match_reference(model_path: Path, io_binding: bool) -> None:
     # runs only where a GPU is usable (the lent GPU machine); CI skips it. Kernel by kernel:
     # test_cuda_graphs_match_the_reference_at_every_batch_size covers graphs
-    model = FusionModel(model_path, provider='auto', io_binding=io_binding, cuda_graph=False)
+    model = FusionModel(model_path, provider='auto', io_binding=io_binding, cuda_graphs=False)
     if model.provider != 'cuda':
         pytest.skip('needs a CUDA-enabled ONNX Runtime and a usable GPU')
     image, lidar = inputs(4, seed=3)
@@ -268,9 +268,9 @@ def test_a_model_refused_for_cuda_graphs_runs_on_cuda_without_them(
     assert [a.get('enable_cuda_graph') for a in asked] == ['1', None]
     assert all(a['use_tf32'] == '0' for a in asked)
     assert model.provider == 'cuda'
-    assert not model.cuda_graph
-    assert 'could not make a session with them' in model.cuda_graph_off
-    assert 'control flow' in model.cuda_graph_off
+    assert not model.cuda_graphs
+    assert 'could not make a session with them' in model.cuda_graphs_off
+    assert 'control flow' in model.cuda_graphs_off
     image, lidar = inputs(3, seed=4)
     got, ref = model.run(image, lidar), reference(image, lidar)
     for name in model.outputs:
@@ -279,9 +279,9 @@ def test_a_model_refused_for_cuda_graphs_runs_on_cuda_without_them(
     (status,) = DiagnosticsTracker(FusionPipeline(model)).report(0.0)
     values = dict(status.values)
     assert values['provider'] == 'cuda'
-    assert values['cuda graphs'] == f'off: {model.cuda_graph_off}'
+    assert values['cuda graphs'] == f'off: {model.cuda_graphs_off}'
     asked.clear()
-    assert FusionModel(model_path, provider='cuda', cuda_graph=False).cuda_graph_off
+    assert FusionModel(model_path, provider='cuda', cuda_graphs=False).cuda_graphs_off
     assert [a.get('enable_cuda_graph') for a in asked] == [None]  # not even tried
 
 
@@ -311,7 +311,7 @@ def test_tensorrt_sessions_get_no_cuda_graphs(
     monkeypatch.setattr(ort, 'InferenceSession', session)
     model = FusionModel(model_path, provider='tensorrt')
     assert model.provider == 'tensorrt'
-    assert not model.cuda_graph
+    assert not model.cuda_graphs
     assert len(asked) == 1
     options = [dict(p[1]) for p in asked[0] if isinstance(p, tuple)]
     assert options == [{'use_tf32': '0'}]  # the CUDA fallback's, without enable_cuda_graph
@@ -342,14 +342,14 @@ def test_a_failed_capture_rebuilds_the_session_without_graphs(
     monkeypatch.setattr(FusionModel, '_session', session)
     monkeypatch.setattr(FusionModel, '_run_graph', capture)
     model = FusionModel(model_path, provider='cuda')
-    assert model.cuda_graph == (fails_from > 2)
+    assert model.cuda_graphs == (fails_from > 2)
     image, lidar = inputs(3, seed=6)  # padded to 4
     got, ref = model.run(image, lidar), reference(image, lidar)
     for name in model.outputs:
         np.testing.assert_allclose(got[name], ref[name], rtol=1e-5, atol=1e-6)
     assert graphs == [True, False]
-    assert not model.cuda_graph
-    assert model.cuda_graph_off.startswith(f'a graph run at batch {fails_from} failed (CUDA')
+    assert not model.cuda_graphs
+    assert model.cuda_graphs_off.startswith(f'a graph run at batch {fails_from} failed (CUDA')
     assert model._graphs == {}  # the old session's graphs are gone
 
 
@@ -359,11 +359,11 @@ def test_cuda_graphs_match_the_reference_at_every_batch_size(model_path: Path) -
     model = FusionModel(model_path, provider='auto')
     if model.provider != 'cuda':
         pytest.skip('needs a CUDA-enabled ONNX Runtime and a usable GPU')
-    assert model.cuda_graph, model.cuda_graph_off
+    assert model.cuda_graphs, model.cuda_graphs_off
     (status,) = DiagnosticsTracker(FusionPipeline(model)).report(0.0)
     assert dict(status.values)['cuda graphs'] == 'on'
-    plain = FusionModel(model_path, provider='cuda', cuda_graph=False)
-    assert not plain.cuda_graph
+    plain = FusionModel(model_path, provider='cuda', cuda_graphs=False)
+    assert not plain.cuda_graphs
     for k, n in enumerate((1, 3, 2, 6, 1, 2)):
         image, lidar = inputs(n, seed=20 + k)
         ref = reference(image, lidar)
@@ -386,7 +386,7 @@ def test_cuda_graphs_match_the_reference_at_every_batch_size(model_path: Path) -
     worker.join()
     for name, value in reference(image, lidar).items():
         np.testing.assert_allclose(got_there[name], value, rtol=2e-3, atol=2e-4)
-    assert model.cuda_graph, model.cuda_graph_off
+    assert model.cuda_graphs, model.cuda_graphs_off
     # other outputs: new buffers and new graphs (a reused graph id would replay the old ones),
     # each checked on two calls with new inputs (the second one a replay)
     for k, outputs in enumerate((('probs',), ('pid_lsmi', 'probs'), model.outputs)):
@@ -397,4 +397,4 @@ def test_cuda_graphs_match_the_reference_at_every_batch_size(model_path: Path) -
             assert tuple(got) == outputs
             for name in outputs:
                 np.testing.assert_allclose(got[name], ref[name], rtol=2e-3, atol=2e-4)
-    assert model.cuda_graph, model.cuda_graph_off  # and still through graphs
+    assert model.cuda_graphs, model.cuda_graphs_off  # and still through graphs

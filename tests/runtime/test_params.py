@@ -136,7 +136,7 @@ def test_cuda_graphs_reach_the_replays_model(
     init = FusionModel.__init__
 
     def spy(self: FusionModel, *args: object, **kwargs: object) -> None:
-        seen.append(kwargs.get('cuda_graph'))
+        seen.append(kwargs.get('cuda_graphs'))
         init(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(FusionModel, '__init__', spy)
