@@ -26,8 +26,9 @@ Shared by the rclpy node and the ROS-less replay; ROS-free. Stages, each timed p
 No evidence. A ``pid_broja`` row that looked up a floored entry of the model's table (a term of
 at least :data:`~dmil_ros.runtime.contract.NO_EVIDENCE_BITS`: the fitting frames never showed the
 predicted action with the frame's clusters) is replaced by NaN and counted
-(``no_evidence_frames``): its ±60 bits are the table's floor, not an estimate. The frame's action
-and gates are published as usual; the monitor skips its NaN synergy (the alert keeps its state).
+(``no_evidence_frames``, published frames only): its ±60 bits are the table's floor, not an
+estimate. The frame's action and gates are published as usual; the monitor skips its NaN synergy
+(the alert keeps its state).
 
 Degraded mode. When one sensor's stamps fall ``silence_timeout`` seconds behind the other's, the
 pipeline keeps going on the live sensor alone and feeds the model the silent modality's *absent*
@@ -414,7 +415,9 @@ class FusionPipeline:
             floored = no_evidence(broja)  # (B,)
             if floored.any():
                 pids['pid_broja'] = np.where(floored[:, None], np.float32(np.nan), broja)
-                self.no_evidence_frames += int(floored.sum())
+                # a frame with non-finite probabilities is counted as that, and not published
+                finite = np.isfinite(batch_probs).all(axis=1)  # (B,)
+                self.no_evidence_frames += int((floored & finite).sum())
         synergy = pids[self.pid_source][:, 3].tolist() if self.pid_source is not None else None
         shared = (time.perf_counter() - t1) / len(jobs)
         results = []

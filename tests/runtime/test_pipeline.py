@@ -500,6 +500,37 @@ def test_pid_broja_rows_at_the_table_floor_are_nan_and_skip_the_monitor(
     assert values['pid_broja frames without evidence'] == str(len(bright))
 
 
+def test_a_frame_with_non_finite_probabilities_is_not_counted_without_evidence(
+    tmp_path: Path, clouds: list[Any]
+) -> None:
+    """A floored pid_broja row on a frame whose probabilities are NaN counts once, as the
+    non-finite output it is: that frame is not published, so it is no frame without evidence."""
+    model = FusionModel(build_model(tmp_path / 's.onnx', pid_scale=20.0), provider='cpu')
+    pipe = FusionPipeline(model)
+    real = model.run
+    poison = {'on': True}
+
+    def poisoned(image: Any, lidar: Any) -> dict[str, Any]:
+        out = real(image, lidar)
+        if poison['on']:
+            out['probs'] = np.full_like(out['probs'], np.nan)
+        return out
+
+    model.run = poisoned  # type: ignore[method-assign]
+    pipe.push_camera(flat_image(0, 250))  # red 250: S of 38 bits, the table's floor
+    (bad,) = pipe.push_lidar(cloud_at(clouds, 7 * MS, 0))
+    assert not bad.valid
+    assert bad.interactions is not None
+    assert np.isnan(bad.interactions).all()  # the premise: its row was floored
+    assert pipe.errors[('model', 'non_finite_output')] == 1
+    assert pipe.no_evidence_frames == 0
+    poison['on'] = False  # the same frame again, with finite probabilities: counted
+    pipe.push_camera(flat_image(100 * MS, 250))
+    (good,) = pipe.push_lidar(cloud_at(clouds, 107 * MS, 1))
+    assert good.valid
+    assert pipe.no_evidence_frames == 1
+
+
 def test_bad_config() -> None:
     with pytest.raises(RuntimeConfigError, match='silence_timeout'):
         PipelineConfig(slop=0.5, silence_timeout=0.2)
