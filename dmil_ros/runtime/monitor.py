@@ -113,8 +113,8 @@ class MonitorConfig:
             'on_frames': self.on_frames >= 1,
             'off_frames': self.off_frames >= 1,
             'min_synergy': math.isfinite(self.min_synergy),
-            'min_scale': self.min_scale > 0,
-            'absolute_on': self.absolute_on >= 0,
+            'min_scale': math.isfinite(self.min_scale) and self.min_scale > 0,
+            'absolute_on': math.isfinite(self.absolute_on) and self.absolute_on >= 0,
         }
         for name, ok in checks.items():
             if not ok:

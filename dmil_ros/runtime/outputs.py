@@ -115,6 +115,14 @@ class Twists:
     linear: float = 0.3  # m/s for 'forward'
     angular: float = 0.6  # rad/s for 'left' (positive) and 'right' (negative)
 
+    def __post_init__(self) -> None:
+        # a NaN or infinite command would reach the base controller
+        for name in ('linear', 'angular'):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                msg = f'cmd_vel.{name}={value!r} must be a finite velocity'
+                raise RuntimeConfigError(msg)
+
     def of(self, action: str) -> tuple[float, float]:
         return {
             'forward': (self.linear, 0.0),

@@ -29,6 +29,7 @@ The pairer only sees stamps (integer nanoseconds) and opaque items, so it is sha
 
 from __future__ import annotations
 
+import math
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -65,7 +66,7 @@ class ApproxTimePairer(Generic[C, L]):
     """
 
     def __init__(self, slop: float = 0.05, queue_size: int = 10) -> None:
-        if not slop > 0:
+        if not (math.isfinite(slop) and slop > 0):
             msg = f'slop {slop!r} must be a positive number of seconds'
             raise RuntimeConfigError(msg)
         if queue_size < 1:

@@ -22,6 +22,7 @@ configuration objects.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -34,8 +35,10 @@ from dmil_ros.runtime.model import PID_SOURCES, PROVIDERS
 from dmil_ros.runtime.monitor import MonitorConfig
 from dmil_ros.runtime.outputs import Twists
 from dmil_ros.runtime.pipeline import PipelineConfig
+from dmil_ros.runtime.rcl_yaml import load_tree
 
 MODEL_FILE: Final = 'dmil_hallway.onnx'
+MAX_TIMER_SECONDS: Final = 9.2e9  # rcl timers count int64 nanoseconds (2**63 ns = 9.22e9 s)
 NODE: Final = 'fusion_node'
 
 
@@ -109,6 +112,10 @@ PARAMS: Final[tuple[Param, ...]] = (
     Param('cmd_vel.angular', 0.6, "rad/s for 'left' (+) / 'right' (-)"),
 )
 DEFAULTS: Final[dict[str, Any]] = {p.name: p.default for p in PARAMS}
+RCLPY_PARAMS: Final = ('use_sim_time', 'start_type_description_service')
+"""Parameters every rclpy node declares itself (Jazzy's type description service the second):
+a robot's parameters file often sets them for every node (``/**``); the replay ignores them."""
+RCLPY_PREFIXES: Final = ('qos_overrides.',)  # rclpy's QoS overrides, also ignored
 BY_NAME: Final[dict[str, Param]] = {p.name: p for p in PARAMS}
 
 
@@ -143,9 +150,16 @@ def default_model_path() -> Path:
 
 
 def check(values: dict[str, Any]) -> dict[str, Any]:
-    """Defaults filled in, unknown names and wrong types refused."""
+    """Defaults filled in, unknown names and wrong types refused; rclpy's own parameters
+    (:data:`RCLPY_PARAMS`, :data:`RCLPY_PREFIXES`) are left out.
+
+    The replay is stricter than the node here: rclpy ignores a file's value for a name the node
+    never declares, so a misspelt name would go unnoticed there; the replay refuses it.
+    """
     out = dict(DEFAULTS)
     for name, value in values.items():
+        if name in RCLPY_PARAMS or name.startswith(RCLPY_PREFIXES):
+            continue
         if name not in BY_NAME:
             msg = f'parameter {name!r} unknown (known: {", ".join(BY_NAME)})'
             raise RuntimeConfigError(msg)
@@ -156,6 +170,9 @@ def check(values: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
             hint = f' (write {float(value)!r})' if kind is float and type(value) is int else ''
             msg = f'parameter {name!r}: {value!r} is not a {kind.__name__}{hint}'
+            raise RuntimeConfigError(msg)
+        if isinstance(value, float) and not math.isfinite(value):  # rcl's YAML reads .nan and .inf
+            msg = f'parameter {name!r}: {value!r} is not a finite number'
             raise RuntimeConfigError(msg)
         if p.choices and value not in p.choices:
             msg = f'parameter {name!r}: {value!r} not one of {list(p.choices)}'
@@ -179,9 +196,13 @@ def build(values: dict[str, Any]) -> NodeSettings:
         pid_source=v['pid_source'],
         monitor=monitor,
     )
-    if not v['diagnostics_period'] > 0:
-        msg = f'parameter diagnostics_period: {v["diagnostics_period"]!r} must be positive'
-        raise RuntimeConfigError(msg)
+    for name in ('diagnostics_period', 'silence_timeout'):  # the node's timer periods
+        if not 0 < v[name] <= MAX_TIMER_SECONDS:  # NaN fails too
+            msg = (
+                f'parameter {name}: {v[name]!r} must be positive and at most '
+                f'{MAX_TIMER_SECONDS:g} s (what an int64 count of nanoseconds holds)'
+            )
+            raise RuntimeConfigError(msg)
     twists = Twists(v['cmd_vel.linear'], v['cmd_vel.angular']) if v['publish_cmd_vel'] else None
     return NodeSettings(
         model_path=Path(v['model_path']) if v['model_path'] else default_model_path(),
@@ -205,15 +226,13 @@ def load_yaml(path: str | Path, node: str = NODE, namespace: str = '') -> dict[s
     ``fusion_node`` reaches only ``/fusion_node``. Matching entries apply in file order, the
     later one winning, wildcard or not (rclpy's ``params_by_order.yaml`` test).
     """
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     p = Path(path)
     try:
-        data = YAML(typ='safe').load(p.read_text(encoding='utf-8'))
-    except (OSError, YAMLError) as exc:
+        text = p.read_text(encoding='utf-8')
+    except (OSError, UnicodeDecodeError) as exc:
         msg = f'parameters file {str(p)!r}: {exc}'
         raise RuntimeConfigError(msg) from exc
+    data = load_tree(text, str(p))  # scalars typed as rcl types them (rcl_yaml.py)
     if not isinstance(data, dict):
         msg = f'parameters file {str(p)!r}: expected a mapping of node names'
         raise RuntimeConfigError(msg)

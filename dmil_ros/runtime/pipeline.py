@@ -88,6 +88,11 @@ class PipelineConfig:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
     def __post_init__(self) -> None:
+        for name in ('slop', 'silence_timeout'):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                msg = f'{name} {value!r} must be a positive, finite number of seconds'
+                raise RuntimeConfigError(msg)
         if not self.silence_timeout > self.slop:
             msg = f'silence_timeout {self.silence_timeout!r} must exceed slop {self.slop!r}'
             raise RuntimeConfigError(msg)

@@ -355,12 +355,17 @@ def test_any_parameter_value_is_accepted_or_refused_cleanly(name: str, value: An
 
 
 def test_params_yaml_is_parsed_safely(tmp_path: Path) -> None:
+    """A Python tag constructs nothing (the file is composed, and tags ignored as rcl ignores
+    them): the value is the list it tags, refused as no float."""
+    marker = tmp_path / 'ran'
     evil = tmp_path / 'evil.yaml'
     evil.write_text(
-        'fusion_node:\n  ros__parameters:\n    slop: !!python/object/apply:os.system ["true"]\n'
+        'fusion_node:\n  ros__parameters:\n'
+        f'    slop: !!python/object/apply:os.system ["touch {marker}"]\n'
     )
-    with pytest.raises(RuntimeConfigError):
-        params.load_yaml(evil)
+    with pytest.raises(RuntimeConfigError, match="'slop'"):
+        params.build(params.load_yaml(evil))
+    assert not marker.exists()
 
 
 def test_pipeline_config_validated() -> None:

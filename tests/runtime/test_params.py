@@ -145,3 +145,59 @@ def test_cuda_graphs_reach_the_replays_model(
     argv = ['replay', str(bag), '--out', str(tmp_path / 'out'), '--params', str(path)]
     assert main([*argv, '--provider', 'cpu', '--no-progress']) == 0
     assert seen == [expected]
+
+
+@pytest.mark.parametrize(
+    'text',
+    [
+        'cmd_vel:\n  linear: .nan',
+        'cmd_vel:\n  angular: .inf',
+        'diagnostics_period: .inf',
+        'silence_timeout: .inf',
+        'slop: -.inf',
+        'monitor:\n  min_scale: .inf',
+        'monitor:\n  absolute_on: .inf',
+    ],
+)
+def test_non_finite_values_are_refused_by_name(tmp_path: Path, text: str) -> None:
+    """rcl reads .nan / .inf as doubles: a NaN velocity would reach the base, an infinite timer
+    period stop rclpy's create_timer with a traceback."""
+    name = text.replace(':\n  ', '.').split(':')[0]
+    path = _write(
+        tmp_path,
+        '/**/fusion_node:\n  ros__parameters:\n    publish_cmd_vel: true\n'
+        f'    {text.replace(chr(10), chr(10) + "    ")}\n',
+    )
+    with pytest.raises(RuntimeConfigError, match=f'parameter {re.escape(repr(name))}: .* finite'):
+        params.build(params.load_yaml(path))
+
+
+def test_the_core_configs_refuse_non_finite_values_too() -> None:
+    """For library users, who build the configs without a parameters file."""
+    import math
+
+    from dmil_ros.runtime.monitor import MonitorConfig
+    from dmil_ros.runtime.outputs import Twists
+    from dmil_ros.runtime.pairing import ApproxTimePairer
+    from dmil_ros.runtime.pipeline import PipelineConfig
+
+    with pytest.raises(RuntimeConfigError, match=r'cmd_vel\.linear=nan'):
+        Twists(linear=math.nan)
+    with pytest.raises(RuntimeConfigError, match=r'cmd_vel\.angular=inf'):
+        Twists(angular=math.inf)
+    with pytest.raises(RuntimeConfigError, match='min_scale=inf'):
+        MonitorConfig(min_scale=math.inf)
+    with pytest.raises(RuntimeConfigError, match='absolute_on=inf'):
+        MonitorConfig(absolute_on=math.inf)
+    with pytest.raises(RuntimeConfigError, match='silence_timeout inf'):
+        PipelineConfig(silence_timeout=math.inf)
+    with pytest.raises(RuntimeConfigError, match=r'slop -1\.0'):
+        PipelineConfig(slop=-1.0)
+    with pytest.raises(RuntimeConfigError, match='slop inf'):
+        ApproxTimePairer(slop=math.inf)
+
+
+def test_a_timer_period_beyond_int64_nanoseconds_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, '/**/fusion_node:\n  ros__parameters:\n    diagnostics_period: 1e10\n')
+    with pytest.raises(RuntimeConfigError, match=r'diagnostics_period: 10000000000\.0 must be'):
+        params.build(params.load_yaml(path))
