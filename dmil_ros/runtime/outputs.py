@@ -16,8 +16,9 @@
 
 Only standard message types, so rviz / Foxglove / PlotJuggler / ``ros2 topic echo`` read them
 without this package; every per-frame message carries the camera frame's header (stamp and
-frame_id copied from the input). Topic names are relative to the node (``~/``), so they land under
-its namespace: ``/<namespace>/fusion_node/<name>``.
+frame_id copied from the input; the LiDAR sweep's in camera-silent degraded mode,
+:mod:`~dmil_ros.runtime.pipeline`). Topic names are relative to the node (``~/``), so they land
+under its namespace: ``/<namespace>/fusion_node/<name>``.
 
 =====================  ==========================  ==========================================
 topic                  type                        content

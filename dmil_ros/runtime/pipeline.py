@@ -289,7 +289,7 @@ class FusionPipeline:
         self._first_ns = t if self._first_ns is None else self._first_ns
         ref = self.last_lidar_ns if self.last_lidar_ns is not None else self._first_ns
         alone = t - ref > self.config.silence_timeout * 1e9
-        if alone and self._out_of_order(t, self.last_camera_ns, 'camera'):
+        if self._out_of_order(t, self.last_camera_ns, 'camera'):
             return []
         # the newest stamp: a late frame (dropped by the pairer) must not rewind it
         self.last_camera_ns = t if self.last_camera_ns is None else max(t, self.last_camera_ns)
@@ -319,7 +319,7 @@ class FusionPipeline:
         self._first_ns = t if self._first_ns is None else self._first_ns
         ref = self.last_camera_ns if self.last_camera_ns is not None else self._first_ns
         alone = t - ref > self.config.silence_timeout * 1e9
-        if alone and self._out_of_order(t, self.last_lidar_ns, 'lidar'):
+        if self._out_of_order(t, self.last_lidar_ns, 'lidar'):
             return []
         self.last_lidar_ns = t if self.last_lidar_ns is None else max(t, self.last_lidar_ns)
         if self.degraded == LIDAR_SILENT and not self._behind(t, self.last_camera_ns):
@@ -342,8 +342,10 @@ class FusionPipeline:
         return other is not None and other - t > self.config.silence_timeout * 1e9
 
     def _out_of_order(self, t: int, latest: int | None, sensor: str) -> bool:
-        """In degraded mode (no pairer), drop and count a repeated or earlier stamp as the
-        pairer would (``<sensor>_out_of_order``)."""
+        """Drop and count a repeated or earlier stamp as the pairer would
+        (``<sensor>_out_of_order``), against the newest stamp of any frame the sensor sent:
+        frames run alone in degraded mode never reach the pairer, so its own last stamp may
+        predate them."""
         if latest is None or t > latest:
             return False
         self.pairer.drops[f'{sensor}_out_of_order'] += 1

@@ -251,6 +251,28 @@ def test_degraded_mode_drops_repeated_and_earlier_stamps(
     assert pipe.drops['camera_out_of_order'] >= 2
 
 
+@pytest.mark.parametrize('late_ms', [2_500, 2_450])
+def test_a_frame_run_alone_is_not_published_again_once_the_lidar_is_back(
+    model: FusionModel, clouds: list[Any], late_ms: int
+) -> None:
+    """Frames run alone never reach the pairer: once the LiDAR is back, a repeat of the last
+    degraded frame (or an earlier one) is still dropped and counted as out of order, not paired
+    and published a second time."""
+    pipe = FusionPipeline(model, PipelineConfig(silence_timeout=0.5))
+    out = run_stream(pipe, clouds, 2.55, lidar_until=0.95)  # camera to 2.50 s, LiDAR to 0.907
+    assert [r.header.ns // MS for r in out if r.degraded][-1] == 2_500  # the premise
+    out += pipe.push_lidar(cloud_at(clouds, 2_507 * MS, 25))  # the LiDAR is back
+    assert pipe.degraded == ''
+    before = pipe.drops['camera_out_of_order']
+    out += pipe.push_camera(flat_image(late_ms * MS, 100))  # already published alone
+    out += pipe.push_camera(flat_image(2_550 * MS, 100))
+    out += pipe.push_lidar(cloud_at(clouds, 2_607 * MS, 26))
+    assert pipe.drops['camera_out_of_order'] - before == 1
+    stamps = [r.header.ns for r in out]
+    assert stamps == sorted(set(stamps))  # each frame once, in stamp order
+    assert stamps[-1] == 2_550 * MS
+
+
 def test_non_finite_model_output_is_counted_and_not_published(
     tmp_path: Path, clouds: list[Any]
 ) -> None:
