@@ -22,12 +22,13 @@ The model sees
   input of range-image LiDAR networks such as RangeNet++ / SqueezeSeg): channel 0 is
   ``range / max_range`` of the nearest return in the cell (0 where none), channel 1 the intensity
   of that return scaled by ``intensity_scale`` and saturated to [0, 1]. The row is the ``ring``
-  field when the cloud has one numbered as the model's rows are (fewer rings than rows, ring 0
-  the lowest beam, as Velodyne drivers number them), otherwise the elevation angle binned over
-  the spec's vertical field of view: a sensor with more rings than the model has rows (an
-  OS1-64 for a 16-row model), one numbering from the top beam down (Ouster), or one ring value
-  for every return, gets the rows its elevations give, with one warning, instead of dropped,
-  upside-down or squashed rows.
+  field when the sensor's beams are the model's rows (no more rings than rows, ring 0 the lowest
+  beam as Velodyne drivers number them, the rings as far apart as the rows:
+  :func:`_ring_mismatch`), otherwise the elevation angle binned over the spec's vertical field
+  of view: a sensor with more rings than the model has rows (an OS1-64 for a 16-row model),
+  fewer rings over the same field (an 8-beam sensor), one numbering from the top beam down
+  (Ouster), or one ring value for every return, gets the rows its elevations give, with one
+  warning, instead of dropped, upside-down or squashed rows.
 
 The spec travels inside every exported ONNX model (``metadata_props['preprocess']``) so the node
 preprocesses exactly as the model was trained.
@@ -336,14 +337,24 @@ def _ring_rows(ring: npt.NDArray[np.generic], beams: int) -> npt.NDArray[np.int3
 def _ring_mismatch(
     row: npt.NDArray[np.int32], xt: F32, rng: F32, spec: PreprocessSpec
 ) -> str | None:
-    """Why the ring cannot be the row (None: it can): more rings than rows, or ring 0 on top.
+    """Why the ring cannot be the row (None: it can).
 
-    Two returns decide the order, the first of the lowest and of the highest ring among the
-    points with a range (a beam into the sky often has none): their elevations differ by the
-    sensor's whole vertical field (30 degrees on a VLP-16), far more than a mounting tilt, so
-    one sweep suffices. The check costs 11 us on the sample bag's 5.7k-point sweeps when the
-    first point of both rings has a return (the usual case, and then the same two returns), 32
-    us when one has none and the returns are searched.
+    The ring is the row when the sensor's beams are the model's rows (step = the spec's
+    vertical field over ``beams - 1`` rows), checked on two returns, the first of the lowest
+    and of the highest ring among the points with a range (a beam into the sky often has none):
+
+    1. fewer rings than rows (``ring < beams``);
+    2. the lowest ring below the highest (Ouster drivers number from the top beam);
+    3. their elevations apart by the rows between them, within one row (an 8-beam sensor over
+       the same field would fill the bottom half, its top beam read as -1 degree);
+    4. a sensor that fills only some rows also at those rows' elevations, within one row (a
+       4-layer scanner around 0 degrees would be read as looking 10 degrees down).
+
+    A mounting tilt moves both returns alike (they share their azimuth), so it passes 2 and 3
+    and a full set of rings keeps the rows of a tilted VLP-16; elevation binning would smear
+    its beams. The check costs 11 us on the sample bag's 5.7k-point sweeps when the first point
+    of both rings has a return (the usual case, and then the same two returns), 32 us when one
+    has none and the returns are searched.
     """
     if row.max() >= spec.beams:  # clipped by _ring_rows: at least this many rings
         return f'ring values reach {spec.beams} or more, the model has {spec.beams} rows'
@@ -362,8 +373,21 @@ def _ring_mismatch(
     step = math.radians(hi - lo) / max(spec.beams - 1, 1)  # one row
     low = math.asin(min(1.0, max(-1.0, float(xt[2, i_lo] / rng[i_lo]))))
     high = math.asin(min(1.0, max(-1.0, float(xt[2, i_hi] / rng[i_hi]))))
-    if low - high > step:
-        return f'ring {int(row[i_lo])} is above ring {int(row[i_hi])} (numbered from the top)'
+    r_lo, r_hi = int(row[i_lo]), int(row[i_hi])
+    if low - high > step:  # 2.
+        return f'ring {r_lo} is above ring {r_hi} (numbered from the top)'
+    if abs((high - low) / step - (r_hi - r_lo)) > 1.0:  # 3.
+        return (
+            f'rings {r_lo} and {r_hi} lie {math.degrees(high - low):.1f} degrees apart, '
+            f"the model's rows {r_lo} and {r_hi} {math.degrees(step) * (r_hi - r_lo):.1f}"
+        )
+    if r_lo > 0 or r_hi < spec.beams - 1:  # 4. some rows only
+        at = (low - math.radians(lo)) / step  # ring r_lo's row by its elevation
+        if abs(at - r_lo) > 1.0:
+            return (
+                f'ring {r_lo} lies at {math.degrees(low):.1f} degrees, row {r_lo} of the '
+                f'model at {lo + math.degrees(step) * r_lo:.1f}'
+            )
     return None
 
 

@@ -28,7 +28,7 @@ from dmil_ros.runtime.preprocess import Points, PreprocessSpec, prepare_image, p
 SPEC = PreprocessSpec()
 
 
-def cell_centre(row: int, col: int, rng: float, spec: PreprocessSpec = SPEC) -> np.ndarray:
+def cell_centre(row: float, col: int, rng: float, spec: PreprocessSpec = SPEC) -> np.ndarray:
     """A point at the centre of range-image cell (row, col), ``rng`` metres away."""
     azimuth = (col + 0.5) * 2 * np.pi / spec.azimuth_bins - np.pi
     lo, hi = np.deg2rad(spec.vertical_fov_deg)
@@ -84,13 +84,14 @@ def test_points_land_in_their_cell_with_range_and_intensity() -> None:
 
 
 def test_ring_field_sets_the_row() -> None:
-    # elevation says row 0 ... the driver says 7 (beside a ring-0 return lower down: one ring
-    # alone names no rows)
-    xyz = np.stack([cell_centre(0, 90, 5.0), cell_centre(0, 20, 5.0)])
-    pts = Points(xyz=xyz, intensity=None, ring=np.array([7, 0], np.int32))
+    # elevation says row 7 (6.6 rounded) ... the driver says 6, within one row, so 6 (beside a
+    # ring-0 return lower down: one ring alone names no rows)
+    xyz = np.stack([cell_centre(6.6, 90, 5.0), cell_centre(0, 20, 5.0)])
+    pts = Points(xyz=xyz, intensity=None, ring=np.array([6, 0], np.int32))
     img = prepare_points(pts, SPEC)
-    assert img[0, 7, 90] > 0
-    assert img[0, 0, 90] == 0
+    assert img[0, 6, 90] > 0
+    assert img[0, 7, 90] == 0
+    assert prepare_points(Points(xyz=xyz), SPEC)[0, 7, 90] > 0  # the premise
 
 
 def test_nearest_return_wins_the_cell_with_its_intensity() -> None:
@@ -243,11 +244,11 @@ def test_image_of_the_wrong_shape_is_named() -> None:
 
 
 def test_float_ring_values_set_the_row() -> None:
-    xyz = np.stack([cell_centre(3, 10, 5.0), cell_centre(0, 20, 5.0)])
-    as_float = prepare_points(Points(xyz=xyz, ring=np.array([7.0, 0.0], np.float32)), SPEC)
-    as_int = prepare_points(Points(xyz=xyz, ring=np.array([7, 0], np.int32)), SPEC)
+    xyz = np.stack([cell_centre(7.4, 10, 5.0), cell_centre(0, 20, 5.0)])
+    as_float = prepare_points(Points(xyz=xyz, ring=np.array([8.0, 0.0], np.float32)), SPEC)
+    as_int = prepare_points(Points(xyz=xyz, ring=np.array([8, 0], np.int32)), SPEC)
     np.testing.assert_array_equal(as_float, as_int)
-    assert as_int[0, 7, 10] > 0
+    assert as_int[0, 8, 10] > 0  # the ring's row, not the elevation's 7
 
 
 def reference_range_image(points: Points, spec: PreprocessSpec) -> np.ndarray:
@@ -293,7 +294,9 @@ def test_range_image_matches_a_point_by_point_reference(
     the image dropped, for decoder-style (F-ordered) and plain C-ordered coordinates."""
     # two rings among the returns at least: a single ring gives no rows (elevation instead)
     assume(len({r for r, _, d, _ in cells if d > 0}) >= 2)
-    xyz = np.stack([cell_centre(5, c, d) for _, c, d, _ in cells]).astype(np.float32)
+    # each point 0.6 rows above its ring's row: the ring names the row (within one), the
+    # elevation another
+    xyz = np.stack([cell_centre(r + 0.6, c, d) for r, c, d, _ in cells])
     if not c_ordered:
         xyz = np.asfortranarray(xyz)
     ring = np.array([r for r, _, _, _ in cells], np.int32)
@@ -302,10 +305,17 @@ def test_range_image_matches_a_point_by_point_reference(
     np.testing.assert_array_equal(prepare_points(pts, SPEC), reference_range_image(pts, SPEC))
 
 
-def sweep(beams: int, *, top_first: bool = False, tilt_deg: float = 0.0) -> Points:
-    """A spinning LiDAR's sweep over the spec's vertical field, ``beams`` rings, 2 degrees of
-    azimuth apart; the upper half 10 m away, the lower half 5 m; pitched by ``tilt_deg``."""
-    lo, hi = SPEC.vertical_fov_deg
+def sweep(
+    beams: int,
+    *,
+    top_first: bool = False,
+    tilt_deg: float = 0.0,
+    field_deg: tuple[float, float] = SPEC.vertical_fov_deg,
+) -> Points:
+    """A spinning LiDAR's sweep over ``field_deg`` (the spec's vertical field), ``beams``
+    rings, 2 degrees of azimuth apart; the upper half 10 m away, the lower half 5 m; pitched by
+    ``tilt_deg``."""
+    lo, hi = field_deg
     elevation = np.deg2rad(np.linspace(lo, hi, beams))  # ring 0 the lowest ...
     ring = np.arange(beams)[::-1] if top_first else np.arange(beams)  # ... or the highest
     azimuth = np.deg2rad(np.arange(-179.0, 180.0, 2.0))
@@ -343,6 +353,32 @@ def test_a_ring_numbered_otherwise_gives_the_rows_of_the_elevation(
     assert np.count_nonzero(got[0]) == SPEC.beams * 180  # every cell, none dropped
     np.testing.assert_allclose(got[0, 0][got[0, 0] > 0], 5.0 / SPEC.max_range, rtol=1e-5)
     np.testing.assert_allclose(got[0, -1][got[0, -1] > 0], 10.0 / SPEC.max_range, rtol=1e-5)
+    assert [r.getMessage() for r in caplog.records] == [
+        f'LiDAR range image rows from the elevation, not the ring field: {why}'
+    ]
+
+
+@pytest.mark.parametrize(
+    ('beams', 'field', 'why'),
+    [
+        (8, (-15.0, 15.0), "rings 0 and 7 lie 30.0 degrees apart, the model's rows 0 and 7 14.0"),
+        (4, (-3.75, 3.75), 'ring 0 lies at -3.7 degrees, row 0 of the model at -15.0'),
+    ],
+)
+def test_fewer_rings_than_rows_keep_their_elevation(
+    beams: int, field: tuple[float, float], why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An 8-beam sensor over the model's field, or a 4-layer scanner around the horizon: ring
+    as row put them in the bottom rows (the 8-beam's top beam read as -1 degree, the scanner
+    as looking 10 degrees down), silently. Now each return lands in its elevation's row."""
+    preprocess._WARNED.clear()
+    points = sweep(beams, field_deg=field)
+    with caplog.at_level('WARNING', logger='dmil_ros'):
+        got = prepare_points(points, SPEC)
+    np.testing.assert_array_equal(got, prepare_points(Points(xyz=points.xyz), SPEC))
+    lo, hi = SPEC.vertical_fov_deg
+    rows = np.rint((np.linspace(*field, beams) - lo) / (hi - lo) * (SPEC.beams - 1))
+    assert sorted(set(np.flatnonzero(got[0].any(axis=1)))) == sorted(set(rows.astype(int)))
     assert [r.getMessage() for r in caplog.records] == [
         f'LiDAR range image rows from the elevation, not the ring field: {why}'
     ]
