@@ -354,7 +354,13 @@ class _DualProblem:
         if cho is not None:
             x = scipy.linalg.cho_solve(cho, rhs * scale, check_finite=False)
         else:
-            x = np.linalg.lstsq(hs, rhs * scale, rcond=None)[0]
+            try:
+                x = np.linalg.lstsq(hs, rhs * scale, rcond=None)[0]
+            except np.linalg.LinAlgError:  # gelsd's SVD did not converge (a sparse histogram)
+                solved = scipy.linalg.lstsq(
+                    hs, rhs * scale, lapack_driver='gelsy', check_finite=False
+                )
+                x = solved[0]
         return np.asarray(scale * x, dtype=np.float64)
 
 

@@ -213,6 +213,71 @@ def test_agrees_with_dit_cone(label: str, p: np.ndarray) -> None:
     np.testing.assert_allclose(ours.atoms, ref, atol=1e-5, err_msg=label)
 
 
+_SPARSE_CELLS = [
+    (0, 6, 2, 1),
+    (0, 6, 5, 1),
+    (0, 6, 6, 1),
+    (0, 6, 17, 1),
+    (0, 9, 18, 1),
+    (0, 20, 13, 1),
+    (1, 7, 11, 1),
+    (1, 19, 20, 1),
+    (2, 1, 9, 2),
+    (2, 5, 11, 1),
+    (3, 2, 12, 1),
+    (3, 7, 6, 1),
+    (3, 12, 20, 1),
+    (3, 20, 14, 1),
+    (4, 3, 12, 1),
+    (4, 10, 13, 1),
+    (4, 20, 3, 1),
+    (5, 4, 11, 1),
+    (5, 5, 5, 1),
+    (5, 11, 6, 1),
+    (7, 5, 13, 1),
+    (7, 6, 15, 1),
+    (7, 10, 14, 1),
+    (8, 2, 2, 1),
+    (8, 10, 15, 1),
+    (8, 15, 13, 1),
+    (9, 9, 0, 1),
+    (12, 7, 1, 1),
+    (13, 2, 4, 1),
+    (13, 12, 10, 1),
+    (13, 18, 7, 1),
+    (14, 1, 17, 1),
+    (14, 3, 8, 1),
+    (14, 8, 12, 1),
+    (14, 18, 12, 1),
+    (16, 10, 10, 1),
+    (18, 3, 17, 1),
+    (18, 9, 17, 1),
+    (18, 14, 1, 1),
+    (19, 0, 13, 1),
+    (19, 1, 3, 1),
+    (19, 13, 6, 1),
+    (19, 18, 12, 1),
+    (19, 19, 13, 1),
+    (20, 1, 7, 1),
+    (20, 16, 15, 1),
+    (21, 5, 12, 1),
+    (21, 7, 8, 1),
+    (21, 8, 6, 1),
+]
+
+
+def test_a_sparse_count_histogram_whose_least_squares_svd_fails() -> None:
+    """22 x 22 x 21 counts in 49 cells (found by a stress test): the Newton step's Cholesky
+    failed, then numpy's least squares ("SVD did not converge") escaped as a raw LinAlgError;
+    a second LAPACK driver solves it, and the atoms are dit's."""
+    pytest.importorskip('dit')
+    pytest.importorskip('ecos')
+    counts = np.zeros((22, 22, 21))
+    for a, b, y, n in _SPARSE_CELLS:
+        counts[a, b, y] = n
+    np.testing.assert_allclose(exact_pid(counts).atoms, dit_atoms(counts), atol=1e-5)
+
+
 def test_dit_reference_takes_counts() -> None:
     # counts of AND (x1 x2 y): dit read unnormalised values as probabilities (atoms 40x off)
     pytest.importorskip('dit')
