@@ -92,7 +92,7 @@ def dataset_pid(
     if n < 2 * (n_clusters or 2):
         return None, {'error': f'{n} usable frames: too few for {n_clusters} clusters'}
     from dmil_ros.pid import cvx_pid
-    from dmil_ros.pid.errors import PIDInputError
+    from dmil_ros.pid.errors import PIDError
 
     rule = default_clusters(n, classes, None)
     # fewer clusters than classes cannot carry the label's information (2 clusters per sensor
@@ -109,7 +109,7 @@ def dataset_pid(
             continue
         try:
             res = cvx_pid(x1, x2, y, n_clusters=k, seed=seed)
-        except PIDInputError as exc:  # e.g. features the estimator refuses: no estimate
+        except PIDError as exc:  # features it refuses, a solve it cannot certify: no estimate
             return None, {'error': f'{n} usable frames: {exc}'}
         bias = occupied_bias_bits(res.histogram)
         cells = int((res.histogram.sum(axis=2) > 0).sum())

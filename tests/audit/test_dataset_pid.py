@@ -17,8 +17,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dmil_ros.audit.dataset_pid import dataset_pid
+from dmil_ros.pid.errors import PIDSolverError
 
 
 def _copies(frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -61,3 +63,18 @@ def test_few_runs_of_equal_targets_warn_that_frames_are_not_independent() -> Non
     _, shuffled = dataset_pid(f1, f2, label, None, 0)
     assert shuffled['target_runs'] == 400
     assert 'warning' not in shuffled
+
+
+def test_a_solver_failure_is_an_error_entry_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The merge of a whole audit stops on an exception here: a PIDSolverError (a histogram the
+    exact solver cannot certify) becomes the level's error entry, as a refused input does."""
+    import dmil_ros.pid
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise PIDSolverError('no certified optimum')
+
+    monkeypatch.setattr(dmil_ros.pid, 'cvx_pid', fails)
+    f1, f2, label = _copies(400)
+    atoms, meta = dataset_pid(f1, f2, label, None, 0)
+    assert atoms is None
+    assert meta == {'error': '400 usable frames: no certified optimum'}
