@@ -26,13 +26,12 @@ f1, f2: R^D -> R^{C x E} (numbered as computed):
    rescaled to the average of the two classifiers' class masses on the batch. The rescalings
    alternate until the rows are within :data:`SINKHORN_TOL` (total variation) of their
    targets, at most ``sinkhorn_iters`` times; the error left is reported, and warned about above
-   the tolerance
-   (our stopping rule: methods.md gives none, and a fixed few steps let the trained encoders
-   leave Δp, :func:`sinkhorn_coupling`). When the masses agree (the population limit)
-   q̃(i, j, y) lies in Δp of the batch (the pairwise marginals of its empirical measure with
-   the classifiers); when they differ, q̃'s marginals are off by the rescaling and step 4's
-   R = I(X1;Y) - U1 mixes the classifier's I(X1;Y) with q̃'s U1 (a bias of the order of the
-   mass mismatch; the BATCH paper does not say how it balances them).
+   the tolerance (our stopping rule: methods.md gives none, and a fixed few steps let the
+   trained encoders leave Δp, :func:`sinkhorn_coupling`). When the masses agree (the
+   population limit) q̃(i, j, y) lies in Δp of the batch (the pairwise marginals of its
+   empirical measure with the classifiers); when they differ, q̃'s marginals are off by the
+   rescaling and step 4's R = I(X1;Y) - U1 mixes the classifier's I(X1;Y) with q̃'s U1 (a
+   bias of the order of the mass mismatch; the BATCH paper does not say how it balances them).
 3. Train f1, f2 to minimise I_q̃(X1,X2;Y) (the BROJA objective) by Adam.
 4. Read off, averaged over evaluation batches (random, as in training: consecutive samples of a
    recording share a scene and a label, and a batch of one class carries no information):
@@ -219,8 +218,7 @@ class BATCH:
         self.embed_dim, self.hidden, self.batch_size = embed_dim, hidden, batch_size
         self.epochs, self.lr, self.sinkhorn_iters = epochs, lr, sinkhorn_iters
         self.classifier_epochs, self.seed, self.num_threads = classifier_epochs, seed, num_threads
-        self._sinkhorn_error = 0.0  # the largest marginal error since it was last reset
-        self.fit_marginal_error = 0.0  # over the training batches of fit()
+        self.fit_marginal_error = 0.0  # Sinkhorn's largest, over the training batches of fit()
         self.encoders: tuple[_Encoder, _Encoder] | None = None
         self.classifiers: tuple[nn.Module, nn.Module, nn.Module] | None = None
         self.n_classes = 0
@@ -315,13 +313,14 @@ class BATCH:
             n, m = len(f1), min(self.batch_size, len(f1))
             prev_loss = math.inf
             self.epochs_run = 0
-            self._sinkhorn_error = 0.0
+            self.fit_marginal_error = 0.0
             for _ in range(self.epochs):
                 perm = torch.randperm(n, generator=gen)
                 total, count = 0.0, 0
                 for start in range(0, n - m + 1, m):
                     b = perm[start : start + m]
-                    q = self._coupling(enc, x1[b], x2[b], p1[b], p2[b])
+                    q, error = self._coupling(enc, x1[b], x2[b], p1[b], p2[b])
+                    self.fit_marginal_error = max(self.fit_marginal_error, error)
                     loss = batch_atoms(q, p1[b], p1[b])['i_q']
                     opt.zero_grad()
                     loss.backward()  # type: ignore[no-untyped-call]
@@ -334,7 +333,6 @@ class BATCH:
                     break
                 prev_loss = mean_loss
             self.encoders = enc
-            self.fit_marginal_error = self._sinkhorn_error
         finally:
             torch.set_num_threads(prev)
         return self
@@ -346,13 +344,11 @@ class BATCH:
         x2: torch.Tensor,
         p1: torch.Tensor,
         p2: torch.Tensor,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, float]:
         e1 = enc[0](x1)  # (m, C, E)
         e2 = enc[1](x2)
         log_a = torch.einsum('ice,jce->ijc', e1, e2) / math.sqrt(self.embed_dim)  # (m, m, C)
-        q, error = sinkhorn_coupling(log_a, p1, p2, self.sinkhorn_iters)
-        self._sinkhorn_error = max(self._sinkhorn_error, error)
-        return q
+        return sinkhorn_coupling(log_a, p1, p2, self.sinkhorn_iters)
 
     def estimate(
         self,
@@ -377,23 +373,24 @@ class BATCH:
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
         acc: dict[str, float] = {}
         count = 0
-        self._sinkhorn_error = 0.0
+        worst = 0.0  # Sinkhorn's largest marginal error over the batches
         with torch.inference_mode():
             for start in range(0, n - m + 1, m):
                 b = perm[start : start + m]
-                q = self._coupling(self.encoders, x1[b], x2[b], p1[b], p2[b])
+                q, error = self._coupling(self.encoders, x1[b], x2[b], p1[b], p2[b])
+                worst = max(worst, error)
                 at = batch_atoms(q, p1[b], p12[b])
                 at['mi_2'] = batch_atoms(q.transpose(0, 1), p2[b], p12[b])['mi_1']
                 for k, v in at.items():
                     acc[k] = acc.get(k, 0.0) + float(v) / _LN2
                 count += 1
         a = {k: v / count for k, v in acc.items()}
-        if self._sinkhorn_error >= SINKHORN_TOL:
+        if worst >= SINKHORN_TOL:
             logger.warning(
                 'BATCH: Sinkhorn stopped at sinkhorn_iters=%d with the coupling %.3g (total '
                 'variation) off its marginals, more than %g: the atoms are biased; raise '
                 'sinkhorn_iters',
-                self.sinkhorn_iters, self._sinkhorn_error, SINKHORN_TOL,
+                self.sinkhorn_iters, worst, SINKHORN_TOL,
             )  # fmt: skip
         return BATCHResult(
             redundancy=a['mi_1'] - a['u1'],
@@ -403,5 +400,5 @@ class BATCH:
             mi_1=a['mi_1'],
             mi_2=a['mi_2'],
             mi_12=a['mi_12'],
-            marginal_error=self._sinkhorn_error,
+            marginal_error=worst,
         )

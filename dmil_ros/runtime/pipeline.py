@@ -291,8 +291,7 @@ class FusionPipeline:
         alone = t - ref > self.config.silence_timeout * 1e9
         if self._out_of_order(t, self.last_camera_ns, 'camera'):
             return []
-        # the newest stamp: a late frame (dropped by the pairer) must not rewind it
-        self.last_camera_ns = t if self.last_camera_ns is None else max(t, self.last_camera_ns)
+        self.last_camera_ns = t  # the newest: an earlier stamp was dropped just above
         restored: list[Job] = []
         if self.degraded == CAMERA_SILENT and not self._behind(t, self.last_lidar_ns):
             self.degraded = ''
@@ -321,7 +320,7 @@ class FusionPipeline:
         alone = t - ref > self.config.silence_timeout * 1e9
         if self._out_of_order(t, self.last_lidar_ns, 'lidar'):
             return []
-        self.last_lidar_ns = t if self.last_lidar_ns is None else max(t, self.last_lidar_ns)
+        self.last_lidar_ns = t  # the newest: an earlier stamp was dropped just above
         if self.degraded == LIDAR_SILENT and not self._behind(t, self.last_camera_ns):
             self.degraded = ''
         if alone:
