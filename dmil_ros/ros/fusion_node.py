@@ -56,7 +56,6 @@ from dmil_ros.errors import DmilError
 from dmil_ros.ros.convert import CONVERTERS
 from dmil_ros.runtime.diagnostics import DiagnosticsTracker
 from dmil_ros.runtime.inbox import Inbox
-from dmil_ros.runtime.model import FusionModel
 from dmil_ros.runtime.outputs import NODE_NAME, TOPICS, OutputBuilder, StaleCommand
 from dmil_ros.runtime.params import PARAMS, build
 from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Header, planar_warning
@@ -103,12 +102,7 @@ class FusionNode(Node):  # type: ignore[misc]
             self.declare_parameter(p.name, p.default, descriptor)
         values = {p.name: self.get_parameter(p.name).value for p in PARAMS}
         settings = build(values)  # DmilError on a bad value
-        model = FusionModel(
-            settings.model_path,
-            settings.provider,
-            settings.threads,
-            cuda_graphs=settings.cuda_graphs,
-        )
+        model = settings.load_model()
         self.pipeline = FusionPipeline(model, settings.pipeline)
         self.builder = OutputBuilder(settings.twists)
         cfg = settings.pipeline

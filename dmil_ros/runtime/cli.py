@@ -55,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
     from dmil_ros.atomic import atomic_write_text
     from dmil_ros.paths import output_dir, output_file
     from dmil_ros.runtime import params
-    from dmil_ros.runtime.model import FusionModel
     from dmil_ros.runtime.outputs import check_namespace
     from dmil_ros.runtime.pipeline import FusionPipeline
     from dmil_ros.runtime.replay import replay
@@ -76,9 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.cmd_vel:
         values['publish_cmd_vel'] = True
     settings = params.build(values)
-    model = FusionModel(
-        settings.model_path, settings.provider, settings.threads, cuda_graphs=settings.cuda_graphs
-    )
+    model = settings.load_model()
     pipeline = FusionPipeline(model, settings.pipeline)
     summary = replay(
         pipeline,

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from dmil_ros.runtime.errors import RuntimeConfigError
-from dmil_ros.runtime.model import PID_SOURCES, PROVIDERS
+from dmil_ros.runtime.model import PID_SOURCES, PROVIDERS, FusionModel
 from dmil_ros.runtime.monitor import MonitorConfig
 from dmil_ros.runtime.outputs import Twists
 from dmil_ros.runtime.pipeline import PipelineConfig
@@ -132,6 +132,12 @@ class NodeSettings:
     pipeline: PipelineConfig
     diagnostics_period: float
     twists: Twists | None
+
+    def load_model(self) -> FusionModel:
+        """The model these settings name, on their provider (the node's and the replay's)."""
+        return FusionModel(
+            self.model_path, self.provider, self.threads, cuda_graphs=self.cuda_graphs
+        )
 
 
 def default_model_path() -> Path:
