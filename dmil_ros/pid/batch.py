@@ -210,9 +210,10 @@ class BATCH:
         for name, size in sizes.items():
             count(f'BATCH.{name}', size)
         count('BATCH.classifier_epochs', classifier_epochs, minimum=0)
+        count('BATCH.seed', seed, minimum=0)
         # lr 0 trained nothing and returned the initial encoders' atoms as an estimate
-        in_range('BATCH.lr', lr, lr > 0)
-        in_range('BATCH.tol', tol, tol >= 0)
+        in_range('BATCH.lr', lr, lambda v: v > 0)
+        in_range('BATCH.tol', tol, lambda v: v >= 0)
         self.tol = tol
         self.epochs_run = 0
         self.embed_dim, self.hidden, self.batch_size = embed_dim, hidden, batch_size

@@ -101,7 +101,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dmil_ros.pid.checks import count, count_pair
+from dmil_ros.pid.checks import count, count_pair, real
 from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.lsmi import check_inputs, check_widths, class_count, external_probs
 from dmil_ros.pid.measures import normalise
@@ -331,9 +331,10 @@ class BROJALocal:
         *,
         label_floor: float = 0.0,
     ) -> None:
-        if not 0.0 <= label_floor < 1.0:
+        if not 0.0 <= real('label_floor', label_floor) < 1.0:
             raise PIDInputError(f'label_floor: {label_floor!r} not in [0, 1)')
         ks = count_pair('n_clusters', n_clusters)
+        seed = count('seed', seed, minimum=0)
         if pca_dim is not None:
             pca_dim = count('pca_dim', pca_dim)
         n_init = count('n_init', n_init)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 
 from dmil_ros.pid.errors import PIDInputError
 
@@ -39,12 +40,24 @@ def count(name: str, value: object, minimum: int = 1) -> int:
     return int(value)
 
 
-def in_range(name: str, value: float, ok: bool) -> float:
-    """``value`` when ``ok`` (its range test, computed by the caller) holds and it is finite."""
-    if not ok or not math.isfinite(value):  # NaN fails every comparison anyway
+def real(name: str, value: object) -> float:
+    """``value`` as a finite float; bools, strings, None and NaN / inf are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        msg = f'{name}: expected a number, got {value!r}'
+        raise PIDInputError(msg)
+    if not math.isfinite(value):
         msg = f'{name}: {value!r} out of range'
         raise PIDInputError(msg)
-    return value
+    return float(value)
+
+
+def in_range(name: str, value: object, test: Callable[[float], bool]) -> float:
+    """``value`` as a finite float (:func:`real`) for which ``test`` holds."""
+    number = real(name, value)
+    if not test(number):
+        msg = f'{name}: {value!r} out of range'
+        raise PIDInputError(msg)
+    return number
 
 
 def count_pair(name: str, value: object, minimum: int = 1) -> tuple[int, int]:
@@ -58,4 +71,4 @@ def count_pair(name: str, value: object, minimum: int = 1) -> tuple[int, int]:
     return k, k
 
 
-__all__ = ['count', 'count_pair', 'in_range']
+__all__ = ['count', 'count_pair', 'in_range', 'real']

@@ -76,7 +76,8 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
 
-from dmil_ros.pid.errors import PIDInputError, PIDSolverError
+from dmil_ros.pid.checks import in_range
+from dmil_ros.pid.errors import PIDSolverError
 from dmil_ros.pid.measures import normalise
 
 __all__ = ['PIDResult', 'exact_pid']
@@ -137,10 +138,8 @@ def exact_pid(joint: ArrayLike, *, tol: float = 1e-9, max_gap: float = 1e-6) -> 
     warning) while its certified gap is at most ``max_gap`` bits, and :class:`PIDSolverError`
     is raised above that. :class:`PIDInputError` on invalid input.
     """
-    for name, value in (('tol', tol), ('max_gap', max_gap)):
-        if not (math.isfinite(value) and value > 0):
-            msg = f'{name}: must be a positive finite number of bits, got {value!r}'
-            raise PIDInputError(msg)
+    tol = in_range('tol', tol, lambda v: v > 0)  # bits
+    max_gap = in_range('max_gap', max_gap, lambda v: v > 0)  # bits
     p = normalise(joint, ndim=3)
 
     # 1. Drop outcomes of zero probability; solve on the reduced array.

@@ -53,6 +53,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import logsumexp
 
+from dmil_ros.pid.checks import count, in_range
 from dmil_ros.pid.errors import PIDInputError
 
 __all__ = ['Mixtures', 'fit_mixtures']
@@ -144,9 +145,11 @@ def fit_mixtures(
     if g_idx.shape != (len(xs),):
         msg = f'{name}: groups shape {g_idx.shape} does not match {len(xs)} samples'
         raise PIDInputError(msg)
-    if n_groups < 1 or n_components < 1:
-        msg = f'{name}: sizes must be positive, got G={n_groups}, K={n_components}'
-        raise PIDInputError(msg)
+    n_groups = count('n_groups', n_groups)
+    n_components = count('n_components', n_components)
+    max_iter = count('max_iter', max_iter)
+    seed = count('seed', seed, minimum=0)
+    reg_covar = in_range('reg_covar', reg_covar, lambda v: v >= 0)
     dim = xs.shape[1]
     # standardised coordinates: a dimension without spread keeps scale 1 (reg_covar then
     # decides its kernel width)

@@ -50,6 +50,7 @@ own heads work on an install without torch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -100,15 +101,16 @@ class LSMIConfig:
         for name in ('n_components', 'hidden', 'epochs', 'batch_size', 'num_threads'):
             count(f'LSMIConfig.{name}', getattr(self, name))
         count('LSMIConfig.patience', self.patience, minimum=0)
-        ranges = {
-            'lr': self.lr > 0,
-            'reg_covar': self.reg_covar >= 0,
-            'weight_decay': self.weight_decay >= 0,
-            'val_fraction': 0 < self.val_fraction < 1,
-            'tol': self.tol >= 0,
+        count('LSMIConfig.seed', self.seed, minimum=0)
+        ranges: dict[str, Callable[[float], bool]] = {
+            'lr': lambda v: v > 0,
+            'reg_covar': lambda v: v >= 0,
+            'weight_decay': lambda v: v >= 0,
+            'val_fraction': lambda v: 0 < v < 1,
+            'tol': lambda v: v >= 0,
         }
-        for name, ok in ranges.items():
-            in_range(f'LSMIConfig.{name}', getattr(self, name), ok)
+        for name, test in ranges.items():
+            in_range(f'LSMIConfig.{name}', getattr(self, name), test)
 
 
 @dataclass(frozen=True)
@@ -214,7 +216,7 @@ def class_count(labels: NDArray[np.int64], n_classes: int | None) -> int:
     """The number of classes (``n_classes``, else max label + 1), checked against the labels."""
     if labels.size == 0:
         raise PIDInputError('labels: no samples')
-    c = int(n_classes if n_classes is not None else labels.max() + 1)
+    c = int(labels.max()) + 1 if n_classes is None else count('n_classes', n_classes)
     if labels.max() >= c:
         raise PIDInputError(f'labels: value {int(labels.max())} >= n_classes {c}')
     return c
@@ -270,6 +272,10 @@ class LSMI:
 
     def __init__(self, config: LSMIConfig | None = None, **kwargs: object) -> None:
         base = config or LSMIConfig()
+        unknown = sorted(set(kwargs) - set(base.__dict__))
+        if unknown:
+            known = sorted(base.__dict__)
+            raise PIDInputError(f'LSMI: unknown option(s) {unknown}, known: {known}')
         self.config = LSMIConfig(**{**base.__dict__, **kwargs})
         self.n_classes = 0
         self.log_prior = np.zeros(0)
