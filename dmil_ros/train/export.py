@@ -33,13 +33,15 @@ largest magnitude). Both figures are in the report, and every output whose absol
 exceeds ``tolerance`` (only unbounded ones can pass the check that way: float32 rounding of values
 in the hundreds) is listed under ``unbounded_over_abs_tolerance`` and logged as a warning, so the
 issue's absolute bound (1e-4) is bounded for probability outputs only and reported, not hidden, for
-the others.
+the others. Every output must be finite on both sides (a NaN difference would pass a ``<=``
+test unnoticed). ``path`` is written (atomically) only when all checks pass.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,7 @@ from torch import Tensor, nn
 
 from dmil_ros import __version__
 from dmil_ros.actions import ACTIONS, COMPONENTS
+from dmil_ros.atomic import atomic_write_bytes
 from dmil_ros.train.config import TrainConfig
 from dmil_ros.train.errors import ExportError
 from dmil_ros.train.static_graph import make_static
@@ -122,15 +125,19 @@ def export_onnx(
     image = torch.from_numpy(np.ascontiguousarray(sample[0][:64], np.float32))
     lidar = torch.from_numpy(np.ascontiguousarray(sample[1][:64], np.float32))
     path.parent.mkdir(parents=True, exist_ok=True)
-    # 1. trace to ONNX (TorchScript exporter: plain ops, dynamic batch axis)
+    # 1. trace to ONNX in a scratch directory (TorchScript exporter: plain ops, dynamic batch
+    #    axis); ``path`` is written only once every check below has passed, so a failed export
+    #    leaves the model that was there in place
     dyn = {n: {0: 'batch'} for n in ('image', 'lidar', *names)}
-    with torch.no_grad():
-        torch.onnx.export(
-            wrapper, (image[:2], lidar[:2]), str(path), input_names=['image', 'lidar'],
-            output_names=list(names), dynamic_axes=dyn, opset_version=OPSET, dynamo=False,
-        )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix='dmil_ros_export_') as scratch:
+        traced = Path(scratch) / 'model.onnx'
+        with torch.no_grad():
+            torch.onnx.export(
+                wrapper, (image[:2], lidar[:2]), str(traced), input_names=['image', 'lidar'],
+                output_names=list(names), dynamic_axes=dyn, opset_version=OPSET, dynamo=False,
+            )  # fmt: skip
+        proto = onnx.load(str(traced))
     # 2. metadata
-    proto = onnx.load(str(path))
     meta = {
         'dmil_ros.labels': json.dumps(list(ACTIONS)),
         'dmil_ros.components': json.dumps(list(COMPONENTS)),
@@ -154,19 +161,29 @@ def export_onnx(
     #    nodes for torch.diagonal and squeeze; CUDA graphs refuse them, every call runs them),
     #    then onnx.checker's full check (make_static runs it on the graph it returns)
     proto, static = make_static(proto, name=f'export {str(path)!r}')
-    onnx.save(proto, str(path))
-    # 4. onnxruntime against torch on the same batch
-    sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    data = proto.SerializeToString()
+    # 4. onnxruntime against torch on the same batch. Both must be finite first: NaN compares
+    #    false, so a NaN difference would slip past max() and the tolerance test
+    sess = ort.InferenceSession(data, providers=['CPUExecutionProvider'])
     got = sess.run(list(names), {'image': image.numpy(), 'lidar': lidar.numpy()})
     with torch.no_grad():
-        ref = wrapper(image, lidar)
+        ref = [r.numpy() for r in wrapper(image, lidar)]
+    for side, arrays in (('torch', ref), ('onnxruntime', got)):
+        bad = [n for n, a in zip(names, arrays, strict=True) if not np.isfinite(a).all()]
+        if bad:
+            msg = (
+                f'export {str(path)!r}: {side} output(s) {bad} not finite on the '
+                f'{int(image.shape[0])} check frames (a diverged checkpoint?); '
+                f'{str(path)!r} left as it was'
+            )
+            raise ExportError(msg)
     diffs = {
-        n: float(np.max(np.abs(g - r.numpy()))) if g.size else 0.0
+        n: float(np.max(np.abs(g - r))) if g.size else 0.0
         for n, g, r in zip(names, got, ref, strict=True)
     }
     # unbounded outputs (features, PID terms in bits) are compared relative to their scale
     scaled = {
-        n: d / max(1.0, float(np.max(np.abs(r.numpy())))) if n in UNBOUNDED else d
+        n: d / max(1.0, float(np.max(np.abs(r)))) if n in UNBOUNDED and r.size else d
         for (n, d), r in zip(diffs.items(), ref, strict=True)
     }
     worst = max(scaled.values())
@@ -187,14 +204,15 @@ def export_onnx(
             'folded': list(static.folded),
             'control_flow_left': list(static.kept),
         },
-        'bytes': path.stat().st_size,
+        'bytes': len(data),
     }
     if not worst <= tolerance:
         msg = (
             f'export {str(path)!r}: onnxruntime differs from torch by {worst:.3g} > {tolerance} '
-            f'(per output: {diffs})'
+            f'(per output: {diffs}); {str(path)!r} left as it was'
         )
         raise ExportError(msg)
+    atomic_write_bytes(path, data)
     if over:
         logger.warning(
             'export %s: max |ORT - torch| above %g (absolute) on unbounded outputs %s; '

@@ -119,3 +119,29 @@ def test_export_with_pid_heads(tmp_path: Path) -> None:
     for key in ('pid_lsmi', 'pid_broja'):
         assert got[key].shape == (400, 4)
         assert np.isfinite(got[key]).all()
+
+
+@pytest.mark.parametrize('tolerance', [1e-4, 0.0])
+def test_failed_export_names_the_output_and_keeps_the_previous_file(
+    tolerance: float, tmp_path: Path
+) -> None:
+    """A NaN in a head other than ``probs`` fails the check (NaN slipped past max() before);
+    a failing export, by NaN or by tolerance, leaves the file that was at ``path``."""
+    from dmil_ros.train.errors import ExportError
+
+    torch.manual_seed(0)
+    cfg = small_config('dmil')
+    model = build_model(cfg.model).eval()
+    data = toy_arrays(8, 3)
+    path = tmp_path / 'model.onnx'
+    path.write_bytes(b'the good model')
+    if tolerance > 0:
+        with torch.no_grad():
+            model.head_joint[-1].bias.fill_(float('nan'))  # probs_joint only: probs stays finite
+        match = r"torch output\(s\) \['probs_joint'"
+    else:
+        match = 'onnxruntime differs from torch'  # float32 rounding > 0
+    with pytest.raises(ExportError, match=match):
+        export_onnx(model, cfg, path, {}, sample=(data.image, data.lidar), tolerance=tolerance)
+    assert path.read_bytes() == b'the good model'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['model.onnx']
