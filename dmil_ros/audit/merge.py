@@ -191,11 +191,14 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
     deltas: dict[str, float] = {}
     sources = {'model': 'lsmi refit on the audit frames', 'data': 'lsmi refit on the audit frames'}
     own = arrays['self_lsmi'].astype(np.float64)  # (N, 4) the model's pid_lsmi, NaN without
+    own_rows = np.isfinite(own).all(axis=1)  # (N,)
     fits = [('data', label, p_joint, lsmi_data)]
-    if n and np.isfinite(own).all():
+    if own_rows.any():
         # the model computes its per-frame LSMI terms for its predicted action (contract:
-        # pid_lsmi): use them instead of refitting densities for them
-        lsmi_model[:] = own
+        # pid_lsmi): use them instead of refitting densities for them. A frame whose output
+        # is not finite stays NaN (it has no action either); it does not send every other
+        # frame to a refit
+        lsmi_model[:] = np.where(own_rows[:, None], own, np.nan)
         sources['model'] = 'model output pid_lsmi'
     else:
         fits.insert(0, ('model', pred, probs, lsmi_model))
@@ -212,7 +215,10 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
                 opts.terms,
             )
             dest[rows] = res.terms
-            deltas[which] = res.delta
+            if res.frames:
+                deltas[which] = res.delta
+        if which not in deltas:  # no fit: fewer than 2 classes with 2+ frames, or too few frames
+            sources[which] = 'not fitted (too few frames or target classes)'
     # 2. dataset-level CVX PID (its k also serves the BROJA-local fits below)
     has_labels = bool((label >= 0).any())
     dataset_level: dict[str, tuple[dict[str, float] | None, dict[str, Any]]] = {}
@@ -236,12 +242,13 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
     broja_fits: list[tuple[str, npt.NDArray[np.int64], F64]] = []
     no_evidence_counts: dict[str, int] = {}  # frames whose terms are left out (NaN), per level
     own_broja = arrays['self_broja'].astype(np.float64)  # (N, 4), NaN without
-    if n and np.isfinite(own_broja).all():
+    own_broja_rows = np.isfinite(own_broja).all(axis=1)  # (N,)
+    if own_broja_rows.any():
         # frames the exported table has no evidence for (NO_EVIDENCE_BITS: the node publishes
         # NaN for them) are left out, as the refit leaves out its unseen frames (at 1,000
-        # frames, one moves a mean 0.06 bits)
-        floored = no_evidence(own_broja)  # (N,)
-        broja_model[:] = np.where(floored[:, None], np.nan, own_broja)
+        # frames, one moves a mean 0.06 bits); non-finite rows stay NaN (as for pid_lsmi)
+        floored = no_evidence(own_broja) & own_broja_rows  # (N,)
+        broja_model[:] = np.where((floored | ~own_broja_rows)[:, None], np.nan, own_broja)
         no_evidence_counts['model'] = int(floored.sum())
         broja_sources['model'] = 'model output pid_broja'
     else:

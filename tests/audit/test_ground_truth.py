@@ -121,6 +121,28 @@ def test_model_pid_broja_rows_on_floored_table_entries_are_left_out() -> None:
     assert mean == pytest.approx(float(own[~floored, 0].astype(np.float64).mean()), abs=1e-6)
 
 
+def test_one_non_finite_frame_keeps_the_model_outputs_for_the_others() -> None:
+    """A frame whose model outputs are NaN stays NaN; the other frames keep the model's own
+    pid_lsmi / pid_broja, and the spikes still follow pid_broja (one such frame sent every
+    frame of every bag to a refit, and the spikes to LSMI: review 19a #1)."""
+    bag = oracle_bag(400, seed=15, name='own')
+    a = bag.arrays
+    rng = np.random.default_rng(1)
+    a['self_lsmi'] = rng.normal(0.0, 0.5, (bag.frames, 4)).astype(np.float32)
+    a['self_broja'] = rng.normal(0.0, 0.5, (bag.frames, 4)).astype(np.float32)
+    bad = 7
+    for key in ('probs', 'self_lsmi', 'self_broja'):
+        a[key][bad] = np.nan
+    table, summary = merge([bag], MergeOptions(n_clusters=10))
+    assert summary['lsmi_mean']['source']['model'] == 'model output pid_lsmi'
+    assert summary['spikes_from'].startswith('broja_model (model output pid_broja)')
+    keep = np.arange(bag.frames) != bad
+    for prefix, key in (('lsmi_model', 'self_lsmi'), ('broja_model', 'self_broja')):
+        got = np.stack([table.column(f'{prefix}_{c}').to_numpy() for c in COMPONENTS], axis=1)
+        assert np.isnan(got[bad]).all()
+        np.testing.assert_array_equal(got[keep], a[key][keep].astype(np.float64))
+
+
 def test_sidecar_truth_only_when_the_bags_agree() -> None:
     """Without frame-level ground truth, one bag's sidecar is not the truth of several bags."""
     from dmil_ros.audit.bagresult import BagResult
@@ -156,3 +178,15 @@ def test_model_pid_on_the_labelled_frames_when_some_bags_are_unlabelled() -> Non
     assert mixed['pid_estimator']['model']['frames'] == labelled.frames + unlabelled.frames
     # the report's bars use the comparable one
     assert 'model (predictions, labelled frames)' in render_report(mixed, table, {})
+
+
+def test_lsmi_not_fitted_is_not_reported_as_a_fit() -> None:
+    """One label class: no data-level LSMI fit, and the summary says so (it reported a δ of 0
+    and 'lsmi refit on the audit frames')."""
+    bag = oracle_bag(200, seed=16, name='one')
+    bag.arrays['label'][:] = 0
+    _, summary = merge([bag], MergeOptions(n_clusters=10))
+    assert summary['lsmi_mean']['data'] is None
+    assert 'data' not in summary['lsmi_mean']['delta']
+    assert summary['lsmi_mean']['source']['data'].startswith('not fitted')
+    assert 'model' in summary['lsmi_mean']['delta']  # the predictions still vary
