@@ -30,13 +30,20 @@ from __future__ import annotations
 
 from typing import Any, Final, Literal, NamedTuple
 
-from dmil_ros.actions import FAMILIES
+from dmil_ros.actions import ACTIONS, FAMILIES
 from dmil_ros.runtime.faults import stamp_ns
 
 Verdict = Literal['one_scene', 'two_scenes', 'unconfirmed']
 UNREADABLE: Final = (AttributeError, TypeError, ValueError, KeyError, OverflowError)
 """What reading a truth or label message's fields raises when the message is not the type its
 topic should carry, or holds a value that is no number (trainer and audit count and skip it)."""
+
+_INT32_MAX: Final = 2**31 - 1
+
+
+class LabelRangeError(ValueError):
+    """A truth message field read fine but holds a value no frame can carry."""
+
 
 ONE_SCENE: Final = 'one_scene'
 TWO_SCENES: Final = 'two_scenes'
@@ -55,14 +62,25 @@ class FrameLabels(NamedTuple):
 
     @classmethod
     def of(cls, msg: Any) -> FrameLabels:
+        """The message's labels; :class:`LabelRangeError` (a ValueError, in :data:`UNREADABLE`) for
+        an action that is no index into ACTIONS or an id beyond int32 (the tables' type)."""
         family = str(msg.family)
-        return cls(
+        labels = cls(
             int(msg.action),
             FAMILIES.index(family) if family in FAMILIES else -1,
             int(msg.segment),
             int(msg.camera_latent),
             int(msg.lidar_latent),
         )
+        if not 0 <= labels.action < len(ACTIONS):
+            msg_ = f'action {labels.action} is no index into {len(ACTIONS)} actions'
+            raise LabelRangeError(msg_)
+        for name in ('segment', 'camera_latent', 'lidar_latent'):
+            value = getattr(labels, name)
+            if not 0 <= value <= _INT32_MAX:
+                msg_ = f'{name} {value} outside 0..{_INT32_MAX}'
+                raise LabelRangeError(msg_)
+        return labels
 
 
 class SweepScenes:
@@ -120,6 +138,7 @@ __all__ = [
     'UNCONFIRMED',
     'UNREADABLE',
     'FrameLabels',
+    'LabelRangeError',
     'SweepScenes',
     'Verdict',
 ]

@@ -60,7 +60,14 @@ from dmil_ros.audit.masking import MaskStats, Profile, masked_inputs
 from dmil_ros.runtime.faults import stamp_ns
 from dmil_ros.runtime.model import FusionModel
 from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Job, PipelineConfig
-from dmil_ros.scenes import ONE_SCENE, UNCONFIRMED, UNREADABLE, FrameLabels, SweepScenes
+from dmil_ros.scenes import (
+    ONE_SCENE,
+    UNCONFIRMED,
+    UNREADABLE,
+    FrameLabels,
+    LabelRangeError,
+    SweepScenes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -446,6 +453,9 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
     truth: dict[int, FrameLabels] = {}
     actions: dict[int, int] = {}
     camera_log: dict[int, int] = {}
+    # stamps that name two frames (labels join frames on the stamp: after a clock reset the
+    # later run's would be taken for the earlier frames); their frames get no labels
+    repeated: set[int] = set()
     sweeps = SweepScenes()
     unusable: Counter[tuple[str, str]] = Counter()  # (topic, why) of skipped truth / labels
     topics = [options.camera_topic, options.lidar_topic, GROUND_TRUTH_TOPIC, LIDAR_TRUTH_TOPIC,
@@ -461,14 +471,19 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
                 cameras += 1
                 stamp = getattr(getattr(msg, 'header', None), 'stamp', None)
                 if stamp is not None:
-                    camera_log[int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)] = raw.timestamp
+                    ns = int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+                    if abs(camera_log.get(ns, raw.timestamp) - raw.timestamp) > LABEL_SLOP_NS:
+                        repeated.add(ns)  # the stamp again, much later: a clock reset
+                    camera_log[ns] = raw.timestamp
                 collector.add(pipeline.feed_camera(msg))
             elif raw.topic == options.lidar_topic:
                 collector.add(pipeline.feed_lidar(msg))
             else:
                 try:
                     if raw.topic == GROUND_TRUTH_TOPIC:
-                        truth[stamp_ns(msg)] = FrameLabels.of(msg)
+                        ns, read = stamp_ns(msg), FrameLabels.of(msg)
+                        if truth.setdefault(ns, read) != read:
+                            repeated.add(ns)  # two truths for one stamp: which frame's?
                     elif raw.topic == LIDAR_TRUTH_TOPIC:
                         sweeps.add_message(msg)
                     elif raw.topic == ACTION_TOPIC:
@@ -476,6 +491,8 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
                             actions[raw.timestamp] = ACTION_INDEX[msg.data]
                         else:
                             unusable[(raw.topic, 'naming no known action')] += 1
+                except LabelRangeError:
+                    unusable[(raw.topic, 'with a field out of range')] += 1
                 except UNREADABLE:
                     unusable[(raw.topic, 'without the fields read')] += 1
     except BagReadError as exc:
@@ -510,6 +527,14 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
         )
     for (topic, why), count in sorted(unusable.items()):
         _degrade(info, {'message': f'topic {topic!r}: {count} messages {why}, skipped'})
+    # sensor messages the pipeline could not decode cost their frames: a partial bag, by reason
+    skipped = sorted((k, n) for k, n in pipeline.errors.items() if k[0] != 'model')
+    for (topic, why), count in skipped:
+        last = f' (last: {pipeline.last_error})' if len(skipped) == 1 else ''
+        _degrade(
+            info,
+            {'message': f'topic {topic!r}: {count} messages not usable ({why}), skipped{last}'},
+        )
     if reader is not None:
         info['read'] = reader.report()
         if reader.issues or reader.skipped:
@@ -529,7 +554,20 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
         labels, unconfirmed = _labels(
             arrays['stamp'], truth, actions, camera_log, lidar_stamps=lidar_stamps, sweeps=sweeps
         )
+        ambiguous = np.isin(arrays['stamp'], np.fromiter(repeated, np.int64, len(repeated)))
+        for column in labels.values():
+            column[ambiguous] = -1
         arrays.update(labels)
+        if ambiguous.any():
+            _degrade(
+                info,
+                {
+                    'message': f'{int(ambiguous.sum())} frames share their header stamp with '
+                    f'another frame of the bag (clock jumps back: {pipeline.clock_jumps_back}; '
+                    f'{pipeline.last_jump or "none seen by the pipeline"}): no label or ground '
+                    'truth for them (labels join frames on the stamp)'
+                },
+            )
         if unconfirmed:
             _degrade(
                 info,
@@ -570,6 +608,8 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
             'received': dict(pipeline.received),
             'drops': dict(pipeline.drops),
             'last_error': pipeline.last_error,
+            'clock_jumps_back': pipeline.clock_jumps_back,
+            'last_jump': pipeline.last_jump,
         },
         labelled=int((result.arrays['label'] >= 0).sum()),
         ground_truth_frames=int((result.arrays['segment'] >= 0).sum()),

@@ -134,7 +134,7 @@ def _spike_families(
         }
     s_rows = fam == FAMILIES.index('S')
     # a segment is identified by (bag, segment id)
-    seg_ids = np.where(s_rows, bag_index * 1_000_000 + segment, -1)
+    seg_ids = np.where(s_rows, bag_index * 2**32 + segment, -1)
     covered, total = segment_coverage(spikes_mask, seg_ids)
     out['S_segments'] = {
         'covered': covered,
@@ -191,7 +191,7 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
     deltas: dict[str, float] = {}
     sources = {'model': 'lsmi refit on the audit frames', 'data': 'lsmi refit on the audit frames'}
     own = arrays['self_lsmi'].astype(np.float64)  # (N, 4) the model's pid_lsmi, NaN without
-    own_rows = np.isfinite(own).all(axis=1)  # (N,)
+    own_rows = np.asarray(np.isfinite(own).all(axis=1))  # (N,)
     fits = [('data', label, p_joint, lsmi_data)]
     if own_rows.any():
         # the model computes its per-frame LSMI terms for its predicted action (contract:
@@ -242,7 +242,7 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
     broja_fits: list[tuple[str, npt.NDArray[np.int64], F64]] = []
     no_evidence_counts: dict[str, int] = {}  # frames whose terms are left out (NaN), per level
     own_broja = arrays['self_broja'].astype(np.float64)  # (N, 4), NaN without
-    own_broja_rows = np.isfinite(own_broja).all(axis=1)  # (N,)
+    own_broja_rows = np.asarray(np.isfinite(own_broja).all(axis=1))  # (N,)
     if own_broja_rows.any():
         # frames the exported table has no evidence for (NO_EVIDENCE_BITS: the node publishes
         # NaN for them) are left out, as the refit leaves out its unseen frames (at 1,000

@@ -26,6 +26,7 @@ from dmil_ros.bagio import typestore
 IMAGE_TOPIC = '/camera/image_raw'
 POINTS_TOPIC = '/lidar/points'
 ACTION_TOPIC = '/expert/action'
+GROUND_TRUTH_TOPIC = '/sim/ground_truth'
 
 
 def _stamp(store, ns: int):
@@ -39,10 +40,18 @@ def write_small_bag(
     storage: str = 'mcap',
     chunk_size: int | None = None,
     encoding: str = 'rgb8',
+    short_images: frozenset[int] = frozenset(),
+    truth_actions: list[int] | None = None,
+    repeat_stamps_after: int | None = None,
 ) -> list[int]:
     """A bag with ``frames`` camera images (20 Hz), clouds (10 Hz) and actions; camera stamps.
 
-    ``encoding`` labels the images (the bytes stay rgb8: another label makes them malformed)."""
+    ``encoding`` labels the images (the bytes stay rgb8: another label makes them malformed);
+    the images of frames in ``short_images`` carry 100 bytes of data; ``truth_actions`` adds a
+    ``/sim/ground_truth`` message per frame with that action (family R, segment i // 10);
+    ``repeat_stamps_after`` k restarts the header stamps at frame k (a clock reset: frames k..
+    reuse the stamps of frames 0.., logged 10 s later).
+    """
     store = typestore()
     image_cls = store.types['sensor_msgs/msg/Image']
     cloud_cls = store.types['sensor_msgs/msg/PointCloud2']
@@ -59,11 +68,17 @@ def write_small_bag(
         cam = writer.add_connection(IMAGE_TOPIC, image_cls.__msgtype__, typestore=store)
         pts = writer.add_connection(POINTS_TOPIC, cloud_cls.__msgtype__, typestore=store)
         act = writer.add_connection(ACTION_TOPIC, string_cls.__msgtype__, typestore=store)
+        truth_cls = store.types['dmil_ros/msg/GroundTruth']
+        if truth_actions is not None:
+            gtc = writer.add_connection(GROUND_TRUTH_TOPIC, truth_cls.__msgtype__, typestore=store)
         t0 = 1_700_000_000_000_000_000
         for i in range(frames):
-            ns = t0 + i * 50_000_000
+            log = t0 + i * 50_000_000
+            restart = repeat_stamps_after is not None and i >= repeat_stamps_after
+            ns = t0 + (i - repeat_stamps_after) * 50_000_000 if restart else log
+            log += 10_000_000_000 if restart else 0
             stamps.append(ns)
-            rgb = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
+            rgb = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8).reshape(-1)
             img = image_cls(
                 header=header_cls(stamp=_stamp(store, ns), frame_id='camera_optical_frame'),
                 height=24,
@@ -71,13 +86,23 @@ def write_small_bag(
                 encoding=encoding,
                 is_bigendian=0,
                 step=96,
-                data=rgb.reshape(-1),
+                data=rgb[:100] if i in short_images else rgb,
             )
-            writer.write(cam, ns, store.serialize_cdr(img, image_cls.__msgtype__))
+            writer.write(cam, log, store.serialize_cdr(img, image_cls.__msgtype__))
             label = ('forward', 'left', 'right', 'stop')[(i // 10) % 4]
             writer.write(
-                act, ns, store.serialize_cdr(string_cls(data=label), string_cls.__msgtype__)
+                act, log, store.serialize_cdr(string_cls(data=label), string_cls.__msgtype__)
             )
+            if truth_actions is not None:
+                truth = truth_cls(
+                    header=header_cls(stamp=_stamp(store, ns), frame_id='camera_optical_frame'),
+                    family='R', action=truth_actions[i], segment=i // 10, frame=i,
+                    camera_latent=truth_actions[i] % 4, lidar_latent=truth_actions[i] % 4,
+                    camera_cue='', lidar_cue='', corridor_half_width=1.0, decision_distance=2.0,
+                    light_level=1.0, robot_x=0.0, robot_y=0.0, robot_yaw=0.0, cmd_linear_x=0.0,
+                    cmd_angular_z=0.0,
+                )  # fmt: skip
+                writer.write(gtc, log, store.serialize_cdr(truth, truth_cls.__msgtype__))
             if i % 2 == 0:
                 xyz = rng.normal(size=(50, 4)).astype(np.float32) * 3
                 fields = [
@@ -95,5 +120,5 @@ def write_small_bag(
                     data=xyz.view(np.uint8).reshape(-1),
                     is_dense=True,
                 )
-                writer.write(pts, ns + 1000, store.serialize_cdr(cloud, cloud_cls.__msgtype__))
+                writer.write(pts, log + 1000, store.serialize_cdr(cloud, cloud_cls.__msgtype__))
     return stamps
