@@ -108,6 +108,8 @@ class BagOptions:
         stat = model.stat() if model.is_file() else None
         fields = asdict(self)
         fields.pop('threads')  # results do not depend on it
+        # the file, not its spelling: models/m.onnx and ./models/m.onnx are one model
+        fields['model'] = str(model.resolve())
         fields['result_version'] = RESULT_VERSION  # older per-bag results are recomputed
         fields['model_size'] = stat.st_size if stat else None
         fields['model_mtime'] = stat.st_mtime_ns if stat else None

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         args.model = _default_model()
     input_file(args.model, '--model')
     output_dir(args.out, '--out')
-    if args.clusters < 0:  # 0 is the CLI's "choose" (n_clusters None)
+    if args.clusters < 0 or args.clusters == 1:  # 0 is the CLI's "choose" (n_clusters None)
         msg = f'--clusters {args.clusters!r} must be 0 (the bias rule) or >= 2'
         raise AuditError(msg)
     options = AuditOptions(  # each option's range checked where it is defined

@@ -183,7 +183,8 @@ def _path_hash(bag: Path) -> str:
 def bag_names(bags: Sequence[Path]) -> list[str]:
     """Unique, filesystem-safe names: the bag's own name; when several bags share it, each of
     them gets ``-<8 hex of the hash of its resolved path>``, so a bag's name never depends on
-    the order of the others (a rerun with more bags keeps the names it had)."""
+    the order of the others. A rerun that adds a bag of the same name renames the bag that had
+    it alone: its finished result (under the bare name) is not found and it is audited again."""
     bases = [_safe(_own_name(bag)) for bag in bags]
     counts = Counter(bases)
     names = [
@@ -364,6 +365,11 @@ def _run_ray(
     return accounts
 
 
+def _reason(result: bagresult.BagResult) -> str:
+    errors = result.info.get('errors') or [{}]
+    return str(errors[0].get('message', 'no reason recorded'))
+
+
 def _write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=1, default=str, allow_nan=False))
 
@@ -439,6 +445,11 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
                 done = bagresult.load_if_done(bag_dir, key)
             except AuditInputError as exc:  # marked done, but damaged since: audit it again
                 logger.warning('%s; auditing the bag again', exc)
+        if done is not None and done.info.get('status') == 'failed':
+            # nothing was audited (the bag could not be opened, ...): the cause may be gone
+            # (permissions fixed, a copy finished) without the files' size or mtime changing
+            logger.info('%s: failed last time (%s); auditing it again', name, _reason(done))
+            done = None
         if done is not None:
             finished[name] = done
             remove_stale_temporaries(bag_dir)  # of an earlier audit killed mid-write

@@ -296,7 +296,46 @@ def test_one_cluster_is_refused(
     bag, out = _small_bag(tmp_path, frames=20)
     args = ['audit', str(bag), '--out', str(out), '--model', str(model), '--clusters', '1']
     assert main(args) == 2
-    assert 'n_clusters=1: use None' in capsys.readouterr().err
+    # in the CLI's words: it has no None (review 19a #10)
+    assert '--clusters 1 must be 0 (the bias rule) or >= 2' in capsys.readouterr().err
+
+
+def test_the_model_path_spelling_does_not_redo_finished_bags(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """models/m.onnx and ./models/m.onnx are one file: one result (review 19a #5)."""
+    bag, out = _small_bag(tmp_path, frames=20)
+    (tmp_path / 'models').mkdir()
+    shutil.copy2(model, tmp_path / 'models' / 'm.onnx')
+    monkeypatch.chdir(tmp_path)
+    first = _audit(Path('models/m.onnx'), out, bag)
+    assert first['bags'][0]['resumed'] is False
+    for spelling in ('./models/m.onnx', str(tmp_path / 'models' / 'm.onnx')):
+        again = _audit(Path(spelling), out, bag)
+        assert again['bags'][0]['resumed'] is True, spelling
+
+
+def test_a_bag_that_failed_is_audited_again_on_resume(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure whose cause goes away without touching the bag's size or mtime (permissions
+    fixed) was served from the stored 'failed' result forever (review 19a #6)."""
+    from dmil_ros.bagio import reader
+
+    bag, out = _small_bag(tmp_path, frames=20)
+
+    def denied(path: Path, **_: object) -> None:
+        msg = f'storage file(s) in {str(path)!r}: permission denied'
+        raise reader.BagReadError(msg)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(reader, 'RobustReader', denied)
+        failed = _audit(model, out, bag, code=1)
+    assert (failed['bags'][0]['status'], failed['bags'][0]['frames']) == ('failed', 0)
+    again = _audit(model, out, bag)
+    assert again['bags'][0]['resumed'] is False
+    assert _frames(again) == {'bag': 20}
+    assert _audit(model, out, bag)['bags'][0]['resumed'] is True  # done now: kept
 
 
 def test_a_mixed_folder_inside_a_fleet_is_refused_too(tmp_path: Path) -> None:
