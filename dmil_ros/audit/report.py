@@ -142,10 +142,28 @@ def _compared_model_pid(summary: Mapping[str, Any]) -> tuple[Any, str]:
     return summary.get('model_pid'), 'model (predictions)'
 
 
+def _missing_pid_reasons(summary: Mapping[str, Any]) -> str:
+    """Why ``data_pid`` / the model PID are absent, from ``pid_estimator``'s error entries."""
+    estimator = summary.get('pid_estimator') or {}
+    reasons = []
+    for level, pid_key in (('data', 'data_pid'), ('model', 'model_pid')):
+        if summary.get(pid_key):
+            continue
+        error = (estimator.get(level) or {}).get('error')
+        if error:
+            reasons.append(f'{level} level: {error}')
+        elif level == 'data':
+            reasons.append('data level: needs labelled bags')
+        else:
+            reasons.append('model level: no frame with a prediction')
+    return '; '.join(reasons)
+
+
 def _shortcut_text(summary: Mapping[str, Any]) -> str:
     data, (model, _) = summary.get('data_pid'), _compared_model_pid(summary)
     if not data or not model:
-        return '<p class="muted">Needs labelled bags for the data-level PID.</p>'
+        why = _missing_pid_reasons(summary) or 'the model PID on the labelled frames is missing'
+        return f'<p class="muted">No shortcut check: {esc(why)}.</p>'
     ds, ms = float(data['synergy']), float(model['synergy'])
     du = max(float(data['unique_camera']), float(data['unique_lidar']))
     mu = max(float(model['unique_camera']), float(model['unique_lidar']))
@@ -256,12 +274,11 @@ def render_report(
     gt = (summary.get('ground_truth') or {}).get('pid')
     compared, model_name = _compared_model_pid(summary)
     out.append('<h2>Data vs model PID (dataset level, bits): the shortcut check</h2>')
-    out.append(
-        bars_svg(
-            'pid-bars',
-            {'data (labels)': summary.get('data_pid'), model_name: compared, 'ground truth': gt},
-        )
-    )
+    series = {'data (labels)': summary.get('data_pid'), model_name: compared, 'ground truth': gt}
+    if any(series.values()):
+        out.append(bars_svg('pid-bars', series))
+    else:  # an empty chart would read as a plot that failed to draw
+        out.append('<p class="muted">No dataset-level PID and no ground truth to draw.</p>')
     out.append(_shortcut_text(summary))
     # 4. top GapScore frames
     out.append(f'<h2>Top {TOP_FRAMES} GapScore frames (fusion potential the model leaves)</h2>')

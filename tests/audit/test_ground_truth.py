@@ -190,3 +190,26 @@ def test_lsmi_not_fitted_is_not_reported_as_a_fit() -> None:
     assert 'data' not in summary['lsmi_mean']['delta']
     assert summary['lsmi_mean']['source']['data'].startswith('not fitted')
     assert 'model' in summary['lsmi_mean']['delta']  # the predictions still vary
+
+
+def test_report_names_why_there_is_no_shortcut_check() -> None:
+    """Every frame labelled with one action: the report gives the estimator's reason, not
+    'needs labelled bags'; with nothing to draw it leaves the bar chart out, whose empty plot
+    made the page's own check report an error (review 19a #9)."""
+    from dmil_ros.audit.report import render_report
+
+    bag = oracle_bag(200, seed=17, name='one')
+    bag.arrays['label'][:] = 0
+    for key in ('family', 'segment', 'camera_latent', 'lidar_latent'):
+        bag.arrays[key] = np.full(bag.frames, -1, np.int64)
+    table, summary = merge([bag], MergeOptions(n_clusters=10))
+    assert summary['data_pid'] is None
+    assert summary['frames']['labelled'] == bag.frames
+    page = render_report(summary, table, {})
+    assert 'needs labelled bags' not in page.lower()
+    assert '1 distinct target value(s)' in page
+    assert 'id="pid-bars"' in page  # the model PID is still drawn
+    summary['model_pid'] = None
+    page = render_report(summary, table, {})
+    assert 'id="pid-bars"' not in page
+    assert 'No dataset-level PID and no ground truth to draw.' in page
