@@ -30,10 +30,12 @@ which the indexed reader fails in any way or yields fewer messages than its inde
 * sqlite3: every row that can still be read intact (:mod:`dmil_ros.bagio.sqlite_salvage`).
 
 Storage files are read in recording order (split parts by number: ``_2`` before ``_10``); a part
-``metadata.yaml`` lists but that is gone is an issue; file-compressed parts (``.mcap.zstd``) are
-read by rosbags but cannot be salvaged. When the indexed read fails midway, the salvage resumes
-after exactly the messages already yielded; messages the indexed read lost silently before that
-point (a chunk that inflates to garbage: rosbags writes no CRC) are counted, not recovered.
+``metadata.yaml`` lists but that is gone is an issue, and so is a storage file beside the parts
+that it does not list (never read: another recording would merge in); file-compressed parts
+(``.mcap.zstd``) are read by rosbags but cannot be salvaged. When the indexed read fails midway,
+the salvage resumes after exactly the messages already yielded; messages the indexed read lost
+silently before that point (a chunk that inflates to garbage: rosbags writes no CRC) are
+counted, not recovered.
 
 Each problem becomes a :class:`ReadIssue` in :attr:`RobustReader.issues`; nothing is raised for
 damage once the bag has been found. A message whose CDR bytes do not deserialize is counted per
@@ -201,8 +203,13 @@ class RobustReader:
         """The bag's storage files in recording order (split_2 before split_10).
 
         Plain (``.mcap``, ``.db3``) and file-compressed (``.mcap.zstd`` ...: ``ros2 bag record
-        --compression-mode file``). A file that ``metadata.yaml`` lists but that is gone is an
-        issue (a split bag missing a part), recorded once.
+        --compression-mode file``). Where ``metadata.yaml`` lists the files
+        (``relative_file_paths``), only those are the bag: a file that it lists but that is gone
+        is an issue (a split bag missing a part), and so is a storage file beside them that it
+        does not list (another recording copied in: read, it would be merged by stamp), which
+        is not read, unless none of the listed files is there (damaged metadata, renamed
+        files): then every storage file is read, as in a folder without metadata.yaml; each
+        issue recorded once.
         """
         if self.path.is_file():
             if storage_kind(self.path) is None:
@@ -220,14 +227,32 @@ class RobustReader:
         if missing:
             text = f'storage file(s) {missing} listed in metadata.yaml are missing'
             self.issues.append(ReadIssue(str(self.path), None, text))
+        # the listing decides which files are the bag, unless none of its files is here (the
+        # metadata damaged, or the files renamed): then, as without metadata.yaml, every one
+        trusted = (self.path / 'metadata.yaml').is_file()
+        unlisted = [p.name for p in files if listed is not None and p.name not in listed]
+        if unlisted and len(unlisted) < len(files):
+            files = [p for p in files if p.name not in unlisted]
+            text = (
+                f'storage file(s) {unlisted} not listed in metadata.yaml: not read (another '
+                "recording's messages would merge with this one's by stamp)"
+            )
+            self.issues.append(ReadIssue(str(self.path), None, text))
+        elif unlisted:
+            trusted = False
+            text = (
+                f'storage file(s) {unlisted} not listed in metadata.yaml: read in place of the '
+                'listed ones, none of which is there'
+            )
+            self.issues.append(ReadIssue(str(self.path), None, text))
         if not files:
             msg = f'bag {str(self.path)!r}: no .mcap or .db3 storage file found'
             raise BagReadError(msg)
-        metadata = (self.path / 'metadata.yaml').is_file()
-        separate = None if metadata else _separate(self.path, files)  # raises on parts mixed in
+        separate = None if trusted else _separate(self.path, files)  # raises on parts mixed in
         if separate is not None:
+            why = 'a metadata.yaml that lists none of' if unlisted else 'no metadata.yaml and'
             msg = (
-                f'bag {str(self.path)!r}: no metadata.yaml and {len(separate)} storage files '
+                f'bag {str(self.path)!r}: {why} {len(separate)} storage files '
                 f'that are separate recordings ({", ".join(p.name for p in separate)}); read as '
                 "one bag, they would merge by stamp (one drive's frames taking another's labels):"
                 ' name each file as a bag of its own'
@@ -372,6 +397,13 @@ class RobustReader:
         }
 
 
+def storage_files(path: str | Path) -> list[Path]:
+    """The storage files :class:`RobustReader` reads for the bag ``path`` (a folder: those its
+    ``metadata.yaml`` lists that exist, else every one; a storage file: itself), without reading
+    a message; BagReadError when ``path`` is no bag."""
+    return RobustReader(path, warn=False)._storage_files()
+
+
 __all__ = [
     'MCAP_MAGIC',
     'BagReadError',
@@ -379,4 +411,5 @@ __all__ = [
     'ReadIssue',
     'RobustReader',
     'separate_recordings',
+    'storage_files',
 ]

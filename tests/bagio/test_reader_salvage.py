@@ -18,6 +18,7 @@ the messages written."""
 from __future__ import annotations
 
 import random
+import shutil
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -301,3 +302,46 @@ def test_a_declaration_too_short_to_read_is_one_issue(tmp_path: Path) -> None:
     assert [i.message for i in issues] == [
         'record opcode 0x04 skipped: error: unpack requires a buffer of 4 bytes'
     ]
+
+
+@pytest.mark.parametrize('cut', [None, 0.6])
+def test_a_storage_file_metadata_does_not_list_is_an_issue_and_never_read(
+    tmp_path: Path, cut: float | None
+) -> None:
+    """Another recording's .mcap copied into a bag folder (whole, or cut short by the copy):
+    the bag is what metadata.yaml lists, read indexed as before; the stray file is named, not
+    salvaged and merged in by stamp (review 19b #7)."""
+    rows = messages_of(tmp_path, 20)
+    write_bag_at(tmp_path / 'bag', rows)
+    other = [(t + 500_000, '/a', d.replace(b'/a', b'/b')) for t, _, d in messages_of(tmp_path, 30)]
+    write_bag_at(tmp_path / 'other', other)
+    data = (tmp_path / 'other' / 'other.mcap').read_bytes()
+    stray = tmp_path / 'bag' / 'other_copy.mcap'
+    stray.write_bytes(data if cut is None else data[: int(len(data) * cut)])
+    got = RobustReader(tmp_path / 'bag')
+    assert [(m.timestamp, m.topic, m.data) for m in got] == rows
+    assert got.mode == 'indexed'
+    assert not got.complete
+    assert len(got.issues) == 1
+    assert "['other_copy.mcap'] not listed in metadata.yaml: not read" in got.issues[0].message
+    assert reader.storage_files(tmp_path / 'bag') == [tmp_path / 'bag' / 'bag.mcap']
+    # the stray file is a bag of its own when named
+    assert reader.storage_files(stray) == [stray]
+
+
+def test_a_folder_whose_listed_files_are_all_gone_reads_the_others_as_without_metadata(
+    tmp_path: Path,
+) -> None:
+    """Damaged metadata or renamed files: the listing names nothing there, so the folder reads
+    as one without metadata.yaml (both named as issues); separate recordings stay refused."""
+    rows = messages_of(tmp_path, 5)
+    write_bag_at(tmp_path / 'bag', rows)
+    (tmp_path / 'bag' / 'bag.mcap').rename(tmp_path / 'bag' / 'renamed.mcap')
+    got = RobustReader(tmp_path / 'bag')
+    assert [(m.timestamp, m.topic, m.data) for m in got] == rows
+    text = ' | '.join(i.message for i in got.issues)
+    assert "['bag.mcap'] listed in metadata.yaml are missing" in text
+    assert "['renamed.mcap'] not listed in metadata.yaml: read in place of the listed" in text
+    shutil.copy(tmp_path / 'bag' / 'renamed.mcap', tmp_path / 'bag' / 'other.mcap')
+    with pytest.raises(BagReadError, match='lists none of 2 storage files that are separate'):
+        RobustReader(tmp_path / 'bag')
