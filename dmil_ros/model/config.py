@@ -24,10 +24,30 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
 
+from dmil_ros.actions import ACTIONS
 from dmil_ros.model.errors import ModelConfigError
 
 KINDS: Final[tuple[str, ...]] = ('dmil', 'joint', 'ensemble')
 LIDAR_ENCODERS: Final[tuple[str, ...]] = ('range', 'point')
+SEQUENCES: Final[tuple[str, ...]] = (
+    'camera_channels',
+    'lidar_channels',
+    'image_shape',
+    'lidar_shape',
+    'vertical_fov_deg',
+)
+"""The fields a JSON config gives as lists (tuples in :class:`ModelConfig`)."""
+
+
+def camera_feature_size(height: int, width: int) -> tuple[int, int]:
+    """The feature map (h, w) of :class:`dmil_ros.model.encoders.CameraEncoder` for an image
+    of ``height`` x ``width``: three 3x3 stride-2 convolutions padded by 1 (each gives
+    ceil(n / 2)), then a 2x2 average pool (floor(n / 2)); 0: the image is too small.
+    """
+    sizes = [height, width]
+    for _ in range(3):
+        sizes = [(n - 1) // 2 + 1 for n in sizes]
+    return sizes[0] // 2, sizes[1] // 2
 
 
 def check_value(
@@ -104,18 +124,26 @@ class ModelConfig:
         }
         for name, value in positive.items():
             check_value('model config', name, value, integer=True, low_open=True)
+        if self.num_actions != len(ACTIONS):  # the labels index dmil_ros.actions.ACTIONS
+            msg = (
+                f'model config: num_actions={self.num_actions!r} must be {len(ACTIONS)}, the '
+                f'number of actions {list(ACTIONS)} the labels and the exported model use'
+            )
+            raise ModelConfigError(msg)
         for name in ('camera_channels', 'lidar_channels', 'image_shape', 'lidar_shape'):
             value = getattr(self, name)
-            if len(value) != 3 or any(
-                isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in value
+            if (
+                not isinstance(value, tuple | list)
+                or len(value) != 3
+                or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in value)
             ):
                 msg = f'model config: {name}={value!r} must be three positive integers'
                 raise ModelConfigError(msg)
         check_value('model config', 'id_encoder_grad', self.id_encoder_grad, high=1.0)
         if self.pair_encoder_grad is not None:
             check_value('model config', 'pair_encoder_grad', self.pair_encoder_grad, high=1.0)
-        fov: tuple[Any, ...] = self.vertical_fov_deg  # loaded from JSON: length unchecked
-        if len(fov) != 2:
+        fov: Any = self.vertical_fov_deg  # loaded from JSON: type and length unchecked
+        if not isinstance(fov, tuple | list) or len(fov) != 2:
             msg = f'model config: vertical_fov_deg={fov!r} must be two numbers'
             raise ModelConfigError(msg)
         for v in fov:
@@ -124,6 +152,13 @@ class ModelConfig:
             msg = (
                 f'model config: image_shape={self.image_shape!r} / lidar_shape='
                 f'{self.lidar_shape!r}: expected 3 image channels and 2 range-image channels'
+            )
+            raise ModelConfigError(msg)
+        if min(camera_feature_size(*self.image_shape[1:])) < 1:
+            msg = (
+                f'model config: image_shape={self.image_shape!r} is too small for the camera '
+                'encoder (three stride-2 convolutions and a 2x2 pool): height and width must '
+                'be at least 9'
             )
             raise ModelConfigError(msg)
 
@@ -144,15 +179,14 @@ class ModelConfig:
             msg = f'model config: unknown keys {sorted(unknown)}'
             raise ModelConfigError(msg)
         values = dict(raw)
-        for key in (
-            'camera_channels',
-            'lidar_channels',
-            'image_shape',
-            'lidar_shape',
-            'vertical_fov_deg',
-        ):
-            if key in values:
-                values[key] = tuple(values[key])
+        for key in SEQUENCES:
+            if key not in values:
+                continue
+            value = values[key]
+            if not isinstance(value, list | tuple):
+                msg = f'model config: {key}={value!r} must be a list, not {type(value).__name__}'
+                raise ModelConfigError(msg)
+            values[key] = tuple(value)
         try:
             return cls(**values)
         except TypeError as exc:

@@ -33,8 +33,9 @@ SIMULATOR_LIMITS = """\
 LIMITS = """\
 - Trained on the bags above only: other sensors, mountings or places are off its distribution.
 - Actions are the expert's discrete forward / left / right / stop; the model is not a planner.
-- `pid_lsmi` / `pid_broja` are per-frame estimates fitted on the training frames' features; off
-  the training distribution (new sensors, new scenes) they extrapolate. A frame whose predicted
+- `pid_lsmi` / `pid_broja` are per-frame estimates fitted on the features of the frames the PID
+  heads line names (`fit_on`, `fit_frames`); off that distribution (new sensors, new scenes) they
+  extrapolate. A frame whose predicted
   action the BROJA table never saw with its camera or LiDAR cluster gets synergy 0 and a unique
   term near -60 bits (the floored pointwise information of an event the table holds
   impossible).
@@ -145,7 +146,8 @@ def render_card(
             'Export check: onnx.checker (full) passed; max |onnxruntime - torch| = '
             f'{report["max_abs_diff_probabilities"]:.2g} on probabilities, '
             f'{report["max_scaled_diff"]:.2g} scaled on unbounded outputs, over '
-            f'{report["batch"]} training frames; file size {report["bytes"]} bytes.'
+            f'{report["batch"]} {report.get("sample", "frames")}; file size {report["bytes"]} '
+            'bytes.'
         ),
     ]
     static = report.get('static_graph')

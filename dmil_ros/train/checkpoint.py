@@ -34,7 +34,7 @@ from torch import nn
 
 from dmil_ros.atomic import atomic_write
 from dmil_ros.train.config import TrainConfig
-from dmil_ros.train.errors import CheckpointError
+from dmil_ros.train.errors import CheckpointError, TrainConfigError
 
 FORMAT = 1
 
@@ -81,6 +81,9 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], TrainConfig, dict[str, 
         config = TrainConfig.from_dict(meta['config'])
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         msg = f'checkpoint {str(path)!r}: bad meta ({exc})'
+        raise CheckpointError(msg) from exc
+    except TrainConfigError as exc:
+        msg = f'checkpoint {str(path)!r}: the config it carries is invalid ({exc})'
         raise CheckpointError(msg) from exc
     if meta.get('format') != FORMAT:
         msg = f'checkpoint {str(path)!r}: format {meta.get("format")!r} is not {FORMAT}'

@@ -110,9 +110,10 @@ class ScheduleConfig:
         for name in ('stage1_epochs', 'stage2_epochs', 'stage3_epochs', 'baseline_epochs',
                      'seed', 'lidar_roll'):  # fmt: skip
             check_value('schedule', name, getattr(self, name), integer=True, error=e)
-        for name in ('batch_size', 'threads'):
-            check_value('schedule', name, getattr(self, name), integer=True, low_open=True,
-                        error=e)  # fmt: skip
+        check_value('schedule', 'threads', self.threads, integer=True, low_open=True, error=e)
+        # a batch of one frame is skipped (BatchNorm needs two): with batch_size 1 no step is
+        # ever taken and the run would ship its random initialisation
+        check_value('schedule', 'batch_size', self.batch_size, integer=True, low=2, error=e)
         for name in ('lr1', 'lr2', 'lr3'):
             check_value('schedule', name, getattr(self, name), low_open=True, error=e)
         check_value('schedule', 'weight_decay', self.weight_decay, error=e)

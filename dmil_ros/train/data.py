@@ -39,8 +39,9 @@ For each bag:
 
 Decoded tensors are cached per bag as ``.npz`` (loaded with ``allow_pickle=False``) under a key
 that hashes the bag's files (names, sizes, mtimes), the data config, the preprocess spec and
-:func:`code_fingerprint` (the source of the decoding / preprocessing / pairing / labelling code
-and the package version, so a code change never serves stale tensors); the bag's skip counts
+:func:`code_fingerprint` (the source of the bag reading / decoding / preprocessing / pairing /
+labelling code, the action and family names, the message definitions and the package version, so
+a code change never serves stale tensors); the bag's skip counts
 are kept beside it (``.json``) and reported again on a cache hit.
 
 Camera frames still waiting for a later LiDAR sweep when the bag ends are paired with the last
@@ -109,18 +110,26 @@ def discretise_twist(linear_x: float, angular_z: float, cfg: DataConfig) -> int:
     return ACTION_INDEX['stop']
 
 
+# every source file whose change can change a cached tensor, label or family: decoding,
+# preprocessing, pairing, the stamps pairs are matched on (runtime/faults.py), the action and
+# family names labels index (actions.py), scene truth (scenes.py), and the bag reading and
+# message types (bagio/, plus the shipped .msg texts, hashed in code_fingerprint)
 _FINGERPRINTED = ('runtime/preprocess.py', 'runtime/decode.py', 'runtime/pairing.py',
-                  'train/data.py', 'scenes.py')  # fmt: skip
+                  'runtime/faults.py', 'train/data.py', 'scenes.py', 'actions.py',
+                  'bagio/typestore.py', 'bagio/reader.py', 'bagio/mcap.py',
+                  'bagio/prefetch.py', 'bagio/records.py', 'bagio/sqlite_salvage.py')  # fmt: skip
 
 
 @functools.cache
 def code_fingerprint() -> str:
-    """Hash of the source bytes of the code that makes cached tensors, plus the version."""
+    """Hash of the source bytes of the code that makes cached tensors and of the shipped
+    ``.msg`` texts (the typestore decodes the simulator's messages by them), plus the version."""
     import dmil_ros
 
     root = Path(dmil_ros.__file__).parent
     h = hashlib.sha256(dmil_ros.__version__.encode())
-    for name in _FINGERPRINTED:
+    msgs = sorted(str(p.relative_to(root)) for p in (root / 'msg').glob('*.msg'))
+    for name in (*_FINGERPRINTED, *msgs):
         h.update(name.encode())
         h.update((root / name).read_bytes())
     return h.hexdigest()[:16]

@@ -102,11 +102,13 @@ def export_onnx(
     sample: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None,
     pid_heads: dict[str, nn.Module] | None = None,
     tolerance: float = 1e-4,
+    sample_name: str = 'frames',
 ) -> dict[str, Any]:
     """Write ``path`` and return the check report ``{'max_abs_diff': .., 'outputs': [..]}``.
 
-    ``sample``: (image, lidar) arrays to compare on (real frames are best); random inputs in
-    the model's range are used when absent.
+    ``sample``: (image, lidar) arrays to compare on (real frames are best), which
+    ``sample_name`` describes in the report (``'sample'``; e.g. ``'training frames'``); random
+    inputs in the model's range are used when absent (``'sample'``: ``'random inputs'``).
     """
     import onnx
     import onnxruntime as ort
@@ -117,6 +119,7 @@ def export_onnx(
     names = output_names(kind, heads)
     wrapper = ExportWrapper(model, names, heads).eval()
     if sample is None:
+        sample_name = 'random inputs'
         rng = np.random.default_rng(0)
         sample = (
             rng.normal(0, 1, (8, *config.model.image_shape)).astype(np.float32),
@@ -198,6 +201,7 @@ def export_onnx(
         'max_scaled_diff_per_output': scaled,
         'unbounded_over_abs_tolerance': over,
         'batch': int(image.shape[0]),
+        'sample': sample_name,
         'static_graph': {
             'nodes': [static.nodes_before, static.nodes_after],
             'inlined': list(static.inlined),

@@ -34,7 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs='*',
         default=None,
         metavar='DIR',
-        help='bags whose frames the ORT-vs-torch check (and PID fit) use',
+        help=(
+            "bags whose frames the ORT-vs-torch check (and PID fit) use (default: the run's "
+            'training bags, data.json, without the validation time blocks the run held out)'
+        ),
     )
     parser.add_argument('--cache', type=Path, default=None, help='decoded-tensor cache')
     parser.add_argument(
@@ -54,7 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--pid-frames',
         type=int,
         default=8000,
-        help='training frames the PID heads are fitted on (default 8000)',
+        help=(
+            "at most this many frames, spread evenly, to fit the PID heads on: of the run's "
+            'training frames, or of --bags when given (default 8000)'
+        ),
     )
     parser.add_argument('--report', type=Path, default=None, help='report (JSON)')  # fmt: skip
 
@@ -69,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from dmil_ros.train.checkpoint import load_model
     from dmil_ros.train.cli import default_cache_dir
     from dmil_ros.train.data import load_bags
+    from dmil_ros.train.dataset import time_block_split
     from dmil_ros.train.errors import CheckpointError
     from dmil_ros.train.export import export_onnx
     from dmil_ros.train.rundir import recorded_bags
@@ -92,7 +99,17 @@ def run(args: argparse.Namespace) -> int:
     if not summary_path.is_file():
         msg = f'run {str(args.run_dir)!r}: summary.json missing (training did not finish)'
         raise CheckpointError(msg)
-    training = json.loads(summary_path.read_text(encoding='utf-8'))
+    try:
+        training = json.loads(summary_path.read_text(encoding='utf-8'))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        msg = f'run {str(args.run_dir)!r}: summary.json is not readable JSON ({exc})'
+        raise CheckpointError(msg) from exc
+    if not isinstance(training, dict):
+        msg = (
+            f'run {str(args.run_dir)!r}: summary.json holds a {type(training).__name__}, not '
+            'the training summary (an object)'
+        )
+        raise CheckpointError(msg)
     training['checkpoint'] = args.checkpoint
     # validation frames with a scene family: the bags carry the simulator's ground truth
     families = (training.get('val') or {}).get('per_family') or {}
@@ -102,11 +119,19 @@ def run(args: argparse.Namespace) -> int:
     sample = None
     heads = None
     bags = list(args.bags or [])
+    frames = 'frames of --bags'  # what the check and the PID fit ran on, for the card
+    held_out = False  # the run's validation time blocks lie in ``bags``: left out below
     recorded = None if bags else recorded_bags(args.run_dir)
     if recorded is not None:
         listed = recorded[0]
         bags = [b for b in listed if b.exists()]
         missing = [str(b) for b in listed if not b.exists()]
+        if recorded[1]:  # validation had bags of its own: every training bag frame trained
+            frames = 'training frames'
+        elif not missing:  # the run's own split, on the same bags in the same order
+            frames, held_out = 'training frames', True
+        else:  # (--no-pid) the split depends on every bag: validation blocks not left out
+            frames = "frames of the run's training bags"
         if missing and not args.no_pid:
             # the PID heads drive the node's synergy alarm: not left out because a path moved
             # (runs before this version stored the paths as typed, relative to their cwd)
@@ -118,6 +143,11 @@ def run(args: argparse.Namespace) -> int:
     if bags:
         data, _ = load_bags(bags, config.data, config.preprocess,
                             args.cache or default_cache_dir())  # fmt: skip
+        if held_out:
+            train_rows, _ = time_block_split(
+                data, config.data.val_fraction, config.data.block_seconds
+            )
+            data = data.subset(train_rows)
         pick = np.linspace(0, len(data) - 1, min(len(data), args.pid_frames)).astype(np.int64)
         data = data.subset(pick)
         sample = (
@@ -135,11 +165,13 @@ def run(args: argparse.Namespace) -> int:
             except DmilError as exc:  # e.g. an action missing from the fitting frames
                 logger.warning('PID heads not fitted (%s): exporting without them', exc)
             else:
-                training = {**training, 'pid': pid_summary}
+                training = {**training, 'pid': {**pid_summary, 'fit_on': frames}}
                 logger.info('PID heads fitted on %d frames: %s', len(data), pid_summary)
     elif not args.no_pid:
         logger.warning('no bags to fit the PID heads on: exporting without pid_lsmi / pid_broja')
-    report = export_onnx(model, config, args.out, training, sample=sample, pid_heads=heads)
+    report = export_onnx(
+        model, config, args.out, training, sample=sample, pid_heads=heads, sample_name=frames
+    )
     write_card(card, config.to_dict(), training, report, evaluation=evaluation, notes=notes)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)

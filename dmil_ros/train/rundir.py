@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from dmil_ros.train.errors import TrainConfigError, TrainError
 
@@ -53,14 +53,48 @@ def check_out(out: Path, *, resume: bool, overwrite: bool) -> None:
         raise TrainError(msg)
 
 
+def recording(bag: Path) -> frozenset[Path]:
+    """The resolved storage files the bag ``bag`` is read from, however it is named (a folder,
+    its storage file, a link); its resolved path when it is no bag (the read names that)."""
+    from dmil_ros.bagio.reader import BagReadError, storage_files
+
+    try:
+        return frozenset(f.resolve() for f in storage_files(bag))
+    except (BagReadError, OSError):
+        return frozenset({Path(bag).resolve()})
+
+
+_TWICE = {
+    '--bags': 'its two copies would be two recordings whose time blocks interleave, so '
+    'validation would score training frames',
+    '--val-bags': 'its frames would count twice in every validation figure',
+}
+
+
 def check_bags(out: Path, bags: list[Path], val_bags: list[Path], *, resume: bool) -> None:
-    """Refuse validation bags that are training bags, and a resume on other bags than the
-    run's (its checkpoints were trained on those), before any bag is read."""
-    train_set, val_set = ([Path(b).resolve() for b in group] for group in (bags, val_bags))
-    shared = [str(b) for b in val_set if b in train_set]
+    """Refuse a recording given twice (within ``--bags``, within ``--val-bags`` or in both,
+    compared by the storage files read, not the paths as typed: ``DIR`` and ``DIR/DIR.mcap``
+    are one recording), and a resume on other bags than the run's (its checkpoints were
+    trained on those), before any bag is read."""
+    found = {'--bags': [(b, recording(b)) for b in bags],
+             '--val-bags': [(b, recording(b)) for b in val_bags]}  # fmt: skip
+    for flag, group in found.items():
+        for i, (bag, files) in enumerate(group):
+            for first, earlier in group[:i]:
+                if files & earlier:
+                    names = sorted(f.name for f in files & earlier)
+                    msg = (
+                        f'{flag} {str(first)!r} and {str(bag)!r} are one recording (both read '
+                        f'{names}): {_TWICE[flag]}; give it once'
+                    )
+                    raise TrainConfigError(msg)
+    shared = [
+        str(b) for b, files in found['--val-bags'] if any(files & t for _, t in found['--bags'])
+    ]
     if shared:
         msg = f'--val-bags {shared} are also --bags: validation would score training frames'
         raise TrainConfigError(msg)
+    train_set, val_set = ([Path(b).resolve() for b in group] for group in (bags, val_bags))
     recorded = recorded_bags(out) if resume else None
     if recorded is None:
         return
@@ -79,8 +113,24 @@ def recorded_bags(out: Path) -> tuple[list[Path], list[Path]] | None:
     path = out / 'data.json'
     if not path.is_file():
         return None
-    data = json.loads(path.read_text(encoding='utf-8'))
-    return [Path(b) for b in data.get('bags', [])], [Path(b) for b in data.get('val_bags', [])]
+    try:
+        data = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        msg = f'run {str(out)!r}: data.json is not readable JSON ({exc})'
+        raise TrainError(msg) from exc
+    bags = data.get('bags', []) if isinstance(data, dict) else None
+    val_bags = data.get('val_bags', []) if isinstance(data, dict) else None
+    if not (_paths(bags) and _paths(val_bags)):
+        msg = (
+            f"run {str(out)!r}: data.json is not a run's data file (an object whose 'bags' and "
+            "'val_bags' are lists of paths)"
+        )
+        raise TrainError(msg)
+    return [Path(b) for b in bags], [Path(b) for b in val_bags]
+
+
+def _paths(value: object) -> TypeGuard[list[str]]:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def write_run_files(
@@ -107,4 +157,11 @@ def write_run_files(
         (out / 'data.json').write_text(json.dumps(data, indent=1), encoding='utf-8')
 
 
-__all__ = ['check_bags', 'check_out', 'earlier_run', 'recorded_bags', 'write_run_files']
+__all__ = [
+    'check_bags',
+    'check_out',
+    'earlier_run',
+    'recorded_bags',
+    'recording',
+    'write_run_files',
+]

@@ -209,10 +209,11 @@ def train(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run every phase; returns (and writes to ``summary.json``) the training summary."""
-    if not len(train_set) or not len(val_set):
+    if len(train_set) < 2 or not len(val_set):
         msg = (
             f'train {str(out)!r}: {len(train_set)} training / {len(val_set)} validation frames; '
-            'both sets must be non-empty (see data.val_fraction and data.block_seconds)'
+            'training needs at least 2 frames (a batch of one is skipped: BatchNorm) and '
+            'validation at least 1 (see data.val_fraction and data.block_seconds)'
         )
         raise TrainError(msg)
     out.mkdir(parents=True, exist_ok=True)
@@ -316,6 +317,14 @@ def train(
                 for k, v in parts.items():
                     parts_sum[k] = parts_sum.get(k, 0.0) + v * idx.numel()
                 bar.set_postfix(loss=f'{float(loss.detach()):.3f}')
+            if not count:  # every batch held one frame: the weights did not move
+                msg = (
+                    f'train {str(out)!r}: {kind} stage {ph.stage} epoch {epoch + 1} took no '
+                    f'optimizer step ({n} training frame(s), batch_size {sched.batch_size}; a '
+                    'batch of one frame is skipped): at least 2 training frames and batch_size '
+                    '>= 2 are needed'
+                )
+                raise TrainError(msg)
             lr_used = opt.param_groups[0]['lr']
             sched_lr.step()
             metrics = _metrics(model, va)

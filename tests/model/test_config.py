@@ -19,8 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import torch
 
-from dmil_ros.model.config import LossWeights, ModelConfig
+from dmil_ros.actions import ACTIONS
+from dmil_ros.model.config import LossWeights, ModelConfig, camera_feature_size
+from dmil_ros.model.encoders import CameraEncoder
 from dmil_ros.model.errors import ModelConfigError
 from dmil_ros.train.config import TrainConfig
 from dmil_ros.train.errors import TrainConfigError
@@ -37,6 +40,7 @@ from dmil_ros.train.errors import TrainConfigError
         ('loss', 'profile_tau', 1.5),
         ('schedule', 'batch_size', 12.5),
         ('schedule', 'batch_size', 0),
+        ('schedule', 'batch_size', 1),  # every batch of one frame is skipped: no step at all
         ('schedule', 'stage1_epochs', 1.5),
         ('schedule', 'stage1_epochs', True),
         ('schedule', 'lidar_roll', 0.5),
@@ -53,6 +57,11 @@ from dmil_ros.train.errors import TrainConfigError
         ('model', 'hidden', True),
         ('model', 'latent_dim', 4.0),
         ('model', 'id_encoder_grad', 'x'),
+        ('model', 'num_actions', 3),  # the labels index the 4 ACTIONS
+        ('model', 'num_actions', 5),  # the exported model would have a column with no label
+        ('model', 'image_shape', 48),
+        ('model', 'vertical_fov_deg', None),
+        ('model', 'camera_channels', 'abc'),
     ],
 )
 def test_bad_values_are_refused_naming_section_key_value(
@@ -83,3 +92,31 @@ def test_good_values_are_kept() -> None:
     assert cfg.schedule.weight_decay == 0
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     assert LossWeights() == TrainConfig().loss
+
+
+def test_num_actions_is_the_number_of_actions() -> None:
+    """The labels are indices into ACTIONS, and the export labels its columns with them."""
+    assert ModelConfig().num_actions == len(ACTIONS)
+    with pytest.raises(ModelConfigError, match=r"num_actions=3 must be 4, .*'stop'\]"):
+        ModelConfig(num_actions=3)
+
+
+@pytest.mark.parametrize('size', [(8, 64), (64, 8), (8, 8), (1, 1)])
+def test_an_image_too_small_for_the_camera_encoder_is_refused_by_the_config(
+    size: tuple[int, int],
+) -> None:
+    """Refused when the config is read, not by torch after every bag was decoded."""
+    raw = {'image_shape': [3, *size]}
+    with pytest.raises(ModelConfigError, match=r'image_shape=\(3, .*at least 9'):
+        ModelConfig.from_dict(raw)
+
+
+@pytest.mark.parametrize('size', [(9, 9), (9, 64), (17, 10), (48, 64)])
+def test_the_smallest_accepted_images_run_through_the_camera_encoder(
+    size: tuple[int, int],
+) -> None:
+    cfg = ModelConfig(image_shape=(3, *size), camera_channels=(2, 2, 2), feature_dim=4)
+    encoder = CameraEncoder(cfg).eval()
+    with torch.no_grad():
+        assert encoder(torch.zeros(2, 3, *size)).shape == (2, 4)
+        assert encoder.conv(torch.zeros(1, 3, *size)).shape[2:] == camera_feature_size(*size)

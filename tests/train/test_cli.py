@@ -43,7 +43,9 @@ def test_train_export_evaluate(
         'model': small_model(8),
         'schedule': {'stage1_epochs': 1, 'stage2_epochs': 1, 'stage3_epochs': 1,
                      'baseline_epochs': 1, 'batch_size': 32, 'threads': 1},
-        'data': {'block_seconds': 2.0},
+        # 0.5 s blocks: every action keeps >= 2 training frames for the PID fit (with 2 s
+        # blocks the validation block holds 40 of the 41 'stop' frames)
+        'data': {'block_seconds': 0.5},
     }))  # fmt: skip
     cache = tmp_path / 'cache'
     run = tmp_path / 'run'
@@ -61,6 +63,13 @@ def test_train_export_evaluate(
                '--pid-frames', '190', '--report', str(report)])  # fmt: skip
     assert rc == 0
     assert json.loads(report.read_text())['bytes'] == model.stat().st_size
+    # the PID heads are fitted on the run's training frames, its validation blocks left out
+    # (review 19b #9: all 190 of the bag's frames, validation included, were used)
+    assert summary['train_frames'] < 190
+    meta = {p.key: p.value for p in onnx.load(str(model)).metadata_props}
+    pid = json.loads(meta['dmil_ros.training'])['pid']
+    assert (pid['fit_frames'], pid['fit_on']) == (summary['train_frames'], 'training frames')
+    assert 'over 64 training frames;' in model.with_suffix('.md').read_text()
     names = [o.name for o in onnx.load(str(model)).graph.output]
     assert names[-2:] == ['pid_lsmi', 'pid_broja']
     assert 'gates' in names
@@ -91,6 +100,9 @@ def test_train_export_evaluate(
     assert (
         f"training bags ['{tmp_path / 'moved'}'] (data.json) not found" in capfd.readouterr().err
     )
+    # without the heads the check runs on random inputs, and the card says so (review 19b #9)
+    assert main(['export', str(run), '--out', str(gone), '--no-pid']) == 0
+    assert 'over 8 random inputs;' in gone.with_suffix('.md').read_text()
     result = tmp_path / 'eval.json'
     rc = main(['evaluate', '--model', str(model), str(bag), '--json', str(result),
                '--cache', str(cache)])  # fmt: skip
@@ -179,6 +191,71 @@ def test_train_refuses_validation_on_training_bags_and_a_resume_on_other_bags(
     assert f"the run was trained on --bags ['{a}'] --val-bags []" in capsys.readouterr().err
     assert json.loads((run / 'data.json').read_text()) == recorded
     assert (run / 'config.json').read_text() == '{"kept": true}'
+
+
+def test_train_refuses_a_recording_given_twice_however_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Compared by the storage files read, not the paths typed, before any bag is read (these
+    hold no messages): `--bags A A` made two copies whose time blocks interleave, and
+    `--bags A --val-bags A/a.mcap` passed; either way validation scored training frames
+    (review 19b #3)."""
+    bags = {}
+    for name in ('a', 'b'):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / f'{name}.mcap').write_bytes(b'')
+        (folder / 'metadata.yaml').write_text(f'relative_file_paths:\n  - {name}.mcap\n')
+        bags[name] = str(folder)
+    (tmp_path / 'link').symlink_to(tmp_path / 'a')
+    a, b, a_file, link = bags['a'], bags['b'], f'{bags["a"]}/a.mcap', str(tmp_path / 'link')
+    out = ['--out', str(tmp_path / 'run')]
+    cases = [
+        (['--bags', a, b, a], f"--bags '{a}' and '{a}' are one recording (both read ['a.mcap'])"),
+        (['--bags', a, link], f"--bags '{a}' and '{link}' are one recording"),
+        (['--bags', a_file, b, a], f"--bags '{a_file}' and '{a}' are one recording"),
+        (['--bags', b, '--val-bags', a, a_file], f"--val-bags '{a}' and '{a_file}' are one"),
+        (['--bags', a, '--val-bags', a_file], f"--val-bags ['{a_file}'] are also --bags"),
+        (['--bags', link, '--val-bags', b, a], f"--val-bags ['{a}'] are also --bags"),
+    ]
+    for args, named in cases:
+        assert main(['train', *args, *out]) == 2, args
+        assert named in capsys.readouterr().err, args
+    assert not (tmp_path / 'run').exists()
+    from dmil_ros.train.rundir import check_bags
+
+    check_bags(tmp_path / 'run', [Path(a)], [Path(b)], resume=False)  # two recordings: fine
+
+
+def test_run_files_that_are_not_json_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A damaged summary.json (export) or data.json (export, train --resume) is one line
+    naming the file, not a JSONDecodeError / AttributeError traceback (review 19b #8)."""
+    from dmil_ros.model import build_model
+    from dmil_ros.train.checkpoint import save_checkpoint
+    from dmil_ros.train.config import TrainConfig
+
+    run = tmp_path / 'run'
+    run.mkdir()
+    config = TrainConfig.from_dict({'model': small_model(4)})
+    save_checkpoint(run / 'model.pt', build_model(config.model), config, {'stage': 3})
+    export = ['export', str(run), '--out', str(tmp_path / 'm.onnx'), '--no-pid']
+    for text in ('{not json', '[1, 2]', '\udcff'):
+        (run / 'summary.json').write_text(text, errors='surrogateescape')
+        assert main(export) == 2, text
+        err = capsys.readouterr().err
+        assert f"run '{run}': summary.json" in err, text
+        assert 'Traceback' not in err
+    (run / 'summary.json').write_text('{"kind": "dmil"}')
+    resume = ['train', '--bags', str(tmp_path / 'nobag'), '--out', str(run), '--resume']
+    for text in ('{not json', '[1, 2]', '{"bags": "a"}', '{"bags": [1]}'):
+        (run / 'data.json').write_text(text)
+        assert main(export) == 2, text
+        assert f"run '{run}': data.json" in capsys.readouterr().err, text
+        assert main(resume) == 2, text
+        assert f"run '{run}': data.json" in capsys.readouterr().err, text
+    assert not (tmp_path / 'm.onnx').exists()
 
 
 def test_evaluate_checks_every_model_and_path_before_reading_bags(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +211,40 @@ def test_code_change_misses_the_cache_and_hits_keep_skip_counts(
     _, changed = load_bags([bag], cfg, SPEC, tmp_path)
     assert not changed[0].cached
     assert len(list(tmp_path.glob('*.npz'))) == 2
+
+
+@pytest.mark.parametrize(
+    ('name', 'edit'),
+    [
+        # the review's case: the /expert/action strings now map to other class indices
+        ('actions.py', lambda t: t.replace("'left', 'right'", "'right', 'left'")),
+        ('runtime/faults.py', lambda t: t + '\n# changed\n'),  # stamp_ns: the pairing stamps
+        ('bagio/typestore.py', lambda t: t + '\n# changed\n'),
+        ('bagio/reader.py', lambda t: t + '\n# changed\n'),
+        ('msg/GroundTruth.msg', lambda t: t.replace('string family', 'string scene')),
+        ('msg/Extra.msg', lambda t: 'int32 x\n'),  # a message type added
+    ],
+)
+def test_code_fingerprint_covers_labels_stamps_reading_and_message_types(
+    name: str, edit: Callable[[str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy of the package with one file changed gets another cache key: a reordered
+    ACTIONS served the old labels from the cache (review 19b #4)."""
+    import dmil_ros
+
+    copy = tmp_path / 'dmil_ros'
+    shutil.copytree(Path(dmil_ros.__file__).parent, copy,
+                    ignore=shutil.ignore_patterns('__pycache__'))  # fmt: skip
+    monkeypatch.setattr(dmil_ros, '__file__', str(copy / '__init__.py'))
+    before = data_mod.code_fingerprint.__wrapped__()
+    assert before == data_mod.code_fingerprint()  # the copy is the package
+    target = copy / name
+    text = target.read_text() if target.exists() else ''
+    target.write_text(edit(text))
+    assert target.read_text() != text
+    if name == 'actions.py':
+        assert "('forward', 'right', 'left', 'stop')" in target.read_text()
+    assert data_mod.code_fingerprint.__wrapped__() != before
 
 
 def test_concurrent_cache_writes_of_one_entry_all_succeed(tmp_path: Path) -> None:

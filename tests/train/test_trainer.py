@@ -84,6 +84,14 @@ def test_checkpoint_round_trip_and_safety(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / 'junk.pt')
     with pytest.raises(CheckpointError, match='no such file'):
         load_checkpoint(tmp_path / 'missing.pt')
+    # a config it carries that no longer validates: named with the file (review 19b #8)
+    blob = torch.load(tmp_path / 'c.pt', weights_only=True)
+    meta = json.loads(blob['meta'])
+    meta['config']['model']['kind'] = 'transformer'
+    blob['meta'] = json.dumps(meta)
+    torch.save(blob, tmp_path / 'old.pt')
+    with pytest.raises(CheckpointError, match=r"old\.pt': the config it carries.*'transformer'"):
+        load_checkpoint(tmp_path / 'old.pt')
 
 
 def test_resume_finishes_the_schedule(tmp_path: Path) -> None:

@@ -82,6 +82,27 @@ def test_train_refuses_an_empty_validation_set(tmp_path: Path) -> None:
         train(small_config('joint'), a, a.subset(np.zeros(0, np.int64)), tmp_path, progress=False)
 
 
+def test_train_refuses_a_single_training_frame_before_touching_the_run(tmp_path: Path) -> None:
+    """A batch of one frame is skipped (BatchNorm), so one training frame would ship the random
+    initialisation as a trained model (review 19b #5)."""
+    a = toy_arrays(20, 0)
+    (tmp_path / 'model.pt').write_bytes(b'earlier run')
+    with pytest.raises(TrainError, match=r'1 training / 20 validation.*at least 2'):
+        train(small_config('joint'), a.subset(np.arange(1)), a, tmp_path, progress=False)
+    assert (tmp_path / 'model.pt').read_bytes() == b'earlier run'
+
+
+def test_an_epoch_without_an_optimizer_step_is_an_error(tmp_path: Path) -> None:
+    """batch_size 1 is refused by the config; should one reach the trainer all the same (here:
+    validation bypassed), the epoch that took no step stops the run instead of a model.pt
+    holding the initial weights with train_loss 0."""
+    cfg = small_config('joint', batch_size=2)
+    object.__setattr__(cfg.schedule, 'batch_size', 1)
+    with pytest.raises(TrainError, match='joint stage 1 epoch 1 took no optimizer step'):
+        train(cfg, toy_arrays(8, 0), toy_arrays(4, 1), tmp_path, progress=False)
+    assert not (tmp_path / 'model.pt').exists()
+
+
 # 2, 3. resume restores the LR scheduler and the shuffle / augmentation generator
 
 
