@@ -73,13 +73,13 @@ class FrameLabels(NamedTuple):
             int(msg.lidar_latent),
         )
         if not 0 <= labels.action < len(ACTIONS):
-            msg_ = f'action {labels.action} is no index into {len(ACTIONS)} actions'
-            raise LabelRangeError(msg_)
+            text = f'action {labels.action} is no index into {len(ACTIONS)} actions'
+            raise LabelRangeError(text)
         for name in ('segment', 'camera_latent', 'lidar_latent'):
             value = getattr(labels, name)
             if not 0 <= value <= _INT32_MAX:
-                msg_ = f'{name} {value} outside 0..{_INT32_MAX}'
-                raise LabelRangeError(msg_)
+                text = f'{name} {value} outside 0..{_INT32_MAX}'
+                raise LabelRangeError(text)
         return labels
 
 
