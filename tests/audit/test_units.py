@@ -196,3 +196,33 @@ def test_reduce_features_deterministic_and_standardised() -> None:
     assert np.array_equal(a, b)
     small = reduce_features(x[:, :3], 5)
     assert np.allclose(small.std(0), 1.0)
+
+
+def test_mask_noise_draws_differ_and_share_one_pool_per_seed() -> None:
+    from dmil_ros.audit import masking
+
+    stats = MaskStats(
+        np.zeros((2, 3, 4), np.float32),
+        np.ones((2, 3, 4), np.float32),
+        np.zeros((2, 3, 4), np.float32),
+        np.ones((2, 3, 4), np.float32),
+        10,
+    )
+    x = np.zeros((50, 2, 3, 4), np.float32)
+    stamps = np.arange(50, dtype=np.int64) * 50_000_000
+    seed = 987_654  # a seed no other test draws: its pool is created here
+    draws = []
+    for draw in range(6):
+        (_, lidar), (image, _) = masked_inputs(stats, x, x, stamps, seed=seed, draw=draw)
+        assert not np.array_equal(lidar, image)  # the two modalities' noise differs
+        draws.append(lidar)
+    # every draw is fresh noise: no two draws of a frame correlate
+    flat = np.stack([d.reshape(50, -1) for d in draws])  # (6, 50, 24)
+    for a in range(6):
+        for b in range(a):
+            assert not np.array_equal(flat[a], flat[b])
+            r = np.corrcoef(flat[a].ravel(), flat[b].ravel())[0, 1]
+            assert abs(r) < 0.2
+    # ... yet all came from the seed's one 16 MiB pool, not one per draw and modality
+    assert [key for key in masking._POOLS if seed in np.atleast_1d(key)] == [seed]
+    assert masking._POOLS[seed].nbytes == 16 * 2**20
