@@ -77,8 +77,9 @@ LIDAR_TRUTH_TOPIC = '/sim/lidar_truth'
 ACTION_TOPIC = '/expert/action'
 SIDE_CAR = 'ground_truth.json'
 LABEL_SLOP_NS = 25_000_000
-RESULT_VERSION = 3  # 2: ``self_broja`` (the model's pid_broja) kept per frame; 3: two-scene
-#                     and unconfirmed frames have family -1 (dmil_ros.scenes)
+RESULT_VERSION = 4  # 2: ``self_broja`` (the model's pid_broja) kept per frame; 3: two-scene
+#                     and unconfirmed frames have family -1 (dmil_ros.scenes); 4: the paired
+#                     sweep's ``lidar_stamp`` kept, masking noise from one pool per seed
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ class _Collector:
             k: []
             for k in (
                 'stamp',
-                'lidar_stamp',  # -1: none (read only to name two-scene pairs, not kept)
+                'lidar_stamp',  # -1: none (camera-only frames in degraded mode)
                 'probs',
                 'gates',
                 'p_camera',
@@ -552,7 +553,7 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
     if not arrays:
         result = BagResult.empty(name, info)
     else:
-        lidar_stamps = arrays.pop('lidar_stamp')
+        lidar_stamps = arrays['lidar_stamp']
         labels, unconfirmed = _labels(
             arrays['stamp'], truth, actions, camera_log, lidar_stamps=lidar_stamps, sweeps=sweeps
         )

@@ -37,6 +37,7 @@ from dmil_ros.audit.errors import AuditInputError
 F32 = npt.NDArray[np.float32]
 ARRAYS = (
     'stamp',  # (N,) int64 camera stamp, ns
+    'lidar_stamp',  # (N,) int64 the paired sweep's stamp, ns; -1 without (degraded mode)
     'probs',  # (N, 4) the model's action probabilities
     'gates',  # (N, 4) NaN without gates
     'p_camera',  # (N, 4) p(y|x_camera): head or calibrated masking
@@ -85,7 +86,15 @@ class BagResult:
         arrays: dict[str, npt.NDArray[Any]] = dict.fromkeys(ARRAYS, four)
         arrays['feat_camera'] = np.zeros((0, feat_dims[0]), np.float32)
         arrays['feat_lidar'] = np.zeros((0, feat_dims[1]), np.float32)
-        for k in ('stamp', 'label', 'family', 'segment', 'camera_latent', 'lidar_latent'):
+        for k in (
+            'stamp',
+            'lidar_stamp',
+            'label',
+            'family',
+            'segment',
+            'camera_latent',
+            'lidar_latent',
+        ):
             arrays[k] = np.zeros(0, np.int64)
         arrays['alert'] = np.zeros(0, bool)
         return cls(name, arrays, info)

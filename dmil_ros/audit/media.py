@@ -16,8 +16,9 @@
 
 Only a few frames are shown (top GapScore frames and spike peaks), so rather than keeping a
 picture of every frame during the audit, the bag is read once more: each raw message's header
-stamp is read from its first CDR bytes, and only the images with a wanted stamp and the nearest
-LiDAR sweeps (by header stamp) are deserialized and decoded (with the runtime's own decoders).
+stamp is read from its first CDR bytes, and only the images with a wanted stamp and the LiDAR
+sweeps they were paired with (by header stamp) are deserialized and decoded (with the runtime's
+own decoders).
 Log (recording) times are not used: a recorder may log messages well after their stamps.
 """
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,13 +93,17 @@ def fetch_media(
     stamps: Iterable[int],
     camera_topic: str = '/camera/image_raw',
     lidar_topic: str = '/lidar/points',
+    *,
     window_ns: int = WINDOW_NS,
+    sweeps: Mapping[int, int] | None = None,
 ) -> dict[int, dict[str, str]]:
     """``{camera stamp: {'camera': png64, 'bev': png64}}`` for the wanted camera stamps.
 
     Matched by sensor time, never by recording (log) time, which may lag the stamps: the image
-    whose header stamp equals the wanted stamp, and the LiDAR sweep whose header stamp is
-    nearest to it within ``window_ns``. A stamp without a picture lacks the key.
+    whose header stamp equals the wanted stamp, and the LiDAR sweep the frame was paired with,
+    ``sweeps[camera stamp]`` (its header stamp); a frame not in ``sweeps`` ran without one and
+    gets no bird's-eye view. Without ``sweeps``, the sweep whose header stamp is nearest to the
+    camera's within ``window_ns``. A stamp without a picture lacks the key.
     """
     from dmil_ros.bagio.reader import BagReadError, RobustReader
 
@@ -107,7 +112,11 @@ def fetch_media(
     if not wanted:
         return out
     grid = np.array(wanted, np.int64)
-    # nearest LiDAR sweep per wanted camera stamp: (distance, raw message)
+    paired: dict[int, list[int]] = {}  # LiDAR stamp -> the wanted camera stamps paired with it
+    for s in wanted:
+        if sweeps is not None and s in sweeps:
+            paired.setdefault(int(sweeps[s]), []).append(s)
+    # the LiDAR sweep per wanted camera stamp: (distance, raw message)
     best: dict[int, tuple[int, Any]] = {}
     reader = None
     try:
@@ -125,6 +134,10 @@ def fetch_media(
                         out[stamp]['camera'] = picture
                 continue
             if raw.topic != lidar_topic:
+                continue
+            if sweeps is not None:  # the paired sweep itself (its first copy)
+                for s in paired.get(stamp, ()):
+                    best.setdefault(s, (0, raw))
                 continue
             j = int(np.searchsorted(grid, stamp))
             for k in (j - 1, j):

@@ -302,6 +302,7 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
         if n
         else np.zeros(0, np.int32),
         'stamp': arrays['stamp'],
+        'lidar_stamp': arrays['lidar_stamp'],
         'action': [ACTIONS[int(a)] if a >= 0 else '' for a in pred],
         'label': [ACTIONS[int(a)] if a >= 0 else '' for a in label],
         'alert': arrays['alert'].astype(bool),

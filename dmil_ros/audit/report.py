@@ -351,6 +351,21 @@ def media_wanted(summary: Mapping[str, Any], table: pa.Table) -> set[tuple[str, 
     return wanted
 
 
+def paired_sweeps(table: pa.Table, wanted: set[tuple[str, int]]) -> dict[str, dict[int, int]]:
+    """``{bag: {camera stamp: LiDAR stamp}}`` of the sweep each wanted frame was paired with
+    (its first row's, should a clock reset repeat the stamp); frames without one are left out."""
+    out: dict[str, dict[int, int]] = {}
+    if not table.num_rows or not wanted:
+        return out
+    bags, stamps = column(table, 'bag'), column(table, 'stamp')
+    lidar = column(table, 'lidar_stamp')
+    for row in range(table.num_rows):
+        key = (str(bags[row]), int(stamps[row]))
+        if key in wanted and lidar[row] >= 0:
+            out.setdefault(key[0], {}).setdefault(key[1], int(lidar[row]))
+    return out
+
+
 def write_report(
     path: Path, summary: Mapping[str, Any], table: pa.Table, media: Media, title: str = ''
 ) -> Path:
@@ -362,6 +377,7 @@ def write_report(
 
 __all__ = [
     'media_wanted',
+    'paired_sweeps',
     'render_report',
     'top_gapscore_rows',
     'write_report',

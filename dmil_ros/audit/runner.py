@@ -542,15 +542,22 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     }
     if options.report:
         from dmil_ros.audit.media import fetch_media
-        from dmil_ros.audit.report import media_wanted, write_report
+        from dmil_ros.audit.report import media_wanted, paired_sweeps, write_report
 
         t_report = time.perf_counter()
         wanted = media_wanted(summary, table)
         media: dict[tuple[str, int], dict[str, str]] = {}
+        sweeps = paired_sweeps(table, wanted)
         for path, name in zip(bags, names, strict=True):
             stamps = [s for b, s in wanted if b == name]
             if stamps:
-                got = fetch_media(path, stamps, options.bag.camera_topic, options.bag.lidar_topic)
+                got = fetch_media(
+                    path,
+                    stamps,
+                    options.bag.camera_topic,
+                    options.bag.lidar_topic,
+                    sweeps=sweeps.get(name, {}),
+                )
                 media.update({(name, s): v for s, v in got.items()})
         for what, label in (('camera', 'camera thumbnail'), ('bev', "LiDAR bird's-eye view")):
             lacking = sorted({b for b, s in wanted if what not in media.get((b, s), {})})

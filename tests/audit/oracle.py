@@ -51,6 +51,7 @@ def oracle_bag(frames: int, seed: int, name: str = 'oracle', noise: float = 0.05
     action = np.array([t.action for t in truths], np.int64)
     arrays = {
         'stamp': np.array([t.stamp_ns for t in truths], np.int64),
+        'lidar_stamp': np.full(frames, -1, np.int64),  # the oracle pairs no sweeps
         'probs': norm[2].astype(np.float32),
         'gates': np.full((frames, 4), np.nan, np.float32),
         'p_camera': norm[0].astype(np.float32),

@@ -25,10 +25,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from bagfactory import write_small_bag
+from rosbags.rosbag2 import Reader
 
 from dmil_ros.actions import COMPONENTS
 from dmil_ros.audit.tables import COLUMNS
+from dmil_ros.bagio.typestore import typestore
 from dmil_ros.cli import main
+from dmil_ros.runtime.faults import stamp_ns
 from dmil_ros.sim import SimConfig, record_bag
 from models import build
 
@@ -97,6 +100,25 @@ def test_outputs_and_schema(audited: tuple[Path, dict]) -> None:
         terms = np.stack([table.column(f'{group}_{c}').to_numpy() for c in COMPONENTS], 1)
         assert np.isfinite(terms[readable]).all(), group
     assert np.isfinite(table.column('gapscore').to_numpy()[readable]).all()
+
+
+def test_frames_name_their_paired_sweep(fleet: Path, audited: tuple[Path, dict]) -> None:
+    out, _ = audited
+    table = pq.read_table(out / 'frames.parquet')
+    drive1 = table.column('bag').to_numpy(zero_copy_only=False) == 'drive1'
+    camera = table.column('stamp').to_numpy()[drive1]
+    lidar = table.column('lidar_stamp').to_numpy()[drive1]
+    store = typestore()
+    with Reader(fleet / 'bags' / 'drive1') as reader:
+        conns = [c for c in reader.connections if c.topic == '/lidar/points']
+        sweeps = {
+            stamp_ns(store.deserialize_cdr(raw, c.msgtype))
+            for c, _, raw in reader.messages(connections=conns)
+        }
+    assert (lidar >= 0).all()  # both sensors throughout: every frame had a sweep
+    assert set(lidar.tolist()) <= sweeps
+    assert len(set(lidar.tolist())) > len(sweeps) // 2
+    assert np.abs(lidar - camera).max() <= 50_000_000  # within the default slop
 
 
 @pytest.mark.parametrize('batch', ['1', '13'])

@@ -75,3 +75,14 @@ def test_a_damaged_bag_is_not_reported_again(
         reader = RobustReader(tmp_path / 'bag')
         assert sum(1 for _ in reader) > 0
     assert any('salvaging' in r.getMessage() for r in caplog.records)
+
+
+def test_the_paired_sweep_is_drawn_not_the_nearest(tmp_path: Path) -> None:
+    stamps = write_small_bag(tmp_path / 'bag', frames=12)  # sweeps at the even frames' stamps
+    # reference: each even frame's nearest sweep is its own (same stamp)
+    reference = fetch_media(tmp_path / 'bag', [stamps[2], stamps[8]])
+    assert reference[stamps[2]]['bev'] != reference[stamps[8]]['bev']
+    # frame 4 paired with the sweep of frame 2 (100 ms off), frame 6 with none
+    got = fetch_media(tmp_path / 'bag', [stamps[4], stamps[6]], sweeps={stamps[4]: stamps[2]})
+    assert got[stamps[4]]['bev'] == reference[stamps[2]]['bev']
+    assert set(got[stamps[6]]) == {'camera'}  # ran without a sweep: no bird's-eye view

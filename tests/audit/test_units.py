@@ -108,6 +108,7 @@ def _columns(n: int) -> dict[str, object]:
         bag=['a'] * n,
         index=np.arange(n),
         stamp=np.arange(n) * 7,
+        lidar_stamp=np.where(np.arange(n) % 3, np.arange(n) * 7 + 2, -1),
         action=['left'] * n,
         label=[''] * n,
         alert=np.zeros(n, bool),
