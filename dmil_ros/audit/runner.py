@@ -338,6 +338,8 @@ def _run_ray(
     except ImportError as exc:
         msg = 'engine ray: the ray package is not installed (pip install "ray[default]")'
         raise AuditError(msg) from exc
+    if not jobs:  # every bag resumed: no cluster to start or join
+        return {}
     if not ray.is_initialized():
         try:
             ray.init(address='auto', ignore_reinit_error=True, log_to_driver=False)
@@ -424,18 +426,9 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     t_start = time.perf_counter()
     bags = find_bags(paths)
     names = bag_names(bags)
-    workers = options.workers or os.cpu_count() or 1
-    workers = min(workers, len(bags))
-    cores = os.cpu_count() or 1
-    bag_opts = replace(options.bag, threads=max(1, cores // max(workers, 1)))
-    # once, up front: a model that cannot be audited stops the audit; loaded with the bags'
-    # options, so a serial audit reuses this session (load_model's cache)
-    info = load_model(bag_opts).info
-    options_key = bag_opts.key()
+    options_key = options.bag.key()  # the threads are not part of it
     keys = [bag_key(path, options_key) for path in bags]
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
-    jobs: list[Job] = []
+    todo: list[tuple[Path, str, str]] = []
     finished: dict[str, bagresult.BagResult] = {}  # results of an earlier run, read back
     for path, name, key in zip(bags, names, keys, strict=True):
         bag_dir = out / 'bags' / name
@@ -452,11 +445,26 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
             done = None
         if done is not None:
             finished[name] = done
-            remove_stale_temporaries(bag_dir)  # of an earlier audit killed mid-write
         else:
-            # an old result must not outlive a run of this bag that fails with an exception
-            _remove_old_result(out, bag_dir)
-            jobs.append((path, name, bag_dir, key))
+            todo.append((path, name, key))
+    # the cores shared out among the bags left to audit, not among all of them
+    workers = min(options.workers or os.cpu_count() or 1, max(len(todo), 1))
+    cores = os.cpu_count() or 1
+    bag_opts = replace(options.bag, threads=max(1, cores // workers))
+    # once, before any bag or write: a model that cannot be audited stops the audit (--out
+    # untouched, old results kept); loaded with the bags' options, so a serial audit reuses
+    # this session (load_model's cache)
+    info = load_model(bag_opts).info
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    for name in finished:
+        remove_stale_temporaries(out / 'bags' / name)  # of an earlier audit killed mid-write
+    jobs: list[Job] = []
+    for path, name, key in todo:
+        bag_dir = out / 'bags' / name
+        # an old result must not outlive a run of this bag that fails with an exception
+        _remove_old_result(out, bag_dir)
+        jobs.append((path, name, bag_dir, key))
     logger.info(
         'audit: %d bags (%d already done), %d workers, engine %s',
         len(bags),

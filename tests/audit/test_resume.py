@@ -347,3 +347,41 @@ def test_a_mixed_folder_inside_a_fleet_is_refused_too(tmp_path: Path) -> None:
     shutil.copy(next((fleet / 'hall').glob('*.mcap')), fleet / 'mixed' / 'stray.mcap')
     with pytest.raises(AuditError, match=r"loose storage files \['stray.mcap'\]"):
         find_bags([fleet])
+
+
+def test_resumed_bags_leave_their_cores_to_the_bags_left(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bags = tmp_path / 'bags'
+    for name in ('a', 'b'):
+        write_small_bag(bags / name, frames=20)
+    out = tmp_path / 'out'
+    _audit(model, out, bags)
+    write_small_bag(bags / 'c', frames=20)
+    seen: list[tuple[int, int, int]] = []
+    run_process = runner._run_process
+
+    def spy(jobs: list, bag: object, workers: int, progress: object) -> dict:
+        seen.append((len(jobs), workers, bag.threads))  # type: ignore[attr-defined]
+        return run_process(jobs, bag, workers, progress)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, '_run_process', spy)
+    monkeypatch.setattr(runner.os, 'cpu_count', lambda: 4)
+    again = _audit(model, out, bags, extra=('--workers', '2'))
+    assert [b['resumed'] for b in again['bags']] == [True, True, False]
+    assert seen == [(1, 1, 4)]  # one bag left: one worker with all 4 cores, not 2 of 2
+
+
+def test_ray_is_not_started_when_every_bag_is_resumed(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ray = pytest.importorskip('ray')
+    bag, out = _small_bag(tmp_path, 20)
+    _audit(model, out, bag)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError('ray.init called with nothing to audit')
+
+    monkeypatch.setattr(ray, 'init', refuse)
+    again = _audit(model, out, bag, extra=('--engine', 'ray'))
+    assert [b['resumed'] for b in again['bags']] == [True]
