@@ -69,10 +69,23 @@ def occupied_bias_bits(hist: npt.NDArray[np.int64]) -> float:
     return (r_xy - r_x - r_y + 1) / (2.0 * n * math.log(2.0))
 
 
-def dataset_pid(
-    f1: F64, f2: F64, target: npt.NDArray[np.int64], n_clusters: int | None, seed: int
+def dataset_pid(  # noqa: PLR0917 - the estimator's arrays, then its two settings
+    f1: F64,
+    f2: F64,
+    target: npt.NDArray[np.int64],
+    n_clusters: int | None,
+    seed: int,
+    probs: F64 | None = None,
 ) -> tuple[dict[str, float] | None, dict[str, Any]]:
     """CVX PID atoms (bits) of the rows with ``target >= 0`` and finite features, and how.
+
+    ``probs`` ``(N, C)``: a model's predictive distribution p_θ(y|x1, x2) (``target`` its
+    argmax). The atoms are then decision-level PID as methods.md §5 defines it, the PID of
+    p(c1, c2) p_θ(y|x1, x2): each frame adds its probabilities, not one count at its argmax, to
+    its (c1, c2) cell of the histogram (an indifferent model, 0.5 ± 0.02 flipping with
+    x1 XOR x2, has S = 0.001 bits, not the argmax's 1 bit). The clusters and their count are
+    chosen as for a hard target (the discretisers see features only; the bias rules count the
+    argmax histogram).
 
     ``n_clusters`` None: the largest k of :data:`CANDIDATE_CLUSTERS` and the worst-case rule's
     k, never below the number of classes, whose occupied-cell bias is within
@@ -84,6 +97,8 @@ def dataset_pid(
     ground truth by 0.17 bits, k = 20-30 by 0.035-0.04 (data level).
     """
     rows = (target >= 0) & np.isfinite(f1).all(axis=1) & np.isfinite(f2).all(axis=1)
+    if probs is not None:
+        rows &= np.isfinite(probs).all(axis=1)
     x1, x2, y = f1[rows], f2[rows], target[rows]  # once, not per candidate k
     n = len(y)
     classes = len(np.unique(y))
@@ -91,7 +106,7 @@ def dataset_pid(
         return None, {'error': f'{classes} distinct target value(s): no information to split'}
     if n < 2 * (n_clusters or 2):
         return None, {'error': f'{n} usable frames: too few for {n_clusters} clusters'}
-    from dmil_ros.pid import cvx_pid
+    from dmil_ros.pid import cvx_pid, exact_pid
     from dmil_ros.pid.errors import PIDError
 
     rule = default_clusters(n, classes, None)
@@ -144,11 +159,22 @@ def dataset_pid(
         )
         warning = few if warning is None else f'{warning}; {few}'
     pid = res.pid
+    if probs is not None:
+        # the predictive distribution's histogram: (k1, k2, C) probability mass per cell
+        p = np.clip(probs[rows], 0.0, None)  # (n, C)
+        p /= p.sum(axis=1, keepdims=True)
+        soft = np.zeros((*res.histogram.shape[:2], p.shape[1]))
+        np.add.at(soft, (res.labels_1, res.labels_2), p)
+        try:
+            pid = exact_pid(soft)
+        except PIDError as exc:
+            return None, {'error': f'{n} usable frames: {exc}'}
     atoms = as_atoms(pid.atoms)
     meta: dict[str, Any] = {
         'frames': n,
         'n_clusters': k,
         'choice': how,
+        'target': 'argmax' if probs is None else 'predictive distribution',
         'occupied_bias_bits': bias,
         'target_runs': runs,
         'gap': float(pid.gap),

@@ -19,13 +19,19 @@ workers give identical tables): the per-frame LSMI terms (``lsmi_model_*``, ``ls
 and BROJA-consistent local terms (``broja_model_*``, ``broja_data_*``; see
 :mod:`dmil_ros.audit.terms`), GapScore, the offline synergy spikes per bag, the dataset-level
 PID from the exact CVX estimator with the recorded labels (``data_pid``) and with the model's
-predictions (``model_pid``; ``model_labelled_pid`` on the labelled frames alone when some bags
-have no labels), and, for simulator bags, the ground truth
-(:mod:`dmil_ros.audit.dataset_pid`).
+predictive distribution (``model_pid``, decision-level PID as methods.md §5 defines it;
+``model_labelled_pid`` on the labelled frames alone when some bags have no labels), and, for
+simulator bags, the ground truth (:mod:`dmil_ros.audit.dataset_pid`).
 
-Spikes and GapScore use the model-level estimate the node's synergy alarm reads, so the audit
-and the node agree: the model's ``pid_broja`` output when it has one (``broja_model_*``), else
-the LSMI terms (its ``pid_lsmi`` output, else refitted); ``summary['spikes_from']`` names it.
+Model level means how the model uses its inputs (methods.md §5), so its per-frame terms are
+always fitted on the audit frames with the model's predictions as the target, the same for
+every model. A model's own ``pid_broja`` / ``pid_lsmi`` heads are not model level: they are
+fitted at export on the recorded actions and read at the predicted action, so they give the
+data's interactions for the chosen action (a camera-shortcut model guessing an XOR frame right
+gets the frame's synergy). They are what the node publishes, so they fill ``node_*``, and the
+spikes follow them, so that the audit and the node's synergy alarm agree (the refitted LSMI
+terms for a model without them; ``summary['spikes_from']`` names it). GapScore, a
+decision-level score, uses the model-level BROJA-local terms (``summary['gapscore_from']``).
 The ``alert`` column is the node's own monitor, run by the per-bag stage.
 """
 
@@ -63,7 +69,7 @@ from dmil_ros.runtime.contract import no_evidence
 
 logger = logging.getLogger(__name__)
 F64 = npt.NDArray[np.float64]
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2  # 2: model level always refitted; node_* terms; model_pid soft
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,31 @@ def _mean_terms(terms: F64, rows: npt.NDArray[np.bool_]) -> dict[str, float] | N
     sel = terms[rows]
     sel = sel[np.isfinite(sel).all(axis=1)]
     return as_atoms(sel.mean(axis=0)) if len(sel) else None
+
+
+def _node_terms(
+    arrays: dict[str, npt.NDArray[Any]], no_evidence_counts: dict[str, int]
+) -> tuple[F64, str | None]:
+    """The per-frame terms the node publishes on ``~/interactions`` and its alarm reads: the
+    model's ``pid_broja`` output, else its ``pid_lsmi``, and which (None: neither).
+
+    A frame whose row is not finite stays NaN (it does not send the others to a refit); a
+    ``pid_broja`` row at the table's floor (NO_EVIDENCE_BITS: the node publishes NaN for it)
+    is NaN and counted in ``no_evidence_counts['node']``.
+    """
+    n = len(arrays['stamp'])
+    own_broja = arrays['self_broja'].astype(np.float64)  # (N, 4), NaN without
+    broja_rows = np.asarray(np.isfinite(own_broja).all(axis=1))  # (N,)
+    if broja_rows.any():
+        floored = no_evidence(own_broja) & broja_rows  # (N,)
+        no_evidence_counts['node'] = int(floored.sum())
+        keep = broja_rows & ~floored
+        return np.where(keep[:, None], own_broja, np.nan), 'model output pid_broja'
+    own_lsmi = arrays['self_lsmi'].astype(np.float64)  # (N, 4), NaN without
+    lsmi_rows = np.asarray(np.isfinite(own_lsmi).all(axis=1))  # (N,)
+    if lsmi_rows.any():
+        return np.where(lsmi_rows[:, None], own_lsmi, np.nan), 'model output pid_lsmi'
+    return np.full((n, 4), np.nan), None
 
 
 def _spike_families(
@@ -185,23 +216,13 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
         & np.isfinite(f_cam).all(1)
         & np.isfinite(f_lid).all(1)
     )
-    # 1. per-frame LSMI terms, model level (target: prediction) and data level (target: label)
+    # 1. per-frame LSMI terms refitted on the audit frames: model level (target: the model's
+    #    action; its own predictions as discriminators) and data level (target: the label)
     lsmi_model = np.full((n, 4), np.nan)
     lsmi_data = np.full((n, 4), np.nan)
     deltas: dict[str, float] = {}
     sources = {'model': 'lsmi refit on the audit frames', 'data': 'lsmi refit on the audit frames'}
-    own = arrays['self_lsmi'].astype(np.float64)  # (N, 4) the model's pid_lsmi, NaN without
-    own_rows = np.asarray(np.isfinite(own).all(axis=1))  # (N,)
-    fits = [('data', label, p_joint, lsmi_data)]
-    if own_rows.any():
-        # the model computes its per-frame LSMI terms for its predicted action (contract:
-        # pid_lsmi): use them instead of refitting densities for them. A frame whose output
-        # is not finite stays NaN (it has no action either); it does not send every other
-        # frame to a refit
-        lsmi_model[:] = np.where(own_rows[:, None], own, np.nan)
-        sources['model'] = 'model output pid_lsmi'
-    else:
-        fits.insert(0, ('model', pred, probs, lsmi_model))
+    fits = [('model', pred, probs, lsmi_model), ('data', label, p_joint, lsmi_data)]
     for which, target, joint, dest in fits:
         rows = np.flatnonzero(usable & (target >= 0))
         if rows.size:
@@ -223,7 +244,10 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
     has_labels = bool((label >= 0).any())
     dataset_level: dict[str, tuple[dict[str, float] | None, dict[str, Any]]] = {}
     if n:
-        dataset_level['model'] = dataset_pid(f_cam, f_lid, pred, opts.n_clusters, opts.seed)
+        # decision level (methods.md §5): the PID of the model's predictive distribution
+        dataset_level['model'] = dataset_pid(
+            f_cam, f_lid, pred, opts.n_clusters, opts.seed, probs=probs
+        )
         if has_labels:
             dataset_level['data'] = dataset_pid(f_cam, f_lid, label, opts.n_clusters, opts.seed)
         if has_labels and bool(((pred >= 0) & (label < 0)).any()):
@@ -232,28 +256,16 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
             # PID on the labelled frames, where both see the same frames
             on_labelled = np.where(label >= 0, pred, -1)
             dataset_level['model_labelled'] = dataset_pid(
-                f_cam, f_lid, on_labelled, opts.n_clusters, opts.seed
+                f_cam, f_lid, on_labelled, opts.n_clusters, opts.seed, probs=probs
             )
-    # 3. per-frame BROJA-local terms ('dual' variant): the model's pid_broja output (the node's
-    # alarm input) at model level, else refitted with the predictions; data level with labels
+    # 3. per-frame BROJA-local terms ('dual' variant) refitted on the audit frames: model level
+    #    with the predictions, data level with the labels
     broja_model = np.full((n, 4), np.nan)
     broja_data = np.full((n, 4), np.nan)
     broja_sources: dict[str, str] = {}
-    broja_fits: list[tuple[str, npt.NDArray[np.int64], F64]] = []
+    broja_fits = [('model', pred, broja_model), ('data', label, broja_data)]
     no_evidence_counts: dict[str, int] = {}  # frames whose terms are left out (NaN), per level
-    own_broja = arrays['self_broja'].astype(np.float64)  # (N, 4), NaN without
-    own_broja_rows = np.asarray(np.isfinite(own_broja).all(axis=1))  # (N,)
-    if own_broja_rows.any():
-        # frames the exported table has no evidence for (NO_EVIDENCE_BITS: the node publishes
-        # NaN for them) are left out, as the refit leaves out its unseen frames (at 1,000
-        # frames, one moves a mean 0.06 bits); non-finite rows stay NaN (as for pid_lsmi)
-        floored = no_evidence(own_broja) & own_broja_rows  # (N,)
-        broja_model[:] = np.where((floored | ~own_broja_rows)[:, None], np.nan, own_broja)
-        no_evidence_counts['model'] = int(floored.sum())
-        broja_sources['model'] = 'model output pid_broja'
-    else:
-        broja_fits.append(('model', pred, broja_model))
-    broja_fits.append(('data', label, broja_data))
+    node, node_source = _node_terms(arrays, no_evidence_counts)
     broja_clusters: dict[str, int] = {}
     for which, target, dest in broja_fits:
         rows = np.flatnonzero(usable & (target >= 0))
@@ -269,13 +281,15 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
             no_evidence_counts[which] = int(np.isnan(got.terms).any(axis=1).sum())
             broja_sources[which] = 'broja_local refit on the audit frames'
             broja_clusters[which] = k
-    # the estimate the node's alarm reads drives the spikes and GapScore (pid_broja, else LSMI)
-    if 'pid_broja' in broja_sources.get('model', ''):
-        primary, spikes_from = broja_model, 'broja_model (model output pid_broja)'
+    # the estimate the node's alarm reads drives the spikes (the node's own terms, else the
+    # refitted LSMI); GapScore is decision level (methods.md §5): the model-level terms
+    if node_source is not None:
+        primary, spikes_from = node, f'node ({node_source})'
     else:
         primary, spikes_from = lsmi_model, f'lsmi_model ({sources["model"]})'
+    decision = broja_model if 'model' in broja_clusters else lsmi_model
     gap = (
-        gapscore(primary, np.nan_to_num(p_cam, nan=0.25), np.nan_to_num(p_lid, nan=0.25), probs)
+        gapscore(decision, np.nan_to_num(p_cam, nan=0.25), np.nan_to_num(p_lid, nan=0.25), probs)
         if n
         else np.zeros((0, 4))
     )
@@ -320,6 +334,7 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
         'lsmi_data': lsmi_data,
         'broja_model': broja_model,
         'broja_data': broja_data,
+        'node': node,
     }
     for group, names_ in TERM_COLUMNS.items():
         for k, c in enumerate(names_):
@@ -369,7 +384,17 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
             'note': 'means equal the BROJA atoms of the cluster histogram up to one shift '
             'E[g] <= 0 (dmil_ros.pid.broja_local)',
         },
+        'node_mean': {
+            'terms': _mean_terms(node, np.ones(n, bool)),
+            'source': node_source or 'none: the model has no pid_broja or pid_lsmi output',
+            'no_evidence': no_evidence_counts.get('node', 0),
+            'note': "what the node publishes on ~/interactions: the model's heads, fitted at "
+            "export on the training frames' recorded actions and read at the predicted action "
+            '(the interactions the data holds for the chosen action; how the model itself '
+            'uses its inputs is the model level)',
+        },
         'spikes_from': spikes_from,
+        'gapscore_from': 'broja_model' if 'model' in broja_clusters else 'lsmi_model',
         'per_action': {},
         'spikes': spikes,
         'spike_config': asdict(opts.spikes),
@@ -392,6 +417,7 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
             'data_lsmi': _mean_terms(lsmi_data, label == k),
             'model_broja': _mean_terms(broja_model, rows),
             'data_broja': _mean_terms(broja_data, label == k),
+            'node': _mean_terms(node, rows),
             'gates': _mean_terms(gates, rows),
             'alerts': int(arrays['alert'][rows].sum()),
         }

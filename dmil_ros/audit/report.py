@@ -16,10 +16,10 @@
 
 Nothing is fetched at load time, so the file opens offline and can be mailed around. Sections:
 
-1. interaction over time: per bag, the model-level terms R / U_camera / U_lidar / S the spikes
-   are found on (BROJA-local ``pid_broja`` when the model has it, else LSMI) stacked (positive
-   parts), synergy spikes shaded, runtime alerts ticked;
-2. gate distributions per action (box plots; LSMI terms for models without gates);
+1. interaction over time: per bag, the per-frame terms R / U_camera / U_lidar / S the spikes
+   are found on (the node's: the model's ``pid_broja`` head when it has one, else the
+   model-level LSMI) stacked (positive parts), synergy spikes shaded, runtime alerts ticked;
+2. gate distributions per action (box plots; those terms for models without gates);
 3. data vs model PID (the shortcut check): dataset-level atoms from the labels, from the model's
    predictions and, for simulator bags, the ground truth;
 4. the top GapScore frames, 5. every spike, each with its camera thumbnail and LiDAR
@@ -221,8 +221,11 @@ def render_report(
     # 1. timelines
     group = str(summary.get('spikes_from') or 'lsmi_model').split(' ', 1)[0]
     group = group if group in TERM_COLUMNS else 'lsmi_model'
-    what_terms = 'BROJA-local, pid_broja' if group == 'broja_model' else 'LSMI'
-    out.append(f'<h2>Interaction over time (model-level {what_terms}, bits)</h2>')
+    what_terms = {
+        'node': "the node's terms: the model's pid_broja or pid_lsmi head",
+        'broja_model': 'model-level BROJA-local',
+    }.get(group, 'model-level LSMI')
+    out.append(f'<h2>Interaction over time ({what_terms}, bits)</h2>')
     out.append(legend(COMPONENTS))
     out.append(
         '<p class="muted">Stacked positive parts of the per-frame terms; red bands: synergy'
@@ -262,9 +265,7 @@ def render_report(
     # 2. gates per action
     gates = matrix(table, GATE_COLUMNS)
     has_gates = bool(gates.size) and bool(np.isfinite(gates).any())
-    values, what = (
-        (gates, 'gates') if has_gates else (terms, f'model-level {what_terms} terms (no gates)')
-    )
+    values, what = (gates, 'gates') if has_gates else (terms, f'{what_terms} terms (no gates)')
     actions = column(table, 'action') if table.num_rows else np.zeros(0, object)
     groups = {a: values[actions == a] for a in ACTIONS}
     out.append(f'<h2>Distribution per predicted action: {esc(what)}</h2>')

@@ -24,14 +24,19 @@ One row per fused frame (camera image + paired cloud), in bag order then time or
 ``action``             the model's action (argmax of ``probs``), '' where they are not finite
 ``prob_<action>``      the model's action probabilities
 ``gate_<component>``   DMIL gates (NaN when the model has none)
-``lsmi_model_<c>``     LSMI terms (bits) with the model's prediction as target (the model's
-                       ``pid_lsmi`` output when it has one, else refitted on the audit frames)
+``lsmi_model_<c>``     model level (how the model uses its inputs): LSMI terms (bits) fitted on
+                       the audit frames with the model's prediction as target and its own
+                       predictions as discriminators
 ``lsmi_data_<c>``      LSMI terms (bits) with the recorded action as target (NaN: no label)
-``broja_model_<c>``    BROJA-consistent local terms, 'dual' variant (bits), for the model's
-                       prediction: the model's ``pid_broja`` output (what the node's synergy
-                       alarm reads), else refitted on the audit frames with the predictions
+``broja_model_<c>``    model level: BROJA-consistent local terms, 'dual' variant (bits), fitted
+                       on the audit frames' features with the model's predictions as target
 ``broja_data_<c>``     BROJA-consistent local terms, 'dual' variant (bits), for the recorded
                        action, fitted on the audit frames' features (NaN: no label)
+``node_<c>``           what the node publishes on ``~/interactions`` and its synergy alarm
+                       reads: the model's ``pid_broja`` output, else its ``pid_lsmi`` (heads
+                       fitted at export on the training frames' recorded actions, read at the
+                       predicted action: the data's interactions for the chosen action); NaN
+                       for a model without them and where ``pid_broja`` has no evidence
 ``label``              recorded (expert) action, '' when the bag has none
 ``alert``              the runtime spike monitor's alert flag (the node's own monitor)
 ``spike``              inside an offline synergy spike (see :mod:`dmil_ros.audit.spikes`) of the
@@ -66,11 +71,13 @@ LSMI_MODEL_COLUMNS = tuple(f'lsmi_model_{c}' for c in COMPONENTS)
 LSMI_DATA_COLUMNS = tuple(f'lsmi_data_{c}' for c in COMPONENTS)
 BROJA_MODEL_COLUMNS = tuple(f'broja_model_{c}' for c in COMPONENTS)
 BROJA_DATA_COLUMNS = tuple(f'broja_data_{c}' for c in COMPONENTS)
+NODE_COLUMNS = tuple(f'node_{c}' for c in COMPONENTS)
 TERM_COLUMNS = {
     'lsmi_model': LSMI_MODEL_COLUMNS,
     'lsmi_data': LSMI_DATA_COLUMNS,
     'broja_model': BROJA_MODEL_COLUMNS,
     'broja_data': BROJA_DATA_COLUMNS,
+    'node': NODE_COLUMNS,
 }
 GAP_COLUMNS = ('synergy_ratio', 'shortcut_score', 'fusion_potential', 'gapscore')
 

@@ -51,8 +51,9 @@ dataset-level shift E_p[g] <= 0 (see that module); a frame whose action one sens
 s = 0, so ranking frames by s is meaningful. LSMI's per-frame values are I±_min, which gives a
 frame one sensor settles the synergy of an XOR frame (methods.md §3), so they serve dataset
 profiles, not frame rankings (issue 4's decision). The audit fits this
-estimator for the data level (target: the recorded action) and, for models without a
-``pid_broja`` output, for the model level (target: the prediction).
+estimator for the data level (target: the recorded action) and for the model level (target: the
+prediction; a model's own ``pid_broja`` head is fitted on recorded actions, so it is not model
+level: see :mod:`dmil_ros.audit.merge`).
 
 **GapScore** (methods.md §5, ICML 2026 decision-level PID), per frame from the model-level terms
 r, u_cam, u_lid, s (bits) and the entropies H(.) (bits) of the three predictions:
@@ -64,8 +65,8 @@ r, u_cam, u_lid, s (bits) and the entropies H(.) (bits) of the three predictions
 4. FP = [min(H(p_cam), H(p_lid)) - H(p_joint)]+  fusion potential
 5. GapScore = (1 - SR)(1 - SC) FP
 
-The audit feeds GapScore the model-level terms the node's alarm reads (``pid_broja`` when the
-model has it; see :mod:`dmil_ros.audit.merge`).
+The audit feeds GapScore the model-level BROJA-local terms (LSMI when they could not be fitted;
+see :mod:`dmil_ros.audit.merge`).
 """
 
 from __future__ import annotations

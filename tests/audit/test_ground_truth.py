@@ -20,14 +20,22 @@ import numpy as np
 import pytest
 from oracle import oracle_bag
 
-from dmil_ros.actions import COMPONENTS
+from dmil_ros.actions import COMPONENTS, FAMILIES
+from dmil_ros.audit.bagresult import BagResult
+from dmil_ros.audit.dataset_pid import dataset_pid
 from dmil_ros.audit.merge import MergeOptions, merge
+from dmil_ros.pid import exact_pid
+from dmil_ros.sim.families import pooled_index, pooled_joint
 
 
 @pytest.fixture(scope='module')
-def merged() -> tuple[object, dict]:
-    bags = [oracle_bag(1500, seed=11, name='a'), oracle_bag(1500, seed=12, name='b')]
-    return merge(bags, MergeOptions(n_clusters=12))
+def oracle_bags() -> list[BagResult]:
+    return [oracle_bag(1500, seed=11, name='a'), oracle_bag(1500, seed=12, name='b')]
+
+
+@pytest.fixture(scope='module')
+def merged(oracle_bags: list[BagResult]) -> tuple[object, dict]:
+    return merge(oracle_bags, MergeOptions(n_clusters=12))
 
 
 def test_spikes_cover_synergy_segments_not_redundant_frames(merged: tuple[object, dict]) -> None:
@@ -51,36 +59,142 @@ def test_lsmi_means_follow_family_truth(merged: tuple[object, dict]) -> None:
     assert summary['lsmi_mean']['data'] is not None
 
 
-def test_data_pid_matches_ground_truth(merged: tuple[object, dict]) -> None:
-    pytest.importorskip('dmil_ros.pid', reason='pid package missing')
-    from dmil_ros import pid
-
-    if not hasattr(pid, 'cvx_pid'):
-        pytest.skip('dmil_ros.pid.cvx_pid (issue 3) not available yet')
+def test_data_pid_matches_ground_truth(
+    merged: tuple[object, dict], oracle_bags: list[BagResult]
+) -> None:
     _, summary = merged
+    # data level: the exact PID of the latent cues and the recorded action
     truth = summary['ground_truth']['pid']
-    for key in ('data_pid', 'model_pid'):
+    # decision level (methods.md §5): the exact PID of p(latent cells) p_θ(y | x), the oracle's
+    # predictive distribution (its design conditionals smoothed by 1e-3: less information than
+    # its argmax, which is the recorded action)
+    cells = np.zeros((*pooled_joint(dict.fromkeys(FAMILIES, 1.0)).shape[:2], 4))
+    for bag in oracle_bags:
+        a = bag.arrays
+        for f, c, li, p in zip(
+            a['family'], a['camera_latent'], a['lidar_latent'], a['probs'], strict=True
+        ):
+            cells[pooled_index(FAMILIES[f], int(c), int(li))] += p
+    decision = dict(zip(COMPONENTS, exact_pid(cells).atoms, strict=True))
+    assert decision['redundancy'] < truth['redundancy'] - 0.1  # the smoothing shows
+    for key, want in (('data_pid', truth), ('model_pid', decision)):
         got = summary[key]
         assert got is not None, summary['pid_estimator']
         for comp in COMPONENTS:
-            assert abs(got[comp] - truth[comp]) <= 0.05, (key, comp, got, truth)
+            assert abs(got[comp] - want[comp]) <= 0.05, (key, comp, got, want)
 
 
-def test_model_pid_lsmi_output_used_for_model_terms() -> None:
-    """A model that outputs pid_lsmi gets those terms as its model-level terms, unrefitted."""
+def test_model_pid_lsmi_output_fills_the_node_terms_not_the_model_level() -> None:
+    """A model's pid_lsmi output is what the node publishes (node_*, spikes), unrefitted; the
+    model-level terms are refitted on its predictions like any model's."""
     bag = oracle_bag(400, seed=13, name='own')
     rng = np.random.default_rng(0)
     own = rng.normal(0.0, 0.5, (bag.frames, 4)).astype(np.float32)
     bag.arrays['self_lsmi'] = own
     table, summary = merge([bag], MergeOptions(n_clusters=12))
-    got = np.stack([table.column(f'lsmi_model_{c}').to_numpy() for c in COMPONENTS], axis=1)
+    got = np.stack([table.column(f'node_{c}').to_numpy() for c in COMPONENTS], axis=1)
     np.testing.assert_array_equal(got, own.astype(np.float64))
-    assert summary['lsmi_mean']['source']['model'] == 'model output pid_lsmi'
-    assert 'model' not in summary['lsmi_mean']['delta']  # no refit
+    assert summary['node_mean']['source'] == 'model output pid_lsmi'
+    assert summary['spikes_from'] == 'node (model output pid_lsmi)'
+    model = np.stack([table.column(f'lsmi_model_{c}').to_numpy() for c in COMPONENTS], axis=1)
+    assert not np.allclose(model, own, equal_nan=True)
+    assert summary['lsmi_mean']['source']['model'] == 'lsmi refit on the audit frames'
+    assert 'model' in summary['lsmi_mean']['delta']  # refitted
     assert summary['lsmi_mean']['data'] is not None  # data level still fitted
 
 
-def test_model_pid_broja_rows_on_floored_table_entries_are_left_out() -> None:
+def _shortcut_bag(frames: int = 3000) -> BagResult:
+    """XOR and UNQ1 frames half and half (truth: U_cam 0.5, S 0.5 bits) and a camera-shortcut
+    model: it acts on the camera bit alone (right on the UNQ1 frames and half the XOR ones),
+    with a pid_broja head fitted on the recorded labels, as the export fits it."""
+    import torch
+
+    from dmil_ros.pid.broja_local import BROJALocal
+    from dmil_ros.pid.tasks import ModalitySpec, make_task
+
+    spec = ModalitySpec(4, 4.0, 0.1)
+    task = make_task({'XOR': 0.5, 'UNQ1': 0.5}, spec, spec, seed=0)
+    sample = task.sample(frames, seed=1)
+    label = np.asarray(sample.labels, np.int64)
+    pred = np.asarray(sample.latent_1 % 2, np.int64)  # the camera bit
+    f1 = np.asarray(sample.features_1, np.float64)
+    f2 = np.asarray(sample.features_2, np.float64)
+    probs = np.full((frames, 4), 0.01, np.float32)
+    probs[np.arange(frames), pred] = 0.97
+    head = BROJALocal(n_clusters=8, seed=0).fit(f1, f2, label, n_classes=4)
+    with torch.inference_mode():
+        own = head.export_module()(
+            torch.as_tensor(f1, dtype=torch.float32),
+            torch.as_tensor(f2, dtype=torch.float32),
+            torch.as_tensor(pred),
+        ).numpy()
+    nan = np.full((frames, 4), np.nan, np.float32)
+    arrays = {
+        'stamp': np.arange(frames, dtype=np.int64) * 50_000_000,
+        'lidar_stamp': np.arange(frames, dtype=np.int64) * 50_000_000,
+        'probs': probs,
+        'gates': nan,
+        'p_camera': probs,
+        'p_lidar': np.full((frames, 4), 0.25, np.float32),
+        'p_joint': probs,
+        'feat_camera': f1.astype(np.float32),
+        'feat_lidar': f2.astype(np.float32),
+        'self_lsmi': nan,
+        'self_broja': own,
+        'label': label,
+        'family': np.full(frames, -1, np.int64),
+        'segment': np.full(frames, -1, np.int64),
+        'camera_latent': np.full(frames, -1, np.int64),
+        'lidar_latent': np.full(frames, -1, np.int64),
+        'alert': np.zeros(frames, bool),
+    }
+    return BagResult('shortcut', arrays, {'status': 'ok', 'errors': []})
+
+
+def test_the_model_level_shows_a_shortcut_the_node_terms_hide() -> None:
+    """Review 20a #1: the model level is fitted on the model's predictions, so a camera-shortcut
+    model shows U_cam and no synergy (its decision-level truth: U_cam 1 bit, S 0) while the data
+    holds 0.5 bit of synergy; its label-fitted pid_broja head, read at its predictions, gives
+    the XOR frames it guesses right their synergy and stays in node_*."""
+    _, summary = merge([_shortcut_bag()], MergeOptions(n_clusters=8))
+    model = summary['broja_local_mean']['model']
+    assert model['unique_camera'] > 0.8
+    assert model['synergy'] < 0.1
+    assert summary['model_pid']['unique_camera'] > 0.8  # decision-level CVX agrees
+    assert summary['model_pid']['synergy'] < 0.1
+    assert summary['data_pid']['synergy'] > 0.35  # ... where the data holds synergy
+    node = summary['node_mean']
+    assert node['source'] == 'model output pid_broja'
+    assert node['terms']['synergy'] > 0.25  # the data's synergy, on the frames guessed right
+    assert summary['gapscore_from'] == 'broja_model'
+    assert summary['spikes_from'] == 'node (model output pid_broja)'
+
+
+def test_model_pid_is_the_pid_of_the_predictive_distribution() -> None:
+    """Review 20a #2 (methods.md §5): an indifferent model, p(y=1|x) = 0.5 ± 0.02 flipping with
+    x1 XOR x2, holds almost no synergy (0.001 bits of exact PID); its argmax holds 1 bit."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    x1, x2 = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    p1 = 0.5 + 0.02 * np.where(x1 ^ x2, 1.0, -1.0)  # (N,) p(y = 1 | x)
+    probs = np.column_stack([1 - p1, p1, np.zeros(n), np.zeros(n)])  # (N, 4)
+    f1 = np.eye(2)[x1] + 0.01 * rng.standard_normal((n, 2))
+    f2 = np.eye(2)[x2] + 0.01 * rng.standard_normal((n, 2))
+    pred = probs.argmax(axis=1)
+    hard, _ = dataset_pid(f1, f2, pred, None, 0)
+    soft, meta = dataset_pid(f1, f2, pred, None, 0, probs=probs)
+    cells = np.zeros((2, 2, 4))
+    np.add.at(cells, (x1, x2), probs)
+    truth = exact_pid(cells)
+    assert hard is not None
+    assert soft is not None
+    assert hard['synergy'] > 0.95
+    assert soft['synergy'] == pytest.approx(truth.synergy, abs=0.002)
+    assert truth.synergy < 0.002
+    assert meta['target'] == 'predictive distribution'
+
+
+def test_node_pid_broja_rows_on_floored_table_entries_are_left_out() -> None:
     """The model's pid_broja rows that looked up a floored table entry (the fitting frames never
     showed the predicted action with the frame's clusters) are NaN, counted; the rest are kept."""
     import torch
@@ -113,18 +227,18 @@ def test_model_pid_broja_rows_on_floored_table_entries_are_left_out() -> None:
     )
     assert 0 < floored.sum() < 0.2 * bag.frames
     table, summary = merge([bag], MergeOptions(n_clusters=10))
-    got = np.stack([table.column(f'broja_model_{c}').to_numpy() for c in COMPONENTS], axis=1)
+    got = np.stack([table.column(f'node_{c}').to_numpy() for c in COMPONENTS], axis=1)
     assert np.array_equal(np.isnan(got).all(axis=1), floored)
     np.testing.assert_array_equal(got[~floored], own[~floored].astype(np.float64))
-    assert summary['broja_local_mean']['no_evidence']['model'] == int(floored.sum())
-    mean = summary['broja_local_mean']['model']['redundancy']
+    assert summary['node_mean']['no_evidence'] == int(floored.sum())
+    mean = summary['node_mean']['terms']['redundancy']
     assert mean == pytest.approx(float(own[~floored, 0].astype(np.float64).mean()), abs=1e-6)
 
 
-def test_one_non_finite_frame_keeps_the_model_outputs_for_the_others() -> None:
+def test_one_non_finite_frame_keeps_the_node_terms_of_the_others() -> None:
     """A frame whose model outputs are NaN stays NaN; the other frames keep the model's own
-    pid_lsmi / pid_broja, and the spikes still follow pid_broja (one such frame sent every
-    frame of every bag to a refit, and the spikes to LSMI: review 19a #1)."""
+    pid_broja, and the spikes still follow it (one such frame sent every frame of every bag to
+    a refit, and the spikes to LSMI: review 19a #1)."""
     bag = oracle_bag(400, seed=15, name='own')
     a = bag.arrays
     rng = np.random.default_rng(1)
@@ -134,13 +248,12 @@ def test_one_non_finite_frame_keeps_the_model_outputs_for_the_others() -> None:
     for key in ('probs', 'self_lsmi', 'self_broja'):
         a[key][bad] = np.nan
     table, summary = merge([bag], MergeOptions(n_clusters=10))
-    assert summary['lsmi_mean']['source']['model'] == 'model output pid_lsmi'
-    assert summary['spikes_from'].startswith('broja_model (model output pid_broja)')
+    assert summary['node_mean']['source'] == 'model output pid_broja'
+    assert summary['spikes_from'] == 'node (model output pid_broja)'
     keep = np.arange(bag.frames) != bad
-    for prefix, key in (('lsmi_model', 'self_lsmi'), ('broja_model', 'self_broja')):
-        got = np.stack([table.column(f'{prefix}_{c}').to_numpy() for c in COMPONENTS], axis=1)
-        assert np.isnan(got[bad]).all()
-        np.testing.assert_array_equal(got[keep], a[key][keep].astype(np.float64))
+    got = np.stack([table.column(f'node_{c}').to_numpy() for c in COMPONENTS], axis=1)
+    assert np.isnan(got[bad]).all()
+    np.testing.assert_array_equal(got[keep], a['self_broja'][keep].astype(np.float64))
 
 
 def test_sidecar_truth_only_when_the_bags_agree() -> None:

@@ -82,14 +82,17 @@ def test_rows_match_the_bags_ground_truth(audited: tuple[object, dict]) -> None:
 def test_real_model_heads_and_terms(audited: tuple[object, dict]) -> None:
     table, summary = audited
     assert summary['model']['unimodal'] == 'heads'  # no calibrated masking needed
-    for group in ('lsmi_model', 'lsmi_data', 'broja_model', 'broja_data'):
+    for group in ('lsmi_model', 'lsmi_data', 'broja_model', 'broja_data', 'node'):
         column = table.column  # type: ignore[attr-defined]
         terms = np.stack([column(f'{group}_{c}').to_numpy() for c in COMPONENTS], axis=1)
         assert np.isfinite(terms).all(), group
-    # the node's alarm reads pid_broja, and so do the audit's spikes
+    # the node's alarm reads pid_broja, and so do the audit's spikes; the model level is
+    # refitted on the predictions
     assert summary['model']['alert_source'] == 'pid_broja'
-    assert summary['spikes_from'].startswith('broja_model')
-    assert summary['broja_local_mean']['source']['model'] == 'model output pid_broja'
+    assert summary['spikes_from'] == 'node (model output pid_broja)'
+    assert summary['node_mean']['source'] == 'model output pid_broja'
+    refit = 'broja_local refit on the audit frames'
+    assert summary['broja_local_mean']['source']['model'] == refit
     for key in ('data_pid', 'model_pid'):
         atoms = summary[key]
         assert atoms is not None

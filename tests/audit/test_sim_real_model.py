@@ -60,7 +60,7 @@ def test_data_pid_within_005_bits_of_ground_truth(summary: dict) -> None:
 
 def test_spikes_follow_the_node_alarm_estimate(summary: dict) -> None:
     assert summary['model']['alert_source'] == 'pid_broja'
-    assert summary['spikes_from'].startswith('broja_model')
+    assert summary['spikes_from'] == 'node (model output pid_broja)'
     spikes = summary['ground_truth']['spikes']
     assert spikes['S_segments']['total'] >= 4
     assert spikes['S_segments']['fraction'] >= 0.9
