@@ -20,7 +20,7 @@ DMIL (methods.md §4, weights from the training config):
   L1 = CE(head_cam(M1), y) + CE(head_lid(M2), y) + CE(head_joint(Z1, Z2), y)
        + pair * CE(head_pair(N1, N2, N1 * N2), y)
        + alpha * mean over the four KL(q(M_m|Z_m) || N(0,I)), KL(q(N_m|Z_m) || N(0,I))
-         (that is alpha / 2 times the sum over m of the pair)
+         (that is alpha / 2 times the mean over m of KL_M + KL_N)
        + recon * mean_m ||dec_m(M_m, N_m) - Z_m||^2
 * stage 2 (CD + synergy + gate, stage 1 frozen):
   L2 = -log sum_c g_c p_c(y)                                  (gated prediction)

@@ -39,7 +39,10 @@ e.g. the DMIL unimodal and joint heads) train lean: batches of 512, Adam 1e-2, e
 a held-out cross-entropy (a few epochs at 10k samples instead of 30 at Adam 1e-3; the dataset
 means stay within 0.01 bits of the truths, benchmarks/bench_pid_sample.py). Densities: EM, with
 BLAS/OpenMP pools limited to ``num_threads`` (busy-waiting pools on a shared machine slowed EM
-10-25x).
+10-25x). h(x|y) comes from class-conditional KNIFEs (methods.md §3) and h(x) from their
+prior-weighted mixture (:meth:`LSMI.entropies`); the reference code fits one marginal KNIFE and
+derives h(x|y) = h(x) - i(x;y) from the discriminator, so with a caller's heads its r and u come
+from one model, here from the densities and the heads.
 
 Fitting and evaluation run in numpy (float64). torch is needed only to train the MLP
 discriminators (no external probabilities given) and for the ONNX-exportable twins of the
@@ -391,7 +394,7 @@ class LSMI:
         separately, the two need not agree, and a rare class's tight conditional then puts
         h(x) - h(x|y) (the specificity part of i(x;y)) tens of bits above its bound -log2 p(y).
         Taken as their mixture, the densities are one model of p(x, y), so h(x) - h(x|y) =
-        -log2 p(y|x) - (-log2 p(y)) <= -log2 p(y) for every sample, and r <= -log2 p(y).
+        log2 p(y|x) - log2 p(y) <= -log2 p(y) for every sample, and r <= -log2 p(y).
         """
         if self.mixtures is None:
             raise PIDInputError('LSMI: call fit() before evaluating')
