@@ -230,7 +230,9 @@ def load_yaml(path: str | Path, node: str = NODE, namespace: str = '') -> dict[s
     ``/``, is made absolute and ``/**`` matches any namespace (zero or more segments), ``/*``
     one segment. So ``/**/fusion_node`` reaches the node in any namespace, while a bare
     ``fusion_node`` reaches only ``/fusion_node``. Matching entries apply in file order, the
-    later one winning, wildcard or not (rclpy's ``params_by_order.yaml`` test).
+    later one winning, wildcard or not (rclpy's ``params_by_order.yaml`` test). A file whose
+    entries reach no such node (a misspelt node key or ``ros__parameters``, another namespace)
+    is refused: rcl would ignore it silently and run on the defaults.
     """
     p = Path(path)
     try:
@@ -245,9 +247,19 @@ def load_yaml(path: str | Path, node: str = NODE, namespace: str = '') -> dict[s
     ns = namespace.strip('/')
     fqn = f'/{ns}/{node}' if ns else f'/{node}'
     out: dict[str, Any] = {}
-    for key, section in _node_sections(data):
-        if _node_pattern(key).fullmatch(fqn):
+    sections = _node_sections(data)
+    matched = [key for key, _ in sections if _node_pattern(key).fullmatch(fqn)]
+    for key, section in sections:
+        if key in matched:
             out.update(_flatten(section))
+    if not matched:
+        # rcl would apply nothing, silently: the file was meant for this node, so say so
+        keys = ', '.join(repr(key) for key, _ in sections[:5]) or 'none'
+        msg = (
+            f'parameters file {str(p)!r}: no entry reaches the node {fqn!r} (node keys with '
+            f'ros__parameters: {keys}); use /**/{node} for any namespace, or --namespace'
+        )
+        raise RuntimeConfigError(msg)
     return out
 
 

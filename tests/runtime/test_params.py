@@ -53,8 +53,11 @@ def _write(tmp_path: Path, text: str) -> Path:
 )
 def test_node_key_matching(tmp_path: Path, key: str, namespace: str, applies: bool) -> None:
     path = _write(tmp_path, f'{key}:\n  ros__parameters:\n    slop: 0.07\n')
-    values = params.load_yaml(path, namespace=namespace)
-    assert values == ({'slop': 0.07} if applies else {})
+    if applies:
+        assert params.load_yaml(path, namespace=namespace) == {'slop': 0.07}
+    else:  # a file whose entries reach no node is refused, not read as empty
+        with pytest.raises(RuntimeConfigError, match='no entry reaches the node'):
+            params.load_yaml(path, namespace=namespace)
 
 
 def test_nested_namespace_keys_and_file_order(tmp_path: Path) -> None:
@@ -201,3 +204,24 @@ def test_a_timer_period_beyond_int64_nanoseconds_is_refused(tmp_path: Path) -> N
     path = _write(tmp_path, '/**/fusion_node:\n  ros__parameters:\n    diagnostics_period: 1e10\n')
     with pytest.raises(RuntimeConfigError, match=r'diagnostics_period: 10000000000\.0 must be'):
         params.build(params.load_yaml(path))
+
+
+@pytest.mark.parametrize(
+    ('text', 'namespace'),
+    [
+        ('/**/fusion_nod:\n  ros__parameters:\n    slop: 0.01\n', ''),  # misspelt node
+        ('/**/fusion_node:\n  ros_parameters:\n    slop: 0.01\n', ''),  # misspelt section
+        ('/robot1/fusion_node:\n  ros__parameters:\n    slop: 0.01\n', ''),  # other namespace
+        ('/robot1/fusion_node:\n  ros__parameters:\n    slop: 0.01\n', 'robot2'),
+    ],
+)
+def test_a_file_that_reaches_no_node_is_refused(tmp_path: Path, text: str, namespace: str) -> None:
+    """rcl ignores such a file silently; the replay ran on the defaults (review 20b #1)."""
+    path = _write(tmp_path, text)
+    with pytest.raises(RuntimeConfigError, match='no entry reaches the node'):
+        params.load_yaml(path, namespace=namespace)
+    # the same entry with the right name or namespace applies
+    fixed = text.replace('fusion_nod:', 'fusion_node:')
+    fixed = fixed.replace('ros_parameters', 'ros__parameters')
+    ns = 'robot1' if '/robot1/' in fixed else ''
+    assert params.load_yaml(_write(tmp_path, fixed), namespace=ns) == {'slop': 0.01}
