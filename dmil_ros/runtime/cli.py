@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from pathlib import Path
 
 logger = logging.getLogger('dmil_ros.replay')
 
@@ -53,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dmil_ros.atomic import atomic_write_text
+    from dmil_ros.errors import ConfigError
     from dmil_ros.paths import output_dir, output_file
     from dmil_ros.runtime import params
     from dmil_ros.runtime.outputs import check_namespace
@@ -62,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
     output_dir(args.out, '--out', new=True)  # before the model loads and the bag is read
     check_namespace(args.namespace, '--namespace')
     summary_path = output_file(args.summary, '--summary') if args.summary else None
+    out_dir = Path(args.out).absolute()
+    if summary_path is not None and out_dir in (p := summary_path.absolute(), *p.parents):
+        # the output bag's folder is created by the replay: the summary would fail at the end
+        msg = f'--summary {args.summary!r}: inside or at --out {args.out!r}, the output bag'
+        raise ConfigError(msg)
     values = params.load_yaml(args.params, namespace=args.namespace) if args.params else {}
     overrides = {
         'model_path': args.model,
@@ -88,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         diagnostics_period=settings.diagnostics_period,
         progress=not args.no_progress,
         keep_on_interrupt=True,
+        subscribed=settings.subscribed_types(),
     )
     for line in summary.lines():
         logger.info('%s', line)
@@ -98,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(summary_path, json.dumps(summary.as_dict(), indent=2))
     if summary.interrupted:
         return 130  # as for any Ctrl-C, after the summary is written
-    # 1: the output bag is written, but the input gave no frame pair or a topic stayed silent
-    # (a wrong topic name, a bag without one sensor): what a script running replays checks
+    # 1: the output bag is written, but the input gave no frame pair, or a topic stayed silent
+    # (a wrong topic name, a bag without one sensor), had no usable message (a topic of another
+    # type) or is of a type the node would not subscribe to: what a script running replays
+    # checks
     return 1 if summary.failed else 0

@@ -139,6 +139,18 @@ class NodeSettings:
             self.model_path, self.provider, self.threads, cuda_graphs=self.cuda_graphs
         )
 
+    def subscribed_types(self) -> dict[str, tuple[str, str]]:
+        """``{topic: (message type, the parameter that chose it)}`` the node subscribes with
+        (``fusion_node``: it hears only messages of that type on each topic)."""
+        compressed = self.image_transport == 'compressed'
+        scan = self.points_type == 'laserscan'
+        image = 'sensor_msgs/msg/CompressedImage' if compressed else 'sensor_msgs/msg/Image'
+        points = 'sensor_msgs/msg/LaserScan' if scan else 'sensor_msgs/msg/PointCloud2'
+        return {
+            self.pipeline.camera_topic: (image, f'image_transport: {self.image_transport}'),
+            self.pipeline.lidar_topic: (points, f'points_type: {self.points_type}'),
+        }
+
 
 def default_model_path() -> Path:
     """The shipped model: ``$DMIL_ROS_MODEL``, the ament share directory, or the checkout."""

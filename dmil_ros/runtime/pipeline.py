@@ -228,6 +228,8 @@ class FusionPipeline:
         self._empty_lidar = np.zeros(self.spec.lidar_shape, np.float32)
         self.received: Counter[str] = Counter()
         self.errors: Counter[tuple[str, str]] = Counter()
+        self.usable: Counter[str] = Counter()  # topic -> messages decoded and preprocessed
+        self.topic_errors: dict[str, str] = {}  # topic -> its latest message error
         self.last_error = ''
         self.frames = 0
         self.degraded_frames = 0
@@ -267,16 +269,21 @@ class FusionPipeline:
             t2 = time.perf_counter()
         except DecodeError as exc:
             self.errors[(topic, exc.reason)] += 1
-            self.last_error = str(exc)
+            self.last_error = self.topic_errors[topic] = str(exc)
             return None
         except (AttributeError, TypeError) as exc:  # not the message type the topic should carry
             self.errors[(topic, 'type')] += 1
-            self.last_error = f'topic {topic!r}: {type(msg).__name__} is not usable ({exc})'
+            self.last_error = self.topic_errors[topic] = (
+                f'topic {topic!r}: {type(msg).__name__} is not usable ({exc})'
+            )
             return None
         except Exception as exc:  # anything else one message triggers costs that message only
             self.errors[(topic, 'unexpected')] += 1
-            self.last_error = f'topic {topic!r}: message skipped ({type(exc).__name__}: {exc})'
+            self.last_error = self.topic_errors[topic] = (
+                f'topic {topic!r}: message skipped ({type(exc).__name__}: {exc})'
+            )
             return None
+        self.usable[topic] += 1
         return Prepared(header, tensor, t1 - t0, t2 - t1)
 
     def feed_camera(self, msg: Any) -> list[Job]:
@@ -501,6 +508,16 @@ class FusionPipeline:
         """``(role, topic)`` of each sensor ('camera', 'LiDAR') that sent no message yet."""
         topics = (('camera', self.config.camera_topic), ('LiDAR', self.config.lidar_topic))
         return [(role, topic) for role, topic in topics if not self.received[topic]]
+
+    def unusable_sensors(self) -> list[tuple[str, str, str]]:
+        """``(role, topic, why)`` of each sensor that sent messages, none of them usable (a
+        topic of another type, an encoding not supported): every frame then runs degraded."""
+        topics = (('camera', self.config.camera_topic), ('LiDAR', self.config.lidar_topic))
+        return [
+            (role, topic, self.topic_errors.get(topic, ''))
+            for role, topic in topics
+            if self.received[topic] and not self.usable[topic]
+        ]
 
     @property
     def alert(self) -> bool:

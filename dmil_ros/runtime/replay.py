@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,14 +72,17 @@ class ReplaySummary:
     read: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # e.g. an input topic the bag lacks
     silent: list[str] = field(default_factory=list)  # input topics without a single message
+    unusable: list[str] = field(default_factory=list)  # input topics without a usable message
+    mismatched: list[str] = field(default_factory=list)  # of a type the node would not hear
     interrupted: bool = False  # stopped by Ctrl-C: the output holds the frames before it
     written_frames: int = 0  # frames whose outputs are in the bag (all of them, unless stopped)
 
     @property
     def failed(self) -> bool:
         """Nothing to act on: no frame pair came out, or an input topic had no message (a
-        wrong topic name, a bag without that sensor; the frames are then degraded ones)."""
-        return self.frames == 0 or bool(self.silent)
+        wrong topic name, a bag without that sensor) or none usable (a topic of another type;
+        the frames are then degraded ones), or one of a type the node would not subscribe to."""
+        return self.frames == 0 or bool(self.silent or self.unusable or self.mismatched)
 
     @property
     def realtime_factor(self) -> float:
@@ -104,6 +108,8 @@ class ReplaySummary:
             'stages_ms_p50_p99': self.stages,
             'problems': self.problems,
             'silent_topics': self.silent,
+            'unusable_topics': self.unusable,
+            'mismatched_topics': self.mismatched,
             'failed': self.failed,
             'interrupted': self.interrupted,
             'written_frames': self.written_frames,
@@ -228,6 +234,7 @@ def replay(
     diagnostics_period: float = 1.0,
     progress: bool = True,
     keep_on_interrupt: bool = False,
+    subscribed: Mapping[str, tuple[str, str]] | None = None,
 ) -> ReplaySummary:
     """Run ``pipeline`` over ``bag`` and write every output topic to ``out`` (MCAP).
 
@@ -235,9 +242,12 @@ def replay(
     logged. A Ctrl-C closes the output bag (readable, with the frames written so far) and
     propagates, unless ``keep_on_interrupt``: then the summary comes back ``interrupted``.
     Diagnostics are written every ``diagnostics_period`` s of bag time, as the node's timer.
+    ``subscribed`` (:meth:`NodeSettings.subscribed_types`): the type the node would subscribe
+    to on each input topic; the replay decodes whatever the bag holds, so a topic of another
+    type is a problem (the node would hear nothing) and the replay fails.
     """
-    if rate is not None and not rate > 0:
-        msg = f'rate {rate!r} must be positive'
+    if rate is not None and not 0 < rate < math.inf:
+        msg = f'rate {rate!r} must be a positive number (as fast as possible: no rate)'
         raise RuntimeConfigError(msg)
     if batch < 1:
         msg = f'batch {batch!r} must be >= 1'
@@ -380,11 +390,27 @@ def replay(
             f'is slower than that here)'
         )
     for _, topic in pipeline.silent_sensors():
-        text = f'topic {topic!r}: no message in the bag'
+        where = 'before the interrupt' if summary.interrupted else 'in the bag'
+        text = f'topic {topic!r}: no message {where}'
         if reader.available:
             text += f' (its topics: {sorted(reader.available)})'
         summary.problems.append(text)
         summary.silent.append(topic)
+    for topic, (want, chosen_by) in (subscribed or {}).items():
+        got = reader.available.get(topic)
+        if got is not None and got != want:
+            summary.problems.append(
+                f'topic {topic!r} carries {got} in the bag, but the node subscribes to it as '
+                f'{want} ({chosen_by}) and would receive nothing'
+            )
+            summary.mismatched.append(topic)
+    for role, topic, why in pipeline.unusable_sensors():
+        n = pipeline.received[topic]
+        summary.problems.append(
+            f'{role} topic {topic!r}: none of its {n} messages usable, every frame ran without '
+            f'it ({why})'
+        )
+        summary.unusable.append(topic)
     if pipeline.planar_lidar:
         summary.problems.append(pipeline.planar_lidar)
     return summary

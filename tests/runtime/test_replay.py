@@ -249,6 +249,9 @@ def test_cli_missing_model(tmp_path: Path) -> None:
         ('--out', lambda t: (t / 'exists').mkdir() or t / 'exists', 'already exists'),
         ('--summary', lambda t: t, 'is a directory'),
         ('--summary', lambda t: (t / 'f').write_text('x') and t / 'f' / 's.json', 'is a file'),
+        # the output bag's folder, made by the replay: the summary failed after the whole run
+        ('--summary', lambda t: t / 'o', 'inside or at --out'),
+        ('--summary', lambda t: t / 'o' / 's.json', 'inside or at --out'),
     ],
 )
 def test_cli_bad_output_paths_fail_before_any_work(
@@ -310,6 +313,49 @@ def test_cli_exit_code_says_whether_the_replay_found_its_topics(
     assert code == 1
     warnings = [line for line in capsys.readouterr().err.splitlines() if 'WARNING' in line]
     assert any("'/camera/imag': no message in the bag" in w for w in warnings), warnings
+
+
+def test_cli_a_camera_topic_of_another_type_fails_the_replay(tmp_path: Path, capsys: Any) -> None:
+    """Every message of the camera topic refused (CameraInfo): each frame ran LiDAR-only and
+    the replay said nothing and exited 0 (review 20b #2)."""
+    bag = Path(__file__).resolve().parents[2] / 'bags' / 'hallway_demo'
+    args = ['replay', str(bag), '--out', str(tmp_path / 'o'), '--no-progress']
+    assert main([*args, '--image-topic', '/camera/camera_info']) == 1
+    warnings = [line for line in capsys.readouterr().err.splitlines() if 'WARNING' in line]
+    assert any(
+        "camera topic '/camera/camera_info': none of its 128 messages usable" in w
+        and 'neither an Image nor a CompressedImage' in w
+        for w in warnings
+    ), warnings
+
+
+@pytest.mark.parametrize(
+    ('setting', 'named'),
+    [
+        ('image_transport: compressed', 'as sensor_msgs/msg/CompressedImage'),
+        ('points_type: laserscan', 'as sensor_msgs/msg/LaserScan'),
+    ],
+)
+def test_cli_a_topic_the_node_would_not_hear_fails_the_replay(
+    tmp_path: Path, model: Path, capsys: Any, setting: str, named: str
+) -> None:
+    """The node subscribes by type; the replay decodes whatever the bag holds, so a params file
+    whose transport does not match the bag passed the replay (review 20b #3)."""
+    write_bag(tmp_path / 'in', 1.0)
+    params = tmp_path / 'p.yaml'
+    params.write_text(f'/**/fusion_node:\n  ros__parameters:\n    {setting}\n')
+    args = ['replay', str(tmp_path / 'in'), '--model', str(model), '--no-progress']
+    assert main([*args, '--out', str(tmp_path / 'o'), '--params', str(params)]) == 1
+    warnings = [line for line in capsys.readouterr().err.splitlines() if 'WARNING' in line]
+    assert any(named in w and 'would receive nothing' in w for w in warnings), warnings
+    assert main([*args, '--out', str(tmp_path / 'o2')]) == 0  # the defaults match the bag
+
+
+@pytest.mark.parametrize('rate', ['inf', 'nan', '0', '-1'])
+def test_cli_rates_that_are_no_pace_are_refused(tmp_path: Path, model: Path, rate: str) -> None:
+    write_bag(tmp_path / 'in', 1.0)
+    args = ['replay', str(tmp_path / 'in'), '--model', str(model), '--no-progress']
+    assert main([*args, '--out', str(tmp_path / 'o'), '--rate', rate]) == 2
 
 
 @pytest.mark.parametrize('ns', ['', '/', 'robot1', '/fleet/robot_1', '_a'])
