@@ -431,8 +431,8 @@ def read_sidecar(bag: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8 text
         logger.warning('%s: unreadable ground truth sidecar (%s)', path, exc)
         return None
     return data if isinstance(data, dict) else None

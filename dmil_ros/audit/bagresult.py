@@ -116,8 +116,8 @@ def load_if_done(directory: Path, key: str) -> BagResult | None:
     if not marker.is_file() or not (directory / 'frames.npz').is_file():
         return None
     try:
-        info = json.loads(marker.read_text())
-    except (OSError, json.JSONDecodeError):
+        info = json.loads(marker.read_text(encoding='utf-8'))
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8 text
         return None
     if not isinstance(info, dict) or info.get('key') != key:
         return None

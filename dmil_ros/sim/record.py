@@ -216,8 +216,8 @@ def read_ground_truth(bag_dir: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         msg = f'{str(path)!r}: no ground-truth sidecar (not a simulator bag?)'
         raise RecordError(msg) from None
-    except json.JSONDecodeError as exc:
-        msg = f'{str(path)!r}: not JSON ({exc})'
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8 text
+        msg = f'{str(path)!r}: unreadable ({exc})'
         raise RecordError(msg) from exc
     if not isinstance(data, dict) or data.get('format') != SIDECAR_FORMAT:
         msg = f'{str(path)!r}: not a {SIDECAR_FORMAT} sidecar'

@@ -385,3 +385,18 @@ def test_ray_is_not_started_when_every_bag_is_resumed(
     monkeypatch.setattr(ray, 'init', refuse)
     again = _audit(model, out, bag, extra=('--engine', 'ray'))
     assert [b['resumed'] for b in again['bags']] == [True]
+
+
+def test_binary_side_files_do_not_cost_the_bag(model: Path, tmp_path: Path) -> None:
+    """A ground_truth.json or a stored bag.json that is not UTF-8 text: the sidecar is skipped
+    with a warning and the bag audited (it failed the whole bag: review 20b #6), the stored
+    result is audited again (it raised)."""
+    bag, out = _small_bag(tmp_path, 20)
+    (bag / 'ground_truth.json').write_bytes(b'\xd9\xff\x00 not text')
+    first = _audit(model, out, bag)
+    assert _frames(first) == {'bag': 20}
+    assert first['bags'][0]['status'] == 'ok'
+    (out / 'bags' / 'bag' / 'bag.json').write_bytes(b'\xd9\xff\x00 not text')
+    again = _audit(model, out, bag)
+    assert _frames(again) == {'bag': 20}
+    assert again['bags'][0]['resumed'] is False

@@ -317,3 +317,12 @@ def test_shipped_demo_bag_reads_back_with_every_family() -> None:
     gt = read_ground_truth(DEMO)
     assert gt['families']['S']['pid']['synergy'] >= 0.9
     assert sum((DEMO / f).stat().st_size for f in ('hallway_demo.mcap',)) < 10_000_000
+
+
+@pytest.mark.parametrize('data', [b'{"format": ', b'\xd9\xff\x00 not text'])
+def test_an_unreadable_sidecar_is_named(tmp_path: Path, data: bytes) -> None:
+    from dmil_ros.sim.record import RecordError, read_ground_truth
+
+    (tmp_path / 'ground_truth.json').write_bytes(data)
+    with pytest.raises(RecordError, match=r"ground_truth.json': unreadable"):
+        read_ground_truth(tmp_path)
