@@ -19,8 +19,8 @@ One row per fused frame (camera image + paired cloud), in bag order then time or
 =====================  ==================================================================
 ``bag``, ``index``     bag name, frame index within the bag
 ``stamp``              camera header stamp, ns since the epoch (int64)
-``lidar_stamp``        header stamp of the LiDAR sweep paired with the image (int64 ns), -1
-                       when the frame ran without one (camera-only degraded mode)
+``lidar_stamp``        header stamp of the LiDAR sweep paired with the image (int64 ns; -1
+                       would mean none, but degraded frames are counted, not audited)
 ``action``             the model's action (argmax of ``probs``), '' where they are not finite
 ``prob_<action>``      the model's action probabilities
 ``gate_<component>``   DMIL gates (NaN when the model has none)
