@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 from collections import deque
 from dataclasses import dataclass
 
@@ -105,20 +106,32 @@ class MonitorConfig:
     absolute_on: float = 0.0
 
     def __post_init__(self) -> None:
-        checks = {
-            'window': self.window >= 2,
-            'warmup': 1 <= self.warmup <= self.window,
-            'on_z': math.isfinite(self.on_z),
-            'off_z': math.isfinite(self.off_z) and self.off_z <= self.on_z,
-            'on_frames': self.on_frames >= 1,
-            'off_frames': self.off_frames >= 1,
-            'min_synergy': math.isfinite(self.min_synergy),
-            'min_scale': math.isfinite(self.min_scale) and self.min_scale > 0,
-            'absolute_on': math.isfinite(self.absolute_on) and self.absolute_on >= 0,
+        checks = {  # name: (holds, the rule)
+            'window': (self.window >= 2, 'window >= 2'),
+            'warmup': (1 <= self.warmup <= self.window, '1 <= warmup <= window'),
+            'on_z': (math.isfinite(self.on_z), 'on_z finite'),
+            'off_z': (
+                math.isfinite(self.off_z) and self.off_z <= self.on_z,
+                'off_z finite and <= on_z',
+            ),
+            'on_frames': (self.on_frames >= 1, 'on_frames >= 1'),
+            'off_frames': (self.off_frames >= 1, 'off_frames >= 1'),
+            'min_synergy': (math.isfinite(self.min_synergy), 'min_synergy finite'),
+            'min_scale': (
+                math.isfinite(self.min_scale) and self.min_scale > 0,
+                'min_scale finite and > 0',
+            ),
+            'absolute_on': (
+                math.isfinite(self.absolute_on) and self.absolute_on >= 0,
+                'absolute_on finite and >= 0 (0: off)',
+            ),
         }
-        for name, ok in checks.items():
+        for ok, rule in checks.values():
             if not ok:
-                msg = f'synergy monitor: {name}={getattr(self, name)!r} is not valid'
+                values = ', '.join(
+                    f'{k}={getattr(self, k)!r}' for k in checks if re.search(rf'\b{k}\b', rule)
+                )
+                msg = f'synergy monitor: {values} breaks the rule {rule}'
                 raise RuntimeConfigError(msg)
 
 

@@ -107,8 +107,19 @@ def test_alert_needs_on_frames_consecutive_highs(values: list[float]) -> None:
     ],
 )
 def test_bad_config(kwargs: dict[str, float]) -> None:
-    with pytest.raises(RuntimeConfigError):
+    with pytest.raises(RuntimeConfigError, match='breaks the rule') as info:
         MonitorConfig(**kwargs)  # type: ignore[arg-type]
+    for name, value in kwargs.items():  # every value given is named, with the rule it breaks
+        assert f'{name}={value!r}' in str(info.value)
+
+
+def test_a_rule_names_the_value_it_is_checked_against() -> None:
+    # on_z 1.0 alone broke 'off_z=1.5 is not valid': the default the user never set, no rule
+    with pytest.raises(RuntimeConfigError) as info:
+        MonitorConfig(on_z=1.0)
+    assert str(info.value) == (
+        'synergy monitor: on_z=1.0, off_z=1.5 breaks the rule off_z finite and <= on_z'
+    )
 
 
 @settings(max_examples=60, deadline=None, derandomize=True, database=None)
