@@ -230,7 +230,7 @@ def check_mcap_records(path: Path) -> str | None:
             if length > size - len(MCAP_MAGIC) - pos - 9:
                 return (
                     f'record opcode 0x{op:02x} at offset {pos} claims {length} bytes, more than '
-                    f'the {size - pos - 9} left in the file'
+                    f'the {size - len(MCAP_MAGIC) - pos - 9} left before the closing magic'
                 )
             starts.add(pos)
             if op == _OP_FOOTER:

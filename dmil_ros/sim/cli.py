@@ -80,12 +80,17 @@ def run(args: argparse.Namespace) -> int:
         compression=args.compression,
         progress=not args.no_progress,
     )
-    pid = result.ground_truth['mix_pid']
-    logger.info(
-        'ground truth of the mix (bits): R %.3f  U_camera %.3f  U_lidar %.3f  S %.3f',
-        pid['redundancy'],
-        pid['unique_camera'],
-        pid['unique_lidar'],
-        pid['synergy'],
-    )
+    truth = result.ground_truth
+    pids = [('design of the mix', truth['mix_pid'])]
+    if 'empirical' in truth:  # what an audit of this bag's frames is compared with
+        pids.append(('recorded frames', truth['empirical']['pid']))
+    for what, pid in pids:
+        logger.info(
+            'ground-truth PID, %s (bits): R %.3f  U_camera %.3f  U_lidar %.3f  S %.3f',
+            what,
+            pid['redundancy'],
+            pid['unique_camera'],
+            pid['unique_lidar'],
+            pid['synergy'],
+        )
     return 0

@@ -300,6 +300,12 @@ def test_cli_simulate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     gt = read_ground_truth(out)
     assert gt['mix'] == {'R': 0.0, 'U_camera': 0.0, 'U_lidar': 0.0, 'S': 1.0}
     assert gt['mix_pid']['synergy'] == pytest.approx(1.0, abs=1e-6)
+    # the design's PID and the recorded frames' (8 frames: one scene, one XOR cell pair), each
+    # named as what it is (the design's was printed as the bag's ground truth)
+    err = capsys.readouterr().err
+    recorded = gt['empirical']['pid']
+    assert 'ground-truth PID, design of the mix (bits): R 0.000' in err
+    assert f"ground-truth PID, recorded frames (bits): R {recorded['redundancy']:.3f}" in err
     assert main(['simulate', '--out', str(tmp_path / 'bad'), '--mix', 'Q=1']) == 2
     assert "'Q'" in capsys.readouterr().err
 
