@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,9 +130,8 @@ def record_bag(
         from tqdm import tqdm
 
         bar = tqdm(total=config.frames, unit='frame', desc=f'simulate {path.name}')
+    created = False  # the output folder is ours to remove if the recording does not finish
     try:
-        # metadata version 8: Humble's rosbag2 reads offered_qos_profiles as a YAML string and
-        # fails on version 9's list; Jazzy reads both
         # metadata version 8: the newest both Humble and Jazzy read (rosbag2's humble
         # metadata_io.cpp checks no version and reads only its own keys; version 9 writes
         # offered_qos_profiles as a YAML list, which Humble fails on: ros2/rosbag2#2013)
@@ -139,6 +139,7 @@ def record_bag(
         if compression == 'zstd':
             writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         with writer:
+            created = True
             conns = {
                 topic: writer.add_connection(
                     topic,
@@ -190,9 +191,14 @@ def record_bag(
             writer.set_custom_data(
                 'dmil_ros.ground_truth', json.dumps(summary, sort_keys=True, separators=(',', ':'))
             )
-    except WriterError as exc:
-        msg = f'output {str(path)!r}: {exc}'
-        raise RecordError(msg) from exc
+    except BaseException as exc:  # Ctrl-C, a full disk: no half bag left to be salvaged later
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+            logger.warning('recording stopped: the unfinished bag %s was removed', path)
+        if isinstance(exc, WriterError):
+            msg = f'output {str(path)!r}: {exc}'
+            raise RecordError(msg) from exc
+        raise
     finally:
         if bar is not None:
             bar.close()

@@ -305,7 +305,7 @@ def test_cli_simulate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     err = capsys.readouterr().err
     recorded = gt['empirical']['pid']
     assert 'ground-truth PID, design of the mix (bits): R 0.000' in err
-    assert f"ground-truth PID, recorded frames (bits): R {recorded['redundancy']:.3f}" in err
+    assert f'ground-truth PID, recorded frames (bits): R {recorded["redundancy"]:.3f}' in err
     assert main(['simulate', '--out', str(tmp_path / 'bad'), '--mix', 'Q=1']) == 2
     assert "'Q'" in capsys.readouterr().err
 
@@ -332,3 +332,28 @@ def test_an_unreadable_sidecar_is_named(tmp_path: Path, data: bytes) -> None:
     (tmp_path / 'ground_truth.json').write_bytes(data)
     with pytest.raises(RecordError, match=r"ground_truth.json': unreadable"):
         read_ground_truth(tmp_path)
+
+
+def test_an_interrupted_recording_leaves_no_half_bag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C mid-recording left an unterminated .mcap without metadata, which a rerun refused
+    (the folder exists) and replay / audit salvaged as damaged (review 20b #12)."""
+    from dmil_ros.sim import messages
+
+    calls = {'n': 0}
+    image_msg = messages.image_msg
+
+    def interrupt_at_ten(event: Any) -> Any:
+        calls['n'] += 1
+        if calls['n'] == 10:
+            raise KeyboardInterrupt
+        return image_msg(event)
+
+    monkeypatch.setattr(messages, 'image_msg', interrupt_at_ten)
+    with pytest.raises(KeyboardInterrupt):
+        record_bag(SimConfig(frames=40, seed=3), tmp_path / 'drive')
+    assert not (tmp_path / 'drive').exists()
+    monkeypatch.setattr(messages, 'image_msg', image_msg)
+    record_bag(SimConfig(frames=40, seed=3), tmp_path / 'drive')  # the same --out works now
+    assert (tmp_path / 'drive' / 'metadata.yaml').is_file()
