@@ -275,12 +275,16 @@ class RobustReader:
         rosbags' directory ``Reader`` parses ``metadata.yaml`` with pure-Python ruamel (0.34 s of
         a 0.9 s audit of the 6.4 s sample bag); for one MCAP file without file/message
         compression the MCAP summary holds everything the read needs (connections, counts).
+        A folder holding one MCAP file and no ``metadata.yaml`` (copied without it) is read the
+        same way: the file is self-contained (it went to salvage as damaged).
         """
-        if not self.path.is_dir() or not (self.path / 'metadata.yaml').is_file():
+        if not self.path.is_dir():
             return None
         files = self._storage_files()
         if len(files) != 1 or files[0].suffix != '.mcap':
             return None
+        if not (self.path / 'metadata.yaml').is_file():
+            return files[0]
         listed = self._listed_files()
         if listed is not None and listed != [files[0].name]:
             return None  # parts missing: rosbags' Reader says so, then salvage reads the rest

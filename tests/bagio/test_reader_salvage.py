@@ -345,3 +345,24 @@ def test_a_folder_whose_listed_files_are_all_gone_reads_the_others_as_without_me
     shutil.copy(tmp_path / 'bag' / 'renamed.mcap', tmp_path / 'bag' / 'other.mcap')
     with pytest.raises(BagReadError, match='lists none of 2 storage files that are separate'):
         RobustReader(tmp_path / 'bag')
+
+
+def test_one_intact_mcap_without_metadata_is_read_indexed(tmp_path: Path) -> None:
+    """A bag folder copied without its metadata.yaml: the MCAP file is self-contained, so it
+    is read through its index, complete; it went to salvage and was reported as damaged
+    (review 20b #10)."""
+    rows = messages_of(tmp_path, 20)
+    write_bag_at(tmp_path / 'bag', rows)
+    (tmp_path / 'bag' / 'metadata.yaml').unlink()
+    got = RobustReader(tmp_path / 'bag')
+    assert [(m.timestamp, m.topic, m.data) for m in got] == rows
+    assert got.mode == 'indexed'
+    assert got.complete
+    assert got.issues == []
+    # cut short, the same folder still goes to salvage and says so
+    mcap = tmp_path / 'bag' / 'bag.mcap'
+    mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
+    cut = RobustReader(tmp_path / 'bag')
+    assert 0 < len(list(cut)) <= len(rows)  # a small file: its one chunk may survive whole
+    assert cut.mode == 'salvage'
+    assert not cut.complete
