@@ -132,6 +132,11 @@ def _check_external_data(path: str) -> None:
         raise ModelError(msg)
 
 
+def _one_line(exc: BaseException | None) -> str:
+    """An exception's text on one line (ONNX Runtime's span several, with blank lines)."""
+    return ' '.join(str(exc).split())
+
+
 class FusionModel:
     """An ONNX Runtime session for one contract model.
 
@@ -264,7 +269,7 @@ class FusionModel:
                 )
                 raise RuntimeConfigError(msg)
             return session
-        msg = f'model {self.path!r}: ONNX Runtime cannot load it ({last})'
+        msg = f'model {self.path!r}: ONNX Runtime cannot load it ({_one_line(last)})'
         raise ModelError(msg)
 
     def _create(self, ort: Any, options: Any, providers: list[Any], *, graph: bool) -> Any:
@@ -276,8 +281,13 @@ class FusionModel:
             try:
                 return ort.InferenceSession(self.path, options, providers=[cuda, *providers[1:]])
             except Exception as exc:  # ORT raises its own untyped errors
-                self.cuda_graphs_off = f'ONNX Runtime could not make a session with them ({exc})'
-                logger.warning('model %r: CUDA graphs off: %s', self.path, self.cuda_graphs_off)
+                why = f'ONNX Runtime could not make a session with them ({_one_line(exc)})'
+            # said only when the session without them loads: a model that loads in no session
+            # is refused for itself, not with a warning about graphs first
+            session = ort.InferenceSession(self.path, options, providers=providers)
+            self.cuda_graphs_off = why
+            logger.warning('model %r: CUDA graphs off: %s', self.path, why)
+            return session
         return ort.InferenceSession(self.path, options, providers=providers)
 
     @property

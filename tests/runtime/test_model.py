@@ -398,3 +398,31 @@ def test_cuda_graphs_match_the_reference_at_every_batch_size(model_path: Path) -
             for name in outputs:
                 np.testing.assert_allclose(got[name], ref[name], rtol=2e-3, atol=2e-4)
     assert model.cuda_graphs, model.cuda_graphs_off  # and still through graphs
+
+
+def test_a_model_no_session_loads_gets_one_line_and_no_graph_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With provider auto on onnxruntime-gpu, an unloadable file first warned 'CUDA graphs off'
+    (the graph session failed for the file, not for graphs), and ORT's multi-line text made the
+    error several lines (review 20b #17)."""
+
+    class Ort:  # an ONNX Runtime that loads nothing, as for a corrupt file
+        @staticmethod
+        def InferenceSession(*args: object, **kwargs: object) -> None:
+            msg = '[ONNXRuntimeError] : 7 : INVALID_PROTOBUF :\n\n  Protobuf parsing failed.'
+            raise RuntimeError(msg)
+
+    model = object.__new__(FusionModel)
+    model.path = 'm.onnx'
+    model.cuda_graphs_off = ''
+    cuda = [('CUDAExecutionProvider', {}), 'CPUExecutionProvider']
+    with caplog.at_level('WARNING'), pytest.raises(RuntimeError, match='Protobuf'):
+        model._create(Ort(), None, cuda, graph=True)
+    assert 'CUDA graphs off' not in caplog.text
+    assert model.cuda_graphs_off == ''
+    bad = tmp_path / 'bad.onnx'
+    bad.write_bytes(b'garbage')
+    with pytest.raises(ModelError, match='cannot load it') as info:
+        FusionModel(bad, provider='cpu')
+    assert '\n' not in str(info.value)
