@@ -51,7 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='validation bags (default: time blocks of the training bags)',
     )
     parser.add_argument('--out', type=Path, required=True, help='run directory')
-    parser.add_argument('--config', type=Path, default=None, help='training config (JSON)')
+    parser.add_argument(
+        '--config',
+        type=Path,
+        default=None,
+        help="training config (JSON; with --resume: the run's own config.json)",
+    )
     parser.add_argument(
         '--model',
         choices=KINDS,
@@ -75,18 +80,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dmil_ros.train.config import TrainConfig
     from dmil_ros.train.data import load_bags
     from dmil_ros.train.dataset import time_block_split
-    from dmil_ros.train.rundir import check_bags, check_out, write_run_files
+    from dmil_ros.train.rundir import check_bags, check_out, run_config, write_run_files
     from dmil_ros.train.trainer import train
 
+    # every check on the run directory and the config before the bags are read
     output_dir(args.out, '--out')
-    check_out(args.out, resume=args.resume, overwrite=args.overwrite)  # before the bags are read
-    config = TrainConfig.load(args.config) if args.config else TrainConfig()
-    if args.model:
-        config = config.with_kind(args.model)
+    check_out(args.out, resume=args.resume, overwrite=args.overwrite)
     check_bags(args.out, list(args.bags), list(args.val_bags or []), resume=args.resume)
+    config = run_config(args.out, args.config, args.model, resume=args.resume)
     cache = None if args.no_cache else (args.cache or default_cache_dir())
     show = not args.no_progress
     data, stats = load_bags(list(args.bags), config.data, config.preprocess, cache, progress=show)

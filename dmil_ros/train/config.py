@@ -210,6 +210,9 @@ class TrainConfig:
         except OSError as exc:
             msg = f'config {str(path)!r}: cannot read ({exc})'
             raise TrainConfigError(msg) from exc
+        except UnicodeDecodeError as exc:
+            msg = f'config {str(path)!r}: not a JSON text file (not UTF-8: {exc})'
+            raise TrainConfigError(msg) from exc
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -27,6 +27,7 @@ from dmil_ros.runtime.model import F32, FusionModel
 from dmil_ros.runtime.preprocess import PreprocessSpec
 from dmil_ros.train.config import DataConfig, TrainConfig
 from dmil_ros.train.dataset import Arrays
+from dmil_ros.train.errors import TrainConfigError, TrainError
 from dmil_ros.train.metrics import evaluate_predictions
 
 
@@ -36,7 +37,13 @@ def model_settings(model: FusionModel) -> tuple[DataConfig, PreprocessSpec]:
     meta = model.info.metadata
     data = DataConfig()
     if 'dmil_ros.config' in meta:
-        data = TrainConfig.from_dict(json.loads(meta['dmil_ros.config'])).data
+        try:
+            data = TrainConfig.from_dict(json.loads(meta['dmil_ros.config'])).data
+        except (json.JSONDecodeError, TrainConfigError) as exc:
+            msg = (
+                f'model {model.path!r}: metadata dmil_ros.config is not a training config ({exc})'
+            )
+            raise TrainError(msg) from exc
     return data, model.spec
 
 

@@ -81,12 +81,12 @@ def run(args: argparse.Namespace) -> int:
     for path in args.model:
         input_file(path, '--model')
     models = [(path, load_for_evaluation(path)) for path in args.model]
+    settings = [model_settings(model) for _, model in models]
     cache = None if args.no_cache else (args.cache or default_cache_dir())
     results = {}
     loaded: dict[str, tuple[Arrays, int, int]] = {}  # data key -> (pairs, two-scene, unconfirmed)
     names = model_names(list(args.model))
-    for (path, model), name in zip(models, names, strict=True):
-        data_cfg, spec = model_settings(model)
+    for (path, model), (data_cfg, spec), name in zip(models, settings, names, strict=True):
         key = json.dumps([data_cfg.__dict__, spec.to_json()], sort_keys=True, default=str)
         if key not in loaded:
             arrays, stats = load_bags(list(args.bags), data_cfg, spec, cache)

@@ -90,9 +90,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(msg)
     evaluation = None
     if args.eval_json:
-        text = input_file(args.eval_json, '--eval-json').read_text(encoding='utf-8')
+        text = _read_text(input_file(args.eval_json, '--eval-json'), '--eval-json')
         evaluation = load_evaluation(text, f'--eval-json {str(args.eval_json)!r}')
-    notes = input_file(args.notes, '--notes').read_text(encoding='utf-8') if args.notes else ''
+    notes = _read_text(input_file(args.notes, '--notes'), '--notes') if args.notes else ''
     ckpt = args.run_dir / args.checkpoint
     model, config, _ = load_model(ckpt)
     summary_path = args.run_dir / 'summary.json'
@@ -181,3 +181,14 @@ def run(args: argparse.Namespace) -> int:
         args.out, report['bytes'], report['max_abs_diff'], report['batch'],
     )  # fmt: skip
     return 0
+
+
+def _read_text(path: Path, option: str) -> str:
+    """The UTF-8 text of the file ``path`` given as ``option``."""
+    from dmil_ros.train.errors import TrainConfigError
+
+    try:
+        return path.read_text(encoding='utf-8')
+    except UnicodeDecodeError as exc:
+        msg = f'{option} {str(path)!r}: not a text file (not UTF-8: {exc})'
+        raise TrainConfigError(msg) from exc

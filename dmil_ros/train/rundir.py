@@ -13,7 +13,8 @@
 # limitations under the License.
 
 """A training run's directory: refusing to clobber an earlier run, checking a resume against
-the run's own bags, and the files that describe the run (``config.json``, ``data.json``).
+the run's own bags and config, and the files that describe the run (``config.json``,
+``data.json``).
 
 Every check here runs before a bag is read, and nothing of a run is rewritten by a command that
 is then refused.
@@ -22,10 +23,14 @@ is then refused.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from dmil_ros.train.config import TrainConfig
 from dmil_ros.train.errors import TrainConfigError, TrainError
+
+logger = logging.getLogger(__name__)
 
 
 def earlier_run(out: Path) -> list[Path]:
@@ -108,6 +113,48 @@ def check_bags(out: Path, bags: list[Path], val_bags: list[Path], *, resume: boo
         raise TrainConfigError(msg)
 
 
+def run_config(out: Path, config: Path | None, kind: str | None, *, resume: bool) -> TrainConfig:
+    """The config to train with: the file ``config`` (``--config``; the defaults without it),
+    model kind ``kind`` (``--model``) applied. A resume continues on the config the run stored
+    in ``config.json``: taken from there when ``config`` is not given, and a config or kind that
+    differs from it is refused (the run's checkpoints were trained with that one)."""
+    given = TrainConfig.load(config) if config is not None else None
+    stored_path = out / 'config.json'
+    stored = TrainConfig.load(stored_path) if resume and stored_path.is_file() else None
+    chosen = given if given is not None else stored if stored is not None else TrainConfig()
+    if kind:
+        chosen = chosen.with_kind(kind)
+    if stored is None:
+        return chosen
+    if chosen != stored:
+        options = [f'--config {str(config)!r}'] if given is not None and given != stored else []
+        options += [f'--model {kind}'] if kind and kind != stored.model.kind else []
+        changed = config_changes(stored, chosen)
+        more = f' and {len(changed) - 4} more' if len(changed) > 4 else ''
+        msg = (
+            f'resume {str(out)!r}: {" with ".join(options)} differs from the config the run was '
+            f'started with ({str(stored_path)!r}) in {", ".join(changed[:4])}{more}; omit '
+            f"{' and '.join(o.split()[0] for o in options)} to continue with the run's own "
+            'config (or pass that file), or start a new run (--overwrite or another --out) to '
+            'train with this one'
+        )
+        raise TrainConfigError(msg)
+    if given is None:
+        logger.info("resume %s: training with the run's config %s", out, stored_path)
+    return chosen
+
+
+def config_changes(old: TrainConfig, new: TrainConfig) -> list[str]:
+    """The fields (``section.name``) in which ``new`` differs from ``old``, with both values."""
+    a, b = old.to_dict(), new.to_dict()
+    return [
+        f'{section}.{name} ({a[section].get(name)!r} -> {b[section].get(name)!r})'
+        for section in sorted(a)
+        for name in sorted(set(a[section]) | set(b[section]))
+        if a[section].get(name) != b[section].get(name)
+    ]
+
+
 def recorded_bags(out: Path) -> tuple[list[Path], list[Path]] | None:
     """The training and validation bags ``data.json`` records for the run (None: no file)."""
     path = out / 'data.json'
@@ -160,8 +207,10 @@ def write_run_files(
 __all__ = [
     'check_bags',
     'check_out',
+    'config_changes',
     'earlier_run',
     'recorded_bags',
     'recording',
+    'run_config',
     'write_run_files',
 ]

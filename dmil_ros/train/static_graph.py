@@ -62,6 +62,8 @@ from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from onnx import helper, numpy_helper
 
 from dmil_ros.atomic import atomic_write_bytes
+from dmil_ros.errors import DmilError
+from dmil_ros.paths import output_file
 from dmil_ros.train.errors import ExportError
 
 logger = logging.getLogger(__name__)
@@ -317,7 +319,12 @@ def make_static_file(src: Path, dst: Path) -> StaticReport:
         msg = f'model {str(src)!r}: cannot load it ({exc})'
         raise ExportError(msg) from exc
     static, report = make_static(model, name=f'model {str(src)!r}')
-    atomic_write_bytes(dst, static.SerializeToString())
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(dst, static.SerializeToString())
+    except OSError as exc:  # its text names the temporary file, not dst
+        msg = f'model {str(dst)!r}: cannot write it ({type(exc).__name__}: {exc.strerror or exc})'
+        raise ExportError(msg) from exc
     return report
 
 
@@ -329,8 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     try:
+        output_file(args.out, 'OUT')  # before the work: a directory, an unwritable folder
         report = make_static_file(args.model, args.out)
-    except ExportError as exc:
+    except DmilError as exc:
         logger.error('%s', exc)
         return 2
     logger.info(

@@ -54,7 +54,7 @@ from dmil_ros.train.config import ScheduleConfig, TrainConfig
 from dmil_ros.train.dataset import Arrays
 from dmil_ros.train.errors import TrainError
 from dmil_ros.train.metrics import evaluate_predictions
-from dmil_ros.train.rundir import earlier_run
+from dmil_ros.train.rundir import config_changes, earlier_run
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +237,12 @@ def train(
     if resume:
         blob, saved_cfg, meta = load_checkpoint(out / 'last.pt')
         if saved_cfg != config:
-            msg = f'resume {str(out)!r}: the run was started with a different config'
+            changed = ', '.join(config_changes(saved_cfg, config)[:4])
+            msg = (
+                f'resume {str(out)!r}: the run was started with a different config (last.pt '
+                f"differs in {changed}); resume with the run's own config (dmil-ros train "
+                '--resume without --config), or start a new run'
+            )
             raise TrainError(msg)
         if 'generator' not in blob or ('optimizer' in blob and 'scheduler' not in blob):
             msg = (
@@ -261,101 +266,104 @@ def train(
                 p.unlink()
     tr, va = _tensors(train_set), _tensors(val_set)
     log = _Logger(out, resume)
-    n = len(train_set)
-    step = sum(p.epochs for p in plan[: state['phase']]) + state['epoch']
-    for pi in range(state['phase'], len(plan)):
-        ph = plan[pi]
-        if ph.epochs == 0:
-            continue
-        # the best checkpoint of the latest earlier stage that ran (0-epoch stages are skipped)
-        prev = [p for p in plan[:pi] if p.epochs > 0]
-        if prev and state['epoch'] == 0:
-            blob, _, _ = load_checkpoint(out / f'stage{prev[-1].stage}_best.pt')
-            model.load_state_dict(blob['state_dict'])
-        model.set_stage(ph.stage)  # type: ignore[operator]
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=ph.lr, weight_decay=sched.weight_decay)
-        sched_lr = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=ph.epochs)
-        if opt_state is not None and state['epoch'] > 0:
-            # the saved states, not a replay of scheduler steps (which anneals twice)
-            opt.load_state_dict(opt_state)
-            sched_lr.load_state_dict(lr_state)
-        opt_state = lr_state = None
-        loss_fn = _loss_fn(kind, ph.stage, config)
-        cached: tuple[Tensor, Tensor] | None = None
-        if isinstance(model, DMIL) and ph.stage == 2:
-            with torch.no_grad():  # frozen encoders (eval mode): features once per stage
-                zs = [
-                    model.encode(tr[0][i : i + 512], tr[1][i : i + 512]) for i in range(0, n, 512)
-                ]
-            cached = (torch.cat([z[0] for z in zs]), torch.cat([z[1] for z in zs]))
-        for epoch in range(state['epoch'], ph.epochs):
-            t0 = time.perf_counter()
+    try:  # closed on an error or Ctrl-C too: a writer left open at exit could abort (134)
+        n = len(train_set)
+        step = sum(p.epochs for p in plan[: state['phase']]) + state['epoch']
+        for pi in range(state['phase'], len(plan)):
+            ph = plan[pi]
+            if ph.epochs == 0:
+                continue
+            # the best checkpoint of the latest earlier stage that ran (0-epoch stages are skipped)
+            prev = [p for p in plan[:pi] if p.epochs > 0]
+            if prev and state['epoch'] == 0:
+                blob, _, _ = load_checkpoint(out / f'stage{prev[-1].stage}_best.pt')
+                model.load_state_dict(blob['state_dict'])
             model.set_stage(ph.stage)  # type: ignore[operator]
-            order = torch.randperm(n, generator=gen)
-            total, count = 0.0, 0
-            parts_sum: dict[str, float] = {}
-            bar = tqdm(
-                range(0, n, sched.batch_size), disable=not progress, leave=False,
-                desc=f'{kind} stage {ph.stage} epoch {epoch + 1}/{ph.epochs}',
-            )  # fmt: skip
-            for i in bar:
-                idx = order[i : i + sched.batch_size]
-                if idx.numel() < 2:
-                    continue
-                if cached is not None:
-                    heads = model.forward_features
-                    out_ = heads(cached[0][idx], cached[1][idx])  # type: ignore[operator]
-                else:
-                    out_ = model(*augment(tr[0][idx], tr[1][idx], sched, gen))
-                loss, parts = loss_fn(out_, tr[2][idx], tr[3][idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
-                opt.step()
-                total += float(loss.detach()) * idx.numel()
-                count += idx.numel()
-                for k, v in parts.items():
-                    parts_sum[k] = parts_sum.get(k, 0.0) + v * idx.numel()
-                bar.set_postfix(loss=f'{float(loss.detach()):.3f}')
-            if not count:  # every batch held one frame: the weights did not move
-                msg = (
-                    f'train {str(out)!r}: {kind} stage {ph.stage} epoch {epoch + 1} took no '
-                    f'optimizer step ({n} training frame(s), batch_size {sched.batch_size}; a '
-                    'batch of one frame is skipped): at least 2 training frames and batch_size '
-                    '>= 2 are needed'
-                )
-                raise TrainError(msg)
-            lr_used = opt.param_groups[0]['lr']
-            sched_lr.step()
-            metrics = _metrics(model, va)
-            seconds = time.perf_counter() - t0
-            state['seconds'] += seconds
-            step += 1
-            values = {
-                'val': metrics, 'seconds': seconds, 'lr': lr_used,
-                'train_loss': total / max(count, 1),
-                'parts': {k: v / max(count, 1) for k, v in parts_sum.items()},
-            }  # fmt: skip
-            log.row(kind, ph.stage, epoch + 1, step, values)
-            score = _selection_score(kind, ph.stage, metrics)
-            key = f'stage{ph.stage}'
-            logger.info(
-                '%s stage %d epoch %d/%d: loss %.4f val acc %.4f (score %.4f) %.1fs',
-                kind, ph.stage, epoch + 1, ph.epochs, values['train_loss'],
-                metrics['accuracy'], score, seconds,
-            )  # fmt: skip
-            if key not in state['best'] or score > state['best'][key]['score']:
-                state['best'][key] = {'score': score, 'epoch': epoch + 1, 'metrics': metrics}
-                save_checkpoint(out / f'{key}_best.pt', model, config, {'stage': ph.stage})
-            state['epoch'] = epoch + 1
-            if state['epoch'] == ph.epochs:
-                state['phase'], state['epoch'] = pi + 1, 0
-            save_checkpoint(
-                out / 'last.pt', model, config, {'state': state}, optimizer=opt,
-                extra={'scheduler': sched_lr.state_dict(), 'generator': gen.get_state()},
-            )  # fmt: skip
-        state['phase'], state['epoch'] = pi + 1, 0
-    log.close()
+            params = [p for p in model.parameters() if p.requires_grad]
+            opt = torch.optim.Adam(params, lr=ph.lr, weight_decay=sched.weight_decay)
+            sched_lr = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=ph.epochs)
+            if opt_state is not None and state['epoch'] > 0:
+                # the saved states, not a replay of scheduler steps (which anneals twice)
+                opt.load_state_dict(opt_state)
+                sched_lr.load_state_dict(lr_state)
+            opt_state = lr_state = None
+            loss_fn = _loss_fn(kind, ph.stage, config)
+            cached: tuple[Tensor, Tensor] | None = None
+            if isinstance(model, DMIL) and ph.stage == 2:
+                with torch.no_grad():  # frozen encoders (eval mode): features once per stage
+                    zs = [
+                        model.encode(tr[0][i : i + 512], tr[1][i : i + 512])
+                        for i in range(0, n, 512)
+                    ]
+                cached = (torch.cat([z[0] for z in zs]), torch.cat([z[1] for z in zs]))
+            for epoch in range(state['epoch'], ph.epochs):
+                t0 = time.perf_counter()
+                model.set_stage(ph.stage)  # type: ignore[operator]
+                order = torch.randperm(n, generator=gen)
+                total, count = 0.0, 0
+                parts_sum: dict[str, float] = {}
+                bar = tqdm(
+                    range(0, n, sched.batch_size), disable=not progress, leave=False,
+                    desc=f'{kind} stage {ph.stage} epoch {epoch + 1}/{ph.epochs}',
+                )  # fmt: skip
+                for i in bar:
+                    idx = order[i : i + sched.batch_size]
+                    if idx.numel() < 2:
+                        continue
+                    if cached is not None:
+                        heads = model.forward_features
+                        out_ = heads(cached[0][idx], cached[1][idx])  # type: ignore[operator]
+                    else:
+                        out_ = model(*augment(tr[0][idx], tr[1][idx], sched, gen))
+                    loss, parts = loss_fn(out_, tr[2][idx], tr[3][idx])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    opt.step()
+                    total += float(loss.detach()) * idx.numel()
+                    count += idx.numel()
+                    for k, v in parts.items():
+                        parts_sum[k] = parts_sum.get(k, 0.0) + v * idx.numel()
+                    bar.set_postfix(loss=f'{float(loss.detach()):.3f}')
+                if not count:  # every batch held one frame: the weights did not move
+                    msg = (
+                        f'train {str(out)!r}: {kind} stage {ph.stage} epoch {epoch + 1} took no '
+                        f'optimizer step ({n} training frame(s), batch_size {sched.batch_size}; a '
+                        'batch of one frame is skipped): at least 2 training frames and '
+                        'batch_size >= 2 are needed'
+                    )
+                    raise TrainError(msg)
+                lr_used = opt.param_groups[0]['lr']
+                sched_lr.step()
+                metrics = _metrics(model, va)
+                seconds = time.perf_counter() - t0
+                state['seconds'] += seconds
+                step += 1
+                values = {
+                    'val': metrics, 'seconds': seconds, 'lr': lr_used,
+                    'train_loss': total / max(count, 1),
+                    'parts': {k: v / max(count, 1) for k, v in parts_sum.items()},
+                }  # fmt: skip
+                log.row(kind, ph.stage, epoch + 1, step, values)
+                score = _selection_score(kind, ph.stage, metrics)
+                key = f'stage{ph.stage}'
+                logger.info(
+                    '%s stage %d epoch %d/%d: loss %.4f val acc %.4f (score %.4f) %.1fs',
+                    kind, ph.stage, epoch + 1, ph.epochs, values['train_loss'],
+                    metrics['accuracy'], score, seconds,
+                )  # fmt: skip
+                if key not in state['best'] or score > state['best'][key]['score']:
+                    state['best'][key] = {'score': score, 'epoch': epoch + 1, 'metrics': metrics}
+                    save_checkpoint(out / f'{key}_best.pt', model, config, {'stage': ph.stage})
+                state['epoch'] = epoch + 1
+                if state['epoch'] == ph.epochs:
+                    state['phase'], state['epoch'] = pi + 1, 0
+                save_checkpoint(
+                    out / 'last.pt', model, config, {'state': state}, optimizer=opt,
+                    extra={'scheduler': sched_lr.state_dict(), 'generator': gen.get_state()},
+                )  # fmt: skip
+            state['phase'], state['epoch'] = pi + 1, 0
+    finally:
+        log.close()
     final_key = f'stage{ran[-1].stage}'  # the last stage that ran
     if (out / f'{final_key}_best.pt').exists():
         shutil.copyfile(out / f'{final_key}_best.pt', out / 'model.pt')

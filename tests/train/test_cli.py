@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import onnx
 import pytest
@@ -317,3 +318,108 @@ def test_the_card_describes_the_model_it_was_written_for() -> None:
     assert 'Labels: `cmd_vel` (/robot/cmd_vel)' in card
     assert "project's simulator" not in card
     assert '2-core' not in card
+
+
+def _joint_config(path: Path, epochs: int, seed: int = 0) -> Path:
+    path.write_text(json.dumps({
+        'model': {**small_model(4), 'kind': 'joint'},
+        'schedule': {'baseline_epochs': epochs, 'batch_size': 32, 'threads': 1, 'seed': seed},
+        'data': {'block_seconds': 0.5},
+    }))  # fmt: skip
+    return path
+
+
+def test_an_interrupted_run_resumes_on_its_own_config(
+    bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C mid-run exits 130 with last.pt kept and the TensorBoard writer closed (left open,
+    it once aborted the process with exit 134); `--resume` without --config then continues on
+    the run's config.json (it was refused as 'a different config' after decoding every bag),
+    and a --config or --model that differs from it is refused before any bag is read, saying
+    what differs and how to go on (review 20b #4, #5)."""
+    pytest.importorskip('torch.utils.tensorboard')
+    from torch.utils.tensorboard import SummaryWriter
+
+    from dmil_ros.train import data, trainer
+
+    config, run, cache = _joint_config(tmp_path / 'c.json', 2), tmp_path / 'run', tmp_path / 'c'
+    common = ['train', '--bags', str(bag), '--out', str(run), '--cache', str(cache),
+              '--no-progress']  # fmt: skip
+    writers: list[SummaryWriter] = []
+    close = trainer._Logger.close
+
+    def closing(self: Any) -> None:
+        writers.append(self.tb)
+        close(self)
+
+    monkeypatch.setattr(trainer._Logger, 'close', closing)
+    epochs = {'n': 0}
+    original = trainer._metrics
+
+    def interrupted(*args: Any) -> Any:
+        epochs['n'] += 1
+        if epochs['n'] == 2:  # the second epoch, after the first one's last.pt
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(trainer, '_metrics', interrupted)
+    assert main([*common, '--config', str(config)]) == 130
+    assert [w.all_writers for w in writers] == [None]  # closed
+    assert (run / 'last.pt').is_file()
+    assert not (run / 'summary.json').exists()
+    monkeypatch.setattr(trainer, '_metrics', original)
+    read: list[list[Path]] = []
+    load_bags = data.load_bags
+
+    def reading(bags: list[Path], *args: Any, **kwargs: Any) -> Any:
+        read.append(bags)
+        return load_bags(bags, *args, **kwargs)
+
+    monkeypatch.setattr(data, 'load_bags', reading)
+    other = _joint_config(tmp_path / 'other.json', 2, seed=1)
+    for extra, named in [
+        (['--config', str(other)], f"--config '{other}' differs"),
+        (['--model', 'dmil'], '--model dmil differs'),
+        (['--config', str(other), '--model', 'ensemble'], 'omit --config and --model'),
+    ]:
+        assert main([*common, '--resume', *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert named in err, extra
+        assert f"started with ('{run / 'config.json'}')" in err, extra
+    assert 'schedule.seed (0 -> 1)' in err
+    assert read == []  # refused before any bag was read
+    assert main([*common, '--resume']) == 0
+    assert "training with the run's config" in capsys.readouterr().err
+    assert json.loads((run / 'summary.json').read_text())['kind'] == 'joint'
+    assert main([*common, '--resume', '--config', str(run / 'config.json')]) == 0
+
+
+def test_binary_files_given_as_text_are_named_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file that is not UTF-8 text as --config, the run's config.json, --eval-json or --notes,
+    or as a model's training-config metadata, is one line naming it, exit 2 (it was a
+    UnicodeDecodeError / JSONDecodeError traceback; review 20b #6)."""
+    from tests.runtime.contract_models import build_model
+
+    binary = tmp_path / 'binary'
+    binary.write_bytes(b'\x89PNG\r\n\x1a\n\xd9\xff\x00')
+    nobag = str(tmp_path / 'nobag')
+    train = ['train', '--bags', nobag, '--out']
+    assert main([*train, str(tmp_path / 'r'), '--config', str(binary)]) == 2
+    assert f"config '{binary}': not a JSON text file" in capsys.readouterr().err
+    run = tmp_path / 'run'
+    run.mkdir()
+    (run / 'config.json').write_bytes(binary.read_bytes())
+    assert main([*train, str(run), '--resume']) == 2
+    assert f"config '{run / 'config.json'}': not a JSON text file" in capsys.readouterr().err
+    out = str(tmp_path / 'm.onnx')
+    for option in ('--eval-json', '--notes'):
+        assert main(['export', str(tmp_path / 'norun'), '--out', out, option, str(binary)]) == 2
+        assert f"{option} '{binary}': not a text file" in capsys.readouterr().err
+    good = build_model(tmp_path / 'good.onnx')
+    bad = build_model(tmp_path / 'bad.onnx', metadata={'dmil_ros.config': '{broken'})
+    assert main(['evaluate', '--model', str(good), '--model', str(bad), nobag]) == 2
+    assert f"model '{bad}': metadata dmil_ros.config is not a training config" in (
+        capsys.readouterr().err
+    )

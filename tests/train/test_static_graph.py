@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -304,3 +305,27 @@ def test_a_model_onnx_cannot_infer_is_refused_naming_the_file(
     assert "static graph of model '" in caplog.text
     assert "broken.onnx'" in caplog.text
     assert not (tmp_path / 'out.onnx').exists()
+
+
+def test_cli_names_an_output_it_cannot_write(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """OUT a directory, or under a file: one line naming it, exit 2 (an IsADirectoryError
+    traceback naming a temporary file, exit 1; review 20b #18); a write that fails all the
+    same names OUT, not the temporary."""
+    from dmil_ros.train.errors import ExportError
+    from dmil_ros.train.static_graph import make_static_file
+
+    src = tmp_path / 'in.onnx'
+    onnx.save(catalogue(), str(src))
+    (tmp_path / 'file').write_text('')
+    with caplog.at_level(logging.ERROR):
+        assert main([str(src), str(tmp_path)]) == 2
+        assert main([str(src), str(tmp_path / 'file' / 'out.onnx')]) == 2
+    assert f"OUT '{tmp_path}' is a directory, not a file" in caplog.text
+    assert f"OUT '{tmp_path / 'file' / 'out.onnx'}'" in caplog.text
+    assert 'Traceback' not in caplog.text
+    with pytest.raises(ExportError, match=re.escape(f"model '{tmp_path}': cannot write it")):
+        make_static_file(src, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['file', 'in.onnx']
+    assert main([str(src), str(tmp_path / 'new' / 'out.onnx')]) == 0  # folders made

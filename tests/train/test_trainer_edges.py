@@ -212,3 +212,36 @@ def test_fresh_run_drops_the_earlier_runs_tensorboard_events(tmp_path: Path) -> 
     second = set((tmp_path / 'tb').glob('events.out.tfevents.*'))
     assert second
     assert not first & second  # one run's events only
+
+
+def test_an_interrupt_mid_epoch_closes_the_tensorboard_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C raises KeyboardInterrupt wherever the loop is: the writer is closed all the same
+    (left open, its thread at exit once aborted the process, exit 134; review 20b #5) and the
+    last finished epoch's last.pt is kept for --resume."""
+    pytest.importorskip('torch.utils.tensorboard')
+    loggers: list[Any] = []
+    make_logger = trainer._Logger.__init__
+
+    def spy(self: Any, *args: Any) -> None:
+        make_logger(self, *args)
+        loggers.append(self)
+
+    calls = {'n': 0}
+    metrics = trainer._metrics
+
+    def interrupted(*args: Any) -> Any:
+        calls['n'] += 1
+        if calls['n'] == 2:
+            raise KeyboardInterrupt
+        return metrics(*args)
+
+    monkeypatch.setattr(trainer._Logger, '__init__', spy)
+    monkeypatch.setattr(trainer, '_metrics', interrupted)
+    cfg = small_config('joint', baseline_epochs=3)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, toy_arrays(32, 0), toy_arrays(16, 1), tmp_path, progress=False)
+    assert len(loggers) == 1
+    assert loggers[0].tb.all_writers is None  # SummaryWriter.close() ran
+    assert load_checkpoint(tmp_path / 'last.pt')[2]['state']['epoch'] == 1
