@@ -212,6 +212,7 @@ def bench_report(n: int, tmp: Path) -> None:
         bag=['drive'] * n,
         index=np.arange(n),
         stamp=stamps,
+        lidar_stamp=stamps - 7_000_000,
         alert=terms[:, 3] > 0.9,
         action=[ACTIONS[i] for i in rng.integers(0, 4, n)],
         label=[''] * n,

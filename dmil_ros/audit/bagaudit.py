@@ -218,7 +218,7 @@ class _Collector:
             k: []
             for k in (
                 'stamp',
-                'lidar_stamp',  # -1: none (camera-only frames in degraded mode)
+                'lidar_stamp',  # the paired sweep's (degraded frames are not audited)
                 'probs',
                 'gates',
                 'p_camera',

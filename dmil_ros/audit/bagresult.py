@@ -37,7 +37,7 @@ from dmil_ros.audit.errors import AuditInputError
 F32 = npt.NDArray[np.float32]
 ARRAYS = (
     'stamp',  # (N,) int64 camera stamp, ns
-    'lidar_stamp',  # (N,) int64 the paired sweep's stamp, ns; -1 without (degraded mode)
+    'lidar_stamp',  # (N,) int64 the paired sweep's stamp, ns (degraded frames: not audited)
     'probs',  # (N, 4) the model's action probabilities
     'gates',  # (N, 4) NaN without gates
     'p_camera',  # (N, 4) p(y|x_camera): head or calibrated masking

@@ -85,7 +85,8 @@ def dataset_pid(  # noqa: PLR0917 - the estimator's arrays, then its two setting
     its (c1, c2) cell of the histogram (an indifferent model, 0.5 ± 0.02 flipping with
     x1 XOR x2, has S = 0.001 bits, not the argmax's 1 bit). The clusters and their count are
     chosen as for a hard target (the discretisers see features only; the bias rules count the
-    argmax histogram).
+    argmax histogram), so a model whose argmax never varies gets no estimate, though its
+    probabilities may.
 
     ``n_clusters`` None: the largest k of :data:`CANDIDATE_CLUSTERS` and the worst-case rule's
     k, never below the number of classes, whose occupied-cell bias is within

@@ -17,12 +17,13 @@
 Nothing is fetched at load time, so the file opens offline and can be mailed around. Sections:
 
 1. interaction over time: per bag, the per-frame terms R / U_camera / U_lidar / S the spikes
-   are found on (the node's: the model's ``pid_broja`` head when it has one, else the
+   are found on (the node's: the model's ``pid_broja`` head, else its ``pid_lsmi``, else the
    model-level LSMI) stacked (positive parts), synergy spikes shaded, runtime alerts ticked;
 2. gate distributions per action (box plots; those terms for models without gates);
 3. data vs model PID (the shortcut check): dataset-level atoms from the labels, from the model's
-   predictions and, for simulator bags, the ground truth;
-4. the top GapScore frames, 5. every spike, each with its camera thumbnail and LiDAR
+   predictive distribution and, for simulator bags, the ground truth;
+4. the top GapScore frames, each with the model-level terms its GapScore came from
+   (``summary['gapscore_from']``), 5. every spike; each with its camera thumbnail and LiDAR
    bird's-eye view.
 
 A small inline script records JavaScript errors and checks that every plot has drawn marks with
@@ -138,8 +139,8 @@ def _compared_model_pid(summary: Mapping[str, Any]) -> tuple[Any, str]:
     """The model-level PID to set beside ``data_pid`` and its legend: on the labelled frames
     when some bags have no labels (``model_labelled_pid``), so both see the same frames."""
     if summary.get('model_labelled_pid'):
-        return summary['model_labelled_pid'], 'model (predictions, labelled frames)'
-    return summary.get('model_pid'), 'model (predictions)'
+        return summary['model_labelled_pid'], 'model (predictive distribution, labelled frames)'
+    return summary.get('model_pid'), 'model (predictive distribution)'
 
 
 def _missing_pid_reasons(summary: Mapping[str, Any]) -> str:
@@ -287,6 +288,9 @@ def render_report(
     labels = column(table, 'label') if table.num_rows else np.zeros(0, object)
     families = column(table, 'family') if table.num_rows else np.zeros(0, object)
     gap = column(table, 'gapscore') if table.num_rows else np.zeros(0)
+    # the terms GapScore was computed from (model level), not the spikes' node terms
+    gap_group = str(summary.get('gapscore_from') or 'lsmi_model')
+    gap_terms = matrix(table, TERM_COLUMNS.get(gap_group, TERM_COLUMNS['lsmi_model']))
     for row in top_gapscore_rows(table):
         bag, stamp = str(bags[row]), int(stamps[row])
         cards.append(
@@ -297,7 +301,10 @@ def render_report(
                     ('GapScore', fmt(float(gap[row]))),
                     ('action / label', f'{esc(actions[row])} / {esc(labels[row] or "–")}'),
                     ('family', esc(families[row] or '–')),
-                    *[(LABELS[c], fmt(float(terms[row, k]))) for k, c in enumerate(COMPONENTS)],
+                    *[
+                        (f'{LABELS[c]} ({gap_group})', fmt(float(gap_terms[row, k])))
+                        for k, c in enumerate(COMPONENTS)
+                    ],
                 ],
                 media,
                 bag,

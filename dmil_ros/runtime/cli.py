@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     output_dir(args.out, '--out', new=True)  # before the model loads and the bag is read
     check_namespace(args.namespace, '--namespace')
     summary_path = output_file(args.summary, '--summary') if args.summary else None
-    out_dir = Path(args.out).absolute()
-    if summary_path is not None and out_dir in (p := summary_path.absolute(), *p.parents):
+    out_dir = Path(args.out).resolve()
+    if summary_path is not None and out_dir in (p := summary_path.resolve(), *p.parents):
         # the output bag's folder is created by the replay: the summary would fail at the end
         msg = f'--summary {args.summary!r}: inside or at --out {args.out!r}, the output bag'
         raise ConfigError(msg)

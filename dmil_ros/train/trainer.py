@@ -241,7 +241,8 @@ def train(
             msg = (
                 f'resume {str(out)!r}: the run was started with a different config (last.pt '
                 f"differs in {changed}); resume with the run's own config (dmil-ros train "
-                '--resume without --config), or start a new run'
+                '--resume without --config; --config with the file the run was started with '
+                'when its config.json is gone), or start a new run'
             )
             raise TrainError(msg)
         if 'generator' not in blob or ('optimizer' in blob and 'scheduler' not in blob):

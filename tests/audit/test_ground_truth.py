@@ -170,6 +170,29 @@ def test_the_model_level_shows_a_shortcut_the_node_terms_hide() -> None:
     assert summary['spikes_from'] == 'node (model output pid_broja)'
 
 
+def test_gapscore_and_its_cards_use_the_model_level_terms() -> None:
+    """GapScore is decision level (methods.md §5): computed from the model-level BROJA-local
+    terms, and the report's GapScore cards show those terms, not the node's (review 20d #2)."""
+    from dmil_ros.audit.report import render_report, top_gapscore_rows
+    from dmil_ros.audit.tables import matrix
+    from dmil_ros.audit.terms import gapscore
+
+    bag = _shortcut_bag(1200)
+    table, summary = merge([bag], MergeOptions(n_clusters=8))
+    a = bag.arrays
+    for group, expect in (('broja_model', True), ('node', False)):
+        terms = matrix(table, tuple(f'{group}_{c}' for c in COMPONENTS))
+        want = gapscore(terms, a['p_camera'], a['p_lidar'], a['probs'].astype(np.float64))
+        got = table.column('gapscore').to_numpy()
+        same = np.allclose(got, want[:, 3], equal_nan=True, atol=1e-6)
+        assert same is expect, group
+    html = render_report(summary, table, {})
+    row = top_gapscore_rows(table)[0]
+    syn = table.column('broja_model_synergy').to_numpy()[row]
+    assert f'<tr><th>S (broja_model)</th><td>{syn:.3f}</td></tr>' in html
+    assert '(node)</th>' not in html
+
+
 def test_model_pid_is_the_pid_of_the_predictive_distribution() -> None:
     """Review 20a #2 (methods.md §5): an indifferent model, p(y=1|x) = 0.5 ± 0.02 flipping with
     x1 XOR x2, holds almost no synergy (0.001 bits of exact PID); its argmax holds 1 bit."""
@@ -290,7 +313,7 @@ def test_model_pid_on_the_labelled_frames_when_some_bags_are_unlabelled() -> Non
     assert mixed['pid_estimator']['model_labelled']['frames'] == labelled.frames
     assert mixed['pid_estimator']['model']['frames'] == labelled.frames + unlabelled.frames
     # the report's bars use the comparable one
-    assert 'model (predictions, labelled frames)' in render_report(mixed, table, {})
+    assert 'model (predictive distribution, labelled frames)' in render_report(mixed, table, {})
 
 
 def test_lsmi_not_fitted_is_not_reported_as_a_fit() -> None:
