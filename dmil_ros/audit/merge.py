@@ -122,29 +122,28 @@ def _mean_terms(terms: F64, rows: npt.NDArray[np.bool_]) -> dict[str, float] | N
     return as_atoms(sel.mean(axis=0)) if len(sel) else None
 
 
-def _node_terms(
-    arrays: dict[str, npt.NDArray[Any]], no_evidence_counts: dict[str, int]
-) -> tuple[F64, str | None]:
+def _node_terms(arrays: dict[str, npt.NDArray[Any]]) -> tuple[F64, str | None, int]:
     """The per-frame terms the node publishes on ``~/interactions`` and its alarm reads: the
-    model's ``pid_broja`` output, else its ``pid_lsmi``, and which (None: neither).
+    model's ``pid_broja`` output, else its ``pid_lsmi``; which (None: neither); and how many
+    rows had no evidence.
 
     A frame whose row is not finite stays NaN (it does not send the others to a refit); a
     ``pid_broja`` row at the table's floor (NO_EVIDENCE_BITS: the node publishes NaN for it)
-    is NaN and counted in ``no_evidence_counts['node']``.
+    is NaN and counted.
     """
     n = len(arrays['stamp'])
     own_broja = arrays['self_broja'].astype(np.float64)  # (N, 4), NaN without
     broja_rows = np.asarray(np.isfinite(own_broja).all(axis=1))  # (N,)
     if broja_rows.any():
         floored = no_evidence(own_broja) & broja_rows  # (N,)
-        no_evidence_counts['node'] = int(floored.sum())
         keep = broja_rows & ~floored
-        return np.where(keep[:, None], own_broja, np.nan), 'model output pid_broja'
+        terms = np.where(keep[:, None], own_broja, np.nan)
+        return terms, 'model output pid_broja', int(floored.sum())
     own_lsmi = arrays['self_lsmi'].astype(np.float64)  # (N, 4), NaN without
     lsmi_rows = np.asarray(np.isfinite(own_lsmi).all(axis=1))  # (N,)
     if lsmi_rows.any():
-        return np.where(lsmi_rows[:, None], own_lsmi, np.nan), 'model output pid_lsmi'
-    return np.full((n, 4), np.nan), None
+        return np.where(lsmi_rows[:, None], own_lsmi, np.nan), 'model output pid_lsmi', 0
+    return np.full((n, 4), np.nan), None, 0
 
 
 def _spike_families(
@@ -265,7 +264,7 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
     broja_sources: dict[str, str] = {}
     broja_fits = [('model', pred, broja_model), ('data', label, broja_data)]
     no_evidence_counts: dict[str, int] = {}  # frames whose terms are left out (NaN), per level
-    node, node_source = _node_terms(arrays, no_evidence_counts)
+    node, node_source, node_no_evidence = _node_terms(arrays)
     broja_clusters: dict[str, int] = {}
     for which, target, dest in broja_fits:
         rows = np.flatnonzero(usable & (target >= 0))
@@ -387,7 +386,7 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
         'node_mean': {
             'terms': _mean_terms(node, np.ones(n, bool)),
             'source': node_source or 'none: the model has no pid_broja or pid_lsmi output',
-            'no_evidence': no_evidence_counts.get('node', 0),
+            'no_evidence': node_no_evidence,
             'note': "what the node publishes on ~/interactions: the model's heads, fitted at "
             "export on the training frames' recorded actions and read at the predicted action "
             '(the interactions the data holds for the chosen action; how the model itself '

@@ -367,9 +367,11 @@ def paired_sweeps(table: pa.Table, wanted: set[tuple[str, int]]) -> dict[str, di
         return out
     bags, stamps = column(table, 'bag'), column(table, 'stamp')
     lidar = column(table, 'lidar_stamp')
-    for row in range(table.num_rows):
+    # the rows of the wanted stamps only, not a Python loop over every frame
+    candidates = np.isin(stamps, np.fromiter((s for _, s in wanted), np.int64, len(wanted)))
+    for row in np.flatnonzero(candidates & (lidar >= 0)):
         key = (str(bags[row]), int(stamps[row]))
-        if key in wanted and lidar[row] >= 0:
+        if key in wanted:
             out.setdefault(key[0], {}).setdefault(key[1], int(lidar[row]))
     return out
 

@@ -260,10 +260,9 @@ def load_yaml(path: str | Path, node: str = NODE, namespace: str = '') -> dict[s
     fqn = f'/{ns}/{node}' if ns else f'/{node}'
     out: dict[str, Any] = {}
     sections = _node_sections(data)
-    matched = [key for key, _ in sections if _node_pattern(key).fullmatch(fqn)]
-    for key, section in sections:
-        if key in matched:
-            out.update(_flatten(section))
+    matched = [section for key, section in sections if _node_pattern(key).fullmatch(fqn)]
+    for section in matched:
+        out.update(_flatten(section))
     if not matched:
         # rcl would apply nothing, silently: the file was meant for this node, so say so
         keys = ', '.join(repr(key) for key, _ in sections[:5]) or 'none'

@@ -228,7 +228,6 @@ class FusionPipeline:
         self._empty_lidar = np.zeros(self.spec.lidar_shape, np.float32)
         self.received: Counter[str] = Counter()
         self.errors: Counter[tuple[str, str]] = Counter()
-        self.usable: Counter[str] = Counter()  # topic -> messages decoded and preprocessed
         self.topic_errors: dict[str, str] = {}  # topic -> its latest message error
         self.last_error = ''
         self.frames = 0
@@ -268,23 +267,22 @@ class FusionPipeline:
                 tensor = prepare_points(points, self.spec)
             t2 = time.perf_counter()
         except DecodeError as exc:
-            self.errors[(topic, exc.reason)] += 1
-            self.last_error = self.topic_errors[topic] = str(exc)
+            self._refuse(topic, exc.reason, str(exc))
             return None
         except (AttributeError, TypeError) as exc:  # not the message type the topic should carry
-            self.errors[(topic, 'type')] += 1
-            self.last_error = self.topic_errors[topic] = (
-                f'topic {topic!r}: {type(msg).__name__} is not usable ({exc})'
-            )
+            text = f'topic {topic!r}: {type(msg).__name__} is not usable ({exc})'
+            self._refuse(topic, 'type', text)
             return None
         except Exception as exc:  # anything else one message triggers costs that message only
-            self.errors[(topic, 'unexpected')] += 1
-            self.last_error = self.topic_errors[topic] = (
-                f'topic {topic!r}: message skipped ({type(exc).__name__}: {exc})'
-            )
+            text = f'topic {topic!r}: message skipped ({type(exc).__name__}: {exc})'
+            self._refuse(topic, 'unexpected', text)
             return None
-        self.usable[topic] += 1
         return Prepared(header, tensor, t1 - t0, t2 - t1)
+
+    def _refuse(self, topic: str, reason: str, text: str) -> None:
+        """Count a message ``_prepare`` could not use, under its topic and reason."""
+        self.errors[(topic, reason)] += 1
+        self.last_error = self.topic_errors[topic] = text
 
     def feed_camera(self, msg: Any) -> list[Job]:
         """Decode a camera message; return the jobs it makes ready (pairs or degraded frames)."""
@@ -504,19 +502,24 @@ class FusionPipeline:
             out[f'{topic}: {reason}'] += n
         return out
 
+    def _sensors(self) -> tuple[tuple[str, str], ...]:
+        return (('camera', self.config.camera_topic), ('LiDAR', self.config.lidar_topic))
+
     def silent_sensors(self) -> list[tuple[str, str]]:
         """``(role, topic)`` of each sensor ('camera', 'LiDAR') that sent no message yet."""
-        topics = (('camera', self.config.camera_topic), ('LiDAR', self.config.lidar_topic))
-        return [(role, topic) for role, topic in topics if not self.received[topic]]
+        return [(role, topic) for role, topic in self._sensors() if not self.received[topic]]
 
     def unusable_sensors(self) -> list[tuple[str, str, str]]:
         """``(role, topic, why)`` of each sensor that sent messages, none of them usable (a
-        topic of another type, an encoding not supported): every frame then runs degraded."""
-        topics = (('camera', self.config.camera_topic), ('LiDAR', self.config.lidar_topic))
+        topic of another type, an encoding not supported): every frame then runs degraded.
+        Each message received is either used or counted in :attr:`errors` under its topic."""
+        refused = Counter[str]()
+        for (topic, _), n in self.errors.items():
+            refused[topic] += n
         return [
             (role, topic, self.topic_errors.get(topic, ''))
-            for role, topic in topics
-            if self.received[topic] and not self.usable[topic]
+            for role, topic in self._sensors()
+            if 0 < self.received[topic] == refused[topic]
         ]
 
     @property
