@@ -49,6 +49,11 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             f.flush()
             _fsync(f.fileno())
         tmp.replace(path)
+    except OSError as exc:
+        if exc.filename != str(tmp):
+            raise
+        # the file the caller asked for, not the temporary (same errno, so the same subclass)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_directory(path.parent)

@@ -38,6 +38,19 @@ def input_file(path: str | Path, option: str) -> Path:
     return p
 
 
+def input_text(path: str | Path, option: str) -> str:
+    """The UTF-8 text of an existing file (:func:`input_file`), named on a read error."""
+    p = input_file(path, option)
+    try:
+        return p.read_text(encoding='utf-8')
+    except UnicodeDecodeError as exc:
+        msg = f'{option} {str(p)!r}: not a text file (not UTF-8: {exc})'
+        raise ConfigError(msg) from exc
+    except OSError as exc:
+        msg = f'{option} {str(p)!r}: cannot read it ({exc.strerror or exc})'
+        raise ConfigError(msg) from exc
+
+
 def output_file(path: str | Path, option: str) -> Path:
     """A file to write: not a directory, and its directory exists or can be created."""
     p = Path(path)

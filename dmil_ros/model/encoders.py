@@ -34,7 +34,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from dmil_ros.model.config import ModelConfig
+from dmil_ros.model.config import ModelConfig, camera_feature_size
 
 
 def _conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -47,15 +47,13 @@ class CameraEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         c1, c2, c3 = cfg.camera_channels
-        _, h, w = cfg.image_shape
         layers: list[nn.Module] = []
         cin = 3
         for cout in (c1, c2, c3):
             layers += [nn.Conv2d(cin, cout, 3, 2, 1), nn.BatchNorm2d(cout), nn.ReLU()]
             cin = cout
-            h, w = _conv_out(h, 3, 2, 1), _conv_out(w, 3, 2, 1)
         layers.append(nn.AvgPool2d(2))
-        h, w = h // 2, w // 2
+        h, w = camera_feature_size(*cfg.image_shape[1:])  # the map these layers leave
         self.conv = nn.Sequential(*layers)
         self.fc = nn.Sequential(nn.Linear(c3 * h * w, cfg.feature_dim), nn.ReLU())
 

@@ -70,15 +70,14 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from dmil_ros.errors import ConfigError, DmilError
-    from dmil_ros.paths import input_file, output_file
+    from dmil_ros.paths import input_text, output_file
     from dmil_ros.train.card import load_evaluation, write_card
     from dmil_ros.train.checkpoint import load_model
     from dmil_ros.train.cli import default_cache_dir
     from dmil_ros.train.data import load_bags
     from dmil_ros.train.dataset import time_block_split
-    from dmil_ros.train.errors import CheckpointError
     from dmil_ros.train.export import export_onnx
-    from dmil_ros.train.rundir import recorded_bags
+    from dmil_ros.train.rundir import fit_frames, training_summary
 
     # every path and the card's inputs checked before the (minutes of) fitting and export
     output_file(args.out, '--out')
@@ -90,26 +89,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(msg)
     evaluation = None
     if args.eval_json:
-        text = _read_text(input_file(args.eval_json, '--eval-json'), '--eval-json')
+        text = input_text(args.eval_json, '--eval-json')
         evaluation = load_evaluation(text, f'--eval-json {str(args.eval_json)!r}')
-    notes = _read_text(input_file(args.notes, '--notes'), '--notes') if args.notes else ''
+    notes = input_text(args.notes, '--notes') if args.notes else ''
     ckpt = args.run_dir / args.checkpoint
     model, config, _ = load_model(ckpt)
-    summary_path = args.run_dir / 'summary.json'
-    if not summary_path.is_file():
-        msg = f'run {str(args.run_dir)!r}: summary.json missing (training did not finish)'
-        raise CheckpointError(msg)
-    try:
-        training = json.loads(summary_path.read_text(encoding='utf-8'))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        msg = f'run {str(args.run_dir)!r}: summary.json is not readable JSON ({exc})'
-        raise CheckpointError(msg) from exc
-    if not isinstance(training, dict):
-        msg = (
-            f'run {str(args.run_dir)!r}: summary.json holds a {type(training).__name__}, not '
-            'the training summary (an object)'
-        )
-        raise CheckpointError(msg)
+    training = training_summary(args.run_dir)
     training['checkpoint'] = args.checkpoint
     # validation frames with a scene family: the bags carry the simulator's ground truth
     families = (training.get('val') or {}).get('per_family') or {}
@@ -118,32 +103,12 @@ def run(args: argparse.Namespace) -> int:
         training.pop('val', None)
     sample = None
     heads = None
-    bags = list(args.bags or [])
-    frames = 'frames of --bags'  # what the check and the PID fit ran on, for the card
-    held_out = False  # the run's validation time blocks lie in ``bags``: left out below
-    recorded = None if bags else recorded_bags(args.run_dir)
-    if recorded is not None:
-        listed = recorded[0]
-        bags = [b for b in listed if b.exists()]
-        missing = [str(b) for b in listed if not b.exists()]
-        if recorded[1]:  # validation had bags of its own: every training bag frame trained
-            frames = 'training frames'
-        elif not missing:  # the run's own split, on the same bags in the same order
-            frames, held_out = 'training frames', True
-        else:  # (--no-pid) the split depends on every bag: validation blocks not left out
-            frames = "frames of the run's training bags"
-        if missing and not args.no_pid:
-            # the PID heads drive the node's synergy alarm: not left out because a path moved
-            # (runs before this version stored the paths as typed, relative to their cwd)
-            msg = (
-                f'run {str(args.run_dir)!r}: training bags {missing} (data.json) not found: pass '
-                'the bags to fit the PID heads on with --bags, or export without them (--no-pid)'
-            )
-            raise CheckpointError(msg)
+    fit = fit_frames(args.run_dir, list(args.bags or []), pid=not args.no_pid)
+    bags, frames = fit.bags, fit.label  # frames: what the check and the PID fit ran on
     if bags:
         data, _ = load_bags(bags, config.data, config.preprocess,
                             args.cache or default_cache_dir())  # fmt: skip
-        if held_out:
+        if fit.held_out:
             train_rows, _ = time_block_split(
                 data, config.data.val_fraction, config.data.block_seconds
             )
@@ -181,14 +146,3 @@ def run(args: argparse.Namespace) -> int:
         args.out, report['bytes'], report['max_abs_diff'], report['batch'],
     )  # fmt: skip
     return 0
-
-
-def _read_text(path: Path, option: str) -> str:
-    """The UTF-8 text of the file ``path`` given as ``option``."""
-    from dmil_ros.train.errors import TrainConfigError
-
-    try:
-        return path.read_text(encoding='utf-8')
-    except UnicodeDecodeError as exc:
-        msg = f'{option} {str(path)!r}: not a text file (not UTF-8: {exc})'
-        raise TrainConfigError(msg) from exc

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
 from dmil_ros.train.config import TrainConfig
-from dmil_ros.train.errors import TrainConfigError, TrainError
+from dmil_ros.train.errors import CheckpointError, TrainConfigError, TrainError
 
 logger = logging.getLogger(__name__)
 
@@ -127,16 +128,17 @@ def run_config(out: Path, config: Path | None, kind: str | None, *, resume: bool
     if stored is None:
         return chosen
     if chosen != stored:
-        options = [f'--config {str(config)!r}'] if given is not None and given != stored else []
-        options += [f'--model {kind}'] if kind and kind != stored.model.kind else []
-        changed = config_changes(stored, chosen)
-        more = f' and {len(changed) - 4} more' if len(changed) > 4 else ''
+        options = {}  # the options that made the difference: flag -> value as given
+        if given is not None and given != stored:
+            options['--config'] = repr(str(config))
+        if kind and kind != stored.model.kind:
+            options['--model'] = kind
         msg = (
-            f'resume {str(out)!r}: {" with ".join(options)} differs from the config the run was '
-            f'started with ({str(stored_path)!r}) in {", ".join(changed[:4])}{more}; omit '
-            f"{' and '.join(o.split()[0] for o in options)} to continue with the run's own "
-            'config (or pass that file), or start a new run (--overwrite or another --out) to '
-            'train with this one'
+            f'resume {str(out)!r}: {" with ".join(f"{k} {v}" for k, v in options.items())} '
+            f'differs from the config the run was started with ({str(stored_path)!r}) in '
+            f'{config_changes(stored, chosen)}; omit {" and ".join(options)} to continue with '
+            "the run's own config (or pass that file), or start a new run (--overwrite or "
+            'another --out) to train with this one'
         )
         raise TrainConfigError(msg)
     if given is None:
@@ -144,27 +146,83 @@ def run_config(out: Path, config: Path | None, kind: str | None, *, resume: bool
     return chosen
 
 
-def config_changes(old: TrainConfig, new: TrainConfig) -> list[str]:
-    """The fields (``section.name``) in which ``new`` differs from ``old``, with both values."""
+def config_changes(old: TrainConfig, new: TrainConfig, shown: int = 4) -> str:
+    """The fields (``section.name``) in which ``new`` differs from ``old``, with both values:
+    the first ``shown``, then how many more."""
     a, b = old.to_dict(), new.to_dict()
-    return [
+    changed = [
         f'{section}.{name} ({a[section].get(name)!r} -> {b[section].get(name)!r})'
         for section in sorted(a)
         for name in sorted(set(a[section]) | set(b[section]))
         if a[section].get(name) != b[section].get(name)
     ]
+    more = f' and {len(changed) - shown} more' if len(changed) > shown else ''
+    return ', '.join(changed[:shown]) + more
+
+
+def _run_json(out: Path, name: str, error: type[TrainError]) -> Any:
+    """The JSON document ``out/name`` of a run; ``error`` naming it when it does not read."""
+    try:
+        return json.loads((out / name).read_text(encoding='utf-8'))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        msg = f'run {str(out)!r}: {name} is not readable JSON ({exc})'
+        raise error(msg) from exc
+
+
+def training_summary(out: Path) -> dict[str, Any]:
+    """The run's ``summary.json`` (written when training finished), checked to be an object."""
+    if not (out / 'summary.json').is_file():
+        msg = f'run {str(out)!r}: summary.json missing (training did not finish)'
+        raise CheckpointError(msg)
+    training = _run_json(out, 'summary.json', CheckpointError)
+    if not isinstance(training, dict):
+        msg = (
+            f'run {str(out)!r}: summary.json holds a {type(training).__name__}, not the '
+            'training summary (an object)'
+        )
+        raise CheckpointError(msg)
+    return training
+
+
+@dataclass(frozen=True)
+class FitFrames:
+    """What an export checks its graph and fits its PID heads on."""
+
+    bags: list[Path]
+    label: str  # what they are, for the model card
+    held_out: bool  # the run's validation time blocks lie in ``bags``: leave them out
+
+
+def fit_frames(out: Path, bags: list[Path], *, pid: bool) -> FitFrames:
+    """``bags`` when given, else the run's own training bags (``data.json``), with the run's
+    validation time blocks to leave out when they lie in them; a training bag that moved is an
+    error when the PID heads (``pid``) are to be fitted: they drive the node's synergy alarm
+    (runs before paths were stored resolved kept them as typed, relative to their cwd)."""
+    recorded = None if bags else recorded_bags(out)
+    if recorded is None:
+        return FitFrames(bags, 'frames of --bags', held_out=False)
+    listed, val_bags = recorded
+    found = [b for b in listed if b.exists()]
+    missing = [str(b) for b in listed if not b.exists()]
+    if missing and pid:
+        msg = (
+            f'run {str(out)!r}: training bags {missing} (data.json) not found: pass the bags to '
+            'fit the PID heads on with --bags, or export without them (--no-pid)'
+        )
+        raise CheckpointError(msg)
+    if val_bags:  # validation had bags of its own: every training bag frame trained
+        return FitFrames(found, 'training frames', held_out=False)
+    if not missing:  # the run's own split, on the same bags in the same order
+        return FitFrames(found, 'training frames', held_out=True)
+    # (without PID heads) the split depends on every bag: validation blocks not left out
+    return FitFrames(found, "frames of the run's training bags", held_out=False)
 
 
 def recorded_bags(out: Path) -> tuple[list[Path], list[Path]] | None:
     """The training and validation bags ``data.json`` records for the run (None: no file)."""
-    path = out / 'data.json'
-    if not path.is_file():
+    if not (out / 'data.json').is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding='utf-8'))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        msg = f'run {str(out)!r}: data.json is not readable JSON ({exc})'
-        raise TrainError(msg) from exc
+    data = _run_json(out, 'data.json', TrainError)
     bags = data.get('bags', []) if isinstance(data, dict) else None
     val_bags = data.get('val_bags', []) if isinstance(data, dict) else None
     if not (_paths(bags) and _paths(val_bags)):
@@ -205,12 +263,15 @@ def write_run_files(
 
 
 __all__ = [
+    'FitFrames',
     'check_bags',
     'check_out',
     'config_changes',
     'earlier_run',
+    'fit_frames',
     'recorded_bags',
     'recording',
     'run_config',
+    'training_summary',
     'write_run_files',
 ]

@@ -322,7 +322,7 @@ def make_static_file(src: Path, dst: Path) -> StaticReport:
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(dst, static.SerializeToString())
-    except OSError as exc:  # its text names the temporary file, not dst
+    except OSError as exc:  # the export's own error type, naming dst
         msg = f'model {str(dst)!r}: cannot write it ({type(exc).__name__}: {exc.strerror or exc})'
         raise ExportError(msg) from exc
     return report

@@ -237,7 +237,7 @@ def train(
     if resume:
         blob, saved_cfg, meta = load_checkpoint(out / 'last.pt')
         if saved_cfg != config:
-            changed = ', '.join(config_changes(saved_cfg, config)[:4])
+            changed = config_changes(saved_cfg, config)
             msg = (
                 f'resume {str(out)!r}: the run was started with a different config (last.pt '
                 f"differs in {changed}); resume with the run's own config (dmil-ros train "
