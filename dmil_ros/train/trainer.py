@@ -37,7 +37,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,11 @@ def phases(config: TrainConfig) -> list[Phase]:
     return [Phase(1, s.baseline_epochs, s.lr1)]
 
 
-def _tensors(a: Arrays) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+_Tensors = tuple[Tensor, Tensor, Tensor, Tensor]  # image, lidar, action, family
+_LossFn = Callable[[dict[str, Tensor], Tensor, Tensor], tuple[Tensor, dict[str, float]]]
+
+
+def _tensors(a: Arrays) -> _Tensors:
     return (
         torch.from_numpy(a.image),
         torch.from_numpy(a.lidar),
@@ -107,7 +111,7 @@ def predict(model: nn.Module, image: Tensor, lidar: Tensor, batch: int = 512) ->
     return {k: np.concatenate(v) for k, v in chunks.items()}
 
 
-def _metrics(model: nn.Module, val: tuple[Tensor, Tensor, Tensor, Tensor]) -> dict[str, Any]:
+def _metrics(model: nn.Module, val: _Tensors) -> dict[str, Any]:
     image, lidar, action, family = val
     p = predict(model, image, lidar)
     m = evaluate_predictions(
@@ -189,14 +193,122 @@ def augment(
     return image, lidar
 
 
-def _loss_fn(
-    kind: str, stage: int, config: TrainConfig
-) -> Callable[[dict[str, Tensor], Tensor, Tensor], tuple[Tensor, dict[str, float]]]:
+def _loss_fn(kind: str, stage: int, config: TrainConfig) -> _LossFn:
     if kind == 'dmil':
         return lambda out, y, fam: dmil_loss(out, y, fam, stage, config.loss)
     if kind == 'joint':
         return lambda out, y, fam: joint_loss(out, y)
     return lambda out, y, fam: ensemble_loss(out, y)
+
+
+@dataclass
+class _Epoch:
+    """One pass over the training frames: the summed loss and parts, weighted by batch size."""
+
+    total: float = 0.0
+    count: int = 0
+    parts: dict[str, float] = field(default_factory=dict)
+
+    def add(self, loss: Tensor, parts: dict[str, float], size: int) -> None:
+        self.total += float(loss.detach()) * size
+        self.count += size
+        for k, v in parts.items():
+            self.parts[k] = self.parts.get(k, 0.0) + v * size
+
+    def values(self) -> dict[str, Any]:
+        return {
+            'train_loss': self.total / max(self.count, 1),
+            'parts': {k: v / max(self.count, 1) for k, v in self.parts.items()},
+        }
+
+
+def _check_sets(train_set: Arrays, val_set: Arrays, out: Path) -> None:
+    if len(train_set) < 2 or not len(val_set):
+        msg = (
+            f'train {str(out)!r}: {len(train_set)} training / {len(val_set)} validation frames; '
+            'training needs at least 2 frames (a batch of one is skipped: BatchNorm) and '
+            'validation at least 1 (see data.val_fraction and data.block_seconds)'
+        )
+        raise TrainError(msg)
+
+
+def _resume(
+    out: Path, config: TrainConfig, model: nn.Module, gen: torch.Generator
+) -> tuple[dict[str, Any], Any, Any]:
+    """Load ``last.pt`` into the model and generators; returns (state, optimizer, scheduler)."""
+    blob, saved_cfg, meta = load_checkpoint(out / 'last.pt')
+    if saved_cfg != config:
+        changed = config_changes(saved_cfg, config)
+        msg = (
+            f'resume {str(out)!r}: the run was started with a different config (last.pt '
+            f"differs in {changed}); resume with the run's own config (dmil-ros train "
+            '--resume without --config; --config with the file the run was started with '
+            'when its config.json is gone), or start a new run'
+        )
+        raise TrainError(msg)
+    if 'generator' not in blob or ('optimizer' in blob and 'scheduler' not in blob):
+        msg = (
+            f'resume {str(out)!r}: last.pt lacks the shuffle generator / LR scheduler '
+            'state (written by an older version); train afresh'
+        )
+        raise TrainError(msg)
+    model.load_state_dict(blob['state_dict'])
+    torch.set_rng_state(blob['rng'])
+    gen.set_state(blob['generator'])
+    state: dict[str, Any] = meta['state']
+    logger.info('resuming %s at phase %d epoch %d', out, state['phase'], state['epoch'])
+    return state, blob.get('optimizer'), blob.get('scheduler')
+
+
+def _remove_earlier_run(out: Path) -> None:
+    stale = earlier_run(out)
+    if stale:
+        names = [str(p.relative_to(out)) for p in stale]
+        logger.info('%s: removing files of an earlier run: %s', out, names)
+        for p in stale:
+            p.unlink()
+
+
+def _frozen_features(model: DMIL, tr: _Tensors) -> tuple[Tensor, Tensor]:
+    """DMIL stage 2: the frozen encoders' features (eval mode), once per stage."""
+    n = tr[0].shape[0]
+    with torch.no_grad():
+        zs = [model.encode(tr[0][i : i + 512], tr[1][i : i + 512]) for i in range(0, n, 512)]
+    return torch.cat([z[0] for z in zs]), torch.cat([z[1] for z in zs])  # (N, D) each
+
+
+def _run_epoch(
+    model: nn.Module,
+    tr: _Tensors,
+    opt: torch.optim.Optimizer,
+    *,
+    loss_fn: _LossFn,
+    cached: tuple[Tensor, Tensor] | None,
+    sched: ScheduleConfig,
+    gen: torch.Generator,
+    bar_desc: str | None,
+) -> _Epoch:
+    """One shuffled pass of optimizer steps (a batch of one frame is skipped: BatchNorm)."""
+    n = tr[0].shape[0]
+    order = torch.randperm(n, generator=gen)
+    epoch = _Epoch()
+    batches = range(0, n, sched.batch_size)
+    bar = tqdm(batches, disable=bar_desc is None, leave=False, desc=bar_desc)
+    for i in bar:
+        idx = order[i : i + sched.batch_size]
+        if idx.numel() < 2:
+            continue
+        if cached is not None:
+            out = model.forward_features(cached[0][idx], cached[1][idx])  # type: ignore[operator]
+        else:
+            out = model(*augment(tr[0][idx], tr[1][idx], sched, gen))
+        loss, parts = loss_fn(out, tr[2][idx], tr[3][idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        epoch.add(loss, parts, idx.numel())
+        bar.set_postfix(loss=f'{float(loss.detach()):.3f}')
+    return epoch
 
 
 def train(
@@ -209,72 +321,38 @@ def train(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run every phase; returns (and writes to ``summary.json``) the training summary."""
-    if len(train_set) < 2 or not len(val_set):
-        msg = (
-            f'train {str(out)!r}: {len(train_set)} training / {len(val_set)} validation frames; '
-            'training needs at least 2 frames (a batch of one is skipped: BatchNorm) and '
-            'validation at least 1 (see data.val_fraction and data.block_seconds)'
-        )
-        raise TrainError(msg)
+    _check_sets(train_set, val_set, out)
     out.mkdir(parents=True, exist_ok=True)
     kind = config.model.kind
     sched = config.schedule
     plan = phases(config)
-    ran = [p for p in plan if p.epochs > 0]
-    if not ran:
+    if not any(p.epochs for p in plan):
         msg = f'train {str(out)!r}: every stage of the schedule has 0 epochs'
         raise TrainError(msg)
     torch.set_num_threads(sched.threads)
     torch.manual_seed(sched.seed)
     model = build_model(config.model)
     gen = torch.Generator().manual_seed(sched.seed)
-    state: dict[str, Any] = {'phase': 0, 'epoch': 0, 'best': {}, 'seconds': 0.0}
-    opt_state: Any = None
-    lr_state: Any = None
     if resume and not (out / 'last.pt').exists():
         logger.warning('resume %s: no last.pt there, starting from scratch', out)
         resume = False
+    state: dict[str, Any] = {'phase': 0, 'epoch': 0, 'best': {}, 'seconds': 0.0}
+    opt_state: Any = None
+    lr_state: Any = None
     if resume:
-        blob, saved_cfg, meta = load_checkpoint(out / 'last.pt')
-        if saved_cfg != config:
-            changed = config_changes(saved_cfg, config)
-            msg = (
-                f'resume {str(out)!r}: the run was started with a different config (last.pt '
-                f"differs in {changed}); resume with the run's own config (dmil-ros train "
-                '--resume without --config; --config with the file the run was started with '
-                'when its config.json is gone), or start a new run'
-            )
-            raise TrainError(msg)
-        if 'generator' not in blob or ('optimizer' in blob and 'scheduler' not in blob):
-            msg = (
-                f'resume {str(out)!r}: last.pt lacks the shuffle generator / LR scheduler '
-                'state (written by an older version); train afresh'
-            )
-            raise TrainError(msg)
-        model.load_state_dict(blob['state_dict'])
-        opt_state = blob.get('optimizer')
-        lr_state = blob.get('scheduler')
-        torch.set_rng_state(blob['rng'])
-        gen.set_state(blob['generator'])
-        state = meta['state']
-        logger.info('resuming %s at phase %d epoch %d', out, state['phase'], state['epoch'])
+        state, opt_state, lr_state = _resume(out, config, model, gen)
     else:
-        stale = earlier_run(out)
-        if stale:
-            names = [str(p.relative_to(out)) for p in stale]
-            logger.info('%s: removing files of an earlier run: %s', out, names)
-            for p in stale:
-                p.unlink()
+        _remove_earlier_run(out)
     tr, va = _tensors(train_set), _tensors(val_set)
     log = _Logger(out, resume)
     try:  # closed on an error or Ctrl-C too: a writer left open at exit could abort (134)
-        n = len(train_set)
         step = sum(p.epochs for p in plan[: state['phase']]) + state['epoch']
         for pi in range(state['phase'], len(plan)):
             ph = plan[pi]
             if ph.epochs == 0:
                 continue
-            # the best checkpoint of the latest earlier stage that ran (0-epoch stages are skipped)
+            # 1. the stage starts from the best checkpoint of the latest earlier stage that ran
+            #    (0-epoch stages are skipped), or from last.pt mid-stage
             prev = [p for p in plan[:pi] if p.epochs > 0]
             if prev and state['epoch'] == 0:
                 blob, _, _ = load_checkpoint(out / f'stage{prev[-1].stage}_best.pt')
@@ -291,62 +369,35 @@ def train(
             loss_fn = _loss_fn(kind, ph.stage, config)
             cached: tuple[Tensor, Tensor] | None = None
             if isinstance(model, DMIL) and ph.stage == 2:
-                with torch.no_grad():  # frozen encoders (eval mode): features once per stage
-                    zs = [
-                        model.encode(tr[0][i : i + 512], tr[1][i : i + 512])
-                        for i in range(0, n, 512)
-                    ]
-                cached = (torch.cat([z[0] for z in zs]), torch.cat([z[1] for z in zs]))
+                cached = _frozen_features(model, tr)
+            key = f'stage{ph.stage}'
             for epoch in range(state['epoch'], ph.epochs):
+                # 2. one pass of optimizer steps, then the LR step
                 t0 = time.perf_counter()
                 model.set_stage(ph.stage)  # type: ignore[operator]
-                order = torch.randperm(n, generator=gen)
-                total, count = 0.0, 0
-                parts_sum: dict[str, float] = {}
-                bar = tqdm(
-                    range(0, n, sched.batch_size), disable=not progress, leave=False,
-                    desc=f'{kind} stage {ph.stage} epoch {epoch + 1}/{ph.epochs}',
+                desc = f'{kind} stage {ph.stage} epoch {epoch + 1}/{ph.epochs}'
+                done = _run_epoch(
+                    model, tr, opt, loss_fn=loss_fn, cached=cached, sched=sched, gen=gen,
+                    bar_desc=desc if progress else None,
                 )  # fmt: skip
-                for i in bar:
-                    idx = order[i : i + sched.batch_size]
-                    if idx.numel() < 2:
-                        continue
-                    if cached is not None:
-                        heads = model.forward_features
-                        out_ = heads(cached[0][idx], cached[1][idx])  # type: ignore[operator]
-                    else:
-                        out_ = model(*augment(tr[0][idx], tr[1][idx], sched, gen))
-                    loss, parts = loss_fn(out_, tr[2][idx], tr[3][idx])
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    opt.step()
-                    total += float(loss.detach()) * idx.numel()
-                    count += idx.numel()
-                    for k, v in parts.items():
-                        parts_sum[k] = parts_sum.get(k, 0.0) + v * idx.numel()
-                    bar.set_postfix(loss=f'{float(loss.detach()):.3f}')
-                if not count:  # every batch held one frame: the weights did not move
+                if not done.count:  # every batch held one frame: the weights did not move
                     msg = (
-                        f'train {str(out)!r}: {kind} stage {ph.stage} epoch {epoch + 1} took no '
-                        f'optimizer step ({n} training frame(s), batch_size {sched.batch_size}; a '
-                        'batch of one frame is skipped): at least 2 training frames and '
-                        'batch_size >= 2 are needed'
+                        f'train {str(out)!r}: {kind} stage {ph.stage} epoch {epoch + 1} took '
+                        f'no optimizer step ({len(train_set)} training frame(s), batch_size '
+                        f'{sched.batch_size}; a batch of one frame is skipped): at least 2 '
+                        'training frames and batch_size >= 2 are needed'
                     )
                     raise TrainError(msg)
                 lr_used = opt.param_groups[0]['lr']
                 sched_lr.step()
+                # 3. validation, the metrics row, the stage's best and last.pt
                 metrics = _metrics(model, va)
                 seconds = time.perf_counter() - t0
                 state['seconds'] += seconds
                 step += 1
-                values = {
-                    'val': metrics, 'seconds': seconds, 'lr': lr_used,
-                    'train_loss': total / max(count, 1),
-                    'parts': {k: v / max(count, 1) for k, v in parts_sum.items()},
-                }  # fmt: skip
+                values = {'val': metrics, 'seconds': seconds, 'lr': lr_used, **done.values()}
                 log.row(kind, ph.stage, epoch + 1, step, values)
                 score = _selection_score(kind, ph.stage, metrics)
-                key = f'stage{ph.stage}'
                 logger.info(
                     '%s stage %d epoch %d/%d: loss %.4f val acc %.4f (score %.4f) %.1fs',
                     kind, ph.stage, epoch + 1, ph.epochs, values['train_loss'],
@@ -365,16 +416,24 @@ def train(
             state['phase'], state['epoch'] = pi + 1, 0
     finally:
         log.close()
-    final_key = f'stage{ran[-1].stage}'  # the last stage that ran
+    return _finish(out, config, state, frames=(len(train_set), len(val_set)))
+
+
+def _finish(
+    out: Path, config: TrainConfig, state: dict[str, Any], *, frames: tuple[int, int]
+) -> dict[str, Any]:
+    """``model.pt`` (the best of the last stage that ran) and ``summary.json``."""
+    plan = phases(config)
+    final_key = f'stage{[p for p in plan if p.epochs > 0][-1].stage}'
     if (out / f'{final_key}_best.pt').exists():
         shutil.copyfile(out / f'{final_key}_best.pt', out / 'model.pt')
     best = state['best'].get(final_key, {})
     summary = {
-        'kind': kind,
-        'train_frames': len(train_set),
-        'val_frames': len(val_set),
+        'kind': config.model.kind,
+        'train_frames': frames[0],
+        'val_frames': frames[1],
         'train_seconds': round(state['seconds'], 1),
-        'threads': sched.threads,
+        'threads': config.schedule.threads,
         'schedule': [{'stage': p.stage, 'epochs': p.epochs, 'lr': p.lr} for p in plan],
         'best_epoch': best.get('epoch'),
         'val': {
