@@ -63,7 +63,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dmil_ros.runtime.contract import RUNTIME_OUTPUTS, check_contract
-from dmil_ros.runtime.errors import ModelError, RuntimeConfigError
+from dmil_ros.runtime.errors import ModelError, RuntimeConfigError, RuntimeDmilError
 from dmil_ros.runtime.onnx_external import WireError, outside_locations
 from dmil_ros.runtime.preprocess import PreprocessSpec
 
@@ -256,6 +256,8 @@ class FusionModel:
             try:
                 session = self._create(ort, options, providers, graph=graph and name == 'cuda')
             except Exception as exc:  # ORT raises its own untyped errors
+                if provider != 'auto' and name != 'cpu':
+                    raise self._provider_error(ort, options, name, exc) from exc
                 last = exc
                 continue
             finally:
@@ -272,23 +274,46 @@ class FusionModel:
         msg = f'model {self.path!r}: ONNX Runtime cannot load it ({_one_line(last)})'
         raise ModelError(msg)
 
+    def _provider_error(
+        self, ort: Any, options: Any, name: str, exc: Exception
+    ) -> RuntimeDmilError:
+        """Why a GPU provider asked for by name made no session: the provider (the model loads
+        on CPU) or the model itself (it loads nowhere)."""
+        try:
+            self._create(ort, options, ['CPUExecutionProvider'], graph=False)
+        except Exception as cpu_exc:  # ORT raises its own untyped errors
+            msg = f'model {self.path!r}: ONNX Runtime cannot load it ({_one_line(cpu_exc)})'
+            return ModelError(msg)
+        msg = (
+            f'provider {name!r} requested but ONNX Runtime cannot use it here '
+            f'({_one_line(exc)}); use provider auto or cpu'
+        )
+        return RuntimeConfigError(msg)
+
     def _create(self, ort: Any, options: Any, providers: list[Any], *, graph: bool) -> Any:
         """A session; with CUDA graphs when ``graph`` and ONNX Runtime accepts them for this
-        model (it refuses control flow when the session is made), else without."""
+        model (it refuses control flow when the session is made), else without.
+
+        ONNX Runtime's own fallback (a banner on stdout, then a session on other providers) is
+        off: a provider asked for by name either works or is refused with ORT's reason."""
         if graph:
             cuda = ('CUDAExecutionProvider', {**_PROVIDER_OPTIONS['CUDAExecutionProvider'],
                                               'enable_cuda_graph': '1'})  # fmt: skip
             try:
-                return ort.InferenceSession(self.path, options, providers=[cuda, *providers[1:]])
+                return ort.InferenceSession(
+                    self.path, options, providers=[cuda, *providers[1:]], enable_fallback=0
+                )
             except Exception as exc:  # ORT raises its own untyped errors
                 why = f'ONNX Runtime could not make a session with them ({_one_line(exc)})'
             # said only when the session without them loads: a model that loads in no session
             # is refused for itself, not with a warning about graphs first
-            session = ort.InferenceSession(self.path, options, providers=providers)
+            session = ort.InferenceSession(
+                self.path, options, providers=providers, enable_fallback=0
+            )
             self.cuda_graphs_off = why
             logger.warning('model %r: CUDA graphs off: %s', self.path, why)
             return session
-        return ort.InferenceSession(self.path, options, providers=providers)
+        return ort.InferenceSession(self.path, options, providers=providers, enable_fallback=0)
 
     @property
     def spec(self) -> PreprocessSpec:

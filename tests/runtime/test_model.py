@@ -254,7 +254,10 @@ def test_a_model_refused_for_cuda_graphs_runs_on_cuda_without_them(
     asked: list[dict[str, str]] = []
     real = ort.InferenceSession
 
-    def session(path: str, options: object, providers: list[object]) -> _CudaLabel:
+    def session(
+        path: str, options: object, providers: list[object], enable_fallback: int = 1
+    ) -> _CudaLabel:
+        assert enable_fallback == 0  # ONNX Runtime's own fallback is off
         cuda = dict(next(p for p in providers if isinstance(p, tuple))[1])
         asked.append(cuda)
         if cuda.get('enable_cuda_graph') == '1':
@@ -302,7 +305,10 @@ def test_tensorrt_sessions_get_no_cuda_graphs(
     asked: list[list[object]] = []
     real = ort.InferenceSession
 
-    def session(path: str, options: object, providers: list[object]) -> _CudaLabel:
+    def session(
+        path: str, options: object, providers: list[object], enable_fallback: int = 1
+    ) -> _CudaLabel:
+        assert enable_fallback == 0
         asked.append(providers)
         return _TensorrtLabel(real(path, options, providers=['CPUExecutionProvider']))
 
@@ -315,6 +321,71 @@ def test_tensorrt_sessions_get_no_cuda_graphs(
     assert len(asked) == 1
     options = [dict(p[1]) for p in asked[0] if isinstance(p, tuple)]
     assert options == [{'use_tf32': '0'}]  # the CUDA fallback's, without enable_cuda_graph
+
+
+def _ort_with_a_failing_tensorrt(monkeypatch: pytest.MonkeyPatch, *, model_loads: bool) -> None:
+    """An ONNX Runtime whose TensorRT provider cannot start (no TensorRT libraries), with ORT's
+    own fallback as ORT 1.x has it: a banner on stdout and a session on CUDA + CPU instead."""
+    import onnxruntime as ort
+
+    real = ort.InferenceSession
+
+    def session(
+        path: str, options: object, providers: list[object], enable_fallback: int = 1
+    ) -> object:
+        if not model_loads:
+            msg = '[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Protobuf parsing failed.'
+            raise RuntimeError(msg)
+        if 'TensorrtExecutionProvider' in providers:
+            err = 'Please install TensorRT libraries, make sure they are in LD_LIBRARY_PATH'
+            if enable_fallback == 0:
+                raise RuntimeError(err)
+            print('*************** EP Error ***************')  # ORT's banner
+            print(f'EP Error {err} when using {providers}')
+        return real(path, options, providers=['CPUExecutionProvider'])
+
+    available = ['TensorrtExecutionProvider', *_CUDA_PROVIDERS]
+    monkeypatch.setattr(ort, 'get_available_providers', lambda: available)
+    monkeypatch.setattr(ort, 'InferenceSession', session)
+
+
+def test_a_named_gpu_provider_that_cannot_start_is_refused_with_orts_reason_and_no_banner(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """ORT's fallback printed four banner lines to stdout before the refusal, and the refusal
+    guessed the reason ('libraries or GPU missing') instead of giving ORT's (review 20b #17)."""
+    _ort_with_a_failing_tensorrt(monkeypatch, model_loads=True)
+    with pytest.raises(RuntimeConfigError, match=r"'tensorrt'.*install TensorRT libraries"):
+        FusionModel(model_path, provider='tensorrt')
+    assert capfd.readouterr().out == ''
+
+
+def test_a_model_that_loads_nowhere_is_refused_for_itself_not_the_provider(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ort_with_a_failing_tensorrt(monkeypatch, model_loads=False)
+    with pytest.raises(ModelError, match=r'full\.onnx.*cannot load it \(.*Protobuf parsing'):
+        FusionModel(model_path, provider='tensorrt')
+
+
+def test_tensorrt_without_its_libraries_says_so_on_one_line_and_nothing_on_stdout(
+    model_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # the real ONNX Runtime, where it lists TensorRT but cannot start it (onnxruntime-gpu on a
+    # machine without TensorRT, as CI); skipped where TensorRT is absent from either
+    import ctypes.util
+
+    import onnxruntime as ort
+
+    if 'TensorrtExecutionProvider' not in ort.get_available_providers():
+        pytest.skip('this ONNX Runtime has no TensorRT provider')
+    if ctypes.util.find_library('nvinfer'):
+        pytest.skip('TensorRT libraries are installed here')
+    with pytest.raises(RuntimeConfigError) as info:
+        FusionModel(model_path, provider='tensorrt')
+    assert '\n' not in str(info.value)
+    assert "provider 'tensorrt' requested but ONNX Runtime cannot use it" in str(info.value)
+    assert capfd.readouterr().out == ''
 
 
 @pytest.mark.parametrize('fails_from', [2, 4])
