@@ -29,6 +29,7 @@ topic                  type                        content
 ``~/interactions``     sensor_msgs/JointState      name = R, U_camera, U_lidar, S (bits), from
                                                    the model's ``pid_broja`` or ``pid_lsmi``;
                                                    NaN where ``pid_broja`` has no evidence
+                                                   and in degraded mode
                                                    (:mod:`~dmil_ros.runtime.pipeline`)
 ``~/synergy_alert``    sensor_msgs/JointState      name = alert (1/0), synergy, baseline, z
 ``diagnostics``        diagnostic_msgs/            one DiagnosticStatus ``dmil_ros: fusion``
@@ -255,6 +256,7 @@ _ACTIONS: Final = _names(ACTIONS)
 _COMPONENTS: Final = _names(COMPONENTS)
 _FAMILIES: Final = _names(FAMILIES)
 _ALERT: Final = _names(ALERT_NAMES)
+_NO_TERMS: Final = np.full(len(FAMILIES), np.nan, np.float32)  # a degraded frame's interactions
 
 
 class OutputBuilder:
@@ -290,7 +292,9 @@ class OutputBuilder:
         """``[(relative topic, message), ...]`` for one frame, in :data:`TOPICS` order.
 
         A frame whose model output was not finite (``r.valid`` False) publishes only a zero
-        velocity command (when ``~/cmd_vel`` is on): no action, and the robot stops.
+        velocity command (when ``~/cmd_vel`` is on): no action, and the robot stops. A degraded
+        frame (one sensor silent, its input zeroed) publishes NaN interactions and NaN synergy,
+        baseline and z: terms read off a zeroed modality are not estimates.
         """
         if not r.valid:
             return [('~/cmd_vel', self.twist(0.0, 0.0))] if self.twists is not None else []
@@ -302,6 +306,7 @@ class OutputBuilder:
             out.append(('~/gates', self.joint_state(r.header, list(COMPONENTS), r.gates)))
         pid = r.interactions
         if pid is not None:
+            pid = _NO_TERMS if r.degraded else pid  # one modality zeroed: no estimate
             out.append(('~/interactions', self.joint_state(r.header, list(FAMILIES), pid)))
             m = r.monitor
             if m is None:  # degraded: the alert keeps its state, no new estimate
@@ -335,6 +340,7 @@ class OutputBuilder:
             out.append(('~/gates', joint_state_cdr(h, _COMPONENTS, r.gates, head)))
         pid = r.interactions
         if pid is not None:
+            pid = _NO_TERMS if r.degraded else pid
             out.append(('~/interactions', joint_state_cdr(h, _FAMILIES, pid, head)))
             m = r.monitor
             if m is None:

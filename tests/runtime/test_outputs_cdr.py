@@ -94,3 +94,21 @@ def test_frame_cdr_equals_serialised_frame() -> None:
                     assert builder.frame_cdr(r) == want
                     back = builder.store.deserialize_cdr(want[0][1], 'sensor_msgs/msg/JointState')
                     assert math.isclose(back.position[0], float(r.probs[r.action]))
+
+
+@pytest.mark.parametrize('degraded', ['', 'lidar_silent', 'camera_silent'])
+def test_a_degraded_frame_publishes_no_interaction_estimate(degraded: str) -> None:
+    # one modality zeroed: the heads' terms describe no real input (the replay summary and the
+    # audit leave such frames out too), so the node publishes NaN, not numbers that look valid
+    builder = OutputBuilder()
+    r = _result(gates=True, pid=True, monitor=not degraded, degraded=degraded)
+    for frame in (
+        builder.frame_cdr(r),
+        [(t, builder.serialize(t, m)) for t, m in builder.frame(r)],
+    ):
+        raw = dict(frame)['~/interactions']
+        position = builder.store.deserialize_cdr(raw, 'sensor_msgs/msg/JointState').position
+        if degraded:
+            assert np.isnan(position).all()
+        else:
+            np.testing.assert_array_equal(position, r.pid['pid_lsmi'].astype(np.float64))
