@@ -14,11 +14,11 @@
 
 """Output messages, built as ``rosbags`` message objects (the node copies them into rclpy ones).
 
-Only standard message types, so rviz / Foxglove / PlotJuggler / ``ros2 topic echo`` read them
-without this package; every per-frame message carries the camera frame's header (stamp and
-frame_id copied from the input; the LiDAR sweep's in camera-silent degraded mode,
-:mod:`~dmil_ros.runtime.pipeline`). Topic names are relative to the node (``~/``), so they land
-under its namespace: ``/<namespace>/fusion_node/<name>``.
+Only standard message types, so PlotJuggler / Foxglove / rqt / ``ros2 topic echo`` read them
+without this package (rviz2 has no display for named values); every per-frame message carries
+the camera frame's header (stamp and frame_id copied from the input; the LiDAR sweep's in
+camera-silent degraded mode, :mod:`~dmil_ros.runtime.pipeline`). Topic names are relative to
+the node (``~/``), so they land under its namespace: ``/<namespace>/fusion_node/<name>``.
 
 =====================  ==========================  ==========================================
 topic                  type                        content
@@ -41,9 +41,10 @@ topic                  type                        content
 =====================  ==========================  ==========================================
 
 Why JointState: it is the one standard, stamped message with *named* float arrays; PlotJuggler
-and Foxglove plot each name as its own series (``/ns/fusion_node/gates/synergy``), ``ros2 topic
-echo`` prints the names beside the values. Outputs the model lacks (gates, PID terms) are not
-published and the diagnostics say ``unavailable``.
+makes each name a series (``/ns/fusion_node/gates/synergy/position``), Foxglove plots a message
+path (``/ns/fusion_node/gates.position[3]``), ``ros2 topic echo`` prints the names beside the
+values. Outputs the model lacks (gates, PID terms) are not published and the diagnostics say
+``unavailable``.
 """
 
 from __future__ import annotations

@@ -94,7 +94,8 @@ PARAMS: Final[tuple[Param, ...]] = (
     Param(
         'pid_source',
         'auto',
-        'per-frame S estimate for the synergy monitor (auto: pid_broja, else pid_lsmi)',
+        'PID head published on ~/interactions and read by the synergy monitor '
+        '(auto: pid_broja, else pid_lsmi)',
         PID_SOURCES,
     ),
     Param('monitor.window', 100, 'synergy baseline window, frames'),

@@ -36,9 +36,10 @@ LIMITS = """\
 - `pid_lsmi` / `pid_broja` are per-frame estimates fitted on the features of the frames the PID
   heads line names (`fit_on`, `fit_frames`); off that distribution (new sensors, new scenes) they
   extrapolate. A frame whose predicted
-  action the BROJA table never saw with its camera or LiDAR cluster gets synergy 0 and a unique
-  term near -60 bits (the floored pointwise information of an event the table holds
-  impossible).
+  action the BROJA table never saw with its camera or LiDAR cluster gets a term of about +-60
+  bits in the raw `pid_broja` output (r, a unique term or s: the floored pointwise information
+  of an event the table holds impossible); the node and the replay publish NaN for that frame
+  and count it, and the audit leaves it out.
 """
 
 SCENE_BOUNDARIES = """\

@@ -16,7 +16,9 @@
 
 * accuracy overall and per scene family (frames whose family is known);
 * synergy indicator (methods.md §4): share of frames where the multimodal prediction is right
-  and both unimodal predictions are wrong;
+  and both unimodal predictions are wrong (methods.md says an ensemble scores 0 "by
+  construction"; that holds for a vote, not for the argmax of averaged probabilities, which can
+  pick an action neither member picked: the shipped ensemble scores 1 of 4000 held-out frames);
 * gate / family agreement: share of frames (family known) whose argmax gate is the family's
   component (R -> redundancy, U_camera -> unique_camera, U_lidar -> unique_lidar, S -> synergy);
 * confusion matrix ``[true, predicted]``.
