@@ -22,13 +22,15 @@ Arguments: ``namespace`` (outputs go to /<namespace>/fusion_node/... and
 ``/**/fusion_node`` entry reaches the node in any namespace; a path that is no file stops the
 launch), ``image_topic``, ``points_topic``, ``model``, ``provider`` (auto|cpu|cuda|tensorrt),
 ``diagnostics_topic`` (default ``diagnostics``, in the namespace; ``/diagnostics`` is where
-diagnostic_aggregator and rqt_robot_monitor listen), ``cmd_vel_topic`` (default the private
+diagnostic_aggregator and rqt_robot_monitor listen), ``publish_cmd_vel`` (``true`` / ``false``;
+empty: the parameters file, whose default is off), ``cmd_vel_topic`` (default the private
 ``~/cmd_vel``; ``/cmd_vel`` for the base controller), ``log_level``.
 
-``image_topic``, ``points_topic``, ``model`` and ``provider`` are empty by default: the
-parameters file decides (its empty ``model_path`` means the shipped models/dmil_hallway.onnx).
-A non-empty argument overrides the file. (A dict entry always present would override a user's
-``params_file`` with the launch defaults: launch_ros applies the later definition.)
+``image_topic``, ``points_topic``, ``model``, ``provider`` and ``publish_cmd_vel`` are empty by
+default: the parameters file decides (its empty ``model_path`` means the shipped
+models/dmil_hallway.onnx). A non-empty argument overrides the file. (A dict entry always
+present would override a user's ``params_file`` with the launch defaults: launch_ros applies the
+later definition.)
 """
 
 import re
@@ -81,9 +83,14 @@ def _node(context: LaunchContext, *args: object, **kwargs: object) -> list[Node]
     if cmd_vel != '~/cmd_vel':  # the Twist output (publish_cmd_vel), where a base listens
         remappings.append(('~/cmd_vel', cmd_vel))
     parameters = [LaunchConfiguration('params_file')]
-    chosen = overrides(values)
+    chosen: dict[str, object] = {
+        k: ParameterValue(v, value_type=str) for k, v in overrides(values).items()
+    }
+    publish = LaunchConfiguration('publish_cmd_vel').perform(context)
+    if publish:  # 'true' / 'false' (the argument's choices): a bool, as the node declares it
+        chosen['publish_cmd_vel'] = publish == 'true'
     if chosen:
-        parameters.append({k: ParameterValue(v, value_type=str) for k, v in chosen.items()})
+        parameters.append(chosen)
     return [
         Node(
             package='dmil_ros',
@@ -135,6 +142,13 @@ def generate_launch_description() -> LaunchDescription:
             default_value='diagnostics',
             description='where diagnostics go (relative: in the namespace; /diagnostics for '
             'diagnostic_aggregator)',
+        ),
+        DeclareLaunchArgument(
+            'publish_cmd_vel',
+            default_value='',
+            choices=['', 'true', 'false'],
+            description='publish the action as a geometry_msgs/Twist on cmd_vel_topic; empty = '
+            'the parameters file (off by default)',
         ),
         DeclareLaunchArgument(
             'cmd_vel_topic',

@@ -82,6 +82,7 @@ def _context(**values: str) -> dict[str, str]:
         'params_file': PARAMS_FILE,
         'diagnostics_topic': 'diagnostics',
         'cmd_vel_topic': '~/cmd_vel',
+        'publish_cmd_vel': '',
     }
     return {**base, **values}
 
@@ -98,10 +99,11 @@ def test_declared_arguments_default_to_the_parameters_file(launch_file: Any) -> 
         'model',
         'provider',
         'diagnostics_topic',
+        'publish_cmd_vel',
         'cmd_vel_topic',
         'log_level',
     }
-    for arg in launch_file.OVERRIDES:
+    for arg in (*launch_file.OVERRIDES, 'publish_cmd_vel'):
         assert declared[arg] == '', arg
     assert entities[-1].kwargs['function'] is launch_file._node
 
@@ -162,3 +164,23 @@ def test_the_twist_output_can_go_where_the_base_listens(launch_file: Any) -> Non
     for bad in ('', 'cmd vel', '~cmd_vel', '/cmd_vel/'):
         with pytest.raises(RuntimeError, match='cmd_vel_topic'):
             launch_file._node(_context(cmd_vel_topic=bad))
+
+
+@pytest.mark.parametrize(('argument', 'value'), [('true', True), ('false', False)])
+def test_the_twist_output_can_be_switched_from_the_command_line(
+    launch_file: Any, argument: str, value: bool
+) -> None:
+    """``cmd_vel_topic:=/cmd_vel`` alone sent nothing: the output is off in the parameters file,
+    and no launch argument could switch it on. The parameter is a bool, as the node declares it
+    (a string 'true' would stop rclpy with InvalidParameterTypeException)."""
+    (node,) = launch_file._node(_context(publish_cmd_vel=argument, cmd_vel_topic='/cmd_vel'))
+    params_file, chosen = node.kwargs['parameters']
+    assert params_file.args == ('params_file',)
+    assert chosen == {'publish_cmd_vel': value}
+    assert type(chosen['publish_cmd_vel']) is bool
+    (node,) = launch_file._node(_context())  # empty: the file decides
+    assert len(node.kwargs['parameters']) == 1
+    declared = {
+        e.args[0]: e.kwargs for e in launch_file.generate_launch_description().args[0][:-1]
+    }
+    assert declared['publish_cmd_vel']['choices'] == ['', 'true', 'false']
