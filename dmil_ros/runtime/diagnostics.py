@@ -20,7 +20,10 @@ a second by the node and written to the replay bag at the same cadence of bag ti
 
 * ``ERROR``: degraded mode (one sensor silent), or both sensors silent for ``silence_timeout``;
   a topic that never delivered counts as silent since ``start`` (a mistyped topic or namespace
-  is an ERROR after ``silence_timeout``, not an OK "waiting for input" forever);
+  is an ERROR after ``silence_timeout``, not an OK "waiting for input" forever); a sensor that
+  publishes, but whose every message for ``silence_timeout`` since its last usable one was
+  refused (a truncated or re-laid-out cloud, an unsupported encoding, unstamped headers) is
+  named as such, with the refusal reasons, not as silent or out of step;
 * ``WARN``: the clock jumped back (pairing reset), messages were dropped or malformed since the
   previous report, or a synergy alert is on;
 * ``OK`` otherwise.
@@ -42,7 +45,7 @@ from typing import Final
 import numpy as np
 
 from dmil_ros.runtime.inbox import Inbox
-from dmil_ros.runtime.pipeline import CAMERA_SILENT, LIDAR_SILENT, FusionPipeline
+from dmil_ros.runtime.pipeline import CAMERA_SILENT, LIDAR_SILENT, FusionPipeline, RefusalRun
 
 OK: Final = 0
 WARN: Final = 1
@@ -109,6 +112,40 @@ class DiagnosticsTracker:
     def silent_for(self, topic: str, now: float) -> float | None:
         arrivals = self._arrivals[topic]
         return now - arrivals[-1] if arrivals else None
+
+    def unusable_for(self, topic: str, now: float) -> tuple[float, RefusalRun] | None:
+        """``(seconds, refusals)`` when every message of ``topic`` since its last usable one (or
+        since the first) was refused: the seconds since that usable message arrived (since
+        ``start`` when none was usable); None when its newest message was usable, or none came
+        (or none was recorded here).
+
+        The refusals are counted back over the arrivals; arrivals the pipeline has not taken
+        yet (the node's inbox) or never took (inbox drops) make the seconds an underestimate:
+        the report then names the refusals later, never sooner.
+        """
+        run = self.pipeline.refused_run(topic)
+        arrivals = self._arrivals[topic]
+        if run is None or not arrivals:  # no arrival recorded: no time to tell
+            return None
+        if run.count < min(len(arrivals), self.pipeline.received[topic]):
+            return now - arrivals[-run.count - 1], run
+        if run.count < self.pipeline.received[topic]:  # the usable one left the window
+            return now - arrivals[0], run
+        return now - (arrivals[0] if self.start is None else self.start), run
+
+    def _unusable(self, now: float, timeout: float) -> dict[str, str]:
+        """Topic -> why, for each sensor still publishing whose messages were all refused for
+        more than ``timeout`` seconds (the reasons with their counts, and the latest text)."""
+        out: dict[str, str] = {}
+        for topic in self.topics:
+            found = self.unusable_for(topic, now)
+            silent = self.silent_for(topic, now)
+            if found is None or found[0] <= timeout or silent is None or silent > timeout:
+                continue
+            run = found[1]
+            reasons = ', '.join(f'{r} x{n}' for r, n in run.reasons.most_common())
+            out[topic] = f'{reasons}: {run.last}'
+        return out
 
     def _out_of_step(self, now: float, timeout: float) -> str | None:
         """The message for a degraded mode whose "silent" sensor is in fact publishing, with
@@ -188,14 +225,28 @@ class DiagnosticsTracker:
         never = [t for t, s in zip(self.topics, silence, strict=True) if s is None]
         silent_cam, silent_lid = ((since_start if s is None else s) > timeout for s in silence)
         out_of_step = self._out_of_step(now, timeout)
+        unusable = self._unusable(now, timeout)
+        no_cam, no_lid = silent_cam or cam in unusable, silent_lid or lid in unusable
+        roles = {cam: ('camera', 'LiDAR'), lid: ('LiDAR', 'camera')}
+        refused = [
+            f'{roles[t][0]} {t!r} publishing, but its messages are unusable ({why})'
+            for t, why in unusable.items()
+        ]
         if never and since_start > timeout:
             # nothing ever came on a topic: most often its name or the namespace is wrong
             names = ', '.join(repr(t) for t in never)
-            state = 'no input' if silent_cam and silent_lid else 'degraded'
+            state = 'no input' if no_cam and no_lid else 'degraded'
             level = ERROR
             message = f'{state}: nothing received on {names} in {since_start:.1f} s (topic name?)'
+            message = '; '.join([message, *refused])
         elif silent_cam and silent_lid:
             level, message = ERROR, 'no input: both sensors silent'
+        elif no_cam and no_lid:  # one publishing unusable messages at least
+            quiet = [f'{roles[t][0]} {t!r} silent' for t in self.topics if t not in unusable]
+            level, message = ERROR, 'no input: ' + '; '.join([*refused, *quiet])
+        elif unusable:
+            ((topic, _),) = unusable.items()
+            level, message = ERROR, f'degraded: {refused[0]}; {roles[topic][1]} only'
         elif out_of_step:
             level, message = ERROR, out_of_step
         elif p.degraded == LIDAR_SILENT or silent_lid:

@@ -39,11 +39,27 @@ baseline (their S estimate is not meaningful) and make the diagnostics report ER
 message of the silent sensor ends the degraded mode (a returning camera frame may pair with the
 last sweep run alone).
 
+Outdated frames. The camera frames waiting in the pairer (for a sweep at or after them) when
+both sensors stall are not published when the sensors come back: the first message after the
+stall, its own sensor silent for ``silence_timeout`` before it, starts a degraded mode and
+drops them, and a pair decided with its camera frame more than ``silence_timeout`` behind the
+newest stamp of either sensor is dropped; both are counted with the pairing drops as
+``camera_outdated``. Seconds-old frames are not answered as live (nor drive ``cmd_vel``), and
+the output stamps do not go back across the stall. The frames that only waited for a LiDAR
+silence to be certain still run alone, at most ``silence_timeout`` and a frame period late.
+
 Clock jumps. A message stamped more than ``silence_timeout`` before the previous stamp of the
 same sensor means the clock went back (a looped bag, an NTP/PTP step, a robot restart): the
 pairer, the last stamps and the degraded state are reset, the jump is counted
 (``clock_jumps_back``; the diagnostics report it) and the message is processed on the new
 timeline. A smaller step back is ordinary reordering (dropped as out of order by the pairer).
+A stamp of exactly 0 s 0 ns is no time at all (a driver that does not stamp, a node on
+``use_sim_time`` without ``/clock``): the message is refused as malformed (reason ``header``),
+not taken as a jump back.
+
+Unusable sensors. The refusals of each topic since its last usable message are kept
+(:meth:`FusionPipeline.refused_run`, updated on refusals only): the diagnostics tell a sensor
+that publishes only unusable messages from a silent one or a clock out of step.
 """
 
 from __future__ import annotations
@@ -63,7 +79,7 @@ from dmil_ros.runtime.decode import decode_image, decode_laserscan, decode_point
 from dmil_ros.runtime.errors import DecodeError, RuntimeConfigError
 from dmil_ros.runtime.model import FusionModel
 from dmil_ros.runtime.monitor import MonitorConfig, MonitorState, SynergyMonitor
-from dmil_ros.runtime.pairing import ApproxTimePairer
+from dmil_ros.runtime.pairing import ApproxTimePairer, Pair
 from dmil_ros.runtime.preprocess import prepare_image, prepare_points
 
 F32 = npt.NDArray[np.float32]
@@ -71,6 +87,7 @@ STAGES: Final = ('decode', 'preprocess', 'inference', 'monitor')
 LIDAR_SILENT: Final = 'lidar_silent'
 PID_OUTPUTS: Final[tuple[str, ...]] = ('pid_lsmi', 'pid_broja')
 CAMERA_SILENT: Final = 'camera_silent'
+OUTDATED: Final = 'camera_outdated'  # pairing drop: a frame that waited across a stall
 
 
 @dataclass(frozen=True)
@@ -187,6 +204,12 @@ def header_of(msg: Any, topic: str) -> Header:
     if not -(2**31) <= sec < 2**31:  # builtin_interfaces/Time.sec is an int32
         text = f'header.stamp.sec {sec} out of the int32 range'
         raise DecodeError(text, topic=topic, field='header.stamp', reason='header')
+    if sec == 0 and nanosec == 0:  # unset: would read as a clock jump back, then as reordering
+        text = (
+            'header.stamp is 0 s 0 ns: not stamped (a driver that leaves the stamp unset, or '
+            'use_sim_time without a /clock)'
+        )
+        raise DecodeError(text, topic=topic, field='header.stamp', reason='header')
     try:  # copied into every output message, encoded as UTF-8 there
         frame_id.encode()
     except UnicodeEncodeError as exc:
@@ -206,6 +229,16 @@ def planar_warning(topic: str, beams: int) -> str:
         f'topic {topic!r}: a LaserScan fills 1 of the {beams} rows the model was trained on '
         '(a 3-D LiDAR): expect decisions close to camera-only'
     )
+
+
+@dataclass
+class RefusalRun:
+    """The refused messages of one topic since its last usable one (or its first message)."""
+
+    count: int = 0  # refused in a row
+    at: int = 0  # the topic's ``received`` count at the latest of them
+    reasons: Counter[str] = field(default_factory=Counter)  # reason -> refused in the run
+    last: str = ''  # the latest refusal's text, without its topic
 
 
 class FusionPipeline:
@@ -229,6 +262,7 @@ class FusionPipeline:
         self.received: Counter[str] = Counter()
         self.errors: Counter[tuple[str, str]] = Counter()
         self.topic_errors: dict[str, str] = {}  # topic -> its latest message error
+        self._refusals: dict[str, RefusalRun] = {}  # topic -> its refusals since a usable one
         self.last_error = ''
         self.frames = 0
         self.degraded_frames = 0
@@ -280,9 +314,20 @@ class FusionPipeline:
         return Prepared(header, tensor, t1 - t0, t2 - t1)
 
     def _refuse(self, topic: str, reason: str, text: str) -> None:
-        """Count a message ``_prepare`` could not use, under its topic and reason."""
+        """Count a message ``_prepare`` could not use, under its topic and reason, and in the
+        topic's run of refusals (a new run when a usable message came since the last one: every
+        message received is either used or refused, so the ``received`` counts tell; the usable
+        path stays untouched)."""
         self.errors[(topic, reason)] += 1
         self.last_error = self.topic_errors[topic] = text
+        n = self.received[topic]
+        run = self._refusals.get(topic)
+        if run is None or run.at != n - 1:
+            run = self._refusals[topic] = RefusalRun()
+        run.count += 1
+        run.at = n
+        run.reasons[reason] += 1
+        run.last = text.removeprefix(f'topic {topic!r}: ')
 
     def feed_camera(self, msg: Any) -> list[Job]:
         """Decode a camera message; return the jobs it makes ready (pairs or degraded frames)."""
@@ -296,22 +341,28 @@ class FusionPipeline:
         alone = t - ref > self.config.silence_timeout * 1e9
         if self._out_of_order(t, self.last_camera_ns, 'camera'):
             return []
-        self.last_camera_ns = t  # the newest: an earlier stamp was dropped just above
+        previous, self.last_camera_ns = self.last_camera_ns, t  # an earlier t was dropped above
         restored: list[Job] = []
         if self.degraded == CAMERA_SILENT and not self._behind(t, self.last_lidar_ns):
             self.degraded = ''
             # the camera is back: the last sweep run alone may still pair with its first frame
             # (and decides the frames queued before the silence, like any sweep)
             if self._last_alone_lidar is not None:
-                pairs = self.pairer.push_lidar(*self._last_alone_lidar)
-                restored = [self._pair_job(p.camera, p.lidar) for p in pairs]
+                restored = self._pair_jobs(self.pairer.push_lidar(*self._last_alone_lidar))
                 self._last_alone_lidar = None
         if alone:
             self.degraded = LIDAR_SILENT
+            # the frames that waited for a sweep at or after them run alone, this one last:
+            # they waited for the silence to be certain (at most silence_timeout and a frame
+            # period), unless the camera too was silent for silence_timeout before this frame:
+            # then they waited across a stall of both sensors (each at or before the previous
+            # frame) and are outdated
             waiting = [item for _, item in self.pairer.take_cameras()]
+            if waiting and previous is not None and self._behind(previous, t):
+                self.pairer.drops[OUTDATED] += len(waiting)
+                waiting = []
             return restored + [self._alone(p, camera=True) for p in [*waiting, prep]]
-        pairs = self.pairer.push_camera(t, prep)
-        return restored + [self._pair_job(p.camera, p.lidar) for p in pairs]
+        return restored + self._pair_jobs(self.pairer.push_camera(t, prep))
 
     def feed_lidar(self, msg: Any) -> list[Job]:
         """Decode a LiDAR message (PointCloud2 or LaserScan); return the jobs it makes ready."""
@@ -332,17 +383,25 @@ class FusionPipeline:
             self.degraded = CAMERA_SILENT
             self._last_alone_lidar = (t, prep)
             self._charged_lidar = t  # its decode + preprocess count for the degraded frame
+            # the frames waiting for a sweep at or after them (each at or before the camera's
+            # newest stamp) lie more than silence_timeout behind this one: they waited across a
+            # stall of both sensors, and would be paired with the sweeps from before it
+            waiting = self.pairer.take_cameras()
+            if waiting:
+                self.pairer.drops[OUTDATED] += len(waiting)
             return [self._alone(prep, camera=False)]
-        return [self._pair_job(p.camera, p.lidar) for p in self.pairer.push_lidar(t, prep)]
+        return self._pair_jobs(self.pairer.push_lidar(t, prep))
 
     def finish(self) -> list[Job]:
         """End of a recording: the camera frames still waiting for a later sweep, paired with
         the newest one (:meth:`ApproxTimePairer.finish`); the replay and the audit call it."""
-        return [self._pair_job(p.camera, p.lidar) for p in self.pairer.finish()]
+        return self._pair_jobs(self.pairer.finish())
 
     def _behind(self, t: int, other: int | None) -> bool:
-        """True when stamp ``t`` lies more than ``silence_timeout`` before the other sensor's
-        newest: the sensor is publishing, but its clock is out of step (degraded mode stays)."""
+        """True when stamp ``t`` lies more than ``silence_timeout`` before ``other`` (False for
+        None): before the other sensor's newest, the sensor is publishing but its clock is out
+        of step (degraded mode stays); a frame before the newest stamp is outdated, and a
+        sensor's previous stamp before its newest one means it was silent in between."""
         return other is not None and other - t > self.config.silence_timeout * 1e9
 
     def _out_of_order(self, t: int, latest: int | None, sensor: str) -> bool:
@@ -373,6 +432,22 @@ class FusionPipeline:
         self._charged_lidar = None
         self._last_alone_lidar = None
         self.degraded = ''
+
+    def _pair_jobs(self, pairs: list[Pair[Prepared, Prepared]]) -> list[Job]:
+        """The jobs of the pairs the pairer decided, less those whose camera frame lies more
+        than ``silence_timeout`` behind the newest stamp of either sensor (counted as
+        ``camera_outdated``): a frame that waited across a stall is not answered as live."""
+        if not pairs:
+            return []
+        cam, lid = self.last_camera_ns, self.last_lidar_ns
+        newest = cam if lid is None else lid if cam is None else max(cam, lid)
+        jobs = []
+        for p in pairs:
+            if self._behind(p.camera_stamp, newest):
+                self.pairer.drops[OUTDATED] += 1
+            else:
+                jobs.append(self._pair_job(p.camera, p.lidar))
+        return jobs
 
     def _pair_job(self, cam: Prepared, lid: Prepared) -> Job:
         # a sweep shared by several frames is decoded once: its time counts for the first pair
@@ -511,16 +586,21 @@ class FusionPipeline:
 
     def unusable_sensors(self) -> list[tuple[str, str, str]]:
         """``(role, topic, why)`` of each sensor that sent messages, none of them usable (a
-        topic of another type, an encoding not supported): every frame then runs degraded.
-        Each message received is either used or counted in :attr:`errors` under its topic."""
-        refused = Counter[str]()
-        for (topic, _), n in self.errors.items():
-            refused[topic] += n
+        topic of another type, an encoding not supported, no stamps): every frame then runs
+        degraded. Each message received is either used or counted in :attr:`errors` under its
+        topic, so the run of refusals then spans them all."""
         return [
             (role, topic, self.topic_errors.get(topic, ''))
             for role, topic in self._sensors()
-            if 0 < self.received[topic] == refused[topic]
+            if (run := self.refused_run(topic)) is not None and run.count == self.received[topic]
         ]
+
+    def refused_run(self, topic: str) -> RefusalRun | None:
+        """The refusals of ``topic`` since its last usable message (or its first message), when
+        its newest message was refused: the sensor publishes, but nothing usable since; None
+        when its newest message was usable, or none came."""
+        run = self._refusals.get(topic)
+        return run if run is not None and run.at == self.received[topic] else None
 
     @property
     def alert(self) -> bool:

@@ -23,12 +23,13 @@ The model sees
   ``range / max_range`` of the nearest return in the cell (0 where none), channel 1 the intensity
   of that return scaled by ``intensity_scale`` and saturated to [0, 1]. The row is the ``ring``
   field when the sensor's beams are the model's rows (no more rings than rows, ring 0 the lowest
-  beam as Velodyne drivers number them, the rings as far apart as the rows:
-  :func:`_ring_mismatch`), otherwise the elevation angle binned over the spec's vertical field
-  of view: a sensor with more rings than the model has rows (an OS1-64 for a 16-row model),
-  fewer rings over the same field (an 8-beam sensor), one numbering from the top beam down
-  (Ouster), or one ring value for every return, gets the rows its elevations give, with one
-  warning, instead of dropped, upside-down or squashed rows.
+  beam as Velodyne drivers number them, the rings as far apart as the rows, every sampled
+  return at its ring's elevation: :func:`_ring_mismatch`), otherwise the elevation angle binned
+  over the spec's vertical field of view: a sensor with more rings than the model has rows (an
+  OS1-64 for a 16-row model), fewer rings over the same field (an 8-beam sensor), one numbering
+  from the top beam down (Ouster), one ring value for every return, or a ring that is no
+  elevation row at all (the ``line`` of a Livox rosette scan) gets the rows its elevations
+  give, with one warning, instead of dropped, upside-down, squashed or scrambled rows.
 
 The spec travels inside every exported ONNX model (``metadata_props['preprocess']``) so the node
 preprocesses exactly as the model was trained.
@@ -348,13 +349,18 @@ def _ring_mismatch(
     3. their elevations apart by the rows between them, within one row (an 8-beam sensor over
        the same field would fill the bottom half, its top beam read as -1 degree);
     4. a sensor that fills only some rows also at those rows' elevations, within one row (a
-       4-layer scanner around 0 degrees would be read as looking 10 degrees down).
+       4-layer scanner around 0 degrees would be read as looking 10 degrees down);
+    5. every return of a fixed sample spread over the cloud at its ring's row, within one row,
+       up to the offset a tilt gives (:func:`_ring_scatter`): two returns of a ring that is no
+       elevation row (a Livox rosette's ``line``, 6 lines over 77 degrees) passed 1-4 in 1
+       sweep of 250, and the rows flipped between ring and elevation from sweep to sweep.
 
     A mounting tilt moves both returns alike (they share their azimuth), so it passes 2 and 3
     and a full set of rings keeps the rows of a tilted VLP-16; elevation binning would smear
-    its beams. The check costs 11 us on the sample bag's 5.7k-point sweeps when the first point
+    its beams. Checks 1-4 cost 11 us on the sample bag's 5.7k-point sweeps when the first point
     of both rings has a return (the usual case, and then the same two returns), 32 us when one
-    has none and the returns are searched.
+    has none and the returns are searched; check 5 about 8 us more (30 us more for a tilted
+    sensor).
     """
     if row.max() >= spec.beams:  # clipped by _ring_rows: at least this many rings
         return f'ring values reach {spec.beams} or more, the model has {spec.beams} rows'
@@ -388,7 +394,54 @@ def _ring_mismatch(
                 f'ring {r_lo} lies at {math.degrees(low):.1f} degrees, row {r_lo} of the '
                 f'model at {lo + math.degrees(step) * r_lo:.1f}'
             )
-    return None
+    return _ring_scatter(row, xt, rng, spec.beams, step)  # 5.
+
+
+_RING_SAMPLES = 16  # returns checked by _ring_scatter
+
+
+def _ring_scatter(
+    row: npt.NDArray[np.int32], xt: F32, rng: F32, beams: int, step: float
+) -> str | None:
+    """Why the ring is not the row on a fixed sample of the returns (None: it is).
+
+    1. up to :data:`_RING_SAMPLES` points at a fixed stride over the cloud, those with a range
+       and a ring inside the image; fewer than 4 decide nothing (the fit below matches 3);
+    2. each one's elevation less its ring's row (``ring * step``): the ring is the row when
+       these offsets lie within one row of a common value (an untilted sensor; 8 us, in plain
+       Python: numpy's per-call cost outweighs 16 values);
+    3. else, a mounting tilt: the offsets follow ``c + a cos(azimuth) + b sin(azimuth)`` (a
+       pitch and roll of up to about 25 degrees), fitted by least squares, each within one row
+       of the fit (about 30 us more).
+
+    A ring that is no elevation row (a Livox rosette's ``line``: the laser index, each line
+    over the whole field) gives offsets spread over the field, far beyond one row.
+    """
+    stride = max(len(row) // _RING_SAMPLES, 1)
+    sample = slice(stride // 2, None, stride)
+    rows, ranges = row[sample], rng[sample]
+    asin, pole = math.asin, math.pi / 2
+    offsets: list[float] = []  # 1.-2.
+    for r, d, z in zip(rows.tolist(), ranges.tolist(), xt[2, sample].tolist(), strict=True):
+        if 0 <= r < beams and 0.0 < d < math.inf:
+            q = z / d  # beyond +-1 by a float32 rounding at most
+            offsets.append((asin(q) if -1.0 <= q <= 1.0 else math.copysign(pole, q)) - r * step)
+    if len(offsets) < 4 or max(offsets) - min(offsets) <= 2 * step:
+        return None
+    # 3. the same returns' azimuths; a small ridge keeps the normal equations solvable when the
+    #    sample holds one or two azimuths only (then the fit matches them exactly)
+    keep = (rows >= 0) & (rows < beams) & (ranges > 0) & (ranges < np.inf)  # (M,)
+    azimuth = np.arctan2(xt[1, sample][keep], xt[0, sample][keep]).astype(np.float64)
+    basis = np.stack([np.ones_like(azimuth), np.cos(azimuth), np.sin(azimuth)])  # (3, M)
+    target = np.asarray(offsets)  # (M,)
+    fit = np.linalg.solve(basis @ basis.T + 1e-9 * np.eye(3), basis @ target)  # (3,)
+    off = float(np.abs(fit @ basis - target).max())
+    if off <= step:
+        return None
+    return (
+        f"sampled returns lie up to {math.degrees(off):.1f} degrees off their ring's row "
+        "(the ring is no elevation row: a rosette scanner's line index?)"
+    )
 
 
 _WARNED: set[str] = set()

@@ -89,18 +89,19 @@ def run_stream(
 
 def test_pairs_stamps_and_values(model: FusionModel, clouds: list[Any]) -> None:
     pipe = FusionPipeline(model, PipelineConfig(slop=0.06))
-    results = run_stream(pipe, clouds, 2.0, reds=lambda k: 6 * k)
+    start = 1.0  # a stamp of 0 is refused (unstamped)
+    results = run_stream(pipe, clouds, 2.0, reds=lambda k: 6 * k, start=start)
     assert len(results) == 39  # 40 frames; the last waits for a LiDAR that never comes
     for r in results:
         assert r.header.frame_id == 'camera_optical_frame'
-        k = round(r.header.ns / (50 * MS))
-        assert r.header.ns == int(k * 0.05 * 1e9)  # the output stamp is the camera's stamp
+        k = round((r.header.ns - start * 1e9) / (50 * MS))
+        assert r.header.ns == int((start + k * 0.05) * 1e9)  # the output stamp: the camera's
         assert r.lidar_stamp_ns is not None
         assert abs(r.lidar_stamp_ns - r.header.ns) <= 60 * MS
         assert not r.degraded
         # independent recomputation: decode + preprocess + numpy reference of the model
         image = prepare_image(decode_image(flat_image(r.header.ns, 6 * k)), model.spec)
-        j = round((r.lidar_stamp_ns - 7 * MS) / (100 * MS))
+        j = round((r.lidar_stamp_ns - 7 * MS - start * 1e9) / (100 * MS))
         lidar = prepare_points(
             decode_pointcloud2(cloud_at(clouds, r.lidar_stamp_ns, j)), model.spec
         )
@@ -137,7 +138,7 @@ def test_batched_inference_equals_single(model: FusionModel, clouds: list[Any]) 
 
 def test_malformed_messages_counted_and_skipped(model: FusionModel, clouds: list[Any]) -> None:
     pipe = FusionPipeline(model)
-    bad_image = flat_image(0, 100)
+    bad_image = flat_image(MS, 100)
     bad_image.encoding = '32FC1'
     assert pipe.push_camera(bad_image) == []
     bad_cloud = cloud_at(clouds, 7 * MS, 0)
@@ -199,7 +200,7 @@ def test_an_unexpected_error_costs_one_message_not_the_stream(
 
     monkeypatch.setattr(pipeline_module, 'decode_pointcloud2', flaky)
     pipe = FusionPipeline(model)
-    out = run_stream(pipe, clouds, 1.0)
+    out = run_stream(pipe, clouds, 1.0, start=1.0)
     assert pipe.errors == {('/lidar/points', 'unexpected'): 1}
     assert (
         pipe.last_error
@@ -289,7 +290,7 @@ def test_non_finite_model_output_is_counted_and_not_published(
         return out
 
     model.run = poisoned  # type: ignore[method-assign]
-    pipe.push_camera(flat_image(0, 100))
+    pipe.push_camera(flat_image(MS, 100))
     (result,) = pipe.push_lidar(cloud_at(clouds, 7 * MS, 0))
     assert not result.valid
     assert pipe.errors[('model', 'non_finite_output')] == 1
@@ -350,18 +351,19 @@ def test_a_late_message_does_not_rewind_the_sensor_clock(
 ) -> None:
     """A sweep (or frame) 0.48 s late, under silence_timeout, is dropped as out of order; it
     used to set the sensor's newest stamp back, so the next frames ran degraded (review 10, 3)."""
+    t0 = 1_000 * MS  # a stamp of 0 is refused (unstamped)
     for late in ('l', 'c'):
         pipe = FusionPipeline(model, PipelineConfig(silence_timeout=0.5))
-        events = [(k * 50 * MS, 'c', k) for k in range(40)]
-        events += [(k * 100 * MS + 7 * MS, 'l', k) for k in range(20)]
-        out = feed(pipe, clouds, [e for e in events if e[0] < 1_320 * MS])
-        stamp = 827 * MS if late == 'l' else 850 * MS  # one already seen
+        events = [(t0 + k * 50 * MS, 'c', k) for k in range(40)]
+        events += [(t0 + k * 100 * MS + 7 * MS, 'l', k) for k in range(20)]
+        out = feed(pipe, clouds, [e for e in events if e[0] < t0 + 1_320 * MS])
+        stamp = t0 + (827 * MS if late == 'l' else 850 * MS)  # one already seen
         out += (
             pipe.push_lidar(cloud_at(clouds, stamp, 0))
             if late == 'l'
             else pipe.push_camera(flat_image(stamp, 100))
         )
-        out += feed(pipe, clouds, [e for e in events if e[0] >= 1_320 * MS])
+        out += feed(pipe, clouds, [e for e in events if e[0] >= t0 + 1_320 * MS])
         assert not any(r.degraded for r in out)
         assert pipe.drops[f'{"lidar" if late == "l" else "camera"}_out_of_order'] == 1
         assert len(out) + 1 == 40  # every frame but the last (it waits for a later sweep)
@@ -539,7 +541,7 @@ def test_a_frame_with_non_finite_probabilities_is_not_counted_without_evidence(
         return out
 
     model.run = poisoned  # type: ignore[method-assign]
-    pipe.push_camera(flat_image(0, 250))  # red 250: S of 38 bits, the table's floor
+    pipe.push_camera(flat_image(MS, 250))  # red 250: S of 38 bits, the table's floor
     (bad,) = pipe.push_lidar(cloud_at(clouds, 7 * MS, 0))
     assert not bad.valid
     assert bad.interactions is not None

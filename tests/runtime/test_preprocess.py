@@ -437,6 +437,55 @@ def test_one_ring_for_every_return_gives_the_rows_of_the_elevation(
     ]
 
 
+def livox_sweep(rng: np.random.Generator, n: int = 2000) -> Points:
+    """A Livox Avia-like sweep as livox_ros_driver2 publishes it: a rosette over +-38.4 degrees
+    of elevation and +-35 of azimuth, and its ``line`` field (the laser, 0-5, cycling along the
+    points; the decoder's ring) no elevation row at all."""
+    elevation = np.deg2rad(rng.uniform(-38.4, 38.4, n))
+    azimuth = np.deg2rad(rng.uniform(-35.0, 35.0, n))
+    r = rng.uniform(2.0, 15.0, n)
+    xyz = np.stack(
+        [
+            r * np.cos(elevation) * np.cos(azimuth),
+            r * np.cos(elevation) * np.sin(azimuth),
+            r * np.sin(elevation),
+        ],
+        axis=1,
+    )
+    line = (np.arange(n) % 6).astype(np.int32)
+    return Points(xyz=xyz.astype(np.float32), intensity=None, ring=line)
+
+
+def test_a_line_index_is_never_taken_for_the_row_and_a_tilted_ring_always_is() -> None:
+    """The two returns checks 1-4 look at let a Livox ``line`` through in about 1 sweep of
+    250 (rows 0-5 = line instead of the elevations' 0-15), so the rows flipped from sweep to
+    sweep. Over 1000 sweeps none is built from the line now; the ring of a VLP-16 in firing
+    order (the returns checked at many azimuths), pitched 5 or rolled 20 degrees, still names
+    every row."""
+    rng = np.random.default_rng(1)
+    taken = 0
+    for _ in range(1000):
+        sweep_ = livox_sweep(rng)
+        by_elevation = prepare_points(Points(xyz=sweep_.xyz), SPEC)
+        taken += not np.array_equal(prepare_points(sweep_, SPEC), by_elevation)
+    assert taken == 0
+    for tilt, roll in ((5.0, False), (20.0, True)):
+        points = sweep(16, tilt_deg=tilt)
+        firing = np.arange(len(points)).reshape(16, -1).T.reshape(-1)  # azimuth by azimuth
+        xyz = points.xyz[firing]
+        if roll:  # the pitch turned 90 degrees about z
+            xyz = np.stack([xyz[:, 1], -xyz[:, 0], xyz[:, 2]], axis=1)
+        ring = points.ring[firing]  # type: ignore[index]
+        got = prepare_points(Points(xyz=xyz, ring=ring), SPEC)
+        want = np.zeros_like(got)  # each return in its ring's row: cells from the loop
+        for (x, y, z), row in zip(xyz.astype(np.float64), ring, strict=True):
+            col = min(int((np.arctan2(y, x) + np.pi) * SPEC.azimuth_bins / (2 * np.pi)), 179)
+            d = np.sqrt(x * x + y * y + z * z) / SPEC.max_range
+            if want[0, row, col] == 0 or d < want[0, row, col]:
+                want[0, row, col] = d
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
 def test_intensities_beyond_the_trained_range_saturate(caplog: pytest.LogCaptureFixture) -> None:
     """One corrupt return (1e5) or a 16-bit reflectivity: channel 1 stays in [0, 1], equal to
     the image of the intensities clipped to 0..255 (1 / intensity_scale), said once."""
