@@ -16,10 +16,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
-from dmil_ros.audit.dataset_pid import dataset_pid
+from dmil_ros.actions import FAMILIES
+from dmil_ros.audit.dataset_pid import dataset_pid, ground_truth, occupied_bias_bits
 from dmil_ros.pid.errors import PIDSolverError
 
 
@@ -78,3 +81,36 @@ def test_a_solver_failure_is_an_error_entry_not_a_crash(monkeypatch: pytest.Monk
     atoms, meta = dataset_pid(f1, f2, label, None, 0)
     assert atoms is None
     assert meta == {'error': '400 usable frames: no certified optimum'}
+
+
+def test_occupied_bias_is_panzeri_treves() -> None:
+    """(R_xy - R_x - R_y + 1) / (2 N ln 2), R_* the occupied cells of p(c1,c2,y), p(c1,c2) and
+    p(y), counted by hand as cells are filled."""
+    hist = np.zeros((2, 2, 2), np.int64)
+    hist[0, 0, 0] = hist[1, 1, 1] = 50
+    hist[0, 1, 0] = hist[0, 1, 1] = 50  # R_xy 4, R_x 3, R_y 2: no bias
+    assert occupied_bias_bits(hist) == 0.0
+    hist[1, 0, 1] = 50  # R_xy 5, R_x 4
+    assert occupied_bias_bits(hist) == 0.0
+    hist[1, 0, 0] = 50  # R_xy 6: one cell more than the marginals explain
+    assert occupied_bias_bits(hist) == pytest.approx(1 / (2 * 300 * math.log(2)))
+
+
+def test_ground_truth_given_family_weighs_only_the_frames_with_truth() -> None:
+    """100 frames without truth, 100 of family S (y = c XOR l, the four latent pairs equally
+    often: 1 bit of synergy) and 100 of R (c = l = y: 1 bit of redundancy): the frame-weighted
+    PID given the family is half a bit of each, whatever the frames without truth."""
+    n = 100
+    c = np.tile([0, 0, 1, 1], n // 4)
+    lat = np.tile([0, 1, 0, 1], n // 4)
+    arrays = {
+        'family': np.repeat([-1, FAMILIES.index('S'), FAMILIES.index('R')], n),
+        'camera_latent': np.concatenate([np.full(n, -1), c, c]),
+        'lidar_latent': np.concatenate([np.full(n, -1), lat, c]),
+        'label': np.concatenate([np.zeros(n, np.int64), c ^ lat, c]),
+    }
+    gt = ground_truth(arrays)
+    assert gt is not None
+    assert gt['frames'] == 2 * n
+    want = {'redundancy': 0.5, 'unique_camera': 0.0, 'unique_lidar': 0.0, 'synergy': 0.5}
+    assert gt['pid_given_family'] == pytest.approx(want, abs=1e-6)

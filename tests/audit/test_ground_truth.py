@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from oracle import oracle_bag
 
-from dmil_ros.actions import COMPONENTS, FAMILIES
+from dmil_ros.actions import ACTIONS, COMPONENTS, FAMILIES
 from dmil_ros.audit.bagresult import BagResult
 from dmil_ros.audit.dataset_pid import dataset_pid
-from dmil_ros.audit.merge import MergeOptions, merge
+from dmil_ros.audit.merge import MergeOptions, _spike_families, merge
 from dmil_ros.pid import exact_pid
 from dmil_ros.sim.families import pooled_index, pooled_joint
 
@@ -191,6 +191,65 @@ def test_gapscore_and_its_cards_use_the_model_level_terms() -> None:
     syn = table.column('broja_model_synergy').to_numpy()[row]
     assert f'<tr><th>S (broja_model)</th><td>{syn:.3f}</td></tr>' in html
     assert '(node)</th>' not in html
+
+
+def _terms(table: object, group: str) -> np.ndarray:
+    return np.stack([table.column(f'{group}_{c}').to_numpy() for c in COMPONENTS], axis=1)
+
+
+def test_model_level_lsmi_uses_the_models_probabilities_not_the_joint_head() -> None:
+    """The model level is fitted on the model's own decision: its action as the target and its
+    predictive distribution (probs) as the joint discriminator; p_joint (the joint head) is
+    the data level's. With a joint head that says nothing (uniform), the model-level terms are
+    those of an LSMI fit on probs."""
+    from dmil_ros.audit.terms import lsmi_frames
+
+    bag = _shortcut_bag(1200)
+    a = bag.arrays
+    a['p_joint'] = np.full_like(a['probs'], 0.25)
+    opts = MergeOptions(n_clusters=8)
+    table, _ = merge([bag], opts)
+    pred = a['probs'].argmax(axis=1)
+    inputs = [a[k].astype(np.float64) for k in ('feat_camera', 'feat_lidar')]
+    heads = [a[k].astype(np.float64) for k in ('p_camera', 'p_lidar')]
+    want = lsmi_frames(*inputs, pred, *heads, a['probs'].astype(np.float64), opts.terms)
+    np.testing.assert_allclose(_terms(table, 'lsmi_model'), want.terms, atol=1e-5)
+    other = lsmi_frames(*inputs, pred, *heads, a['p_joint'].astype(np.float64), opts.terms)
+    assert not np.allclose(want.terms, other.terms, atol=1e-3)
+
+
+def test_per_action_means_group_model_terms_by_action_and_data_terms_by_label() -> None:
+    """summary per_action: the model-level means over the frames the model sent to the action,
+    the data-level ones over the frames labelled with it (a shortcut model and its labels
+    disagree on a quarter of the frames)."""
+    table, summary = merge([_shortcut_bag(1200)], MergeOptions(n_clusters=8))
+    action = table.column('action').to_numpy(zero_copy_only=False)
+    label = table.column('label').to_numpy(zero_copy_only=False)
+    assert 0.1 < (action != label).mean() < 0.4
+    for name in ACTIONS:
+        got = summary['per_action'][name]
+        for key, group, rows in (
+            ('model_lsmi', 'lsmi_model', action == name),
+            ('data_lsmi', 'lsmi_data', label == name),
+        ):
+            terms = _terms(table, group)[rows]
+            terms = terms[np.isfinite(terms).all(axis=1)]
+            if not len(terms):
+                assert got[key] is None
+                continue
+            want = dict(zip(COMPONENTS, terms.mean(axis=0).tolist(), strict=True))
+            assert got[key] == pytest.approx(want, abs=1e-5), (name, key)
+
+
+def test_s_segments_of_two_bags_are_two_segments() -> None:
+    """Segment ids restart in every bag: segment 0 of bag a and segment 0 of bag b are two S
+    segments, one covered by spikes, one not."""
+    n = 20
+    bag = np.repeat([0, 1], n // 2)
+    out = _spike_families(
+        bag == 0, np.zeros(n, bool), np.full(n, FAMILIES.index('S')), np.zeros(n, np.int64), bag
+    )
+    assert (out['S_segments']['covered'], out['S_segments']['total']) == (1, 2)
 
 
 def test_model_pid_is_the_pid_of_the_predictive_distribution() -> None:

@@ -28,9 +28,15 @@ from dmil_ros.audit.bagaudit import BagOptions
 from dmil_ros.audit.errors import AuditError, AuditInputError
 from dmil_ros.audit.masking import MaskStats, Profile, masked_inputs
 from dmil_ros.audit.merge import MergeOptions
-from dmil_ros.audit.spikes import SpikeConfig, find_spikes, segment_coverage, spike_mask
+from dmil_ros.audit.spikes import (
+    SpikeConfig,
+    find_spikes,
+    running_median,
+    segment_coverage,
+    spike_mask,
+)
 from dmil_ros.audit.tables import COLUMNS, build_table, read_table, write_table
-from dmil_ros.audit.terms import entropy_bits, gapscore, reduce_features
+from dmil_ros.audit.terms import broja_frames, entropy_bits, gapscore, reduce_features
 
 
 def test_spikes_find_planted_segments() -> None:
@@ -68,6 +74,59 @@ def test_spikes_invariants(values: list[float]) -> None:
     # nothing is flagged when the series never reaches the low threshold
     if len(s) and s.max() < cfg.low:
         assert spikes == []
+
+
+def _spans(s: np.ndarray, cfg: SpikeConfig) -> list[tuple[int, int]]:
+    return [(sp.first, sp.last) for sp in find_spikes(s, np.arange(len(s)), cfg)]
+
+
+def test_spike_boundaries_are_inclusive() -> None:
+    """Without smoothing: a run of exactly min_frames is a spike (min_frames - 1 is not), a gap
+    of exactly max_gap frames merges two runs (max_gap + 1 does not), and a low run whose
+    only high frame is its last is a spike."""
+    cfg = SpikeConfig(window=1, high=0.3, low=0.15, min_frames=3, max_gap=2)
+    for length, want in ((3, [(5, 7)]), (2, [])):
+        s = np.zeros(40)
+        s[5 : 5 + length] = 1.0
+        assert _spans(s, cfg) == want
+    for gap, want in ((2, [(5, 16)]), (3, [(5, 9), (13, 17)])):
+        s = np.zeros(40)
+        s[5:10] = 1.0
+        s[10 + gap : 15 + gap] = 1.0
+        assert _spans(s, cfg) == want
+    s = np.zeros(40)
+    s[5:9] = (0.2, 0.2, 0.2, 0.5)
+    assert _spans(s, cfg) == [(5, 8)]
+
+
+def test_a_nan_frame_is_never_the_peak() -> None:
+    # a spike's peak is its largest raw synergy: a NaN frame inside is no value, not the top
+    s = np.zeros(40)
+    s[5:12] = 1.0
+    s[8] = np.nan
+    s[9] = 2.0
+    (sp,) = find_spikes(s, np.arange(40), SpikeConfig(window=3))
+    assert (sp.peak, sp.peak_index) == (2.0, 9)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(st.floats(-5, 5), min_size=1, max_size=40),
+    st.sampled_from([1, 3, 5, 7]),
+)
+def test_running_median_uses_the_frames_that_exist(values: list[float], window: int) -> None:
+    """Brute force: the median of frames i - window // 2 .. i + window // 2 that lie in the
+    series (a shrinking window at the ends, no padding with the edge values)."""
+    v = np.asarray(values)
+    half = window // 2
+    want = [np.median(v[max(0, i - half) : i + half + 1]) for i in range(len(v))]
+    np.testing.assert_allclose(running_median(v, window), want, atol=0, rtol=0)
+
+
+def test_a_segment_half_flagged_is_covered() -> None:
+    mask = np.array([True, True, False, False, True, False, False, False])
+    segments = np.array([0, 0, 0, 0, 1, 1, 1, 1])  # half of 0 flagged, a quarter of 1
+    assert segment_coverage(mask, segments) == (1, 2)
 
 
 def test_spike_config_validated() -> None:
@@ -187,6 +246,34 @@ def test_gapscore_formula() -> None:
     assert np.allclose(out[:, 2], 2.0, atol=1e-6)  # FP = 2 bits - 0
     assert np.allclose(out[:, 3], [0.0, 0.0, 2.0], atol=1e-4)
     assert np.allclose(entropy_bits(uniform), 2.0)
+
+
+def test_fusion_potential_is_measured_from_the_more_certain_sensor() -> None:
+    """FP = min(H(camera), H(LiDAR)) - H(joint): what fusing adds beyond the better sensor
+    alone. Camera 1 bit, LiDAR 2 bits, joint 0: FP = 1 bit, whichever sensor is which."""
+    sure = np.array([[1.0, 0.0, 0.0, 0.0]])
+    half = np.array([[0.5, 0.5, 0.0, 0.0]])
+    uniform = np.full((1, 4), 0.25)
+    terms = np.zeros((1, 4))
+    assert gapscore(terms, half, uniform, sure)[0, 2] == pytest.approx(1.0, abs=1e-6)
+    assert gapscore(terms, uniform, half, sure)[0, 2] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_broja_frames_left_out_by_the_label_floor_are_nan() -> None:
+    """A label carried by 1 % of its clusters' frames is below the 2 % label floor: those
+    frames are left out of the histogram, their terms sit at the log floor (about -60 bits)
+    and must reach the table as NaN (no evidence), not as numbers."""
+    rng = np.random.default_rng(0)
+    n = 400
+    a, b = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    f1 = np.eye(2)[a] * 6 + 0.1 * rng.standard_normal((n, 2))
+    f2 = np.eye(2)[b] * 6 + 0.1 * rng.standard_normal((n, 2))
+    y = a ^ b
+    y[:2] = 2
+    got = broja_frames(f1, f2, y, n_clusters=2)
+    assert np.isnan(got.terms[:2]).all()
+    assert np.isfinite(got.terms[2:]).all()
+    assert np.abs(got.terms[2:]).max() < 10
 
 
 def test_reduce_features_deterministic_and_standardised() -> None:

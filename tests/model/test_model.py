@@ -16,9 +16,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F  # noqa: N812
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -219,3 +222,61 @@ def test_interaction_profile_names_the_needed_component() -> None:
     hi, lo = torch.sigmoid(torch.tensor(5.0)), torch.sigmoid(torch.tensor(-10.0))
     expected = torch.stack([hi * hi, hi * (1 - lo), hi * (1 - lo), (1 - lo) ** 2])
     torch.testing.assert_close(profile.max(1).values, expected)
+
+
+def _stage2(b: int = 6) -> tuple[DMIL, dict[str, torch.Tensor], torch.Tensor]:
+    """A stage-2 DMIL (stage 1 frozen), its outputs on a batch, and labels 0, 1, 2, 3, 0, ..."""
+    torch.manual_seed(0)
+    model = DMIL(ModelConfig(**SMALL))
+    model.set_stage(2)
+    return model, model(*_inputs(b)), torch.arange(b) % 4
+
+
+def test_the_gate_does_not_train_the_components() -> None:
+    """The gate reads the components detached: it learns which component to trust, and a loss
+    on the gate alone moves the gate only, never the components it weighs."""
+    model, out, _ = _stage2()
+    model.zero_grad()
+    out['gates'][:, 3].sum().backward()  # type: ignore[no-untyped-call]
+    for name in ('cd_r', 'cd_u_camera', 'cd_u_lidar', 'synergy', 'sub_heads'):
+        grads = [p.grad for p in getattr(model, name).parameters()]
+        assert all(g is None or not g.any() for g in grads), name
+    assert any(p.grad is not None and p.grad.any() for p in model.gate.parameters())
+
+
+def test_gate_profile_term_is_the_cross_entropy_to_the_profile() -> None:
+    """gate_profile * CE(gate_i, pi_i): minimised by the gate the profile names (>= 0, torch's
+    soft-target cross-entropy as the reference)."""
+    from dmil_ros.model.losses import interaction_profile
+
+    _, out, y = _stage2()
+    w = LossWeights(gate_profile=2.0)
+    _, parts = dmil_loss(out, y, torch.full_like(y, -1), 2, w)
+    profile = interaction_profile(out, y, w)
+    want = 2.0 * float(F.cross_entropy(out['gate_logits'].detach(), profile))
+    assert parts['gate_profile'] == pytest.approx(want, rel=1e-5)
+    assert parts['gate_profile'] > 0.0
+
+
+@pytest.mark.parametrize(('component', 'kappa'), [(0, 0.0), (1, 0.5), (2, 0.5), (3, 1.0)])
+def test_complexity_charges_synergy_most_and_redundancy_nothing(
+    component: int, kappa: float
+) -> None:
+    """complexity * sum_c g_c kappa_c, kappa = (0, 1/2, 1/2, 1) for (R, U_cam, U_lid, S)."""
+    _, out, y = _stage2()
+    out = {**out, 'gates': F.one_hot(torch.full_like(y, component), 4).float()}
+    _, parts = dmil_loss(out, y, torch.full_like(y, -1), 2, LossWeights(complexity=2.0))
+    assert parts['complexity'] == pytest.approx(2.0 * kappa)
+
+
+@pytest.mark.parametrize('floor', [0.0, 0.1, 0.5])
+def test_sub_head_weights_are_normalised_by_one_plus_the_floor(floor: float) -> None:
+    """sub * sum_c mean_i (floor + pi_ic) CE(head_c, y_i) / (1 + floor): with every sub-head
+    at chance (CE = ln 4 for each) and profiles summing to 1, the term is
+    sub * ln 4 * (1 + 4 floor) / (1 + floor) whatever the profile."""
+    _, out, y = _stage2()
+    out = {**out, 'sub_logits': torch.zeros_like(out['sub_logits'])}
+    w = LossWeights(sub=1.5, sub_floor=floor)
+    _, parts = dmil_loss(out, y, torch.full_like(y, -1), 2, w)
+    want = 1.5 * math.log(4) * (1 + 4 * floor) / (1 + floor)
+    assert parts['sub'] == pytest.approx(want, rel=1e-6)

@@ -37,6 +37,18 @@ def test_sinkhorn_matches_both_marginals() -> None:
     assert error == pytest.approx(float((q.sum(1) - p1 / m).abs().sum()), abs=1e-6)
 
 
+def test_sinkhorn_class_mass_is_the_average_of_both_classifiers() -> None:
+    """When the two classifiers disagree on the batch's class mass, rows and columns are both
+    rescaled to the average of their masses (module step 2), so q's class marginal is it."""
+    gen = torch.Generator().manual_seed(0)
+    m, c = 16, 3
+    p1 = torch.softmax(torch.randn(m, c, generator=gen), -1)
+    p2 = torch.softmax(torch.randn(m, c, generator=gen), -1)  # another class mass
+    assert float((p1.mean(0) - p2.mean(0)).abs().max()) > 0.05
+    q, _ = sinkhorn_coupling(torch.randn(m, m, c, generator=gen), p1, p2, n_iter=500)
+    torch.testing.assert_close(q.sum((0, 1)), (p1.mean(0) + p2.mean(0)) / 2, atol=1e-4, rtol=0)
+
+
 def test_sinkhorn_stopped_short_reports_its_error(caplog: pytest.LogCaptureFixture) -> None:
     gen = torch.Generator().manual_seed(0)
     m, c = 16, 3
@@ -82,6 +94,18 @@ def test_a_capped_sinkhorn_is_warned_about(caplog: pytest.LogCaptureFixture) -> 
         got = est.estimate(s.features_1, s.features_2)
     assert got.marginal_error > SINKHORN_TOL
     assert any('raise sinkhorn_iters' in r.getMessage() for r in caplog.records)
+
+
+def test_mi_2_is_the_information_of_the_lidar_classifier() -> None:
+    """UNQ1: X1 carries the label (I(X1;Y) = 1 bit), X2 nothing (I(X2;Y) = 0); with the Bayes
+    posteriors, mi_1 and mi_2 are those informations, each from its own classifier."""
+    task = make_task('UNQ1')
+    s = task.sample(512, seed=0)
+    kw = dict(zip(('probs_1', 'probs_2', 'probs_12'), task.posteriors(s), strict=True))
+    est = BATCH(epochs=1, batch_size=256).fit(s.features_1, s.features_2, s.labels, **kw)
+    got = est.estimate(s.features_1, s.features_2, **kw)
+    assert got.mi_1 == pytest.approx(1.0, abs=0.1)
+    assert got.mi_2 == pytest.approx(0.0, abs=0.1)
 
 
 @pytest.mark.parametrize(

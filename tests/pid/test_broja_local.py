@@ -58,6 +58,21 @@ def test_mean_identity_on_random_distributions(spec: tuple[int, int, int, int]) 
     )
 
 
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(st.tuples(st.integers(2, 4), st.integers(2, 4), st.integers(2, 3), st.integers(0, 2**31)))
+def test_exact_mean_identity_holds_for_any_coupling_in_delta_p(
+    spec: tuple[int, int, int, int],
+) -> None:
+    """E_p[ell] = E_q[log2 q(y|x1,x2)] for every q with p's (x1, y) and (x2, y) marginals, not
+    only q*: here the product p(x1,y) p(x2,y) / p(y), in Delta_p but not the optimiser."""
+    n1, n2, ny, seed = spec
+    p = np.random.default_rng(seed).dirichlet(np.ones(n1 * n2 * ny)).reshape(n1, n2, ny)
+    q = p.sum(1)[:, None, :] * p.sum(0)[None, :, :] / p.sum((0, 1))
+    tab = local_table(p, q, variant='exact_mean')
+    want = float((q * np.log2(q / q.sum(2, keepdims=True))).sum())
+    assert float((p * tab.ell).sum()) == pytest.approx(want, abs=1e-9)
+
+
 @pytest.mark.parametrize('name', ['XOR', 'AND', 'OR', 'RDN', 'UNQ1', 'UNQ2', 'COPY', 'RDN_XOR'])
 def test_catalogue_means(name: str) -> None:
     p = catalogue.joint(name)

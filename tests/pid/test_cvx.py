@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from dmil_ros.pid import PIDInputError, exact_pid
-from dmil_ros.pid.cvx import cvx_pid, suggest_n_clusters
+from dmil_ros.pid.cvx import cvx_pid, fit_discretiser, suggest_n_clusters
 
 
 def _bits_features(
@@ -77,6 +77,19 @@ def test_matches_exact_pid_of_its_own_histogram_and_assigns_training_points() ->
     counts = np.zeros_like(res.histogram)
     np.add.at(counts, (c1, c2, y), 1)
     np.testing.assert_array_equal(counts, res.histogram)
+
+
+@pytest.mark.parametrize('pca_dim', [None, 2])
+def test_assign_is_the_nearest_centroid_on_more_rows_than_one_chunk(pca_dim: int | None) -> None:
+    """Brute force: the index of the centroid at the least Euclidean distance from each row's
+    standardised (projected) features, over 9000 rows (rows are assigned in chunks of 4096).
+    With two symmetric clusters a wrong distance only permutes labels; here there are five."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((9000, 3)) + rng.integers(0, 4, (9000, 1)) * 3.0
+    d = fit_discretiser(x, 5, pca_dim=pca_dim, seed=0)
+    z = d.transform(x)
+    brute = np.linalg.norm(z[:, None, :] - d.centroids[None], axis=2).argmin(axis=1)
+    np.testing.assert_array_equal(d.assign(x), brute)
 
 
 def test_deterministic_per_seed_and_pca_path() -> None:

@@ -70,6 +70,26 @@ def test_catalogue_atoms(name: str) -> None:
     assert r.gap <= 1e-9
 
 
+def test_certified_gap_bounds_the_error_against_the_analytic_atoms() -> None:
+    """The documented promise: every atom is within the reported gap of its exact value (the
+    gap is a certificate, so it may overstate the error, never understate it)."""
+    for c in CATALOGUE.values():
+        r = exact_pid(c.joint)
+        assert float(np.max(np.abs(np.subtract(r.atoms, c.atoms)))) <= r.gap + 1e-15
+
+
+def test_a_tol_out_of_reach_returns_with_a_warning_within_max_gap(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A tol the solver cannot certify (1e-15 bits) is not an error while the certified gap
+    is within max_gap: the result comes back, with a logged warning."""
+    with caplog.at_level('WARNING', logger='dmil_ros.pid.exact'):
+        r = exact_pid(CATALOGUE['AND'].joint, tol=1e-15, max_gap=1e-6)
+    assert 1e-15 < r.gap <= 1e-6
+    np.testing.assert_allclose(r.atoms, CATALOGUE['AND'].atoms, atol=1e-9)
+    assert any('above tol' in rec.getMessage() for rec in caplog.records)
+
+
 def test_and_known_values() -> None:
     r = exact_pid(CATALOGUE['AND'].joint)
     assert r.redundancy == pytest.approx(0.311278, abs=1e-6)

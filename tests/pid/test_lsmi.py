@@ -78,6 +78,25 @@ def test_per_sample_identities(fitted: dict) -> None:
     np.testing.assert_allclose(pw.synergy_shifted - pw.synergy, model.delta, atol=1e-6)
 
 
+def test_every_shifted_term_moves_by_delta(fitted: dict) -> None:
+    """Shifted terms: R + d, U1 - d, U2 - d, S + d per sample (the audit's lsmi_* columns), d
+    fixed at fit; on the fitting frames their means are the dataset's shifted atoms, whose
+    delta is computed afresh from the means."""
+    task, test, model = fitted['AND']
+    train = task.sample(N_FIT, seed=1)  # the fitting frames, as in _fit
+    assert abs(model.delta) > 0.01  # AND's raw unique terms are negative: a real shift
+    sign = np.array([1.0, -1.0, -1.0, 1.0])[:, None]
+    for s in (test, train):
+        pw = model.pointwise(s.features_1, s.features_2, s.labels)
+        raw = np.stack([pw.redundancy, pw.unique_1, pw.unique_2, pw.synergy])
+        shifted = np.stack(
+            [pw.redundancy_shifted, pw.unique_1_shifted, pw.unique_2_shifted, pw.synergy_shifted]
+        )
+        np.testing.assert_allclose(shifted, raw + sign * model.delta, atol=1e-9)
+    ds = model.dataset(train.features_1, train.features_2, train.labels)
+    np.testing.assert_allclose(shifted.mean(axis=1), ds.shifted, atol=1e-9)
+
+
 def test_ranks_xor_above_rdn() -> None:
     _, test, model = _fit({'RDN': 0.5, 'XOR': 0.5})
     pw = model.pointwise(test.features_1, test.features_2, test.labels)

@@ -18,22 +18,65 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dmil_ros.pid.errors import PIDInputError
-from dmil_ros.pid.measures import entropy, marginal, mutual_information
+from dmil_ros.pid.measures import (
+    conditional_entropy,
+    conditional_mutual_information,
+    entropy,
+    marginal,
+    mutual_information,
+)
 
 
-def test_analytic_values() -> None:
-    # x1, x2 uniform bits, y = x1 XOR x2: H(X1) = 1, I(X1;Y) = 0, I(X1,X2;Y) = 1
+def _xor() -> np.ndarray:
+    """p[x1, x2, y] of two fair bits and y = x1 XOR x2."""
     p = np.zeros((2, 2, 2))
     for a in range(2):
         for b in range(2):
             p[a, b, a ^ b] = 0.25
+    return p
+
+
+def test_analytic_values() -> None:
+    # x1, x2 uniform bits, y = x1 XOR x2: H(X1) = 1, I(X1;Y) = 0, I(X1,X2;Y) = 1
+    p = _xor()
     assert entropy(p, [0]) == pytest.approx(1.0)
     assert entropy(p) == pytest.approx(2.0)
     assert mutual_information(p, [0], [2]) == pytest.approx(0.0, abs=1e-12)
     assert mutual_information(p, [0, 1], [2]) == pytest.approx(1.0)
     np.testing.assert_allclose(marginal(p, [-1]), [0.5, 0.5])  # negative axes count from the end
+
+
+def test_conditional_measures_analytic() -> None:
+    # XOR: each bit alone says nothing about y, given the other it says everything
+    p = _xor()
+    assert conditional_mutual_information(p, [0], [2], [1]) == pytest.approx(1.0)
+    assert conditional_mutual_information(p, [0], [1], [2]) == pytest.approx(1.0)
+    assert conditional_entropy(p, [2], [0, 1]) == pytest.approx(0.0, abs=1e-12)
+    assert conditional_entropy(p, [2], [0]) == pytest.approx(1.0)
+    # independent bits given y: I(X1;X2|Y) of a product joint is 0
+    q = np.einsum('i,j,k->ijk', [0.3, 0.7], [0.6, 0.4], [0.5, 0.5])
+    assert conditional_mutual_information(q, [0], [1], [2]) == pytest.approx(0.0, abs=1e-12)
+
+
+@settings(max_examples=50, deadline=None, derandomize=True, database=None)
+@given(
+    st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 3)),
+    st.integers(0, 2**32 - 1),
+)
+def test_chain_rules(shape: tuple[int, int, int], seed: int) -> None:
+    """I(X1,X2;Y) = I(X1;Y) + I(X2;Y|X1) and H(X1,Y) = H(X1) + H(Y|X1) on random joints."""
+    p = np.random.default_rng(seed).dirichlet(np.ones(int(np.prod(shape)))).reshape(shape)
+    assert mutual_information(p, [0, 1], [2]) == pytest.approx(
+        mutual_information(p, [0], [2]) + conditional_mutual_information(p, [1], [2], [0]),
+        abs=1e-9,
+    )
+    assert entropy(p, [0, 2]) == pytest.approx(
+        entropy(p, [0]) + conditional_entropy(p, [2], [0]), abs=1e-9
+    )
 
 
 @pytest.mark.parametrize('axis', [3, -4, 7])

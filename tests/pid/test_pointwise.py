@@ -75,6 +75,27 @@ def test_shift_delta_interval() -> None:
     assert shift_delta(-0.1, 0.3, 0.4, 0.2) == pytest.approx(0.1)
 
 
+def test_shift_delta_of_an_empty_interval_is_its_midpoint() -> None:
+    # lo = max(-R, -S) = 0.3 above hi = min(U1, U2) = 0.1: no delta makes all four >= 0
+    assert shift_delta(-0.3, 0.1, 0.2, 0.1) == pytest.approx(0.2)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.floats(-2.0, 2.0), min_size=4, max_size=4))
+def test_shift_delta_is_the_least_shift_or_balances_the_deficits(atoms: list[float]) -> None:
+    """A feasible interval: the delta of least magnitude leaving all four shifted atoms >= 0.
+    An empty one: the midpoint, where the most negative of (R+d, S+d) equals the most
+    negative of (U1-d, U2-d)."""
+    r, u1, u2, s = atoms
+    d = shift_delta(r, u1, u2, s)
+    lo, hi = max(-r, -s), min(u1, u2)
+    if lo <= hi:
+        assert min(r + d, u1 - d, u2 - d, s + d) >= -1e-12
+        assert abs(d) == pytest.approx(max(lo, -hi, 0.0))
+    else:
+        assert min(r, s) + d == pytest.approx(min(u1, u2) - d)
+
+
 def test_bad_joint() -> None:
     with pytest.raises(PIDInputError, match='joint'):
         pointwise_pid(np.ones((2, 2)))

@@ -538,6 +538,28 @@ def test_laserscan_geometry() -> None:
     np.testing.assert_array_equal(decode_laserscan(msg).intensity, [0.0, 0.0, 6.0])
 
 
+def test_laserscan_keeps_ranges_equal_to_range_min_and_range_max() -> None:
+    """REP 117: only readings below range_min or above range_max are invalid; the limits
+    themselves are measurements (float32 neighbours just outside are dropped)."""
+    lo, hi = np.float32(0.5), np.float32(30.0)
+    below, above = np.nextafter(lo, np.float32(0)), np.nextafter(hi, np.float32(np.inf))
+    ranges = np.array([lo, hi, below, above, 5.0], np.float32)
+    msg = LaserScan(
+        header=header(),
+        angle_min=0.0,
+        angle_max=0.4,
+        angle_increment=0.1,
+        time_increment=0.0,
+        scan_time=0.1,
+        range_min=float(lo),
+        range_max=float(hi),
+        ranges=ranges,
+        intensities=np.zeros(0, np.float32),
+    )
+    out = decode_laserscan(msg)
+    np.testing.assert_allclose(np.linalg.norm(out.xyz, axis=1), [0.5, 30.0, 5.0], rtol=1e-6)
+
+
 def test_laserscan_bad() -> None:
     msg = LaserScan(header(), 0.0, 1.0, 0.0, 0.0, 0.1, 0.1, 10.0, np.ones(3, np.float32), [])
     with pytest.raises(DecodeError, match='angle_increment'):

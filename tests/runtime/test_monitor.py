@@ -45,6 +45,52 @@ def test_step_switches_on_and_off_with_hysteresis() -> None:
     assert not alert[194:].any()
 
 
+def calm(n: int, seed: int = 0) -> np.ndarray:
+    """A quiet synergy series: 0.1 bits, noise 0.01."""
+    return 0.1 + 0.01 * np.random.default_rng(seed).standard_normal(n)
+
+
+def test_alert_holds_while_z_stays_between_off_z_and_on_z() -> None:
+    """Hysteresis: once on, the alert needs off_frames frames with z < off_z (1.5) to switch
+    off; frames at z = 2 (below on_z 3, above off_z) keep it on."""
+    m = SynergyMonitor(MonitorConfig(on_frames=2, off_frames=5, min_scale=0.1))
+    feed(m, calm(100))
+    base = m.update(0.1).baseline  # scale = min_scale 0.1: z = (s - base) / 0.1
+    assert feed(m, np.full(2, base + 0.5))[-1]  # z = 5 twice: on
+    states = [m.update(base + 0.2) for _ in range(20)]
+    assert all(1.5 < s.z < 3.0 for s in states)
+    assert all(s.alert for s in states)
+
+
+def test_frames_scored_during_an_alert_do_not_enter_the_baseline() -> None:
+    """Module rule 4: a long stretch of raised synergy under an alert does not become the new
+    normal; the baseline stays the median of the calm frames before it."""
+    m = SynergyMonitor(MonitorConfig(on_frames=2, off_frames=5, min_scale=0.1, window=20))
+    values = calm(20)
+    feed(m, values)
+    before = float(np.median(values))
+    assert m.update(0.1).baseline == pytest.approx(before)
+    assert feed(m, np.full(2, before + 0.5))[-1]  # on
+    states = [m.update(before + 0.2) for _ in range(30)]  # z ~ 2: not high, the alert holds
+    assert all(s.alert for s in states)
+    assert all(s.baseline == pytest.approx(np.median([*values[1:], 0.1])) for s in states)
+
+
+def test_every_alert_lasts_off_frames_calm_frames() -> None:
+    """The calm-frame count starts afresh at each switch-on: a second burst, like the first,
+    stays on through off_frames - 1 calm frames and switches off at the off_frames-th."""
+    cfg = MonitorConfig(on_frames=2, off_frames=5)
+    quiet = calm(260)
+    s = np.concatenate([quiet[:100], np.full(10, 2.0), quiet[100:200], [2.0, 2.0], quiet[200:]])
+    alert = feed(SynergyMonitor(cfg), s)
+    for burst, length in ((100, 10), (210, 2)):
+        on = burst + cfg.on_frames - 1
+        end = burst + length  # the first calm frame after the burst
+        assert not alert[on - 1]
+        assert alert[on : end + cfg.off_frames - 1].all()
+        assert not alert[end + cfg.off_frames - 1 :][:50].any()
+
+
 def test_single_frame_spike_ignored() -> None:
     s = np.full(100, 0.1)
     s[60] = 5.0

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -24,9 +25,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dmil_ros.actions import ACTIONS
 from dmil_ros.runtime.monitor import MonitorState
 from dmil_ros.runtime.outputs import OutputBuilder, Twists, joint_state_cdr
 from dmil_ros.runtime.pipeline import FrameResult, Header
+from dmil_ros.sim.expert import COMMANDS
 
 BUILDER = OutputBuilder()
 NAME = st.text(st.characters(codec='utf-8', exclude_characters='\x00'), max_size=9)
@@ -112,3 +115,18 @@ def test_a_degraded_frame_publishes_no_interaction_estimate(degraded: str) -> No
             assert np.isnan(position).all()
         else:
             np.testing.assert_array_equal(position, r.pid['pid_lsmi'].astype(np.float64))
+
+
+@pytest.mark.parametrize('action', ACTIONS)
+def test_cmd_vel_turns_the_way_the_action_says(action: str) -> None:
+    """REP 103: +angular.z turns left (counter-clockwise seen from above), so 'right' is a
+    negative yaw rate, with the signs of the simulator expert's commands. Checked on the bytes
+    ~/cmd_vel publishes."""
+    twists = Twists(linear=0.3, angular=0.6)
+    builder = OutputBuilder(twists)
+    r = dataclasses.replace(_result(False, False, True, ''), action=ACTIONS.index(action))
+    raw = dict(builder.frame_cdr(r))['~/cmd_vel']
+    twist = builder.store.deserialize_cdr(raw, 'geometry_msgs/msg/Twist')
+    want = {'forward': (0.3, 0.0), 'left': (0.0, 0.6), 'right': (0.0, -0.6), 'stop': (0.0, 0.0)}
+    assert (twist.linear.x, twist.angular.z) == want[action] == twists.of(action)
+    assert np.sign(twist.angular.z) == np.sign(COMMANDS[action][1])

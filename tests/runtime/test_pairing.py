@@ -105,6 +105,48 @@ def test_bounded_queue_drops_oldest() -> None:
     assert p.drops['camera_no_match'] == 0
 
 
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(st.integers(0, 100), min_size=2, max_size=30, unique=True),
+    st.lists(st.integers(0, 99), min_size=1, max_size=30, unique=True),
+    st.integers(1, 200),
+)
+def test_a_camera_frame_midway_between_two_sweeps_takes_the_earlier(
+    lids: list[int], mids: list[int], slop_ms: int
+) -> None:
+    """Every camera stamp lies exactly halfway between two LiDAR stamps (even ms): the tie goes
+    to the earlier sweep, as the brute force says."""
+    lids = sorted(20 * t for t in lids)
+    cams = sorted({(lids[i % (len(lids) - 1)] + lids[i % (len(lids) - 1) + 1]) // 2 for i in mids})
+    events = sorted([(t, 'c') for t in cams] + [(t, 'l') for t in lids])
+    p: ApproxTimePairer[str, str] = ApproxTimePairer(slop=slop_ms / 1000, queue_size=100)
+    pairs = feed(p, [(kind, t * MS) for t, kind in events])
+    got = {q.camera_stamp // MS: q.lidar_stamp // MS for q in pairs}
+    assert got == {c: t for c, t in brute_force(cams, lids, slop_ms).items() if t is not None}
+
+
+def test_bounded_lidar_queue_drops_oldest() -> None:
+    """As the camera queue: a full LiDAR queue (camera silent) drops its oldest sweep, so a
+    late camera frame still finds the sweeps nearest to it."""
+    p: ApproxTimePairer[str, str] = ApproxTimePairer(slop=0.02, queue_size=3)
+    for i in range(5):
+        assert p.push_lidar(i * 100 * MS, f'l{i}') == []
+    assert p.pending_lidar == 3
+    assert p.drops['lidar_queue_full'] == 2
+    assert [q.lidar for q in p.push_camera(200 * MS, 'c')] == ['l2']  # l0, l1 dropped
+
+
+def test_a_repeated_camera_stamp_is_dropped_as_out_of_order() -> None:
+    """A message at or before the last accepted stamp is a duplicate or late: the same camera
+    stamp twice would be inferred and published twice."""
+    p: ApproxTimePairer[str, str] = ApproxTimePairer(slop=0.05, queue_size=5)
+    p.push_camera(100 * MS, 'a')
+    assert p.push_camera(100 * MS, 'b') == []
+    assert p.drops['camera_out_of_order'] == 1
+    assert p.pending_camera == 1
+    assert [q.camera for q in p.push_lidar(100 * MS, 'l')] == ['a']
+
+
 def test_out_of_order_dropped() -> None:
     p: ApproxTimePairer[str, str] = ApproxTimePairer(slop=0.05, queue_size=3)
     p.push_lidar(100 * MS, 'a')

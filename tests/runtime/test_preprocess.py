@@ -83,6 +83,17 @@ def test_points_land_in_their_cell_with_range_and_intensity() -> None:
     assert np.count_nonzero(img[0]) == 2
 
 
+def test_a_return_straight_behind_lands_in_the_last_column_of_its_row() -> None:
+    """Azimuth +pi (x < 0, y = +0) maps to column ``azimuth_bins``, one past the end: it is
+    clamped into the last column of its own row, not wrapped into the next row's first."""
+    img = prepare_points(Points(np.array([[-5.0, 0.0, 0.0]], np.float32)), SPEC)
+    lo, hi = SPEC.vertical_fov_deg
+    row = round((0.0 - lo) / (hi - lo) * (SPEC.beams - 1))  # elevation 0: row 7.5 -> 8
+    rows, cols = np.nonzero(img[0])
+    assert (rows.tolist(), cols.tolist()) == ([row], [SPEC.azimuth_bins - 1])
+    assert img[0, row, -1] == pytest.approx(5.0 / SPEC.max_range)
+
+
 def test_ring_field_sets_the_row() -> None:
     # elevation says row 7 (6.6 rounded) ... the driver says 6, within one row, so 6 (beside a
     # ring-0 return lower down: one ring alone names no rows)
@@ -379,6 +390,27 @@ def test_fewer_rings_than_rows_keep_their_elevation(
     lo, hi = SPEC.vertical_fov_deg
     rows = np.rint((np.linspace(*field, beams) - lo) / (hi - lo) * (SPEC.beams - 1))
     assert sorted(set(np.flatnonzero(got[0].any(axis=1)))) == sorted(set(rows.astype(int)))
+    assert [r.getMessage() for r in caplog.records] == [
+        f'LiDAR range image rows from the elevation, not the ring field: {why}'
+    ]
+
+
+def test_rings_spaced_more_than_a_row_off_the_rows_give_the_elevation(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """16 rings over 27 degrees: ring 15 lies 13.5 rows of the model's 2-degree step above
+    ring 0, 1.5 rows short of the 15 between rows 0 and 15 (check 3 allows one). Taken as the
+    rows, the beams would be stretched over the image; each return lands in its elevation's
+    row instead."""
+    preprocess._WARNED.clear()
+    points = sweep(16, field_deg=(-13.5, 13.5))
+    with caplog.at_level('WARNING', logger='dmil_ros'):
+        got = prepare_points(points, SPEC)
+    np.testing.assert_array_equal(got, prepare_points(Points(xyz=points.xyz), SPEC))
+    lo, hi = SPEC.vertical_fov_deg
+    rows = np.rint((np.linspace(-13.5, 13.5, 16) - lo) / (hi - lo) * (SPEC.beams - 1))
+    assert sorted(set(np.flatnonzero(got[0].any(axis=1)))) == sorted(set(rows.astype(int)))
+    why = "rings 0 and 15 lie 27.0 degrees apart, the model's rows 0 and 15 30.0"
     assert [r.getMessage() for r in caplog.records] == [
         f'LiDAR range image rows from the elevation, not the ring field: {why}'
     ]
