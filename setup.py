@@ -68,9 +68,10 @@ RUNTIME = [
     'threadpoolctl>=3.1',
     'pyarrow>=15',
     # One ONNX Runtime, never both (they install the same module): the GPU build on Linux x86-64
-    # (CUDA when a GPU and its libraries are present, CPU otherwise), the CPU build elsewhere.
-    "onnxruntime-gpu>=1.20; sys_platform == 'linux' and platform_machine == 'x86_64'",
-    "onnxruntime>=1.20; sys_platform != 'linux' or platform_machine != 'x86_64'",
+    # (CUDA when a GPU and its libraries are present, CPU otherwise), the CPU build elsewhere;
+    # >= 1.23 for InferenceSession(enable_fallback=0) (dmil_ros.runtime.model).
+    "onnxruntime-gpu>=1.23; sys_platform == 'linux' and platform_machine == 'x86_64'",
+    "onnxruntime>=1.23; sys_platform != 'linux' or platform_machine != 'x86_64'",
 ]
 TRAIN = ['torch==2.13.0', 'onnx>=1.17', 'onnxscript>=0.2', 'tensorboard>=2.16']
 DEV = [

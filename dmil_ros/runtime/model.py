@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -102,7 +103,20 @@ def _onnxruntime() -> Any:
         raise ModelError(msg) from exc
 
     ort.set_default_logger_severity(3)  # the GPU build's CPU-fallback warnings
+    version = tuple(int(p) for p in re.findall(r'\d+', ort.__version__)[:2])
+    if version < _ORT_FALLBACK_OFF and not _WARNED_VERSION:
+        _WARNED_VERSION.append(ort.__version__)
+        logger.warning(
+            'ONNX Runtime %s is older than 1.23: its own provider fallback cannot be turned off '
+            '(a provider asked for by name may run on another, with a banner on stdout); '
+            'pip install "onnxruntime-gpu>=1.23" (or onnxruntime)',
+            ort.__version__,
+        )
     return ort
+
+
+_ORT_FALLBACK_OFF: Final = (1, 23)  # InferenceSession(enable_fallback=0) is read from 1.23.0
+_WARNED_VERSION: list[str] = []
 
 
 def _check_external_data(path: str) -> None:
@@ -271,8 +285,10 @@ class FusionModel:
                 )
                 raise RuntimeConfigError(msg)
             return session
-        msg = f'model {self.path!r}: ONNX Runtime cannot load it ({_one_line(last)})'
-        raise ModelError(msg)
+        raise self._unloadable(last)
+
+    def _unloadable(self, exc: Exception | None) -> ModelError:
+        return ModelError(f'model {self.path!r}: ONNX Runtime cannot load it ({_one_line(exc)})')
 
     def _provider_error(
         self, ort: Any, options: Any, name: str, exc: Exception
@@ -282,8 +298,7 @@ class FusionModel:
         try:
             self._create(ort, options, ['CPUExecutionProvider'], graph=False)
         except Exception as cpu_exc:  # ORT raises its own untyped errors
-            msg = f'model {self.path!r}: ONNX Runtime cannot load it ({_one_line(cpu_exc)})'
-            return ModelError(msg)
+            return self._unloadable(cpu_exc)
         msg = (
             f'provider {name!r} requested but ONNX Runtime cannot use it here '
             f'({_one_line(exc)}); use provider auto or cpu'

@@ -497,3 +497,21 @@ def test_a_model_no_session_loads_gets_one_line_and_no_graph_warning(
     with pytest.raises(ModelError, match='cannot load it') as info:
         FusionModel(bad, provider='cpu')
     assert '\n' not in str(info.value)
+
+
+@pytest.mark.parametrize(('version', 'warned'), [('1.22.1', True), ('1.23.0', False)])
+def test_an_onnx_runtime_whose_fallback_cannot_be_turned_off_is_named(
+    version: str, warned: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # ORT reads InferenceSession(enable_fallback=0) from 1.23.0 on; setup.py asks for >= 1.23,
+    # but a robot may have an older one installed by hand
+    import onnxruntime as ort
+
+    from dmil_ros.runtime import model as model_module
+
+    monkeypatch.setattr(ort, '__version__', version)
+    monkeypatch.setattr(model_module, '_WARNED_VERSION', [])
+    with caplog.at_level('WARNING'):
+        model_module._onnxruntime()
+        model_module._onnxruntime()  # once per process
+    assert caplog.text.count('older than 1.23') == (1 if warned else 0)
