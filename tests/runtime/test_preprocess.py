@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -516,6 +517,49 @@ def test_a_line_index_is_never_taken_for_the_row_and_a_tilted_ring_always_is() -
             if want[0, row, col] == 0 or d < want[0, row, col]:
                 want[0, row, col] = d
         np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def _spinning(
+    elevations_deg: npt.ArrayLike, rng: np.random.Generator, *, pitch_deg: float = 0.0
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """A spinning LiDAR's sweep in firing order (ring fastest), 10% of returns dropped at
+    random, ranges 1-30 m; ``(ring, xyz as (3, N), range)`` as ``_ring_mismatch`` takes them."""
+    el = np.deg2rad(np.asarray(elevations_deg, np.float64))  # (R,)
+    az = np.deg2rad(np.linspace(-180.0, 180.0, int(rng.integers(850, 950)), endpoint=False))
+    e, a = (m.reshape(-1) for m in np.meshgrid(el, az, indexing='xy'))  # (A * R,)
+    ring = np.tile(np.arange(el.size), az.size).astype(np.int32)
+    d = rng.uniform(1.0, 30.0, e.size)
+    xyz = np.stack([d * np.cos(e) * np.cos(a), d * np.cos(e) * np.sin(a), d * np.sin(e)], 1)
+    t = np.deg2rad(pitch_deg)
+    xyz = xyz @ np.array([[np.cos(t), 0, np.sin(t)], [0, 1, 0], [-np.sin(t), 0, np.cos(t)]]).T
+    keep = rng.uniform(size=e.size) >= 0.1
+    xt = np.ascontiguousarray(xyz[keep].T, np.float32)
+    return ring[keep], xt, np.sqrt(np.square(xt).sum(0))
+
+
+@pytest.mark.parametrize(
+    ('elevations', 'beams', 'field', 'pitch'),
+    [
+        # VLP-32C: dense around the horizon, against a uniform 32-row grid over -25..15
+        ([-25, -15.639, -11.31, -8.843, -7.254, -6.148, -5.333, -4.667, -4, -3.667, -3.333,
+          -3, -2.667, -2.333, -2, -1.667, -1.333, -1, -0.667, -0.333, 0, 0.333, 0.667, 1,
+          1.333, 1.667, 2.333, 3.333, 4.667, 7, 10.333, 15], 32, (-25.0, 15.0), 0.0),
+        (list(range(-15, 16, 2)), 16, (-15.0, 15.0), 30.0),  # a VLP-16 pitched 30 degrees
+    ],
+)  # fmt: skip
+def test_a_real_ring_keeps_its_rows_on_every_sweep(
+    elevations: list[float], beams: int, field: tuple[float, float], pitch: float
+) -> None:
+    """Check 5 asks whether the ring orders the returns by elevation, not whether it sits on
+    the model's uniform grid (checks 1-4): a first version (within one row) refused a VLP-32C's
+    ring on 190 of 200 sweeps and kept it on the rest, so its rows flipped sweep by sweep."""
+    spec = PreprocessSpec(beams=beams, vertical_fov_deg=field)
+    lo, hi = np.deg2rad(field)
+    step = float(hi - lo) / (beams - 1)
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        ring, xt, ranges = _spinning(elevations, rng, pitch_deg=pitch)
+        assert preprocess._ring_scatter(ring, xt, ranges, spec.beams, step) is None
 
 
 def test_intensities_beyond_the_trained_range_saturate(caplog: pytest.LogCaptureFixture) -> None:
