@@ -258,6 +258,7 @@ _COMPONENTS: Final = _names(COMPONENTS)
 _FAMILIES: Final = _names(FAMILIES)
 _ALERT: Final = _names(ALERT_NAMES)
 _NO_TERMS: Final = np.full(len(FAMILIES), np.nan, np.float32)  # a degraded frame's interactions
+_NO_TERMS.flags.writeable = False  # shared by every frame
 
 
 class OutputBuilder:

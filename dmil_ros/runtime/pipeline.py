@@ -39,14 +39,16 @@ baseline (their S estimate is not meaningful) and make the diagnostics report ER
 message of the silent sensor ends the degraded mode (a returning camera frame may pair with the
 last sweep run alone).
 
-Outdated frames. The camera frames waiting in the pairer (for a sweep at or after them) when
-both sensors stall are not published when the sensors come back: the first message after the
-stall, its own sensor silent for ``silence_timeout`` before it, starts a degraded mode and
-drops them, and a pair decided with its camera frame more than ``silence_timeout`` behind the
-newest stamp of either sensor is dropped; both are counted with the pairing drops as
-``camera_outdated``. Seconds-old frames are not answered as live (nor drive ``cmd_vel``), and
-the output stamps do not go back across the stall. The frames that only waited for a LiDAR
-silence to be certain still run alone, at most ``silence_timeout`` and a frame period late.
+Outdated frames. A camera frame is not answered when its stamp lies more than
+``silence_timeout`` behind the newest stamp of either sensor: the frames waiting in the pairer
+(for a sweep at or after them) when both sensors stall, dropped by the first message after the
+stall (its own sensor silent for ``silence_timeout`` before it, it starts a degraded mode), and
+any pair decided that late: frames released in a burst after being held, frames from before a
+clock step forward, and a camera whose clock trails the LiDAR's. All are counted with the
+pairing drops as ``camera_outdated``. Seconds-old frames are not answered as live (nor drive
+``cmd_vel``), and the output stamps do not go back across a stall. The frames that only waited
+for a LiDAR silence to be certain still run alone, at most ``silence_timeout`` and a frame
+period late.
 
 Clock jumps. A message stamped more than ``silence_timeout`` before the previous stamp of the
 same sensor means the clock went back (a looped bag, an NTP/PTP step, a robot restart): the
@@ -87,7 +89,7 @@ STAGES: Final = ('decode', 'preprocess', 'inference', 'monitor')
 LIDAR_SILENT: Final = 'lidar_silent'
 PID_OUTPUTS: Final[tuple[str, ...]] = ('pid_lsmi', 'pid_broja')
 CAMERA_SILENT: Final = 'camera_silent'
-OUTDATED: Final = 'camera_outdated'  # pairing drop: a frame that waited across a stall
+OUTDATED: Final = 'camera_outdated'  # pairing drop: a frame silence_timeout behind the newest
 
 
 @dataclass(frozen=True)
@@ -436,7 +438,8 @@ class FusionPipeline:
     def _pair_jobs(self, pairs: list[Pair[Prepared, Prepared]]) -> list[Job]:
         """The jobs of the pairs the pairer decided, less those whose camera frame lies more
         than ``silence_timeout`` behind the newest stamp of either sensor (counted as
-        ``camera_outdated``): a frame that waited across a stall is not answered as live."""
+        ``camera_outdated``): a frame that waited across a stall, a burst or a clock step
+        forward is not answered as live."""
         if not pairs:
             return []
         cam, lid = self.last_camera_ns, self.last_lidar_ns
