@@ -59,7 +59,8 @@ from dmil_ros.audit.errors import AuditError
 from dmil_ros.audit.masking import MaskStats, Profile, masked_inputs
 from dmil_ros.runtime.faults import stamp_ns
 from dmil_ros.runtime.model import FusionModel
-from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Job, PipelineConfig
+from dmil_ros.runtime.pipeline import FusionPipeline, PipelineConfig
+from dmil_ros.runtime.records import FrameResult, Job
 from dmil_ros.scenes import (
     ONE_SCENE,
     UNCONFIRMED,

@@ -58,7 +58,8 @@ from dmil_ros.runtime.diagnostics import DiagnosticsTracker
 from dmil_ros.runtime.inbox import Inbox
 from dmil_ros.runtime.outputs import NODE_NAME, TOPICS, OutputBuilder, StaleCommand
 from dmil_ros.runtime.params import PARAMS, build
-from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Header, planar_warning
+from dmil_ros.runtime.pipeline import FusionPipeline
+from dmil_ros.runtime.records import FrameResult, Header, planar_warning
 
 try:  # Humble and later; older rclpy raises only KeyboardInterrupt
     from rclpy.executors import ExternalShutdownException

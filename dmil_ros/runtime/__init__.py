@@ -38,8 +38,9 @@ from dmil_ros.runtime.errors import DecodeError, ModelError, RuntimeConfigError,
 from dmil_ros.runtime.model import FusionModel
 from dmil_ros.runtime.monitor import MonitorConfig, MonitorState, SynergyMonitor
 from dmil_ros.runtime.pairing import ApproxTimePairer, Pair
-from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, PipelineConfig
+from dmil_ros.runtime.pipeline import FusionPipeline, PipelineConfig
 from dmil_ros.runtime.preprocess import Points, PreprocessSpec, prepare_image, prepare_points
+from dmil_ros.runtime.records import FrameResult
 
 __all__ = [
     'SUPPORTED_IMAGE_ENCODINGS',

@@ -45,7 +45,8 @@ from typing import Final
 import numpy as np
 
 from dmil_ros.runtime.inbox import Inbox
-from dmil_ros.runtime.pipeline import CAMERA_SILENT, LIDAR_SILENT, FusionPipeline, RefusalRun
+from dmil_ros.runtime.pipeline import CAMERA_SILENT, LIDAR_SILENT, FusionPipeline
+from dmil_ros.runtime.records import RefusalRun
 
 OK: Final = 0
 WARN: Final = 1

@@ -62,7 +62,7 @@ from dmil_ros.actions import ACTIONS, COMPONENTS, FAMILIES
 from dmil_ros.bagio import typestore
 from dmil_ros.runtime.diagnostics import Status
 from dmil_ros.runtime.errors import RuntimeConfigError
-from dmil_ros.runtime.pipeline import FrameResult, Header
+from dmil_ros.runtime.records import FrameResult, Header
 
 NODE_NAME: Final = 'fusion_node'
 JOINT_STATE: Final = 'sensor_msgs/msg/JointState'

@@ -43,7 +43,8 @@ from dmil_ros.bagio.reader import RobustReader
 from dmil_ros.runtime.diagnostics import DiagnosticsTracker
 from dmil_ros.runtime.errors import RuntimeConfigError
 from dmil_ros.runtime.outputs import TOPICS, OutputBuilder, Twists, check_namespace, resolve
-from dmil_ros.runtime.pipeline import FrameResult, FusionPipeline, Header, Job
+from dmil_ros.runtime.pipeline import FusionPipeline
+from dmil_ros.runtime.records import FrameResult, Header, Job
 
 STAGE_ORDER = ('decode', 'preprocess', 'inference', 'monitor', 'serialise', 'total')
 MAX_GAP_REPORTS = 60  # diagnostics written through one gap in the bag (one per period)

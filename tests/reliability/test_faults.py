@@ -40,13 +40,8 @@ from dmil_ros.runtime import faults as fl
 from dmil_ros.runtime.diagnostics import ERROR, OK, WARN, DiagnosticsTracker, Status
 from dmil_ros.runtime.errors import RuntimeConfigError
 from dmil_ros.runtime.model import FusionModel
-from dmil_ros.runtime.pipeline import (
-    CAMERA_SILENT,
-    LIDAR_SILENT,
-    FrameResult,
-    FusionPipeline,
-    PipelineConfig,
-)
+from dmil_ros.runtime.pipeline import CAMERA_SILENT, LIDAR_SILENT, FusionPipeline, PipelineConfig
+from dmil_ros.runtime.records import FrameResult
 from dmil_ros.sim import CameraFrame, SimConfig, Simulator, messages
 from tests.runtime.contract_models import build_model
 

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from dmil_ros.actions import ACTIONS
 from dmil_ros.runtime.monitor import MonitorState
 from dmil_ros.runtime.outputs import OutputBuilder, Twists, joint_state_cdr
-from dmil_ros.runtime.pipeline import FrameResult, Header
+from dmil_ros.runtime.records import FrameResult, Header
 from dmil_ros.sim.expert import COMMANDS
 
 BUILDER = OutputBuilder()

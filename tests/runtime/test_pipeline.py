@@ -25,14 +25,9 @@ import pytest
 from dmil_ros.runtime.decode import decode_image, decode_pointcloud2
 from dmil_ros.runtime.errors import RuntimeConfigError
 from dmil_ros.runtime.model import FusionModel
-from dmil_ros.runtime.pipeline import (
-    CAMERA_SILENT,
-    LIDAR_SILENT,
-    FrameResult,
-    FusionPipeline,
-    PipelineConfig,
-)
+from dmil_ros.runtime.pipeline import CAMERA_SILENT, LIDAR_SILENT, FusionPipeline, PipelineConfig
 from dmil_ros.runtime.preprocess import prepare_image, prepare_points
+from dmil_ros.runtime.records import FrameResult
 from tests.runtime.contract_models import build_model, reference
 from tests.runtime.messages import flat_image, vlp16
 

@@ -24,7 +24,8 @@ import pytest
 
 from dmil_ros.runtime.diagnostics import ERROR, WARN, DiagnosticsTracker
 from dmil_ros.runtime.model import FusionModel
-from dmil_ros.runtime.pipeline import CAMERA_SILENT, FrameResult, FusionPipeline, PipelineConfig
+from dmil_ros.runtime.pipeline import CAMERA_SILENT, FusionPipeline, PipelineConfig
+from dmil_ros.runtime.records import FrameResult
 from tests.runtime.contract_models import build_model
 from tests.runtime.messages import flat_image, header, vlp16
 
