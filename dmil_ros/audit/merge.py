@@ -286,7 +286,8 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
         primary, spikes_from = node, f'node ({node_source})'
     else:
         primary, spikes_from = lsmi_model, f'lsmi_model ({sources["model"]})'
-    decision = broja_model if 'model' in broja_clusters else lsmi_model
+    gapscore_from = 'broja_model' if 'model' in broja_clusters else 'lsmi_model'
+    decision = broja_model if gapscore_from == 'broja_model' else lsmi_model
     gap = (
         gapscore(decision, np.nan_to_num(p_cam, nan=0.25), np.nan_to_num(p_lid, nan=0.25), probs)
         if n
@@ -393,7 +394,7 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
             'uses its inputs is the model level)',
         },
         'spikes_from': spikes_from,
-        'gapscore_from': 'broja_model' if 'model' in broja_clusters else 'lsmi_model',
+        'gapscore_from': gapscore_from,
         'per_action': {},
         'spikes': spikes,
         'spike_config': asdict(opts.spikes),

@@ -83,6 +83,15 @@ STARTUP_ERRORS: tuple[type[Exception], ...] = (
 STOP_TIMEOUT_S = 5.0  # the longest shutdown waits for a running inference
 
 
+# the subscriptions' message types, as NodeSettings names them
+_SENSOR_MSGS: dict[str, Any] = {
+    'sensor_msgs/msg/Image': Image,
+    'sensor_msgs/msg/CompressedImage': CompressedImage,
+    'sensor_msgs/msg/PointCloud2': PointCloud2,
+    'sensor_msgs/msg/LaserScan': LaserScan,
+}
+
+
 class FusionNode(Node):  # type: ignore[misc]
     """Camera + LiDAR fusion with per-frame interaction estimates and a synergy alert."""
 
@@ -130,8 +139,8 @@ class FusionNode(Node):  # type: ignore[misc]
         intake = MutuallyExclusiveCallbackGroup()
         work = MutuallyExclusiveCallbackGroup()
         self._wake = self.create_guard_condition(self._drain, callback_group=work)
-        image_type = CompressedImage if settings.image_transport == 'compressed' else Image
-        points_type = LaserScan if settings.points_type == 'laserscan' else PointCloud2
+        image_type = _SENSOR_MSGS[settings.image_msgtype]
+        points_type = _SENSOR_MSGS[settings.points_msgtype]
         self._subs = [
             self.create_subscription(
                 image_type,

@@ -311,6 +311,7 @@ class FusionModel:
 
         ONNX Runtime's own fallback (a banner on stdout, then a session on other providers) is
         off: a provider asked for by name either works or is refused with ORT's reason."""
+        why = ''
         if graph:
             cuda = ('CUDAExecutionProvider', {**_PROVIDER_OPTIONS['CUDAExecutionProvider'],
                                               'enable_cuda_graph': '1'})  # fmt: skip
@@ -320,15 +321,12 @@ class FusionModel:
                 )
             except Exception as exc:  # ORT raises its own untyped errors
                 why = f'ONNX Runtime could not make a session with them ({_one_line(exc)})'
-            # said only when the session without them loads: a model that loads in no session
-            # is refused for itself, not with a warning about graphs first
-            session = ort.InferenceSession(
-                self.path, options, providers=providers, enable_fallback=0
-            )
+        session = ort.InferenceSession(self.path, options, providers=providers, enable_fallback=0)
+        if why:  # said only when the session without them loads: a model that loads in no
+            # session is refused for itself, not with a warning about graphs first
             self.cuda_graphs_off = why
             logger.warning('model %r: CUDA graphs off: %s', self.path, why)
-            return session
-        return ort.InferenceSession(self.path, options, providers=providers, enable_fallback=0)
+        return session
 
     @property
     def spec(self) -> PreprocessSpec:

@@ -140,16 +140,27 @@ class NodeSettings:
             self.model_path, self.provider, self.threads, cuda_graphs=self.cuda_graphs
         )
 
+    @property
+    def image_msgtype(self) -> str:
+        """The camera subscription's message type (``image_transport``)."""
+        compressed = self.image_transport == 'compressed'
+        return 'sensor_msgs/msg/CompressedImage' if compressed else 'sensor_msgs/msg/Image'
+
+    @property
+    def points_msgtype(self) -> str:
+        """The LiDAR subscription's message type (``points_type``)."""
+        scan = self.points_type == 'laserscan'
+        return 'sensor_msgs/msg/LaserScan' if scan else 'sensor_msgs/msg/PointCloud2'
+
     def subscribed_types(self) -> dict[str, tuple[str, str]]:
         """``{topic: (message type, the parameter that chose it)}`` the node subscribes with
         (``fusion_node``: it hears only messages of that type on each topic)."""
-        compressed = self.image_transport == 'compressed'
-        scan = self.points_type == 'laserscan'
-        image = 'sensor_msgs/msg/CompressedImage' if compressed else 'sensor_msgs/msg/Image'
-        points = 'sensor_msgs/msg/LaserScan' if scan else 'sensor_msgs/msg/PointCloud2'
         return {
-            self.pipeline.camera_topic: (image, f'image_transport: {self.image_transport}'),
-            self.pipeline.lidar_topic: (points, f'points_type: {self.points_type}'),
+            self.pipeline.camera_topic: (
+                self.image_msgtype,
+                f'image_transport: {self.image_transport}',
+            ),
+            self.pipeline.lidar_topic: (self.points_msgtype, f'points_type: {self.points_type}'),
         }
 
 

@@ -81,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dmil_ros.train.data import load_bags
-    from dmil_ros.train.dataset import time_block_split
+    from dmil_ros.train.dataset import run_split
     from dmil_ros.train.rundir import check_bags, check_out, run_config, write_run_files
     from dmil_ros.train.trainer import train
 
@@ -100,8 +100,7 @@ def run(args: argparse.Namespace) -> int:
         )
         stats += vstats
     else:
-        tr, va = time_block_split(data, config.data.val_fraction, config.data.block_seconds)
-        train_set, val_set = data.subset(tr), data.subset(va)
+        train_set, val_set = run_split(data, config.data)
     logger.info('%d training / %d validation pairs', len(train_set), len(val_set))
     write_run_files(
         args.out, config.to_json(), list(args.bags), list(args.val_bags or []), stats,

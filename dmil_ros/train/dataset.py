@@ -25,13 +25,16 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from dmil_ros.atomic import atomic_write
 from dmil_ros.train.errors import DataError
+
+if TYPE_CHECKING:
+    from dmil_ros.train.config import DataConfig
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -97,6 +100,14 @@ def _stamp_ns(raw: npt.NDArray[Any]) -> I64:
     if np.issubdtype(raw.dtype, np.floating):
         return np.round(raw * 1e9).astype(np.int64)
     return raw.astype(np.int64, copy=False)
+
+
+def run_split(arrays: Arrays, data: DataConfig) -> tuple[Arrays, Arrays]:
+    """A run's training and validation frames when it has no validation bags: the
+    :func:`time_block_split` of its bags, as the trainer splits them and the export leaves the
+    validation blocks out of its PID fit (one function, so the two cannot drift apart)."""
+    train_rows, val_rows = time_block_split(arrays, data.val_fraction, data.block_seconds)
+    return arrays.subset(train_rows), arrays.subset(val_rows)
 
 
 def time_block_split(

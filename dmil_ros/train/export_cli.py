@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from dmil_ros.train.checkpoint import load_model
     from dmil_ros.train.cli import default_cache_dir
     from dmil_ros.train.data import load_bags
-    from dmil_ros.train.dataset import time_block_split
+    from dmil_ros.train.dataset import run_split
     from dmil_ros.train.export import export_onnx
     from dmil_ros.train.rundir import fit_frames, training_summary
 
@@ -109,10 +109,7 @@ def run(args: argparse.Namespace) -> int:
         data, _ = load_bags(bags, config.data, config.preprocess,
                             args.cache or default_cache_dir())  # fmt: skip
         if fit.held_out:
-            train_rows, _ = time_block_split(
-                data, config.data.val_fraction, config.data.block_seconds
-            )
-            data = data.subset(train_rows)
+            data, _ = run_split(data, config.data)
         pick = np.linspace(0, len(data) - 1, min(len(data), args.pid_frames)).astype(np.int64)
         data = data.subset(pick)
         sample = (
