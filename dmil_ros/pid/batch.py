@@ -14,7 +14,8 @@
 
 """BATCH: dataset-level BROJA PID of continuous features by mini-batch Sinkhorn couplings.
 
-Liang, Cheng, Fan, Ling, Nie, Chen, Deng, Allen, Salakhutdinov, Morency, "Quantifying & Modeling
+Liang, Cheng, Fan, Ling, Nie, Chen, Deng, Allen, Auerbach, Mahmood, Salakhutdinov, Morency,
+"Quantifying & Modeling
 Multimodal Interactions: An Information Decomposition Framework", NeurIPS 2023 (methods.md §2).
 
 For a mini-batch of m samples, with classifiers p(y|x1), p(y|x2), p(y|x1,x2) and encoders
@@ -51,7 +52,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from dmil_ros.pid.checks import count, in_range
+from dmil_ros.pid.checks import check_seed, count, in_range
 from dmil_ros.pid.discriminators import train_classifier
 from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.lsmi import LSMIConfig, check_inputs, check_widths, class_count, external_probs
@@ -210,7 +211,7 @@ class BATCH:
         for name, size in sizes.items():
             count(f'BATCH.{name}', size)
         count('BATCH.classifier_epochs', classifier_epochs, minimum=0)
-        count('BATCH.seed', seed, minimum=0)
+        check_seed('BATCH.seed', seed, derived=2)  # seed + 1, seed + 2: classifiers
         # lr 0 trained nothing and returned the initial encoders' atoms as an estimate
         in_range('BATCH.lr', lr, lambda v: v > 0)
         in_range('BATCH.tol', tol, lambda v: v >= 0)
@@ -274,7 +275,6 @@ class BATCH:
         prev = torch.get_num_threads()
         torch.set_num_threads(self.num_threads)
         try:
-            torch.manual_seed(self.seed)
             if own:
                 # the same lean discriminator training as LSMI's (LSMIConfig defaults)
                 lean = LSMIConfig()
@@ -303,10 +303,14 @@ class BATCH:
             self.mean = (f1.mean(0), f2.mean(0))
             self.std = (f1.std(0) + 1e-9, f2.std(0) + 1e-9)
             x1, x2 = self._norm(f1, 0), self._norm(f2, 1)
-            enc = (
-                _Encoder(f1.shape[1], self.hidden, c, self.embed_dim),
-                _Encoder(f2.shape[1], self.hidden, c, self.embed_dim),
-            )
+            # initialised from torch's global generator, seeded for this call only: the
+            # caller's random stream is left as it was (review 22b #4)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                enc = (
+                    _Encoder(f1.shape[1], self.hidden, c, self.embed_dim),
+                    _Encoder(f2.shape[1], self.hidden, c, self.embed_dim),
+                )
             opt = torch.optim.Adam(
                 [*enc[0].parameters(), *enc[1].parameters()], lr=self.lr, fused=True
             )
@@ -360,8 +364,10 @@ class BATCH:
         probs_2: NDArray[np.floating] | None = None,
         probs_12: NDArray[np.floating] | None = None,
     ) -> BATCHResult:
-        """Atoms averaged over random batches of the given samples (bits; the order of the
-        samples does not matter; ``n mod batch_size`` random samples sit out, as in training)."""
+        """Atoms averaged over random batches of the given samples (bits; the batches are drawn
+        by a permutation fixed by the seed, so a sorted recording is not biased, though
+        reordering the samples changes which share a batch and the estimate within its noise;
+        ``n mod batch_size`` random samples sit out, as in training)."""
         if self.encoders is None:
             raise PIDInputError('BATCH: call fit() before estimate()')
         f1, f2, _ = check_inputs(features_1, features_2, None)

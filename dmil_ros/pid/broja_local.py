@@ -96,12 +96,12 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dmil_ros.pid.checks import count, count_pair, real
+from dmil_ros.pid.checks import check_seed, count, count_pair, real
 from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.lsmi import check_inputs, check_widths, class_count, external_probs
 from dmil_ros.pid.measures import normalise
@@ -255,9 +255,9 @@ def local_table(
     p1y = p.sum(1)  # (n1, ny)
     p2y = p.sum(0)  # (n2, ny)
     p12 = p.sum(2, keepdims=True)
-    lp1 = _safe_log2(p1y / p1y.sum(1, keepdims=True))  # log2 p(y|x1)
-    lp2 = _safe_log2(p2y / p2y.sum(1, keepdims=True))
-    with np.errstate(divide='ignore', invalid='ignore'):
+    with np.errstate(divide='ignore', invalid='ignore'):  # 0 / 0: an x1 or x2 never seen
+        lp1 = _safe_log2(p1y / p1y.sum(1, keepdims=True))  # log2 p(y|x1)
+        lp2 = _safe_log2(p2y / p2y.sum(1, keepdims=True))
         cond12 = np.where(p12 > 0, p / p12, 0.0)
     # unseen (x1, x2): fall back to the normalised exp(ℓ) (s = 0 there for the 'dual' variant)
     fallback, _ = _log2_softmax(ell)
@@ -287,6 +287,9 @@ def local_table(
         variant=variant,
         log_partition=log_partition,
     )
+
+
+_MAX_OFFSET: Final = 1e5  # |mean| / spread of a feature that float32 assignment resolves
 
 
 @dataclass(frozen=True)
@@ -334,7 +337,7 @@ class BROJALocal:
         if not 0.0 <= real('label_floor', label_floor) < 1.0:
             raise PIDInputError(f'label_floor: {label_floor!r} not in [0, 1)')
         ks = count_pair('n_clusters', n_clusters)
-        seed = count('seed', seed, minimum=0)
+        seed = check_seed('seed', seed)
         if pca_dim is not None:
             pca_dim = count('pca_dim', pca_dim)
         n_init = count('n_init', n_init)
@@ -359,6 +362,16 @@ class BROJALocal:
 
         mean = f.mean(0)
         std = f.std(0) + 1e-9
+        # assign() maps f w + b in float32 (as the exported module): an offset of many spreads
+        # cancels there, losing the structure (epoch seconds 1.7e9 with 60 s of spread took U1
+        # from 1 to 0.09 bit, review 22b #5); 1e5 spreads cost at most 1e-2 of one
+        offset = float((np.abs(mean) / std).max())
+        if offset > _MAX_OFFSET:
+            msg = (
+                f'{name}: a mean {offset:.3g} times its spread is beyond float32 cluster '
+                f'assignment (at most {_MAX_OFFSET:.0e}): subtract an offset first'
+            )
+            raise PIDInputError(msg)
         w = np.diag(1.0 / std)
         z = (f - mean) / std
         if self.pca_dim is not None and self.pca_dim < f.shape[1]:

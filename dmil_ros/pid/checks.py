@@ -40,6 +40,20 @@ def count(name: str, value: object, minimum: int = 1) -> int:
     return int(value)
 
 
+SEED_LIMIT = 2**32 - 1  # scikit-learn's random_state maximum (torch and numpy take more)
+
+
+def check_seed(name: str, value: object, derived: int = 0) -> int:
+    """``value`` as a seed in ``[0, 2**32 - 1 - derived]``: scikit-learn refuses a random_state
+    above 2**32 - 1 with its own error, and an estimator seeding ``derived`` more generators
+    with ``seed + 1 ... seed + derived`` must keep those inside too."""
+    number = count(name, value, minimum=0)
+    if number > SEED_LIMIT - derived:
+        msg = f'{name}: must be <= {SEED_LIMIT - derived}, got {value!r}'
+        raise PIDInputError(msg)
+    return number
+
+
 def real(name: str, value: object) -> float:
     """``value`` as a finite float; bools, strings, None and NaN / inf are refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -71,4 +85,4 @@ def count_pair(name: str, value: object, minimum: int = 1) -> tuple[int, int]:
     return k, k
 
 
-__all__ = ['count', 'count_pair', 'in_range', 'real']
+__all__ = ['SEED_LIMIT', 'check_seed', 'count', 'count_pair', 'in_range', 'real']

@@ -15,7 +15,8 @@
 """CVX dataset-level PID estimator for continuous features (Liang et al., NeurIPS 2023).
 
 "Quantifying & Modeling Multimodal Interactions: An Information Decomposition Framework",
-Liang, Cheng, Fan, Ling, Nie, Chen, Deng, Allen, Mahmood, Salakhutdinov, Morency (2023), §3.1:
+Liang, Cheng, Fan, Ling, Nie, Chen, Deng, Allen, Auerbach, Mahmood, Salakhutdinov, Morency
+(2023), §3.1:
 
 1. Discretise each modality m: standardise the features (zero mean, unit variance per
    dimension), optionally project on the first ``pca_dim`` principal components (their recipe:
@@ -44,11 +45,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dmil_ros.pid.checks import count, count_pair
+from dmil_ros.pid.checks import check_seed, count, count_pair, in_range
 from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.exact import PIDResult, exact_pid
 
@@ -117,12 +119,10 @@ def suggest_n_clusters(
     n_samples: int, n_classes: int, bias_bits: float = 0.05, max_clusters: int = 30
 ) -> int:
     """Largest k in [2, max_clusters] with k^2 (n_classes - 1) / (2 N ln 2) <= bias_bits."""
-    if n_samples < 1 or n_classes < 1 or not bias_bits > 0 or max_clusters < 2:
-        msg = (
-            f'suggest_n_clusters: need n_samples, n_classes >= 1, bias_bits > 0 and '
-            f'max_clusters >= 2, got {n_samples}, {n_classes}, {bias_bits}, {max_clusters}'
-        )
-        raise PIDInputError(msg)
+    n_samples = count('n_samples', n_samples)
+    n_classes = count('n_classes', n_classes)
+    bias_bits = in_range('bias_bits', bias_bits, lambda v: v > 0)  # finite too
+    max_clusters = count('max_clusters', max_clusters, minimum=2)
     k = math.floor(math.sqrt(2.0 * n_samples * math.log(2.0) * bias_bits / max(n_classes - 1, 1)))
     return int(min(max(k, 2), max_clusters))
 
@@ -143,11 +143,15 @@ def fit_discretiser(
     x = _as_features(features, name)
     n_clusters = count('n_clusters', n_clusters)
     n_init = count('n_init', n_init)
-    seed = count('seed', seed, minimum=0)
+    seed = check_seed('seed', seed)
     if pca_dim is not None:
         pca_dim = count('pca_dim', pca_dim)
     mean = x.mean(axis=0)
-    std = x.std(axis=0)
+    with np.errstate(over='ignore'):  # an overflow is refused just below
+        std = x.std(axis=0)
+    if not np.isfinite(std).all():  # squares beyond 1.8e308: the column would read as constant
+        msg = f'{name}: values up to {np.abs(x).max():.3g} too large for their spread (rescale)'
+        raise PIDInputError(msg)
     scale = np.where(std > 0, std, 1.0)
     z = (x - mean) / scale  # (N, D)
     dim = z.shape[1]
@@ -165,6 +169,25 @@ def fit_discretiser(
     km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(zp)
     centroids = np.asarray(km.cluster_centers_, dtype=np.float64)  # (k, d)
     return Discretiser(mean=mean, scale=scale, components=components, centroids=centroids)
+
+
+def _classes(y: NDArray[Any]) -> tuple[NDArray[Any], IntArray]:
+    """The distinct labels and each sample's index among them.
+
+    An object array (a pandas column) is checked first: NaN is unequal to itself, so sorting
+    split two labels (NaN, 1.0) into 380 classes, and None or mixed types do not sort.
+    """
+    if y.dtype == object:
+        missing = [v for v in y if v is None or v != v]  # noqa: PLR0124 (NaN != NaN)
+        if missing:
+            msg = f'labels: {len(missing)} missing values ({missing[0]!r})'
+            raise PIDInputError(msg)
+    try:
+        classes, index = np.unique(y, return_inverse=True)
+    except TypeError as exc:
+        msg = f'labels: values that do not compare with each other ({exc})'
+        raise PIDInputError(msg) from exc
+    return classes, index.astype(np.int64)
 
 
 def cvx_pid(
@@ -201,7 +224,7 @@ def cvx_pid(
     if y.dtype.kind == 'f' and not np.isfinite(y).all():
         msg = 'labels: NaN or infinite values'
         raise PIDInputError(msg)
-    classes, y_idx = np.unique(y, return_inverse=True)
+    classes, y_idx = _classes(y)
     if n_clusters is None:
         k1 = k2 = suggest_n_clusters(n, len(classes))
     else:

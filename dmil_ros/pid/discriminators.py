@@ -55,22 +55,25 @@ def train_classifier(
     """
     xs = np.asarray(x, dtype=np.float32)
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
     mean = xs.mean(0)
     std = xs.std(0) + 1e-6
-    norm = nn.Linear(xs.shape[1], xs.shape[1])
+    # the layers initialise from torch's global generator: seeded for this call only, so the
+    # caller's random stream is left as it was (review 22b #4)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        norm = nn.Linear(xs.shape[1], xs.shape[1])
+        net = nn.Sequential(
+            norm,
+            nn.Linear(xs.shape[1], hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, n_classes),
+        )
     with torch.no_grad():
         norm.weight.copy_(torch.diag(torch.as_tensor(1.0 / std)))
         norm.bias.copy_(torch.as_tensor(-mean / std))
     norm.requires_grad_(False)
-    net = nn.Sequential(
-        norm,
-        nn.Linear(xs.shape[1], hidden),
-        nn.ReLU(),
-        nn.Linear(hidden, hidden),
-        nn.ReLU(),
-        nn.Linear(hidden, n_classes),
-    )
     xt = torch.as_tensor(xs)
     yt = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
     n_val = round(val_fraction * len(xt)) if patience > 0 else 0

@@ -53,7 +53,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import logsumexp
 
-from dmil_ros.pid.checks import count, in_range
+from dmil_ros.pid.checks import check_seed, count, in_range
 from dmil_ros.pid.errors import PIDInputError
 
 __all__ = ['Mixtures', 'fit_mixtures']
@@ -148,8 +148,8 @@ def fit_mixtures(
     n_groups = count('n_groups', n_groups)
     n_components = count('n_components', n_components)
     max_iter = count('max_iter', max_iter)
-    seed = count('seed', seed, minimum=0)
-    reg_covar = in_range('reg_covar', reg_covar, lambda v: v >= 0)
+    seed = check_seed('seed', seed)
+    reg_covar = in_range('reg_covar', reg_covar, lambda v: v > 0)  # 0: EM fails, constant column
     dim = xs.shape[1]
     # standardised coordinates: a dimension without spread keeps scale 1 (reg_covar then
     # decides its kernel width)

@@ -61,7 +61,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import logsumexp
 
-from dmil_ros.pid.checks import count, in_range
+from dmil_ros.pid.checks import check_seed, count, in_range
 from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.knife import Mixtures, fit_mixtures
 from dmil_ros.pid.pointwise import shift_delta
@@ -104,10 +104,11 @@ class LSMIConfig:
         for name in ('n_components', 'hidden', 'epochs', 'batch_size', 'num_threads'):
             count(f'LSMIConfig.{name}', getattr(self, name))
         count('LSMIConfig.patience', self.patience, minimum=0)
-        count('LSMIConfig.seed', self.seed, minimum=0)
+        check_seed('LSMIConfig.seed', self.seed, derived=2)  # seed + 1, seed + 2: heads
         ranges: dict[str, Callable[[float], bool]] = {
             'lr': lambda v: v > 0,
-            'reg_covar': lambda v: v >= 0,
+            # 0 fails scikit-learn's EM on a constant or duplicated feature column
+            'reg_covar': lambda v: v > 0,
             'weight_decay': lambda v: v >= 0,
             'val_fraction': lambda v: 0 < v < 1,
             'tol': lambda v: v >= 0,

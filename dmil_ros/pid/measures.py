@@ -52,8 +52,16 @@ def normalise(
     """Validate a joint array of probabilities or counts and return it as float64 summing to 1.
 
     Raises :class:`PIDInputError` (naming ``name``) for a wrong number of dimensions, an empty
-    array, negative or non-finite entries, or an all-zero array.
+    array, negative or non-finite entries, or an all-zero array; and for a masked array (its
+    hidden cells would count as data) or complex entries (their imaginary parts would be
+    dropped with a mere warning).
     """
+    if np.ma.isMaskedArray(joint):
+        msg = f'{name}: a masked array (fill the masked cells, e.g. with .filled(0))'
+        raise PIDInputError(msg)
+    if np.iscomplexobj(joint):
+        msg = f'{name}: complex entries (probabilities and counts are real)'
+        raise PIDInputError(msg)
     try:
         arr = np.asarray(joint, dtype=np.float64)
     except (TypeError, ValueError) as exc:

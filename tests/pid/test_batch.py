@@ -217,3 +217,19 @@ def test_estimate_names_bad_inputs() -> None:
         est.estimate(s.features_1[:0], s.features_2[:0])
     with pytest.raises(PIDInputError, match='features_2: 1 columns, fitted on'):
         est.estimate(s.features_1, s.features_2[:, :1])
+
+
+def test_fit_leaves_the_callers_torch_stream_alone() -> None:
+    """BATCH seeded torch's global generator: after fit, every caller's stream was the same
+    whatever its own seed (repeated shuffles in a training loop; review 22b #4)."""
+    task = make_task('AND')
+    s = task.sample(256, seed=0)
+    draws = []
+    for caller_seed in (1, 2):
+        torch.manual_seed(caller_seed)
+        expected = torch.rand(3)
+        torch.manual_seed(caller_seed)
+        BATCH(epochs=1, classifier_epochs=1).fit(s.features_1, s.features_2, s.labels)
+        draws.append(torch.rand(3))
+        torch.testing.assert_close(draws[-1], expected)
+    assert not torch.equal(draws[0], draws[1])

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -404,3 +405,29 @@ def test_pointwise_checks_and_normalises_its_inputs() -> None:
     once = est.pointwise(f, f, y, probs_1=probs, probs_2=probs, probs_12=probs)
     scaled = est.pointwise(f, f, y, probs_1=probs * 10, probs_2=probs * 10, probs_12=probs * 10)
     np.testing.assert_allclose(scaled.synergy, once.synergy, atol=1e-6)
+
+
+def test_features_offset_beyond_float32_are_refused() -> None:
+    """assign() maps f w + b in float32, as the exported module: an offset of 1.7e9 (epoch
+    seconds) over a 60 s step cancelled there and took UNQ1's U1 from 1 to 0.09 bit, with no
+    sign (review 22b #5); 1e4 spreads are still resolved."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    b1, b2 = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    x2 = b2[:, None] + 0.05 * rng.normal(size=(n, 2))
+    x1 = 60.0 * b1[:, None] + 3.0 * rng.normal(size=(n, 2))  # spread ~30
+    with pytest.raises(PIDInputError, match=r'features_1: a mean .* times its spread'):
+        BROJALocal(n_clusters=4, seed=0).fit(x1 + 1.7e9, x2, b1)
+    fit = BROJALocal(n_clusters=4, seed=0).fit(x1 + 3e5, x2, b1)  # 1e4 spreads
+    assert fit.pid.unique_1 == pytest.approx(1.0, abs=0.02)
+
+
+def test_an_unused_source_value_fits_without_warnings() -> None:
+    """p(y|x1) of an x1 that never occurs was 0 / 0 outside errstate: a RuntimeWarning, an
+    error under -W error (review 22b #11); the means are AND's."""
+    p = np.zeros((3, 2, 2))
+    p[:2] = catalogue.joint('AND')  # x1 = 2 never occurs
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        table = local_table(p)
+    np.testing.assert_allclose(table.means(), exact_pid(p).atoms, atol=1e-6)

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +26,8 @@ import pytest
 from dmil_ros.pid import exact_pid
 from dmil_ros.pid.batch import BATCH
 from dmil_ros.pid.broja_local import BROJALocal
-from dmil_ros.pid.checks import count, in_range, real
+from dmil_ros.pid.checks import SEED_LIMIT, check_seed, count, in_range, real
+from dmil_ros.pid.cvx import cvx_pid, suggest_n_clusters
 from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.knife import fit_mixtures
 from dmil_ros.pid.lsmi import LSMI
@@ -40,6 +42,7 @@ def data() -> dict[str, Any]:
     return {'f1': s.features_1, 'f2': s.features_2, 'y': s.labels, 'probs': probs}
 
 
+_MASKED = np.ma.masked_array(np.ones((2, 2, 2)), mask=np.eye(8, dtype=bool)[0].reshape(2, 2, 2))
 CASES: dict[str, tuple[str, Callable[[dict[str, Any]], object]]] = {
     # n_classes 2.9 was truncated to 2 by all three
     'lsmi n_classes float': (
@@ -67,6 +70,24 @@ CASES: dict[str, tuple[str, Callable[[dict[str, Any]], object]]] = {
     'exact tol string': ('tol', lambda d: exact_pid(np.ones((2, 2, 2)), tol='1e-9')),
     'exact max_gap None': ('max_gap', lambda d: exact_pid(np.ones((2, 2, 2)), max_gap=None)),
     'exact tol zero': ('tol', lambda d: exact_pid(np.ones((2, 2, 2)), tol=0.0)),
+    # seeds above scikit-learn's 2**32 - 1 (or torch's 2**64, seed + 2 included) raised the
+    # library's own errors, which the audit does not catch (review 22b #3)
+    'cvx seed 2**32': ('seed', lambda d: cvx_pid(d['f1'], d['f2'], d['y'], seed=2**32)),
+    'broja_local seed 2**32': ('seed', lambda d: BROJALocal(seed=2**32)),
+    'knife seed 2**32': ('seed', lambda d: fit_mixtures(d['f1'], seed=2**32)),
+    'lsmi seed + 2 beyond 2**32 - 1': ('seed', lambda d: LSMI(seed=2**32 - 2)),
+    'batch seed 2**64': ('seed', lambda d: BATCH(seed=2**64)),
+    # 0 failed scikit-learn's EM on a constant or duplicated column (review 22b #6)
+    'lsmi reg_covar 0': ('reg_covar', lambda d: LSMI(reg_covar=0.0)),
+    'knife reg_covar 0': ('reg_covar', lambda d: fit_mixtures(d['f1'], reg_covar=0.0)),
+    # OverflowError, or bools and floats taken as counts (review 22b #8)
+    'suggest bias_bits inf': ('bias_bits', lambda d: suggest_n_clusters(1000, 4, math.inf)),
+    'suggest n_samples bool': ('n_samples', lambda d: suggest_n_clusters(True, 2)),
+    'suggest n_classes float': ('n_classes', lambda d: suggest_n_clusters(1000, 4.7)),
+    # a masked array's hidden cells counted as data; complex parts were dropped with a
+    # warning (review 22b #7)
+    'exact masked joint': ('masked', lambda d: exact_pid(_MASKED)),
+    'exact complex joint': ('complex', lambda d: exact_pid(np.ones((2, 2, 2)) + 1j)),
 }
 
 
@@ -93,3 +114,9 @@ def test_in_range_tests_after_the_type() -> None:
     with pytest.raises(PIDInputError, match=r'x: 1\.5 out of range'):
         in_range('x', 1.5, lambda v: 0 < v < 1)
     assert count('k', np.int16(3)) == 3
+
+
+def test_the_largest_seeds_are_accepted() -> None:
+    assert check_seed('seed', SEED_LIMIT) == 2**32 - 1
+    assert check_seed('seed', SEED_LIMIT - 2, derived=2) == 2**32 - 3
+    assert LSMI(seed=2**32 - 3).config.seed == 2**32 - 3

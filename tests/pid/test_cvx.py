@@ -205,3 +205,29 @@ def test_fewer_samples_than_pca_dimensions() -> None:
     res = cvx_pid(f, f + 0.1, y, n_clusters=2)
     assert res.discretiser_1.components.shape == (4, 16)
     assert res.pid.mi_12 <= 1.0 + 1e-9
+
+
+def test_object_labels_with_missing_values_are_refused() -> None:
+    """A pandas object column: NaN never equals itself, so sorting made 380 classes of two
+    labels (NaN, 1.0) and 3.9 bits of I(X1,X2;Y) from noise; None and mixed types do not
+    sort (a raw TypeError). Review 22b #2."""
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(400, 2))
+    y = np.array([np.nan if v else 1.0 for v in rng.random(400) < 0.5], dtype=object)
+    with pytest.raises(PIDInputError, match=r'labels: \d+ missing values \(nan\)'):
+        cvx_pid(f, f, y, n_clusters=2)
+    with pytest.raises(PIDInputError, match=r'labels: .*None'):
+        cvx_pid(f[:4], f[:4], np.array([None, 1, 1, 2], dtype=object), n_clusters=2)
+    with pytest.raises(PIDInputError, match='labels: values that do not compare'):
+        cvx_pid(f[:4], f[:4], np.array([1, 'a', 1, 'a'], dtype=object), n_clusters=2)
+    words = np.array(['stop', 'left', 'stop', 'left'] * 10, dtype=object)
+    assert cvx_pid(f[:40], f[:40], words, n_clusters=2).histogram.shape[2] == 2
+
+
+def test_features_too_large_for_their_spread_are_refused() -> None:
+    """std overflowed to inf, the column read as constant and the modality as one cluster
+    (U1 0.98 -> 0 bit, unannounced). Review 22b #9."""
+    rng = np.random.default_rng(0)
+    f1, f2, y, _, _ = _bits_features(rng, 400, 'unq1')
+    with pytest.raises(PIDInputError, match=r'features_1: values up to .* too large'):
+        cvx_pid(f1 * 1e160, f2, y, n_clusters=2)

@@ -314,3 +314,14 @@ def test_evaluation_names_empty_and_mis_sized_features(fitted: dict) -> None:
     width = f2.shape[1]
     with pytest.raises(PIDInputError, match=f'features_2: {width + 1} columns, fitted on'):
         model.dataset(f1, np.c_[f2, f2[:, :1]], y)  # was a torch einsum error
+
+
+def test_fit_leaves_the_callers_torch_stream_alone() -> None:
+    """LSMI's own discriminators seeded torch's global generator (review 22b #4)."""
+    task = make_task('AND')
+    s = task.sample(256, seed=0)
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    LSMI(FAST).fit(s.features_1, s.features_2, s.labels)
+    torch.testing.assert_close(torch.rand(3), expected)
