@@ -19,10 +19,11 @@ Pure Python (no torch) so command-line modules can read and validate it cheaply.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from dmil_ros.actions import ACTIONS
 from dmil_ros.model.errors import ModelConfigError
@@ -39,6 +40,14 @@ SEQUENCES: Final[tuple[str, ...]] = (
 """The fields a JSON config gives as lists (tuples in :class:`ModelConfig`)."""
 
 
+RANGE_LAYERS: Final[tuple[tuple[tuple[int, int], tuple[int, int]], ...]] = (
+    ((3, 5), (2, 3)),
+    ((3, 3), (2, 2)),
+    ((3, 3), (2, 2)),
+)
+"""(kernel, stride) of the range encoder's three circular convolutions, (beams, azimuth)."""
+
+
 def camera_feature_size(height: int, width: int) -> tuple[int, int]:
     """The feature map (h, w) of :class:`dmil_ros.model.encoders.CameraEncoder` for an image
     of ``height`` x ``width``: three 3x3 stride-2 convolutions padded by 1 (each gives
@@ -48,6 +57,34 @@ def camera_feature_size(height: int, width: int) -> tuple[int, int]:
     for _ in range(3):
         sizes = [(n - 1) // 2 + 1 for n in sizes]
     return sizes[0] // 2, sizes[1] // 2
+
+
+def range_feature_size(beams: int, bins: int) -> tuple[int, int]:
+    """The feature map (h, w) of :class:`dmil_ros.model.encoders.RangeImageEncoder` for a range
+    image of ``beams`` x ``bins``, layer by layer as :data:`RANGE_LAYERS` builds it: zero padding
+    of kernel // 2 rows along beams, circular padding of kernel // 2 columns along azimuth;
+    (0, 0) when the image is too small (a circular pad wider than the columns it wraps copies
+    fewer columns than the layer's shape arithmetic counts).
+    """
+    h, w = beams, bins
+    for (kh, kw), (sh, sw) in RANGE_LAYERS:
+        if w < kw // 2:
+            return 0, 0
+        h = (h + 2 * (kh // 2) - kh) // sh + 1
+        w = (w + 2 * (kw // 2) - kw) // sw + 1
+        if min(h, w) < 1:
+            return 0, 0
+    return h, w
+
+
+def gate_width(hidden: int) -> int:
+    """The width of DMIL's gate MLP (:class:`dmil_ros.model.dmil.DMIL`) for ``hidden``."""
+    return hidden // 2
+
+
+def _bound(value: float) -> str:
+    # ints exactly: '{:g}' would print 2**63 as 9.22337e+18
+    return str(value) if isinstance(value, int) else f'{value:g}'
 
 
 def check_value(
@@ -71,13 +108,15 @@ def check_value(
     if isinstance(value, bool) or not ok_type:
         msg = f'{section}: {name}={value!r} must be {kind}, not {type(value).__name__}'
         raise error(msg)
-    v = float(value)  # type: ignore[arg-type]
-    ok = math.isfinite(v) and (v > low if low_open else v >= low)
+    # an int is compared as it is (Python compares int and float exactly): float() would round
+    # 2**63 - 1 up to 2**63, and raise OverflowError past 1e308
+    v = cast('int | float', value)
+    ok = (isinstance(v, int) or math.isfinite(v)) and (v > low if low_open else v >= low)
     if high is not None:
         ok = ok and (v < high if high_open else v <= high)
     if not ok:
-        lo = f'{"(" if low_open else "["}{low:g}'
-        hi = 'inf)' if high is None else f'{high:g}{")" if high_open else "]"}'
+        lo = f'{"(" if low_open else "["}{_bound(low)}'
+        hi = 'inf)' if high is None else f'{_bound(high)}{")" if high_open else "]"}'
         msg = f'{section}: {name}={value!r} must be {kind} in {lo}, {hi}'
         raise error(msg)
 
@@ -159,6 +198,23 @@ class ModelConfig:
                 f'model config: image_shape={self.image_shape!r} is too small for the camera '
                 'encoder (three stride-2 convolutions and a 2x2 pool): height and width must '
                 'be at least 9'
+            )
+            raise ModelConfigError(msg)
+        _, beams, bins = self.lidar_shape
+        if self.lidar_encoder == 'range' and min(range_feature_size(beams, bins)) < 1:
+            least = next(w for w in itertools.count(1) if min(range_feature_size(beams, w)) >= 1)
+            msg = (
+                f'model config: lidar_shape={self.lidar_shape!r}: azimuth_bins={bins!r} must be '
+                f'an integer in [{least}, inf) for lidar_encoder range (its circular padding '
+                f'wraps {RANGE_LAYERS[0][0][1] // 2} columns on each side of the range image)'
+            )
+            raise ModelConfigError(msg)
+        if self.kind == 'dmil' and gate_width(self.hidden) < 1:
+            least = next(h for h in itertools.count(1) if gate_width(h) >= 1)
+            msg = (
+                f'model config: hidden={self.hidden!r} must be an integer in [{least}, inf) for '
+                f'kind dmil: its gate MLP is {gate_width(self.hidden)} wide at this hidden, and '
+                'a 0-wide layer gives every frame the same gates'
             )
             raise ModelConfigError(msg)
 

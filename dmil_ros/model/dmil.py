@@ -56,7 +56,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dmil_ros.model.config import ModelConfig
+from dmil_ros.model.config import ModelConfig, gate_width
 from dmil_ros.model.encoders import CameraEncoder, lidar_encoder
 from dmil_ros.model.layers import (
     Gaussian,
@@ -125,7 +125,7 @@ class DMIL(nn.Module):
         self.synergy = mlp(3 * e, h, e)
         # 5. sub-prediction heads and gate
         self.sub_heads = nn.ModuleList([nn.Linear(e, k) for _ in range(4)])
-        self.gate = mlp(4 * e, h // 2, 4)
+        self.gate = mlp(4 * e, gate_width(h), 4)
         self.stage = 3
 
     # -- stages -------------------------------------------------------------------------------

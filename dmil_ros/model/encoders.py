@@ -34,11 +34,12 @@ import math
 import torch
 from torch import Tensor, nn
 
-from dmil_ros.model.config import ModelConfig, camera_feature_size
-
-
-def _conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
-    return (size + 2 * pad - kernel) // stride + 1
+from dmil_ros.model.config import (
+    RANGE_LAYERS,
+    ModelConfig,
+    camera_feature_size,
+    range_feature_size,
+)
 
 
 class CameraEncoder(nn.Module):
@@ -83,22 +84,19 @@ class CircularConv(nn.Module):
 
 
 class RangeImageEncoder(nn.Module):
-    """Range-image CNN: circular convs with strides (2,3), (2,2), (2,2), then linear to D."""
+    """Range-image CNN: circular convs (:data:`RANGE_LAYERS`: strides (2,3), (2,2), (2,2)),
+    then linear to D."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        c1, c2, c3 = cfg.lidar_channels
-        _, h, w = cfg.lidar_shape
-        spec = ((c1, (3, 5), (2, 3)), (c2, (3, 3), (2, 2)), (c3, (3, 3), (2, 2)))
         layers: list[nn.Module] = []
         cin = 2
-        for cout, kernel, stride in spec:
+        for cout, (kernel, stride) in zip(cfg.lidar_channels, RANGE_LAYERS, strict=True):
             layers += [CircularConv(cin, cout, kernel, stride), nn.BatchNorm2d(cout), nn.ReLU()]
             cin = cout
-            h = _conv_out(h, kernel[0], stride[0], kernel[0] // 2)
-            w = _conv_out(w + 2 * (kernel[1] // 2), kernel[1], stride[1], 0)
+        h, w = range_feature_size(*cfg.lidar_shape[1:])  # the map these layers leave
         self.conv = nn.Sequential(*layers)
-        self.fc = nn.Sequential(nn.Linear(c3 * h * w, cfg.feature_dim), nn.ReLU())
+        self.fc = nn.Sequential(nn.Linear(cin * h * w, cfg.feature_dim), nn.ReLU())
 
     def forward(self, lidar: Tensor) -> Tensor:
         x = self.conv(lidar)  # (B, C, h, w)

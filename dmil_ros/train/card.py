@@ -33,14 +33,36 @@ SIMULATOR_LIMITS = """\
 LIMITS = """\
 - Trained on the bags above only: other sensors, mountings or places are off its distribution.
 - Actions are the expert's discrete forward / left / right / stop; the model is not a planner.
-- `pid_lsmi` / `pid_broja` are per-frame estimates fitted on the features of the frames the PID
-  heads line names (`fit_on`, `fit_frames`); off that distribution (new sensors, new scenes) they
-  extrapolate. A frame whose predicted
-  action the BROJA table never saw with its camera or LiDAR cluster gets a term of about +-60
-  bits in the raw `pid_broja` output (r, a unique term or s: the floored pointwise information
-  of an event the table holds impossible); the node and the replay publish NaN for that frame
-  and count it, and the audit leaves it out.
 """
+
+PID_LIMITS = """\
+- {heads}: per-frame estimates fitted on the features of the frames the PID heads line names
+  (`fit_on`, `fit_frames`); off that distribution (new sensors, new scenes) they extrapolate.
+"""
+
+BROJA_LIMITS = """\
+- A frame whose predicted action the BROJA table never saw with its camera or LiDAR cluster
+  gets a term of about +-60 bits in the raw `pid_broja` output (r, a unique term or s: the
+  floored pointwise information of an event the table holds impossible); the node and the
+  replay publish NaN for that frame and count it, and the audit leaves it out.
+"""
+
+NO_PID_LIMITS = """\
+- No PID heads (`pid_lsmi`, `pid_broja`): with this model the node publishes no per-frame
+  interactions and raises no synergy alarm.
+"""
+
+PID_HEADS = ('pid_lsmi', 'pid_broja')
+
+
+def pid_limits(outputs: list[str]) -> str:
+    """The limits of the PID heads among ``outputs`` (what the card says of the ones shipped)."""
+    heads = [h for h in PID_HEADS if h in outputs]
+    if not heads:
+        return NO_PID_LIMITS
+    text = PID_LIMITS.format(heads=' / '.join(f'`{h}`' for h in heads))
+    return text + (BROJA_LIMITS if 'pid_broja' in heads else '')
+
 
 SCENE_BOUNDARIES = """\
 - Simulator scenes switch between frames, so at each scene boundary a camera frame can pair
@@ -164,7 +186,9 @@ def render_card(
     if notes:
         lines += ['', notes.strip()]
     simulated = training.get('simulator_truth', False)  # set by the export
-    limits = (SIMULATOR_LIMITS + LIMITS + SCENE_BOUNDARIES) if simulated else LIMITS
+    limits = LIMITS + pid_limits(report['outputs'])
+    if simulated:
+        limits = SIMULATOR_LIMITS + limits + SCENE_BOUNDARIES
     lines += ['', '## Limits', '', limits.rstrip()]
     return '\n'.join(lines)
 

@@ -82,8 +82,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dmil_ros.train.data import load_bags
     from dmil_ros.train.dataset import run_split
-    from dmil_ros.train.rundir import check_bags, check_out, run_config, write_run_files
-    from dmil_ros.train.trainer import train
+    from dmil_ros.train.rundir import (
+        check_bags,
+        check_out,
+        check_recordings,
+        run_config,
+        write_run_files,
+    )
+    from dmil_ros.train.trainer import check_sets, train
 
     # every check on the run directory and the config before the bags are read
     output_dir(args.out, '--out')
@@ -102,6 +108,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         train_set, val_set = run_split(data, config.data)
     logger.info('%d training / %d validation pairs', len(train_set), len(val_set))
+    # the checks that need the frames, before the run's files are written: a refused command
+    # leaves the run as it was
+    if args.resume:
+        check_recordings(args.out, stats)
+    check_sets(train_set, val_set, args.out)
     write_run_files(
         args.out, config.to_json(), list(args.bags), list(args.val_bags or []), stats,
         resume=args.resume,

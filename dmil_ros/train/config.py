@@ -41,6 +41,11 @@ from dmil_ros.runtime.preprocess import PreprocessSpec
 from dmil_ros.train.errors import TrainConfigError
 
 LABEL_SOURCES: Final[tuple[str, ...]] = ('action', 'cmd_vel')
+SEED_LIMIT: Final = 2**63
+"""Seeds are int64 (torch takes up to 2**64 - 1, numpy int64 arrays and JSON int64 readers not)."""
+MAX_THREADS: Final = 1024
+"""More than any machine this trains on has cores: torch's C int overflows at 2**31, and below
+that OpenMP would try to start every thread asked for."""
 
 
 @dataclass(frozen=True)
@@ -108,9 +113,12 @@ class ScheduleConfig:
         """Integers for counts, finite numbers for rates; ranges as the trainer needs them."""
         e = TrainConfigError
         for name in ('stage1_epochs', 'stage2_epochs', 'stage3_epochs', 'baseline_epochs',
-                     'seed', 'lidar_roll'):  # fmt: skip
+                     'lidar_roll'):  # fmt: skip
             check_value('schedule', name, getattr(self, name), integer=True, error=e)
-        check_value('schedule', 'threads', self.threads, integer=True, low_open=True, error=e)
+        check_value('schedule', 'seed', self.seed, integer=True, high=SEED_LIMIT, high_open=True,
+                    error=e)  # fmt: skip
+        check_value('schedule', 'threads', self.threads, integer=True, low=1, high=MAX_THREADS,
+                    error=e)  # fmt: skip
         # a batch of one frame is skipped (BatchNorm needs two): with batch_size 1 no step is
         # ever taken and the run would ship its random initialisation
         check_value('schedule', 'batch_size', self.batch_size, integer=True, low=2, error=e)
@@ -164,6 +172,19 @@ class TrainConfig:
             msg = (
                 f'config: model vertical_fov_deg {m.vertical_fov_deg} differs from the '
                 f'preprocess spec {spec.vertical_fov_deg}'
+            )
+            raise TrainConfigError(msg)
+        # refused here, not by the trainer: a refused run must not have rewritten config.json
+        s = self.schedule
+        epochs = (
+            {'stage1_epochs': s.stage1_epochs, 'stage2_epochs': s.stage2_epochs,
+             'stage3_epochs': s.stage3_epochs}
+            if m.kind == 'dmil' else {'baseline_epochs': s.baseline_epochs}
+        )  # fmt: skip
+        if not any(epochs.values()):
+            msg = (
+                f'config: every stage of the schedule has 0 epochs for kind {m.kind} '
+                f'({", ".join(f"schedule.{k}=0" for k in epochs)}): at least one must be >= 1'
             )
             raise TrainConfigError(msg)
 

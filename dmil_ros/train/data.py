@@ -48,6 +48,9 @@ Camera frames still waiting for a later LiDAR sweep when the bag ends are paired
 one (:meth:`ApproxTimePairer.finish`, as the replay and the audit do); a cmd_vel message with a
 non-finite component is counted as ``<cmd_vel_topic>:non_finite`` (skipped, never labelled).
 A bag that breaks mid-way yields the pairs read so far, and the error is logged and returned.
+A camera, LiDAR or label topic none of whose messages could be read (most likely the wrong
+type) is logged with the type the bag records for it, and named, with the types expected, in the
+error that no pair was found.
 """
 
 from __future__ import annotations
@@ -88,11 +91,33 @@ class BagStats:
     error: str | None = None
     two_scenes: int = 0  # pairs whose camera frame and sweep saw different scene segments
     unconfirmed: int = 0  # pairs whose sweep's scene segment is not known (dmil_ros.scenes)
+    # the first and last camera stamp (ns) of the pairs and a hash of the pairs (stamps,
+    # labels, tensors): with ``pairs``, what a resume checks the recording against (data.json)
+    stamps: tuple[int, int] | None = None
+    digest: str | None = None
+    # camera / LiDAR / label topics none of whose messages could be read: topic -> the type the
+    # bag records for it (a topic of the wrong type)
+    unusable: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out['skipped'] = dict(self.skipped)
         return out
+
+
+EXPECTED_TYPES: dict[str, tuple[str, ...]] = {
+    'camera_topic': ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage'),
+    'lidar_topic': ('sensor_msgs/msg/PointCloud2',),
+    'action_topic': ('std_msgs/msg/String',),
+    'cmd_vel_topic': ('geometry_msgs/msg/Twist', 'geometry_msgs/msg/TwistStamped'),
+}
+"""The message types the reader decodes each input topic (``data.<field>``) as."""
+
+
+def input_topics(cfg: DataConfig) -> dict[str, str]:
+    """The camera, LiDAR and label topics a pair needs: ``data.<field>`` -> topic."""
+    label = 'action_topic' if cfg.label_source == 'action' else 'cmd_vel_topic'
+    return {name: getattr(cfg, name) for name in ('camera_topic', 'lidar_topic', label)}
 
 
 def discretise_twist(linear_x: float, angular_z: float, cfg: DataConfig) -> int:
@@ -180,12 +205,15 @@ def read_bag(
     segment_by_stamp: dict[int, int] = {}  # camera stamp -> scene segment
     sweeps = SweepScenes()  # sweep stamp -> scene segment
     seen: Counter[str] = Counter()
+    unread: Counter[str] = Counter()  # messages whose decoding or fields failed, per topic
+    msgtypes: dict[str, str] = {}
     try:
         reader = RobustReader(bag, topics=wanted)
         bar = tqdm(reader.decoded(), leave=False, desc=f'reading {bag.name}', disable=not progress)
         for raw, m in bar:
             topic = raw.topic
             seen[topic] += 1
+            msgtypes.setdefault(topic, raw.msgtype)
             try:
                 if topic == cfg.camera_topic:
                     image = prepare_image(decode_image(m, topic), spec)
@@ -218,6 +246,7 @@ def read_bag(
                     segment_by_stamp[stamp] = truth.segment
             except (DecodeError, *UNREADABLE) as exc:
                 stats.skipped[f'{topic}:{type(exc).__name__}'] += 1
+                unread[topic] += 1
     except BagReadError as exc:
         raise DataError(str(exc)) from exc
     for topic, count in reader.skipped.items():
@@ -229,6 +258,8 @@ def read_bag(
         if not seen[topic]:
             msg = f'bag {str(bag)!r}: no readable message on topic {topic!r}'
             raise DataError(msg)
+        if unread[topic] == seen[topic]:  # not one message read: most likely the wrong type
+            stats.unusable[topic] = msgtypes[topic]
     pairs += pairer.finish()  # frames waiting for a sweep the bag no longer has
     for reason, count in pairer.drops.items():
         stats.skipped[f'pairing:{reason}'] += count
@@ -276,6 +307,15 @@ def _empty(spec: PreprocessSpec) -> Arrays:
         action=np.zeros(0, np.int64), family=np.zeros(0, np.int64),
         stamp=np.zeros(0, np.int64), segment=np.zeros(0, np.int64),
     )  # fmt: skip
+
+
+def pairs_digest(arrays: Arrays) -> str:
+    """A hash of one bag's pairs (stamps, actions, image and range-image tensors): equal for
+    the same recording whether decoded or read from the cache, different for another one."""
+    h = hashlib.sha256()
+    for a in (arrays.stamp, arrays.action, arrays.image, arrays.lidar):
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()[:16]
 
 
 def _load_side(path: Path) -> tuple[dict[str, int], int, int]:
@@ -348,7 +388,12 @@ def load_bags(
             arrays, stats = read_bag(bag, cfg, spec, segment=i, progress=progress)
             if cache is not None and stats.error is None and len(arrays):
                 _write_cache(cache, arrays, stats)
+        if len(arrays):
+            stats.stamps = (int(arrays.stamp.min()), int(arrays.stamp.max()))
+            stats.digest = pairs_digest(arrays)
         logger.info('%s: %d pairs%s', bag, stats.pairs, ' (cache)' if stats.cached else '')
+        for topic, msgtype in stats.unusable.items():
+            logger.warning('%s: no message of topic %r (%s) could be read', bag, topic, msgtype)
         if stats.skipped:
             logger.info('%s: skipped %s', bag, dict(stats.skipped))
         if stats.two_scenes:
@@ -366,5 +411,24 @@ def load_bags(
     arrays = Arrays.concat(parts)
     if not len(arrays):
         msg = f'bags {[str(b) for b in bags]}: no labelled camera + LiDAR pair found'
-        raise DataError(msg)
+        raise DataError(msg + _unusable_topics(all_stats, cfg))
     return arrays, all_stats
+
+
+def _unusable_topics(stats: list[BagStats], cfg: DataConfig) -> str:
+    """The input topics no message of which could be read, with the type each bag has for it
+    and the types expected (appended to the no-pair error: the likely cause)."""
+    fields = {topic: name for name, topic in input_topics(cfg).items()}
+    found: dict[str, dict[str, list[str]]] = {}  # topic -> type in the bag -> bags
+    for s in stats:
+        for topic, msgtype in s.unusable.items():
+            found.setdefault(topic, {}).setdefault(msgtype, []).append(Path(s.bag).name)
+    causes = []
+    for topic, types in found.items():
+        field_name = fields[topic]
+        recorded = ', '.join(f'{t} in {", ".join(b)}' for t, b in types.items())
+        causes.append(
+            f'no message of topic {topic!r} (data.{field_name}) could be read: it is {recorded}, '
+            f'expected {" or ".join(EXPECTED_TYPES[field_name])}'
+        )
+    return f'; {"; ".join(causes)}' if causes else ''

@@ -93,6 +93,20 @@ def output_names(kind: str, pid_heads: dict[str, nn.Module] | None = None) -> tu
     return OUTPUTS[kind] + tuple(pid_heads or {})
 
 
+def check_finite(
+    path: Path, side: str, outputs: dict[str, np.ndarray[Any, Any]], frames: str
+) -> None:
+    """:class:`ExportError` naming the outputs of ``side`` (torch, onnxruntime) that are not
+    finite on ``frames`` (what they were computed on): a diverged checkpoint."""
+    bad = [n for n, a in outputs.items() if not np.isfinite(a).all()]
+    if bad:
+        msg = (
+            f'export {str(path)!r}: {side} output(s) {bad} not finite on the {frames} (a '
+            f'diverged checkpoint?); {str(path)!r} left as it was'
+        )
+        raise ExportError(msg)
+
+
 def export_onnx(
     model: nn.Module,
     config: TrainConfig,
@@ -172,14 +186,8 @@ def export_onnx(
     with torch.no_grad():
         ref = [r.numpy() for r in wrapper(image, lidar)]
     for side, arrays in (('torch', ref), ('onnxruntime', got)):
-        bad = [n for n, a in zip(names, arrays, strict=True) if not np.isfinite(a).all()]
-        if bad:
-            msg = (
-                f'export {str(path)!r}: {side} output(s) {bad} not finite on the '
-                f'{int(image.shape[0])} check frames (a diverged checkpoint?); '
-                f'{str(path)!r} left as it was'
-            )
-            raise ExportError(msg)
+        outputs = dict(zip(names, arrays, strict=True))
+        check_finite(path, side, outputs, f'{int(image.shape[0])} check frames')
     diffs = {
         n: float(np.max(np.abs(g - r))) if g.size else 0.0
         for n, g, r in zip(names, got, ref, strict=True)

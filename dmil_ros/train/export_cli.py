@@ -27,7 +27,16 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('run_dir', type=Path, metavar='RUN', help='training run directory')
     parser.add_argument('--out', type=Path, required=True, help='ONNX file to write')
-    parser.add_argument('--checkpoint', default='model.pt', help='checkpoint in RUN')
+    parser.add_argument(
+        '--checkpoint',
+        default='model.pt',
+        help=(
+            'checkpoint file in RUN, relative to RUN (default model.pt; e.g. stage1_best.pt). '
+            "The metadata and card describe RUN's training: a checkpoint outside RUN, or one "
+            "whose config differs from RUN/config.json (another run's), is refused; export "
+            'it from its own run'
+        ),
+    )
     parser.add_argument(
         '--bags',
         type=Path,
@@ -51,7 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument('--notes', type=Path, default=None, help='extra card text (markdown)')
     parser.add_argument(
-        '--no-pid', action='store_true', help='export without the pid_lsmi / pid_broja outputs'
+        '--no-pid',
+        action='store_true',
+        help=(
+            'export without the pid_lsmi / pid_broja outputs (without it, an export that '
+            'cannot fit either head stops)'
+        ),
     )
     parser.add_argument(
         '--pid-frames',
@@ -69,15 +83,21 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from dmil_ros.errors import ConfigError, DmilError
+    from dmil_ros.errors import ConfigError
     from dmil_ros.paths import input_text, output_file
     from dmil_ros.train.card import load_evaluation, write_card
     from dmil_ros.train.checkpoint import load_model
     from dmil_ros.train.cli import default_cache_dir
     from dmil_ros.train.data import load_bags
     from dmil_ros.train.dataset import run_split
-    from dmil_ros.train.export import export_onnx
-    from dmil_ros.train.rundir import fit_frames, training_summary
+    from dmil_ros.train.errors import ExportError
+    from dmil_ros.train.export import check_finite, export_onnx
+    from dmil_ros.train.rundir import (
+        check_checkpoint,
+        fit_frames,
+        run_checkpoint,
+        training_summary,
+    )
 
     # every path and the card's inputs checked before the (minutes of) fitting and export
     output_file(args.out, '--out')
@@ -92,19 +112,27 @@ def run(args: argparse.Namespace) -> int:
         text = input_text(args.eval_json, '--eval-json')
         evaluation = load_evaluation(text, f'--eval-json {str(args.eval_json)!r}')
     notes = input_text(args.notes, '--notes') if args.notes else ''
-    ckpt = args.run_dir / args.checkpoint
+    ckpt, name = run_checkpoint(args.run_dir, args.checkpoint)
     model, config, _ = load_model(ckpt)
     training = training_summary(args.run_dir)
-    training['checkpoint'] = args.checkpoint
+    check_checkpoint(args.run_dir, name, config, training)
+    training['checkpoint'] = name
     # validation frames with a scene family: the bags carry the simulator's ground truth
     families = (training.get('val') or {}).get('per_family') or {}
     training['simulator_truth'] = any(v is not None for v in families.values())
-    if args.checkpoint != 'model.pt':  # summary.json's metrics are model.pt's, not this one's
+    if name != 'model.pt':  # summary.json's metrics are model.pt's, not this one's
         training.pop('val', None)
     sample = None
     heads = None
     fit = fit_frames(args.run_dir, list(args.bags or []), pid=not args.no_pid)
     bags, frames = fit.bags, fit.label  # frames: what the check and the PID fit ran on
+    if not bags and not args.no_pid:
+        msg = (
+            f'export {str(args.out)!r}: no bags to fit the PID heads (pid_lsmi, pid_broja: the '
+            "node's synergy alarm) on: neither --bags nor the run's data.json names any; pass "
+            'them with --bags, or export without the heads (--no-pid)'
+        )
+        raise ExportError(msg)
     if bags:
         data, _ = load_bags(bags, config.data, config.preprocess,
                             args.cache or default_cache_dir())  # fmt: skip
@@ -122,15 +150,23 @@ def run(args: argparse.Namespace) -> int:
 
             torch.set_num_threads(config.schedule.threads)
             out = predict(model, torch.from_numpy(data.image), torch.from_numpy(data.lidar))
+            # a diverged checkpoint's NaN features would fail deep in the fit (an SVD)
+            check_finite(args.out, 'torch', out, f'{len(data)} PID fitting frames')
             try:
                 heads, pid_summary = fit_pid_heads(out, data.action)
-            except DmilError as exc:  # e.g. an action missing from the fitting frames
-                logger.warning('PID heads not fitted (%s): exporting without them', exc)
-            else:
-                training = {**training, 'pid': {**pid_summary, 'fit_on': frames}}
-                logger.info('PID heads fitted on %d frames: %s', len(data), pid_summary)
-    elif not args.no_pid:
-        logger.warning('no bags to fit the PID heads on: exporting without pid_lsmi / pid_broja')
+            except ExportError as exc:
+                msg = (
+                    f'export {str(args.out)!r}: {exc}; fit them on other frames (--bags), or '
+                    "export without them (--no-pid: the node's synergy alarm then has no input)"
+                )
+                raise ExportError(msg) from exc
+            for head, reason in pid_summary.get('not_fitted', {}).items():
+                logger.warning(
+                    'export %s: %s not fitted on %s (%s): exporting with %s only',
+                    args.out, head, frames, reason, ', '.join(heads),
+                )  # fmt: skip
+            training = {**training, 'pid': {**pid_summary, 'fit_on': frames}}
+            logger.info('PID heads fitted on %d frames: %s', len(data), pid_summary)
     report = export_onnx(
         model, config, args.out, training, sample=sample, pid_heads=heads, sample_name=frames
     )

@@ -29,12 +29,14 @@ estimators from :mod:`dmil_ros.pid`, issue 4):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dmil_ros.errors import DmilError
 from dmil_ros.train.errors import ExportError
 
 
@@ -88,27 +90,20 @@ class BROJAHead(nn.Module):
         return result  # (B, 4) bits
 
 
-def fit_pid_heads(
-    outputs: dict[str, np.ndarray[Any, Any]],
-    labels: np.ndarray[Any, Any],
-    *,
-    pca_dim: int = 8,
-    n_clusters: int = 30,
-    label_floor: float = 0.02,
-    seed: int = 0,
-) -> tuple[dict[str, nn.Module], dict[str, Any]]:
-    """Fit both heads on eval-mode outputs of the training frames; returns heads and a summary.
+_Fitted = tuple[nn.Module, dict[str, Any]]  # a head and its summary
 
-    ``outputs``: feat_camera, feat_lidar, probs, probs_camera, probs_lidar (and probs_joint).
-    """
-    from dmil_ros.pid.broja_local import BROJALocal
+
+def _fit_lsmi(
+    f1: np.ndarray[Any, Any],
+    f2: np.ndarray[Any, Any],
+    y: np.ndarray[Any, Any],
+    outputs: dict[str, np.ndarray[Any, Any]],
+    *,
+    pca_dim: int,
+    seed: int,
+) -> _Fitted:
     from dmil_ros.pid.lsmi import LSMI, LSMIConfig
 
-    f1, f2 = outputs['feat_camera'].astype(np.float64), outputs['feat_lidar'].astype(np.float64)
-    y = labels.astype(np.int64)
-    if len(np.unique(y)) < 2:
-        msg = 'PID heads: the fitting frames hold fewer than two actions'
-        raise ExportError(msg)
     w1, b1 = _projection(f1, pca_dim)
     w2, b2 = _projection(f2, pca_dim)
     p1 = (f1 @ w1.double().numpy()) + b1.double().numpy()
@@ -120,33 +115,98 @@ def fit_pid_heads(
     )  # fmt: skip
     densities = lsmi.densities  # built on each access: once here
     if densities is None:
-        msg = 'PID heads: LSMI fit returned no densities'
+        msg = 'LSMI fit returned no densities'
         raise ExportError(msg)
-    lsmi_head = LSMIHead((w1, b1, w2, b2), densities, lsmi.terms_module()).eval()
+    head = LSMIHead((w1, b1, w2, b2), densities, lsmi.terms_module()).eval()
+    return head, {'pca_dim': pca_dim, 'kernels': 5, 'delta_bits': float(lsmi.delta)}
+
+
+def _fit_broja(
+    f1: np.ndarray[Any, Any],
+    f2: np.ndarray[Any, Any],
+    y: np.ndarray[Any, Any],
+    n_classes: int,
+    *,
+    n_clusters: int,
+    label_floor: float,
+    seed: int,
+) -> _Fitted:
+    from dmil_ros.pid.broja_local import BROJALocal
+
     # label_floor: rare-label frames of a cluster (0.7 % here) let q* pair the dark-room camera
     # cluster with them and raised synergy alarms on LiDAR-only frames (broja_local notes)
     broja = BROJALocal(n_clusters=n_clusters, pca_dim=5, seed=seed, label_floor=label_floor).fit(
-        f1, f2, y, n_classes=joint.shape[1]
+        f1, f2, y, n_classes=n_classes
     )
-    heads: dict[str, nn.Module] = {
-        'pid_lsmi': lsmi_head,
-        'pid_broja': BROJAHead(broja.export_module()),
-    }
     pid: Any = broja.pid
     summary = {
-        'fit_frames': len(y),
-        'lsmi': {'pca_dim': pca_dim, 'kernels': 5, 'delta_bits': float(lsmi.delta)},
-        'broja': {
-            'clusters': n_clusters,
-            'pca_dim': 5,
-            'label_floor': label_floor,
-            'dropped_frames': broja.dropped,
-            'dataset_bits': {
-                'redundancy': float(pid.redundancy),
-                'unique_camera': float(pid.unique_1),
-                'unique_lidar': float(pid.unique_2),
-                'synergy': float(pid.synergy),
-            },
+        'clusters': n_clusters,
+        'pca_dim': 5,
+        'label_floor': label_floor,
+        'dropped_frames': broja.dropped,
+        'dataset_bits': {
+            'redundancy': float(pid.redundancy),
+            'unique_camera': float(pid.unique_1),
+            'unique_lidar': float(pid.unique_2),
+            'synergy': float(pid.synergy),
         },
     }
+    return BROJAHead(broja.export_module()), summary
+
+
+def _attempt(fit: Callable[[], _Fitted]) -> _Fitted | str:
+    """A head's fit, or why it failed (the estimators refuse frames they cannot fit)."""
+    try:
+        return fit()
+    except (DmilError, np.linalg.LinAlgError) as exc:  # e.g. LSMI: an action with < 2 frames
+        return f'{type(exc).__name__}: {exc}'
+
+
+def fit_pid_heads(
+    outputs: dict[str, np.ndarray[Any, Any]],
+    labels: np.ndarray[Any, Any],
+    *,
+    pca_dim: int = 8,
+    n_clusters: int = 30,
+    label_floor: float = 0.02,
+    seed: int = 0,
+) -> tuple[dict[str, nn.Module], dict[str, Any]]:
+    """Fit each head on eval-mode outputs of the training frames; returns heads and a summary.
+
+    ``outputs``: feat_camera, feat_lidar, probs, probs_camera, probs_lidar (and probs_joint).
+    The heads are fitted independently: LSMI needs two frames of every action, BROJA-local
+    (the head the node reads first) does not, so frames without some action still get
+    ``pid_broja``. A head that cannot be fitted is left out and named, with the reason, under
+    ``not_fitted`` in the summary; :class:`ExportError` when neither can be.
+    """
+    f1, f2 = outputs['feat_camera'].astype(np.float64), outputs['feat_lidar'].astype(np.float64)
+    y = labels.astype(np.int64)
+    if len(np.unique(y)) < 2:
+        msg = (
+            f'PID heads: the {len(y)} fitting frames hold fewer than two actions '
+            f'(counts {np.bincount(y).tolist()}): neither pid_lsmi nor pid_broja can be fitted'
+        )
+        raise ExportError(msg)
+    n_classes = outputs['probs'].shape[1]
+    heads: dict[str, nn.Module] = {}
+    summary: dict[str, Any] = {'fit_frames': len(y)}
+    failed: dict[str, str] = {}
+    fits = {
+        'pid_lsmi': ('lsmi', lambda: _fit_lsmi(f1, f2, y, outputs, pca_dim=pca_dim, seed=seed)),
+        'pid_broja': ('broja', lambda: _fit_broja(
+            f1, f2, y, n_classes, n_clusters=n_clusters, label_floor=label_floor, seed=seed
+        )),
+    }  # fmt: skip
+    for name, (key, fit) in fits.items():
+        result = _attempt(fit)
+        if isinstance(result, str):
+            failed[name] = result
+        else:
+            heads[name], summary[key] = result
+    if not heads:
+        reasons = '; '.join(f'{n}: {r}' for n, r in failed.items())
+        msg = f'PID heads: neither could be fitted on the {len(y)} fitting frames ({reasons})'
+        raise ExportError(msg)
+    if failed:
+        summary['not_fitted'] = failed
     return heads, summary

@@ -16,8 +16,9 @@
 the run's own bags and config, and the files that describe the run (``config.json``,
 ``data.json``).
 
-Every check here runs before a bag is read, and nothing of a run is rewritten by a command that
-is then refused.
+Every check here runs before a bag is read (but :func:`check_recordings`, which compares the
+bags read with what ``data.json`` recorded of them), and nothing of a run is rewritten by a
+command that is then refused: the CLI writes the run's files only after every check.
 """
 
 from __future__ import annotations
@@ -114,6 +115,48 @@ def check_bags(out: Path, bags: list[Path], val_bags: list[Path], *, resume: boo
         raise TrainConfigError(msg)
 
 
+def check_recordings(out: Path, stats: list[Any]) -> None:
+    """Refuse a resume whose bags hold other pairs than ``data.json`` recorded for the run (per
+    bag: the pair count, first and last stamp and digest of the pairs, as in
+    :class:`dmil_ros.train.data.BagStats` ``stats``, in the order of ``--bags`` then
+    ``--val-bags``): another recording at the same path, whose frames the run's checkpoints
+    and split were not made from."""
+    if not (out / 'data.json').is_file():
+        return
+    data = _run_json(out, 'data.json', TrainError)
+    recorded = data.get('stats') if isinstance(data, dict) else None
+    if not isinstance(recorded, list) or len(recorded) != len(stats):
+        return  # no per-bag record to compare (check_bags has compared the bags themselves)
+    for was, now in zip(recorded, stats, strict=True):
+        if not isinstance(was, dict):
+            continue
+        changed = []
+        if was.get('pairs') is not None and was['pairs'] != now.pairs:
+            changed.append(f'{was["pairs"]} pairs, now {now.pairs}')
+        # stamps and digest are absent from runs started before they were recorded
+        stamps = was.get('stamps')
+        if _stamps(stamps) and now.stamps is not None and list(stamps) != list(now.stamps):
+            changed.append(f'pairs stamped {_span(stamps)}, now {_span(now.stamps)}')
+        digest = was.get('digest')
+        if isinstance(digest, str) and now.digest is not None and digest != now.digest:
+            changed.append(f'pairs digest {digest}, now {now.digest}')
+        if changed:
+            msg = (
+                f'resume {str(out)!r}: bag {now.bag!r} is not the recording the run was '
+                f"trained on (data.json: {'; '.join(changed)}); resume on the run's own "
+                'recordings, or start a new run on this one (--overwrite or another --out)'
+            )
+            raise TrainConfigError(msg)
+
+
+def _stamps(value: object) -> TypeGuard[list[int]]:
+    return isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)
+
+
+def _span(stamps: list[int] | tuple[int, int]) -> str:
+    return f'{stamps[0] * 1e-9:.3f}..{stamps[1] * 1e-9:.3f} s'
+
+
 def run_config(out: Path, config: Path | None, kind: str | None, *, resume: bool) -> TrainConfig:
     """The config to train with: the file ``config`` (``--config``; the defaults without it),
     model kind ``kind`` (``--model``) applied. A resume continues on the config the run stored
@@ -182,6 +225,46 @@ def training_summary(out: Path) -> dict[str, Any]:
         )
         raise CheckpointError(msg)
     return training
+
+
+def run_checkpoint(out: Path, name: str) -> tuple[Path, str]:
+    """The checkpoint ``name`` (``--checkpoint``, relative to the run ``out``) and its path
+    within the run; refused when it lies outside the run: the export describes the run's
+    training (summary, bags, split), not another run's."""
+    root = out.resolve()
+    path = (out / name).resolve()
+    if not path.is_relative_to(root):
+        msg = (
+            f'--checkpoint {name!r}: {str(path)!r} lies outside the run {str(out)!r}, whose '
+            'training the metadata and model card describe; export it from the run that '
+            'trained it (dmil-ros export THAT_RUN --checkpoint NAME)'
+        )
+        raise CheckpointError(msg)
+    return path, path.relative_to(root).as_posix()
+
+
+def check_checkpoint(out: Path, name: str, config: TrainConfig, training: dict[str, Any]) -> None:
+    """Refuse the checkpoint ``name`` of the run ``out`` when the config it carries is not the
+    run's (``config.json``; the kind in ``summary.json`` ``training`` for runs without one): it
+    was trained by another run, and the metadata and card would mix the two."""
+    stored = out / 'config.json'
+    if stored.is_file():
+        run_cfg = TrainConfig.load(stored)
+        if config != run_cfg:
+            msg = (
+                f"--checkpoint {name!r}: its config differs from the run's ({str(stored)!r}) "
+                f'in {config_changes(run_cfg, config)}: it was not trained by this run '
+                f"(kind {config.model.kind}, the run's {run_cfg.model.kind}); export it "
+                'from the run that trained it'
+            )
+            raise CheckpointError(msg)
+    elif training.get('kind') not in (None, config.model.kind):
+        msg = (
+            f'--checkpoint {name!r}: a {config.model.kind} model, but the run {str(out)!r} '
+            f'trained a {training.get("kind")} model (summary.json): it was not trained by this '
+            'run; export it from the run that trained it'
+        )
+        raise CheckpointError(msg)
 
 
 @dataclass(frozen=True)
@@ -265,12 +348,15 @@ def write_run_files(
 __all__ = [
     'FitFrames',
     'check_bags',
+    'check_checkpoint',
     'check_out',
+    'check_recordings',
     'config_changes',
     'earlier_run',
     'fit_frames',
     'recorded_bags',
     'recording',
+    'run_checkpoint',
     'run_config',
     'training_summary',
     'write_run_files',

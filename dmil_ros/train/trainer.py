@@ -22,7 +22,13 @@ that ran (a 0-epoch stage is skipped; ``model.pt`` is the best of the last stage
 
 A fresh run removes the checkpoints, summary and TensorBoard events an earlier run left (logged);
 ``resume`` continues from ``last.pt`` (weights, optimizer, LR scheduler, global RNG and the
-shuffle / augmentation generator), or warns and starts afresh when there is none.
+shuffle / augmentation generator), or warns and starts afresh when there is none; the metrics of
+an epoch that ``last.pt`` does not hold (the run stopped while its checkpoints were saved) are
+dropped, so the epoch run again is logged once.
+
+A non-finite loss raises :class:`TrainError` before the optimizer steps with it (and non-finite
+weights after an epoch before it is validated or saved), naming the stage, epoch and learning
+rate; the checkpoints of the epochs before are left as they were.
 
 Files in the run directory: ``metrics.csv`` (one row per epoch), ``tb/`` (TensorBoard),
 ``last.pt`` (for ``resume``), ``stage<k>_best.pt``, ``model.pt`` (the final best),
@@ -32,6 +38,7 @@ Files in the run directory: ``metrics.csv`` (one row per epoch), ``tb/`` (Tensor
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import shutil
@@ -47,6 +54,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from dmil_ros.actions import FAMILIES
+from dmil_ros.atomic import atomic_write_text
 from dmil_ros.model import build_model, dmil_loss, ensemble_loss, joint_loss
 from dmil_ros.model.dmil import DMIL
 from dmil_ros.train.checkpoint import load_checkpoint, save_checkpoint
@@ -131,16 +139,27 @@ def _selection_score(kind: str, stage: int, m: dict[str, Any]) -> float:
 
 
 class _Logger:
-    def __init__(self, out: Path, resume: bool) -> None:
+    """``metrics.csv`` and TensorBoard, one row / step per epoch.
+
+    An epoch's row is written before its checkpoints, so a run stopped while they were being
+    saved has a row for an epoch that ``last.pt`` does not hold. A resume at ``done`` finished
+    epochs therefore keeps only the first ``done`` rows and purges the TensorBoard steps after
+    ``done``: the epoch that runs again is logged once.
+    """
+
+    def __init__(self, out: Path, resume: bool, done: int = 0) -> None:
         self.csv_path = out / 'metrics.csv'
-        if not (resume and self.csv_path.exists()):
+        if resume and self.csv_path.exists():
+            _trim_rows(self.csv_path, done)
+        else:
             with self.csv_path.open('w', newline='', encoding='utf-8') as f:
                 csv.writer(f).writerow(CSV_COLUMNS)
         self.tb: Any = None
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(out / 'tb'))
+            # steps are 1-based: the first step logged again is done + 1
+            self.tb = SummaryWriter(str(out / 'tb'), purge_step=done + 1 if resume else None)
         except ImportError:  # tensorboard is optional at run time
             logger.warning('tensorboard not installed: metrics go to metrics.csv only')
 
@@ -171,6 +190,21 @@ class _Logger:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+
+
+def _trim_rows(path: Path, done: int) -> None:
+    """Keep the header and the first ``done`` rows of ``metrics.csv`` (logged when any go)."""
+    with path.open(newline='', encoding='utf-8') as f:
+        rows = list(csv.reader(f))
+    extra = len(rows) - 1 - done
+    if extra > 0:
+        logger.info(
+            '%s: dropping %d row(s) of an epoch whose checkpoint was not saved (it runs again)',
+            path, extra,
+        )  # fmt: skip
+        text = io.StringIO()
+        csv.writer(text).writerows(rows[: done + 1])
+        atomic_write_text(path, text.getvalue())
 
 
 def augment(
@@ -222,7 +256,7 @@ class _Epoch:
         }
 
 
-def _check_sets(train_set: Arrays, val_set: Arrays, out: Path) -> None:
+def check_sets(train_set: Arrays, val_set: Arrays, out: Path) -> None:
     if len(train_set) < 2 or not len(val_set):
         msg = (
             f'train {str(out)!r}: {len(train_set)} training / {len(val_set)} validation frames; '
@@ -277,6 +311,16 @@ def _frozen_features(model: DMIL, tr: _Tensors) -> tuple[Tensor, Tensor]:
     return torch.cat([z[0] for z in zs]), torch.cat([z[1] for z in zs])  # (N, D) each
 
 
+def _diverged(out: Path, desc: str, what: str, stage: int, opt: torch.optim.Optimizer) -> str:
+    """The message for a non-finite loss or weight: where, the learning rate, what to do."""
+    lr = opt.param_groups[0]['lr']
+    return (
+        f'train {str(out)!r}: {desc}: {what} (learning rate {lr:g}, schedule.lr{stage}): '
+        f'training diverged; lower schedule.lr{stage} and train again (--overwrite, or '
+        'another --out)'
+    )
+
+
 def _run_epoch(
     model: nn.Module,
     tr: _Tensors,
@@ -286,14 +330,21 @@ def _run_epoch(
     cached: tuple[Tensor, Tensor] | None,
     sched: ScheduleConfig,
     gen: torch.Generator,
-    bar_desc: str | None,
+    where: tuple[Path, int, str],
+    progress: bool,
 ) -> _Epoch:
-    """One shuffled pass of optimizer steps (a batch of one frame is skipped: BatchNorm)."""
+    """One shuffled pass of optimizer steps (a batch of one frame is skipped: BatchNorm).
+
+    ``where``: the run directory, the stage and the epoch's description, for the progress bar
+    and the error a non-finite loss or weight raises (before the optimizer steps with it, so
+    the checkpoints of the epochs before stay as they were).
+    """
+    out_dir, stage, desc = where
     n = tr[0].shape[0]
     order = torch.randperm(n, generator=gen)
     epoch = _Epoch()
     batches = range(0, n, sched.batch_size)
-    bar = tqdm(batches, disable=bar_desc is None, leave=False, desc=bar_desc)
+    bar = tqdm(batches, disable=not progress, leave=False, desc=desc)
     for i in bar:
         idx = order[i : i + sched.batch_size]
         if idx.numel() < 2:
@@ -303,11 +354,20 @@ def _run_epoch(
         else:
             out = model(*augment(tr[0][idx], tr[1][idx], sched, gen))
         loss, parts = loss_fn(out, tr[2][idx], tr[3][idx])
+        if not bool(torch.isfinite(loss.detach())):
+            shown = {k: f'{v:.4g}' for k, v in parts.items()}
+            what = f'loss {float(loss.detach())} is not finite (parts {shown})'
+            raise TrainError(_diverged(out_dir, desc, what, stage, opt))
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         epoch.add(loss, parts, idx.numel())
         bar.set_postfix(loss=f'{float(loss.detach()):.3f}')
+    # a finite loss can still take a step to inf / NaN weights: never validated nor saved
+    bad = [k for k, v in model.named_parameters() if not bool(torch.isfinite(v).all())]
+    if bad:
+        what = f'{len(bad)} weight tensor(s) not finite after the last step ({bad[:3]} ...)'
+        raise TrainError(_diverged(out_dir, desc, what, stage, opt))
     return epoch
 
 
@@ -321,7 +381,7 @@ def train(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run every phase; returns (and writes to ``summary.json``) the training summary."""
-    _check_sets(train_set, val_set, out)
+    check_sets(train_set, val_set, out)
     out.mkdir(parents=True, exist_ok=True)
     kind = config.model.kind
     sched = config.schedule
@@ -344,9 +404,9 @@ def train(
     else:
         _remove_earlier_run(out)
     tr, va = _tensors(train_set), _tensors(val_set)
-    log = _Logger(out, resume)
+    step = sum(p.epochs for p in plan[: state['phase']]) + state['epoch']  # epochs done
+    log = _Logger(out, resume, step)
     try:  # closed on an error or Ctrl-C too: a writer left open at exit could abort (134)
-        step = sum(p.epochs for p in plan[: state['phase']]) + state['epoch']
         for pi in range(state['phase'], len(plan)):
             ph = plan[pi]
             if ph.epochs == 0:
@@ -378,7 +438,7 @@ def train(
                 desc = f'{kind} stage {ph.stage} epoch {epoch + 1}/{ph.epochs}'
                 done = _run_epoch(
                     model, tr, opt, loss_fn=loss_fn, cached=cached, sched=sched, gen=gen,
-                    bar_desc=desc if progress else None,
+                    where=(out, ph.stage, desc), progress=progress,
                 )  # fmt: skip
                 if not done.count:  # every batch held one frame: the weights did not move
                     msg = (

@@ -48,6 +48,10 @@ from dmil_ros.train.errors import TrainConfigError
         ('schedule', 'lr2', float('inf')),
         ('schedule', 'threads', 0),
         ('schedule', 'seed', -1),
+        # torch.manual_seed overflowed, float() on an int past 1e308 raised (review 22a #6)
+        ('schedule', 'seed', 2**63),
+        ('schedule', 'threads', 2**40),  # torch.set_num_threads overflowed its C int
+        ('schedule', 'threads', 1025),
         ('schedule', 'brightness', 1.0),
         ('data', 'camera_topic', 3),
         ('data', 'lidar_topic', ''),
@@ -55,6 +59,7 @@ from dmil_ros.train.errors import TrainConfigError
         ('data', 'block_seconds', float('inf')),
         ('data', 'val_fraction', 1),
         ('model', 'hidden', True),
+        ('model', 'hidden', 1),  # DMIL's gate MLP is hidden // 2 = 0 wide: constant gates
         ('model', 'latent_dim', 4.0),
         ('model', 'id_encoder_grad', 'x'),
         ('model', 'num_actions', 3),  # the labels index the 4 ACTIONS
@@ -120,3 +125,75 @@ def test_the_smallest_accepted_images_run_through_the_camera_encoder(
     with torch.no_grad():
         assert encoder(torch.zeros(2, 3, *size)).shape == (2, 4)
         assert encoder.conv(torch.zeros(1, 3, *size)).shape[2:] == camera_feature_size(*size)
+
+
+def test_the_largest_seed_and_thread_count_accepted_reach_torch() -> None:
+    """The bounds are what torch takes: the seed an int64 (compared exactly, not as a float
+    that rounds 2**63 - 1 up to 2**63), the thread count a small C int."""
+    sched = TrainConfig.from_dict({'schedule': {'seed': 2**63 - 1, 'threads': 1024}}).schedule
+    torch.Generator().manual_seed(sched.seed)
+    with pytest.raises(TrainConfigError, match=r'seed=9223372036854775808 .* \[0, 922337'):
+        TrainConfig.from_dict({'schedule': {'seed': 2**63}})
+    with pytest.raises(TrainConfigError, match=r'seed=1000.* must be an integer in \[0, 9'):
+        TrainConfig.from_dict({'schedule': {'seed': 10**400}})  # float() overflowed
+    with pytest.raises(TrainConfigError, match=r'threads=1025 must be an integer in \[1, 1024\]'):
+        TrainConfig.from_dict({'schedule': {'threads': 1025}})
+
+
+def test_a_range_image_too_narrow_for_the_range_encoder_is_refused_by_the_config() -> None:
+    """Its circular padding wraps 2 columns: a 1-column image passed every check, read every
+    bag, then failed in the first forward pass (review 22a #6)."""
+    raw = {'model': {'lidar_shape': [2, 16, 1]}, 'preprocess': {'azimuth_bins': 1}}
+    with pytest.raises(
+        TrainConfigError, match=r'lidar_shape=\(2, 16, 1\): azimuth_bins=1 .*\[2, inf'
+    ):
+        TrainConfig.from_dict(raw)
+    TrainConfig.from_dict({**raw, 'model': {**raw['model'], 'lidar_encoder': 'point'}})
+
+
+@pytest.mark.parametrize('shape', [(1, 2), (16, 2), (2, 3), (16, 7), (16, 180)])
+def test_the_smallest_accepted_range_images_run_through_the_range_encoder(
+    shape: tuple[int, int],
+) -> None:
+    from dmil_ros.model.config import range_feature_size
+    from dmil_ros.model.encoders import RangeImageEncoder
+
+    cfg = ModelConfig(lidar_shape=(2, *shape), lidar_channels=(2, 2, 2), feature_dim=4)
+    encoder = RangeImageEncoder(cfg).eval()
+    with torch.no_grad():
+        assert encoder(torch.zeros(2, 2, *shape)).shape == (2, 4)
+        assert encoder.conv(torch.zeros(1, 2, *shape)).shape[2:] == range_feature_size(*shape)
+
+
+@pytest.mark.parametrize(('kind', 'hidden'), [('dmil', 2), ('joint', 1), ('ensemble', 1)])
+def test_the_smallest_accepted_hidden_builds_no_empty_layer(kind: str, hidden: int) -> None:
+    """The minimum comes from the model: DMIL's gate is hidden // 2 wide (hidden 1 trained a
+    gate whose output ignored its input), the baselines' MLPs are hidden wide."""
+    from dmil_ros.model import build_model
+
+    small = {'camera_channels': (2, 2, 2), 'lidar_channels': (2, 2, 2), 'feature_dim': 4}
+    model = build_model(ModelConfig(kind=kind, hidden=hidden, latent_dim=2, **small))
+    assert all(p.numel() for p in model.parameters())
+    if hidden > 1:
+        with pytest.raises(ModelConfigError, match=rf'hidden={hidden - 1} .*\[{hidden}, inf\)'):
+            ModelConfig(kind=kind, hidden=hidden - 1)
+
+
+@pytest.mark.parametrize(
+    ('kind', 'schedule', 'named'),
+    [
+        ('dmil', {'stage1_epochs': 0, 'stage2_epochs': 0, 'stage3_epochs': 0},
+         'schedule.stage1_epochs=0, schedule.stage2_epochs=0, schedule.stage3_epochs=0'),
+        ('joint', {'baseline_epochs': 0}, 'schedule.baseline_epochs=0'),
+        ('ensemble', {'baseline_epochs': 0}, 'schedule.baseline_epochs=0'),
+    ],
+)  # fmt: skip
+def test_a_schedule_without_an_epoch_is_refused_when_the_config_is_read(
+    kind: str, schedule: dict[str, int], named: str
+) -> None:
+    """Refused by the trainer once, after a train --overwrite had rewritten the run's
+    config.json and data.json (review 22a #3); the other kind's epochs do not count."""
+    with pytest.raises(TrainConfigError, match=f'0 epochs for kind {kind} .*{named}'):
+        TrainConfig.from_dict({'model': {'kind': kind}, 'schedule': schedule})
+    other = 'joint' if kind == 'dmil' else 'dmil'
+    assert TrainConfig.from_dict({'model': {'kind': other}, 'schedule': schedule})

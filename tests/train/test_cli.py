@@ -17,16 +17,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import onnx
 import pytest
+import torch
 
 from dmil_ros.cli import main
 from dmil_ros.sim import SimConfig, record_bag
 from dmil_ros.train.card import metrics_table
-from tests.train.toy import small_model
+from dmil_ros.train.dataset import Arrays
+from tests.train.toy import small_model, toy_arrays
 
 
 @pytest.fixture(scope='module')
@@ -423,3 +426,140 @@ def test_binary_files_given_as_text_are_named_in_one_line(
     assert f"model '{bad}': metadata dmil_ros.config is not a training config" in (
         capsys.readouterr().err
     )
+
+
+def _run_dir(path: Path, kind: str = 'dmil', *, diverged: bool = False) -> Path:
+    """A run directory: an untrained model.pt (NaN weights when ``diverged``), its
+    summary.json and config.json (no data.json)."""
+    from dmil_ros.model import build_model
+    from dmil_ros.train.checkpoint import save_checkpoint
+    from dmil_ros.train.config import TrainConfig
+
+    path.mkdir(parents=True)
+    config = TrainConfig.from_dict({'model': {**small_model(4), 'kind': kind}})
+    torch.manual_seed(0)
+    model = build_model(config.model)
+    if diverged:
+        with torch.no_grad():
+            model.camera_encoder.fc[0].bias.fill_(float('nan'))
+    save_checkpoint(path / 'model.pt', model, config, {'stage': 3})
+    (path / 'summary.json').write_text(json.dumps({'kind': kind}))
+    (path / 'config.json').write_text(config.to_json())
+    return path
+
+
+def test_export_without_frames_to_fit_the_pid_heads_on_stops_unless_no_pid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No data.json and no --bags: the model shipped without pid_lsmi / pid_broja (no synergy
+    alarm) and exit 0, where the README says the export stops (review 22a #1)."""
+    run, out = _run_dir(tmp_path / 'run'), tmp_path / 'm.onnx'
+    assert main(['export', str(run), '--out', str(out)]) == 2
+    err = capsys.readouterr().err
+    assert 'no bags to fit the PID heads (pid_lsmi, pid_broja' in err
+    assert "neither --bags nor the run's data.json names any" in err
+    assert 'or export without the heads (--no-pid)' in err
+    assert not out.exists()
+    assert main(['export', str(run), '--out', str(out), '--no-pid']) == 0
+    assert 'No PID heads' in out.with_suffix('.md').read_text()
+
+
+def test_export_of_a_diverged_checkpoint_is_refused_in_one_line(
+    bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NaN weights failed in the PID fit's SVD with a numpy traceback; the export's own
+    'not finite' error was reached with --no-pid only (review 22a #2)."""
+    run, out = _run_dir(tmp_path / 'run', diverged=True), tmp_path / 'm.onnx'
+    args = ['export', str(run), '--out', str(out), '--bags', str(bag), '--cache', str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"export '{out}': torch output(s) ['probs', " in err
+    assert 'not finite on the 200 PID fitting frames (a diverged checkpoint?)' in err
+    assert 'Traceback' not in err
+    assert not out.exists()
+
+
+def test_export_refuses_a_checkpoint_another_run_trained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One outside RUN, or one in RUN whose config is not the run's: the metadata and card
+    mixed that model (kind joint) with RUN's training (kind dmil, 3 stages; review 22a #4)."""
+    run, other = _run_dir(tmp_path / 'run'), _run_dir(tmp_path / 'other', 'joint')
+    shutil.copy(other / 'model.pt', run / 'copied.pt')
+    out = tmp_path / 'm.onnx'
+    export = ['export', str(run), '--out', str(out), '--no-pid']
+    for name in ('../other/model.pt', str(other / 'model.pt')):
+        assert main([*export, '--checkpoint', name]) == 2, name
+        err = capsys.readouterr().err
+        assert f"--checkpoint '{name}': '{other / 'model.pt'}' lies outside the run" in err
+    assert main([*export, '--checkpoint', 'copied.pt']) == 2
+    err = capsys.readouterr().err
+    assert "--checkpoint 'copied.pt': its config differs from the run's" in err
+    assert "model.kind ('dmil' -> 'joint')" in err
+    assert "(kind joint, the run's dmil)" in err
+    assert not out.exists()
+    assert main([*export, '--checkpoint', str(run / 'model.pt')]) == 0  # in RUN, however named
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta['dmil_ros.training'])['checkpoint'] == 'model.pt'
+    (run / 'config.json').unlink()  # a run without one: its summary's kind
+    assert main([*export, '--checkpoint', 'copied.pt']) == 2
+    assert "a joint model, but the run '" in capsys.readouterr().err
+
+
+def _toy_bags(monkeypatch: pytest.MonkeyPatch, frames: dict[str, int]) -> None:
+    """``load_bags`` yields ``frames[name]`` toy frames for the bag ``name`` (no bag read)."""
+    from dmil_ros.train import data
+
+    def load(bags: list[Path], *args: Any, **kwargs: Any) -> tuple[Arrays, list[Any]]:
+        parts = [toy_arrays(frames[Path(b).name], i) for i, b in enumerate(bags)]
+        stats = [data.BagStats(str(b), pairs=len(a)) for b, a in zip(bags, parts, strict=True)]
+        return Arrays.concat(parts), stats
+
+    monkeypatch.setattr(data, 'load_bags', load)
+
+
+def test_a_refused_overwrite_leaves_the_earlier_runs_files_as_they_were(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A schedule without an epoch and too few frames were refused by the trainer, after
+    config.json and data.json had been replaced under the earlier run's model.pt; an export
+    then fitted that model's PID heads on the refused command's bags (review 22a #3)."""
+    run = tmp_path / 'run'
+    run.mkdir()
+    kept = {'config.json': '{"kept": 1}', 'data.json': '{"kept": 2}', 'model.pt': 'weights'}
+    for name, text in kept.items():
+        (run / name).write_text(text)
+    _toy_bags(monkeypatch, {'one': 1, 'eight': 8})
+    zero = tmp_path / 'zero.json'
+    zero.write_text(json.dumps({'schedule': {'stage1_epochs': 0, 'stage2_epochs': 0,
+                                             'stage3_epochs': 0}}))  # fmt: skip
+    common = ['train', '--out', str(run), '--overwrite', '--no-progress', '--no-cache']
+    one, eight = str(tmp_path / 'one'), str(tmp_path / 'eight')
+    assert main([*common, '--bags', eight, '--val-bags', one, '--config', str(zero)]) == 2
+    assert 'every stage of the schedule has 0 epochs' in capsys.readouterr().err
+    assert main([*common, '--bags', one, '--val-bags', eight]) == 2
+    assert '1 training / 8 validation frames' in capsys.readouterr().err
+    assert {name: (run / name).read_text() for name in kept} == kept
+
+
+def test_resume_refuses_another_recording_at_the_runs_bag_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bag re-recorded at the same path: --resume compared paths only and went on with
+    other frames and another validation split (review 22a #5)."""
+    bag = tmp_path / 'drive'
+    record_bag(SimConfig(frames=60, seed=7), bag)
+    run = tmp_path / 'run'
+    common = ['train', '--bags', str(bag), '--out', str(run), '--no-progress', '--cache',
+              str(tmp_path / 'cache')]  # fmt: skip
+    assert main([*common, '--config', str(_joint_config(tmp_path / 'c.json', 1))]) == 0
+    assert main([*common, '--resume']) == 0  # the same recording (from the cache): goes on
+    capsys.readouterr()
+    data = (run / 'data.json').read_text()
+    shutil.rmtree(bag)
+    record_bag(SimConfig(frames=60, seed=8), bag)  # another drive at the same path
+    assert main([*common, '--resume']) == 2
+    err = capsys.readouterr().err
+    assert f"bag '{bag}' is not the recording the run was trained on (data.json: " in err
+    assert 'pairs digest' in err
+    assert (run / 'data.json').read_text() == data

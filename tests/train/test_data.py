@@ -308,3 +308,27 @@ def test_a_torn_cache_entry_is_decoded_again(
     assert np.array_equal(again.image, first.image)
     _, rewritten = load_bags([bag], DataConfig(), SPEC, tmp_path / 'cache')
     assert rewritten[0].cached  # the entry was written whole again
+
+
+@pytest.mark.parametrize(
+    ('data', 'topic', 'found', 'expected'),
+    [
+        ({'action_topic': '/cmd_vel'}, "'/cmd_vel' (data.action_topic)",
+         'geometry_msgs/msg/Twist', 'std_msgs/msg/String'),
+        ({'label_source': 'cmd_vel', 'cmd_vel_topic': '/expert/action'},
+         "'/expert/action' (data.cmd_vel_topic)", 'std_msgs/msg/String',
+         'geometry_msgs/msg/Twist or geometry_msgs/msg/TwistStamped'),
+        ({'lidar_topic': '/scan'}, "'/scan' (data.lidar_topic)", 'sensor_msgs/msg/LaserScan',
+         'sensor_msgs/msg/PointCloud2'),
+    ],
+)  # fmt: skip
+def test_a_topic_of_the_wrong_type_is_named_in_the_no_pair_error(
+    bag: Path, data: dict[str, str], topic: str, found: str, expected: str
+) -> None:
+    """Every message of such a topic fails to read; the final error named neither the topic
+    nor its type (the cause was on an INFO line only; review 22a #8)."""
+    with pytest.raises(DataError, match='no labelled camera') as info:
+        load_bags([bag], DataConfig(**data), SPEC, None, progress=False)  # type: ignore[arg-type]
+    text = str(info.value)
+    assert f'no message of topic {topic} could be read: it is {found} in drive' in text
+    assert f'expected {expected}' in text

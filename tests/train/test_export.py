@@ -145,3 +145,53 @@ def test_failed_export_names_the_output_and_keeps_the_previous_file(
         export_onnx(model, cfg, path, {}, sample=(data.image, data.lidar), tolerance=tolerance)
     assert path.read_bytes() == b'the good model'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['model.onnx']
+
+
+def test_pid_broja_is_fitted_on_frames_lsmi_refuses(tmp_path: Path) -> None:
+    """Frames without some action (here only left / right): LSMI needs two frames of every
+    action, BROJA-local does not, and the node reads pid_broja first. Both heads used to be
+    dropped together; now pid_broja ships, the summary names the head left out and why, and
+    the card speaks of the head that is there (review 22a #1)."""
+    from dmil_ros.train.card import render_card
+    from dmil_ros.train.errors import ExportError
+    from dmil_ros.train.pid_heads import fit_pid_heads
+    from dmil_ros.train.trainer import predict
+
+    torch.manual_seed(0)
+    cfg = small_config('dmil')
+    model = build_model(cfg.model).eval()
+    data = toy_arrays(120, 4, families=(0, 2))  # R and U_lidar: the action is left or right
+    assert set(data.action.tolist()) == {1, 2}
+    out = predict(model, torch.from_numpy(data.image), torch.from_numpy(data.lidar))
+    heads, summary = fit_pid_heads(out, data.action, pca_dim=4, n_clusters=6)
+    assert list(heads) == ['pid_broja']
+    assert 'every class needs >= 2 samples' in summary['not_fitted']['pid_lsmi']
+    assert 'lsmi' not in summary
+    assert summary['broja']['clusters'] == 6
+    path = tmp_path / 'broja.onnx'
+    report = export_onnx(model, cfg, path, {}, sample=(data.image, data.lidar), pid_heads=heads)
+    assert report['outputs'][-1] == 'pid_broja'
+    assert 'pid_lsmi' not in report['outputs']
+    limits = render_card('m', cfg.to_dict(), {'pid': summary}, report).split('## Limits')[1]
+    assert '- `pid_broja`: per-frame estimates' in limits
+    assert 'pid_lsmi' not in limits
+    # neither head: one action only
+    with pytest.raises(ExportError, match='neither pid_lsmi nor pid_broja can be fitted'):
+        fit_pid_heads(out, np.ones_like(data.action))
+
+
+def test_the_card_of_a_model_without_pid_heads_says_so() -> None:
+    """It described pid_lsmi / pid_broja whatever the model's outputs (review 22a #1)."""
+    from dmil_ros.train.card import render_card
+    from dmil_ros.train.config import TrainConfig
+
+    report = {'outputs': list(OUTPUTS['dmil']), 'max_abs_diff_probabilities': 0.0,
+              'max_scaled_diff': 0.0, 'batch': 8, 'bytes': 10}  # fmt: skip
+    limits = render_card('m', TrainConfig().to_dict(), {}, report).split('## Limits')[1]
+    assert 'No PID heads (`pid_lsmi`, `pid_broja`)' in limits
+    assert 'per-frame estimates' not in limits
+    assert 'BROJA table' not in limits
+    both = {**report, 'outputs': [*report['outputs'], 'pid_lsmi', 'pid_broja']}
+    limits = render_card('m', TrainConfig().to_dict(), {}, both).split('## Limits')[1]
+    assert '- `pid_lsmi` / `pid_broja`: per-frame estimates' in limits
+    assert 'BROJA table' in limits

@@ -245,3 +245,91 @@ def test_an_interrupt_mid_epoch_closes_the_tensorboard_writer(
     assert len(loggers) == 1
     assert loggers[0].tb.all_writers is None  # SummaryWriter.close() ran
     assert load_checkpoint(tmp_path / 'last.pt')[2]['state']['epoch'] == 1
+
+
+# 5. a diverged loss stops the run (review 22a #2)
+
+
+def test_a_non_finite_loss_stops_the_run_before_the_optimizer_steps_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run used to finish (exit 0) and ship model.pt with loss inf or NaN weights. The
+    error names the epoch and the learning rate; last.pt keeps the last finite epoch."""
+    calls = {'n': 0}
+    joint_loss = trainer.joint_loss
+
+    def diverging(out: Any, y: Any) -> Any:
+        calls['n'] += 1
+        loss, parts = joint_loss(out, y)
+        return (loss * float('nan'), parts) if calls['n'] > 3 else (loss, parts)  # epoch 2
+
+    monkeypatch.setattr(trainer, 'joint_loss', diverging)
+    cfg = small_config('joint', baseline_epochs=3)  # 48 frames in batches of 16: 3 per epoch
+    stepped = {'n': 0}
+    step = torch.optim.Adam.step
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        stepped['n'] += 1
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, 'step', counting)
+    with pytest.raises(TrainError, match=r'joint stage 1 epoch 2/3: loss nan is not finite') as e:
+        train(cfg, toy_arrays(48, 0), toy_arrays(16, 1), tmp_path, progress=False)
+    assert 'learning rate 0.0015, schedule.lr1' in str(e.value)  # lr1 0.002, annealed
+    assert 'lower schedule.lr1' in str(e.value)
+    assert stepped['n'] == 3  # epoch 1's steps only
+    assert not (tmp_path / 'model.pt').exists()
+    blob, _, meta = load_checkpoint(tmp_path / 'last.pt')
+    assert meta['state']['epoch'] == 1
+    assert all(
+        torch.isfinite(v).all() for v in blob['state_dict'].values() if v.is_floating_point()
+    )
+
+
+def test_a_learning_rate_typo_is_refused_as_divergence(tmp_path: Path) -> None:
+    """lr1 2e3 for 2e-3: the loss was inf in every epoch and the run reported success."""
+    cfg = small_config('dmil', lr1=2e3)  # type: ignore[arg-type]
+    with pytest.raises(TrainError, match=r'dmil stage 1 epoch 1/1: .*not finite.*lr1') as e:
+        train(cfg, toy_arrays(48, 0), toy_arrays(16, 1), tmp_path, progress=False)
+    assert 'learning rate 2000' in str(e.value)
+    assert not (tmp_path / 'model.pt').exists()
+
+
+# 6. an epoch logged once, however the run was stopped (review 22a #7)
+
+
+@pytest.mark.parametrize('kind', ['joint', 'dmil'])
+def test_an_epoch_stopped_while_its_checkpoints_were_saved_is_logged_once(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its metrics row and TensorBoard step were written before its checkpoints, so --resume
+    ran it again and logged it twice; now the resumed run's log equals the uninterrupted one's
+    (weights too)."""
+    tr, va = toy_arrays(48, 0), toy_arrays(24, 1)
+    cfg = small_config(kind, stage1_epochs=2, stage2_epochs=2, stage3_epochs=1, baseline_epochs=3)
+    train(cfg, tr, va, tmp_path / 'full', progress=False)
+    original = trainer.save_checkpoint
+    saves = {'n': 0}
+
+    def interrupted(path: Path, *args: Any, **kwargs: Any) -> None:
+        if path.name == 'last.pt':
+            saves['n'] += 1
+            if saves['n'] == 2:  # Ctrl-C while the second epoch's last.pt is written
+                raise KeyboardInterrupt
+        original(path, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, 'save_checkpoint', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tr, va, tmp_path / 'cut', progress=False)
+    monkeypatch.setattr(trainer, 'save_checkpoint', original)
+    train(cfg, tr, va, tmp_path / 'cut', resume=True, progress=False)
+    full, cut = _csv(tmp_path / 'full'), _csv(tmp_path / 'cut')
+    keys = ('stage', 'epoch', 'lr', 'train_loss', 'val_accuracy')
+    assert [[r[k] for k in keys] for r in cut] == [[r[k] for k in keys] for r in full]
+    a = load_checkpoint(tmp_path / 'full' / 'model.pt')[0]['state_dict']
+    b = load_checkpoint(tmp_path / 'cut' / 'model.pt')[0]['state_dict']
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    accumulator = pytest.importorskip('tensorboard.backend.event_processing.event_accumulator')
+    events = accumulator.EventAccumulator(str(tmp_path / 'cut' / 'tb'))
+    events.Reload()
+    assert [e.step for e in events.Scalars('train/loss')] == list(range(1, len(full) + 1))
