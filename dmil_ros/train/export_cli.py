@@ -60,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument('--notes', type=Path, default=None, help='extra card text (markdown)')
     parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace an existing --out, card or --report (refused without: a shipped model)',
+    )
+    parser.add_argument(
         '--no-pid',
         action='store_true',
         help=(
@@ -104,6 +109,12 @@ def run(args: argparse.Namespace) -> int:
     card = output_file(args.card or args.out.with_suffix('.md'), '--card')
     if args.report is not None:
         output_file(args.report, '--report')
+    present = [str(p) for p in (args.out, card, args.report) if p is not None and p.exists()]
+    if present and not args.overwrite:
+        # every other writer refuses too: one `--out models/dmil_hallway.onnx` would have
+        # replaced the shipped model and its card without a word (review 22d #8)
+        msg = f'export: {present} already exist; pass --overwrite to replace them'
+        raise ConfigError(msg)
     if args.pid_frames < 1:
         msg = f'--pid-frames {args.pid_frames!r} must be >= 1'
         raise ConfigError(msg)

@@ -502,8 +502,31 @@ def test_export_refuses_a_checkpoint_another_run_trained(
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert json.loads(meta['dmil_ros.training'])['checkpoint'] == 'model.pt'
     (run / 'config.json').unlink()  # a run without one: its summary's kind
-    assert main([*export, '--checkpoint', 'copied.pt']) == 2
+    assert main([*export, '--overwrite', '--checkpoint', 'copied.pt']) == 2
     assert "a joint model, but the run '" in capsys.readouterr().err
+
+
+def test_export_replaces_a_model_or_its_card_only_with_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--out models/dmil_hallway.onnx` replaced the shipped model and its card without a
+    word, where every other writer refuses (review 22d #8)."""
+    run = _run_dir(tmp_path / 'run')
+    out = tmp_path / 'm.onnx'
+    export = ['export', str(run), '--out', str(out), '--no-pid']
+    assert main(export) == 0
+    model, card = out.read_bytes(), out.with_suffix('.md').read_text()
+    out.write_bytes(b'shipped')
+    assert main(export) == 2
+    err = capsys.readouterr().err
+    assert f"export: ['{out}', '{out.with_suffix('.md')}'] already exist" in err
+    assert out.read_bytes() == b'shipped'
+    out.unlink()  # the card alone is enough to refuse
+    assert main(export) == 2
+    assert not out.exists()
+    assert main([*export, '--overwrite']) == 0
+    assert out.read_bytes() == model
+    assert out.with_suffix('.md').read_text() == card
 
 
 def _toy_bags(monkeypatch: pytest.MonkeyPatch, frames: dict[str, int]) -> None:
