@@ -94,6 +94,7 @@ clustered histogram: AUC 0.40 against UNQ2, 0.81-0.86 against the others (LSMI: 
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -108,6 +109,8 @@ from dmil_ros.pid.measures import normalise
 
 if TYPE_CHECKING:
     from dmil_ros.pid.modules import BROJALocalModule
+
+logger = logging.getLogger(__name__)
 
 __all__ = ['VARIANTS', 'BROJALocal', 'LocalTable', 'dual_extension', 'local_table']
 
@@ -354,6 +357,8 @@ class BROJALocal:
         self.n_init = n_init
         self.table: LocalTable | None = None
         self.pid: object = None
+        self._offsets: dict[str, float] = {}  # features_m -> max |mean| / spread of a column
+        self._warned: set[int] = set()
 
     def _cluster(
         self, f: FloatArray, n_clusters: int, name: str
@@ -363,15 +368,12 @@ class BROJALocal:
         mean = f.mean(0)
         std = f.std(0) + 1e-9
         # assign() maps f w + b in float32 (as the exported module): an offset of many spreads
-        # cancels there, losing the structure (epoch seconds 1.7e9 with 60 s of spread took U1
-        # from 1 to 0.09 bit, review 22b #5); 1e5 spreads cost at most 1e-2 of one
-        offset = float((np.abs(mean) / std).max())
-        if offset > _MAX_OFFSET:
-            msg = (
-                f'{name}: a mean {offset:.3g} times its spread is beyond float32 cluster '
-                f'assignment (at most {_MAX_OFFSET:.0e}): subtract an offset first'
-            )
-            raise PIDInputError(msg)
+        # cancels there (epoch seconds 1.7e9 over a 60 s step took U1 from 1 to 0.09 bit when
+        # the fit's histogram was built that way, review 22b #5). The fit assigns in float64;
+        # assign() warns. Constant columns (no spread) are harmless: their z is one value.
+        spread = f.std(0) > 0
+        offsets = np.abs(mean[spread]) / std[spread]
+        self._offsets[name] = float(offsets.max()) if offsets.size else 0.0
         w = np.diag(1.0 / std)
         z = (f - mean) / std
         if self.pca_dim is not None and self.pca_dim < f.shape[1]:
@@ -425,7 +427,7 @@ class BROJALocal:
         self.maps = {
             'w1': w1, 'b1': b1, 'centroids1': c1, 'w2': w2, 'b2': b2, 'centroids2': c2,
         }  # fmt: skip
-        a1, a2 = self.assign(f1, 1), self.assign(f2, 2)
+        a1, a2 = self._assign64(f1, 1), self._assign64(f2, 2)
         hist = np.zeros((len(c1), len(c2), nc))
         keep = self._label_floor_mask(a1, a2, y, (len(c1), len(c2), nc))  # (N,)
         self.dropped = int(len(y) - keep.sum())
@@ -436,6 +438,13 @@ class BROJALocal:
         self.table = self.tables[self.variant]
         return self
 
+    def _assign64(self, features: FloatArray, m: int) -> NDArray[np.int64]:
+        """:meth:`assign` in float64: the fit's histogram, exact for features far from 0."""
+        z = features @ self.maps[f'w{m}'] + self.maps[f'b{m}']  # (N, P)
+        c = self.maps[f'centroids{m}']  # (K, P)
+        d = (c * c).sum(1)[None, :] - 2.0 * (z @ c.T)  # (N, K)
+        return np.asarray(np.argmin(d, axis=1), np.int64)
+
     def assign(self, features: NDArray[np.floating], m: int) -> NDArray[np.int64]:
         """Nearest-centroid cluster (N,) of modality ``m``'s features (N, D_m), in float32.
 
@@ -443,6 +452,14 @@ class BROJALocal:
         frame lands in the same cell here and on the robot: z = f w_m + b_m, then
         argmin_k |c_k|² - 2 z·c_k (|z|² dropped).
         """
+        offset = self._offsets.get(f'features_{m}', 0.0)
+        if offset > _MAX_OFFSET and m not in self._warned:
+            self._warned.add(m)
+            logger.warning(
+                'BROJALocal: features_%d lie %.3g spreads from 0: float32 assignment (as the '
+                'exported module) cannot resolve them beyond %.0e; centre them first',
+                m, offset, _MAX_OFFSET,
+            )  # fmt: skip
         w = self.maps[f'w{m}'].astype(np.float32)  # (D, P)
         c = self.maps[f'centroids{m}'].astype(np.float32)  # (K, P)
         z = np.asarray(features, np.float32) @ w + self.maps[f'b{m}'].astype(np.float32)
