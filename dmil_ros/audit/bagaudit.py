@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -55,10 +56,12 @@ import numpy.typing as npt
 
 from dmil_ros.actions import ACTION_INDEX, ACTIONS
 from dmil_ros.audit.bagresult import BagResult
+from dmil_ros.audit.dataset_pid import sidecar_atoms
 from dmil_ros.audit.errors import AuditError
 from dmil_ros.audit.masking import MaskStats, Profile, masked_inputs
 from dmil_ros.runtime.faults import stamp_ns
 from dmil_ros.runtime.model import FusionModel
+from dmil_ros.runtime.onnx_external import WireError, external_locations
 from dmil_ros.runtime.pipeline import FusionPipeline, PipelineConfig
 from dmil_ros.runtime.records import FrameResult, Job
 from dmil_ros.scenes import (
@@ -118,7 +121,46 @@ class BagOptions:
         # a copy that kept the mtime (cp -p, rsync -a) still gets a new inode / ctime
         fields['model_inode'] = stat.st_ino if stat else None
         fields['model_ctime'] = stat.st_ctime_ns if stat else None
+        external = external_data(self.model)
+        if external:  # only then: the keys of other models' finished results stay valid
+            fields['model_external_data'] = external
         return json.dumps(fields, sort_keys=True)
+
+
+_LOCATIONS: dict[tuple[Any, ...], tuple[str, ...]] = {}
+
+
+def _stamp(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+
+
+def external_data(model: str) -> list[list[Any]]:
+    """``[location, size, mtime, inode, ctime]`` of each ONNX external-data file the model
+    references (``m.onnx.data``; ``[location, None]`` where it is missing): new weights
+    deployed there leave the ``.onnx`` file byte for byte as it was, so its stat alone let a
+    resume reuse the old model's results (review 22c, F4)."""
+    path = Path(model)
+    try:
+        st = path.stat()
+    except OSError:
+        return []
+    key = (str(path.resolve()), *_stamp(st))  # the locations are in the .onnx: parsed once
+    locations = _LOCATIONS.get(key)
+    if locations is None:
+        try:
+            locations = tuple(external_locations(path))
+        except (WireError, OSError):
+            locations = ()  # loading the model refuses it, naming the problem
+        if len(_LOCATIONS) >= 8:
+            _LOCATIONS.clear()
+        _LOCATIONS[key] = locations
+    out: list[list[Any]] = []
+    for location in locations:
+        try:
+            out.append([location, *_stamp((path.parent / location).stat())])
+        except OSError:  # noqa: PERF203 - a missing file is an entry, not an error
+            out.append([location, None])
+    return out
 
 
 def _degrade(info: dict[str, Any], *errors: dict[str, Any]) -> None:
@@ -194,6 +236,7 @@ def load_model(options: BagOptions) -> _RecordingModel:
         # one per thread too: a model records its last outputs
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
         key += (stat.st_ctime_ns, options.threads, threading.get_ident())
+        key += (json.dumps(external_data(options.model)),)
         cached = _MODELS.get(key)
         if cached is not None:
             cached.reset()
@@ -429,9 +472,9 @@ def sidecar_path(bag: Path) -> Path:
 def read_sidecar(bag: Path) -> dict[str, Any] | None:
     """The simulator's ``ground_truth.json`` next to the bag, if any (not an error when absent)."""
     path = sidecar_path(bag)
-    if not path.is_file():
-        return None
     try:
+        if not path.is_file():
+            return None
         data = json.loads(path.read_text(encoding='utf-8'))
     except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8 text
         logger.warning('%s: unreadable ground truth sidecar (%s)', path, exc)
@@ -602,6 +645,13 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
                 f'{collector.degraded})'
             )
             _degrade(info, {'message': message})
+    sidecar = read_sidecar(path)
+    if sidecar is not None:
+        sidecar, problems = sidecar_atoms(sidecar)
+        for problem in problems:
+            text = f'ground truth sidecar {str(sidecar_path(path))!r}: {problem}'
+            logger.warning('%s', text)
+            _degrade(info, {'message': text})
     if result.frames == 0 and info['errors']:
         info['status'] = 'failed'  # nothing audited, for a reason named: not a partial result
     info.update(
@@ -618,7 +668,7 @@ def audit_bag(path: Path, name: str, options: BagOptions) -> BagResult:
         labelled=int((result.arrays['label'] >= 0).sum()),
         ground_truth_frames=int((result.arrays['segment'] >= 0).sum()),
         family_frames=int((result.arrays['family'] >= 0).sum()),
-        sidecar=read_sidecar(path),
+        sidecar=sidecar,
         seconds=time.perf_counter() - t0,
         inference_seconds=collector.inference_s,
         duration=(

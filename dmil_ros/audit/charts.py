@@ -49,6 +49,14 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def number(value: Any) -> float | None:
+    """``value`` as a finite float; None for anything else (summary.json stores NaN as null)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        return None
+    out = float(value)
+    return out if math.isfinite(out) else None
+
+
 def fmt(value: Any) -> str:
     if value is None:
         return '–'
@@ -117,9 +125,21 @@ def timeline_svg(
             f' peak S {peak:.2f} bits</title></rect>'
         )
     xs = x(bt)
-    lower = np.zeros_like(bt)
+    single = t1 <= t0  # one frame (or one stamp): a polygon there has no area, so a bar
+    if single:
+        xs, stack = np.array([left + pw / 2]), stack.mean(axis=0, keepdims=True)
+    lower = np.zeros(len(xs))
     for k, name in enumerate(COMPONENTS):
         upper = stack[:, k]
+        if single:
+            top_y, low_y = float(y(upper[0])), float(y(lower[0]))
+            parts.append(
+                f'<rect class="mark" x="{float(xs[0]) - 3:.1f}" y="{top_y:.1f}" width="6" '
+                f'height="{low_y - top_y:.1f}" fill="{COLOURS[name]}" fill-opacity="0.85">'
+                f'<title>{esc(LABELS[name])}</title></rect>'
+            )
+            lower = upper
+            continue
         pts_up = ' '.join(f'{a:.1f},{b:.1f}' for a, b in zip(xs, y(upper), strict=True))
         pts_lo = ' '.join(
             f'{a:.1f},{b:.1f}' for a, b in zip(xs[::-1], y(lower)[::-1], strict=True)
@@ -222,9 +242,9 @@ def bars_svg(
     """Grouped bars: one group per PID atom, one bar per source (data, model, ground truth)."""
     left, right, top, bottom = 40, 10, 10, 40
     pw, ph = width - left - right, height - top - bottom
-    present = {k: v for k, v in series.items() if v}
+    present = {k: v for k, v in series.items() if isinstance(v, Mapping) and v}
     shades = ['#333333', '#8a8a8a', '#c9a227', '#6a3d9a']
-    vals = [float(v.get(c, 0.0)) for v in present.values() for c in COMPONENTS]
+    vals = [number(v.get(c)) or 0.0 for v in present.values() for c in COMPONENTS]
     lo = min([0.0, *vals])
     hi = max([0.1, *vals])
 
@@ -242,7 +262,9 @@ def bars_svg(
             f'{esc(LABELS[comp])}</text>'
         )
         for si, (name, atoms) in enumerate(present.items()):
-            v = float(atoms.get(comp, 0.0))
+            v = number(atoms.get(comp))
+            if v is None:  # no bar rather than a made-up 0
+                continue
             y0, y1 = sorted((y(0.0), y(v)))
             parts.append(
                 f'<rect class="mark" x="{gx + (si + 0.5) * bw:.1f}" y="{y0:.1f}" '
@@ -271,5 +293,6 @@ __all__ = [
     'esc',
     'fmt',
     'legend',
+    'number',
     'timeline_svg',
 ]

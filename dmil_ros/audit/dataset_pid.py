@@ -224,13 +224,56 @@ def ground_truth(arrays: dict[str, npt.NDArray[Any]]) -> dict[str, Any] | None:
     }
 
 
+SIDECAR_ATOMS = ('mix_pid', 'mix_pid_given_family')
+"""Sidecar keys the merge takes as dataset-level ground truth (one number per component)."""
+
+
+def finite_atoms(value: object, *, complete: bool = True) -> dict[str, float] | None:
+    """``value`` as ``{component: float}`` when it maps components (all four, or with
+    ``complete=False`` at least one) to finite numbers and holds nothing else, else None (a
+    bool is not a number here)."""
+    if not isinstance(value, dict) or not value or not set(value) <= set(COMPONENTS):
+        return None
+    if complete and len(value) < len(COMPONENTS):
+        return None
+    out = {}
+    for c, v in value.items():
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            return None
+        out[c] = float(v)
+    return out
+
+
+def sidecar_atoms(sidecar: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``sidecar`` (a bag's ``ground_truth.json``, any JSON object) with the keys of
+    :data:`SIDECAR_ATOMS` that are not :func:`finite_atoms` left out, and why, one line per key:
+    a NaN there became null in summary.json and crashed the report, and the merge takes
+    ``mix_pid`` as the ground truth of bags without frame-level truth."""
+    out = dict(sidecar)
+    problems = []
+    for key in SIDECAR_ATOMS:
+        if key in out:
+            atoms = finite_atoms(out[key], complete=False)
+            if atoms is None:
+                problems.append(
+                    f'{key} {str(out.pop(key))[:80]!r} is not a map of {list(COMPONENTS)} to '
+                    'finite numbers (bits): ignored'
+                )
+            else:
+                out[key] = atoms
+    return out, problems
+
+
 __all__ = [
     'BIAS_BITS',
     'CANDIDATE_CLUSTERS',
     'MIN_PER_CELL',
+    'SIDECAR_ATOMS',
     'as_atoms',
     'dataset_pid',
     'default_clusters',
+    'finite_atoms',
     'ground_truth',
     'occupied_bias_bits',
+    'sidecar_atoms',
 ]

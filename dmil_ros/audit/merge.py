@@ -48,7 +48,13 @@ import pyarrow as pa
 
 from dmil_ros.actions import ACTIONS, COMPONENTS, FAMILIES
 from dmil_ros.audit.bagresult import ARRAYS, BagResult
-from dmil_ros.audit.dataset_pid import as_atoms, dataset_pid, default_clusters, ground_truth
+from dmil_ros.audit.dataset_pid import (
+    as_atoms,
+    dataset_pid,
+    default_clusters,
+    ground_truth,
+    sidecar_atoms,
+)
 from dmil_ros.audit.errors import AuditError
 from dmil_ros.audit.spikes import SpikeConfig, find_spikes, segment_coverage, spike_mask
 from dmil_ros.audit.tables import (
@@ -422,7 +428,12 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
             'alerts': int(arrays['alert'][rows].sum()),
         }
     gt = ground_truth(arrays)
-    sidecars = {r.name: r.info['sidecar'] for r in results if r.info.get('sidecar')}
+    # checked again here: a finished result stored before the check is resumed as it is
+    sidecars = {
+        r.name: sidecar_atoms(r.info['sidecar'])[0]
+        for r in results
+        if isinstance(r.info.get('sidecar'), dict)
+    }
     if sidecars:
         gt = gt or {}
         gt['sidecars'] = {

@@ -50,8 +50,10 @@ from dmil_ros.audit.charts import (
     esc,
     fmt,
     legend,
+    number,
     timeline_svg,
 )
+from dmil_ros.audit.dataset_pid import finite_atoms
 from dmil_ros.audit.tables import GATE_COLUMNS, TERM_COLUMNS, column, matrix
 
 MAX_TIMELINES = 24  # bags drawn in section 1
@@ -161,13 +163,16 @@ def _missing_pid_reasons(summary: Mapping[str, Any]) -> str:
 
 
 def _shortcut_text(summary: Mapping[str, Any]) -> str:
-    data, (model, _) = summary.get('data_pid'), _compared_model_pid(summary)
-    if not data or not model:
+    given, (compared, _) = summary.get('data_pid'), _compared_model_pid(summary)
+    data, model = finite_atoms(given), finite_atoms(compared)
+    if data is None or model is None:
         why = _missing_pid_reasons(summary) or 'the model PID on the labelled frames is missing'
+        if given and compared:
+            why = 'a dataset-level PID has atoms that are not finite numbers'
         return f'<p class="muted">No shortcut check: {esc(why)}.</p>'
-    ds, ms = float(data['synergy']), float(model['synergy'])
-    du = max(float(data['unique_camera']), float(data['unique_lidar']))
-    mu = max(float(model['unique_camera']), float(model['unique_lidar']))
+    ds, ms = data['synergy'], model['synergy']
+    du = max(data['unique_camera'], data['unique_lidar'])
+    mu = max(model['unique_camera'], model['unique_lidar'])
     if ds > 0.05 and ms < 0.5 * ds:
         verdict = (
             f'<b class="bad">Shortcut suspected:</b> the data holds {ds:.3f} bits of synergy, the'
@@ -240,6 +245,8 @@ def render_report(
     for sp in summary.get('spikes', []):
         spikes_by_bag.setdefault(str(sp['bag']), []).append(sp)
     names = list(dict.fromkeys(bags.tolist()))
+    if not names:  # an empty chart would read as a plot that failed to draw
+        out.append('<p class="muted">No audited frames to draw.</p>')
     # seconds from each bag's first frame, in the timelines and the cards alike
     origins = {name: int(stamps[bags == name].min()) for name in names}
     for i, name in enumerate(names[:MAX_TIMELINES]):
@@ -248,7 +255,7 @@ def render_report(
         origin = origins[name]
         sec = (t_ns - origin).astype(np.float64) * 1e-9
         sp = [
-            ((s['start'] - origin) * 1e-9, (s['end'] - origin) * 1e-9, float(s['peak']))
+            ((s['start'] - origin) * 1e-9, (s['end'] - origin) * 1e-9, _peak(s))
             for s in spikes_by_bag.get(name, [])
         ]
         out.append(f'<h3>{esc(name)}</h3>')
@@ -270,13 +277,20 @@ def render_report(
     actions = column(table, 'action') if table.num_rows else np.zeros(0, object)
     groups = {a: values[actions == a] for a in ACTIONS}
     out.append(f'<h2>Distribution per predicted action: {esc(what)}</h2>')
-    out.append(legend(COMPONENTS))
-    out.append(boxplot_svg('gates-per-action', groups, COMPONENTS, width=1100))
+    if values.size and np.isfinite(values).any():
+        out.append(legend(COMPONENTS))
+        out.append(boxplot_svg('gates-per-action', groups, COMPONENTS, width=1100))
+    else:  # no frames, or a model without gates whose terms could not be fitted
+        out.append(f'<p class="muted">No finite values to draw ({table.num_rows} frames).</p>')
     # 3. data vs model PID
     gt = (summary.get('ground_truth') or {}).get('pid')
     compared, model_name = _compared_model_pid(summary)
     out.append('<h2>Data vs model PID (dataset level, bits): the shortcut check</h2>')
-    series = {'data (labels)': summary.get('data_pid'), model_name: compared, 'ground truth': gt}
+    series = {  # what is drawn: the finite atoms (summary.json holds NaN as null)
+        'data (labels)': finite_atoms(summary.get('data_pid'), complete=False),
+        model_name: finite_atoms(compared, complete=False),
+        'ground truth': finite_atoms(gt, complete=False),
+    }
     if any(series.values()):
         out.append(bars_svg('pid-bars', series))
     else:  # an empty chart would read as a plot that failed to draw
@@ -311,6 +325,8 @@ def render_report(
                 stamp,
             )
         )
+    if not cards:
+        out.append('<p class="muted">No frame with a finite GapScore.</p>')
     out.append('<div class="cards">' + ''.join(cards) + '</div>')
     # 5. spikes
     spikes = summary.get('spikes', [])
@@ -324,7 +340,7 @@ def render_report(
                 f'{(sp["end"] - origin) * 1e-9:.2f} s',
                 [
                     ('start stamp (ns)', str(sp['start'])),
-                    ('peak synergy', f'{float(sp["peak"]):.3f} bits'),
+                    ('peak synergy', f'{fmt(number(sp.get("peak")))} bits'),
                     ('frames', esc(sp.get('frames', '?'))),
                     ('mean synergy', fmt(sp.get('mean'))),
                     ('families', esc(sp.get('families', '–'))),
@@ -345,6 +361,12 @@ def render_report(
         + '</pre></details></body></html>'
     )
     return ''.join(out)
+
+
+def _peak(spike: Mapping[str, Any]) -> float:
+    """A spike's peak synergy (NaN where summary.json has null)."""
+    peak = number(spike.get('peak'))
+    return float('nan') if peak is None else peak
 
 
 def media_wanted(summary: Mapping[str, Any], table: pa.Table) -> set[tuple[str, int]]:

@@ -52,6 +52,10 @@ class SpikeConfig:
         if self.window < 1 or self.window % 2 == 0:
             msg = f'spikes: window={self.window!r} must be a positive odd frame count'
             raise AuditInputError(msg)
+        if not self.high > 0:
+            # at 0 bits every frame would start a spike, those without finite terms too
+            msg = f'spikes: high={self.high!r} must be above 0 bits'
+            raise AuditInputError(msg)
         if not self.low <= self.high:
             msg = f'spikes: low={self.low!r} must not exceed high={self.high!r}'
             raise AuditInputError(msg)

@@ -16,8 +16,10 @@
 
 Format (https://mcap.dev/spec): magic, then ``opcode u8, length u64, body`` records. The salvage
 scans the records in order; each chunk is decompressed and CRC-checked on its own, so a bad chunk
-costs only its own messages; a chunk cut short (a recorder killed mid-write) gives the messages
-of its readable head, compressed or not; the scan stops at the first record cut short.
+costs only its own messages; a top-level record whose header is damaged (a length past the end
+of the file, opcode 0) is skipped up to the next chunk (:mod:`dmil_ros.bagio.mcap_layout`); a
+chunk cut short (a recorder killed mid-write) gives the messages of its readable head,
+compressed or not; the scan stops at the first record cut short with nothing after it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from zlib import crc32  # releases the GIL on large buffers (the read-ahead thread)
 
+from dmil_ros.bagio.mcap_layout import MCAP_MAGIC, next_start
 from dmil_ros.bagio.records import RawMessage, ReadIssue
 
 zstandard: Any
@@ -39,7 +42,6 @@ try:  # optional: zstd with the GIL released (without it, backports.zstd, as ros
 except ImportError:  # pragma: no cover - exercised where zstandard is not installed
     zstandard = None
 
-MCAP_MAGIC = b'\x89MCAP0\r\n'
 _OP_HEADER, _OP_FOOTER, _OP_SCHEMA, _OP_CHANNEL, _OP_MESSAGE, _OP_CHUNK = 1, 2, 3, 4, 5, 6
 _OP_PARTIAL_CHUNK = 0x100  # internal: the readable head of a chunk cut short
 _U16 = struct.Struct('<H')
@@ -255,6 +257,7 @@ class McapSalvager:
         self.schemas: dict[int, str] = {}
         self.channels: dict[int, tuple[str, str]] = {}  # id -> (topic, msgtype)
         self.unknown_channel = 0  # messages whose channel record was never read
+        self._resumes: dict[int, tuple[int, str] | None] = {}  # damaged offset -> next start
 
     def _issue(self, offset: int | None, message: str) -> None:
         self.issues.append(ReadIssue(str(self.path), offset, message))
@@ -274,6 +277,18 @@ class McapSalvager:
             op = buf[pos]
             (size,) = _U64.unpack(buf[pos + 1 : pos + 9])
             pos += 9
+            # opcode 0 is reserved: a zeroed header, whose length 0 would misalign what follows
+            if not in_chunk and (size > end - pos or op == 0):
+                resume = self._resume(buf, base + start)
+                if resume is not None:
+                    note(
+                        base + start,
+                        f'record opcode 0x{op:02x} at offset {base + start} claims {size} bytes '
+                        f'({end - pos} left): bytes {base + start}-{resume[0]} skipped, read on '
+                        f'at the next chunk (found by {resume[1]})',
+                    )
+                    pos = resume[0] - base
+                    continue
             if size > end - pos:
                 where = 'chunk' if in_chunk else 'file'
                 note(
@@ -286,6 +301,13 @@ class McapSalvager:
                 return
             yield op, buf[pos : pos + size], base + start
             pos += size
+
+    def _resume(self, buf: memoryview, offset: int) -> tuple[int, str] | None:
+        """Where the top-level records go on after the damaged header at ``offset`` (the
+        declarations pass and the scan meet each damage: looked up once)."""
+        if offset not in self._resumes:
+            self._resumes[offset] = next_start(buf, offset, MAX_CHUNK_BYTES)
+        return self._resumes[offset]
 
     def _message(self, body: memoryview) -> RawMessage | None:
         if len(body) < _MSG_HEAD.size:

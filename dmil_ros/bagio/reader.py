@@ -65,7 +65,7 @@ from dmil_ros.bagio.mcap import (
     check_mcap_records,
 )
 from dmil_ros.bagio.records import BagReadError, RawMessage, ReadIssue
-from dmil_ros.bagio.sqlite_salvage import salvage_sqlite, sqlite_topics
+from dmil_ros.bagio.sqlite_salvage import salvage_sqlite, sqlite_topics, wal_file
 from dmil_ros.bagio.typestore import typestore as default_typestore
 
 logger = logging.getLogger(__name__)
@@ -143,22 +143,40 @@ def _readable(files: list[Path]) -> list[Path]:
 def listed_files(metadata: str) -> list[str] | None:
     """``relative_file_paths`` from ``metadata.yaml`` text (block or flow list; None: no key).
 
-    A text scan, not a YAML parse: rosbags' pure-Python parse of the sample bag's metadata
-    costs 0.3 s, this about 0.05 ms, and the shortcut read of a one-file bag must stay cheap.
+    A text scan for the forms recorders write (a block list, a flow list on the key's line):
+    rosbags' pure-Python parse of the sample bag's metadata costs 0.3 s, this about 0.05 ms,
+    and the shortcut read of a one-file bag must stay cheap. Any other form (a flow list over
+    several lines, a block list the scan finds empty) is parsed as YAML: misread, it made a
+    complete bag's file "not listed" (review 22c, F10).
     """
     key = re.search(r'^[ \t]*relative_file_paths:[ \t]*(.*)$', metadata, re.MULTILINE)
     if key is None:
         return None
     rest = key.group(1).strip()
-    if rest.startswith('['):
-        return [v.strip().strip('\'"') for v in rest.strip('[]').split(',') if v.strip()]
+    if rest.startswith('[') and rest.endswith(']'):
+        return [v.strip().strip('\'"') for v in rest[1:-1].split(',') if v.strip()]
     names = []
     for item in metadata[key.end() :].splitlines()[1:]:
         entry = re.match(r'\s*-\s*(.+?)\s*$', item)
         if entry is None:
             break
         names.append(entry.group(1).strip('\'"'))
-    return names
+    return names if names and not rest else _parsed_listing(metadata)
+
+
+def _parsed_listing(metadata: str) -> list[str]:
+    """``relative_file_paths`` by a YAML parse (ruamel, rosbags' own parser); ``[]`` when the
+    text is no YAML or the key holds no list, so every storage file counts as unlisted."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        data = YAML(typ='safe').load(metadata)
+    except YAMLError:
+        return []
+    info = data.get('rosbag2_bagfile_information') if isinstance(data, dict) else None
+    paths = info.get('relative_file_paths') if isinstance(info, dict) else None
+    return [str(p) for p in paths] if isinstance(paths, list) else []
 
 
 class RobustReader:
@@ -192,7 +210,11 @@ class RobustReader:
         self.count = 0
         self.available: dict[str, str] = {}  # every topic of the bag seen -> its type
         self._files: list[Path] | None = None
-        self._storage_files()  # not a bag at all: BagReadError now, before any output is made
+        try:  # not a bag at all: BagReadError now, before any output is made
+            self._storage_files()
+        except OSError as exc:  # a folder that cannot be listed: named, like an unreadable file
+            msg = f'bag {str(self.path)!r}: cannot be listed: {exc.strerror or exc}'
+            raise BagReadError(msg) from exc
 
     @property
     def complete(self) -> bool:
@@ -299,6 +321,11 @@ class RobustReader:
             problem = check_mcap_records(file) if file.suffix == '.mcap' else None
             if problem is not None:
                 raise LayoutError(f'{file.name}: {problem}')
+            log = wal_file(file)
+            if file.suffix == '.db3' and log.is_file() and log.stat().st_size:
+                # rosbags opens the file immutable: the log's commits would be missed silently
+                msg = f'{file.name}: write-ahead log {log.name} not checkpointed (recorder died?)'
+                raise LayoutError(msg)
         single = self._single_mcap()
         reader: Any = McapReader(single) if single is not None else Reader(self.path)
         reader.open()
@@ -322,19 +349,28 @@ class RobustReader:
     def _salvage(self) -> Iterator[RawMessage]:
         self.mode = 'salvage'
         for file in self._storage_files():
-            kind = storage_kind(file)
-            if file.suffix not in ('.mcap', '.db3'):
-                text = f'{file.name}: a file-compressed {kind} file cannot be salvaged'
+            try:
+                yield from self._salvage_file(file)
+            except Exception as exc:  # noqa: PERF203 - a salvage bug costs its file, not the bag
+                text = f'{file.name}: salvage failed: {type(exc).__name__}: {exc}'
                 self.issues.append(ReadIssue(str(file), None, text))
-                continue
-            if kind == '.db3':
-                yield from salvage_sqlite(file, self.topics, self.issues)
-                self.available.update(sqlite_topics(file))
-                continue
-            salvager = McapSalvager(file, self.topics, self.issues)
-            yield from salvager.messages()
-            for topic, msgtype in salvager.channels.values():
-                self.available.setdefault(topic, msgtype)
+                if self.warn:
+                    logger.warning('bag %s: %s', self.path, text)
+
+    def _salvage_file(self, file: Path) -> Iterator[RawMessage]:
+        kind = storage_kind(file)
+        if file.suffix not in ('.mcap', '.db3'):
+            text = f'{file.name}: a file-compressed {kind} file cannot be salvaged'
+            self.issues.append(ReadIssue(str(file), None, text))
+            return
+        if kind == '.db3':
+            yield from salvage_sqlite(file, self.topics, self.issues)
+            self.available.update(sqlite_topics(file))
+            return
+        salvager = McapSalvager(file, self.topics, self.issues)
+        yield from salvager.messages()
+        for topic, msgtype in salvager.channels.values():
+            self.available.setdefault(topic, msgtype)
 
     def __iter__(self) -> Iterator[RawMessage]:
         """Raw messages; falls back to salvage when the indexed reader fails.
@@ -408,12 +444,23 @@ def storage_files(path: str | Path) -> list[Path]:
     return RobustReader(path, warn=False)._storage_files()
 
 
+def recording(path: str | Path) -> frozenset[Path]:
+    """The resolved storage files the bag ``path`` is read from, however it is named (a folder,
+    its storage file, a link): two names of one recording share them. Its resolved path when it
+    is no bag or cannot be listed (its read names the problem)."""
+    try:
+        return frozenset(f.resolve() for f in storage_files(path))
+    except (BagReadError, OSError):
+        return frozenset({Path(path).resolve()})
+
+
 __all__ = [
     'MCAP_MAGIC',
     'BagReadError',
     'RawMessage',
     'ReadIssue',
     'RobustReader',
+    'recording',
     'separate_recordings',
     'storage_files',
 ]

@@ -36,13 +36,24 @@ ownership per row) is not compiled into every SQLite and itself fails on a damag
 Measured on a 361-message, 6 MB bag: the intact file salvages in 0.02 s, a cut one in 0.15 s.
 
 The database is opened read-only (URI ``mode=ro``) with ``PRAGMA writable_schema=ON`` (a damaged
-schema is tolerated); nothing is written. Overwritten bytes inside a row's pages cannot be
-detected (SQLite keeps no checksums): junk over whole pages makes their rows fail (counted), but
-junk inside a row's bytes can come back as a wrong message with no issue recorded.
+schema is tolerated); nothing is written, created or deleted beside it. A bag recorded in WAL mode
+(rosbag2's ``resilient`` preset) whose recorder died keeps its last committed messages in
+``x.db3-wal`` only: SQLite would open (and create) that log read-write and put its index in a new
+``x.db3-shm``, both beside the bag, and on close ask for a write lock the read-only file cannot
+take (apsw raised that failure from ``close()``, losing the whole read). So the log is opened
+read-only and its index kept in memory (``locking_mode=EXCLUSIVE``, which asks for an exclusive
+lock: :class:`_EofFile` grants locks above SHARED without taking them, since this connection
+never writes); measured on a bag with half its messages in the log, every one is read. A WAL-mode
+file without a log has nothing more to show and is opened ``immutable`` (no log, no locks).
+
+Overwritten bytes inside a row's pages cannot be detected (SQLite keeps no checksums): junk over
+whole pages makes their rows fail (counted), but junk inside a row's bytes can come back as a
+wrong message with no issue recorded.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -58,6 +69,8 @@ MIN_GAP = 4096
 """Unreadable ids in a row after which, without ``max(id)``, the scan stops."""
 VFS_NAME = 'dmil-eof-strict'
 
+logger = logging.getLogger(__name__)
+
 _Row = tuple[int, Any, object]  # id, topic id, timestamp (a damaged row: any type)
 _lock = threading.Lock()
 _vfs: apsw.VFS | None = None
@@ -67,8 +80,19 @@ class _EofFile(apsw.VFSFile):
     """A file of the default VFS whose main-database reads must lie inside the file."""
 
     def __init__(self, filename: Any, flags: list[int]) -> None:
+        if flags[0] & apsw.SQLITE_OPEN_WAL:
+            # the bag's own log, read where it is: never created, never written
+            writable = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+            flags[0] = (flags[0] & ~writable) | apsw.SQLITE_OPEN_READONLY
         super().__init__('', filename, flags)
         self._main = bool(flags[0] & apsw.SQLITE_OPEN_MAIN_DB)
+
+    def xLock(self, level: int) -> None:  # noqa: N802 - apsw API
+        # a write lock on a file opened read-only fails (EBADF); the salvage never writes, and
+        # the in-memory WAL index (see the module docstring) needs an exclusive lock to exist
+        if self._main and level > apsw.SQLITE_LOCK_SHARED:
+            return
+        super().xLock(level)
 
     def xRead(self, amount: int, offset: int) -> bytes:  # noqa: N802 - apsw API
         if self._main and offset + amount > self.xFileSize():
@@ -87,17 +111,52 @@ class _EofVFS(apsw.VFS):
     def xOpen(self, name: Any, flags: list[int]) -> _EofFile:  # noqa: N802 - apsw API
         return _EofFile(name, flags)
 
+    def xDelete(self, filename: str, syncdir: bool) -> None:  # noqa: N802 - apsw API
+        # SQLite deletes a log beside an empty database file; nothing of a bag is removed
+        logger.debug('sqlite salvage: not deleting %s', filename)
+
+
+def wal_file(path: Path) -> Path:
+    """The write-ahead log SQLite keeps beside the database ``path`` in WAL mode."""
+    return path.with_name(path.name + '-wal')
+
+
+def _wal_mode(path: Path) -> bool:
+    """True when the header of the database ``path`` says WAL mode (read version 2)."""
+    try:
+        with path.open('rb') as f:
+            head = f.read(20)
+    except OSError:
+        return False  # the connection names the problem
+    return len(head) == 20 and head.startswith(b'SQLite format 3\0') and head[19] == 2
+
 
 def _connect(path: Path) -> apsw.Connection:
     global _vfs  # noqa: PLW0603 - one registration per process
     with _lock:
         if _vfs is None:
             _vfs = _EofVFS()
-    uri = Path(path).resolve().as_uri() + '?mode=ro'
+    resolved = Path(path).resolve()  # SQLite looks for the log beside the file, not the link
+    has_log = wal_file(resolved).is_file()
+    query = 'immutable=1' if not has_log and _wal_mode(resolved) else 'mode=ro'
     flags = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
-    con = apsw.Connection(uri, flags=flags, vfs=VFS_NAME)
-    con.execute('PRAGMA writable_schema=ON')
+    con = apsw.Connection(f'{resolved.as_uri()}?{query}', flags=flags, vfs=VFS_NAME)
+    try:
+        if has_log:  # before the first read: the log's index in memory, no -shm file
+            con.execute('PRAGMA locking_mode=EXCLUSIVE')
+        con.execute('PRAGMA writable_schema=ON')
+    except apsw.Error:
+        _close(con)
+        raise
     return con
+
+
+def _close(con: apsw.Connection) -> None:
+    """Close ``con``; a failure there (what was read is read) is logged, not raised."""
+    try:
+        con.close()
+    except apsw.Error as exc:
+        logger.debug('sqlite salvage: close: %s', exc)
 
 
 def _topic_names(con: apsw.Connection) -> tuple[dict[int, tuple[str, str]], list[str]]:
@@ -128,7 +187,7 @@ def sqlite_topics(path: Path) -> dict[str, str]:
     except apsw.Error:
         return {}
     finally:
-        con.close()
+        _close(con)
     return dict(names.values())
 
 
@@ -260,7 +319,7 @@ def salvage_sqlite(
     except apsw.Error as exc:
         issues.append(ReadIssue(where, None, f'sqlite: {exc}'))
     finally:
-        con.close()
+        _close(con)
 
 
 def _row_issue(where: str, topic: str, stamp: object, blob: object) -> ReadIssue:
@@ -272,4 +331,4 @@ def _row_issue(where: str, topic: str, stamp: object, blob: object) -> ReadIssue
     )
 
 
-__all__ = ['salvage_sqlite', 'sqlite_topics']
+__all__ = ['salvage_sqlite', 'sqlite_topics', 'wal_file']

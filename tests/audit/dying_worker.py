@@ -12,16 +12,23 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""A bag's work for runner._run_process that kills its worker process for the bag 'boom' (as
-the OOM killer would), importable by name in a spawned worker."""
+"""Bags' work for engines.run_process, importable by name in a spawned worker: ``work`` kills
+its worker process for the bag 'boom' (as the OOM killer would), ``sleepy`` takes a minute."""
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 
 def work(path: str, name: str, *_args: Any) -> dict[str, Any]:
     if name == 'boom':
         os._exit(9)
+    return {'name': name, 'path': path, 'status': 'ok', 'frames': 1, 'pid': os.getpid()}
+
+
+def sleepy(path: str, name: str, *_args: Any) -> dict[str, Any]:
+    """A bag that takes a minute: its worker is busy when the audit process is killed."""
+    time.sleep(60)
     return {'name': name, 'path': path, 'status': 'ok', 'frames': 1, 'pid': os.getpid()}

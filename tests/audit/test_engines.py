@@ -31,7 +31,7 @@ import dying_worker
 import pytest
 from bagfactory import write_small_bag
 
-from dmil_ros.audit import runner
+from dmil_ros.audit import engines
 from dmil_ros.cli import main
 from models import build
 
@@ -49,7 +49,7 @@ class _Ref:
 
 
 class _FakeRay(types.ModuleType):
-    """Just enough of ``ray`` for runner._run_ray: remote calls run here, their args kept."""
+    """Just enough of ``ray`` for engines.run_ray: remote calls run here, their args kept."""
 
     def __init__(self) -> None:
         super().__init__('ray')
@@ -103,7 +103,7 @@ def test_a_worker_that_leaves_no_result_fails_the_bag(
     def claims_success(path: str, name: str, *_args: Any) -> dict[str, Any]:
         return {'name': name, 'path': path, 'status': 'ok', 'frames': 20, 'errors': []}
 
-    monkeypatch.setattr(runner, '_work', claims_success)
+    monkeypatch.setattr(engines, '_work', claims_success)
     args = ['audit', str(tmp_path / 'bag'), '--out', str(tmp_path / 'out'), '--model', str(model)]
     assert main([*args, '--clusters', '2', '--workers', '1', '--no-report']) == 1
     summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
@@ -122,8 +122,8 @@ def test_a_worker_that_dies_fails_only_its_own_bag(tmp_path: Path) -> None:
     names = ['a', 'boom', 'c', 'd', 'e']
     jobs = [(tmp_path / n, n, tmp_path / 'out' / n, 'key') for n in names]
     done: list[str] = []
-    accounts = runner._run_process(
-        jobs, runner.BagOptions(model='unused.onnx'), 2, done.append, work=dying_worker.work
+    accounts = engines.run_process(
+        jobs, engines.BagOptions(model='unused.onnx'), 2, done.append, work=dying_worker.work
     )
     assert sorted(done) == sorted(names)
     assert accounts['boom']['status'] == 'failed'
@@ -179,6 +179,50 @@ def test_sigterm_stops_the_workers_too(model: Path, tmp_path: Path) -> None:
             time.sleep(0.1)
         assert not any(map(_alive, workers)), 'worker processes outlived the audit'
     finally:  # nothing left behind when the test fails
+        for pid in [proc.pid, *workers]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _spawned_children(pid: int) -> list[int]:
+    children = Path(f'/proc/{pid}/task/{pid}/children')
+    pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+    return [
+        p
+        for p in pids
+        if 'spawn_main' in Path(f'/proc/{p}/cmdline').read_bytes().decode(errors='replace')
+    ]
+
+
+@pytest.mark.skipif(not Path('/proc/self/stat').exists(), reason='needs /proc (Linux)')
+def test_workers_exit_when_the_audit_is_killed(tmp_path: Path) -> None:
+    """SIGKILL (the OOM killer) gives the audit no chance to stop its workers: they ran on as
+    orphans, finished their bags and idled forever (review 22c, F9)."""
+    driver = (
+        'import sys; from pathlib import Path\n'
+        f'sys.path.insert(0, {str(Path(__file__).parent)!r})\n'
+        'import dying_worker\n'
+        'from dmil_ros.audit import engines\n'
+        "jobs = [(Path(n), n, Path(n), 'key') for n in ('a', 'b')]\n"
+        "engines.run_process(jobs, engines.BagOptions(model='m.onnx'), 2, print, "
+        'work=dying_worker.sleepy)\n'
+    )
+    proc = subprocess.Popen([sys.executable, '-c', driver], stdout=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+            workers = _spawned_children(proc.pid)
+        assert len(workers) == 2, 'no worker processes started'
+        time.sleep(1.0)  # past the pool initializer, into the bag's work
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(_alive, workers)), 'worker processes outlived the killed audit'
+    finally:
         for pid in [proc.pid, *workers]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

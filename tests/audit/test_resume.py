@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 import pytest
 from bagfactory import write_small_bag
 
-from dmil_ros.audit import runner
+from dmil_ros.audit import bags as audit_bags
+from dmil_ros.audit import engines, runner
 from dmil_ros.audit.errors import AuditError
 from dmil_ros.audit.runner import bag_names, find_bags
 from dmil_ros.cli import main
@@ -125,7 +126,7 @@ def test_no_resume_drops_the_old_result_of_a_bag_that_now_raises(
         msg = 'worker died'
         raise RuntimeError(msg)
 
-    monkeypatch.setattr(runner, 'audit_bag', boom)
+    monkeypatch.setattr(engines, 'audit_bag', boom)
     again = _audit(model, out, bag, extra=('--no-resume',), code=1)  # the bag failed
     assert again['bags'][0]['status'] == 'failed'
     assert again['frames']['total'] == 0
@@ -140,8 +141,8 @@ def test_dot_names_never_reach_outside_the_bag_folder(model: Path, tmp_path: Pat
         (tmp_path / name).write_bytes(b'')
     (tmp_path / '.hidden').mkdir()
     assert bag_names([tmp_path / '...mcap', tmp_path / '..mcap', tmp_path / '.hidden']) == [
-        'bag-' + runner._path_hash(tmp_path / '...mcap'),
-        'bag-' + runner._path_hash(tmp_path / '..mcap'),
+        'bag-' + audit_bags._path_hash(tmp_path / '...mcap'),
+        'bag-' + audit_bags._path_hash(tmp_path / '..mcap'),
         'hidden',
     ]
     write_small_bag(tmp_path / 'src', frames=20)
@@ -359,13 +360,13 @@ def test_resumed_bags_leave_their_cores_to_the_bags_left(
     _audit(model, out, bags)
     write_small_bag(bags / 'c', frames=20)
     seen: list[tuple[int, int, int]] = []
-    run_process = runner._run_process
+    run_process = runner.run_process
 
     def spy(jobs: list, bag: object, workers: int, progress: object) -> dict:
         seen.append((len(jobs), workers, bag.threads))  # type: ignore[attr-defined]
         return run_process(jobs, bag, workers, progress)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(runner, '_run_process', spy)
+    monkeypatch.setattr(runner, 'run_process', spy)
     monkeypatch.setattr(runner.os, 'cpu_count', lambda: 4)
     again = _audit(model, out, bags, extra=('--workers', '2'))
     assert [b['resumed'] for b in again['bags']] == [True, True, False]
