@@ -23,7 +23,11 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--out', required=True, help='output bag directory (must not exist)')
+    parser.add_argument(
+        '--out',
+        required=True,
+        help='output bag directory (must not exist; missing parent folders are created)',
+    )
     parser.add_argument('--frames', type=int, default=600, help='camera frames (20 Hz; 600)')
     parser.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
     parser.add_argument(
@@ -52,10 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dmil_ros.paths import output_dir
     from dmil_ros.sim.config import SimConfig, parse_mix
     from dmil_ros.sim.errors import SimConfigError
     from dmil_ros.sim.record import record_bag
 
+    output_dir(args.out, '--out', new=True)  # as replay's: checked before any work
     if args.frames <= 0:
         msg = f'--frames {args.frames}: must be > 0'
         raise SimConfigError(msg)

@@ -22,9 +22,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dmil_ros.actions import FAMILIES
+from dmil_ros.sim.design_limits import check_design
 from dmil_ros.sim.errors import SimConfigError
 
 DEFAULT_MIX: dict[str, float] = dict.fromkeys(FAMILIES, 0.25)
+MAX_SEGMENT_FRAMES = 2**31 - 1
+"""Longest scene segment (camera frames) a config may ask for (the plan draws it as int64)."""
+STAMP_LIMIT_NS = 2**31 * 1_000_000_000
+"""First stamp (ns) whose seconds no longer fit ``builtin_interfaces/Time.sec`` (int32)."""
+STAMP_SLACK_NS = 1_000
+"""Rounding room for the float drive times at the end of a long recording."""
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -69,6 +76,11 @@ def normalise_mix(weights: Mapping[str, float]) -> dict[str, float]:
     if total <= 0:
         msg = f'mix: weights {dict(weights)!r} sum to 0; give at least one family a weight'
         raise SimConfigError(msg)
+    if not math.isfinite(total):  # finite weights near the float maximum overflow their sum
+        top = max(weights.values())
+        scaled = {name: float(weights.get(name, 0.0)) / top for name in FAMILIES}
+        total = sum(scaled.values())  # <= the number of families
+        return {name: w / total for name, w in scaled.items()}
     return {name: float(weights.get(name, 0.0)) / total for name in FAMILIES}
 
 
@@ -78,7 +90,9 @@ class SimConfig:
 
     Sizes follow the bag contract: camera ``width x height`` rgb8 at ``camera_rate_hz``; a
     VLP-16-like LiDAR with ``beams`` rings spread over ``vertical_fov_deg`` and
-    ``azimuth_steps`` columns per sweep at ``lidar_rate_hz``.
+    ``azimuth_steps`` columns per sweep at ``lidar_rate_hz``. Sensor settings under which a
+    family's design, and so the ground truth recorded for it, would not hold are refused
+    (:mod:`dmil_ros.sim.design_limits`).
     """
 
     frames: int = 600
@@ -112,35 +126,84 @@ class SimConfig:
         object.__setattr__(self, 'mix', normalise_mix(dict(self.mix)))
         object.__setattr__(self, 'vertical_fov_deg', tuple(self.vertical_fov_deg))
         object.__setattr__(self, 'segment_frames', tuple(self.segment_frames))
-        checks: dict[str, bool] = {
-            'frames': self.frames > 0,
-            'seed': 0 <= self.seed < 2**63,
-            'width': 8 <= self.width <= 4096,
-            'height': 8 <= self.height <= 4096,
-            'hfov_deg': 10.0 <= self.hfov_deg <= 150.0,
-            'horizon_row_frac': 0.05 <= self.horizon_row_frac <= 0.95,
-            'camera_height_m': 0.05 <= self.camera_height_m <= 2.0,
-            'camera_rate_hz': 0.1 <= self.camera_rate_hz <= 1000.0,
-            'image_noise': 0.0 <= self.image_noise <= 64.0,
-            'beams': 1 <= self.beams <= 256,
-            'azimuth_steps': 8 <= self.azimuth_steps <= 8192,
-            'vertical_fov_deg': len(self.vertical_fov_deg) == 2
-            and -89.0 < self.vertical_fov_deg[0] <= self.vertical_fov_deg[1] < 89.0,
-            'lidar_height_m': 0.05 <= self.lidar_height_m <= 2.0,
-            'lidar_rate_hz': 0.1 <= self.lidar_rate_hz <= 1000.0,
-            'range_noise_m': 0.0 <= self.range_noise_m <= 1.0,
-            'lidar_resolution_m': 0.0 <= self.lidar_resolution_m <= 0.1,
-            'dropout': 0.0 <= self.dropout < 1.0,
-            'max_range_m': 1.0 <= self.max_range_m <= 1000.0,
-            'jitter_s': 0.0 <= self.jitter_s <= 0.1 / max(self.camera_rate_hz, 1e-9),
-            'start_time_ns': self.start_time_ns >= 0,
-            'segment_frames': len(self.segment_frames) == 2
-            and 1 <= self.segment_frames[0] <= self.segment_frames[1],
-        }
-        for name, ok in checks.items():
+        ranges: tuple[tuple[str, bool, str], ...] = (
+            ('frames', self.frames > 0, '> 0'),
+            ('seed', 0 <= self.seed < 2**63, '0 <= seed < 2**63'),
+            ('width', 8 <= self.width <= 4096, '8 <= width <= 4096'),
+            ('height', 8 <= self.height <= 4096, '8 <= height <= 4096'),
+            ('hfov_deg', 10.0 <= self.hfov_deg <= 150.0, '10 <= hfov_deg <= 150'),
+            (
+                'horizon_row_frac',
+                0.05 <= self.horizon_row_frac <= 0.95,
+                '0.05 <= horizon_row_frac <= 0.95',
+            ),
+            ('camera_height_m', 0.05 <= self.camera_height_m <= 2.0, '0.05 <= m <= 2'),
+            ('camera_rate_hz', 0.1 <= self.camera_rate_hz <= 1000.0, '0.1 <= Hz <= 1000'),
+            ('image_noise', 0.0 <= self.image_noise <= 64.0, '0 <= image_noise <= 64'),
+            ('beams', 1 <= self.beams <= 256, '1 <= beams <= 256'),
+            ('azimuth_steps', 8 <= self.azimuth_steps <= 8192, '8 <= azimuth_steps <= 8192'),
+            (
+                'vertical_fov_deg',
+                len(self.vertical_fov_deg) == 2
+                and -89.0 < self.vertical_fov_deg[0] <= self.vertical_fov_deg[1] < 89.0,
+                '(LOW, HIGH) degrees with -89 < LOW <= HIGH < 89',
+            ),
+            ('lidar_height_m', 0.05 <= self.lidar_height_m <= 2.0, '0.05 <= m <= 2'),
+            ('lidar_rate_hz', 0.1 <= self.lidar_rate_hz <= 1000.0, '0.1 <= Hz <= 1000'),
+            ('range_noise_m', 0.0 <= self.range_noise_m <= 1.0, '0 <= m <= 1'),
+            ('lidar_resolution_m', 0.0 <= self.lidar_resolution_m <= 0.1, '0 <= m <= 0.1'),
+            ('dropout', 0.0 <= self.dropout < 1.0, '0 <= dropout < 1'),
+            ('max_range_m', 1.0 <= self.max_range_m <= 1000.0, '1 <= m <= 1000'),
+            (
+                'segment_frames',
+                len(self.segment_frames) == 2
+                and 1 <= self.segment_frames[0] <= self.segment_frames[1] <= MAX_SEGMENT_FRAMES,
+                f'(MIN, MAX) with 1 <= MIN <= MAX <= {MAX_SEGMENT_FRAMES}',
+            ),
+        )
+        for name, ok, allowed in ranges:
             if not ok:
-                msg = f'simulator config: {name}={getattr(self, name)!r} is out of range'
+                msg = (
+                    f'simulator config: {name}={getattr(self, name)!r} is out of range ({allowed})'
+                )
                 raise SimConfigError(msg)
+        self._check_timing()
+        check_design(self)
+
+    def _check_timing(self) -> None:
+        """Stamp jitter and start time: each sensor's stamps increase, and every stamp is a
+        positive ``builtin_interfaces/Time`` (int32 seconds)."""
+        # clipped at 3 std: two neighbouring stamps of a sensor move by at most 6 std, and
+        # 6 * 0.1 = 0.6 of the shorter period keeps them in order (and apart) for both
+        period = 1.0 / max(self.camera_rate_hz, self.lidar_rate_hz)
+        if not 0.0 <= self.jitter_s <= 0.1 * period:
+            msg = (
+                f'simulator config: jitter_s={self.jitter_s!r} is out of range (0 <= jitter_s '
+                f'<= {0.1 * period:g} s, a tenth of the shorter sensor period {period:g} s: '
+                'beyond it consecutive stamps of a sensor could come out of order)'
+            )
+            raise SimConfigError(msg)
+        # the first stamps lie up to 3 jitter std before the start (the simulator computes
+        # round(-3 std * 1e9) from the same float), the last up to that after the drive's end
+        early_ns = math.ceil(3 * self.jitter_s * 1e9)
+        span_ns = math.ceil(((self.frames - 0.5) / self.camera_rate_hz + 3 * self.jitter_s) * 1e9)
+        low = early_ns + 1  # a stamp of 0 s 0 ns reads as "no stamp"
+        high = STAMP_LIMIT_NS - 1 - span_ns - STAMP_SLACK_NS
+        if high < low:
+            msg = (
+                f'simulator config: frames={self.frames!r} at camera_rate_hz='
+                f'{self.camera_rate_hz!r} is a {span_ns / 1e9:.0f} s drive, longer than '
+                'builtin_interfaces/Time (int32 seconds) can stamp'
+            )
+            raise SimConfigError(msg)
+        if not low <= self.start_time_ns <= high:
+            msg = (
+                f'simulator config: start_time_ns={self.start_time_ns!r} is out of range '
+                f'({low} <= start_time_ns <= {high}: the first stamps can come '
+                f'{early_ns} ns before the start, the last {span_ns} ns after it, and every '
+                "stamp must be > 0 and fit builtin_interfaces/Time's int32 seconds)"
+            )
+            raise SimConfigError(msg)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready copy (written into the bag's sidecar)."""

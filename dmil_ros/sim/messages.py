@@ -27,7 +27,8 @@ import numpy as np
 from dmil_ros.actions import ACTIONS
 from dmil_ros.bagio import typestore
 from dmil_ros.sim.config import SimConfig
-from dmil_ros.sim.render import CAMERA_FORWARD_M, CameraModel, LidarModel
+from dmil_ros.sim.geometry import CAMERA_FORWARD_M
+from dmil_ros.sim.render import CameraModel, LidarModel
 from dmil_ros.sim.simulator import CameraFrame, FrameTruth, LidarSweep
 
 CAMERA_FRAME = 'camera_optical_frame'

@@ -45,7 +45,10 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.rosbag2.errors import WriterError
 
+from dmil_ros.atomic import atomic_write_text
 from dmil_ros.bagio import typestore
+from dmil_ros.errors import ConfigError
+from dmil_ros.paths import output_dir
 from dmil_ros.sim import messages as m
 from dmil_ros.sim.config import SimConfig
 from dmil_ros.sim.errors import RecordError
@@ -103,7 +106,9 @@ def record_bag(
     compression: str = 'none',
     progress: bool = False,
 ) -> RecordResult:
-    """Simulate ``config`` and write it as a rosbag2 directory ``out_dir`` (must not exist).
+    """Simulate ``config`` and write it as a rosbag2 directory ``out_dir`` (must not exist;
+    missing parent folders are created). An unfinished recording (an error, Ctrl-C) leaves no
+    ``out_dir`` behind; the ground-truth sidecar is written last.
 
     ``compression``: ``'none'`` or ``'zstd'`` (MCAP chunk compression; mcap storage only).
     """
@@ -117,9 +122,10 @@ def record_bag(
     if path.exists():
         msg = f'output {str(path)!r} exists already; rosbag2 bags are never overwritten'
         raise RecordError(msg)
-    if not path.parent.is_dir():
-        msg = f'output {str(path)!r}: parent directory does not exist'
-        raise RecordError(msg)
+    try:  # as every command's output: a file in the way or an unwritable folder is named
+        output_dir(path, 'output', new=True)
+    except ConfigError as exc:
+        raise RecordError(str(exc)) from None
     store = typestore()
     sim = Simulator(config)
     counts = dict.fromkeys(TOPICS, 0)
@@ -132,6 +138,7 @@ def record_bag(
         bar = tqdm(total=config.frames, unit='frame', desc=f'simulate {path.name}')
     created = False  # the output folder is ours to remove if the recording does not finish
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         # metadata version 8: the newest both Humble and Jazzy read (rosbag2's humble
         # metadata_io.cpp checks no version and reads only its own keys; version 9 writes
         # offered_qos_profiles as a YAML list, which Humble fails on: ros2/rosbag2#2013)
@@ -191,6 +198,8 @@ def record_bag(
             writer.set_custom_data(
                 'dmil_ros.ground_truth', json.dumps(summary, sort_keys=True, separators=(',', ':'))
             )
+        # last, and whole or not at all: a bag folder holding the sidecar is a finished one
+        atomic_write_text(path / SIDECAR, json.dumps(summary, indent=2, sort_keys=True) + '\n')
     except BaseException as exc:  # Ctrl-C, a full disk: no half bag left to be salvaged later
         if created:
             shutil.rmtree(path, ignore_errors=True)
@@ -202,7 +211,6 @@ def record_bag(
     finally:
         if bar is not None:
             bar.close()
-    (path / SIDECAR).write_text(json.dumps(summary, indent=2, sort_keys=True) + '\n', 'utf-8')
     logger.info(
         'wrote %s (%s): %d camera frames, %d LiDAR sweeps, %d segments',
         path,

@@ -39,9 +39,9 @@ import numpy as np
 import numpy.typing as npt
 
 from dmil_ros.sim.config import SimConfig
+from dmil_ros.sim.geometry import CAMERA_FORWARD_M, CEILING_M
 from dmil_ros.sim.scene import (
     CEILING_INTENSITY,
-    CEILING_M,
     FLOOR_INTENSITY,
     GLASS_FRAME_RGB,
     Scene,
@@ -52,7 +52,6 @@ F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
 
-CAMERA_FORWARD_M = 0.1  # camera ahead of the robot origin (LiDAR sits on it)
 _INF = np.inf
 
 

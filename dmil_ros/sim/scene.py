@@ -33,11 +33,36 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from dmil_ros.sim import geometry
 from dmil_ros.sim.families import DESIGNS, FORWARD, LEFT, RIGHT, STOP
+from dmil_ros.sim.geometry import (
+    ARROW_LENGTH_M,
+    ARROW_SHAFT_FRAC,
+    ARROW_SIDE_SHAFT_FRAC,
+    ARROW_WIDTH_M,
+    ARROW_X0_M,
+    BRANCH_MOUTH_M,
+    CRATE_HEIGHT_M,
+    CRATE_SPAN_FRAC,
+    CRATE_WALL_GAP_M,
+    CRATE_X_M,
+    DEAD_END_X_M,
+    DOOR_DEPTH_M,
+    DOOR_X_M,
+    HALF_WIDTH_M,
+    OPENING_WIDTH_M,
+    OPENING_X0_M,
+    PANE_X_M,
+    SIGN_HALF_LENGTH_M,
+    SIGN_OFFSET_M,
+    SIGN_Z_M,
+    TURN_X_M,
+)
 
 F64 = npt.NDArray[np.float64]
 
-CEILING_M = 2.5
+CEILING_M = geometry.CEILING_M  # here too: the renderer's tests and benchmarks import it
+
 BACK_X = -6.0
 BRANCH_LEN = 6.0
 WALL_PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -198,11 +223,12 @@ def _arrow(action: int, x0: float, x1: float, width: float) -> list[F64]:
     xm = 0.5 * (x0 + x1)
     h = 0.5 * width
     if action == FORWARD:
-        shaft = [(x0, -0.18 * width), (xm, -0.18 * width), (xm, 0.18 * width), (x0, 0.18 * width)]
+        sw = ARROW_SHAFT_FRAC * width
+        shaft = [(x0, -sw), (xm, -sw), (xm, sw), (x0, sw)]
         head = [(xm, -h), (x1, 0.0), (xm, h)]
     else:
         s = 1.0 if action == LEFT else -1.0  # arrow points towards +y (left) or -y (right)
-        t = 0.22 * (x1 - x0)
+        t = ARROW_SIDE_SHAFT_FRAC * (x1 - x0)
         shaft = [(xm - t, -s * h), (xm + t, -s * h), (xm + t, 0.0), (xm - t, 0.0)]
         head = [(x0, 0.0), (x1, 0.0), (xm, s * h)]
     polys = []
@@ -225,17 +251,27 @@ def build_scene(family: str, c: int, l: int, rng: np.random.Generator) -> Scene:
     u = rng.uniform
     floor_rgb = FLOOR_PALETTE[int(rng.integers(len(FLOOR_PALETTE)))]
     light = float(u(0.85, 1.15))
-    hw_any, hw_narrow, hw_wide = float(u(0.9, 1.3)), float(u(0.85, 0.95)), float(u(1.25, 1.35))
+    hw_any, hw_narrow, hw_wide = (
+        float(u(*HALF_WIDTH_M)),
+        float(u(0.85, 0.95)),
+        float(u(1.25, 1.35)),
+    )
     far = float(u(14.0, 18.0))
     dx_turn, dx_crate, dx_cross, dx_dead = (
-        float(u(2.6, 3.4)),
-        float(u(1.3, 1.7)),
+        float(u(*TURN_X_M)),
+        float(u(*CRATE_X_M)),
         float(u(2.9, 3.3)),
-        float(u(3.0, 3.6)),
+        float(u(*DEAD_END_X_M)),
     )
-    crate_span, crate_pos, crate_h = float(u(0.75, 0.95)), float(u(0.0, 1.0)), float(u(0.7, 0.95))
-    pane_x, arrow_x0, arrow_w = float(u(1.4, 1.6)), float(u(0.9, 1.1)), float(u(1.1, 1.3))
-    open_a, open_w, sign_off = float(u(-1.1, -0.9)), float(u(1.1, 1.3)), float(u(-0.3, 0.3))
+    crate_span, crate_pos = float(u(*CRATE_SPAN_FRAC)), float(u(0.0, 1.0))
+    crate_h = float(u(*CRATE_HEIGHT_M))
+    pane_x, arrow_x0, arrow_w = (
+        float(u(*PANE_X_M)),
+        float(u(*ARROW_X0_M)),
+        float(u(*ARROW_WIDTH_M)),
+    )
+    open_a, open_w = float(u(*OPENING_X0_M)), float(u(*OPENING_WIDTH_M))
+    sign_off = float(u(*SIGN_OFFSET_M))
     hw = hw_any
     if family == 'U_camera':
         hw = hw_narrow if l == 0 else hw_wide
@@ -246,35 +282,38 @@ def build_scene(family: str, c: int, l: int, rng: np.random.Generator) -> Scene:
     if family in ('R', 'U_lidar'):
         dx = dx_turn
         if l == LEFT:
-            b.corridor(dx, left=[(dx - 1.6, dx, BRANCH_LEN)])
+            b.corridor(dx, left=[(dx - BRANCH_MOUTH_M, dx, BRANCH_LEN)])
         elif l == RIGHT:
-            b.corridor(dx, right=[(dx - 1.6, dx, BRANCH_LEN)])
+            b.corridor(dx, right=[(dx - BRANCH_MOUTH_M, dx, BRANCH_LEN)])
         else:
             b.corridor(far)
             dx = 3.0
         if l == STOP:
             dx = dx_crate
             span = crate_span * 2 * hw
-            y0 = -hw + 0.02 + crate_pos * (2 * hw - 0.04 - span)
+            y0 = -hw + CRATE_WALL_GAP_M + crate_pos * (2 * hw - 2 * CRATE_WALL_GAP_M - span)
             b.box(dx, dx + 0.5, y0, y0 + span, crate_h)
         if family == 'U_lidar':
             dark_noise = 3.0 if c == 0 else 9.0
             light = 0.0
     elif family == 'U_camera':
         dx = dx_cross
-        b.corridor(far, left=[(dx - 1.6, dx, BRANCH_LEN)], right=[(dx - 1.6, dx, BRANCH_LEN)])
+        mouth = (dx - BRANCH_MOUTH_M, dx, BRANCH_LEN)
+        b.corridor(far, left=[mouth], right=[mouth])
         if c == STOP:
             b.pane(pane_x)
         else:
-            marks = [(poly, ARROW_RGB[c]) for poly in _arrow(c, arrow_x0, arrow_x0 + 1.4, arrow_w)]
+            x1 = arrow_x0 + ARROW_LENGTH_M
+            marks = [(poly, ARROW_RGB[c]) for poly in _arrow(c, arrow_x0, x1, arrow_w)]
     else:  # S
         dx = dx_dead
         opening = (open_a, open_a + open_w, BRANCH_LEN)
-        door = (open_a + 0.05, open_a + 1.05, 0.15)
+        door = (open_a + DOOR_X_M[0], open_a + DOOR_X_M[1], DOOR_DEPTH_M)
         left, right = ([opening], [door]) if l == 0 else ([door], [opening])
         end = b.corridor(dx, left=left, right=right)
         centre = hw + sign_off  # along the end wall (its p0 is at y = +hw)
-        signs.append(Sign(end, centre - 0.5, centre + 0.5, 0.7, 1.3, SIGN_RGB[c]))
+        half = SIGN_HALF_LENGTH_M
+        signs.append(Sign(end, centre - half, centre + half, *SIGN_Z_M, SIGN_RGB[c]))
     return Scene(
         walls=Surfaces.build(b.walls),
         obstacles=Surfaces.build(b.obstacles),

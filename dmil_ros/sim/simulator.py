@@ -44,6 +44,7 @@ from dmil_ros.runtime.preprocess import Points
 from dmil_ros.sim.config import SimConfig
 from dmil_ros.sim.expert import expert_command
 from dmil_ros.sim.families import DESIGNS
+from dmil_ros.sim.geometry import APPROACH_M, SWAY_Y_M, SWAY_YAW_DEG
 from dmil_ros.sim.render import (
     CameraModel,
     LidarModel,
@@ -190,10 +191,10 @@ class Simulator:
             c, l, action = DESIGNS[family].sample(plan)  # noqa: E741
             seg_rng = _rng(cfg.seed, _SEGMENT, len(segments))
             sway = (
-                float(seg_rng.uniform(0.0, 0.06)),
+                float(seg_rng.uniform(0.0, SWAY_Y_M)),
                 float(seg_rng.uniform(0.2, 0.6)),
                 float(seg_rng.uniform(0, 2 * np.pi)),
-                float(np.deg2rad(seg_rng.uniform(0.0, 2.5))),
+                float(np.deg2rad(seg_rng.uniform(0.0, SWAY_YAW_DEG))),
                 float(seg_rng.uniform(0.2, 0.6)),
                 float(seg_rng.uniform(0, 2 * np.pi)),
             )
@@ -208,7 +209,7 @@ class Simulator:
                     stop=first + n,
                     t0=(first - 0.5) * dt,
                     t1=(first + n - 0.5) * dt,
-                    approach=float(seg_rng.uniform(0.25, 0.4)),
+                    approach=float(seg_rng.uniform(*APPROACH_M)),
                     sway=sway,
                 )
             )

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dmil_ros.actions import FAMILIES
 from dmil_ros.errors import ConfigError
-from dmil_ros.sim import SimConfig, SimConfigError, parse_mix
+from dmil_ros.sim import SimConfig, SimConfigError, Simulator, parse_mix
 
 
 def test_parse_mix_normalises_and_fills_missing_families() -> None:
@@ -73,3 +74,65 @@ def test_config_to_dict_round_trips() -> None:
     again = SimConfig(**cfg.to_dict())
     assert again == cfg
     assert again.mix['S'] == 1.0
+
+
+def test_config_errors_name_the_allowed_range() -> None:
+    with pytest.raises(SimConfigError, match=r'width=2 is out of range \(8 <= width <= 4096\)'):
+        SimConfig(width=2)
+
+
+def test_mix_weights_whose_sum_overflows_are_normalised() -> None:
+    """Two weights of 1e308 sum to inf: they were divided by it and reported as "weights
+    {R: 0.0, ..., S: 0.0} sum to 0" (review 22d F6)."""
+    assert parse_mix('R=1e308,S=1e308') == {'R': 0.5, 'U_camera': 0.0, 'U_lidar': 0.0, 'S': 0.5}
+    big = dict.fromkeys(FAMILIES, 1.7e308)
+    assert SimConfig(mix=big).mix == dict.fromkeys(FAMILIES, 0.25)
+
+
+def test_segment_frames_are_bounded() -> None:
+    """A segment length past int64 ended in numpy's 'high is out of bounds' (review 22d F5)."""
+    with pytest.raises(SimConfigError, match=r'segment_frames=.*<= 2147483647'):
+        SimConfig(segment_frames=(1, 2**63))
+    SimConfig(frames=3, segment_frames=(2**31 - 1, 2**31 - 1))
+
+
+def test_jitter_is_bounded_by_the_faster_sensor() -> None:
+    """The bound followed the camera period only: at lidar_rate_hz=200 the default 2 ms
+    jitter put consecutive sweeps out of stamp order (review 22d F1)."""
+    with pytest.raises(SimConfigError, match=r'jitter_s=0\.002 .*<= 0\.0005 s'):
+        SimConfig(lidar_rate_hz=200.0)
+    for rate in (20.0, 200.0, 1000.0):  # the largest jitter allowed, up to the fastest LiDAR
+        cfg = SimConfig(frames=40, seed=3, lidar_rate_hz=rate, jitter_s=0.1 / max(rate, 20.0))
+        sim = Simulator(cfg)
+        for times in (sim.camera_times, sim.lidar_times):
+            stamps = np.array([sim.stamp_ns(float(t)) for t in times])
+            assert np.all(np.diff(stamps) > 0)
+    sim = Simulator(SimConfig(frames=3, seed=1, lidar_rate_hz=1000.0, jitter_s=1e-4))
+    stamps = [e.stamp_ns for e in sim.events()]
+    assert stamps == sorted(stamps)
+    assert len(stamps) > 100
+
+
+def test_start_time_keeps_every_stamp_positive_and_within_int32_seconds() -> None:
+    """start_time_ns was only checked >= 0: a start of 0 gave a negative first stamp with some
+    seeds, and a start past 2038 overflowed Time.sec, both crashing record_bag with foreign
+    exceptions (review 22d F2)."""
+    early = math.ceil(3 * 0.002 * 1e9)
+    for start in (0, early):
+        with pytest.raises(SimConfigError, match=f'start_time_ns={start} is out of range'):
+            SimConfig(start_time_ns=start)
+    for seed in range(20):  # the earliest allowed start: every stamp is > 0
+        sim = Simulator(SimConfig(frames=4, seed=seed, start_time_ns=early + 1))
+        first = min(sim.camera_times[0], sim.lidar_times[0])
+        assert sim.stamp_ns(float(first)) >= 1
+    top = 2**31 * 1_000_000_000  # first stamp whose seconds overflow int32
+    with pytest.raises(SimConfigError, match='start_time_ns=3000000000000000000'):
+        SimConfig(start_time_ns=3_000_000_000_000_000_000)
+    with pytest.raises(SimConfigError, match='start_time_ns'):  # 4 frames last 0.18 s
+        SimConfig(frames=4, start_time_ns=top - 100_000_000)
+    cfg = SimConfig(frames=4, start_time_ns=top - 300_000_000)
+    sim = Simulator(cfg)
+    last = max(sim.camera_times[-1], sim.lidar_times[-1])
+    assert sim.stamp_ns(float(last)) < top
+    with pytest.raises(SimConfigError, match=r'frames=100000000000 .*int32 seconds'):
+        SimConfig(frames=10**11)
