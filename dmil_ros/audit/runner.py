@@ -48,7 +48,7 @@ from typing import Any
 from dmil_ros.atomic import atomic_write_text, remove_stale_temporaries
 from dmil_ros.audit import bagresult
 from dmil_ros.audit.bagaudit import BagOptions, load_model
-from dmil_ros.audit.bags import bag_key, bag_names, find_bags, storage_files
+from dmil_ros.audit.bags import bag_key, bag_names, find_bags
 from dmil_ros.audit.engines import Job, check_engine, failed_entry, run_process, run_ray
 from dmil_ros.audit.errors import AuditError, AuditInputError
 from dmil_ros.audit.merge import MergeOptions, merge
@@ -185,8 +185,8 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     # once, before any bag or write: a model that cannot be audited stops the audit (--out
     # untouched, old results kept); loaded with the bags' options, so a serial audit reuses
     # this session (load_model's cache)
+    check_engine(options.engine, len(todo))  # at once, before the model's seconds of loading
     info = load_model(bag_opts).info
-    check_engine(options.engine, len(todo))
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     for name in finished:
@@ -328,12 +328,4 @@ def run_audit(paths: Sequence[str | Path], out: Path, options: AuditOptions) -> 
     return summary
 
 
-__all__ = [
-    'ENGINES',
-    'AuditOptions',
-    'bag_key',
-    'bag_names',
-    'find_bags',
-    'run_audit',
-    'storage_files',
-]
+__all__ = ['ENGINES', 'AuditOptions', 'run_audit']

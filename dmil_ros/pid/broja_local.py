@@ -427,7 +427,8 @@ class BROJALocal:
         self.maps = {
             'w1': w1, 'b1': b1, 'centroids1': c1, 'w2': w2, 'b2': b2, 'centroids2': c2,
         }  # fmt: skip
-        a1, a2 = self._assign64(f1, 1), self._assign64(f2, 2)
+        # float64: the histogram stays exact for features far from 0 (assign() warns)
+        a1, a2 = self._nearest(f1, 1, np.float64), self._nearest(f2, 2, np.float64)
         hist = np.zeros((len(c1), len(c2), nc))
         keep = self._label_floor_mask(a1, a2, y, (len(c1), len(c2), nc))  # (N,)
         self.dropped = int(len(y) - keep.sum())
@@ -438,11 +439,15 @@ class BROJALocal:
         self.table = self.tables[self.variant]
         return self
 
-    def _assign64(self, features: FloatArray, m: int) -> NDArray[np.int64]:
-        """:meth:`assign` in float64: the fit's histogram, exact for features far from 0."""
-        z = features @ self.maps[f'w{m}'] + self.maps[f'b{m}']  # (N, P)
-        c = self.maps[f'centroids{m}']  # (K, P)
-        d = (c * c).sum(1)[None, :] - 2.0 * (z @ c.T)  # (N, K)
+    def _nearest(
+        self, features: NDArray[np.floating], m: int, dtype: type[np.floating]
+    ) -> NDArray[np.int64]:
+        """Nearest centroid (N,) of modality ``m`` computed in ``dtype``: z = f w_m + b_m,
+        then argmin_k |c_k|² - 2 z·c_k (|z|² dropped)."""
+        w = self.maps[f'w{m}'].astype(dtype)  # (D, P)
+        c = self.maps[f'centroids{m}'].astype(dtype)  # (K, P)
+        z = np.asarray(features, dtype) @ w + self.maps[f'b{m}'].astype(dtype)  # (N, P)
+        d = (c * c).sum(1)[None, :] - dtype(2.0) * (z @ c.T)  # (N, K)
         return np.asarray(np.argmin(d, axis=1), np.int64)
 
     def assign(self, features: NDArray[np.floating], m: int) -> NDArray[np.int64]:
@@ -460,11 +465,7 @@ class BROJALocal:
                 'exported module) cannot resolve them beyond %.0e; centre them first',
                 m, offset, _MAX_OFFSET,
             )  # fmt: skip
-        w = self.maps[f'w{m}'].astype(np.float32)  # (D, P)
-        c = self.maps[f'centroids{m}'].astype(np.float32)  # (K, P)
-        z = np.asarray(features, np.float32) @ w + self.maps[f'b{m}'].astype(np.float32)
-        d = (c * c).sum(1)[None, :] - np.float32(2.0) * (z @ c.T)  # (N, K)
-        return np.asarray(np.argmin(d, axis=1), np.int64)
+        return self._nearest(features, m, np.float32)
 
     def pointwise(
         self,

@@ -123,7 +123,7 @@ def record_bag(
         msg = f'output {str(path)!r} exists already; rosbag2 bags are never overwritten'
         raise RecordError(msg)
     try:  # as every command's output: a file in the way or an unwritable folder is named
-        output_dir(path, 'output', new=True)
+        output_dir(path, 'output')  # its existence is refused just above
     except ConfigError as exc:
         raise RecordError(str(exc)) from None
     store = typestore()

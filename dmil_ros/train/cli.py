@@ -98,11 +98,13 @@ def run(args: argparse.Namespace) -> int:
     config = run_config(args.out, args.config, args.model, resume=args.resume)
     cache = None if args.no_cache else (args.cache or default_cache_dir())
     show = not args.no_progress
-    data, stats = load_bags(list(args.bags), config.data, config.preprocess, cache, progress=show)
+    # digest: data.json keeps each bag's pairs digest, which a resume checks
+    read = {'progress': show, 'digest': True}
+    data, stats = load_bags(list(args.bags), config.data, config.preprocess, cache, **read)
     if args.val_bags:
         train_set = data
         val_set, vstats = load_bags(
-            list(args.val_bags), config.data, config.preprocess, cache, progress=show
+            list(args.val_bags), config.data, config.preprocess, cache, **read
         )
         stats += vstats
     else:

@@ -369,8 +369,13 @@ def load_bags(
     cache_dir: Path | None = None,
     *,
     progress: bool = True,
+    digest: bool = False,
 ) -> tuple[Arrays, list[BagStats]]:
-    """Every bag's pairs (cached), concatenated; ``segment`` = the bag's index in ``bags``."""
+    """Every bag's pairs (cached), concatenated; ``segment`` = the bag's index in ``bags``.
+
+    ``digest``: also record each bag's first and last pair stamp and :func:`pairs_digest` in
+    its stats (what ``data.json`` keeps for a resume; a hash over every tensor, so only the
+    training asks for it)."""
     parts: list[Arrays] = []
     all_stats: list[BagStats] = []
     for i, bag in enumerate(bags):
@@ -388,7 +393,7 @@ def load_bags(
             arrays, stats = read_bag(bag, cfg, spec, segment=i, progress=progress)
             if cache is not None and stats.error is None and len(arrays):
                 _write_cache(cache, arrays, stats)
-        if len(arrays):
+        if digest and len(arrays):
             stats.stamps = (int(arrays.stamp.min()), int(arrays.stamp.max()))
             stats.digest = pairs_digest(arrays)
         logger.info('%s: %d pairs%s', bag, stats.pairs, ' (cache)' if stats.cached else '')

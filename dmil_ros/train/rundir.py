@@ -60,17 +60,6 @@ def check_out(out: Path, *, resume: bool, overwrite: bool) -> None:
         raise TrainError(msg)
 
 
-def recording(bag: Path) -> frozenset[Path]:
-    """The resolved storage files the bag ``bag`` is read from, however it is named (a folder,
-    its storage file, a link); its resolved path when it is no bag (the read names that)."""
-    from dmil_ros.bagio.reader import BagReadError, storage_files
-
-    try:
-        return frozenset(f.resolve() for f in storage_files(bag))
-    except (BagReadError, OSError):
-        return frozenset({Path(bag).resolve()})
-
-
 _TWICE = {
     '--bags': 'its two copies would be two recordings whose time blocks interleave, so '
     'validation would score training frames',
@@ -83,6 +72,8 @@ def check_bags(out: Path, bags: list[Path], val_bags: list[Path], *, resume: boo
     compared by the storage files read, not the paths as typed: ``DIR`` and ``DIR/DIR.mcap``
     are one recording), and a resume on other bags than the run's (its checkpoints were
     trained on those), before any bag is read."""
+    from dmil_ros.bagio.reader import recording
+
     found = {'--bags': [(b, recording(b)) for b in bags],
              '--val-bags': [(b, recording(b)) for b in val_bags]}  # fmt: skip
     for flag, group in found.items():
@@ -355,7 +346,6 @@ __all__ = [
     'earlier_run',
     'fit_frames',
     'recorded_bags',
-    'recording',
     'run_checkpoint',
     'run_config',
     'training_summary',

@@ -41,6 +41,7 @@ import csv
 import io
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -243,8 +244,8 @@ class _Epoch:
     count: int = 0
     parts: dict[str, float] = field(default_factory=dict)
 
-    def add(self, loss: Tensor, parts: dict[str, float], size: int) -> None:
-        self.total += float(loss.detach()) * size
+    def add(self, loss: float, parts: dict[str, float], size: int) -> None:
+        self.total += loss * size
         self.count += size
         for k, v in parts.items():
             self.parts[k] = self.parts.get(k, 0.0) + v * size
@@ -354,15 +355,16 @@ def _run_epoch(
         else:
             out = model(*augment(tr[0][idx], tr[1][idx], sched, gen))
         loss, parts = loss_fn(out, tr[2][idx], tr[3][idx])
-        if not bool(torch.isfinite(loss.detach())):
+        value = float(loss.detach())  # one read of the loss per batch
+        if not math.isfinite(value):
             shown = {k: f'{v:.4g}' for k, v in parts.items()}
-            what = f'loss {float(loss.detach())} is not finite (parts {shown})'
+            what = f'loss {value} is not finite (parts {shown})'
             raise TrainError(_diverged(out_dir, desc, what, stage, opt))
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
-        epoch.add(loss, parts, idx.numel())
-        bar.set_postfix(loss=f'{float(loss.detach()):.3f}')
+        epoch.add(value, parts, idx.numel())
+        bar.set_postfix(loss=f'{value:.3f}')
     # a finite loss can still take a step to inf / NaN weights: never validated nor saved
     bad = [k for k, v in model.named_parameters() if not bool(torch.isfinite(v).all())]
     if bad:
@@ -385,10 +387,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     kind = config.model.kind
     sched = config.schedule
-    plan = phases(config)
-    if not any(p.epochs for p in plan):
-        msg = f'train {str(out)!r}: every stage of the schedule has 0 epochs'
-        raise TrainError(msg)
+    plan = phases(config)  # at least one epoch: TrainConfig refuses a schedule without
     torch.set_num_threads(sched.threads)
     torch.manual_seed(sched.seed)
     model = build_model(config.model)

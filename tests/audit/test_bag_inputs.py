@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from bagfactory import write_small_bag
 
+from dmil_ros.audit.bags import bag_key, find_bags, storage_files
 from dmil_ros.audit.errors import AuditError
-from dmil_ros.audit.runner import bag_key, find_bags, storage_files
 from dmil_ros.cli import main
 from models import build
 

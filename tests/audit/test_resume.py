@@ -26,8 +26,8 @@ from bagfactory import write_small_bag
 
 from dmil_ros.audit import bags as audit_bags
 from dmil_ros.audit import engines, runner
+from dmil_ros.audit.bags import bag_names, find_bags
 from dmil_ros.audit.errors import AuditError
-from dmil_ros.audit.runner import bag_names, find_bags
 from dmil_ros.cli import main
 from models import build
 
