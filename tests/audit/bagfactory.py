@@ -22,6 +22,7 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from dmil_ros.bagio import typestore
+from dmil_ros.cli import main
 
 IMAGE_TOPIC = '/camera/image_raw'
 POINTS_TOPIC = '/lidar/points'
@@ -122,3 +123,9 @@ def write_small_bag(
                 )
                 writer.write(pts, log + 1000, store.serialize_cdr(cloud, cloud_cls.__msgtype__))
     return stamps
+
+
+def audit_cli(model: Path, out: Path, *bags: Path, extra: tuple[str, ...] = ()) -> int:
+    """``dmil-ros audit BAGS --out OUT --model MODEL`` on one worker and 2 clusters."""
+    args = ['audit', *map(str, bags), '--out', str(out), '--model', str(model)]
+    return main([*args, '--clusters', '2', '--workers', '1', *extra])

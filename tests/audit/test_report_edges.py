@@ -26,10 +26,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from bagfactory import write_small_bag
+from bagfactory import audit_cli, write_small_bag
 
 from dmil_ros.audit.report import render_report
-from dmil_ros.cli import main
 from models import build
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
@@ -72,11 +71,6 @@ def bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _audit(model: Path, out: Path, *bags: Path, extra: tuple[str, ...] = ()) -> int:
-    args = ['audit', *map(str, bags), '--out', str(out), '--model', str(model)]
-    return main([*args, '--clusters', '2', '--workers', '1', *extra])
-
-
 def _chromium_status(page: Path, profile: Path) -> str:
     dom = subprocess.run(
         [CHROMIUM or 'chromium', '--headless', '--no-sandbox', '--disable-gpu',
@@ -97,7 +91,7 @@ def test_a_model_without_gates_draws_no_empty_plot(
 ) -> None:
     foreign, _ = models
     out = tmp_path / 'out'
-    assert _audit(foreign, out, bag, extra=extra) == 0, case
+    assert audit_cli(foreign, out, bag, extra=extra) == 0, case
     html = (out / 'report.html').read_text()
     assert empty_plots(html) == [], case
     assert 'No finite values to draw' in html
@@ -109,7 +103,7 @@ def test_no_frame_at_all_draws_no_empty_plot(models: tuple[Path, Path], tmp_path
     empty.mkdir()
     (empty / 'empty.mcap').write_bytes(b'')
     out = tmp_path / 'out'
-    assert _audit(heads, out, empty) == 1  # the bag gave nothing: failed, summary written
+    assert audit_cli(heads, out, empty) == 1  # the bag gave nothing: failed, summary written
     html = (out / 'report.html').read_text()
     assert empty_plots(html) == []
     assert 'No audited frames to draw' in html
@@ -123,7 +117,7 @@ def test_a_one_frame_report_says_ok_in_headless_chromium(
 ) -> None:
     foreign, _ = models
     out = tmp_path / 'out'
-    assert _audit(foreign, out, bag, extra=('--max-frames', '1')) == 0
+    assert audit_cli(foreign, out, bag, extra=('--max-frames', '1')) == 0
     status = _chromium_status(out / 'report.html', tmp_path / 'profile')
     assert status.startswith('ok:'), status
 
@@ -135,7 +129,7 @@ def test_nulls_in_the_summary_do_not_break_the_report(
     no PID at all (a resumed result of an earlier run keeps what its sidecar said)."""
     _, heads = models
     out = tmp_path / 'out'
-    assert _audit(heads, out, bag, extra=('--no-report',)) == 0
+    assert audit_cli(heads, out, bag, extra=('--no-report',)) == 0
     summary = json.loads((out / 'summary.json').read_text())
     table = pq.read_table(out / 'frames.parquet')
     stamps = table.column('stamp').to_pylist()
@@ -162,7 +156,7 @@ def test_a_sidecar_pid_that_is_not_finite_is_ignored_with_an_error_entry(
     nan = '{"mix_pid": {"redundancy": NaN, "unique_camera": 0, "unique_lidar": 0, "synergy": 0}}'
     for text in (nan, '{"mix_pid": "n/a", "mix_pid_given_family": [1, 2]}'):
         (bag / 'ground_truth.json').write_text(text)
-        assert _audit(heads, out, bag) == 0, text  # the report stage raised
+        assert audit_cli(heads, out, bag) == 0, text  # the report stage raised
         summary = json.loads((out / 'summary.json').read_text())
         assert summary['ground_truth']['pid'] is None
         messages = [e['message'] for e in summary['bags'][0]['errors']]

@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 import pyarrow.parquet as pq
 import pytest
-from bagfactory import write_small_bag
+from bagfactory import audit_cli, write_small_bag
 from onnx import numpy_helper
 
 from dmil_ros.cli import main
@@ -41,8 +41,7 @@ def bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _audit(model: Path, out: Path, *bags: Path, extra: tuple[str, ...] = ()) -> int:
-    args = ['audit', *map(str, bags), '--out', str(out), '--model', str(model)]
-    return main([*args, '--clusters', '2', '--workers', '1', '--no-report', *extra])
+    return audit_cli(model, out, *bags, extra=('--no-report', *extra))
 
 
 def _external(source: Path, folder: Path, sign: float) -> Path:
