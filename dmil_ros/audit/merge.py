@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -72,6 +72,9 @@ from dmil_ros.audit.terms import (
     lsmi_frames,
 )
 from dmil_ros.runtime.contract import no_evidence
+
+if TYPE_CHECKING:
+    from dmil_ros.pid import Discretiser
 
 logger = logging.getLogger(__name__)
 F64 = npt.NDArray[np.float64]
@@ -250,18 +253,21 @@ def _merge(results: Sequence[BagResult], opts: MergeOptions) -> tuple[pa.Table, 
     dataset_level: dict[str, tuple[dict[str, float] | None, dict[str, Any]]] = {}
     if n:
         # decision level (methods.md §5): the PID of the model's predictive distribution
+        kmeans: dict[tuple[Any, ...], Discretiser] = {}  # k-means fits shared by the targets
         dataset_level['model'] = dataset_pid(
-            f_cam, f_lid, pred, opts.n_clusters, opts.seed, probs=probs
+            f_cam, f_lid, pred, opts.n_clusters, opts.seed, probs=probs, clusters=kmeans
         )
         if has_labels:
-            dataset_level['data'] = dataset_pid(f_cam, f_lid, label, opts.n_clusters, opts.seed)
+            dataset_level['data'] = dataset_pid(
+                f_cam, f_lid, label, opts.n_clusters, opts.seed, clusters=kmeans
+            )
         if has_labels and bool(((pred >= 0) & (label < 0)).any()):
             # some bags unlabelled: model_pid covers frames data_pid does not (its own
             # clusters, its own scenes); the shortcut check compares data_pid with the model's
             # PID on the labelled frames, where both see the same frames
             on_labelled = np.where(label >= 0, pred, -1)
             dataset_level['model_labelled'] = dataset_pid(
-                f_cam, f_lid, on_labelled, opts.n_clusters, opts.seed, probs=probs
+                f_cam, f_lid, on_labelled, opts.n_clusters, opts.seed, probs=probs, clusters=kmeans
             )
     # 3. per-frame BROJA-local terms ('dual' variant) refitted on the audit frames: model level
     #    with the predictions, data level with the labels

@@ -76,14 +76,14 @@ class Discretiser:
     def n_clusters(self) -> int:
         return int(self.centroids.shape[0])
 
-    def transform(self, features: ArrayLike) -> FloatArray:
+    def transform(self, features: ArrayLike, name: str = 'features') -> FloatArray:
         """Standardised (and projected) features, (N, d)."""
-        x = _as_features(features, 'features', dim=self.mean.shape[0])
+        x = _as_features(features, name, dim=self.mean.shape[0])
         return np.asarray(((x - self.mean) / self.scale) @ self.components.T, dtype=np.float64)
 
-    def assign(self, features: ArrayLike) -> IntArray:
-        """Nearest-centroid cluster index of each row, (N,)."""
-        z = self.transform(features)
+    def assign(self, features: ArrayLike, name: str = 'features') -> IntArray:
+        """Nearest-centroid cluster index of each row, (N,); errors name ``name``."""
+        z = self.transform(features, name)
         out = np.empty(z.shape[0], dtype=np.int64)
         c2 = (self.centroids**2).sum(axis=1)  # (k,)
         for start in range(0, z.shape[0], _ASSIGN_CHUNK):
@@ -199,11 +199,16 @@ def cvx_pid(
     pca_dim: int | None = 5,
     seed: int = 0,
     n_init: int = 3,
+    discretisers: tuple[Discretiser, Discretiser] | None = None,
 ) -> CVXResult:
     """CVX estimate of the BROJA atoms of (features_1, features_2; labels) in bits.
 
     ``n_clusters``: one k for both modalities, a pair (k1, k2), or None for
     :func:`suggest_n_clusters` (plug-in bias budget 0.05 bits).
+    ``discretisers``: a pair fitted before (:func:`fit_discretiser`, or a result's
+    ``discretiser_1`` / ``discretiser_2``), to estimate other labels of the same features on the
+    same clusters without fitting k-means again; ``n_clusters``, ``pca_dim``, ``seed`` and
+    ``n_init`` are then not used.
     """
     x1 = _as_features(features_1, 'features_1')
     x2 = _as_features(features_2, 'features_2')
@@ -225,13 +230,19 @@ def cvx_pid(
         msg = 'labels: NaN or infinite values'
         raise PIDInputError(msg)
     classes, y_idx = _classes(y)
-    if n_clusters is None:
-        k1 = k2 = suggest_n_clusters(n, len(classes))
+    if discretisers is not None:
+        if len(discretisers) != 2 or not all(isinstance(d, Discretiser) for d in discretisers):
+            msg = f'discretisers: expected a pair of Discretiser, got {discretisers!r:.80}'
+            raise PIDInputError(msg)
+        d1, d2 = discretisers
     else:
-        k1, k2 = count_pair('n_clusters', n_clusters)
-    d1 = fit_discretiser(x1, k1, pca_dim=pca_dim, seed=seed, n_init=n_init, name='features_1')
-    d2 = fit_discretiser(x2, k2, pca_dim=pca_dim, seed=seed, n_init=n_init, name='features_2')
-    c1, c2 = d1.assign(x1), d2.assign(x2)
+        if n_clusters is None:
+            k1 = k2 = suggest_n_clusters(n, len(classes))
+        else:
+            k1, k2 = count_pair('n_clusters', n_clusters)
+        d1 = fit_discretiser(x1, k1, pca_dim=pca_dim, seed=seed, n_init=n_init, name='features_1')
+        d2 = fit_discretiser(x2, k2, pca_dim=pca_dim, seed=seed, n_init=n_init, name='features_2')
+    c1, c2 = d1.assign(x1, 'features_1'), d2.assign(x2, 'features_2')
     hist = np.zeros((d1.n_clusters, d2.n_clusters, len(classes)), dtype=np.int64)
     np.add.at(hist, (c1, c2, y_idx), 1)
     pid = exact_pid(hist)

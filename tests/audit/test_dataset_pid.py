@@ -114,3 +114,35 @@ def test_ground_truth_given_family_weighs_only_the_frames_with_truth() -> None:
     assert gt['frames'] == 2 * n
     want = {'redundancy': 0.5, 'unique_camera': 0.0, 'unique_lidar': 0.0, 'synergy': 0.5}
     assert gt['pid_given_family'] == pytest.approx(want, abs=1e-6)
+
+
+def test_targets_of_the_same_features_share_their_k_means_fits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A shared ``clusters`` dict changes no atom (the fits depend on features, rows and k
+    only): the second target of the same frames fits nothing; other rows fit anew."""
+    import dmil_ros.pid.cvx as cvx
+
+    f1, f2, label = _copies(400)
+    other = (label + 1) % 4  # a second target of the same frames (a model's argmax)
+    alone = [dataset_pid(f1, f2, t, None, 0) for t in (label, other)]
+    calls: list[tuple[object, int, int]] = []
+    fit = cvx.fit_discretiser
+
+    def counted(x: np.ndarray, k: int, **kwargs: object) -> cvx.Discretiser:
+        calls.append((kwargs.get('name'), len(x), k))
+        return fit(x, k, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cvx, 'fit_discretiser', counted)
+    cache: dict = {}
+    first = dataset_pid(f1, f2, label, None, 0, clusters=cache)
+    fitted = len(calls)
+    second = dataset_pid(f1, f2, other, None, 0, clusters=cache)
+    assert [first, second] == alone
+    assert fitted > 0
+    assert len(calls) == fitted  # the second target reused every fit
+    assert len(set(calls)) == len(calls)
+    partial = np.where(np.arange(400) % 4 == 0, -1, label)  # a quarter unlabelled
+    dataset_pid(f1, f2, partial, None, 0, clusters=cache)
+    assert len(calls) > fitted
+    assert all(n == 300 for _, n, _ in calls[fitted:])

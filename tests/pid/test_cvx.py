@@ -231,3 +231,37 @@ def test_features_too_large_for_their_spread_are_refused() -> None:
     f1, f2, y, _, _ = _bits_features(rng, 400, 'unq1')
     with pytest.raises(PIDInputError, match=r'features_1: values up to .* too large'):
         cvx_pid(f1 * 1e160, f2, y, n_clusters=2)
+
+
+def test_discretisers_fitted_once_serve_other_labels_of_the_same_features() -> None:
+    """One k-means pair, two targets (AND, then XOR of the same bits): each estimate equals
+    the one that fits its own clusters (same seed) and is the exact PID of its histogram, and
+    the clusters are the ones given."""
+    rng = np.random.default_rng(7)
+    f1, f2, y_and, b1, b2 = _bits_features(rng, 2000, 'and')
+    y_xor = b1 ^ b2
+    first = cvx_pid(f1, f2, y_and, n_clusters=2, seed=3)
+    pair = (first.discretiser_1, first.discretiser_2)
+    for y in (y_and, y_xor):
+        shared = cvx_pid(f1, f2, y, discretisers=pair)
+        own = cvx_pid(f1, f2, y, n_clusters=2, seed=3)
+        assert shared.discretiser_1 is pair[0]
+        assert shared.discretiser_2 is pair[1]
+        np.testing.assert_array_equal(shared.histogram, own.histogram)
+        np.testing.assert_allclose(shared.pid.atoms, exact_pid(shared.histogram).atoms)
+    assert cvx_pid(f1, f2, y_xor, discretisers=pair).pid.atoms[3] > 0.9  # XOR: synergy
+
+
+@pytest.mark.parametrize('bad', [(), ('a', 'b'), (None,)])
+def test_discretisers_must_be_a_pair_of_discretisers(bad: tuple) -> None:
+    x = np.arange(20.0)
+    with pytest.raises(PIDInputError, match='discretisers: expected a pair of Discretiser'):
+        cvx_pid(x, x, x % 2, discretisers=bad)
+
+
+def test_discretisers_of_other_widths_are_refused_naming_the_modality() -> None:
+    rng = np.random.default_rng(0)
+    wide = fit_discretiser(rng.standard_normal((50, 3)), 2)
+    narrow = rng.standard_normal((50, 2))
+    with pytest.raises(PIDInputError, match='features_2: expected 3 feature dimensions'):
+        cvx_pid(narrow, narrow, np.arange(50) % 2, discretisers=(fit_discretiser(narrow, 2), wide))
