@@ -126,7 +126,8 @@ def bench_bag(bag: Path, model: Path, label: str = 'per-bag stage') -> None:
 
 def bench_floors(bag: Path, model: Path) -> None:
     """Each unavoidable part alone, and the best ratio 2 cores could reach from their sum."""
-    from dmil_ros.audit.bagaudit import BagOptions, load_model
+    from dmil_ros.audit.bagaudit import BagOptions
+    from dmil_ros.audit.model import load_model
     from dmil_ros.bagio.reader import RobustReader
     from dmil_ros.runtime.pipeline import FusionPipeline, PipelineConfig
 

@@ -30,8 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dmil_ros.audit.bagaudit import sidecar_path
 from dmil_ros.audit.errors import AuditError
+from dmil_ros.audit.labels import sidecar_path
 from dmil_ros.bagio.reader import BagReadError, recording, separate_recordings, storage_kind
 from dmil_ros.bagio.sqlite_salvage import wal_file
 

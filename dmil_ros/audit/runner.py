@@ -47,11 +47,12 @@ from typing import Any
 
 from dmil_ros.atomic import atomic_write_text, remove_stale_temporaries
 from dmil_ros.audit import bagresult
-from dmil_ros.audit.bagaudit import BagOptions, load_model
+from dmil_ros.audit.bagaudit import BagOptions
 from dmil_ros.audit.bags import bag_key, bag_names, find_bags
 from dmil_ros.audit.engines import Job, check_engine, failed_entry, run_process, run_ray
 from dmil_ros.audit.errors import AuditError, AuditInputError
 from dmil_ros.audit.merge import MergeOptions, merge
+from dmil_ros.audit.model import load_model
 
 logger = logging.getLogger(__name__)
 ENGINES = ('process', 'ray')

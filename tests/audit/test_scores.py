@@ -26,7 +26,8 @@ import pyarrow.parquet as pq
 import pytest
 from bagfactory import write_small_bag
 
-from dmil_ros.audit.bagaudit import BagOptions, audit_bag, is_distribution, softmax
+from dmil_ros.audit.bagaudit import BagOptions, audit_bag
+from dmil_ros.audit.model import is_distribution, softmax
 from dmil_ros.cli import main
 from models import build
 
