@@ -101,7 +101,9 @@ setup(
         *_tree('bags'),
     ],
     install_requires=RUNTIME,
-    extras_require={'train': TRAIN, 'dev': DEV, 'ray': ['ray>=2.9']},
+    # 'test': what colcon test looks for to run pytest (colcon-core reads tests_require and
+    # extras 'test'/'tests'/'testing'); without it, it runs unittest, which finds nothing
+    extras_require={'train': TRAIN, 'dev': DEV, 'ray': ['ray>=2.9'], 'test': ['pytest']},
     python_requires='>=3.10',
     zip_safe=False,
     maintainer='dmil_ros developers',
