@@ -20,15 +20,23 @@ guard condition; the guard condition's callback (its own mutually exclusive grou
 inbox through the pipeline: decode, pairing, ONNX inference, monitor, publishing. The
 diagnostics timer shares that group, so the pipeline is never used from two threads, while a
 slow inference never blocks message intake (a ``MultiThreadedExecutor`` runs the groups in
-parallel). The inbox holds ``queue_size`` messages per sensor and drops a message that waited
-more than ``silence_timeout`` s: under overload the node acts on recent frames, not on a
-backlog (``<sensor>_inbox_full`` / ``<sensor>_stale`` and the queue wait in the diagnostics).
+parallel). The ``~/cmd_vel`` watchdog has a group and a lock of its own: a stuck inference
+(a GPU stall) is exactly when it must still send its zero command (review 23c, M2). Timers
+run on the steady clock: with ``use_sim_time`` and no ``/clock``, or after the system clock
+steps back, diagnostics and the watchdog still fire. The inbox holds ``queue_size`` messages
+per sensor and drops a message that waited more than ``silence_timeout`` s: under overload the
+node acts on recent frames, not on a backlog (``<sensor>_inbox_full`` / ``<sensor>_stale`` and
+the queue wait in the diagnostics).
 
 An error the pipeline does not expect (ONNX Runtime failing, a CUDA error) is counted and logged
 for the message that caused it, and so is a diagnostics report that fails; the node keeps
-running. Shutdown (Ctrl-C, launch stopping it) lets a running callback finish and publishes
-nothing after: no traceback on Humble or Jazzy. A callback still running after
-``STOP_TIMEOUT_S`` (a hung GPU call) is not waited for: the process exits with code 1.
+running. Shutdown (Ctrl-C, SIGTERM, launch stopping it) lets a running callback finish and
+publishes nothing after but, with ``~/cmd_vel`` on, one zero command: a base without a command
+timeout would otherwise keep driving on the last one. rclpy's own signal handlers shut the
+context down before any clean-up could publish (review 23c, M1), so the node installs none:
+the executor spins on a worker thread and the signals end the main thread's wait. No
+traceback on Humble or Jazzy. A callback still running after ``STOP_TIMEOUT_S`` (a hung GPU
+call) is not waited for: the zero command is sent and the process exits with code 1.
 
 Start-up fails with one log line naming the file and the problem when the model is missing or
 does not follow the model contract. Parameters: :data:`dmil_ros.runtime.params.PARAMS`
@@ -37,7 +45,9 @@ does not follow the model contract. Parameters: :data:`dmil_ros.runtime.params.P
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -47,9 +57,11 @@ import rclpy
 import rclpy.exceptions
 from rcl_interfaces.msg import ParameterDescriptor  # type: ignore[import-not-found,unused-ignore]
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image, LaserScan, PointCloud2
 
 from dmil_ros.errors import DmilError
@@ -81,6 +93,8 @@ STARTUP_ERRORS: tuple[type[Exception], ...] = (
 
 
 STOP_TIMEOUT_S = 5.0  # the longest shutdown waits for a running inference
+ACK_TIMEOUT_S = 0.5  # the longest shutdown waits for subscribers to receive the zero command
+LOG_PERIOD_S = 5.0  # errors of one stage are logged at most this often (all are counted)
 
 
 # the subscriptions' message types, as NodeSettings names them
@@ -136,8 +150,11 @@ class FusionNode(Node):  # type: ignore[misc]
         # intake: cheap callbacks that only queue the message
         self._stopping = threading.Event()
         self._work_lock = threading.Lock()  # held by a running drain / diagnostics callback
+        self._command_lock = threading.Lock()  # cmd_vel: a frame's command vs the watchdog's
+        self._logged: dict[str, float] = {}  # stage -> when its last error was logged
         intake = MutuallyExclusiveCallbackGroup()
         work = MutuallyExclusiveCallbackGroup()
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._wake = self.create_guard_condition(self._drain, callback_group=work)
         image_type = _SENSOR_MSGS[settings.image_msgtype]
         points_type = _SENSOR_MSGS[settings.points_msgtype]
@@ -158,13 +175,17 @@ class FusionNode(Node):  # type: ignore[misc]
             ),
         ]
         self._timer = self.create_timer(
-            settings.diagnostics_period, self._diagnostics, callback_group=work
+            settings.diagnostics_period, self._diagnostics, callback_group=work, clock=steady
         )
-        # cmd_vel watchdog: one zero Twist when no frame came for silence_timeout
+        # cmd_vel watchdog: one zero Twist when no frame came for silence_timeout, in a group
+        # of its own so that a drain stuck in the model does not hold it back
         self._command = StaleCommand(cfg.silence_timeout)
         if '~/cmd_vel' in self._pubs:
             self._watchdog = self.create_timer(
-                cfg.silence_timeout / 2, self._stop_stale_command, callback_group=work
+                cfg.silence_timeout / 2,
+                self._stop_stale_command,
+                callback_group=MutuallyExclusiveCallbackGroup(),
+                clock=steady,
             )
         graphs = ' with CUDA graphs' if model.cuda_graphs else ''
         self.get_logger().info(
@@ -185,9 +206,10 @@ class FusionNode(Node):  # type: ignore[misc]
         try:
             self._wake.trigger()
         except Exception:
-            if not self._stopping.is_set():
+            if not self._stopping.is_set() and self._context_ok():
                 raise
-            # the guard condition was destroyed under a callback still running at shutdown
+            # the guard condition was destroyed under a callback still running at shutdown,
+            # or the context was shut down under it
 
     # ---- work (inference callback group) -----------------------------------------------------
 
@@ -226,26 +248,40 @@ class FusionNode(Node):  # type: ignore[misc]
         self._count_error(stage, exc, 'frame skipped')
 
     def _count_error(self, stage: str, exc: Exception, what: str) -> None:
-        """Count an error for the diagnostics (``<stage>: <Error>``) and log it, throttled."""
+        """Count an error for the diagnostics (``<stage>: <Error>``) and log it, at most once
+        per ``LOG_PERIOD_S`` per stage (rclpy throttles per call site: one stage's errors
+        would hide every other stage's, review 23c L4)."""
         text = self.pipeline.count_error(stage, exc)
-        self.get_logger().error(f'{what}: {text}', throttle_duration_sec=5.0)
+        now = time.monotonic()
+        if now - self._logged.get(stage, -LOG_PERIOD_S) >= LOG_PERIOD_S:
+            self._logged[stage] = now
+            self.get_logger().error(f'{what}: {text}')
 
     def _publish(self, result: FrameResult) -> None:
         for topic, msg in self.builder.frame(result):
             pub = self._pubs.get(topic)
-            if pub is not None:
-                pub.publish(CONVERTERS[TOPICS[topic]][1](msg))
-                if topic == '~/cmd_vel':
+            if pub is None:
+                continue
+            if topic == '~/cmd_vel':
+                with self._command_lock:
+                    pub.publish(CONVERTERS[TOPICS[topic]][1](msg))
                     self._command.sent(msg, time.monotonic())
+            else:
+                pub.publish(CONVERTERS[TOPICS[topic]][1](msg))
+
+    def _send_zero_command(self) -> None:
+        """Publish one zero velocity command (the caller holds ``_command_lock``)."""
+        zero = self.builder.twist(0.0, 0.0)
+        self._pubs['~/cmd_vel'].publish(CONVERTERS[TOPICS['~/cmd_vel']][1](zero))
+        self._command.sent(zero, time.monotonic())
 
     def _stop_stale_command(self) -> None:
         """Send a zero Twist once when the last non-zero one is older than silence_timeout."""
-        with self._work_lock:
+        with self._command_lock:
             if self._stopping.is_set() or not self._command.due(time.monotonic()):
                 return
             try:
-                zero = CONVERTERS[TOPICS['~/cmd_vel']][1](self.builder.twist(0.0, 0.0))
-                self._pubs['~/cmd_vel'].publish(zero)
+                self._send_zero_command()
             except Exception as exc:
                 if self._context_ok():
                     self._count_error('cmd_vel', exc, 'zero cmd_vel not published')
@@ -277,6 +313,29 @@ class FusionNode(Node):  # type: ignore[misc]
         context = getattr(self, 'context', None)
         return context is None or bool(context.ok())
 
+    def halt_base(self) -> None:
+        """At shutdown, after :meth:`stop`: one zero command on ``~/cmd_vel`` (when published),
+        waiting up to ``ACK_TIMEOUT_S`` for reliable subscribers to have it."""
+        pub = self._pubs.get('~/cmd_vel')
+        if pub is None or not self._context_ok():
+            return
+        # bounded: a watchdog callback holding the lock is quick, a stuck one must not hang us
+        if not self._command_lock.acquire(timeout=ACK_TIMEOUT_S):
+            return
+        try:
+            self._send_zero_command()
+        except Exception as exc:  # shutting down: say it, go on stopping
+            self.get_logger().error(f'shutdown: zero cmd_vel not published: {exc!r}')
+            return
+        finally:
+            self._command_lock.release()
+        acked = getattr(pub, 'wait_for_all_acked', None)
+        if acked is not None:
+            from rclpy.duration import Duration
+
+            acked(Duration(nanoseconds=int(ACK_TIMEOUT_S * 1e9)))
+        self.get_logger().info('shutdown: zero cmd_vel sent')
+
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> bool:
         """Let a running drain / diagnostics callback finish (up to ``timeout`` s: a hung GPU
         call must not hang shutdown); none does anything after. False: it timed out."""
@@ -290,9 +349,21 @@ class FusionNode(Node):  # type: ignore[misc]
         return True
 
 
+def _interrupt(signum: int, _frame: Any) -> None:
+    """SIGTERM (launch escalating, systemd, ``kill``) stops the node as Ctrl-C does."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _spin(executor: Any) -> None:
+    with contextlib.suppress(ExternalShutdownException):  # the context was shut down elsewhere
+        executor.spin()
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``ros2 run dmil_ros fusion_node`` and the launch file."""
-    rclpy.init(args=args)
+    # no rclpy signal handlers: they would shut the context down before the zero cmd_vel below
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     node = None
     executor = MultiThreadedExecutor(num_threads=3)
     try:
@@ -301,12 +372,21 @@ def main(args: list[str] | None = None) -> None:
         except STARTUP_ERRORS:  # logged by the node, one line
             sys.exit(1)
         executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        # the executor waits in rcl, where a Python signal handler cannot run; this thread
+        # waits in a join a signal interrupts at once
+        spinner = threading.Thread(target=_spin, args=(executor,), name='executor', daemon=True)
+        spinner.start()
+        while spinner.is_alive():
+            spinner.join(timeout=1.0)
+    except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         # stop before destroy_node: Jazzy's executor.shutdown does not wait for callbacks
-        if node is not None and not node.stop():
+        stopped = node is None or node.stop()
+        if node is not None:
+            node.halt_base()
+        if not stopped:
             # a callback hangs in the model (a stuck GPU call): Humble's executor.shutdown and
             # the interpreter's exit (which joins the executor's worker threads) would both
             # wait for it forever, so the process leaves without them

@@ -65,8 +65,10 @@ class FakeNode:
     overrides: ClassVar[dict[str, Any]] = {}
     fatal: ClassVar[list[str]] = []
     destroyed: ClassVar[list[str]] = []
+    instances: ClassVar[list[Any]] = []
 
     def __init__(self, name: str, **_: Any) -> None:
+        self.instances.append(self)
         self.name = name
         self.params: dict[str, Any] = {}
         self.descriptors: dict[str, Any] = {}
@@ -104,8 +106,10 @@ class FakeNode:
         self.guards.append(guard)
         return guard
 
-    def create_timer(self, period: float, cb: Any, callback_group: Any = None) -> Any:
-        timer = types.SimpleNamespace(period=period, cb=cb, group=callback_group)
+    def create_timer(
+        self, period: float, cb: Any, callback_group: Any = None, clock: Any = None
+    ) -> Any:
+        timer = types.SimpleNamespace(period=period, cb=cb, group=callback_group, clock=clock)
         self.timers.append(timer)
         return timer
 
@@ -136,8 +140,10 @@ def message_module(*names: str) -> types.ModuleType:
 def node_module(monkeypatch: pytest.MonkeyPatch) -> Any:
     FakeNode.fatal = []
     FakeNode.destroyed = []
+    FakeNode.instances = []
     rclpy = types.ModuleType('rclpy')
-    rclpy.init = lambda args=None: None  # type: ignore[attr-defined]
+    rclpy.inits = []  # type: ignore[attr-defined]
+    rclpy.init = lambda args=None, **kw: rclpy.inits.append(kw)  # type: ignore[attr-defined]
     rclpy.try_shutdown = lambda: None  # type: ignore[attr-defined]
     exceptions = types.ModuleType('rclpy.exceptions')
     exceptions.ParameterException = ParameterError  # type: ignore[attr-defined]
@@ -175,6 +181,13 @@ def node_module(monkeypatch: pytest.MonkeyPatch) -> Any:
         'rclpy.node': types.SimpleNamespace(Node=FakeNode),
         'rclpy.qos': types.SimpleNamespace(qos_profile_sensor_data='sensor_data'),
         'rclpy.callback_groups': types.SimpleNamespace(MutuallyExclusiveCallbackGroup=object),
+        'rclpy.clock': types.SimpleNamespace(
+            Clock=lambda clock_type: types.SimpleNamespace(clock_type=clock_type),
+            ClockType=types.SimpleNamespace(STEADY_TIME='steady', ROS_TIME='ros'),
+        ),
+        'rclpy.signals': types.SimpleNamespace(
+            SignalHandlerOptions=types.SimpleNamespace(NO='no', ALL='all')
+        ),
         'rclpy.executors': executors,
         'rcl_interfaces.msg': message_module('ParameterDescriptor'),
         'sensor_msgs.msg': message_module(
@@ -526,7 +539,6 @@ def test_a_stale_velocity_command_is_zeroed_once(
     node = node_module.FusionNode()
     (watchdog,) = [t for t in node.timers if t.cb == node._stop_stale_command]
     assert watchdog.period == pytest.approx(0.25)  # silence_timeout / 2
-    assert watchdog.group is node.guards[0].group
     sent = node.pubs['~/cmd_vel'].sent
     clock = [100.0]
     monkeypatch.setattr(node_module.time, 'monotonic', lambda: clock[0])
@@ -551,3 +563,128 @@ def test_no_watchdog_without_the_twist_output(node_module: Any, tmp_path: Path) 
     node, _, _ = _started(node_module, tmp_path)
     assert '~/cmd_vel' not in node.pubs
     assert len(node.timers) == 1  # diagnostics only
+
+
+def _twist_node(node_module: Any, tmp_path: Path) -> Any:
+    model = build_model(tmp_path / 'm.onnx')
+    FakeNode.overrides = {'model_path': str(model), 'provider': 'cpu', 'publish_cmd_vel': True}
+    return node_module.FusionNode()
+
+
+def test_the_watchdog_zeroes_the_command_while_inference_is_stuck(
+    node_module: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drain stuck in the model holds the work group and its lock: the watchdog has a group
+    and a lock of its own, so it still sends its zero (review 23c, M2)."""
+    import threading
+
+    node = _twist_node(node_module, tmp_path)
+    (watchdog,) = [t for t in node.timers if t.cb == node._stop_stale_command]
+    assert watchdog.group is not node.guards[0].group
+    clock = [100.0]
+    monkeypatch.setattr(node_module.time, 'monotonic', lambda: clock[0])
+    forward = node.builder.twist(0.3, 0.0)
+    monkeypatch.setattr(node.builder, 'frame', lambda _result: [('~/cmd_vel', forward)])
+    node._publish(None)
+    clock[0] = 101.0
+    with node._work_lock:  # a drain inside a stuck model call
+        runner = threading.Thread(target=watchdog.cb, daemon=True)
+        runner.start()
+        runner.join(2.0)
+        assert not runner.is_alive()
+    sent = node.pubs['~/cmd_vel'].sent
+    assert (sent[-1].linear.x, sent[-1].angular.z) == (0.0, 0.0)
+
+
+def test_timers_run_on_the_steady_clock(node_module: Any, tmp_path: Path) -> None:
+    """With use_sim_time and no /clock, ROS-time timers never fire (review 23c, L1)."""
+    node = _twist_node(node_module, tmp_path)
+    assert len(node.timers) == 2
+    assert all(t.clock.clock_type == 'steady' for t in node.timers)
+
+
+def test_shutdown_sends_one_zero_command_after_the_last_frame(
+    node_module: Any, tmp_path: Path
+) -> None:
+    """rclpy's signal handlers would shut the context down first: main installs none and
+    publishes one zero command once the callbacks have stopped (review 23c, M1)."""
+    FakeNode.overrides = {
+        'model_path': str(build_model(tmp_path / 'm.onnx')),
+        'provider': 'cpu',
+        'publish_cmd_vel': True,
+    }
+    node_module.main([])  # the stand-in executor raises ExternalShutdownException at once
+    assert node_module.rclpy.inits == [{'signal_handler_options': 'no'}]
+    (node,) = FakeNode.instances
+    sent = node.pubs['~/cmd_vel'].sent
+    assert len(sent) == 1
+    assert (sent[0].linear.x, sent[0].angular.z) == (0.0, 0.0)
+    assert node._stopping.is_set()  # after stop(): no frame command can follow it
+    assert 'shutdown: zero cmd_vel sent' in node.logged
+
+
+def test_no_zero_command_without_the_twist_output(node_module: Any, tmp_path: Path) -> None:
+    FakeNode.overrides = {'model_path': str(build_model(tmp_path / 'm.onnx')), 'provider': 'cpu'}
+    node_module.main([])
+    (node,) = FakeNode.instances
+    assert '~/cmd_vel' not in node.pubs
+    assert not any('zero cmd_vel' in line for line in node.logged)
+
+
+@pytest.mark.parametrize('signum', ['SIGINT', 'SIGTERM'])
+def test_a_signal_stops_the_spinning_node_and_zeroes_the_command(
+    node_module: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: str
+) -> None:
+    """The executor spins on a worker thread (it waits in rcl, where no Python signal handler
+    runs); Ctrl-C or SIGTERM ends the main thread's wait at once, then the node stops."""
+    import os
+    import signal
+    import threading
+
+    FakeNode.overrides = {
+        'model_path': str(build_model(tmp_path / 'm.onnx')),
+        'provider': 'cpu',
+        'publish_cmd_vel': True,
+    }
+    released = threading.Event()
+    executor = node_module.MultiThreadedExecutor
+    executor.shutdowns.clear()
+
+    def spin(self: Any) -> None:
+        released.wait(10.0)  # as rcl's wait: no signal handler runs on this thread
+
+    monkeypatch.setattr(executor, 'spin', spin)
+    before = signal.getsignal(signal.SIGTERM)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), getattr(signal, signum)))
+    timer.start()
+    try:
+        node_module.main([])
+    finally:
+        released.set()
+        timer.cancel()
+    (node,) = FakeNode.instances
+    assert executor.shutdowns == [node_module.STOP_TIMEOUT_S]
+    assert [(m.linear.x, m.angular.z) for m in node.pubs['~/cmd_vel'].sent] == [(0.0, 0.0)]
+    assert signal.getsignal(signal.SIGTERM) is before  # restored
+
+
+def test_errors_of_one_stage_do_not_hide_another_stage_in_the_log(
+    node_module: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rclpy throttles per call site: one site for every stage let a per-frame model error
+    silence the publish and diagnostics errors (review 23c, L4). Each stage is logged at most
+    once per LOG_PERIOD_S, every error counted."""
+    node, _, _ = _started(node_module, tmp_path)
+    clock = [10.0]
+    monkeypatch.setattr(node_module.time, 'monotonic', lambda: clock[0])
+    node._count_error('model', RuntimeError('a'), 'frame skipped')
+    node._count_error('model', RuntimeError('b'), 'frame skipped')  # within the period
+    node._count_error('publish', TypeError('c'), 'frame skipped')
+    errors = [line for line in node.logged if line.startswith('ERROR')]
+    assert len(errors) == 2
+    assert 'model' in errors[0]
+    assert 'publish' in errors[1]
+    clock[0] += node_module.LOG_PERIOD_S
+    node._count_error('model', RuntimeError('d'), 'frame skipped')
+    assert len([line for line in node.logged if line.startswith('ERROR')]) == 3
+    assert node.pipeline.errors[('model', 'RuntimeError')] == 3
