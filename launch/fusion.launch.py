@@ -24,7 +24,8 @@ launch), ``image_topic``, ``points_topic``, ``model``, ``provider`` (auto|cpu|cu
 ``diagnostics_topic`` (default ``diagnostics``, in the namespace; ``/diagnostics`` is where
 diagnostic_aggregator and rqt_robot_monitor listen), ``publish_cmd_vel`` (``true`` / ``false``;
 empty: the parameters file, whose default is off), ``cmd_vel_topic`` (default the private
-``~/cmd_vel``; ``/cmd_vel`` for the base controller), ``log_level``.
+``~/cmd_vel``; ``/cmd_vel`` for the base controller), ``log_level`` (the node's own logger:
+``debug`` does not turn on rcl's and the middleware's debug output).
 
 ``image_topic``, ``points_topic``, ``model``, ``provider`` and ``publish_cmd_vel`` are empty by
 default: the parameters file decides (its empty ``model_path`` means the shipped
@@ -71,9 +72,18 @@ def _topic_argument(context: LaunchContext, name: str, *, private: bool = False)
     return value
 
 
+def node_logger(context: LaunchContext) -> str:
+    """The node's logger name (``robot1.fusion_node`` under ``namespace:=robot1``): the
+    ``log_level`` argument sets it alone, not rcl's, the middleware's and every other logger's
+    as a bare ``--log-level`` would."""
+    namespace = LaunchConfiguration('namespace').perform(context)
+    return '.'.join([*namespace.strip('/').split('/'), 'fusion_node']).lstrip('.')
+
+
 def _node(context: LaunchContext, *args: object, **kwargs: object) -> list[Node]:
     values = {arg: LaunchConfiguration(arg).perform(context) for arg in OVERRIDES}
     params_file = LaunchConfiguration('params_file').perform(context)
+    level = LaunchConfiguration('log_level').perform(context)
     if not Path(params_file).is_file():  # launch_ros would only warn, then run on defaults
         msg = f'params_file {params_file!r}: no such file'
         raise RuntimeError(msg)
@@ -87,8 +97,8 @@ def _node(context: LaunchContext, *args: object, **kwargs: object) -> list[Node]
         k: ParameterValue(v, value_type=str) for k, v in overrides(values).items()
     }
     publish = LaunchConfiguration('publish_cmd_vel').perform(context)
-    if publish:  # 'true' / 'false' (the argument's choices): a bool, as the node declares it
-        chosen['publish_cmd_vel'] = publish == 'true'
+    if publish:  # true / false in either case (the choices): a bool, as the node declares it
+        chosen['publish_cmd_vel'] = publish.lower() == 'true'
     if chosen:
         parameters.append(chosen)
     return [
@@ -101,7 +111,7 @@ def _node(context: LaunchContext, *args: object, **kwargs: object) -> list[Node]
             emulate_tty=True,
             parameters=parameters,
             remappings=remappings,
-            arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')],
+            arguments=['--ros-args', '--log-level', f'{node_logger(context)}:={level}'],
         )
     ]
 
@@ -146,7 +156,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'publish_cmd_vel',
             default_value='',
-            choices=['', 'true', 'false'],
+            choices=['', 'true', 'false', 'True', 'False'],
             description='publish the action as a geometry_msgs/Twist on cmd_vel_topic; empty = '
             'the parameters file (off by default)',
         ),
@@ -156,6 +166,11 @@ def generate_launch_description() -> LaunchDescription:
             description='where the Twist output goes when publish_cmd_vel is on (e.g. /cmd_vel '
             'for the base controller); default: private to the node',
         ),
-        DeclareLaunchArgument('log_level', default_value='info', description='ROS log level'),
+        DeclareLaunchArgument(
+            'log_level',
+            default_value='info',
+            choices=['debug', 'info', 'warn', 'error', 'fatal'],
+            description="the node's log level (its logger only, not rcl's or the middleware's)",
+        ),
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=_node)])

@@ -17,11 +17,17 @@
 Starts the launch file with a namespace, publishes synthetic camera + LiDAR messages, and checks
 that ``~/action_probs`` arrives stamped with the published camera stamps and that the node exits
 cleanly on shutdown. Skipped (module level) where launch_testing / rclpy are missing.
+
+``colcon test`` may run on the robot with its stack up: the test keeps to a DDS domain of its
+own, discovered on this host only, and to ``/smoke/...`` input topics, so its grey frames never
+reach the robot's perception and the robot's frames never reach the node under test (review
+23c, M6). ``DMIL_SMOKE_DOMAIN_ID`` picks the domain (default: 51-100 from the process id).
 """
 
 from __future__ import annotations
 
 import array
+import os
 import tempfile
 import time
 import unittest
@@ -32,6 +38,13 @@ import pytest
 
 pytest.importorskip('launch_testing')
 rclpy = pytest.importorskip('rclpy')
+
+# before rclpy starts here and before launch starts the node, which inherits the environment
+os.environ['ROS_DOMAIN_ID'] = os.environ.get('DMIL_SMOKE_DOMAIN_ID', str(51 + os.getpid() % 50))
+if os.environ.get('ROS_DISTRO', 'humble') == 'humble':
+    os.environ['ROS_LOCALHOST_ONLY'] = '1'
+else:  # Jazzy and later: ROS_LOCALHOST_ONLY is deprecated
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 
 import launch_testing  # noqa: E402
 import launch_testing.actions  # noqa: E402
@@ -45,6 +58,7 @@ from sensor_msgs.msg import Image, JointState, PointCloud2, PointField  # noqa: 
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = 'smoke'
+CAMERA, POINTS = '/smoke/camera/image_raw', '/smoke/lidar/points'
 
 
 def model_path() -> str:
@@ -67,6 +81,8 @@ def generate_test_description() -> Any:
             'model': model_path(),
             'provider': 'cpu',
             'params_file': str(ROOT / 'config' / 'fusion.yaml'),
+            'image_topic': CAMERA,
+            'points_topic': POINTS,
         }.items(),
     )
     return LaunchDescription([include, launch_testing.actions.ReadyToTest()])
@@ -113,8 +129,8 @@ class TestFusionNode(unittest.TestCase):
         sub = self.node.create_subscription(
             JointState, f'/{NS}/fusion_node/action_probs', got.append, 10
         )
-        cam = self.node.create_publisher(Image, '/camera/image_raw', qos_profile_sensor_data)
-        lid = self.node.create_publisher(PointCloud2, '/lidar/points', qos_profile_sensor_data)
+        cam = self.node.create_publisher(Image, CAMERA, qos_profile_sensor_data)
+        lid = self.node.create_publisher(PointCloud2, POINTS, qos_profile_sensor_data)
         sent = set()
         t0 = time.time_ns()
         k = 0

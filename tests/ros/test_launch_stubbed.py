@@ -83,6 +83,8 @@ def _context(**values: str) -> dict[str, str]:
         'diagnostics_topic': 'diagnostics',
         'cmd_vel_topic': '~/cmd_vel',
         'publish_cmd_vel': '',
+        'namespace': '',
+        'log_level': 'info',
     }
     return {**base, **values}
 
@@ -166,7 +168,9 @@ def test_the_twist_output_can_go_where_the_base_listens(launch_file: Any) -> Non
             launch_file._node(_context(cmd_vel_topic=bad))
 
 
-@pytest.mark.parametrize(('argument', 'value'), [('true', True), ('false', False)])
+@pytest.mark.parametrize(
+    ('argument', 'value'), [('true', True), ('false', False), ('True', True), ('False', False)]
+)
 def test_the_twist_output_can_be_switched_from_the_command_line(
     launch_file: Any, argument: str, value: bool
 ) -> None:
@@ -183,4 +187,17 @@ def test_the_twist_output_can_be_switched_from_the_command_line(
     declared = {
         e.args[0]: e.kwargs for e in launch_file.generate_launch_description().args[0][:-1]
     }
-    assert declared['publish_cmd_vel']['choices'] == ['', 'true', 'false']
+    assert declared['publish_cmd_vel']['choices'] == ['', 'true', 'false', 'True', 'False']
+
+
+@pytest.mark.parametrize(
+    ('namespace', 'logger'),
+    [('', 'fusion_node'), ('robot1', 'robot1.fusion_node'), ('/a/b', 'a.b.fusion_node')],
+)
+def test_log_level_sets_the_node_logger_only(
+    launch_file: Any, namespace: str, logger: str
+) -> None:
+    """A bare ``--log-level debug`` also turns on rcl's and the middleware's debug output
+    (review 23c, L6); rcl names a node's logger by its namespace and name, dot-separated."""
+    (node,) = launch_file._node(_context(namespace=namespace, log_level='debug'))
+    assert node.kwargs['arguments'] == ['--ros-args', '--log-level', f'{logger}:=debug']
