@@ -300,7 +300,7 @@ def empty_writer(out: Path) -> None:
     store = OutputBuilder().store
     writer = Writer(out, version=8, storage_plugin=StoragePlugin.MCAP)
     writer.open()
-    for topic in ('~/action', '~/action_probs', '~/gates', 'diagnostics'):
+    for topic in ('~/action', '~/action_probs', '~/gates', '/diagnostics'):
         writer.add_connection(resolve(topic), TOPICS[topic], typestore=store)
     writer.close()
 

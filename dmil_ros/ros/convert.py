@@ -26,7 +26,7 @@ from typing import Any
 
 from builtin_interfaces.msg import Time  # type: ignore[import-not-found,unused-ignore]
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Twist, Vector3
+from geometry_msgs.msg import Twist, TwistStamped, Vector3
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
 
@@ -71,8 +71,13 @@ def twist(src: Any) -> Twist:
     )
 
 
+def twist_stamped(src: Any) -> TwistStamped:
+    return TwistStamped(header=header(src.header), twist=twist(src.twist))
+
+
 CONVERTERS: dict[str, tuple[type, Any]] = {
     'sensor_msgs/msg/JointState': (JointState, joint_state),
     'diagnostic_msgs/msg/DiagnosticArray': (DiagnosticArray, diagnostic_array),
     'geometry_msgs/msg/Twist': (Twist, twist),
+    'geometry_msgs/msg/TwistStamped': (TwistStamped, twist_stamped),
 }

@@ -66,9 +66,9 @@ from sensor_msgs.msg import CompressedImage, Image, LaserScan, PointCloud2
 
 from dmil_ros.errors import DmilError
 from dmil_ros.ros.convert import CONVERTERS
-from dmil_ros.runtime.diagnostics import DiagnosticsTracker
+from dmil_ros.runtime.diagnostics import DiagnosticsTracker, status_name
 from dmil_ros.runtime.inbox import Inbox
-from dmil_ros.runtime.outputs import NODE_NAME, TOPICS, OutputBuilder, StaleCommand
+from dmil_ros.runtime.outputs import CMD_VEL, DIAGNOSTICS, NODE_NAME, OutputBuilder, StaleCommand
 from dmil_ros.runtime.params import PARAMS, build
 from dmil_ros.runtime.pipeline import FusionPipeline
 from dmil_ros.runtime.records import FrameResult, Header, planar_warning
@@ -125,25 +125,33 @@ class FusionNode(Node):  # type: ignore[misc]
                 descriptor.additional_constraints = f'one of {", ".join(p.choices)}'
             self.declare_parameter(p.name, p.default, descriptor)
         values = {p.name: self.get_parameter(p.name).value for p in PARAMS}
-        settings = build(values)  # DmilError on a bad value
+        # DmilError on a bad value; input topics resolved in this namespace, as rcl resolves
+        # them (remap rules still apply to the absolute names), so diagnostics name them
+        settings = build(values).resolved(self.get_namespace(), self.get_name())
         model = settings.load_model()
         self.pipeline = FusionPipeline(model, settings.pipeline)
-        self.builder = OutputBuilder(settings.twists)
+        self.builder = OutputBuilder(settings.twists, stamped=settings.cmd_vel_stamped)
+        self._types = self.builder.topics()  # topic -> message type (cmd_vel: Twist[Stamped])
         cfg = settings.pipeline
         self.inbox = Inbox(cfg.queue_size, cfg.silence_timeout)
         planar = planar_warning(cfg.lidar_topic, model.spec.beams)
         if settings.points_type == 'laserscan' and planar:
             self.get_logger().warning(planar)
-        self.tracker = DiagnosticsTracker(self.pipeline, inbox=self.inbox, start=time.monotonic())
+        self.tracker = DiagnosticsTracker(
+            self.pipeline,
+            inbox=self.inbox,
+            start=time.monotonic(),
+            name=status_name(self.get_fully_qualified_name()),
+        )
 
         # publishers: every output the model can fill
         self._pubs: dict[str, Any] = {}
-        for topic, msgtype in TOPICS.items():
+        for topic, msgtype in self._types.items():
             if topic == '~/gates' and not model.has('gates'):
                 continue
             if topic in ('~/interactions', '~/synergy_alert') and self.pipeline.pid_source is None:
                 continue
-            if topic == '~/cmd_vel' and settings.twists is None:
+            if topic == CMD_VEL and settings.twists is None:
                 continue
             self._pubs[topic] = self.create_publisher(CONVERTERS[msgtype][0], topic, 10)
 
@@ -180,7 +188,7 @@ class FusionNode(Node):  # type: ignore[misc]
         # cmd_vel watchdog: one zero Twist when no frame came for silence_timeout, in a group
         # of its own so that a drain stuck in the model does not hold it back
         self._command = StaleCommand(cfg.silence_timeout)
-        if '~/cmd_vel' in self._pubs:
+        if CMD_VEL in self._pubs:
             self._watchdog = self.create_timer(
                 cfg.silence_timeout / 2,
                 self._stop_stale_command,
@@ -262,17 +270,20 @@ class FusionNode(Node):  # type: ignore[misc]
             pub = self._pubs.get(topic)
             if pub is None:
                 continue
-            if topic == '~/cmd_vel':
+            if topic == CMD_VEL:
                 with self._command_lock:
-                    pub.publish(CONVERTERS[TOPICS[topic]][1](msg))
+                    pub.publish(CONVERTERS[self._types[topic]][1](msg))
                     self._command.sent(msg, time.monotonic())
             else:
-                pub.publish(CONVERTERS[TOPICS[topic]][1](msg))
+                pub.publish(CONVERTERS[self._types[topic]][1](msg))
 
     def _send_zero_command(self) -> None:
         """Publish one zero velocity command (the caller holds ``_command_lock``)."""
-        zero = self.builder.twist(0.0, 0.0)
-        self._pubs['~/cmd_vel'].publish(CONVERTERS[TOPICS['~/cmd_vel']][1](zero))
+        # stamped: now on the node's clock, in the frame of the last command
+        now = self.get_clock().now().to_msg()
+        header = Header(int(now.sec), int(now.nanosec), self._command.frame_id)
+        zero = self.builder.twist(0.0, 0.0, header)
+        self._pubs[CMD_VEL].publish(CONVERTERS[self._types[CMD_VEL]][1](zero))
         self._command.sent(zero, time.monotonic())
 
     def _stop_stale_command(self) -> None:
@@ -301,7 +312,7 @@ class FusionNode(Node):  # type: ignore[misc]
                 now = self.get_clock().now().to_msg()
                 header = Header(int(now.sec), int(now.nanosec), '')
                 msg = self.builder.diagnostics(header, statuses)
-                self._pubs['diagnostics'].publish(CONVERTERS[TOPICS['diagnostics']][1](msg))
+                self._pubs[DIAGNOSTICS].publish(CONVERTERS[self._types[DIAGNOSTICS]][1](msg))
             except Exception as exc:
                 if not self._context_ok():
                     return  # the context was shut down under us (Ctrl-C on Humble)
@@ -316,7 +327,7 @@ class FusionNode(Node):  # type: ignore[misc]
     def halt_base(self) -> None:
         """At shutdown, after :meth:`stop`: one zero command on ``~/cmd_vel`` (when published),
         waiting up to ``ACK_TIMEOUT_S`` for reliable subscribers to have it."""
-        pub = self._pubs.get('~/cmd_vel')
+        pub = self._pubs.get(CMD_VEL)
         if pub is None or not self._context_ok():
             return
         # bounded: a watchdog callback holding the lock is quick, a stuck one must not hang us

@@ -37,9 +37,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--max-speed', action='store_true', help='as fast as possible, batched (default)'
     )
     parser.add_argument('--provider', choices=('auto', 'cpu', 'cuda', 'tensorrt'))
-    parser.add_argument('--namespace', default='', help='namespace of the output topics')
-    parser.add_argument('--image-topic', help='camera topic (default /camera/image_raw)')
-    parser.add_argument('--points-topic', help='LiDAR topic (default /lidar/points)')
+    parser.add_argument(
+        '--namespace',
+        default='',
+        help="the node's namespace: of the output topics and of relative input topics",
+    )
+    parser.add_argument(
+        '--image-topic',
+        help='camera topic (default camera/image_raw: /camera/image_raw, or '
+        '/<namespace>/camera/image_raw with --namespace)',
+    )
+    parser.add_argument(
+        '--points-topic',
+        help='LiDAR topic (default lidar/points: /lidar/points, or /<namespace>/lidar/points)',
+    )
     parser.add_argument('--pid-source', choices=('auto', 'pid_broja', 'pid_lsmi'))
     parser.add_argument('--batch', type=int, default=32, help='pairs per model call at max speed')
     parser.add_argument(
@@ -48,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='ONNX Runtime intra-op threads, 0 = one per core (default: the params value, 1)',
     )
     parser.add_argument('--cmd-vel', action='store_true', help='also write ~/cmd_vel')
+    parser.add_argument(
+        '--cmd-vel-stamped',
+        action='store_true',
+        help='write ~/cmd_vel as geometry_msgs/TwistStamped (implies --cmd-vel)',
+    )
     parser.add_argument('--summary', help='write the summary as JSON to this file')
     parser.add_argument('--no-progress', action='store_true', help='no live progress line')
 
@@ -79,9 +95,13 @@ def run(args: argparse.Namespace) -> int:
         'threads': args.threads,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
-    if args.cmd_vel:
+    if args.cmd_vel or args.cmd_vel_stamped:
         values['publish_cmd_vel'] = True
-    settings = params.build(values)
+    if args.cmd_vel_stamped:
+        values['cmd_vel_stamped'] = True
+    # the bag holds resolved names: a relative topic is in the node's namespace, as the node
+    # in that namespace would subscribe to it
+    settings = params.build(values).resolved(args.namespace)
     model = settings.load_model()
     pipeline = FusionPipeline(model, settings.pipeline)
     summary = replay(
@@ -92,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         rate=args.rate,
         batch=args.batch,
         twists=settings.twists,
+        cmd_vel_stamped=settings.cmd_vel_stamped,
         diagnostics_period=settings.diagnostics_period,
         progress=not args.no_progress,
         keep_on_interrupt=True,

@@ -28,6 +28,12 @@ a second by the node and written to the replay bag at the same cadence of bag ti
   previous report, or a synergy alert is on;
 * ``OK`` otherwise.
 
+Naming follows diagnostic_updater: the status is named ``<node>: <task>`` with the node's
+fully qualified name (:func:`status_name`, as diagnostic_updater with ``use_fqn``), so the
+statuses of two namespaced nodes on the one ``/diagnostics`` topic do not overwrite each other
+in diagnostic_aggregator; ``hardware_id`` is the host's name (the model's path is the
+``model`` value).
+
 ``latency p50/p99`` is the sum of the pipeline's stage timers for a frame pair (decode and
 preprocess of its camera frame, and of its sweep when this is the first pair the sweep serves,
 inference, monitor). Headers, pairing and the records built per message are in no timer: about
@@ -37,6 +43,7 @@ message waited for the inference thread.
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -52,7 +59,16 @@ OK: Final = 0
 WARN: Final = 1
 ERROR: Final = 2
 STALE: Final = 3
-NAME: Final = 'dmil_ros: fusion'
+TASK: Final = 'fusion'
+
+
+def status_name(fully_qualified_node: str) -> str:
+    """The status name diagnostic_updater gives a task of that node (``<node>: <task>``,
+    ``diagnostic_updater.cpp``, with ``use_fqn``): ``/robot1/fusion_node: fusion``."""
+    return f'{fully_qualified_node}: {TASK}'
+
+
+NAME: Final = status_name('/fusion_node')  # the root namespace's node: a replay's default
 
 
 @dataclass(frozen=True)
@@ -75,7 +91,8 @@ class DiagnosticsTracker:
     wait p99 is reported. ``start`` is when the inputs were first awaited (the node's start-up;
     ``None``: the first arrival, as in a replay). ``arrived`` and ``report`` may run on different
     threads (the node's intake and work threads): a lock keeps a report from reading an arrival
-    queue mid-append.
+    queue mid-append. ``name``: the status name (:func:`status_name` of the node's fully
+    qualified name); ``hardware_id``: None for this host's name (``socket.gethostname()``).
     """
 
     def __init__(
@@ -84,8 +101,13 @@ class DiagnosticsTracker:
         window: float = 5.0,
         inbox: Inbox | None = None,
         start: float | None = None,
+        *,
+        name: str = NAME,
+        hardware_id: str | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.name = name
+        self.hardware_id = socket.gethostname() if hardware_id is None else hardware_id
         self.start = start
         self.inbox = inbox
         self.window = window
@@ -264,4 +286,4 @@ class DiagnosticsTracker:
             level, message = OK, 'waiting for input'
         else:
             level, message = OK, 'running'
-        return [Status(level, NAME, message, p.model.path, tuple(values))]
+        return [Status(level, self.name, message, self.hardware_id, tuple(values))]

@@ -17,8 +17,10 @@
 Only standard message types, so PlotJuggler / Foxglove / rqt / ``ros2 topic echo`` read them
 without this package (rviz2 has no display for named values); every per-frame message carries
 the camera frame's header (stamp and frame_id copied from the input; the LiDAR sweep's in
-camera-silent degraded mode, :mod:`~dmil_ros.runtime.pipeline`). Topic names are relative to
-the node (``~/``), so they land under its namespace: ``/<namespace>/fusion_node/<name>``.
+camera-silent degraded mode, :mod:`~dmil_ros.runtime.pipeline`). Topic names are private to
+the node (``~/``), so they land under its namespace: ``/<namespace>/fusion_node/<name>``; the
+diagnostics go to the absolute ``/diagnostics``, where diagnostic_updater publishes and
+diagnostic_aggregator listens, whatever the namespace.
 
 =====================  ==========================  ==========================================
 topic                  type                        content
@@ -32,12 +34,15 @@ topic                  type                        content
                                                    and in degraded mode
                                                    (:mod:`~dmil_ros.runtime.pipeline`)
 ``~/synergy_alert``    sensor_msgs/JointState      name = alert (1/0), synergy, baseline, z
-``diagnostics``        diagnostic_msgs/            one DiagnosticStatus ``dmil_ros: fusion``
-                       DiagnosticArray             (about 1 Hz; relative, so ``/diagnostics``
-                                                   without a namespace)
-``~/cmd_vel``          geometry_msgs/Twist         optional (off by default): the action as a
-                                                   velocity command; zero in degraded mode
-                                                   and for a non-finite model output
+``/diagnostics``       diagnostic_msgs/            one DiagnosticStatus, named as
+                       DiagnosticArray             diagnostic_updater names a task:
+                                                   ``/<namespace>/fusion_node: fusion``
+                                                   (:func:`~dmil_ros.runtime.diagnostics.
+                                                   status_name`); about 1 Hz
+``~/cmd_vel``          geometry_msgs/Twist, or     optional (off by default): the action as a
+                       TwistStamped with the       velocity command; zero in degraded mode
+                       camera frame's header       and for a non-finite model output
+                       (``cmd_vel_stamped``)
 =====================  ==========================  ==========================================
 
 Why JointState: it is the one standard, stamped message with *named* float arrays; PlotJuggler
@@ -68,17 +73,21 @@ NODE_NAME: Final = 'fusion_node'
 JOINT_STATE: Final = 'sensor_msgs/msg/JointState'
 DIAGNOSTIC_ARRAY: Final = 'diagnostic_msgs/msg/DiagnosticArray'
 TWIST: Final = 'geometry_msgs/msg/Twist'
+TWIST_STAMPED: Final = 'geometry_msgs/msg/TwistStamped'
 ALERT_NAMES: Final = ('alert', 'synergy', 'baseline', 'z')
+DIAGNOSTICS: Final = '/diagnostics'  # absolute, as diagnostic_updater's publisher
+CMD_VEL: Final = '~/cmd_vel'
 
-# relative name -> message type, in publication order
+# topic name (private or absolute) -> message type, in publication order; ``~/cmd_vel`` as an
+# unstamped Twist: :meth:`OutputBuilder.topics` has the table of a given configuration
 TOPICS: Final[dict[str, str]] = {
     '~/action': JOINT_STATE,
     '~/action_probs': JOINT_STATE,
     '~/gates': JOINT_STATE,
     '~/interactions': JOINT_STATE,
     '~/synergy_alert': JOINT_STATE,
-    'diagnostics': DIAGNOSTIC_ARRAY,
-    '~/cmd_vel': TWIST,
+    DIAGNOSTICS: DIAGNOSTIC_ARRAY,
+    CMD_VEL: TWIST,
 }
 
 
@@ -102,13 +111,23 @@ def check_namespace(namespace: str, what: str = 'namespace') -> str:
 
 
 def resolve(name: str, namespace: str = '', node: str = NODE_NAME) -> str:
-    """ROS 2 name resolution for this node's relative (``x``) and private (``~/x``) names."""
+    """ROS 2 name resolution for this node's relative (``x``) and private (``~/x``, ``~``)
+    names (rcl_expand_topic_name, without its ``{node}`` / ``{ns}`` substitutions)."""
     ns = '/' + namespace.strip('/') if namespace.strip('/') else ''
     if name.startswith('/'):
         return name
+    if name == '~':
+        return f'{ns}/{node}'
     if name.startswith('~/'):
         return f'{ns}/{node}/{name[2:]}'
     return f'{ns}/{name}'
+
+
+def node_fqn(namespace: str = '', node: str = NODE_NAME) -> str:
+    """The node's fully qualified name, as rclpy's ``Node.get_fully_qualified_name()``:
+    ``/fusion_node`` in the root namespace, ``/robot1/fusion_node`` in ``robot1``."""
+    ns = namespace.strip('/')
+    return f'/{ns}/{node}' if ns else f'/{node}'
 
 
 @dataclass(frozen=True)
@@ -136,16 +155,22 @@ class Twists:
 
 class StaleCommand:
     """When to send a zero ``~/cmd_vel``: Twist has no stamp, so a base keeps the last command
-    until its own timeout; once the last non-zero command is older than ``timeout`` s (no
-    frame came: input stopped, frames dropped), one zero command is due. Times are seconds on
-    a monotonic clock."""
+    until its own timeout (a TwistStamped one can be expired by its stamp, but only by a base
+    that checks it); once the last non-zero command is older than ``timeout`` s (no frame
+    came: input stopped, frames dropped), one zero command is due. Times are seconds on a
+    monotonic clock. ``frame_id``: the last stamped command's, for the zero command's header."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
+        self.frame_id = ''
         self._moving_since: float | None = None  # time of the last non-zero command
 
-    def sent(self, twist: Any, now: float) -> None:
-        """Record a command as published."""
+    def sent(self, command: Any, now: float) -> None:
+        """Record a command (a Twist or a TwistStamped, rosbags or rclpy) as published."""
+        header = getattr(command, 'header', None)
+        if header is not None:
+            self.frame_id = str(header.frame_id)
+        twist = getattr(command, 'twist', command)
         self._moving_since = now if (twist.linear.x or twist.angular.z) else None
 
     def due(self, now: float) -> bool:
@@ -248,6 +273,24 @@ def cdr_head(h: Header) -> bytes:
     return _CDR_LE + _STAMP.pack(h.sec, h.nanosec)
 
 
+_TWIST: Final = struct.Struct('<6d')  # linear x y z, angular x y z
+
+
+def twist_cdr(linear: float, angular: float, h: Header | None = None) -> bytes:
+    """``geometry_msgs/Twist`` CDR bytes (``h`` None) or ``TwistStamped`` with header ``h``.
+
+    Byte-identical to ``typestore.serialize_cdr`` (tests/runtime/test_outputs_cdr.py). Twist:
+    six float64, aligned to 8 at offset 0. TwistStamped: the stamp, the frame_id string, the
+    padding to 8, then the same six float64 (offsets past the encapsulation header).
+    """
+    values = _TWIST.pack(linear, 0.0, 0.0, 0.0, 0.0, angular)
+    if h is None:
+        return _CDR_LE + values
+    frame_id = _cdr_string(h.frame_id.encode(), 8)
+    pad8 = b'\x00' * (-(8 + len(frame_id)) % 8)
+    return b''.join((cdr_head(h), frame_id, pad8, values))
+
+
 def _names(values: tuple[str, ...] | list[str]) -> tuple[bytes, ...]:
     return tuple(v.encode() for v in values)
 
@@ -262,9 +305,16 @@ _NO_TERMS.flags.writeable = False  # shared by every frame
 
 
 class OutputBuilder:
-    """Builds the output messages of a frame (rosbags objects, Humble typestore)."""
+    """Builds the output messages of a frame (rosbags objects, Humble typestore).
 
-    def __init__(self, twists: Twists | None = None) -> None:
+    ``twists``: the ``~/cmd_vel`` velocities (None: no ``~/cmd_vel``); ``stamped``: publish it
+    as ``geometry_msgs/TwistStamped`` carrying the frame's header (ros2_control's
+    diff_drive_controller: the only type on Jazzy, the default on Humble) instead of Twist.
+    """
+
+    def __init__(self, twists: Twists | None = None, stamped: bool = False) -> None:
+        self.stamped = stamped
+        self._topics = {**TOPICS, CMD_VEL: TWIST_STAMPED if stamped else TWIST}
         self.store = typestore()
         t = self.store.types
         self._header = t['std_msgs/msg/Header']
@@ -274,9 +324,15 @@ class OutputBuilder:
         self._status = t['diagnostic_msgs/msg/DiagnosticStatus']
         self._kv = t['diagnostic_msgs/msg/KeyValue']
         self._twist = t[TWIST]
+        self._twist_stamped = t[TWIST_STAMPED]
         self._vector = t['geometry_msgs/msg/Vector3']
         self._empty = np.zeros(0, np.float64)
         self.twists = twists
+
+    def topics(self) -> dict[str, str]:
+        """Topic -> message type of this configuration, in publication order (``~/cmd_vel``:
+        Twist or TwistStamped); a copy, for the publishers or the bag's connections."""
+        return dict(self._topics)
 
     def header(self, h: Header) -> Any:
         return self._header(stamp=self._time(sec=h.sec, nanosec=h.nanosec), frame_id=h.frame_id)
@@ -291,15 +347,18 @@ class OutputBuilder:
         )
 
     def frame(self, r: FrameResult) -> list[tuple[str, Any]]:
-        """``[(relative topic, message), ...]`` for one frame, in :data:`TOPICS` order.
+        """``[(topic, message), ...]`` for one frame, in :meth:`topics` order.
 
         A frame whose model output was not finite (``r.valid`` False) publishes only a zero
         velocity command (when ``~/cmd_vel`` is on): no action, and the robot stops. A degraded
         frame (one sensor silent, its input zeroed) publishes NaN interactions and NaN synergy,
-        baseline and z: terms read off a zeroed modality are not estimates.
+        baseline and z: terms read off a zeroed modality are not estimates. A stamped
+        ``~/cmd_vel`` carries the frame's header, as the other outputs.
         """
         if not r.valid:
-            return [('~/cmd_vel', self.twist(0.0, 0.0))] if self.twists is not None else []
+            if self.twists is None:
+                return []
+            return [(CMD_VEL, self.twist(0.0, 0.0, r.header))]
         out = [
             ('~/action', self.joint_state(r.header, [r.action_label], [r.probs[r.action]])),
             ('~/action_probs', self.joint_state(r.header, list(ACTIONS), r.probs)),
@@ -318,7 +377,7 @@ class OutputBuilder:
             out.append(('~/synergy_alert', self.joint_state(r.header, list(ALERT_NAMES), values)))
         if self.twists is not None:
             linear, angular = (0.0, 0.0) if r.degraded else self.twists.of(r.action_label)
-            out.append(('~/cmd_vel', self.twist(linear, angular)))
+            out.append((CMD_VEL, self.twist(linear, angular, r.header)))
         return out
 
     def frame_cdr(self, r: FrameResult) -> list[tuple[str, bytes]]:
@@ -326,9 +385,10 @@ class OutputBuilder:
 
         Same topics, order and bytes as ``[(t, serialize(t, m)) for t, m in frame(r)]``.
         """
-        if not r.valid:
-            return [(t, self.serialize(t, m)) for t, m in self.frame(r)]
         h = r.header
+        stamp = h if self.stamped else None
+        if not r.valid:
+            return [(CMD_VEL, twist_cdr(0.0, 0.0, stamp))] if self.twists is not None else []
         head = cdr_head(h)
         probs = r.probs.tolist()
         out = [
@@ -352,14 +412,22 @@ class OutputBuilder:
             out.append(('~/synergy_alert', joint_state_cdr(h, _ALERT, values, head)))
         if self.twists is not None:
             linear, angular = (0.0, 0.0) if r.degraded else self.twists.of(r.action_label)
-            out.append(('~/cmd_vel', self.serialize('~/cmd_vel', self.twist(linear, angular))))
+            out.append((CMD_VEL, twist_cdr(linear, angular, stamp)))
         return out
 
-    def twist(self, linear: float, angular: float) -> Any:
-        return self._twist(
+    def twist(self, linear: float, angular: float, header: Header | None = None) -> Any:
+        """A ``~/cmd_vel`` message: a Twist, or a TwistStamped with ``header`` when this
+        builder is ``stamped`` (which then needs one: :class:`RuntimeConfigError` without)."""
+        twist = self._twist(
             linear=self._vector(x=linear, y=0.0, z=0.0),
             angular=self._vector(x=0.0, y=0.0, z=angular),
         )
+        if not self.stamped:
+            return twist
+        if header is None:
+            msg = 'a stamped ~/cmd_vel (cmd_vel_stamped) needs a header: stamp and frame_id'
+            raise RuntimeConfigError(msg)
+        return self._twist_stamped(header=self.header(header), twist=twist)
 
     def diagnostics(self, h: Header, statuses: list[Status]) -> Any:
         return self._array(
@@ -378,4 +446,4 @@ class OutputBuilder:
 
     def serialize(self, topic: str, msg: Any) -> bytes:
         """CDR bytes, exactly as ROS 2 would put them on the wire / in a bag."""
-        return bytes(self.store.serialize_cdr(msg, TOPICS[topic]))
+        return bytes(self.store.serialize_cdr(msg, self._topics[topic]))

@@ -22,6 +22,7 @@ configuration objects.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -33,7 +34,7 @@ from typing import Any, Final
 from dmil_ros.runtime.errors import RuntimeConfigError
 from dmil_ros.runtime.model import PID_SOURCES, PROVIDERS, FusionModel
 from dmil_ros.runtime.monitor import MonitorConfig
-from dmil_ros.runtime.outputs import Twists
+from dmil_ros.runtime.outputs import Twists, check_namespace, resolve
 from dmil_ros.runtime.pipeline import PipelineConfig
 from dmil_ros.runtime.rcl_yaml import load_tree
 
@@ -54,15 +55,25 @@ class Param:
 
 PARAMS: Final[tuple[Param, ...]] = (
     Param(
-        'image_topic', '/camera/image_raw', 'camera topic (sensor_msgs/Image or CompressedImage)'
+        'image_topic',
+        'camera/image_raw',
+        'camera base topic, as image_transport names it: with image_transport raw the node '
+        "subscribes to it, with compressed to '<image_topic>/compressed' (a name already "
+        "ending in '/compressed' is used as it is); relative names are in the node's "
+        "namespace (/<ns>/camera/image_raw), a leading '/' makes it global",
     ),
     Param(
         'image_transport',
         'raw',
-        'raw: subscribe to sensor_msgs/Image; compressed: sensor_msgs/CompressedImage',
+        'raw: subscribe to sensor_msgs/Image on image_topic; compressed: '
+        'sensor_msgs/CompressedImage on image_topic/compressed',
         ('raw', 'compressed'),
     ),
-    Param('points_topic', '/lidar/points', 'LiDAR topic'),
+    Param(
+        'points_topic',
+        'lidar/points',
+        "LiDAR topic; relative names are in the node's namespace, a leading '/' makes it global",
+    ),
     Param(
         'points_type',
         'pointcloud2',
@@ -108,7 +119,19 @@ PARAMS: Final[tuple[Param, ...]] = (
     Param('monitor.min_scale', 0.02, 'floor of the baseline scale (bits)'),
     Param('monitor.absolute_on', 0.0, 'S (bits) that alerts regardless of baseline; 0 = off'),
     Param('diagnostics_period', 1.0, 'seconds between diagnostics messages'),
-    Param('publish_cmd_vel', False, 'publish ~/cmd_vel (geometry_msgs/Twist) from the action'),
+    Param(
+        'publish_cmd_vel',
+        False,
+        'publish ~/cmd_vel (geometry_msgs/Twist, TwistStamped with cmd_vel_stamped) from the '
+        'action',
+    ),
+    Param(
+        'cmd_vel_stamped',
+        False,
+        "~/cmd_vel as geometry_msgs/TwistStamped carrying the camera frame's header (ros2_control "
+        "diff_drive_controller: the only type on Jazzy, Humble's default use_stamped_vel: true); "
+        'false: geometry_msgs/Twist (Nav2, TurtleBot-style bases)',
+    ),
     Param('cmd_vel.linear', 0.3, "m/s for 'forward'"),
     Param('cmd_vel.angular', 0.6, "rad/s for 'left' (+) / 'right' (-)"),
 )
@@ -133,12 +156,38 @@ class NodeSettings:
     pipeline: PipelineConfig
     diagnostics_period: float
     twists: Twists | None
+    cmd_vel_stamped: bool = False  # ~/cmd_vel as TwistStamped (else Twist)
 
     def load_model(self) -> FusionModel:
         """The model these settings name, on their provider (the node's and the replay's)."""
         return FusionModel(
             self.model_path, self.provider, self.threads, cuda_graphs=self.cuda_graphs
         )
+
+    @property
+    def camera_topic(self) -> str:
+        """The topic the camera subscription listens on: ``image_topic``, with image_transport's
+        ``/compressed`` suffix for ``image_transport: compressed`` (relative to the node's
+        namespace unless it starts with ``/``: :meth:`resolved`)."""
+        return self.pipeline.camera_topic
+
+    @property
+    def lidar_topic(self) -> str:
+        """The topic the LiDAR subscription listens on (``points_topic``)."""
+        return self.pipeline.lidar_topic
+
+    def resolved(self, namespace: str = '', node: str = NODE) -> NodeSettings:
+        """These settings with the input topics resolved as ROS 2 resolves them for the node
+        ``node`` in ``namespace`` (relative ``x`` -> ``/<namespace>/x``, private ``~/x`` ->
+        ``/<namespace>/<node>/x``, absolute kept): the names the replay looks up in a bag, and
+        the ones diagnostics then name. Remap rules (``-r``) apply to absolute names too."""
+        check_namespace(namespace)
+        pipeline = dataclasses.replace(
+            self.pipeline,
+            camera_topic=resolve(self.pipeline.camera_topic, namespace, node),
+            lidar_topic=resolve(self.pipeline.lidar_topic, namespace, node),
+        )
+        return dataclasses.replace(self, pipeline=pipeline)
 
     @property
     def image_msgtype(self) -> str:
@@ -169,13 +218,14 @@ def default_model_path() -> Path:
     env = os.environ.get('DMIL_ROS_MODEL')
     if env:
         return Path(env)
+    # AMENT_PREFIX_PATH lists the overlay first: its first prefix holding the package wins, as
+    # in ament_index (get_package_share_directory)
+    prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
     candidates = [
+        *(Path(prefix) / 'share' / 'dmil_ros' / 'models' / MODEL_FILE for prefix in prefixes),
         Path(sys.prefix) / 'share' / 'dmil_ros' / 'models' / MODEL_FILE,
         Path(__file__).resolve().parents[2] / 'models' / MODEL_FILE,
     ]
-    for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
-        if prefix:
-            candidates.insert(0, Path(prefix) / 'share' / 'dmil_ros' / 'models' / MODEL_FILE)
     return next((c for c in candidates if c.is_file()), candidates[-1])
 
 
@@ -211,6 +261,16 @@ def check(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def camera_topic(image_topic: str, transport: str) -> str:
+    """The topic a camera subscription of that transport listens on, as image_transport's
+    subscriber plugins name it: the base topic for ``raw``, ``<base>/compressed`` for
+    ``compressed`` (``SimpleSubscriberPlugin::getTopicToSubscribe``); a name that already ends
+    in ``/compressed`` is taken as the compressed topic itself."""
+    if transport == 'compressed' and not image_topic.endswith('/compressed'):
+        return f'{image_topic}/compressed'
+    return image_topic
+
+
 def build(values: dict[str, Any]) -> NodeSettings:
     """Parameter values (name -> value) -> :class:`NodeSettings` (checked)."""
     v = check(values)
@@ -218,7 +278,7 @@ def build(values: dict[str, Any]) -> NodeSettings:
         **{p.name.split('.', 1)[1]: v[p.name] for p in PARAMS if p.name.startswith('monitor.')}
     )
     pipeline = PipelineConfig(
-        camera_topic=v['image_topic'],
+        camera_topic=camera_topic(v['image_topic'], v['image_transport']),
         lidar_topic=v['points_topic'],
         slop=v['slop'],
         queue_size=v['queue_size'],
@@ -244,6 +304,7 @@ def build(values: dict[str, Any]) -> NodeSettings:
         pipeline=pipeline,
         diagnostics_period=v['diagnostics_period'],
         twists=twists,
+        cmd_vel_stamped=v['cmd_vel_stamped'],
     )
 
 

@@ -40,9 +40,16 @@ import numpy as np
 
 from dmil_ros.actions import ACTIONS
 from dmil_ros.bagio.reader import RobustReader
-from dmil_ros.runtime.diagnostics import DiagnosticsTracker
+from dmil_ros.runtime.diagnostics import DiagnosticsTracker, status_name
 from dmil_ros.runtime.errors import RuntimeConfigError
-from dmil_ros.runtime.outputs import TOPICS, OutputBuilder, Twists, check_namespace, resolve
+from dmil_ros.runtime.outputs import (
+    DIAGNOSTICS,
+    OutputBuilder,
+    Twists,
+    check_namespace,
+    node_fqn,
+    resolve,
+)
 from dmil_ros.runtime.pipeline import FusionPipeline
 from dmil_ros.runtime.records import FrameResult, Header, Job
 
@@ -198,6 +205,7 @@ class _Writer:
         self.writer = Writer(out, version=8, storage_plugin=StoragePlugin.MCAP)
         self.writer.open()
         self.builder = builder
+        self.types = builder.topics()
         self.namespace = namespace
         self.conns: dict[str, Any] = {}
         self.written: Counter[str] = Counter()
@@ -209,7 +217,8 @@ class _Writer:
         conn = self.conns.get(topic)
         if conn is None:
             name = resolve(topic, self.namespace)
-            conn = self.writer.add_connection(name, TOPICS[topic], typestore=self.builder.store)
+            store = self.builder.store
+            conn = self.writer.add_connection(name, self.types[topic], typestore=store)
             self.conns[topic] = conn
         self.writer.write(conn, log_ns, data)
         self.written[conn.topic] += 1
@@ -232,6 +241,7 @@ def replay(
     rate: float | None = None,
     batch: int = 32,
     twists: Twists | None = None,
+    cmd_vel_stamped: bool = False,
     diagnostics_period: float = 1.0,
     progress: bool = True,
     keep_on_interrupt: bool = False,
@@ -242,7 +252,11 @@ def replay(
     What went wrong with the input is in the summary (:meth:`ReplaySummary.warnings`), not
     logged. A Ctrl-C closes the output bag (readable, with the frames written so far) and
     propagates, unless ``keep_on_interrupt``: then the summary comes back ``interrupted``.
-    Diagnostics are written every ``diagnostics_period`` s of bag time, as the node's timer.
+    Diagnostics are written every ``diagnostics_period`` s of bag time, as the node's timer,
+    under the status name the node in ``namespace`` gives them. ``~/cmd_vel`` (``twists``) is a
+    TwistStamped with the frame's header with ``cmd_vel_stamped``, else a Twist.
+    The pipeline's input topics are resolved names (:meth:`NodeSettings.resolved`: relative
+    ones are in the node's namespace), the names the bag holds; a relative one is refused.
     ``subscribed`` (:meth:`NodeSettings.subscribed_types`): the type the node would subscribe
     to on each input topic; the replay decodes whatever the bag holds, so a topic of another
     type is a problem (the node would hear nothing) and the replay fails.
@@ -258,13 +272,20 @@ def replay(
         raise RuntimeConfigError(msg)
     period_ns = max(1, round(diagnostics_period * 1e9))
     check_namespace(namespace)
+    for topic in (pipeline.config.camera_topic, pipeline.config.lidar_topic):
+        if not topic.startswith('/'):  # a bag holds resolved names only
+            msg = (
+                f'input topic {topic!r} is not resolved: build the pipeline from '
+                'NodeSettings.resolved(namespace), as dmil-ros replay does'
+            )
+            raise RuntimeConfigError(msg)
     if rate is None and pipeline.model.fixed_shapes:
         pipeline.model.warm_up(batch)  # a GPU session's shape for the batches to come, untimed
     cfg = pipeline.config
     cam_topic, lid_topic = cfg.camera_topic, cfg.lidar_topic
     reader = RobustReader(bag, topics=[cam_topic, lid_topic])
-    builder = OutputBuilder(twists)
-    tracker = DiagnosticsTracker(pipeline)
+    builder = OutputBuilder(twists, stamped=cmd_vel_stamped)
+    tracker = DiagnosticsTracker(pipeline, name=status_name(node_fqn(namespace)))
     writer = _Writer(Path(out), namespace, builder)
     summary = ReplaySummary(str(bag), str(out), pipeline.model.path, pipeline.model.provider)
     stage_times: dict[str, list[float]] = {s: [] for s in STAGE_ORDER}
@@ -333,7 +354,7 @@ def replay(
                 diag = builder.diagnostics(
                     _header_of_ns(next_diag), tracker.report(next_diag / 1e9)
                 )
-                writer.write('diagnostics', diag, next_diag)
+                writer.write(DIAGNOSTICS, diag, next_diag)
                 next_diag += period_ns
                 written += 1
                 if written == MAX_GAP_REPORTS and log_ns >= next_diag:
@@ -361,7 +382,7 @@ def replay(
         pending.extend((j, last_log) for j in pipeline.finish())
         emit(pending)
         final = builder.diagnostics(_header_of_ns(last_log), tracker.report(last_log / 1e9))
-        writer.write('diagnostics', final, last_log)
+        writer.write(DIAGNOSTICS, final, last_log)
     except KeyboardInterrupt:  # Ctrl-C: the bag so far (closed below) and its summary
         if not keep_on_interrupt:
             raise

@@ -125,6 +125,15 @@ class FakeNode:
         now = types.SimpleNamespace(to_msg=lambda: types.SimpleNamespace(sec=5, nanosec=6))
         return types.SimpleNamespace(now=lambda: now)
 
+    def get_namespace(self) -> str:
+        return '/'  # rclpy's root namespace
+
+    def get_name(self) -> str:
+        return self.name
+
+    def get_fully_qualified_name(self) -> str:
+        return f'/{self.name}'
+
     def destroy_node(self) -> None:
         self.destroyed.append(self.name)
 
@@ -194,7 +203,7 @@ def node_module(monkeypatch: pytest.MonkeyPatch) -> Any:
             'Image', 'CompressedImage', 'PointCloud2', 'LaserScan', 'JointState'
         ),
         'diagnostic_msgs.msg': message_module('DiagnosticArray', 'DiagnosticStatus', 'KeyValue'),
-        'geometry_msgs.msg': message_module('Twist', 'Vector3'),
+        'geometry_msgs.msg': message_module('Twist', 'TwistStamped', 'Vector3'),
         'std_msgs.msg': message_module('Header'),
         'builtin_interfaces.msg': message_module('Time'),
     }
@@ -227,7 +236,7 @@ def test_node_pipeline_and_publishing(node_module: Any, tmp_path: Path) -> None:
         '~/gates',
         '~/interactions',
         '~/synergy_alert',
-        'diagnostics',
+        '/diagnostics',
         '~/cmd_vel',
     }
     _, cam_cb, qos, intake = node.subs['/camera/image_raw']
@@ -258,7 +267,7 @@ def test_node_pipeline_and_publishing(node_module: Any, tmp_path: Path) -> None:
     assert len(node.pubs['~/cmd_vel'].sent) == 19
     # diagnostics: level as a one-byte bytes, the provider reported
     node.timers[0].cb()
-    diag = node.pubs['diagnostics'].sent[-1]
+    diag = node.pubs['/diagnostics'].sent[-1]
     status = diag.status[0]
     assert isinstance(status.level, bytes)
     assert len(status.level) == 1
@@ -283,7 +292,7 @@ def test_node_inbox_bounded(node_module: Any, tmp_path: Path) -> None:
     assert node.inbox.drops == {'camera_inbox_full': 18}
     assert len(node.inbox) == 3
     node.timers[0].cb()
-    status = node.pubs['diagnostics'].sent[-1].status[0]
+    status = node.pubs['/diagnostics'].sent[-1].status[0]
     values = {kv.key: kv.value for kv in status.values}
     assert values['drop: camera_inbox_full'] == '18'
     assert status.level == bytes([1])  # WARN: messages dropped since the last report
@@ -304,7 +313,7 @@ def test_node_drops_frames_that_waited_too_long(
     assert node.inbox.drops == {'camera_stale': 4}
     assert node.pubs['~/action_probs'].sent == []  # the sweep alone pairs with nothing
     node.timers[0].cb()
-    values = {kv.key: kv.value for kv in node.pubs['diagnostics'].sent[-1].status[0].values}
+    values = {kv.key: kv.value for kv in node.pubs['/diagnostics'].sent[-1].status[0].values}
     assert values['drop: camera_stale'] == '4'
     assert float(values['queue wait p99 (ms)']) == pytest.approx(0.0)
 
@@ -343,7 +352,7 @@ def test_stop_lets_nothing_run_after_it(node_module: Any, tmp_path: Path) -> Non
     node.guards[0].cb()  # a callback the executor had already scheduled
     node.timers[0].cb()
     assert node.pubs['~/action_probs'].sent == []
-    assert node.pubs['diagnostics'].sent == []
+    assert node.pubs['/diagnostics'].sent == []
 
 
 def test_publishing_into_a_shut_down_context_is_quiet(node_module: Any, tmp_path: Path) -> None:
@@ -502,7 +511,7 @@ def test_a_publish_error_in_a_live_context_is_counted_for_diagnostics(
         msg = 'converter bug'
         raise TypeError(msg)
 
-    node.pubs['diagnostics'].publish = broken
+    node.pubs['/diagnostics'].publish = broken
     node.timers[0].cb()
     node.timers[0].cb()
     assert node.pipeline.errors[('diagnostics', 'TypeError')] == 2
@@ -688,3 +697,48 @@ def test_errors_of_one_stage_do_not_hide_another_stage_in_the_log(
     node._count_error('model', RuntimeError('d'), 'frame skipped')
     assert len([line for line in node.logged if line.startswith('ERROR')]) == 3
     assert node.pipeline.errors[('model', 'RuntimeError')] == 3
+
+
+def test_a_stamped_command_carries_the_frame_header_and_the_zero_one_its_frame(
+    node_module: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cmd_vel_stamped: a TwistStamped publisher; each frame's command has the camera frame's
+    header; the watchdog's zero command is stamped now, in the last command's frame."""
+    model = build_model(tmp_path / 'm.onnx')
+    FakeNode.overrides = {
+        'model_path': str(model),
+        'provider': 'cpu',
+        'publish_cmd_vel': True,
+        'cmd_vel_stamped': True,
+    }
+    node = node_module.FusionNode()
+    pub = node.pubs['~/cmd_vel']
+    assert pub.cls.__name__ == 'TwistStamped'
+    _, cam_cb, _, _ = node.subs['/camera/image_raw']
+    _, lid_cb, _, _ = node.subs['/lidar/points']
+    for k in range(4):
+        t = 1_000_000_000 + k * 50_000_000
+        cam_cb(flat_image(t, 100))
+        if k % 2 == 0:
+            lid_cb(vlp16(t + 7_000_000))
+    node.guards[0].cb()
+    probs = node.pubs['~/action_probs'].sent
+    assert len(pub.sent) == len(probs) == 3
+    for cmd, p in zip(pub.sent, probs, strict=True):
+        assert (cmd.header.stamp.sec, cmd.header.stamp.nanosec) == (
+            p.header.stamp.sec,
+            p.header.stamp.nanosec,
+        )
+        assert cmd.header.frame_id == 'camera_optical_frame'
+    forward = node.builder.twist(0.3, 0.0, node_module.Header(1, 2, 'camera_optical_frame'))
+    monkeypatch.setattr(node.builder, 'frame', lambda _result: [('~/cmd_vel', forward)])
+    clock = [100.0]
+    monkeypatch.setattr(node_module.time, 'monotonic', lambda: clock[0])
+    node._publish(None)
+    clock[0] = 100.6
+    (watchdog,) = [t for t in node.timers if t.cb == node._stop_stale_command]
+    watchdog.cb()
+    zero = pub.sent[-1]
+    assert (zero.twist.linear.x, zero.twist.angular.z) == (0.0, 0.0)
+    assert (zero.header.stamp.sec, zero.header.stamp.nanosec) == (5, 6)  # the node's clock
+    assert zero.header.frame_id == 'camera_optical_frame'

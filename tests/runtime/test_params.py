@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -225,3 +226,131 @@ def test_a_file_that_reaches_no_node_is_refused(tmp_path: Path, text: str, names
     fixed = fixed.replace('ros_parameters', 'ros__parameters')
     ns = 'robot1' if '/robot1/' in fixed else ''
     assert params.load_yaml(_write(tmp_path, fixed), namespace=ns) == {'slop': 0.01}
+
+
+def _install_model(prefix: Path) -> Path:
+    """A fake ament prefix with the package's shipped model in its share directory."""
+    path = prefix / 'share' / 'dmil_ros' / 'models' / params.MODEL_FILE
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b'onnx')
+    return path
+
+
+def test_the_shipped_model_comes_from_the_first_prefix_like_ament_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sourced overlay puts its prefix first on AMENT_PREFIX_PATH; ament_index (and
+    get_package_share_directory) take the first prefix holding the package, so the overlay's
+    model is the one to load, not the underlay's."""
+    import os
+
+    monkeypatch.delenv('DMIL_ROS_MODEL', raising=False)
+    overlay = _install_model(tmp_path / 'overlay' / 'install')
+    underlay = _install_model(tmp_path / 'opt' / 'ros' / 'humble')
+    prefixes = [overlay.parents[3], underlay.parents[3]]
+    monkeypatch.setenv('AMENT_PREFIX_PATH', os.pathsep.join(map(str, prefixes)))
+    assert params.default_model_path() == overlay
+    monkeypatch.setenv('AMENT_PREFIX_PATH', os.pathsep.join(map(str, prefixes[::-1])))
+    assert params.default_model_path() == underlay
+    # a prefix without the package is skipped (ament_index looks for its marker there)
+    overlay.unlink()
+    monkeypatch.setenv('AMENT_PREFIX_PATH', os.pathsep.join(map(str, prefixes)))
+    assert params.default_model_path() == underlay
+
+
+@pytest.mark.parametrize(
+    ('topic', 'transport', 'subscribed', 'msgtype'),
+    [
+        ('/camera/image_raw', 'raw', '/camera/image_raw', 'sensor_msgs/msg/Image'),
+        (
+            '/camera/image_raw',
+            'compressed',
+            '/camera/image_raw/compressed',
+            'sensor_msgs/msg/CompressedImage',
+        ),
+        (
+            '/camera/image_raw/compressed',
+            'compressed',
+            '/camera/image_raw/compressed',
+            'sensor_msgs/msg/CompressedImage',
+        ),
+        (
+            'camera/color',
+            'compressed',
+            'camera/color/compressed',
+            'sensor_msgs/msg/CompressedImage',
+        ),
+    ],
+)
+def test_compressed_transport_subscribes_to_the_compressed_sub_topic(
+    topic: str, transport: str, subscribed: str, msgtype: str
+) -> None:
+    """image_transport names a base topic; its compressed subscriber listens on
+    ``<base>/compressed`` (SimpleSubscriberPlugin::getTopicToSubscribe: base + '/' +
+    transport), where compressed_image_transport publishes. ``/camera/image_raw`` carries the
+    raw Image: subscribing there as CompressedImage heard nothing."""
+    settings = params.build({'image_topic': topic, 'image_transport': transport})
+    assert settings.camera_topic == subscribed == settings.pipeline.camera_topic
+    assert settings.subscribed_types()[subscribed][0] == msgtype
+    assert settings.lidar_topic == params.DEFAULTS['points_topic']
+
+
+def test_cmd_vel_stamped_is_a_read_only_bool_parameter(tmp_path: Path) -> None:
+    assert params.BY_NAME['cmd_vel_stamped'].default is False
+    assert params.build({}).cmd_vel_stamped is False
+    path = _write(
+        tmp_path,
+        '/**/fusion_node:\n  ros__parameters:\n    publish_cmd_vel: true\n'
+        '    cmd_vel_stamped: true\n',
+    )
+    settings = params.build(params.load_yaml(path))
+    assert settings.cmd_vel_stamped is True
+    assert settings.twists is not None
+    with pytest.raises(RuntimeConfigError, match="'cmd_vel_stamped': 'yes' is not a bool"):
+        params.build({'cmd_vel_stamped': 'yes'})
+
+
+def test_default_input_topics_are_relative_and_the_shipped_file_agrees() -> None:
+    """M5: relative defaults follow the node's namespace (namespace:=robot1 listens on
+    /robot1/camera/image_raw); the shipped file holds the same values as the declarations."""
+    assert params.DEFAULTS['image_topic'] == 'camera/image_raw'
+    assert params.DEFAULTS['points_topic'] == 'lidar/points'
+    assert params.load_yaml(ROOT / 'config' / 'fusion.yaml') == params.DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ('image_topic', 'transport', 'namespace', 'camera', 'lidar'),
+    [
+        # rcl_expand_topic_name: relative -> /<ns>/name, ~/ -> /<ns>/<node>/name, / kept
+        ('camera/image_raw', 'raw', '', '/camera/image_raw', '/lidar/points'),
+        ('camera/image_raw', 'raw', '/', '/camera/image_raw', '/lidar/points'),
+        ('camera/image_raw', 'raw', 'robot1', '/robot1/camera/image_raw', '/robot1/lidar/points'),
+        (
+            'camera/image_raw',
+            'compressed',
+            '/fleet/robot_1',
+            '/fleet/robot_1/camera/image_raw/compressed',
+            '/fleet/robot_1/lidar/points',
+        ),
+        ('/camera/image_raw', 'raw', 'robot1', '/camera/image_raw', '/robot1/lidar/points'),
+        ('~/image', 'raw', 'robot1', '/robot1/fusion_node/image', '/robot1/lidar/points'),
+    ],
+)
+def test_resolved_settings_name_the_topics_as_ros_resolves_them(
+    image_topic: str, transport: str, namespace: str, camera: str, lidar: str
+) -> None:
+    settings = params.build({'image_topic': image_topic, 'image_transport': transport})
+    resolved = settings.resolved(namespace)
+    assert (resolved.camera_topic, resolved.lidar_topic) == (camera, lidar)
+    assert set(resolved.subscribed_types()) == {camera, lidar}
+    assert resolved.pipeline.slop == settings.pipeline.slop  # nothing else changes
+    assert dataclasses.replace(resolved, pipeline=settings.pipeline) == settings
+    if image_topic.startswith('~/'):  # a node renamed at launch (-r __node:=cam_fusion)
+        assert settings.resolved(namespace, 'cam_fusion').camera_topic == camera.replace(
+            '/fusion_node/', '/cam_fusion/'
+        )
+
+
+def test_resolving_against_a_namespace_ros_refuses_is_refused() -> None:
+    with pytest.raises(RuntimeConfigError, match='not a ROS 2 namespace'):
+        params.build({}).resolved('1robot')
