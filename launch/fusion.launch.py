@@ -14,24 +14,25 @@
 
 """Launch the dmil_ros fusion node.
 
-    ros2 launch dmil_ros fusion.launch.py namespace:=robot1 \
-        image_topic:=/camera/image_raw points_topic:=/lidar/points
+    ros2 launch dmil_ros fusion.launch.py namespace:=robot1
 
-Arguments: ``namespace`` (outputs go to /<namespace>/fusion_node/... and
-/<namespace>/diagnostics), ``params_file`` (default: the package's config/fusion.yaml, whose
-``/**/fusion_node`` entry reaches the node in any namespace; a path that is no file stops the
-launch), ``image_topic``, ``points_topic``, ``model``, ``provider`` (auto|cpu|cuda|tensorrt),
-``diagnostics_topic`` (default ``diagnostics``, in the namespace; ``/diagnostics`` is where
-diagnostic_aggregator and rqt_robot_monitor listen), ``publish_cmd_vel`` (``true`` / ``false``;
-empty: the parameters file, whose default is off), ``cmd_vel_topic`` (default the private
-``~/cmd_vel``; ``/cmd_vel`` for the base controller), ``log_level`` (the node's own logger:
-``debug`` does not turn on rcl's and the middleware's debug output).
+Arguments: ``namespace`` (the node listens on /<namespace>/camera/image_raw and
+/<namespace>/lidar/points, the parameters file's relative names, and publishes on
+/<namespace>/fusion_node/...; diagnostics go to /diagnostics), ``params_file`` (default: the
+package's config/fusion.yaml, whose ``/**/fusion_node`` entry reaches the node in any namespace; a
+path that is no file stops the launch), ``image_topic``, ``points_topic``, ``model``, ``provider``
+(auto|cpu|cuda|tensorrt), ``diagnostics_topic`` (default ``/diagnostics``, where
+diagnostic_aggregator and rqt_robot_monitor listen), ``publish_cmd_vel`` and ``cmd_vel_stamped``
+(``true`` / ``false``; empty: the parameters file, whose defaults are off: Twist; on: TwistStamped,
+as diff_drive_controller takes), ``cmd_vel_topic`` (default the private ``~/cmd_vel``; ``/cmd_vel``
+for the base controller), ``log_level`` (the node's own logger: ``debug`` does not turn on rcl's
+and the middleware's debug output).
 
-``image_topic``, ``points_topic``, ``model``, ``provider`` and ``publish_cmd_vel`` are empty by
-default: the parameters file decides (its empty ``model_path`` means the shipped
-models/dmil_hallway.onnx). A non-empty argument overrides the file. (A dict entry always
-present would override a user's ``params_file`` with the launch defaults: launch_ros applies the
-later definition.)
+``image_topic``, ``points_topic``, ``model``, ``provider``, ``publish_cmd_vel`` and
+``cmd_vel_stamped`` are empty by default: the parameters file decides (its empty ``model_path``
+means the shipped models/dmil_hallway.onnx). A non-empty argument overrides the file. (A dict entry
+always present would override a user's ``params_file`` with the launch defaults: launch_ros applies
+the later definition.)
 """
 
 import re
@@ -55,6 +56,11 @@ OVERRIDES = {
     'model': 'model_path',
     'provider': 'provider',
 }
+
+
+# launch arguments of the node's bool parameters of the same names: '' leaves the file alone
+BOOL_ARGUMENTS = ('publish_cmd_vel', 'cmd_vel_stamped')
+BOOL_CHOICES = ['', 'true', 'false', 'True', 'False']
 
 
 def overrides(arguments: dict[str, str]) -> dict[str, str]:
@@ -89,16 +95,21 @@ def _node(context: LaunchContext, *args: object, **kwargs: object) -> list[Node]
         raise RuntimeError(msg)
     _topic_argument(context, 'diagnostics_topic')
     cmd_vel = _topic_argument(context, 'cmd_vel_topic', private=True)
-    remappings = [('diagnostics', LaunchConfiguration('diagnostics_topic'))]
+    # the node publishes on the absolute /diagnostics: a rule for the relative 'diagnostics'
+    # would expand to /<namespace>/diagnostics and never match
+    remappings = []
+    if LaunchConfiguration('diagnostics_topic').perform(context) != '/diagnostics':
+        remappings.append(('/diagnostics', LaunchConfiguration('diagnostics_topic')))
     if cmd_vel != '~/cmd_vel':  # the Twist output (publish_cmd_vel), where a base listens
         remappings.append(('~/cmd_vel', cmd_vel))
     parameters = [LaunchConfiguration('params_file')]
     chosen: dict[str, object] = {
         k: ParameterValue(v, value_type=str) for k, v in overrides(values).items()
     }
-    publish = LaunchConfiguration('publish_cmd_vel').perform(context)
-    if publish:  # true / false in either case (the choices): a bool, as the node declares it
-        chosen['publish_cmd_vel'] = publish.lower() == 'true'
+    for flag in BOOL_ARGUMENTS:
+        value = LaunchConfiguration(flag).perform(context)
+        if value:  # true / false in either case (the choices): a bool, as the node declares it
+            chosen[flag] = value.lower() == 'true'
     if chosen:
         parameters.append(chosen)
     return [
@@ -129,12 +140,13 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'image_topic',
             default_value='',
-            description='camera topic (sensor_msgs/Image); empty = the parameters file',
+            description='camera base topic (relative: in the namespace; image_transport '
+            'compressed listens on <topic>/compressed); empty = the parameters file',
         ),
         DeclareLaunchArgument(
             'points_topic',
             default_value='',
-            description='LiDAR topic (sensor_msgs/PointCloud2); empty = the parameters file',
+            description='LiDAR topic (relative: in the namespace); empty = the parameters file',
         ),
         DeclareLaunchArgument(
             'model',
@@ -149,16 +161,23 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument(
             'diagnostics_topic',
-            default_value='diagnostics',
-            description='where diagnostics go (relative: in the namespace; /diagnostics for '
-            'diagnostic_aggregator)',
+            default_value='/diagnostics',
+            description='where diagnostics go (default /diagnostics, where '
+            'diagnostic_aggregator listens)',
         ),
         DeclareLaunchArgument(
             'publish_cmd_vel',
             default_value='',
-            choices=['', 'true', 'false', 'True', 'False'],
+            choices=BOOL_CHOICES,
             description='publish the action as a geometry_msgs/Twist on cmd_vel_topic; empty = '
             'the parameters file (off by default)',
+        ),
+        DeclareLaunchArgument(
+            'cmd_vel_stamped',
+            default_value='',
+            choices=BOOL_CHOICES,
+            description='true: TwistStamped with the camera stamp (ros2_control '
+            'diff_drive_controller); empty = the parameters file (off: Twist)',
         ),
         DeclareLaunchArgument(
             'cmd_vel_topic',

@@ -80,9 +80,10 @@ def _context(**values: str) -> dict[str, str]:
         'model': '',
         'provider': '',
         'params_file': PARAMS_FILE,
-        'diagnostics_topic': 'diagnostics',
+        'diagnostics_topic': '/diagnostics',
         'cmd_vel_topic': '~/cmd_vel',
         'publish_cmd_vel': '',
+        'cmd_vel_stamped': '',
         'namespace': '',
         'log_level': 'info',
     }
@@ -102,10 +103,11 @@ def test_declared_arguments_default_to_the_parameters_file(launch_file: Any) -> 
         'provider',
         'diagnostics_topic',
         'publish_cmd_vel',
+        'cmd_vel_stamped',
         'cmd_vel_topic',
         'log_level',
     }
-    for arg in (*launch_file.OVERRIDES, 'publish_cmd_vel'):
+    for arg in (*launch_file.OVERRIDES, 'publish_cmd_vel', 'cmd_vel_stamped'):
         assert declared[arg] == '', arg
     assert entities[-1].kwargs['function'] is launch_file._node
 
@@ -136,16 +138,32 @@ def test_a_params_file_that_is_not_there_stops_the_launch(launch_file: Any) -> N
         launch_file._node(_context(params_file='/nowhere.yaml'))
 
 
-def test_diagnostics_can_be_sent_where_the_aggregator_listens(launch_file: Any) -> None:
-    (node,) = launch_file._node(_context())
-    ((source, target),) = node.kwargs['remappings']
-    assert source == 'diagnostics'
-    assert target.args == ('diagnostics_topic',)
+def test_diagnostics_go_where_the_aggregator_listens_unless_sent_elsewhere(
+    launch_file: Any,
+) -> None:
+    """The node publishes on the absolute /diagnostics (review 23c, M4): by default nothing
+    is remapped; another topic remaps the absolute name (a rule for the relative
+    'diagnostics' would expand to /<namespace>/diagnostics and never match)."""
     declared = {
         e.args[0]: e.kwargs['default_value']
         for e in launch_file.generate_launch_description().args[0][:-1]
     }
-    assert declared['diagnostics_topic'] == 'diagnostics'  # default: in the namespace
+    assert declared['diagnostics_topic'] == '/diagnostics'
+    (node,) = launch_file._node(_context(namespace='robot1'))
+    assert node.kwargs['remappings'] == []
+    (node,) = launch_file._node(_context(diagnostics_topic='/robot1/diagnostics'))
+    ((source, target),) = node.kwargs['remappings']
+    assert source == '/diagnostics'
+    assert target.args == ('diagnostics_topic',)
+
+
+@pytest.mark.parametrize(('argument', 'value'), [('true', True), ('False', False)])
+def test_the_stamped_twist_can_be_chosen_from_the_command_line(
+    launch_file: Any, argument: str, value: bool
+) -> None:
+    (node,) = launch_file._node(_context(cmd_vel_stamped=argument))
+    _, chosen = node.kwargs['parameters']
+    assert chosen == {'cmd_vel_stamped': value}
 
 
 @pytest.mark.parametrize('name', ['', 'a-b', '/diagnostics/', '2d'])
@@ -160,9 +178,9 @@ def test_the_twist_output_can_go_where_the_base_listens(launch_file: Any) -> Non
     """``~/cmd_vel`` is private (/<ns>/fusion_node/cmd_vel), where no base controller listens:
     ``cmd_vel_topic:=/cmd_vel`` remaps it; the default adds no rule."""
     (node,) = launch_file._node(_context(cmd_vel_topic='/cmd_vel'))
-    assert node.kwargs['remappings'][1] == ('~/cmd_vel', '/cmd_vel')
+    assert node.kwargs['remappings'] == [('~/cmd_vel', '/cmd_vel')]
     (node,) = launch_file._node(_context())
-    assert len(node.kwargs['remappings']) == 1
+    assert node.kwargs['remappings'] == []
     for bad in ('', 'cmd vel', '~cmd_vel', '/cmd_vel/'):
         with pytest.raises(RuntimeError, match='cmd_vel_topic'):
             launch_file._node(_context(cmd_vel_topic=bad))
