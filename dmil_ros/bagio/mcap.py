@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""MCAP at the byte level: bounded chunk inflation, a layout check, and a front-to-back salvage.
+"""MCAP at the byte level: bounded chunk inflation and a front-to-back salvage.
 
 Format (https://mcap.dev/spec): magic, then ``opcode u8, length u64, body`` records. The salvage
 scans the records in order; each chunk is decompressed and CRC-checked on its own, so a bad chunk
@@ -20,6 +20,11 @@ costs only its own messages; a top-level record whose header is damaged (a lengt
 of the file, opcode 0) is skipped up to the next chunk (:mod:`dmil_ros.bagio.mcap_layout`); a
 chunk cut short (a recorder killed mid-write) gives the messages of its readable head,
 compressed or not; the scan stops at the first record cut short with nothing after it.
+
+A chunk whose header is damaged keeps its messages where its compressed records can be located
+and checked (:meth:`McapSalvager._recover`): all or none, and an issue names the damage either
+way. A time range that does not cover the messages is named, the messages kept (it takes no
+part in decoding them); a CRC that does not match is never overruled.
 """
 
 from __future__ import annotations
@@ -28,12 +33,32 @@ import contextlib
 import mmap
 import struct
 from collections.abc import Collection, Iterator
-from operator import itemgetter
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from zlib import crc32  # releases the GIL on large buffers (the read-ahead thread)
 
-from dmil_ros.bagio.mcap_layout import MCAP_MAGIC, next_start
+from dmil_ros.bagio.mcap_layout import (
+    MCAP_MAGIC,
+    ChunkSpan,
+    LayoutError,
+    Summary,
+    TruncatedError,
+    check_mcap_records,
+    chunk_adds_up,
+    chunk_body,
+    chunk_contents,
+    chunk_messages,
+    chunk_span,
+    next_start,
+    plausible_chunk,
+    reason,
+    skip_note,
+    string_at,
+    summary_index,
+    take,
+    time_note,
+)
 from dmil_ros.bagio.records import RawMessage, ReadIssue
 
 zstandard: Any
@@ -44,32 +69,11 @@ except ImportError:  # pragma: no cover - exercised where zstandard is not insta
 
 _OP_HEADER, _OP_FOOTER, _OP_SCHEMA, _OP_CHANNEL, _OP_MESSAGE, _OP_CHUNK = 1, 2, 3, 4, 5, 6
 _OP_PARTIAL_CHUNK = 0x100  # internal: the readable head of a chunk cut short
+_OP_SKIPPED = 0x101  # internal: from a damaged top-level header to where the records go on
 _U16 = struct.Struct('<H')
-_U32 = struct.Struct('<I')
 _U64 = struct.Struct('<Q')
 _MSG_HEAD = struct.Struct('<HIQQ')  # channel id, sequence, log time, publish time
 _CHUNK_HEAD = struct.Struct('<QQQI')  # start, end, uncompressed size, crc
-
-
-class LayoutError(Exception):
-    """An MCAP file whose record layout rosbags must not be handed (internal)."""
-
-
-class _TruncatedError(Exception):
-    """A record runs past the end of the data (internal to the MCAP scanner)."""
-
-
-def _take(buf: memoryview, pos: int, size: int) -> tuple[memoryview, int]:
-    if pos + size > len(buf):
-        raise _TruncatedError
-    return buf[pos : pos + size], pos + size
-
-
-def _string(buf: memoryview, pos: int) -> tuple[str, int]:
-    raw, pos = _take(buf, pos, 4)
-    (size,) = _U32.unpack(raw)
-    raw, pos = _take(buf, pos, size)
-    return bytes(raw).decode('utf-8', 'replace'), pos
 
 
 MAX_CHUNK_BYTES = 256 << 20
@@ -130,57 +134,27 @@ def chunk_records(body: memoryview) -> bytes:
     A size or CRC mismatch raises ValueError; a body cut short, the scanner's truncation error.
     """
     _, _, usize, crc = _CHUNK_HEAD.unpack(body[: _CHUNK_HEAD.size])
-    compression, pos = _string(body, _CHUNK_HEAD.size)
-    raw, pos = _take(body, pos, 8)
+    compression, pos = string_at(body, _CHUNK_HEAD.size)
+    raw, pos = take(body, pos, 8)
     (csize,) = _U64.unpack(raw)
-    data, _ = _take(body, pos, csize)
-    inner = decompress_bounded(bytes(data), compression, usize)
-    if len(inner) != usize:
-        msg = f'chunk decompressed to {len(inner)} bytes, header says {usize}'
+    data, _ = take(body, pos, csize)
+    return _inflated(bytes(data), compression, usize, crc)
+
+
+def _inflated(data: bytes, compression: str, size: int, crc: int) -> bytes:
+    """``data`` inflated to exactly ``size`` bytes of the CRC ``crc`` (0: none), else
+    ValueError (a CRC mismatch: the data or the CRC is damaged, nothing tells which)."""
+    inner = decompress_bounded(data, compression, size)
+    if len(inner) != size:
+        msg = f'chunk decompressed to {len(inner)} bytes, header says {size}'
         raise ValueError(msg)
-    if crc and crc32(inner) != crc:
-        msg = 'chunk CRC mismatch'
+    if crc and (computed := crc32(inner)) != crc:
+        msg = f'chunk CRC mismatch (0x{computed:08x} computed, 0x{crc:08x} declared)'
         raise ValueError(msg)
     return inner
 
 
 _RECORD = struct.Struct('<BQ')  # opcode, body length
-
-
-def chunk_body(record: bytes) -> memoryview | None:
-    """The body of ``record`` when it is exactly one chunk record (opcode, length, body)."""
-    op, length = _RECORD.unpack_from(record)
-    if op != _OP_CHUNK or _RECORD.size + length != len(record):
-        return None
-    return memoryview(record)[_RECORD.size :]
-
-
-def chunk_messages(
-    inner: bytes, channels: dict[int, Any], start: int, end: int
-) -> list[tuple[int, Any, bytes]]:
-    """``(log time, connection, data)`` of a chunk's messages on ``channels``, by log time.
-
-    Stamps outside the chunk's ``[start, end]`` are left out, as rosbags does.
-    """
-    out: list[tuple[int, Any, bytes]] = []
-    pos, size = 0, len(inner)
-    while pos < size:
-        op, length = _RECORD.unpack_from(inner, pos)
-        pos += _RECORD.size
-        if pos + length > size:
-            msg = f'chunk record at {pos - _RECORD.size} overruns the chunk'
-            raise ValueError(msg)
-        if op == _OP_MESSAGE:
-            if length < _MSG_HEAD.size:
-                msg = f'message record at {pos - _RECORD.size} is {length} bytes long'
-                raise ValueError(msg)
-            channel, _, log_time, _ = _MSG_HEAD.unpack_from(inner, pos)
-            conn = channels.get(channel)
-            if conn is not None and start <= log_time <= end:
-                out.append((log_time, conn, inner[pos + _MSG_HEAD.size : pos + length]))
-        pos += length
-    out.sort(key=itemgetter(0))  # stable: storage order at equal stamps
-    return out
 
 
 def decompress_prefix(data: bytes, compression: str, size: int) -> bytes:
@@ -209,44 +183,6 @@ def bound_rosbags_decompression() -> None:
                 table[name] = lambda data, size, name=name: decompress_bounded(data, name, size)
 
 
-def check_mcap_records(path: Path) -> str | None:
-    """Why rosbags must not open ``path`` (None: the top-level record layout is sound).
-
-    rosbags allocates a record's length as read from the file (``read_sized``: a damaged length
-    of 2**62 means a MemoryError or gigabytes); so every top-level record (opcode u8, length u64)
-    is walked with seeks first and its length checked against the bytes left in the file, and the
-    footer's summary offsets must point at record starts. Cost: one 9-byte read per record.
-    """
-    size = path.stat().st_size
-    starts: set[int] = set()
-    with path.open('rb') as f:
-        if f.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
-            return 'not an MCAP file (bad magic)'
-        pos = len(MCAP_MAGIC)
-        while True:
-            head = f.read(9)
-            if len(head) < 9:
-                return f'record header at offset {pos} cut short: no footer'
-            op = head[0]
-            (length,) = _U64.unpack(head[1:])
-            if length > size - len(MCAP_MAGIC) - pos - 9:
-                return (
-                    f'record opcode 0x{op:02x} at offset {pos} claims {length} bytes, more than '
-                    f'the {size - len(MCAP_MAGIC) - pos - 9} left before the closing magic'
-                )
-            starts.add(pos)
-            if op == _OP_FOOTER:
-                if length < 16:
-                    return f'footer at offset {pos} too short ({length} bytes)'
-                summary, offsets = struct.unpack('<QQ', f.read(16))
-                for name, at in (('summary_start', summary), ('summary_offset_start', offsets)):
-                    if at and at not in starts:
-                        return f'footer {name} {at} is not a record start'
-                return None
-            pos += 9 + length
-            f.seek(pos)
-
-
 class McapSalvager:
     """Front-to-back scan of one (possibly damaged) MCAP file."""
 
@@ -258,6 +194,7 @@ class McapSalvager:
         self.channels: dict[int, tuple[str, str]] = {}  # id -> (topic, msgtype)
         self.unknown_channel = 0  # messages whose channel record was never read
         self._resumes: dict[int, tuple[int, str] | None] = {}  # damaged offset -> next start
+        self._buf = memoryview(b'')  # the file, while it is scanned
 
     def _issue(self, offset: int | None, message: str) -> None:
         self.issues.append(ReadIssue(str(self.path), offset, message))
@@ -266,7 +203,8 @@ class McapSalvager:
         self, buf: memoryview, pos: int, base: int, in_chunk: bool, *, report: bool = True
     ) -> Iterator[tuple[int, memoryview, int]]:
         """Yield ``(opcode, body, file_offset)`` until the data ends or is cut short (noted in
-        ``issues`` unless ``report`` is false)."""
+        ``issues`` unless ``report`` is false); a damaged top-level header, as ``_OP_SKIPPED``
+        with the bytes up to where the records go on (:meth:`_scan` reports it)."""
         note = self._issue if report else lambda offset, message: None
         end = len(buf)
         while pos < end:
@@ -277,16 +215,13 @@ class McapSalvager:
             op = buf[pos]
             (size,) = _U64.unpack(buf[pos + 1 : pos + 9])
             pos += 9
-            # opcode 0 is reserved: a zeroed header, whose length 0 would misalign what follows
-            if not in_chunk and (size > end - pos or op == 0):
+            # opcode 0 is reserved: a zeroed header, whose length 0 would misalign what follows;
+            # so would a chunk length its fields do not add up to
+            bad = op == 0 or (op == _OP_CHUNK and not chunk_adds_up(buf, start, size))
+            if not in_chunk and (size > end - pos or bad):
                 resume = self._resume(buf, base + start)
                 if resume is not None:
-                    note(
-                        base + start,
-                        f'record opcode 0x{op:02x} at offset {base + start} claims {size} bytes '
-                        f'({end - pos} left): bytes {base + start}-{resume[0]} skipped, read on '
-                        f'at the next chunk (found by {resume[1]})',
-                    )
+                    yield _OP_SKIPPED, buf[start : resume[0] - base], base + start
                     pos = resume[0] - base
                     continue
             if size > end - pos:
@@ -302,17 +237,24 @@ class McapSalvager:
             yield op, buf[pos : pos + size], base + start
             pos += size
 
+    @cached_property
+    def _index(self) -> Summary | None:
+        """The summary's chunk index (read when first needed; None: no usable one)."""
+        return summary_index(self._buf)
+
     def _resume(self, buf: memoryview, offset: int) -> tuple[int, str] | None:
         """Where the top-level records go on after the damaged header at ``offset`` (the
         declarations pass and the scan meet each damage: looked up once)."""
         if offset not in self._resumes:
-            self._resumes[offset] = next_start(buf, offset, MAX_CHUNK_BYTES)
+            self._resumes[offset] = next_start(buf, offset, MAX_CHUNK_BYTES, self._index)
         return self._resumes[offset]
 
-    def _message(self, body: memoryview) -> RawMessage | None:
+    def _message(self, body: memoryview, stamps: list[int] | None = None) -> RawMessage | None:
         if len(body) < _MSG_HEAD.size:
-            raise _TruncatedError
+            raise TruncatedError
         channel, _, log_time, _ = _MSG_HEAD.unpack(body[: _MSG_HEAD.size])
+        if stamps is not None:
+            stamps.append(log_time)
         entry = self.channels.get(channel)
         if entry is None:
             self.unknown_channel += 1
@@ -325,23 +267,92 @@ class McapSalvager:
     def _meta(self, op: int, body: memoryview) -> None:
         if op == _OP_SCHEMA:
             (sid,) = _U16.unpack(body[:2])
-            name, _ = _string(body, 2)
+            name, _ = string_at(body, 2)
             self.schemas[sid] = name
         elif op == _OP_CHANNEL:
             cid, sid = struct.unpack('<HH', body[:4])
-            topic, _ = _string(body, 4)
+            topic, _ = string_at(body, 4)
             self.channels[cid] = (topic, self.schemas.get(sid, ''))
 
     def _chunk(self, body: memoryview, offset: int) -> list[RawMessage]:
-        return self._chunk_messages(memoryview(chunk_records(body)), offset)
+        """A chunk record's messages. Where its fields do not decode (a damaged size,
+        compression or CRC field, or damaged data), the chunk's ChunkIndex record in the
+        summary, if any, has the last word (:meth:`_recover`)."""
+        try:
+            inner = chunk_records(body)
+        except Exception as exc:
+            if self._index is None or offset not in self._index.chunks:
+                raise
+            damage = f'record opcode 0x{_OP_CHUNK:02x} at offset {offset}: {reason(exc)}'
+            return self._recover(offset, None, damage)
+        stamps: list[int] = []
+        out = self._chunk_messages(memoryview(inner), offset, stamps)
+        index = self._index
+        note = time_note(offset, body, stamps, index.chunks.get(offset) if index else None)
+        if note is not None:  # kept: the range takes no part in decoding them
+            self._issue(offset, note)
+        return out
 
-    def _chunk_messages(self, records: memoryview, offset: int) -> list[RawMessage]:
+    def _recover(self, offset: int, limit: int | None, damage: str) -> list[RawMessage]:
+        """The messages of the chunk at ``offset``, whose header is damaged, all or none; one
+        issue names the ``damage`` and what became of them.
+
+        1. Locate its records (:func:`~dmil_ros.bagio.mcap_layout.chunk_span`): by its
+           ChunkIndex record, else by its own fields, up to ``limit``.
+        2. Inflate and read them (:meth:`_verified`).
+        """
+        span = chunk_span(self._buf, offset, self._index, limit, MAX_CHUNK_BYTES)
+        if span is None:  # no chunk there, as far as can be told
+            self._issue(offset, damage)
+            return []
+        try:
+            if isinstance(span, str):
+                raise ValueError(span)
+            messages, count = self._verified(span)
+        except Exception as exc:
+            self._issue(offset, f'{damage}; the chunk there is not recovered: {reason(exc)}')
+            return []
+        crc = 'its CRC matches' if span.crc else 'no CRC to check'
+        self._issue(
+            offset,
+            f'{damage}; the chunk there is recovered: its {count} messages, located by '
+            f'{span.source} (bytes {span.begin}-{span.end}), inflate to the {span.size} bytes '
+            f'given, {crc}, and every record reads',
+        )
+        return messages
+
+    def _verified(self, span: ChunkSpan) -> tuple[list[RawMessage], int]:
+        """The messages (on ``topics``) of the chunk records ``span`` locates and how many it
+        holds; ValueError unless they inflate to the size given, match the header's CRC if it
+        is nonzero, and read as a chunk's (:func:`~dmil_ros.bagio.mcap_layout.chunk_contents`:
+        every message on a known channel, within the time range; declarations kept only then)."""
+        records = bytes(self._buf[span.begin : span.end])
+        inner = _inflated(records, span.compression, span.size, span.crc)
+        declared, found = chunk_contents(memoryview(inner), span.first, span.last, self.channels)
+        saved = dict(self.schemas), dict(self.channels)
+        try:
+            for op, body in declared:
+                self._meta(op, body)
+        except Exception:
+            self.schemas, self.channels = saved
+            raise
+        out = [
+            RawMessage(*self.channels[channel], stamp, bytes(data))
+            for channel, stamp, data in found
+            if self.topics is None or self.channels[channel][0] in self.topics
+        ]
+        out.sort(key=lambda m: m.timestamp)
+        return out, len(found)
+
+    def _chunk_messages(
+        self, records: memoryview, offset: int, stamps: list[int] | None = None
+    ) -> list[RawMessage]:
         """The readable messages of a chunk's records, in log-time order (schemas and channels
-        met on the way are registered)."""
+        met on the way are registered; every message's log time appended to ``stamps``)."""
         out = []
         for op, rec, _ in self._records(records, 0, offset, in_chunk=True):
             if op == _OP_MESSAGE:
-                message = self._message(rec)
+                message = self._message(rec, stamps)
                 if message is not None:
                     out.append(message)
             else:
@@ -356,8 +367,8 @@ class McapSalvager:
         block, so a stream cut short still gives its complete blocks); the records are then read
         up to the first one cut short. No CRC can be checked: it covers the whole chunk.
         """
-        _, _, usize, _ = _CHUNK_HEAD.unpack(bytes(_take(body, 0, _CHUNK_HEAD.size)[0]))
-        compression, pos = _string(body, _CHUNK_HEAD.size)
+        _, _, usize, _ = _CHUNK_HEAD.unpack(bytes(take(body, 0, _CHUNK_HEAD.size)[0]))
+        compression, pos = string_at(body, _CHUNK_HEAD.size)
         pos += 8  # the compressed size: the stream runs to the end of what is left
         if not compression:
             return self._chunk_messages(body[pos:], offset)
@@ -377,8 +388,10 @@ class McapSalvager:
             # mapped, not read: a multi-GB bag whose recorder died costs page cache, not memory
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            yield from self._scan(memoryview(mapped))
+            self._buf = memoryview(mapped)
+            yield from self._scan(self._buf)
         finally:
+            self._buf = memoryview(b'')
             if self.unknown_channel:
                 self._issue(
                     None,
@@ -393,8 +406,10 @@ class McapSalvager:
         end repeats every one), so a damaged chunk that held a channel's first declaration
         costs that chunk's messages only, not every later message of the channel."""
         # the scan that follows reports every damaged record, these ones included
-        for op, body, _ in self._records(buf, len(MCAP_MAGIC), 0, in_chunk=False, report=False):
-            if op in (_OP_SCHEMA, _OP_CHANNEL):
+        for op, body, at in self._records(buf, len(MCAP_MAGIC), 0, in_chunk=False, report=False):
+            if op in (_OP_SCHEMA, _OP_CHANNEL) and not plausible_chunk(
+                buf, at, MAX_CHUNK_BYTES, opcode=False
+            ):  # not a chunk whose opcode is damaged
                 with contextlib.suppress(Exception):
                     self._meta(op, body)
 
@@ -404,8 +419,17 @@ class McapSalvager:
             try:
                 if op == _OP_CHUNK:
                     yield from self._chunk(body, offset)
+                elif op == _OP_SKIPPED:  # the chunk there may be read yet
+                    limit, how = self._resumes.get(offset) or (offset + len(body), '')
+                    yield from self._recover(offset, limit, skip_note(buf, offset, limit, how))
                 elif op == _OP_PARTIAL_CHUNK:
                     yield from self._partial_chunk(body, offset)
+                elif plausible_chunk(buf, offset, MAX_CHUNK_BYTES, opcode=False):
+                    damage = (
+                        f'record opcode 0x{op:02x} at offset {offset} has the fields of a chunk '
+                        'that add up to its length: its opcode is damaged'
+                    )
+                    yield from self._recover(offset, offset + _RECORD.size + len(body), damage)
                 elif op == _OP_MESSAGE:
                     message = self._message(body)
                     if message is not None:
@@ -415,10 +439,7 @@ class McapSalvager:
                 else:
                     self._meta(op, body)
             except Exception as exc:  # noqa: PERF203 - one bad record, whatever the cause
-                text = str(exc) or 'record cut short'
-                if not isinstance(exc, _TruncatedError | ValueError):
-                    text = f'{type(exc).__name__}: {text}'  # e.g. ZstdError from a corrupt chunk
-                self._issue(offset, f'record opcode 0x{op:02x} skipped: {text}')
+                self._issue(offset, f'record opcode 0x{op:02x} skipped: {reason(exc)}')
 
 
 __all__ = [

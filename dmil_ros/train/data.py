@@ -141,7 +141,7 @@ def discretise_twist(linear_x: float, angular_z: float, cfg: DataConfig) -> int:
 # message types (bagio/, plus the shipped .msg texts, hashed in code_fingerprint)
 _FINGERPRINTED = ('runtime/preprocess.py', 'runtime/decode.py', 'runtime/pairing.py',
                   'runtime/faults.py', 'train/data.py', 'scenes.py', 'actions.py',
-                  'bagio/typestore.py', 'bagio/reader.py', 'bagio/mcap.py',
+                  'bagio/typestore.py', 'bagio/reader.py', 'bagio/mcap.py', 'bagio/mcap_layout.py',
                   'bagio/prefetch.py', 'bagio/records.py', 'bagio/sqlite_salvage.py')  # fmt: skip
 
 

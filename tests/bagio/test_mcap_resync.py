@@ -16,7 +16,9 @@
 
 Zeroed or bit-flipped bytes in one chunk's 9-byte header (opcode, length) hid where the next
 record starts, and the salvage stopped there: 32 of 300 frames were kept of a bag whose
-summary, and so rosbags' own indexed read, was intact.
+summary, and so rosbags' own indexed read, was intact. The damaged chunk's own records are
+spoiled here too (its zstd frame magic), so that it cannot be recovered
+(test_mcap_chunk_recovery.py): what is tested is the read of the chunks after it.
 """
 
 from __future__ import annotations
@@ -68,6 +70,12 @@ def without_chunk(rows: list[Row], chunk: tuple) -> list[Row]:
     return [r for r in rows if not chunk[1] <= r[0] <= chunk[2]]
 
 
+def spoil_records(raw: bytearray, at: int) -> None:
+    """The zstd frame magic of the chunk at ``at`` damaged: its records cannot be recovered."""
+    assert raw[at + 9 + 32 : at + 9 + 36] == b'zstd'
+    raw[at + 9 + 44] ^= 0xFF  # after the name, the compressed size: the frame's first byte
+
+
 @pytest.mark.parametrize('summary', [True, False])
 def test_a_zeroed_chunk_header_costs_that_chunk_only(
     recorded: tuple[bytes, list[Row], list[tuple]], tmp_path: Path, summary: bool
@@ -78,6 +86,7 @@ def test_a_zeroed_chunk_header_costs_that_chunk_only(
     raw = bytearray(data)
     at = chunks[1][0]
     raw[at : at + 9] = bytes(9)
+    spoil_records(raw, at)
     if not summary:
         (summary_start,) = struct.unpack_from('<Q', data, len(data) - 8 - 20)
         raw = raw[:summary_start]
@@ -90,6 +99,7 @@ def test_a_zeroed_chunk_header_costs_that_chunk_only(
     assert skipped[0].offset == at
     assert f'bytes {at}-{chunks[2][0]} skipped' in skipped[0].message
     assert how in skipped[0].message
+    assert 'the chunk there is not recovered: ZstdError' in skipped[0].message
 
 
 def test_a_flipped_length_bit_costs_that_chunk_only(
@@ -98,6 +108,7 @@ def test_a_flipped_length_bit_costs_that_chunk_only(
     data, rows, chunks = recorded
     raw = bytearray(data)
     raw[chunks[2][0] + 8] ^= 0x10  # the length's top byte: far past the end of the file
+    spoil_records(raw, chunks[2][0])
     got, reader = read(tmp_path / 'bag.mcap', bytes(raw))
     assert got == without_chunk(rows, chunks[2])
     assert any(i.offset == chunks[2][0] for i in reader.issues)
@@ -111,6 +122,7 @@ def test_damage_in_the_last_chunk_still_reads_the_summary_declarations(
     data, rows, chunks = recorded
     raw = bytearray(data)
     raw[chunks[-1][0] : chunks[-1][0] + 9] = bytes(9)
+    spoil_records(raw, chunks[-1][0])
     got, reader = read(tmp_path / 'bag.mcap', bytes(raw))
     assert got == without_chunk(rows, chunks[-1])
     assert any('found by the summary section' in i.message for i in reader.issues)
