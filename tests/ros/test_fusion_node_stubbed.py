@@ -29,15 +29,9 @@ from typing import Any, ClassVar
 
 import pytest
 
+from tests.ros.stubs import message_module
 from tests.runtime.contract_models import build_model
 from tests.runtime.messages import flat_image, vlp16
-
-
-class Msg:
-    """A message stand-in: keyword fields become attributes."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.__dict__.update(kwargs)
 
 
 class FakePub:
@@ -136,13 +130,6 @@ class FakeNode:
 
     def destroy_node(self) -> None:
         self.destroyed.append(self.name)
-
-
-def message_module(*names: str) -> types.ModuleType:
-    mod = types.ModuleType('msg')
-    for n in names:
-        setattr(mod, n, type(n, (Msg,), {}))
-    return mod
 
 
 @pytest.fixture

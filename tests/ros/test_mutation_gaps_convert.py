@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,30 +29,17 @@ import numpy as np
 import pytest
 
 from dmil_ros.bagio import typestore
-
-
-class Msg:
-    """A message stand-in: keyword fields become attributes."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.__dict__.update(kwargs)
-
-
-def _module(*names: str) -> types.ModuleType:
-    mod = types.ModuleType('msg')
-    for n in names:
-        setattr(mod, n, type(n, (Msg,), {}))
-    return mod
+from tests.ros.stubs import message_module
 
 
 @pytest.fixture
 def convert(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     modules = {
-        'builtin_interfaces.msg': _module('Time'),
-        'diagnostic_msgs.msg': _module('DiagnosticArray', 'DiagnosticStatus', 'KeyValue'),
-        'geometry_msgs.msg': _module('Twist', 'TwistStamped', 'Vector3'),
-        'sensor_msgs.msg': _module('JointState'),
-        'std_msgs.msg': _module('Header'),
+        'builtin_interfaces.msg': message_module('Time'),
+        'diagnostic_msgs.msg': message_module('DiagnosticArray', 'DiagnosticStatus', 'KeyValue'),
+        'geometry_msgs.msg': message_module('Twist', 'TwistStamped', 'Vector3'),
+        'sensor_msgs.msg': message_module('JointState'),
+        'std_msgs.msg': message_module('Header'),
     }
     for name, mod in modules.items():
         monkeypatch.setitem(sys.modules, name, mod)
