@@ -93,12 +93,12 @@ def _node(context: LaunchContext, *args: object, **kwargs: object) -> list[Node]
     if not Path(params_file).is_file():  # launch_ros would only warn, then run on defaults
         msg = f'params_file {params_file!r}: no such file'
         raise RuntimeError(msg)
-    _topic_argument(context, 'diagnostics_topic')
+    diagnostics = _topic_argument(context, 'diagnostics_topic')
     cmd_vel = _topic_argument(context, 'cmd_vel_topic', private=True)
     # the node publishes on the absolute /diagnostics: a rule for the relative 'diagnostics'
     # would expand to /<namespace>/diagnostics and never match
     remappings = []
-    if LaunchConfiguration('diagnostics_topic').perform(context) != '/diagnostics':
+    if diagnostics != '/diagnostics':
         remappings.append(('/diagnostics', LaunchConfiguration('diagnostics_topic')))
     if cmd_vel != '~/cmd_vel':  # the Twist output (publish_cmd_vel), where a base listens
         remappings.append(('~/cmd_vel', cmd_vel))

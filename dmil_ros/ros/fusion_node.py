@@ -131,7 +131,6 @@ class FusionNode(Node):  # type: ignore[misc]
         model = settings.load_model()
         self.pipeline = FusionPipeline(model, settings.pipeline)
         self.builder = OutputBuilder(settings.twists, stamped=settings.cmd_vel_stamped)
-        self._types = self.builder.topics()  # topic -> message type (cmd_vel: Twist[Stamped])
         cfg = settings.pipeline
         self.inbox = Inbox(cfg.queue_size, cfg.silence_timeout)
         planar = planar_warning(cfg.lidar_topic, model.spec.beams)
@@ -146,7 +145,8 @@ class FusionNode(Node):  # type: ignore[misc]
 
         # publishers: every output the model can fill
         self._pubs: dict[str, Any] = {}
-        for topic, msgtype in self._types.items():
+        self._convert: dict[str, Any] = {}  # topic -> rosbags-to-rclpy converter
+        for topic, msgtype in self.builder.topics().items():
             if topic == '~/gates' and not model.has('gates'):
                 continue
             if topic in ('~/interactions', '~/synergy_alert') and self.pipeline.pid_source is None:
@@ -154,6 +154,7 @@ class FusionNode(Node):  # type: ignore[misc]
             if topic == CMD_VEL and settings.twists is None:
                 continue
             self._pubs[topic] = self.create_publisher(CONVERTERS[msgtype][0], topic, 10)
+            self._convert[topic] = CONVERTERS[msgtype][1]
 
         # intake: cheap callbacks that only queue the message
         self._stopping = threading.Event()
@@ -267,23 +268,29 @@ class FusionNode(Node):  # type: ignore[misc]
 
     def _publish(self, result: FrameResult) -> None:
         for topic, msg in self.builder.frame(result):
-            pub = self._pubs.get(topic)
-            if pub is None:
+            if topic not in self._pubs:
                 continue
             if topic == CMD_VEL:
                 with self._command_lock:
-                    pub.publish(CONVERTERS[self._types[topic]][1](msg))
+                    self._emit(topic, msg)
                     self._command.sent(msg, time.monotonic())
             else:
-                pub.publish(CONVERTERS[self._types[topic]][1](msg))
+                self._emit(topic, msg)
+
+    def _emit(self, topic: str, msg: Any) -> None:
+        """Publish a core (rosbags) message as its rclpy twin."""
+        self._pubs[topic].publish(self._convert[topic](msg))
+
+    def _now_header(self, frame_id: str = '') -> Header:
+        """A header stamped now on the node's clock."""
+        now = self.get_clock().now().to_msg()
+        return Header(int(now.sec), int(now.nanosec), frame_id)
 
     def _send_zero_command(self) -> None:
         """Publish one zero velocity command (the caller holds ``_command_lock``)."""
         # stamped: now on the node's clock, in the frame of the last command
-        now = self.get_clock().now().to_msg()
-        header = Header(int(now.sec), int(now.nanosec), self._command.frame_id)
-        zero = self.builder.twist(0.0, 0.0, header)
-        self._pubs[CMD_VEL].publish(CONVERTERS[self._types[CMD_VEL]][1](zero))
+        zero = self.builder.twist(0.0, 0.0, self._now_header(self._command.frame_id))
+        self._emit(CMD_VEL, zero)
         self._command.sent(zero, time.monotonic())
 
     def _stop_stale_command(self) -> None:
@@ -309,10 +316,7 @@ class FusionNode(Node):  # type: ignore[misc]
                 return
             try:
                 statuses = self.tracker.report(time.monotonic())
-                now = self.get_clock().now().to_msg()
-                header = Header(int(now.sec), int(now.nanosec), '')
-                msg = self.builder.diagnostics(header, statuses)
-                self._pubs[DIAGNOSTICS].publish(CONVERTERS[self._types[DIAGNOSTICS]][1](msg))
+                self._emit(DIAGNOSTICS, self.builder.diagnostics(self._now_header(), statuses))
             except Exception as exc:
                 if not self._context_ok():
                     return  # the context was shut down under us (Ctrl-C on Humble)

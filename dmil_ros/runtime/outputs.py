@@ -126,8 +126,7 @@ def resolve(name: str, namespace: str = '', node: str = NODE_NAME) -> str:
 def node_fqn(namespace: str = '', node: str = NODE_NAME) -> str:
     """The node's fully qualified name, as rclpy's ``Node.get_fully_qualified_name()``:
     ``/fusion_node`` in the root namespace, ``/robot1/fusion_node`` in ``robot1``."""
-    ns = namespace.strip('/')
-    return f'/{ns}/{node}' if ns else f'/{node}'
+    return resolve('~', namespace, node)
 
 
 @dataclass(frozen=True)

@@ -34,13 +34,13 @@ from typing import Any, Final
 from dmil_ros.runtime.errors import RuntimeConfigError
 from dmil_ros.runtime.model import PID_SOURCES, PROVIDERS, FusionModel
 from dmil_ros.runtime.monitor import MonitorConfig
-from dmil_ros.runtime.outputs import Twists, check_namespace, resolve
+from dmil_ros.runtime.outputs import NODE_NAME, Twists, check_namespace, resolve
 from dmil_ros.runtime.pipeline import PipelineConfig
 from dmil_ros.runtime.rcl_yaml import load_tree
 
 MODEL_FILE: Final = 'dmil_hallway.onnx'
 MAX_TIMER_SECONDS: Final = 9.2e9  # rcl timers count int64 nanoseconds (2**63 ns = 9.22e9 s)
-NODE: Final = 'fusion_node'
+NODE: Final = NODE_NAME
 
 
 @dataclass(frozen=True)
