@@ -53,7 +53,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from dmil_ros.pid.checks import check_seed, count, in_range
-from dmil_ros.pid.discriminators import train_classifier
+from dmil_ros.pid.discriminators import seeded_init, train_classifier
 from dmil_ros.pid.errors import PIDInputError
 from dmil_ros.pid.lsmi import LSMIConfig, check_inputs, check_widths, class_count, external_probs
 
@@ -303,10 +303,7 @@ class BATCH:
             self.mean = (f1.mean(0), f2.mean(0))
             self.std = (f1.std(0) + 1e-9, f2.std(0) + 1e-9)
             x1, x2 = self._norm(f1, 0), self._norm(f2, 1)
-            # initialised from torch's global generator, seeded for this call only: the
-            # caller's random stream is left as it was (review 22b #4)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed)
+            with seeded_init(self.seed):
                 enc = (
                     _Encoder(f1.shape[1], self.hidden, c, self.embed_dim),
                     _Encoder(f2.shape[1], self.hidden, c, self.embed_dim),

@@ -366,12 +366,13 @@ class BROJALocal:
         from sklearn.cluster import KMeans
 
         mean = f.mean(0)
-        std = f.std(0) + 1e-9
+        raw_std = f.std(0)
+        std = raw_std + 1e-9
         # assign() maps f w + b in float32 (as the exported module): an offset of many spreads
         # cancels there (epoch seconds 1.7e9 over a 60 s step took U1 from 1 to 0.09 bit when
         # the fit's histogram was built that way, review 22b #5). The fit assigns in float64;
         # assign() warns. Constant columns (no spread) are harmless: their z is one value.
-        spread = f.std(0) > 0
+        spread = raw_std > 0
         offsets = np.abs(mean[spread]) / std[spread]
         self._offsets[name] = float(offsets.max()) if offsets.size else 0.0
         w = np.diag(1.0 / std)

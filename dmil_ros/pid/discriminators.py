@@ -21,6 +21,8 @@ always supply the model's own heads, so they run without torch).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -29,7 +31,16 @@ from torch import nn
 
 from dmil_ros.pid.modules import evaluate_chunked
 
-__all__ = ['discriminator_log_probs', 'train_classifier']
+__all__ = ['discriminator_log_probs', 'seeded_init', 'train_classifier']
+
+
+@contextmanager
+def seeded_init(seed: int) -> Iterator[None]:
+    """Layers built inside initialise from torch's global generator seeded with ``seed``, for
+    this block only: the caller's random stream is left as it was (review 22b #4)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def train_classifier(
@@ -57,10 +68,7 @@ def train_classifier(
     gen = torch.Generator().manual_seed(seed)
     mean = xs.mean(0)
     std = xs.std(0) + 1e-6
-    # the layers initialise from torch's global generator: seeded for this call only, so the
-    # caller's random stream is left as it was (review 22b #4)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed):
         norm = nn.Linear(xs.shape[1], xs.shape[1])
         net = nn.Sequential(
             norm,

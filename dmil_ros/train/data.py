@@ -193,9 +193,9 @@ def read_bag(
     from dmil_ros.runtime.pairing import ApproxTimePairer
 
     stats = BagStats(str(bag))
-    label_topic = cfg.action_topic if cfg.label_source == 'action' else cfg.cmd_vel_topic
-    wanted = [cfg.camera_topic, cfg.lidar_topic, label_topic, cfg.ground_truth_topic,
-              cfg.lidar_truth_topic]  # fmt: skip
+    needed = list(input_topics(cfg).values())  # camera, LiDAR, label
+    label_topic = needed[2]
+    wanted = [*needed, cfg.ground_truth_topic, cfg.lidar_truth_topic]
     pairer: ApproxTimePairer[tuple[int, np.ndarray[Any, Any]], np.ndarray[Any, Any]]
     pairer = ApproxTimePairer(slop=cfg.slop, queue_size=256)
     pairs: list[Any] = []
@@ -254,7 +254,7 @@ def read_bag(
     if reader.issues:
         stats.error = f'bag {str(bag)!r}: ' + '; '.join(i.message for i in reader.issues)
         logger.error('%s (kept what was readable)', stats.error)
-    for topic in (cfg.camera_topic, cfg.lidar_topic, label_topic):
+    for topic in needed:
         if not seen[topic]:
             msg = f'bag {str(bag)!r}: no readable message on topic {topic!r}'
             raise DataError(msg)
