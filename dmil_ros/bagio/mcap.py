@@ -217,8 +217,11 @@ class McapSalvager:
             pos += 9
             # opcode 0 is reserved: a zeroed header, whose length 0 would misalign what follows;
             # so would a chunk length its fields do not add up to
-            bad = op == 0 or (op == _OP_CHUNK and not chunk_adds_up(buf, start, size))
-            if not in_chunk and (size > end - pos or bad):
+            if not in_chunk and (
+                size > end - pos
+                or op == 0
+                or (op == _OP_CHUNK and not chunk_adds_up(buf, start, size))
+            ):
                 resume = self._resume(buf, base + start)
                 if resume is not None:
                     yield _OP_SKIPPED, buf[start : resume[0] - base], base + start
@@ -420,7 +423,8 @@ class McapSalvager:
                 if op == _OP_CHUNK:
                     yield from self._chunk(body, offset)
                 elif op == _OP_SKIPPED:  # the chunk there may be read yet
-                    limit, how = self._resumes.get(offset) or (offset + len(body), '')
+                    resumed = self._resumes[offset]  # where _records resumed after it
+                    limit, how = resumed if resumed is not None else (offset + len(body), '')
                     yield from self._recover(offset, limit, skip_note(buf, offset, limit, how))
                 elif op == _OP_PARTIAL_CHUNK:
                     yield from self._partial_chunk(body, offset)

@@ -203,7 +203,7 @@ class RobustReader:
             msg = f'bag {str(self.path)!r} does not exist'
             raise BagReadError(msg)
         self.topics = list(topics) if topics is not None else None
-        self.store = store if store is not None else default_typestore()
+        self._store = store  # the default built on first use: listing a bag needs none
         self.issues: list[ReadIssue] = []
         self.skipped: Counter[str] = Counter()
         self.mode: Literal['indexed', 'salvage'] = 'indexed'
@@ -215,6 +215,13 @@ class RobustReader:
         except OSError as exc:  # a folder that cannot be listed: named, like an unreadable file
             msg = f'bag {str(self.path)!r}: cannot be listed: {exc.strerror or exc}'
             raise BagReadError(msg) from exc
+
+    @property
+    def store(self) -> Typestore:
+        """The typestore messages are decoded with (the pinned default unless one was given)."""
+        if self._store is None:
+            self._store = default_typestore()
+        return self._store
 
     @property
     def complete(self) -> bool:
